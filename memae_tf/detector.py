@@ -1,0 +1,390 @@
+"""The user-facing anomaly detector: fit / score / threshold / predict / save."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from memae_tf.models.presets import build_autoencoder, get_preset
+from memae_tf.scoring import ScoringGraph
+
+_METADATA_ENTRY = "memae_tf.json"
+_FORMAT_VERSION = 1
+
+
+def _as_json(value: Any) -> Any:
+    """Tuples → lists recursively, so that configs survive a JSON round trip."""
+    if isinstance(value, (tuple, list)):
+        return [_as_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items()}
+    return value
+
+
+class MemAE:
+    """Memory-augmented autoencoder anomaly detector (Gong et al., ICCV 2019).
+
+    Trains an autoencoder on normal data only; the anomaly score of a sample is
+    its mean squared reconstruction error (higher = more anomalous). With a
+    memory (`variant="memae"`), the latent code is rebuilt from a few learned
+    prototypes of normality, so anomalies reconstruct badly.
+
+    Fitted state follows scikit-learn / PyOD conventions: `threshold_` (set by
+    `infer_threshold` or `fit(..., contamination=...)`), `history_`.
+
+    Args:
+        model: A Keras autoencoder (inputs → reconstructions of the same shape),
+            or a config dict `{"preset": ..., "variant": ..., "overrides": {...}}`
+            as returned by `get_config()`.
+        input_range: `(low, high)` range the model expects. uint8 inputs are
+            scaled into it. Defaults to the preset's range, or (0, 1).
+        threshold: Optional decision threshold on scores.
+
+    Input shape:
+        `(n, *input_shape)`: `(n, H, W, C)` images (float in the input range, or
+        uint8), `(n, T, H, W, C)` clips, `(n, d)` tabular rows.
+
+    Example:
+
+    >>> detector = MemAE.from_preset("kdd", input_shape=(8,), units=(6, 3))
+    >>> x = np.random.rand(256, 8).astype("float32")
+    >>> _ = detector.fit(x, epochs=1, verbose=0)
+    >>> detector.score(x[:4]).shape
+    (4,)
+    """
+
+    def __init__(
+        self,
+        model: keras.Model | dict,
+        input_range: Sequence[float] | None = None,
+        threshold: float | None = None,
+    ) -> None:
+        self.config: dict[str, Any] | None = None
+        if isinstance(model, dict):
+            self.config = {
+                "preset": model.get("preset", "mnist"),
+                "variant": model.get("variant", "memae"),
+                "overrides": dict(model.get("overrides", {})),
+            }
+            if input_range is None:
+                input_range = get_preset(self.config["preset"]).input_range
+            model = build_autoencoder(
+                self.config["preset"], self.config["variant"], **self.config["overrides"]
+            )
+        if not isinstance(model, keras.Model):
+            raise TypeError(
+                "`model` must be a keras.Model or a config dict with a 'preset'. "
+                f"Received: {type(model).__name__}"
+            )
+        if tuple(model.input_shape) != tuple(model.output_shape):
+            raise ValueError(
+                "An autoencoder must map inputs to outputs of the same shape. Received a "
+                f"model with input_shape={model.input_shape} and output_shape={model.output_shape}"
+            )
+        low, high = (0.0, 1.0) if input_range is None else (float(v) for v in input_range)
+        if not low < high:
+            raise ValueError(f"`input_range` must satisfy low < high. Received: {input_range!r}")
+        self.model = model
+        self.input_range = (low, high)
+        self.input_shape: tuple[int, ...] = tuple(model.input_shape[1:])
+        self.threshold_: float | None = None if threshold is None else float(threshold)
+        self.history_: keras.callbacks.History | None = None
+        self._graph: ScoringGraph | None = None
+
+    @classmethod
+    def from_preset(cls, name: str, variant: str = "memae", **overrides: Any) -> MemAE:
+        """Builds a detector from a named preset.
+
+        Args:
+            name: `"mnist"`, `"cifar10"`, `"video"` or `"kdd"`.
+            variant: `"memae"`, `"memae-nonspar"` or `"ae"`.
+            **overrides: Builder arguments replacing the preset's, e.g.
+                `input_shape=(d,)`, `num_items`, `shrink_threshold`,
+                `entropy_weight`, `similarity`, `filters`, `units`.
+
+        Returns:
+            An unfitted `MemAE`.
+        """
+        return cls({"preset": name, "variant": variant, "overrides": overrides})
+
+    @property
+    def variant(self) -> str | None:
+        """The ablation variant for preset-built detectors, else None."""
+        return None if self.config is None else self.config["variant"]
+
+    def get_config(self) -> dict[str, Any] | None:
+        """The preset config this detector was built from (None for a custom model)."""
+        return None if self.config is None else _as_json(self.config)
+
+    # ------------------------------------------------------------------ inputs
+    def _prepare(self, x: Any, what: str = "x") -> np.ndarray:
+        """Validates a batch and converts it to float32 in the model's input range."""
+        if isinstance(x, tf.Tensor):
+            x = x.numpy()
+        x = np.asarray(x)
+        if x.dtype == np.uint8:
+            low, high = self.input_range
+            x = x.astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
+        elif not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise TypeError(
+                f"`{what}` must hold numbers (float, or uint8 images). Received dtype={x.dtype}"
+            )
+        expected = (None, *self.input_shape)
+        if self.input_shape[-1] == 1 and x.shape[1:] == self.input_shape[:-1] and x.ndim > 1:
+            x = x[..., None]  # grayscale images or clips given without a channel axis
+        if x.ndim != len(expected) or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"`{what}` must have shape {expected} (rank {len(expected)}). "
+                f"Received: shape={x.shape}"
+            )
+        if x.shape[0] == 0:
+            raise ValueError(f"`{what}` is empty: received 0 samples, expected at least 1.")
+        x = x.astype(np.float32, copy=False)
+        if not np.all(np.isfinite(x)):
+            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+            raise ValueError(f"`{what}` contains {bad} NaN or Inf values; clean them first.")
+        return x
+
+    def _dataset(self, data: Any, batch_size: int, shuffle: bool, seed: int | None):
+        """Turns numpy arrays or a `tf.data.Dataset` of inputs into `(x, x)` batches."""
+        if isinstance(data, tf.data.Dataset):
+            if isinstance(data.element_spec, tuple):
+                data = data.map(lambda x, *_: x)
+            if data.element_spec.dtype == tf.uint8:
+                low, high = self.input_range
+                data = data.map(lambda x: tf.cast(x, tf.float32) * ((high - low) / 255.0) + low)
+            else:
+                data = data.map(lambda x: tf.cast(x, tf.float32))
+            if data.element_spec.shape.rank == len(self.input_shape):
+                data = data.batch(batch_size)
+            return data.map(lambda x: (x, x)).prefetch(tf.data.AUTOTUNE)
+        x = self._prepare(data)
+        dataset = tf.data.Dataset.from_tensor_slices(x)
+        if shuffle:
+            dataset = dataset.shuffle(min(len(x), 10_000), seed=seed, reshuffle_each_iteration=True)
+        return dataset.batch(batch_size).map(lambda b: (b, b)).prefetch(tf.data.AUTOTUNE)
+
+    # ---------------------------------------------------------------- training
+    def fit(
+        self,
+        x: Any,
+        validation_data: Any = None,
+        epochs: int = 10,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+        contamination: float | None = None,
+        jit_compile: bool | str = "auto",
+        shuffle: bool = True,
+        seed: int | None = None,
+        verbose: int | str = "auto",
+    ) -> keras.callbacks.History:
+        """Trains the autoencoder on normal data only.
+
+        Loss: mean squared reconstruction error plus the memory's entropy loss;
+        optimiser: Adam.
+
+        Args:
+            x: Normal samples, a numpy array `(n, *input_shape)` or a
+                `tf.data.Dataset` yielding inputs (batched or not) or `(x, y)`.
+            validation_data: Optional normal samples in the same form, for the
+                validation loss.
+            epochs: Number of passes over `x`.
+            batch_size: Batch size (used when `x` is an array or an unbatched
+                dataset).
+            learning_rate: Adam learning rate.
+            callbacks: Keras callbacks.
+            contamination: If given, sets `threshold_` so that this share of the
+                training samples scores above it.
+            jit_compile: Compile the train step with XLA (`"auto"`: Keras' choice).
+            shuffle: Shuffle array inputs every epoch.
+            seed: Seed for the shuffling.
+            verbose: Keras verbosity (`"auto"`, 0, 1 or 2).
+
+        Returns:
+            The Keras `History` (also kept as `history_`).
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"`epochs` must be a positive integer. Received: epochs={epochs!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(
+                f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+            )
+        if not learning_rate > 0:
+            raise ValueError(
+                f"`learning_rate` must be positive. Received: learning_rate={learning_rate!r}"
+            )
+        train = self._dataset(x, batch_size, shuffle, seed)
+        val = None if validation_data is None else self._dataset(
+            validation_data, batch_size, False, None
+        )
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate), loss="mse", jit_compile=jit_compile
+        )
+        self.history_ = self.model.fit(
+            train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose,
+            shuffle=False,  # array inputs are shuffled by the tf.data pipeline
+        )
+        self._graph = None
+        if contamination is not None:
+            if isinstance(x, tf.data.Dataset):
+                raise ValueError(
+                    "`contamination` needs array inputs; call infer_threshold() on an array."
+                )
+            self.infer_threshold(x, contamination=contamination)
+        return self.history_
+
+    # ----------------------------------------------------------------- scoring
+    @property
+    def scoring_graph(self) -> ScoringGraph:
+        """The traced scoring functions (shared with the exported SavedModel)."""
+        if self._graph is None:
+            self._graph = ScoringGraph(self.model)
+        return self._graph
+
+    def _batches(self, x: Any, batch_size: int) -> Iterator[np.ndarray]:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(
+                f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+            )
+        x = self._prepare(x)
+        for start in range(0, len(x), batch_size):
+            yield x[start:start + batch_size]
+
+    def _collect(self, x: Any, batch_size: int, key: str) -> np.ndarray:
+        graph = self.scoring_graph
+        parts = [graph.outputs(tf.constant(batch))[key].numpy() for batch in self._batches(
+            x, batch_size)]
+        return np.concatenate(parts, axis=0)
+
+    def score(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """Anomaly scores: mean squared reconstruction error per sample.
+
+        Args:
+            x: Array `(n, *input_shape)` (uint8 images are scaled).
+            batch_size: Samples per forward pass.
+
+        Returns:
+            Float32 array `(n,)`; higher = more anomalous.
+        """
+        return self._collect(x, batch_size, "score")
+
+    decision_function = score
+
+    def score_map(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """Per-element squared reconstruction error (anomaly localisation).
+
+        Returns:
+            Float32 array shaped like the (prepared) input `(n, *input_shape)`.
+        """
+        return self._collect(x, batch_size, "score_map")
+
+    def reconstruct(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """Reconstructions of `x`, shape `(n, *input_shape)`, in the input range."""
+        return self._collect(x, batch_size, "reconstruction")
+
+    def memory_attention(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """Memory addressing weights ŵ of each latent position.
+
+        Returns:
+            Float32 array `(n, *latent_positions, num_items)`.
+
+        Raises:
+            ValueError: If the model has no memory (a plain AE).
+        """
+        attention = self.scoring_graph.attention
+        if attention is None:
+            raise ValueError("This model has no MemoryLayer, so it has no memory attention.")
+        return np.concatenate(
+            [attention(tf.constant(b)).numpy() for b in self._batches(x, batch_size)], axis=0
+        )
+
+    # -------------------------------------------------------------- threshold
+    def infer_threshold(
+        self,
+        x: Any,
+        fpr: float | None = None,
+        contamination: float | None = None,
+        batch_size: int = 256,
+    ) -> float:
+        """Sets `threshold_` from the scores of `x`, and returns it.
+
+        Give exactly one of:
+            fpr: `x` is normal data; the threshold is the `(1 - fpr)` quantile of
+                its scores, so about `fpr` of normal samples are flagged.
+            contamination: `x` contains this share of anomalies; the threshold
+                is the `(1 - contamination)` quantile of its scores.
+        With neither, `fpr=0.05`.
+        """
+        if fpr is not None and contamination is not None:
+            raise ValueError("Give `fpr` or `contamination`, not both.")
+        name, share = ("contamination", contamination) if contamination is not None else (
+            "fpr", 0.05 if fpr is None else fpr)
+        if not (isinstance(share, (int, float)) and 0.0 < share < 1.0):
+            raise ValueError(f"`{name}` must be a float in (0, 1). Received: {name}={share!r}")
+        scores = self.score(x, batch_size=batch_size)
+        self.threshold_ = float(np.quantile(scores, 1.0 - share))
+        return self.threshold_
+
+    def predict(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """Labels: 1 for samples scoring above `threshold_` (anomalies), else 0.
+
+        Raises:
+            RuntimeError: If no threshold was set (call `infer_threshold`).
+        """
+        if self.threshold_ is None:
+            raise RuntimeError(
+                "No threshold set: call infer_threshold(x_normal, fpr=...) or "
+                "fit(..., contamination=...) before predict()."
+            )
+        return (self.score(x, batch_size) > self.threshold_).astype(np.int64)
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Saves the detector as a `.keras` archive (model, preset, threshold).
+
+        The archive is a standard Keras file (`keras.saving.load_model` opens it
+        once `memae_tf` is imported) with one extra entry holding the detector's
+        metadata.
+
+        Returns:
+            The path written.
+        """
+        path = Path(path)
+        if path.suffix != ".keras":
+            raise ValueError(f"The path must end in '.keras'. Received: path={str(path)!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.model.save(path)
+        metadata = {
+            "format_version": _FORMAT_VERSION,
+            "config": self.get_config(),
+            "input_range": list(self.input_range),
+            "threshold": self.threshold_,
+        }
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr(_METADATA_ENTRY, json.dumps(metadata, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MemAE:
+        """Loads a detector saved with `save` (safe mode: no arbitrary code)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"No saved detector at {str(path)!r}.")
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            metadata = json.loads(archive.read(_METADATA_ENTRY)) if (
+                _METADATA_ENTRY in names) else {}
+        detector = cls(model, input_range=metadata.get("input_range"),
+                       threshold=metadata.get("threshold"))
+        detector.config = metadata.get("config")
+        return detector

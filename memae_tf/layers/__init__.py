@@ -1,0 +1,5 @@
+"""Keras layers of memae_tf."""
+
+from memae_tf.layers.memory import MemoryLayer
+
+__all__ = ["MemoryLayer"]

@@ -1,0 +1,205 @@
+"""The memory module of MemAE: attention-based addressing over learned prototypes."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+_EPSILON = 1e-12
+_SIMILARITIES = ("dot", "cosine")
+_SUPPORTED_RANKS = (2, 4, 5)
+
+
+@keras.saving.register_keras_serializable(package="memae_tf")
+class MemoryLayer(keras.layers.Layer):
+    """Memory module of MemAE: rebuilds each query from a few learned prototypes.
+
+    Every vector `z` along the last axis of the input is a query. It addresses a
+    memory `M` of `num_items` prototypes (shape `(num_items, C)`):
+
+    ```
+    w  = softmax(sim(z, M))                            # (num_items,)
+    ŵ  = relu(w - λ) * w / (|w - λ| + 1e-12)           # hard shrinkage
+    ŵ  = ŵ / max(||ŵ||_1, 1e-12)                       # L1 renormalisation
+    ẑ  = ŵ M
+    ```
+
+    `sim` is the dot product `z · Mᵀ` (`similarity="dot"`, the authors' released
+    code) or the cosine similarity (`similarity="cosine"`, the paper's equation;
+    its logits lie in [-1, 1], so the softmax is flatter). Shrinkage forces the
+    addressing to be sparse, so that an anomalous query is rebuilt from normal
+    prototypes and reconstructs badly. In training the layer adds the entropy
+    regulariser `entropy_weight * mean(Σ -ŵ log(ŵ + 1e-12))` (mean over all
+    addressed positions) with `add_loss`.
+
+    The addressing math runs in float32 even under a mixed-precision policy;
+    the output is cast back to the layer's compute dtype.
+
+    Args:
+        num_items: Positive integer, number of memory items N.
+        shrink_threshold: Shrinkage threshold λ. `None` (default) means
+            `1 / num_items`; the paper recommends λ in `[1/N, 3/N]`. `0` disables
+            shrinkage and the L1 renormalisation.
+        entropy_weight: Non-negative float, weight of the entropy loss on the
+            addressing weights (the paper's α, 2e-4 by default). `0` disables it.
+        similarity: `"dot"` or `"cosine"`.
+        return_attention: If True, the layer returns `(ẑ, ŵ)` instead of `ẑ`.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Input shape:
+        `(batch, C)`, `(batch, H, W, C)` or `(batch, T, H, W, C)`; C must be
+        known. Every vector along the last axis is addressed independently.
+
+    Output shape:
+        Same as the input. With `return_attention=True`, also the addressing
+        weights shaped `input_shape[:-1] + (num_items,)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = MemoryLayer(num_items=10)
+    >>> z = np.random.rand(4, 7, 7, 16).astype("float32")
+    >>> layer(z).shape
+    (4, 7, 7, 16)
+    >>> z_hat, w = MemoryLayer(10, return_attention=True)(z)
+    >>> w.shape
+    (4, 7, 7, 10)
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        shrink_threshold: float | None = None,
+        entropy_weight: float = 2e-4,
+        similarity: str = "dot",
+        return_attention: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(num_items, bool) or not isinstance(num_items, int) or num_items < 1:
+            raise ValueError(
+                "Received an invalid value for `num_items`, expected a positive "
+                f"integer. Received: num_items={num_items!r}"
+            )
+        if shrink_threshold is not None and not (
+            isinstance(shrink_threshold, (int, float))
+            and math.isfinite(shrink_threshold)
+            and 0.0 <= shrink_threshold < 1.0
+        ):
+            raise ValueError(
+                "Received an invalid value for `shrink_threshold`, expected None or a "
+                f"float in [0, 1). Received: shrink_threshold={shrink_threshold!r}"
+            )
+        if not (
+            isinstance(entropy_weight, (int, float))
+            and math.isfinite(entropy_weight)
+            and entropy_weight >= 0.0
+        ):
+            raise ValueError(
+                "Received an invalid value for `entropy_weight`, expected a "
+                f"non-negative float. Received: entropy_weight={entropy_weight!r}"
+            )
+        if similarity not in _SIMILARITIES:
+            raise ValueError(
+                f"Received an invalid value for `similarity`, expected one of "
+                f"{_SIMILARITIES}. Received: similarity={similarity!r}"
+            )
+        self.num_items = num_items
+        self.shrink_threshold = None if shrink_threshold is None else float(shrink_threshold)
+        self.entropy_weight = float(entropy_weight)
+        self.similarity = similarity
+        self.return_attention = bool(return_attention)
+
+    @property
+    def effective_shrink_threshold(self) -> float:
+        """The λ actually applied: `shrink_threshold`, or `1 / num_items` if None."""
+        if self.shrink_threshold is None:
+            return 1.0 / self.num_items
+        return self.shrink_threshold
+
+    def build(self, input_shape: tuple) -> None:
+        if len(input_shape) not in _SUPPORTED_RANKS:
+            raise ValueError(
+                "MemoryLayer expects inputs of rank 2 (batch, C), 4 (batch, H, W, C) "
+                f"or 5 (batch, T, H, W, C). Received: input_shape={tuple(input_shape)}"
+            )
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(
+                "The last axis of the MemoryLayer input must be defined. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        limit = 1.0 / math.sqrt(channels)
+        self.memory = self.add_weight(
+            name="memory",
+            shape=(self.num_items, channels),
+            initializer=keras.initializers.RandomUniform(-limit, limit),
+            dtype="float32",
+            autocast=False,
+        )
+
+    def addressing(self, inputs):
+        """Computes the (shrunk, renormalised) addressing weights ŵ.
+
+        Args:
+            inputs: Query tensor, shaped like the layer's input.
+
+        Returns:
+            Float32 tensor `inputs.shape[:-1] + (num_items,)`.
+        """
+        if not self.built:
+            self.build(tuple(inputs.shape))
+        queries = ops.reshape(ops.cast(inputs, "float32"), (-1, ops.shape(inputs)[-1]))
+        weights = self._address_flat(queries)
+        return ops.reshape(weights, (*ops.shape(inputs)[:-1], self.num_items))
+
+    def _address_flat(self, queries):
+        memory = ops.convert_to_tensor(self.memory)
+        if self.similarity == "cosine":
+            queries = queries / ops.maximum(ops.norm(queries, axis=-1, keepdims=True), _EPSILON)
+            memory = memory / ops.maximum(ops.norm(memory, axis=-1, keepdims=True), _EPSILON)
+        weights = ops.softmax(ops.matmul(queries, ops.transpose(memory)), axis=-1)
+        threshold = self.effective_shrink_threshold
+        if threshold > 0.0:
+            shifted = weights - threshold
+            weights = ops.relu(shifted) * weights / (ops.abs(shifted) + _EPSILON)
+            l1 = ops.sum(ops.abs(weights), axis=-1, keepdims=True)
+            weights = weights / ops.maximum(l1, _EPSILON)
+        return weights
+
+    def call(self, inputs, training=None):
+        channels = ops.shape(inputs)[-1]
+        queries = ops.reshape(ops.cast(inputs, "float32"), (-1, channels))
+        weights = self._address_flat(queries)
+        rebuilt = ops.matmul(weights, ops.convert_to_tensor(self.memory))
+        if training and self.entropy_weight > 0.0:
+            entropy = ops.sum(-weights * ops.log(weights + _EPSILON), axis=-1)
+            self.add_loss(self.entropy_weight * ops.mean(entropy))
+        outputs = ops.cast(ops.reshape(rebuilt, ops.shape(inputs)), self.compute_dtype)
+        if not self.return_attention:
+            return outputs
+        attention = ops.reshape(weights, (*ops.shape(inputs)[:-1], self.num_items))
+        return outputs, attention
+
+    def compute_output_shape(self, input_shape: tuple):
+        if not self.return_attention:
+            return tuple(input_shape)
+        return tuple(input_shape), (*tuple(input_shape)[:-1], self.num_items)
+
+    def compute_output_spec(self, inputs, training=None):
+        output = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
+        if not self.return_attention:
+            return output
+        return output, keras.KerasTensor((*inputs.shape[:-1], self.num_items), dtype="float32")
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "num_items": self.num_items,
+            "shrink_threshold": self.shrink_threshold,
+            "entropy_weight": self.entropy_weight,
+            "similarity": self.similarity,
+            "return_attention": self.return_attention,
+        }

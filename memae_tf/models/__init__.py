@@ -1,0 +1,18 @@
+"""Functional-API MemAE / AE builders and named presets."""
+
+from memae_tf.models.conv2d import build_conv2d_autoencoder
+from memae_tf.models.conv3d import build_conv3d_autoencoder
+from memae_tf.models.dense import build_dense_autoencoder
+from memae_tf.models.memory_block import VARIANTS
+from memae_tf.models.presets import PRESETS, Preset, build_autoencoder, get_preset
+
+__all__ = [
+    "PRESETS",
+    "VARIANTS",
+    "Preset",
+    "build_autoencoder",
+    "build_conv2d_autoencoder",
+    "build_conv3d_autoencoder",
+    "build_dense_autoencoder",
+    "get_preset",
+]

@@ -1,0 +1,108 @@
+"""Shared builder for the mirrored convolutional autoencoders (2D images, 3D clips)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from memae_tf.models.activations import activation_layer
+from memae_tf.models.memory_block import memory_bottleneck
+
+_BN_EPSILON = 1e-5
+_BN_MOMENTUM = 0.9
+def _per_layer(value, count: int, rank: int, what: str) -> list[tuple[int, ...]]:
+    """Expands an int, a tuple, or one entry per layer into `count` rank-tuples."""
+    if isinstance(value, int):
+        return [(value,) * rank] * count
+    values = list(value)
+    if len(values) == rank and all(isinstance(v, int) for v in values):
+        return [tuple(values)] * count
+    if len(values) != count:
+        raise ValueError(
+            f"`{what}` must be an int, a {rank}-tuple, or one entry per encoder layer "
+            f"({count}). Received: {what}={value!r}"
+        )
+    return [(v,) * rank if isinstance(v, int) else tuple(v) for v in values]
+
+
+def _output_padding(target: int, size: int, kernel: int, stride: int) -> int:
+    """Output padding that makes a 'same' transposed conv of `size` produce `target`."""
+    return target - ((size - 1) * stride + kernel - 2 * (kernel // 2))
+
+
+def build_conv_autoencoder(
+    rank: int,
+    input_shape: Sequence[int],
+    filters: Sequence[int],
+    kernel_sizes,
+    strides,
+    activation: str,
+    batch_norm: bool,
+    output_activation: str | None,
+    memory: str,
+    num_items: int,
+    shrink_threshold: float | None,
+    entropy_weight: float,
+    similarity: str,
+    name: str,
+) -> keras.Model:
+    """Builds a conv encoder, the memory bottleneck, and the mirrored decoder.
+
+    Each encoder block is Conv(k, s, 'same') → BN → activation. The decoder mirrors
+    it with transposed convolutions whose output padding restores the encoder's
+    spatial sizes exactly, ending in a transposed conv to the input channels with
+    `output_activation` (None = linear) and no normalisation.
+    """
+    conv = {2: keras.layers.Conv2D, 3: keras.layers.Conv3D}[rank]
+    deconv = {2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}[rank]
+    input_shape = tuple(input_shape)
+    if len(input_shape) != rank + 1 or any(int(d) < 1 for d in input_shape):
+        raise ValueError(
+            f"`input_shape` must be {rank + 1} positive integers (spatial dims then "
+            f"channels). Received: input_shape={input_shape!r}"
+        )
+    if not filters or any(int(f) < 1 for f in filters):
+        raise ValueError(
+            f"`filters` must be a non-empty sequence of positive integers. Received: {filters!r}"
+        )
+    count = len(filters)
+    kernels = _per_layer(kernel_sizes, count, rank, "kernel_sizes")
+    steps = _per_layer(strides, count, rank, "strides")
+
+    inputs = keras.Input(shape=input_shape, name="x")
+    x = inputs
+    sizes = [input_shape[:rank]]
+    for i, (units, kernel, stride) in enumerate(zip(filters, kernels, steps, strict=True)):
+        x = conv(units, kernel, strides=stride, padding="same", use_bias=not batch_norm,
+                 name=f"encoder_conv{i + 1}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(
+                epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=f"encoder_bn{i + 1}"
+            )(x)
+        x = activation_layer(activation, f"encoder_act{i + 1}")(x)
+        sizes.append(tuple(-(-s // t) for s, t in zip(sizes[-1], stride, strict=True)))
+
+    x = memory_bottleneck(x, memory, num_items, shrink_threshold, entropy_weight, similarity)
+
+    out_filters = [*reversed(filters[:-1]), input_shape[-1]]
+    for j in range(count):
+        i = count - 1 - j
+        last = j == count - 1
+        padding = tuple(
+            _output_padding(t, s, k, st)
+            for t, s, k, st in zip(sizes[i], sizes[i + 1], kernels[i], steps[i], strict=True)
+        )
+        x = deconv(
+            out_filters[j], kernels[i], strides=steps[i], padding="same",
+            output_padding=padding, use_bias=last or not batch_norm,
+            activation=output_activation if last else None, name="reconstruction" if last else f"decoder_deconv{j + 1}",
+            dtype="float32" if last else None,
+        )(x)
+        if not last:
+            if batch_norm:
+                x = keras.layers.BatchNormalization(
+                    epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=f"decoder_bn{j + 1}"
+                )(x)
+            x = activation_layer(activation, f"decoder_act{j + 1}")(x)
+    return keras.Model(inputs, x, name=name)

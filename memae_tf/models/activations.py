@@ -1,0 +1,19 @@
+"""Hidden activations shared by the autoencoder builders."""
+
+from __future__ import annotations
+
+import keras
+
+_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "elu")
+
+
+def activation_layer(name: str, prefix: str) -> keras.layers.Layer:
+    """Returns the hidden activation layer `name` (LeakyReLU uses slope 0.2)."""
+    if name not in _ACTIVATIONS:
+        raise ValueError(
+            f"Received an invalid value for `activation`, expected one of {_ACTIVATIONS}. "
+            f"Received: activation={name!r}"
+        )
+    if name == "leaky_relu":
+        return keras.layers.LeakyReLU(negative_slope=0.2, name=prefix)
+    return keras.layers.Activation(name, name=prefix)

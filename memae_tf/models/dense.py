@@ -1,0 +1,80 @@
+"""Dense MemAE for tabular and network data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from memae_tf.models.activations import activation_layer
+from memae_tf.models.memory_block import memory_bottleneck
+
+
+def build_dense_autoencoder(
+    input_shape: Sequence[int] = (120,),
+    units: Sequence[int] = (60, 30, 10, 3),
+    activation: str = "tanh",
+    output_activation: str | None = None,
+    memory: str = "memae",
+    num_items: int = 50,
+    shrink_threshold: float | None = None,
+    entropy_weight: float = 2e-4,
+    similarity: str = "dot",
+    name: str = "memae_dense",
+) -> keras.Model:
+    """Builds a fully connected (Mem)AE.
+
+    Encoder: `Dense(units[i]) → activation` for all but the last entry, then a
+    linear `Dense(units[-1])` code; the memory addresses the code vector; the
+    decoder mirrors the hidden layers and ends in a `Dense(d)` with
+    `output_activation`. The defaults are the KDDCUP network 120-60-30-10-3
+    (tanh) with a 50×3 memory.
+
+    Args:
+        input_shape: `(d,)`, the number of features.
+        units: Encoder layer widths, the last one being the code size.
+        activation: Hidden activation (`"tanh"`, `"relu"`, `"leaky_relu"`, `"elu"`).
+        output_activation: Activation of the reconstruction (None = linear).
+        memory: `"memae"`, `"memae-nonspar"` or `"ae"`.
+        num_items: Memory size N.
+        shrink_threshold: λ for `"memae"` (None = 1/N).
+        entropy_weight: Entropy loss weight for `"memae"`.
+        similarity: `"dot"` or `"cosine"` addressing.
+        name: Model name.
+
+    Input shape:
+        `(batch, d)`.
+
+    Output shape:
+        `(batch, d)`: the reconstruction.
+
+    Example:
+
+    >>> model = build_dense_autoencoder((36,), units=(16, 4), num_items=20)
+    >>> model.output_shape
+    (None, 36)
+    """
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 1 or int(input_shape[0]) < 1:
+        raise ValueError(
+            "`input_shape` of a dense autoencoder must be `(d,)` with d >= 1. "
+            f"Received: input_shape={input_shape!r}"
+        )
+    if not units or any(int(u) < 1 for u in units):
+        raise ValueError(
+            f"`units` must be a non-empty sequence of positive integers. Received: {units!r}"
+        )
+    inputs = keras.Input(shape=input_shape, name="x")
+    x = inputs
+    for i, width in enumerate(units):
+        x = keras.layers.Dense(width, name=f"encoder_dense{i + 1}")(x)
+        if i < len(units) - 1:
+            x = activation_layer(activation, f"encoder_act{i + 1}")(x)
+    x = memory_bottleneck(x, memory, num_items, shrink_threshold, entropy_weight, similarity)
+    for j, width in enumerate(reversed(units[:-1])):
+        x = keras.layers.Dense(width, name=f"decoder_dense{j + 1}")(x)
+        x = activation_layer(activation, f"decoder_act{j + 1}")(x)
+    outputs = keras.layers.Dense(
+        input_shape[0], activation=output_activation, name="reconstruction", dtype="float32"
+    )(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,97 @@
+"""TensorFlow compute behind scoring: one graph for in-process scoring and serving.
+
+The detector (`MemAE.score`) and the exported SavedModel signatures call the same
+functions defined here, so that a served score equals an in-process score.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from memae_tf.layers.memory import MemoryLayer
+
+
+def reconstruction_outputs(model: keras.Model, x: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Reconstructs `x` and measures the error, in inference mode.
+
+    Args:
+        model: Autoencoder mapping `(batch, *input_shape)` to the same shape.
+        x: Float32 batch in the model's input range.
+
+    Returns:
+        Dict with `reconstruction` (shape of `x`), `score_map` (squared error per
+        element, shape of `x`) and `score` (mean squared error per sample,
+        shape `(batch,)`, higher = more anomalous).
+    """
+    reconstruction = tf.cast(model(x, training=False), tf.float32)
+    score_map = tf.math.squared_difference(x, reconstruction)
+    axes = list(range(1, len(x.shape)))
+    return {
+        "reconstruction": reconstruction,
+        "score_map": score_map,
+        "score": tf.reduce_mean(score_map, axis=axes),
+    }
+
+
+def find_memory_layer(model: keras.Model) -> MemoryLayer | None:
+    """Returns the (first) `MemoryLayer` of `model`, searching nested models."""
+    for layer in model.layers:
+        if isinstance(layer, MemoryLayer):
+            return layer
+        if isinstance(layer, keras.Model):
+            found = find_memory_layer(layer)
+            if found is not None:
+                return found
+    return None
+
+
+def make_encoder(model: keras.Model) -> keras.Model | None:
+    """Returns the sub-model from `model`'s input to its memory layer's input.
+
+    None when the model has no `MemoryLayer` (a plain autoencoder). Only
+    functional models whose memory layer is a direct layer are supported.
+    """
+    memory = find_memory_layer(model)
+    if memory is None or memory not in model.layers:
+        return None
+    return keras.Model(model.inputs, memory.input, name=f"{model.name}_encoder")
+
+
+class ScoringGraph:
+    """Traced TensorFlow functions that score batches of a fixed input shape.
+
+    `outputs(x)` returns the dict of `reconstruction_outputs`; `attention(x)`
+    returns the memory addressing weights (None when the model has no memory).
+    Both are `tf.function`s with an explicit `[None, *input_shape]` float32
+    signature, so they trace once and can be exported as serving signatures.
+
+    Args:
+        model: The autoencoder.
+        jit_compile: Compile the functions with XLA.
+
+    Example:
+
+    >>> graph = ScoringGraph(model)                       # doctest: +SKIP
+    >>> graph.outputs(tf.zeros((2, 28, 28, 1)))["score"]  # doctest: +SKIP
+    """
+
+    def __init__(self, model: keras.Model, jit_compile: bool = False) -> None:
+        self.model = model
+        self.input_shape = tuple(model.input_shape[1:])
+        signature = [tf.TensorSpec((None, *self.input_shape), tf.float32, name="x")]
+        self.outputs = tf.function(
+            lambda x: reconstruction_outputs(model, x),
+            input_signature=signature,
+            jit_compile=jit_compile,
+        )
+        encoder = make_encoder(model)
+        self.memory_layer = find_memory_layer(model)
+        self.attention = None
+        if encoder is not None:
+            layer = self.memory_layer
+            self.attention = tf.function(
+                lambda x: layer.addressing(encoder(x, training=False)),
+                input_signature=signature,
+                jit_compile=jit_compile,
+            )

@@ -1,0 +1,154 @@
+"""The MemAE detector API: fit / score / threshold / predict / save / errors."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from memae_tf import MemAE
+
+TINY_DENSE = {"input_shape": (8,), "units": (6, 3), "num_items": 10}
+TINY_IMAGE = {"input_shape": (12, 12, 1), "filters": (4, 8), "kernel_sizes": 3, "num_items": 10}
+
+
+@pytest.fixture(scope="module")
+def normal_rows():
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(2, 8))
+    return (rng.normal(size=(600, 2)) @ basis * 0.1 + 0.5).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def fitted(normal_rows):
+    keras.utils.set_random_seed(0)
+    detector = MemAE.from_preset("kdd", **TINY_DENSE)
+    detector.fit(normal_rows, epochs=15, batch_size=32, verbose=0, seed=0)
+    return detector
+
+
+def test_training_reduces_the_loss(fitted):
+    loss = fitted.history_.history["loss"]
+    assert loss[-1] < 0.5 * loss[0]
+
+
+def test_score_is_the_mean_squared_reconstruction_error(fitted, normal_rows):
+    x = normal_rows[:50]
+    reconstruction = fitted.model(x, training=False).numpy()
+    expected = ((x.astype(np.float64) - reconstruction) ** 2).mean(axis=1)
+    np.testing.assert_allclose(fitted.score(x, batch_size=7), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(fitted.score_map(x), (x - reconstruction) ** 2, rtol=1e-5,
+                               atol=1e-7)
+    np.testing.assert_allclose(fitted.reconstruct(x), reconstruction, rtol=1e-5, atol=1e-7)
+
+
+def test_off_manifold_samples_score_higher(fitted, normal_rows):
+    rng = np.random.default_rng(5)
+    anomalies = rng.uniform(0, 1, size=(200, 8)).astype("float32")
+    assert np.median(fitted.score(anomalies)) > 3 * np.median(fitted.score(normal_rows[:200]))
+
+
+def test_infer_threshold_with_fpr_is_the_normal_score_quantile(fitted, normal_rows):
+    threshold = fitted.infer_threshold(normal_rows, fpr=0.1)
+    assert threshold == pytest.approx(np.quantile(fitted.score(normal_rows), 0.9))
+    assert fitted.threshold_ == threshold
+    flagged = fitted.predict(normal_rows)
+    assert set(np.unique(flagged)) <= {0, 1}
+    assert flagged.mean() == pytest.approx(0.1, abs=0.01)
+
+
+def test_infer_threshold_with_contamination(fitted, normal_rows):
+    threshold = fitted.infer_threshold(normal_rows, contamination=0.25)
+    assert threshold == pytest.approx(np.quantile(fitted.score(normal_rows), 0.75))
+    with pytest.raises(ValueError, match="not both"):
+        fitted.infer_threshold(normal_rows, fpr=0.1, contamination=0.1)
+    with pytest.raises(ValueError, match="fpr"):
+        fitted.infer_threshold(normal_rows, fpr=1.5)
+
+
+def test_predict_without_threshold_raises(normal_rows):
+    with pytest.raises(RuntimeError, match="infer_threshold"):
+        MemAE.from_preset("kdd", **TINY_DENSE).predict(normal_rows[:3])
+
+
+def test_fit_with_contamination_sets_threshold(normal_rows):
+    detector = MemAE.from_preset("kdd", variant="ae", **TINY_DENSE)
+    detector.fit(normal_rows[:128], epochs=1, verbose=0, contamination=0.2)
+    assert detector.threshold_ == pytest.approx(np.quantile(detector.score(normal_rows[:128]),
+                                                            0.8))
+
+
+def test_save_and_load_keep_model_threshold_and_preset(fitted, normal_rows, tmp_path):
+    fitted.infer_threshold(normal_rows, fpr=0.05)
+    path = fitted.save(tmp_path / "detector.keras")
+    loaded = MemAE.load(path)
+    np.testing.assert_array_equal(loaded.score(normal_rows), fitted.score(normal_rows))
+    assert loaded.threshold_ == fitted.threshold_
+    assert loaded.variant == "memae"
+    assert loaded.get_config() == fitted.get_config()
+    # A plain Keras user can open the same file.
+    plain = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(plain(normal_rows[:4]), fitted.reconstruct(normal_rows[:4]),
+                               rtol=1e-6)
+
+
+def test_save_requires_keras_suffix(fitted, tmp_path):
+    with pytest.raises(ValueError, match=".keras"):
+        fitted.save(tmp_path / "detector.h5")
+
+
+def test_uint8_images_are_scaled_and_channel_axis_added():
+    detector = MemAE.from_preset("mnist", **TINY_IMAGE)
+    pixels = np.random.default_rng(1).integers(0, 256, size=(5, 12, 12), dtype=np.uint8)
+    as_float = pixels[..., None].astype("float32") / 255.0
+    np.testing.assert_allclose(detector.score(pixels), detector.score(as_float), rtol=1e-6)
+
+
+def test_fit_accepts_tf_data(normal_rows):
+    detector = MemAE.from_preset("kdd", variant="memae-nonspar", **TINY_DENSE)
+    dataset = tf.data.Dataset.from_tensor_slices((normal_rows, np.zeros(len(normal_rows))))
+    history = detector.fit(dataset, epochs=1, batch_size=50, verbose=0)
+    assert len(history.history["loss"]) == 1
+
+
+def test_memory_attention_rows_are_sparse_distributions(fitted, normal_rows):
+    attention = fitted.memory_attention(normal_rows[:20])
+    assert attention.shape == (20, 10)
+    np.testing.assert_allclose(attention.sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="no MemoryLayer"):
+        MemAE.from_preset("kdd", variant="ae", **TINY_DENSE).memory_attention(normal_rows[:2])
+
+
+def test_custom_keras_model_is_accepted():
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(4)(keras.layers.Dense(2)(inputs))
+    detector = MemAE(keras.Model(inputs, outputs))
+    assert detector.score(np.ones((3, 4), "float32")).shape == (3,)
+    with pytest.raises(ValueError, match="same shape"):
+        MemAE(keras.Model(inputs, keras.layers.Dense(2)(inputs)))
+
+
+@pytest.mark.parametrize(
+    "x, error, message",
+    [
+        (np.zeros((3, 9), "float32"), ValueError, r"shape \(None, 8\)"),
+        (np.zeros((8,), "float32"), ValueError, "rank 2"),
+        (np.zeros((0, 8), "float32"), ValueError, "empty"),
+        (np.full((2, 8), np.nan, "float32"), ValueError, "NaN"),
+        (np.array([[np.inf] * 8], "float32"), ValueError, "Inf"),
+        (np.array([["a"] * 8]), TypeError, "numbers"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(x, error, message):
+    detector = MemAE.from_preset("kdd", **TINY_DENSE)
+    with pytest.raises(error, match=message):
+        detector.score(x)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"epochs": 0}, "epochs"), ({"batch_size": -1}, "batch_size"),
+     ({"learning_rate": 0}, "learning_rate")],
+)
+def test_bad_fit_arguments_raise(kwargs, message, normal_rows):
+    with pytest.raises(ValueError, match=message):
+        MemAE.from_preset("kdd", **TINY_DENSE).fit(normal_rows, verbose=0, **kwargs)

@@ -1,0 +1,108 @@
+"""Autoencoder builders, presets and the three ablation variants."""
+
+import keras
+import numpy as np
+import pytest
+
+from memae_tf import MemoryLayer
+from memae_tf.models import (
+    PRESETS,
+    build_autoencoder,
+    build_conv2d_autoencoder,
+    build_conv3d_autoencoder,
+    build_dense_autoencoder,
+)
+
+SMALL = {
+    "mnist": {},
+    "cifar10": {"filters": (8, 8, 8, 8), "num_items": 20},
+    "video": {"input_shape": (16, 32, 32, 1), "filters": (4, 4, 8, 8), "num_items": 20},
+    "kdd": {},
+}
+
+
+def memory_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, MemoryLayer)]
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("variant", ["memae", "memae-nonspar", "ae"])
+def test_every_preset_and_variant_reconstructs_its_input_shape(preset, variant):
+    model = build_autoencoder(preset, variant, **SMALL[preset])
+    shape = model.input_shape[1:]
+    x = np.random.rand(2, *shape).astype("float32")
+    assert model(x).shape == (2, *shape)
+
+
+def test_variants_differ_only_in_the_memory():
+    memae = build_autoencoder("mnist", "memae")
+    nonspar = build_autoencoder("mnist", "memae-nonspar")
+    plain = build_autoencoder("mnist", "ae")
+    (mem,), (mem_ns,) = memory_layers(memae), memory_layers(nonspar)
+    assert memory_layers(plain) == []
+    assert mem.effective_shrink_threshold == pytest.approx(1 / 100)
+    assert mem.entropy_weight == pytest.approx(2e-4)
+    assert mem_ns.shrink_threshold == 0.0 and mem_ns.entropy_weight == 0.0
+    assert memae.count_params() - plain.count_params() == 100 * 64
+    assert nonspar.count_params() == memae.count_params()
+
+
+def test_mnist_preset_follows_the_paper():
+    model = build_autoencoder("mnist")
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+             and not isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert [c.filters for c in convs] == [16, 32, 64]
+    assert [c.kernel_size for c in convs] == [(1, 1), (3, 3), (3, 3)]
+    assert all(c.strides == (2, 2) for c in convs)
+    assert model.get_layer("memory").input.shape == (None, 4, 4, 64)
+    assert memory_layers(model)[0].num_items == 100
+
+
+def test_video_preset_is_the_authors_network():
+    model = build_autoencoder("video")
+    convs = [layer for layer in model.layers if type(layer) is keras.layers.Conv3D]
+    assert [c.filters for c in convs] == [96, 128, 256, 256]
+    assert [c.strides for c in convs] == [(1, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2)]
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert all(b.epsilon == 1e-5 and b.momentum == 0.9 for b in bns)
+    assert model.get_layer("memory").input.shape == (None, 2, 16, 16, 256)
+    assert memory_layers(model)[0].num_items == 2000
+    assert model.output_shape == (None, 16, 256, 256, 1)
+    assert model.layers[-1].activation.__name__ == "linear"
+
+
+def test_kdd_preset_layer_widths():
+    model = build_autoencoder("kdd")
+    widths = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert widths == [60, 30, 10, 3, 10, 30, 60, 120]
+    assert memory_layers(model)[0].memory.shape == (50, 3)
+
+
+def test_odd_spatial_sizes_are_restored_exactly():
+    model = build_conv2d_autoencoder((30, 22, 3), filters=(4, 8, 8), kernel_sizes=3)
+    assert model.output_shape == (None, 30, 22, 3)
+    model3 = build_conv3d_autoencoder((16, 20, 36, 1), filters=(4, 4, 4, 4), num_items=8)
+    assert model3.output_shape == (None, 16, 20, 36, 1)
+
+
+def test_dense_custom_shape():
+    model = build_dense_autoencoder((36,), units=(16, 4), num_items=20, memory="memae")
+    assert model.output_shape == (None, 36)
+    assert memory_layers(model)[0].memory.shape == (20, 4)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: build_autoencoder("imagenet"), "Unknown preset"),
+        (lambda: build_autoencoder("mnist", "vae"), "memory"),
+        (lambda: build_autoencoder("mnist", activation="gelu"), "activation"),
+        (lambda: build_autoencoder("mnist", input_shape=(28, 28)), "input_shape"),
+        (lambda: build_autoencoder("kdd", input_shape=(0,)), "input_shape"),
+        (lambda: build_autoencoder("mnist", kernel_sizes=(3, 3, 3, 3, 3)), "kernel_sizes"),
+        (lambda: build_autoencoder("kdd", unknown_option=1), "Invalid override"),
+    ],
+)
+def test_bad_builder_arguments_raise_clear_errors(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()
