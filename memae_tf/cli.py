@@ -1,0 +1,262 @@
+"""The `memae` command line: train, score, evaluate, list presets, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memae_tf import _tf_env  # noqa: F401  (before any TensorFlow import)
+from memae_tf.serving.cli import add_serving_commands
+
+Arrays = tuple[np.ndarray, np.ndarray | None]
+
+
+def _image_loaders() -> dict[str, Callable[..., Any]]:
+    from memae_tf.data import load_cifar10, load_fashion_mnist, load_mnist
+
+    return {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist, "cifar10": load_cifar10}
+
+
+def load_split(data: str, split: str, data_path: str | None = None) -> Arrays:
+    """Loads `(x, y)` of one split from a dataset name or an array file.
+
+    Args:
+        data: `"mnist"`, `"fashion-mnist"`, `"cifar10"`, or a path to a `.npz`
+            (arrays `x_train`/`y_train`/`x_test`/`y_test`, or `x`/`y`) or `.npy`
+            (inputs only) file.
+        split: `"train"` or `"test"` (ignored for files with `x`/`y` or `.npy`).
+        data_path: Explicit location of a named dataset's files.
+
+    Returns:
+        `(x, y)`; `y` is None when the source has no labels.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
+    loaders = _image_loaders()
+    if data in loaders:
+        train, test = loaders[data](data_path)
+        return train if split == "train" else test
+    path = Path(data)
+    if not path.is_file():
+        raise ValueError(
+            f"--data must be one of {sorted(loaders)} or an existing .npz/.npy file. "
+            f"Received: {data!r}"
+        )
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False), None
+    if path.suffix != ".npz":
+        raise ValueError(f"Array files must be .npz or .npy. Received: {str(path)!r}")
+    with np.load(path, allow_pickle=False) as arrays:
+        for x_key, y_key in ((f"x_{split}", f"y_{split}"), ("x", "y")):
+            if x_key in arrays:
+                return arrays[x_key], arrays.get(y_key, None)
+        raise ValueError(
+            f"{str(path)!r} has no array 'x_{split}' or 'x'. Found: {sorted(arrays.files)}"
+        )
+
+
+def _select_normal(x: np.ndarray, y: np.ndarray | None, normal: list[int] | None) -> np.ndarray:
+    if normal is None:
+        return x
+    if y is None:
+        raise ValueError("--normal-class needs labelled data, but the data has no labels.")
+    return x[np.isin(y, normal)]
+
+
+def _parse_classes(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, e.g. 0 or 1,7. Received: {text!r}"
+        ) from None
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE. Received: {text!r}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key, tuple(parsed) if isinstance(parsed, list) else parsed
+
+
+def _log(message: str) -> None:
+    print(f"[memae] {message}", file=sys.stderr, flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from memae_tf.detector import MemAE
+
+    normal = args.normal_class
+    x, y = load_split(args.data, "train", args.data_path)
+    x = _select_normal(x, y, normal)
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(x))
+    n_val = max(1, int(len(x) * args.validation_split))
+    x_val, x_fit = x[order[:n_val]], x[order[n_val:]]
+    _log(f"training {args.preset}/{args.variant} on {len(x_fit)} samples "
+         f"({n_val} held out for the threshold), {args.epochs} epochs")
+    detector = MemAE.from_preset(args.preset, variant=args.variant, **dict(args.override))
+    start = time.perf_counter()
+    detector.fit(x_fit, validation_data=x_val, epochs=args.epochs, batch_size=args.batch_size,
+                 learning_rate=args.learning_rate, seed=args.seed, verbose=args.verbose)
+    seconds = time.perf_counter() - start
+    threshold = detector.infer_threshold(x_val, fpr=args.fpr)
+    out = Path(args.out)
+    path = detector.save(out / "detector.keras")
+    summary = {"preset": args.preset, "variant": args.variant, "data": args.data,
+               "normal_class": normal, "epochs": args.epochs, "train_seconds": seconds,
+               "threshold": threshold, "fpr": args.fpr, "samples": len(x_fit)}
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    _log(f"trained in {seconds:.1f} s; threshold {threshold:.6g} (fpr {args.fpr}); saved {path}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from memae_tf.detector import MemAE
+
+    x, _ = load_split(args.data, args.split, args.data_path)
+    detector = MemAE.load(args.model)
+    _log(f"scoring {len(x)} samples")
+    scores = detector.score(x, batch_size=args.batch_size)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".npy":
+            np.save(out, scores)
+        else:
+            np.savetxt(out, scores, fmt="%.8g", header="score", comments="")
+        _log(f"wrote {out}")
+    quantiles = np.quantile(scores, [0.0, 0.5, 0.95, 1.0])
+    _log("scores min/median/p95/max: " + " / ".join(f"{q:.6g}" for q in quantiles))
+    if detector.threshold_ is not None:
+        _log(f"{int((scores > detector.threshold_).sum())} of {len(scores)} above the threshold")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    from memae_tf.detector import MemAE
+
+    normal = args.normal_class
+    x, y = load_split(args.data, args.split, args.data_path)
+    detector = MemAE.load(args.model)
+    if y is None:
+        raise ValueError("evaluate needs labelled data, but the data has no labels.")
+    labels = (~np.isin(y, normal)).astype(int) if normal is not None else np.asarray(y)
+    if len(np.unique(labels)) != 2:
+        raise ValueError("evaluate needs both normal and anomalous samples in the split.")
+    _log(f"scoring {len(x)} samples ({int(labels.sum())} anomalous)")
+    scores = detector.score(x, batch_size=args.batch_size)
+    report: dict[str, Any] = {"auroc": float(roc_auc_score(labels, scores)),
+                              "aupr": float(average_precision_score(labels, scores))}
+    if detector.threshold_ is not None:
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            labels, scores > detector.threshold_, average="binary", zero_division=0)
+        report.update(threshold=detector.threshold_, precision=float(precision),
+                      recall=float(recall), f1=float(f1))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from memae_tf.models import PRESETS
+
+    for name, preset in PRESETS.items():
+        print(f"{name:8s} {preset.family:7s} {preset.description}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from memae_tf.demo import run_demo
+
+    run_demo(normal_class=args.normal_class, epochs=args.epochs, out=Path(args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Builds the `memae` argument parser with all subcommands."""
+    parser = argparse.ArgumentParser(prog="memae", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", required=True,
+                       help="mnist, fashion-mnist, cifar10, or a .npz/.npy file")
+        p.add_argument("--data-path", help="explicit location of the named dataset's files")
+        p.add_argument("--batch-size", type=int, default=256)
+
+    train = sub.add_parser("train", help="train a detector on normal data")
+    data_options(train)
+    train.add_argument("--preset", default="mnist")
+    train.add_argument("--variant", default="memae", choices=["memae", "memae-nonspar", "ae"])
+    train.add_argument("--normal-class", type=_parse_classes,
+                       help="label(s) of the normal class, e.g. 0 or 1,7")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--validation-split", type=float, default=0.1,
+                       help="share of normal data held out to set the threshold")
+    train.add_argument("--fpr", type=float, default=0.05,
+                       help="false-positive rate on held-out normal data for the threshold")
+    train.add_argument("--override", type=_parse_override, action="append", default=[],
+                       metavar="KEY=VALUE", help="preset override, e.g. num_items=200")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--verbose", type=int, default=1)
+    train.add_argument("--out", required=True, help="run folder for detector.keras")
+    train.set_defaults(func=cmd_train, batch_size=64)
+
+    score = sub.add_parser("score", help="score samples with a saved detector")
+    data_options(score)
+    score.add_argument("--model", required=True, help="path to detector.keras")
+    score.add_argument("--split", default="test", choices=["train", "test"])
+    score.add_argument("--out", help="write scores to a .npy or text file")
+    score.set_defaults(func=cmd_score)
+
+    evaluate = sub.add_parser("evaluate", help="AUROC / AUPR / P-R-F1 on labelled data")
+    data_options(evaluate)
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--split", default="test", choices=["train", "test"])
+    evaluate.add_argument("--normal-class", type=_parse_classes,
+                          help="normal label(s); without it labels must already be 0/1")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    presets = sub.add_parser("presets", help="list the network presets")
+    presets.set_defaults(func=cmd_presets)
+
+    add_serving_commands(sub)
+
+    demo = sub.add_parser("demo", help="train MemAE and AE on real MNIST and compare")
+    demo.add_argument("--normal-class", type=int, default=1)
+    demo.add_argument("--epochs", type=int, default=5)
+    demo.add_argument("--out", default="runs/demo")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `memae` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
+        print(f"memae {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

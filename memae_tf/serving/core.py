@@ -1,0 +1,117 @@
+"""TF Serving's request semantics, in protobuf terms, shared by gRPC and REST."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    predict_pb2,
+)
+
+from memae_tf.serving.errors import invalid_argument, not_found
+from memae_tf.serving.model_manager import ModelManager
+from memae_tf.serving.servable import DEFAULT_SIGNATURE, Servable
+from memae_tf.serving.tensors import decode_tensor, encode_tensor
+
+SIGNATURE_DEF_FIELD = "signature_def"
+
+
+class ServingCore:
+    """Answers Predict, GetModelMetadata and GetModelStatus for managed models.
+
+    Args:
+        managers: Model name → its `ModelManager`.
+    """
+
+    def __init__(self, managers: Mapping[str, ModelManager]) -> None:
+        self.managers = dict(managers)
+
+    def _manager(self, spec: model_pb2.ModelSpec) -> ModelManager:
+        if spec.name not in self.managers:
+            wanted = (f"Specific({spec.name}, {spec.version.value})" if spec.HasField("version")
+                      else f"Latest({spec.name})")
+            raise not_found(
+                f"Servable not found for request: {wanted}. Models served: "
+                f"{sorted(self.managers)}."
+            )
+        return self.managers[spec.name]
+
+    def servable(self, spec: model_pb2.ModelSpec) -> Servable:
+        """Returns the servable a `ModelSpec` names (latest when it has no version)."""
+        if spec.WhichOneof("version_choice") == "version_label":
+            raise invalid_argument(
+                f"Unrecognized servable version label: {spec.version_label}. This server "
+                "defines no labels; ask for a version number or the latest."
+            )
+        version = spec.version.value if spec.HasField("version") else None
+        return self._manager(spec).servable(version)
+
+    def signature_inputs(
+        self, spec: model_pb2.ModelSpec, signature_name: str
+    ) -> Mapping[str, meta_graph_pb2.TensorInfo]:
+        """Returns the inputs of a signature, e.g. to convert JSON values to their dtypes."""
+        return self.servable(spec).signature_def(signature_name).inputs
+
+    def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        """Runs a `PredictRequest` (TF Serving's PredictionService.Predict)."""
+        if not request.HasField("model_spec"):
+            raise invalid_argument("Missing ModelSpec")
+        servable = self.servable(request.model_spec)
+        signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        inputs = {name: decode_tensor(name, proto) for name, proto in request.inputs.items()}
+        outputs = servable.predict(signature_name, inputs, list(request.output_filter))
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = servable.version
+        response.model_spec.signature_name = signature_name
+        for name, array in outputs.items():
+            response.outputs[name].CopyFrom(encode_tensor(array))
+        return response
+
+    def get_model_metadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        """Returns the signature definitions of a version (PredictionService.GetModelMetadata)."""
+        if not request.HasField("model_spec"):
+            raise invalid_argument("Missing ModelSpec")
+        if not request.metadata_field:
+            raise invalid_argument(
+                "GetModelMetadataRequest must specify at least one metadata_field; expected "
+                f"[{SIGNATURE_DEF_FIELD!r}]."
+            )
+        for field in request.metadata_field:
+            if field != SIGNATURE_DEF_FIELD:
+                raise invalid_argument(
+                    f"Metadata field {field} is not supported; expected {SIGNATURE_DEF_FIELD!r}."
+                )
+        servable = self.servable(request.model_spec)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for name, signature in servable.signature_defs.items():
+            signature_map.signature_def[name].CopyFrom(signature)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = servable.version
+        response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
+        return response
+
+    def get_model_status(
+        self, request: get_model_status_pb2.GetModelStatusRequest
+    ) -> get_model_status_pb2.GetModelStatusResponse:
+        """Returns the state of each version seen (ModelService.GetModelStatus)."""
+        if not request.HasField("model_spec"):
+            raise invalid_argument("Missing ModelSpec")
+        spec = request.model_spec
+        if spec.name not in self.managers:
+            raise not_found(f"Could not find any versions of model {spec.name}")
+        version = spec.version.value if spec.HasField("version") else None
+        states = self.managers[spec.name].version_states(version)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for number, state in states.items():
+            status = response.model_version_status.add(version=number, state=state.state)
+            status.status.error_code = state.error_code.value[0]
+            status.status.error_message = state.error_message
+        return response

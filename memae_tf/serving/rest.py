@@ -1,0 +1,275 @@
+"""TF Serving's REST API (`/v1/models/...`) on `http.server`, over the shared core.
+
+Paths, JSON formats and status codes follow TF Serving:
+
+- `GET /v1/models/NAME[/versions/N]` → model status;
+- `GET /v1/models/NAME[/versions/N]/metadata` → signature definitions;
+- `POST /v1/models/NAME[/versions/N]:predict` with `{"instances": [...]}` (row
+  format, answered with `{"predictions": ...}`) or `{"inputs": ...}` (columnar
+  format, answered with `{"outputs": ...}`), and an optional `signature_name`;
+- errors as `{"error": "..."}` with the HTTP status of the gRPC code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import urllib.parse
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    predict_pb2,
+)
+
+from memae_tf.serving.core import SIGNATURE_DEF_FIELD, ServingCore
+from memae_tf.serving.errors import ServingError, invalid_argument, not_found
+from memae_tf.serving.tensors import encode_tensor
+
+logger = logging.getLogger(__name__)
+
+_SPEC = r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
+_PREDICT_PATH = re.compile(_SPEC + r":(?P<method>classify|regress|predict)", re.IGNORECASE)
+_MODEL_PATH = re.compile(_SPEC + r"(?P<metadata>/metadata)?", re.IGNORECASE)
+
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+}
+
+
+def _model_spec(match: re.Match) -> model_pb2.ModelSpec:
+    spec = model_pb2.ModelSpec(name=match["name"])
+    if match["version"] is not None:
+        spec.version.value = int(match["version"])
+    if match["label"] is not None:
+        spec.version_label = match["label"]
+    return spec
+
+
+def _to_dict(message: Any) -> dict:
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def _as_array(name: str, value: Any, info: meta_graph_pb2.TensorInfo | None) -> np.ndarray:
+    dtype = None if info is None else tf.dtypes.as_dtype(info.dtype).as_numpy_dtype
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as error:
+        expected = "a tensor" if dtype is None else f"a {np.dtype(dtype).name} tensor"
+        raise invalid_argument(
+            f"Input '{name}' could not be read as {expected} (expected a rectangular nested "
+            f"list of numbers): {error}"
+        ) from error
+
+
+def _describe(body: Any) -> str:
+    return f"keys {sorted(body)}" if isinstance(body, dict) else type(body).__name__
+
+
+def parse_predict_body(
+    body: Any, input_infos: Mapping[str, meta_graph_pb2.TensorInfo]
+) -> tuple[dict[str, np.ndarray], bool]:
+    """Reads the tensors of a REST predict body, in row or columnar format.
+
+    Args:
+        body: The decoded JSON body.
+        input_infos: The signature's inputs, giving the dtype of each value.
+
+    Returns:
+        `(inputs, row_format)`: input name → array, and whether the body used
+        `instances` (row format) rather than `inputs` (columnar format).
+
+    Raises:
+        ServingError: INVALID_ARGUMENT for a body of neither format.
+    """
+    if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
+        raise invalid_argument(
+            "Expected a JSON object with exactly one of the keys 'instances' (row format) "
+            f"or 'inputs' (columnar format). Received: {_describe(body)}"
+        )
+    key = "inputs" if "inputs" in body else "instances"
+    value = body[key]
+    if key == "instances" and not isinstance(value, list):
+        raise invalid_argument(f"'instances' must be a list. Received: {type(value).__name__}")
+    if key == "inputs" and isinstance(value, dict):
+        return {k: _as_array(k, v, input_infos.get(k)) for k, v in value.items()}, False
+    if key == "instances" and value and all(isinstance(row, dict) for row in value):
+        names = set(value[0])
+        if any(set(row) != names for row in value):
+            raise invalid_argument(
+                "Every object in 'instances' must name the same inputs; expected "
+                f"{sorted(names)} in each."
+            )
+        return {k: _as_array(k, [row[k] for row in value], input_infos.get(k))
+                for k in names}, True
+    if len(input_infos) != 1:
+        raise invalid_argument(
+            f"The signature has inputs {sorted(input_infos)}; '{key}' must be objects "
+            "naming them."
+        )
+    (name, info), = input_infos.items()
+    return {name: _as_array(name, value, info)}, key == "instances"
+
+
+def format_predict_outputs(outputs: Mapping[str, np.ndarray], row_format: bool) -> dict:
+    """Returns the REST predict answer for output arrays, in the request's format."""
+    if not row_format:
+        if len(outputs) == 1:
+            return {"outputs": next(iter(outputs.values())).tolist()}
+        return {"outputs": {name: array.tolist() for name, array in outputs.items()}}
+    sizes = {name: (array.shape[0] if array.ndim else None) for name, array in outputs.items()}
+    if len(set(sizes.values())) != 1 or None in sizes.values():
+        raise invalid_argument(
+            "The row format needs outputs with one common batch size; use 'inputs' "
+            f"(columnar format) instead. Output batch sizes: {sizes}"
+        )
+    if len(outputs) == 1:
+        return {"predictions": next(iter(outputs.values())).tolist()}
+    rows = next(iter(sizes.values()))
+    lists = {name: array.tolist() for name, array in outputs.items()}
+    return {"predictions": [{name: values[i] for name, values in lists.items()}
+                            for i in range(rows)]}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: RestServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s - " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._reply(self._get)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        self._reply(lambda path: self._post(path, body))
+
+    def _reply(self, handler) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        try:
+            status, answer = 200, handler(path)
+        except ServingError as error:
+            status, answer = HTTP_STATUS[error.code], {"error": error.message}
+        except Exception as error:  # the server must outlive any request
+            logger.exception("REST request %s %s failed.", self.command, path)
+            status, answer = 500, {"error": f"{type(error).__name__}: {error}"}
+        payload = json.dumps(answer).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _malformed(self, path: str) -> ServingError:
+        if path.lower().startswith("/v1/"):
+            return invalid_argument(f"Malformed request: {self.command} {path}")
+        return not_found(f"No handler for {self.command} {path}; the REST API is under /v1/.")
+
+    def _get(self, path: str) -> dict:
+        match = _MODEL_PATH.fullmatch(path)
+        if match is None:
+            raise self._malformed(path)
+        spec = _model_spec(match)
+        core = self.server.core
+        if match["metadata"]:
+            request = get_model_metadata_pb2.GetModelMetadataRequest(
+                model_spec=spec, metadata_field=[SIGNATURE_DEF_FIELD]
+            )
+            response = core.get_model_metadata(request)
+            signatures = get_model_metadata_pb2.SignatureDefMap()
+            response.metadata[SIGNATURE_DEF_FIELD].Unpack(signatures)
+            return {"model_spec": _to_dict(response.model_spec),
+                    "metadata": {SIGNATURE_DEF_FIELD: _to_dict(signatures)}}
+        request = get_model_status_pb2.GetModelStatusRequest(model_spec=spec)
+        return _to_dict(core.get_model_status(request))
+
+    def _post(self, path: str, body: bytes) -> dict:
+        match = _PREDICT_PATH.fullmatch(path)
+        if match is None:
+            raise self._malformed(path)
+        if match["method"].lower() != "predict":
+            raise ServingError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"{match['method']} is not implemented by the memae_tf development server; "
+                "use :predict.",
+            )
+        try:
+            document = json.loads(body or b"null")
+        except ValueError as error:
+            raise invalid_argument(f"The request body is not valid JSON: {error}") from error
+        spec = _model_spec(match)
+        if isinstance(document, dict) and document.get("signature_name"):
+            spec.signature_name = str(document["signature_name"])
+        core = self.server.core
+        inputs, row_format = parse_predict_body(
+            document, core.signature_inputs(spec, spec.signature_name)
+        )
+        request = predict_pb2.PredictRequest(model_spec=spec)
+        for name, array in inputs.items():
+            request.inputs[name].CopyFrom(encode_tensor(array))
+        response = core.predict(request)
+        outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+        return format_predict_outputs(outputs, row_format)
+
+
+class RestServer(ThreadingHTTPServer):
+    """HTTP server of TF Serving's REST API, one thread per request.
+
+    Args:
+        core: The shared request handler.
+        host: Interface to bind.
+        port: Port to bind; 0 picks a free one (see `port` after construction).
+    """
+
+    daemon_threads = True
+
+    def __init__(self, core: ServingCore, host: str, port: int) -> None:
+        super().__init__((host, port), _Handler)
+        self.core = core
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self.server_address[1]
+
+    def start(self) -> None:
+        """Serves in a background thread."""
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True, name="rest")
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops serving and closes the socket."""
+        self.shutdown()
+        self.server_close()

@@ -1,0 +1,167 @@
+"""One loaded SavedModel version, answering Predict with TF Serving's checks."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from memae_tf.serving.errors import ServingError, invalid_argument
+from memae_tf.serving.layout import warmup_file
+from memae_tf.serving.tensors import decode_tensor
+
+DEFAULT_SIGNATURE = "serving_default"
+_SERVE_TAG = "serve"
+_CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def read_signature_defs(
+    saved_model_dir: str | os.PathLike,
+) -> dict[str, meta_graph_pb2.SignatureDef]:
+    """Returns the `SignatureDef`s of the `serve` MetaGraph of a SavedModel directory."""
+    path = pathlib.Path(saved_model_dir) / "saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    for meta_graph in saved_model.meta_graphs:
+        if _SERVE_TAG in meta_graph.meta_info_def.tags:
+            return dict(meta_graph.signature_def)
+    raise ValueError(f"{path} has no MetaGraph tagged {_SERVE_TAG!r}.")
+
+
+def _shape_text(dims: Sequence[int]) -> str:
+    return str(tuple(None if size < 0 else size for size in dims))
+
+
+class Servable:
+    """A SavedModel version loaded with `tf.saved_model.load`.
+
+    Args:
+        version: The version number.
+        path: The version directory.
+
+    Example:
+
+    >>> servable = Servable(1, "models/memae/1")                         # doctest: +SKIP
+    >>> servable.predict("serving_default", {"x": batch}, ["score"])     # doctest: +SKIP
+    {'score': array([...], dtype=float32)}
+    """
+
+    def __init__(self, version: int, path: str | os.PathLike) -> None:
+        self.version = version
+        self.path = pathlib.Path(path)
+        self.signature_defs = read_signature_defs(self.path)
+        self._module = tf.saved_model.load(str(self.path))
+
+    def signature_def(self, signature_name: str) -> meta_graph_pb2.SignatureDef:
+        """Returns a servable signature, or raises FAILED_PRECONDITION like TF Serving."""
+        name = signature_name or DEFAULT_SIGNATURE
+        if name not in self.signature_defs or name not in self._module.signatures:
+            servable = sorted(set(self.signature_defs) & set(self._module.signatures))
+            raise ServingError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f'Serving signature key "{name}" not found. Expected one of {servable}.',
+            )
+        return self.signature_defs[name]
+
+    def _check_inputs(
+        self, name: str, signature: meta_graph_pb2.SignatureDef, inputs: Mapping[str, np.ndarray]
+    ) -> None:
+        expected, received = set(signature.inputs), set(inputs)
+        if expected != received:
+            raise invalid_argument(
+                f"input size does not match signature: {len(received)}!={len(expected)} "
+                f"len({{{','.join(sorted(received))}}}) != "
+                f"len({{{','.join(sorted(expected))}}}). "
+                f"Sent extra: {{{','.join(sorted(received - expected))}}}. "
+                f"Missing but required: {{{','.join(sorted(expected - received))}}}."
+            )
+        for key, info in signature.inputs.items():
+            array = inputs[key]
+            dtype = tf.dtypes.as_dtype(info.dtype)
+            if array.dtype != dtype.as_numpy_dtype:
+                raise invalid_argument(
+                    f"Input '{key}' of signature '{name}' expects dtype {dtype.name}. "
+                    f"Received: dtype={array.dtype}"
+                )
+            if info.tensor_shape.unknown_rank:
+                continue
+            dims = [dim.size for dim in info.tensor_shape.dim]
+            if len(dims) != array.ndim or any(
+                want >= 0 and want != got for want, got in zip(dims, array.shape, strict=True)
+            ):
+                raise invalid_argument(
+                    f"Input '{key}' of signature '{name}' expects shape {_shape_text(dims)} "
+                    f"(None: any size). Received: shape={array.shape}"
+                )
+
+    def predict(
+        self,
+        signature_name: str,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: Sequence[str] = (),
+    ) -> dict[str, np.ndarray]:
+        """Runs a signature on checked inputs.
+
+        Args:
+            signature_name: The signature; empty means `serving_default`.
+            inputs: Input name → array, exactly the signature's inputs with its
+                dtypes and shapes.
+            output_filter: Output names to return; empty means all of them.
+
+        Returns:
+            Output name → array, in `output_filter` order when it is given.
+
+        Raises:
+            ServingError: FAILED_PRECONDITION for an unknown signature,
+                INVALID_ARGUMENT for wrong inputs or output names, and the code of
+                the TensorFlow error when the computation fails.
+        """
+        name = signature_name or DEFAULT_SIGNATURE
+        signature = self.signature_def(name)
+        self._check_inputs(name, signature, inputs)
+        if len(set(output_filter)) != len(output_filter):
+            raise invalid_argument(f"duplicate output tensor alias in {list(output_filter)}")
+        for alias in output_filter:
+            if alias not in signature.outputs:
+                raise invalid_argument(
+                    f"output tensor alias not found in signature: {alias} Outputs expected "
+                    f"to be in the set {{{','.join(sorted(signature.outputs))}}}."
+                )
+        function = self._module.signatures[name]
+        try:
+            outputs = function(**{key: tf.constant(value) for key, value in inputs.items()})
+        except tf.errors.OpError as error:
+            code = _CODES_BY_NUMBER.get(error.error_code, grpc.StatusCode.INTERNAL)
+            raise ServingError(code, error.message) from error
+        return {alias: outputs[alias].numpy() for alias in (output_filter or signature.outputs)}
+
+    def warm_up(self) -> int:
+        """Replays `assets.extra/tf_serving_warmup_requests`, as TF Serving does on load.
+
+        Returns:
+            The number of requests replayed (0 without a warmup file).
+
+        Raises:
+            ServingError: If a record is not a predict log or its request fails.
+        """
+        path = warmup_file(self.path)
+        if not path.is_file():
+            return 0
+        count = 0
+        for record in tf.data.TFRecordDataset(str(path)):
+            log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            if log.WhichOneof("log_type") != "predict_log":
+                raise invalid_argument(
+                    f"Warmup record {count} of {path} is a {log.WhichOneof('log_type')}; "
+                    "expected a predict_log."
+                )
+            request = log.predict_log.request
+            inputs = {key: decode_tensor(key, proto) for key, proto in request.inputs.items()}
+            self.predict(request.model_spec.signature_name, inputs, list(request.output_filter))
+            count += 1
+        return count

@@ -1,0 +1,62 @@
+"""The `memae` command line, end to end on small array files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from memae_tf.cli import load_split, main
+from memae_tf.detector import MemAE
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("data") / "rows.npz"
+    normal = rng.normal(0.5, 0.05, size=(300, 12)).astype("float32")
+    test_x = np.concatenate([normal[:40], rng.uniform(0, 1, (40, 12)).astype("float32")])
+    test_y = np.array([0] * 40 + [1] * 40)
+    np.savez(path, x_train=normal, y_train=np.zeros(300, int), x_test=test_x, y_test=test_y)
+    return path
+
+
+def test_train_score_evaluate(npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--preset", "kdd", "--data", str(npz), "--normal-class", "0",
+                 "--epochs", "2", "--verbose", "0", "--out", str(out),
+                 "--override", "input_shape=[12]", "--override", "units=[6,3]",
+                 "--override", "num_items=10"])
+    assert code == 0
+    detector = MemAE.load(out / "detector.keras")
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["threshold"] == pytest.approx(detector.threshold_)
+    assert summary["samples"] == 270  # 10% of 300 held out for the threshold
+
+    scores_path = tmp_path / "scores.npy"
+    assert main(["score", "--model", str(out / "detector.keras"), "--data", str(npz),
+                 "--out", str(scores_path)]) == 0
+    x_test, _ = load_split(str(npz), "test")
+    np.testing.assert_allclose(np.load(scores_path), detector.score(x_test), rtol=1e-6)
+
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out / "detector.keras"), "--data", str(npz)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) >= {"auroc", "aupr", "precision", "recall", "f1", "threshold"}
+    assert 0.0 <= report["auroc"] <= 1.0
+
+
+def test_unknown_data_is_a_clean_error(tmp_path, capsys):
+    code = main(["score", "--model", str(tmp_path / "m.keras"), "--data", "nope"])
+    assert code == 2
+    assert "--data must be one of" in capsys.readouterr().err
+
+
+def test_bad_normal_class_is_rejected_by_the_parser(npz):
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(npz), "--normal-class", "a,b", "--out", "x"])
+
+
+def test_presets_lists_all(capsys):
+    assert main(["presets"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == ["mnist", "cifar10", "video", "kdd"]

@@ -1,0 +1,244 @@
+"""SavedModel export: signatures, fresh-process parity, warmup, config files, atomicity."""
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+from tensorflow_serving.config import model_server_config_pb2
+
+from memae_tf.export import (
+    BatchingParameters,
+    export_saved_model,
+    write_batching_parameters,
+    write_models_config,
+)
+from memae_tf.models import build_autoencoder
+from memae_tf.scoring import ScoringGraph, reconstruction_outputs
+
+IMAGE_SHAPE = (16, 16, 1)
+
+
+def _image_model() -> keras.Model:
+    return build_autoencoder("mnist", "memae", input_shape=IMAGE_SHAPE, filters=(4, 8),
+                             kernel_sizes=3, num_items=10)
+
+
+def _signature_defs(version_dir: pathlib.Path) -> dict:
+    saved_model = saved_model_pb2.SavedModel.FromString(
+        (version_dir / "saved_model.pb").read_bytes()
+    )
+    (meta_graph,) = saved_model.meta_graphs
+    return dict(meta_graph.signature_def)
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(0).uniform(size=(9, *IMAGE_SHAPE)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, images):
+    """A conv MemAE exported with the median score of `images` as threshold."""
+    keras.utils.set_random_seed(3)
+    model = _image_model()
+    reconstruction = model(images, training=False).numpy()
+    threshold = float(np.median(((images - reconstruction) ** 2).mean(axis=(1, 2, 3))))
+    root = tmp_path_factory.mktemp("models")
+    path = export_saved_model(model, root / "digits", threshold=threshold)
+    return model, threshold, path
+
+
+def test_first_export_is_version_one_at_the_base_path(exported):
+    _, _, path = exported
+    assert path.name == "1" and (path / "saved_model.pb").is_file()
+
+
+def test_signatures_have_the_documented_inputs_and_outputs(exported):
+    signatures = _signature_defs(exported[2])
+    expected = {
+        "serving_default": {"score": (tf.float32, [-1]), "is_anomaly": (tf.bool, [-1]),
+                            "reconstruction": (tf.float32, [-1, *IMAGE_SHAPE])},
+        "score_map": {"score_map": (tf.float32, [-1, *IMAGE_SHAPE])},
+        "memory_attention": {"memory_attention": (tf.float32, [-1, 4, 4, 10])},
+    }
+    for name, outputs in expected.items():
+        signature = signatures[name]
+        assert signature.method_name == "tensorflow/serving/predict"
+        (input_name, info), = signature.inputs.items()
+        assert input_name == "x" and info.dtype == tf.float32.as_datatype_enum
+        assert [d.size for d in info.tensor_shape.dim] == [-1, *IMAGE_SHAPE]
+        got = {key: (tf.dtypes.as_dtype(value.dtype), [d.size for d in value.tensor_shape.dim])
+               for key, value in signature.outputs.items()}
+        assert got == outputs
+
+
+def test_saved_model_uses_only_standard_tensorflow_ops(exported):
+    saved_model = saved_model_pb2.SavedModel.FromString(
+        (exported[2] / "saved_model.pb").read_bytes()
+    )
+    graph = saved_model.meta_graphs[0].graph_def
+    ops = {node.op for node in graph.node}
+    ops |= {node.op for function in graph.library.function for node in function.node_def}
+    ops -= {function.signature.name for function in graph.library.function}
+    assert ops <= set(dir(tf.raw_ops))
+
+
+def test_fresh_process_without_memae_tf_reproduces_in_process_scores(exported, images, tmp_path):
+    model, threshold, path = exported
+    np.save(tmp_path / "x.npy", images)
+    script = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(sys.argv[1])
+        x = tf.constant(np.load(sys.argv[2]))
+        results = {}
+        for name in ("serving_default", "score_map", "memory_attention"):
+            for key, value in loaded.signatures[name](x=x).items():
+                results[f"{name}/{key}"] = value.numpy()
+        np.savez(sys.argv[3], **results)
+        leaked = [m for m in sys.modules if m.startswith("memae_tf")]
+        assert not leaked, leaked
+        """
+    )
+    # oneDNN off, as memae_tf/_tf_env.py sets it for every process that imports memae_tf.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    subprocess.run(
+        [sys.executable, "-c", script, str(path), str(tmp_path / "x.npy"),
+         str(tmp_path / "out.npz")],
+        check=True, cwd=tmp_path, env=env, timeout=300,
+    )
+    served = np.load(tmp_path / "out.npz")
+    in_process = reconstruction_outputs(model, tf.constant(images))
+    in_process = {key: value.numpy() for key, value in in_process.items()}
+    reconstruction = model(images, training=False).numpy()
+    np.testing.assert_allclose(served["serving_default/score"], in_process["score"], rtol=1e-5)
+    np.testing.assert_allclose(served["serving_default/score"],
+                               ((images - reconstruction) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
+    np.testing.assert_array_equal(served["serving_default/is_anomaly"],
+                                  served["serving_default/score"] > np.float32(threshold))
+    assert 0 < served["serving_default/is_anomaly"].sum() < len(images)
+    np.testing.assert_allclose(served["serving_default/reconstruction"], reconstruction,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(served["score_map/score_map"], (images - reconstruction) ** 2,
+                               rtol=1e-4, atol=1e-7)
+    attention = served["memory_attention/memory_attention"]
+    np.testing.assert_allclose(attention.sum(axis=-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(attention, ScoringGraph(model).attention(images).numpy(),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_model_without_memory_has_no_attention_signature(tmp_path):
+    model = build_autoencoder("kdd", "ae", input_shape=(12,), units=(8, 3))
+    path = export_saved_model(model, tmp_path / "plain", threshold=0.1)
+    assert set(_signature_defs(path)) == {"serving_default", "score_map",
+                                          "__saved_model_init_op"}
+
+
+def test_warmup_file_holds_one_predict_request_per_signature(exported):
+    path = exported[2] / "assets.extra" / "tf_serving_warmup_requests"
+    logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            for record in tf.data.TFRecordDataset(str(path))]
+    requests = {log.predict_log.request.model_spec.signature_name: log.predict_log.request
+                for log in logs}
+    assert set(requests) == {"serving_default", "score_map", "memory_attention"}
+    for request in requests.values():
+        assert request.model_spec.name == "digits"
+        assert tf.make_ndarray(request.inputs["x"]).shape == (1, *IMAGE_SHAPE)
+
+
+def test_next_export_takes_the_next_free_version(tmp_path):
+    model = build_autoencoder("kdd", "memae", input_shape=(12,), units=(8, 3), num_items=10)
+    (tmp_path / "kdd" / "7").mkdir(parents=True)
+    (tmp_path / "kdd" / "notes").mkdir()
+    assert export_saved_model(model, tmp_path / "kdd", threshold=0.1).name == "8"
+    assert export_saved_model(model, tmp_path / "kdd", threshold=0.1, version=3).name == "3"
+    with pytest.raises(FileExistsError, match="Version 3"):
+        export_saved_model(model, tmp_path / "kdd", threshold=0.1, version=3)
+
+
+def test_failed_export_leaves_no_version_and_no_temporary_directory(tmp_path, monkeypatch):
+    import memae_tf.export.saved_model as saved_model
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(saved_model, "write_warmup_requests", broken)
+    model = build_autoencoder("kdd", "ae", input_shape=(12,), units=(8, 3))
+    with pytest.raises(OSError, match="disk full"):
+        export_saved_model(model, tmp_path / "kdd", threshold=0.1)
+    assert list((tmp_path / "kdd").iterdir()) == []
+
+
+def test_export_writes_models_config_with_one_entry_per_model_name(tmp_path):
+    model = build_autoencoder("kdd", "ae", input_shape=(12,), units=(8, 3))
+    export_saved_model(model, tmp_path / "first", threshold=0.1)
+    export_saved_model(model, tmp_path / "second", threshold=0.1, serving_root="/srv")
+    export_saved_model(model, tmp_path / "first", threshold=0.1)
+    config = text_format.Parse((tmp_path / "models.config").read_text(),
+                               model_server_config_pb2.ModelServerConfig())
+    entries = {entry.name: entry for entry in config.model_config_list.config}
+    assert sorted(entries) == ["first", "second"]
+    assert entries["first"].base_path == "/models/first"
+    assert entries["second"].base_path == "/srv/second"
+    assert entries["first"].model_platform == "tensorflow"
+    assert entries["first"].model_version_policy.latest.num_versions == 1
+
+
+def test_batching_parameters_file_is_tf_serving_text_format(tmp_path):
+    path = write_batching_parameters(tmp_path, BatchingParameters(max_batch_size=32))
+    assert path.read_text().splitlines() == [
+        "max_batch_size { value: 32 }",
+        "batch_timeout_micros { value: 2000 }",
+        "max_enqueued_batches { value: 100 }",
+        "num_batch_threads { value: 4 }",
+    ]
+
+
+def test_models_config_keeps_entries_written_by_others(tmp_path):
+    (tmp_path / "models.config").write_text(
+        'model_config_list { config { name: "other" base_path: "/models/other" '
+        'model_platform: "tensorflow" } }'
+    )
+    write_models_config(tmp_path, "memae")
+    config = text_format.Parse((tmp_path / "models.config").read_text(),
+                               model_server_config_pb2.ModelServerConfig())
+    assert [entry.name for entry in config.model_config_list.config] == ["other", "memae"]
+
+
+def test_invalid_batching_parameters_say_what_was_expected():
+    with pytest.raises(ValueError, match=r"expected an integer >= 1. Received: max_batch_size=0"):
+        BatchingParameters(max_batch_size=0)
+
+
+@pytest.mark.parametrize("threshold", [None, float("nan"), "0.1", True])
+def test_threshold_must_be_a_finite_float(tmp_path, threshold):
+    model = build_autoencoder("kdd", "ae", input_shape=(12,), units=(8, 3))
+    with pytest.raises(ValueError, match="expected a finite float"):
+        export_saved_model(model, tmp_path / "kdd", threshold=threshold)
+
+
+def test_scoring_graph_of_another_model_is_rejected(tmp_path):
+    model = build_autoencoder("kdd", "ae", input_shape=(12,), units=(8, 3), name="a")
+    other = build_autoencoder("kdd", "ae", input_shape=(12,), units=(8, 3), name="b")
+    with pytest.raises(ValueError, match="ScoringGraph of `model`"):
+        export_saved_model(model, tmp_path / "kdd", threshold=0.1,
+                           scoring_graph=ScoringGraph(other))
+
+
+def test_model_that_is_not_an_autoencoder_is_rejected(tmp_path):
+    inputs = keras.Input((12,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    with pytest.raises(ValueError, match="outputs of the same shape"):
+        export_saved_model(model, tmp_path / "kdd", threshold=0.1)

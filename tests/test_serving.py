@@ -1,0 +1,471 @@
+"""The development server end to end over loopback: gRPC via MemAEClient, REST, TLS, reloads."""
+
+import asyncio
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import keras
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from memae_tf.client import (
+    AsyncMemAEClient,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    MemAEClient,
+    MemAEClientError,
+    NotFoundError,
+    UnavailableError,
+)
+from memae_tf.client.tensors import to_tensor_proto
+from memae_tf.export import export_saved_model
+from memae_tf.models import build_autoencoder
+from memae_tf.serving import serve
+
+FEATURES = 12
+
+
+def _model(seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    return build_autoencoder("kdd", "memae", input_shape=(FEATURES,), units=(8, 3),
+                             num_items=10)
+
+
+def _reference(model: keras.Model, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Scores computed in-process with numpy from the Keras model's reconstruction."""
+    reconstruction = model(x, training=False).numpy()
+    return {"reconstruction": reconstruction, "score_map": (x - reconstruction) ** 2,
+            "score": ((x - reconstruction) ** 2).mean(axis=1)}
+
+
+def _wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def rows() -> np.ndarray:
+    return np.random.default_rng(1).uniform(-1, 1, size=(40, FEATURES)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    return _model(11)
+
+
+@pytest.fixture(scope="module")
+def threshold(model, rows) -> float:
+    return float(np.median(_reference(model, rows)["score"]))
+
+
+@pytest.fixture(scope="module")
+def base_path(tmp_path_factory, model, threshold):
+    base = tmp_path_factory.mktemp("models") / "kdd"
+    export_saved_model(model, base, threshold=threshold)
+    return base
+
+
+@pytest.fixture(scope="module")
+def server(base_path):
+    handle = serve(base_path, "kdd", port=0, rest_port=0, host="127.0.0.1")
+    yield handle
+    handle.stop(grace=0)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with MemAEClient(f"127.0.0.1:{server.port}", "kdd", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def stub(server):
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+def _rpc_error(call, request) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call(request, timeout=30)
+    return info.value
+
+
+def _rest(server, method: str, path: str, body: object = None) -> tuple[int, dict]:
+    data = None if body is None else (body if isinstance(body, bytes) else
+                                      json.dumps(body).encode())
+    request = urllib.request.Request(f"http://127.0.0.1:{server.rest_port}{path}", data=data,
+                                     method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+# ---------------------------------------------------------------- gRPC Predict
+
+
+def test_predict_matches_in_process_scores(client, model, rows, threshold):
+    outputs = client.predict(rows)
+    expected = _reference(model, rows)
+    assert set(outputs) == {"score", "is_anomaly", "reconstruction"}
+    np.testing.assert_allclose(outputs["score"], expected["score"], rtol=1e-5)
+    np.testing.assert_allclose(outputs["reconstruction"], expected["reconstruction"],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(outputs["is_anomaly"], outputs["score"] > np.float32(threshold))
+
+
+def test_score_returns_only_the_scores(client, model, rows):
+    scores = client.score(rows)
+    assert scores.dtype == np.float32 and scores.shape == (len(rows),)
+    np.testing.assert_allclose(scores, _reference(model, rows)["score"], rtol=1e-5)
+
+
+def test_signature_selection_runs_the_named_signature(client, model, rows):
+    outputs = client.predict(rows, signature="score_map")
+    np.testing.assert_allclose(outputs["score_map"], _reference(model, rows)["score_map"],
+                               rtol=1e-4, atol=1e-7)
+    attention = client.predict(rows, signature="memory_attention")["memory_attention"]
+    assert attention.shape == (len(rows), 10)
+
+
+def test_output_filter_returns_only_the_requested_outputs(client, rows):
+    assert set(client.predict(rows, output_filter=["is_anomaly"])) == {"is_anomaly"}
+
+
+def test_specific_version_is_served(server, rows):
+    with MemAEClient(f"127.0.0.1:{server.port}", "kdd", version=1) as client:
+        assert client.score(rows).shape == (len(rows),)
+
+
+def test_metadata_lists_the_signatures(client):
+    metadata = client.metadata()
+    assert (metadata.name, metadata.version) == ("kdd", 1)
+    serving = metadata.signatures["serving_default"]
+    assert serving.inputs["x"].shape == (None, FEATURES)
+    assert serving.inputs["x"].dtype == np.float32
+    assert serving.outputs["is_anomaly"].dtype == np.bool_
+    assert {"score_map", "memory_attention"} <= set(metadata.signatures)
+
+
+def test_status_reports_the_loaded_version_available(client):
+    (status,) = client.status()
+    assert (status.version, status.state, status.error_code) == (1, "AVAILABLE", "OK")
+
+
+# ------------------------------------------------------------ gRPC error cases
+
+
+def test_unknown_model_is_not_found(server, rows):
+    with MemAEClient(f"127.0.0.1:{server.port}", "nope") as client, pytest.raises(
+        NotFoundError, match="nope"
+    ) as info:
+        client.score(rows)
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_unknown_version_is_not_found(server, rows):
+    with MemAEClient(f"127.0.0.1:{server.port}", "kdd", version=9) as client:
+        with pytest.raises(NotFoundError, match=r"Specific\(kdd, 9\)"):
+            client.score(rows)
+        with pytest.raises(NotFoundError, match="version 9"):
+            client.status()
+
+
+def test_wrong_shape_is_invalid_argument_saying_the_expected_shape(client, rows):
+    with pytest.raises(InvalidArgumentError, match=r"expects shape \(None, 12\)") as info:
+        client.score(rows[:, :5])
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Received: shape=(40, 5)" in info.value.details
+
+
+def test_wrong_input_name_is_invalid_argument_naming_the_expected_input(stub, rows):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "kdd"
+    request.inputs["features"].CopyFrom(to_tensor_proto(rows))
+    error = _rpc_error(stub.Predict, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Missing but required: {x}" in error.details()
+
+
+def test_wrong_dtype_is_invalid_argument_naming_the_expected_dtype(stub, rows):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "kdd"
+    request.inputs["x"].CopyFrom(to_tensor_proto(rows.astype(np.float64)))
+    error = _rpc_error(stub.Predict, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "expects dtype float32" in error.details() and "float64" in error.details()
+
+
+def test_unknown_output_filter_is_invalid_argument(client, rows):
+    with pytest.raises(InvalidArgumentError, match="output tensor alias not found"):
+        client.predict(rows, output_filter=["nope"])
+
+
+def test_unknown_signature_fails_the_precondition_listing_the_signatures(client, rows):
+    with pytest.raises(FailedPreconditionError, match="serving_default"):
+        client.predict(rows, signature="nope")
+
+
+def test_version_labels_are_invalid_arguments(stub, rows):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "kdd"
+    request.model_spec.version_label = "stable"
+    request.inputs["x"].CopyFrom(to_tensor_proto(rows))
+    assert _rpc_error(stub.Predict, request).code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_metadata_request_without_field_is_invalid_argument(stub):
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = "kdd"
+    error = _rpc_error(stub.GetModelMetadata, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "signature_def" in error.details()
+
+
+def test_classify_is_unimplemented(stub):
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "kdd"
+    assert _rpc_error(stub.Classify, request).code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_malformed_tensor_is_invalid_argument(stub):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "kdd"
+    tensor = request.inputs["x"]
+    tensor.dtype = 1
+    tensor.tensor_shape.dim.add(size=3)
+    tensor.tensor_content = b"\x00" * 5
+    assert _rpc_error(stub.Predict, request).code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_health_is_serving_with_a_loaded_model(server):
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "tensorflow.serving.PredictionService"):
+            response = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=30)
+            assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_async_client_scores_like_the_blocking_client(server, client, rows):
+    async def run():
+        async with AsyncMemAEClient(f"127.0.0.1:{server.port}", "kdd") as aclient:
+            scores = await aclient.score(rows)
+            status = await aclient.status()
+            with pytest.raises(NotFoundError):
+                await AsyncMemAEClient(f"127.0.0.1:{server.port}", "nope").score(rows)
+            return scores, status
+
+    scores, status = asyncio.run(run())
+    np.testing.assert_array_equal(scores, client.score(rows))
+    assert status == client.status()
+
+
+# ------------------------------------------------------------- batch splitting
+
+
+def test_client_splits_batches_beyond_the_message_limit(base_path, model):
+    big = np.random.default_rng(2).uniform(size=(100_000, FEATURES)).astype("float32")
+    assert big.nbytes > 4 * 2**20
+    with serve(base_path, "kdd", port=0, host="127.0.0.1", max_message_mb=4) as server:
+        target = f"127.0.0.1:{server.port}"
+        with MemAEClient(target, "kdd", max_message_mb=1, timeout=60) as client:
+            outputs = client.predict(big)
+        expected = _reference(model, big)
+        np.testing.assert_allclose(outputs["score"], expected["score"], rtol=1e-5)
+        np.testing.assert_allclose(outputs["reconstruction"], expected["reconstruction"],
+                                   rtol=1e-5, atol=1e-6)
+        unsplit = MemAEClient(target, "kdd", max_message_mb=64, timeout=60)
+        with unsplit, pytest.raises(MemAEClientError) as info:
+            unsplit.score(big)
+        assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# ------------------------------------------------------------ version handling
+
+
+def test_health_turns_serving_when_the_first_version_appears(tmp_path, model, rows):
+    base = tmp_path / "kdd"
+    with serve(base, "kdd", port=0, host="127.0.0.1", poll_interval=0.1) as server:
+        target = f"127.0.0.1:{server.port}"
+        with grpc.insecure_channel(target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+
+            def status():
+                request = health_pb2.HealthCheckRequest(service="")
+                return health.Check(request, timeout=30).status
+
+            assert status() == health_pb2.HealthCheckResponse.NOT_SERVING
+            with MemAEClient(target, "kdd") as client, pytest.raises(NotFoundError):
+                client.score(rows)
+            export_saved_model(model, base, threshold=0.1)
+            _wait_for(lambda: status() == health_pb2.HealthCheckResponse.SERVING)
+
+
+def test_new_version_is_swapped_in_without_dropping_requests(tmp_path, model, rows):
+    base = tmp_path / "kdd"
+    export_saved_model(model, base, threshold=0.1)
+    newer = _model(23)
+    before, after = _reference(model, rows)["score"], _reference(newer, rows)["score"]
+    with serve(base, "kdd", port=0, host="127.0.0.1", poll_interval=0.1) as server, \
+            MemAEClient(f"127.0.0.1:{server.port}", "kdd", timeout=30) as client:
+        results, errors, stop = [], [], threading.Event()
+
+        def hammer():
+            while not stop.is_set():
+                try:
+                    results.append(client.score(rows))
+                except Exception as error:  # collected for the assertion below
+                    errors.append(error)
+
+        thread = threading.Thread(target=hammer)
+        thread.start()
+        try:
+            export_saved_model(newer, base, threshold=0.1)
+            _wait_for(lambda: client.metadata().version == 2)
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            thread.join()
+        assert errors == [] and results
+        for scores in results:
+            assert np.allclose(scores, before, rtol=1e-5) or np.allclose(scores, after, rtol=1e-5)
+        np.testing.assert_allclose(client.score(rows), after, rtol=1e-5)
+        assert [(s.version, s.state) for s in client.status()] == [(1, "END"), (2, "AVAILABLE")]
+        old = MemAEClient(f"127.0.0.1:{server.port}", "kdd", version=1)
+        with old, pytest.raises(NotFoundError):
+            old.score(rows)
+
+
+def test_version_that_fails_to_load_is_reported_and_skipped(tmp_path, model, rows):
+    base = tmp_path / "kdd"
+    export_saved_model(model, base, threshold=0.1)
+    (base / "2").mkdir()
+    (base / "2" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    with serve(base, "kdd", port=0, host="127.0.0.1") as server, \
+            MemAEClient(f"127.0.0.1:{server.port}", "kdd") as client:
+        broken, served = client.status()[::-1]
+        assert (served.version, served.state) == (1, "AVAILABLE")
+        assert (broken.version, broken.state) == (2, "END")
+        assert broken.error_code != "OK" and broken.error_message
+        np.testing.assert_allclose(client.score(rows), _reference(model, rows)["score"],
+                                   rtol=1e-5)
+
+
+# ------------------------------------------------------------------------ TLS
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
+        check=True, capture_output=True, timeout=60,
+    )
+    return (folder / "key.pem").read_bytes(), (folder / "cert.pem").read_bytes()
+
+
+def test_tls_client_scores_over_an_encrypted_channel(base_path, certificate, model, rows):
+    key, cert = certificate
+    credentials = grpc.ssl_server_credentials([(key, cert)])
+    with serve(base_path, "kdd", port=0, host="127.0.0.1",
+               server_credentials=credentials) as server:
+        trusted = grpc.ssl_channel_credentials(root_certificates=cert)
+        with MemAEClient(f"localhost:{server.port}", "kdd", credentials=trusted) as client:
+            np.testing.assert_allclose(client.score(rows), _reference(model, rows)["score"],
+                                       rtol=1e-5)
+        plain = MemAEClient(f"127.0.0.1:{server.port}", "kdd", retries=0, timeout=5)
+        with plain, pytest.raises(UnavailableError):
+            plain.score(rows)
+
+
+# ----------------------------------------------------------------------- REST
+
+
+def test_rest_model_status_uses_tf_serving_json(server):
+    assert _rest(server, "GET", "/v1/models/kdd") == (200, {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE",
+         "status": {"error_code": "OK", "error_message": ""}}]})
+
+
+def test_rest_metadata_lists_signature_defs(server):
+    status, body = _rest(server, "GET", "/v1/models/kdd/versions/1/metadata")
+    assert status == 200
+    assert body["model_spec"] == {"name": "kdd", "version": "1", "signature_name": ""}
+    serving = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert serving["inputs"]["x"]["dtype"] == "DT_FLOAT"
+    assert set(serving["outputs"]) == {"score", "is_anomaly", "reconstruction"}
+
+
+def test_rest_predict_row_format_answers_predictions(server, model, rows, threshold):
+    status, body = _rest(server, "POST", "/v1/models/kdd:predict",
+                         {"instances": rows[:3].tolist()})
+    assert status == 200
+    predictions = body["predictions"]
+    expected = _reference(model, rows[:3])["score"]
+    np.testing.assert_allclose([p["score"] for p in predictions], expected, rtol=1e-5)
+    assert [p["is_anomaly"] for p in predictions] == [
+        bool(s) for s in np.float32([p["score"] for p in predictions]) > np.float32(threshold)]
+    assert len(predictions[0]["reconstruction"]) == FEATURES
+
+
+def test_rest_predict_columnar_format_answers_outputs(server, model, rows):
+    status, body = _rest(server, "POST", "/v1/models/kdd/versions/1:predict",
+                         {"signature_name": "score_map", "inputs": {"x": rows[:2].tolist()}})
+    assert status == 200
+    np.testing.assert_allclose(body["outputs"], _reference(model, rows[:2])["score_map"],
+                               rtol=1e-4, atol=1e-7)
+
+
+def test_rest_predict_accepts_named_instances_and_bare_inputs(server, model, rows):
+    expected = _reference(model, rows[:2])["score"]
+    _, named = _rest(server, "POST", "/v1/models/kdd:predict",
+                     {"instances": [{"x": row} for row in rows[:2].tolist()]})
+    np.testing.assert_allclose([p["score"] for p in named["predictions"]], expected, rtol=1e-5)
+    _, columns = _rest(server, "POST", "/v1/models/kdd:predict", {"inputs": rows[:2].tolist()})
+    assert set(columns["outputs"]) == {"score", "is_anomaly", "reconstruction"}
+    np.testing.assert_allclose(columns["outputs"]["score"], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("GET", "/v1/models/nope", None, 404, "nope"),
+        ("POST", "/v1/models/kdd/versions/5:predict", {"instances": [[0.0] * 12]}, 404,
+         "Specific(kdd, 5)"),
+        ("POST", "/v1/models/kdd:predict", {"instances": [[0.0] * 5]}, 400,
+         "expects shape (None, 12)"),
+        ("POST", "/v1/models/kdd:predict", {"instances": [[0.0]], "inputs": [[0.0]]}, 400,
+         "exactly one of"),
+        ("POST", "/v1/models/kdd:predict", b"{not json", 400, "not valid JSON"),
+        ("POST", "/v1/models/kdd:predict", {"instances": [[0.0] * 12, [0.0]]}, 400,
+         "rectangular"),
+        ("POST", "/v1/models/kdd:classify", {"examples": []}, 501, "not implemented"),
+        ("GET", "/v1/models/kdd/oops", None, 400, "Malformed request"),
+        ("GET", "/elsewhere", None, 404, "/v1/"),
+    ],
+)
+def test_rest_errors_use_tf_serving_status_codes(server, method, path, body, status, message):
+    got_status, got_body = _rest(server, method, path, body)
+    assert got_status == status
+    assert message in got_body["error"]

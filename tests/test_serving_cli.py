@@ -1,0 +1,101 @@
+"""The `export` and `serve` subcommands registered by `add_serving_commands`."""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from memae_tf import MemAE
+from memae_tf.client import MemAEClient, NotFoundError, UnavailableError
+from memae_tf.serving.cli import add_serving_commands
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="memae")
+    add_serving_commands(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+@pytest.fixture(scope="module")
+def saved_detector(tmp_path_factory):
+    rows = np.random.default_rng(0).uniform(size=(64, 12)).astype("float32")
+    detector = MemAE.from_preset("kdd", input_shape=(12,), units=(8, 3), num_items=10)
+    detector.infer_threshold(rows, fpr=0.5)
+    path = detector.save(tmp_path_factory.mktemp("run") / "detector.keras")
+    return path, rows
+
+
+def test_export_command_writes_a_version_scoring_like_the_detector(saved_detector, tmp_path):
+    path, rows = saved_detector
+    args = _parse(["export", "--model", str(path), "--model-base-path", str(tmp_path / "kdd")])
+    assert args.func(args) == 0
+    loaded = tf.saved_model.load(str(tmp_path / "kdd" / "1"))
+    served = loaded.signatures["serving_default"](x=tf.constant(rows))
+    detector = MemAE.load(path)
+    np.testing.assert_allclose(served["score"].numpy(), detector.score(rows), rtol=1e-5)
+    np.testing.assert_array_equal(served["is_anomaly"].numpy(), detector.predict(rows) == 1)
+    assert (tmp_path / "models.config").is_file()
+
+
+def test_export_command_refuses_a_detector_without_threshold(tmp_path):
+    detector = MemAE.from_preset("kdd", input_shape=(12,), units=(8, 3), num_items=10)
+    path = detector.save(tmp_path / "detector.keras")
+    args = _parse(["export", "--model", str(path), "--model-base-path", str(tmp_path / "kdd")])
+    with pytest.raises(ValueError, match="`threshold`, expected a finite float"):
+        args.func(args)
+
+
+def test_serve_command_defaults_follow_tf_serving():
+    args = _parse(["serve", "--model-base-path", "models/memae"])
+    assert (args.port, args.rest_port, args.model_name) == (8500, None, None)
+
+
+def test_serve_command_serves_until_sigterm(saved_detector, tmp_path):
+    path, rows = saved_detector
+    args = _parse(["export", "--model", str(path), "--model-base-path", str(tmp_path / "kdd")])
+    args.func(args)
+    script = textwrap.dedent(
+        """
+        import argparse, socket, sys
+        from memae_tf.serving.cli import add_serving_commands
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        print(port, flush=True)
+        parser = argparse.ArgumentParser()
+        add_serving_commands(parser.add_subparsers(dest="command"))
+        args = parser.parse_args(["serve", "--model-base-path", sys.argv[1],
+                                  "--host", "127.0.0.1", "--port", str(port)])
+        sys.exit(args.func(args))
+        """
+    )
+    # oneDNN off, as memae_tf/_tf_env.py sets it for every process that imports memae_tf.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "kdd")],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                               text=True)
+    try:
+        port = int(process.stdout.readline())
+        with MemAEClient(f"127.0.0.1:{port}", "kdd", retries=8, timeout=30) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    scores = client.score(rows)
+                    break
+                except (UnavailableError, NotFoundError):
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        np.testing.assert_allclose(scores, MemAE.load(path).score(rows), rtol=1e-5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
