@@ -29,16 +29,6 @@ def _per_layer(value, count: int, rank: int, what: str) -> list[tuple[int, ...]]
 def _decoder_kernel(kernel: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, ...]:
     """Kernel of the transposed conv mirroring an encoder conv.
 
-    A transposed conv whose kernel is smaller than its stride writes only one
-    output pixel in `stride` (the others get the bias alone), so such kernels
-    are widened to the smallest odd size covering the stride.
-    """
-    return tuple(k if k >= s else s + 1 - s % 2 for k, s in zip(kernel, stride, strict=True))
-
-
-def _decoder_kernel(kernel: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, ...]:
-    """Kernel of the transposed conv mirroring an encoder conv.
-
     A transposed conv whose kernel is smaller than its stride (the MNIST preset's
     1×1, stride-2 first layer) would leave most output pixels untouched (bias
     only), and oneDNN's CPU kernel for that case corrupts memory in TF 2.21. Such
