@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from memae_tf import _tf_env  # noqa: F401  (before any TensorFlow import)
+from memae_tf.evaluation.cli import add_experiment_command, parse_ints, parse_override
 from memae_tf.serving.cli import add_serving_commands
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
@@ -68,26 +69,6 @@ def _select_normal(x: np.ndarray, y: np.ndarray | None, normal: list[int] | None
     if y is None:
         raise ValueError("--normal-class needs labelled data, but the data has no labels.")
     return x[np.isin(y, normal)]
-
-
-def _parse_classes(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, e.g. 0 or 1,7. Received: {text!r}"
-        ) from None
-
-
-def _parse_override(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE. Received: {text!r}")
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    return key, tuple(parsed) if isinstance(parsed, list) else parsed
 
 
 def _log(message: str) -> None:
@@ -204,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_options(train)
     train.add_argument("--preset", default="mnist")
     train.add_argument("--variant", default="memae", choices=["memae", "memae-nonspar", "ae"])
-    train.add_argument("--normal-class", type=_parse_classes,
+    train.add_argument("--normal-class", type=parse_ints,
                        help="label(s) of the normal class, e.g. 0 or 1,7")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--learning-rate", type=float, default=1e-3)
@@ -212,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="share of normal data held out to set the threshold")
     train.add_argument("--fpr", type=float, default=0.05,
                        help="false-positive rate on held-out normal data for the threshold")
-    train.add_argument("--override", type=_parse_override, action="append", default=[],
+    train.add_argument("--override", type=parse_override, action="append", default=[],
                        metavar="KEY=VALUE", help="preset override, e.g. num_items=200")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--verbose", type=int, default=1)
@@ -230,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_options(evaluate)
     evaluate.add_argument("--model", required=True)
     evaluate.add_argument("--split", default="test", choices=["train", "test"])
-    evaluate.add_argument("--normal-class", type=_parse_classes,
+    evaluate.add_argument("--normal-class", type=parse_ints,
                           help="normal label(s); without it labels must already be 0/1")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -238,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     presets.set_defaults(func=cmd_presets)
 
     add_serving_commands(sub)
+    add_experiment_command(sub)
 
     demo = sub.add_parser("demo", help="train MemAE and AE on real MNIST and compare")
     demo.add_argument("--normal-class", type=int, default=1)
@@ -253,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, TypeError, OSError, RuntimeError) as error:
         print(f"memae {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -1,12 +1,8 @@
-"""Shared test set-up: quiet TensorFlow, deterministic seeds."""
+"""Shared test set-up: deterministic seeds."""
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import numpy as np
+import pytest
 
 
 @pytest.fixture(autouse=True)

@@ -92,7 +92,7 @@ def test_save_and_load_keep_model_threshold_and_preset(fitted, normal_rows, tmp_
 
 
 def test_save_requires_keras_suffix(fitted, tmp_path):
-    with pytest.raises(ValueError, match=".keras"):
+    with pytest.raises(ValueError, match=r"\.keras"):
         fitted.save(tmp_path / "detector.h5")
 
 

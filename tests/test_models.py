@@ -53,7 +53,9 @@ def test_mnist_preset_follows_the_paper():
              and not isinstance(layer, keras.layers.Conv2DTranspose)]
     assert [c.filters for c in convs] == [16, 32, 64]
     assert [c.kernel_size for c in convs] == [(1, 1), (3, 3), (3, 3)]
-    assert all(c.strides == (2, 2) for c in convs)
+    # The 1×1 layer's stride is taken by a 1-wide pooling just before it.
+    assert model.get_layer("encoder_subsample1").strides == (2, 2)
+    assert [c.strides for c in convs] == [(1, 1), (2, 2), (2, 2)]
     assert model.get_layer("memory").input.shape == (None, 4, 4, 64)
     assert memory_layers(model)[0].num_items == 100
 
@@ -106,3 +108,14 @@ def test_dense_custom_shape():
 def test_bad_builder_arguments_raise_clear_errors(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (27, 13, 2)])
+def test_subsampled_pointwise_conv_equals_a_strided_pointwise_conv(shape):
+    model = build_conv2d_autoencoder(shape, filters=(4, 8), kernel_sizes=(1, 3))
+    ours = keras.Model(model.input, model.get_layer("encoder_conv1").output)
+    reference = keras.layers.Conv2D(4, 1, strides=2, padding="same", use_bias=False)
+    reference.build((None, *shape))
+    reference.set_weights(model.get_layer("encoder_conv1").get_weights())
+    x = np.random.default_rng(0).normal(size=(2, *shape)).astype("float32")
+    np.testing.assert_allclose(ours(x), reference(x), rtol=1e-5, atol=1e-6)

@@ -12,11 +12,15 @@ from memae_tf.models.memory_block import memory_bottleneck
 _BN_EPSILON = 1e-5
 _BN_MOMENTUM = 0.9
 def _per_layer(value, count: int, rank: int, what: str) -> list[tuple[int, ...]]:
-    """Expands an int, a tuple, or one entry per layer into `count` rank-tuples."""
+    """Expands an int, one entry per layer, or a rank-tuple into `count` rank-tuples.
+
+    A sequence with one entry per layer wins over a rank-tuple shared by all
+    layers when both readings fit (as many layers as spatial dimensions).
+    """
     if isinstance(value, int):
         return [(value,) * rank] * count
     values = list(value)
-    if len(values) == rank and all(isinstance(v, int) for v in values):
+    if len(values) != count and len(values) == rank and all(isinstance(v, int) for v in values):
         return [tuple(values)] * count
     if len(values) != count:
         raise ValueError(
@@ -68,6 +72,7 @@ def build_conv_autoencoder(
     """
     conv = {2: keras.layers.Conv2D, 3: keras.layers.Conv3D}[rank]
     deconv = {2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}[rank]
+    pool = {2: keras.layers.MaxPooling2D, 3: keras.layers.MaxPooling3D}[rank]
     input_shape = tuple(input_shape)
     if len(input_shape) != rank + 1 or any(int(d) < 1 for d in input_shape):
         raise ValueError(
@@ -86,7 +91,16 @@ def build_conv_autoencoder(
     x = inputs
     sizes = [input_shape[:rank]]
     for i, (units, kernel, stride) in enumerate(zip(filters, kernels, steps, strict=True)):
-        x = conv(units, kernel, strides=stride, padding="same", use_bias=not batch_norm,
+        conv_stride = stride
+        if all(k == 1 for k in kernel) and any(t > 1 for t in stride):
+            # A strided 1×1 conv only reads every stride-th position: subsample
+            # first (a 1-wide pooling), then convolve densely. Same function and
+            # weights, but it avoids TF 2.21's oneDNN kernels for strided 1×1
+            # conv gradients, which corrupt the heap.
+            x = pool(pool_size=1, strides=stride, padding="same",
+                     name=f"encoder_subsample{i + 1}")(x)
+            conv_stride = 1
+        x = conv(units, kernel, strides=conv_stride, padding="same", use_bias=not batch_norm,
                  name=f"encoder_conv{i + 1}")(x)
         if batch_norm:
             x = keras.layers.BatchNormalization(

@@ -1,0 +1,340 @@
+"""The experiment runner behind `memae experiment`: tasks, resumable results, reports.
+
+An experiment is one dataset, one `ExperimentConfig` (everything that changes a
+result: epochs, seed, overrides, ...) and a selection of tasks. A task is one
+model (a MemAE variant or a baseline) on one *unit*: a normal class
+(`class=3`) for the one-class image protocol, a seeded run (`run=2`) for the
+tabular protocol, all test videos (`all`) for the video protocol.
+
+Every finished task is written at once to `OUT/results.json` (with its test
+scores in `OUT/scores/`), so an interrupted experiment resumes with
+`resume=True` and skips the finished tasks. An `OUT` folder that already holds
+results is never reused silently: it needs `resume=True` (and the same config)
+or `overwrite=True` (which deletes the previous results first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memae_tf.evaluation import datasets
+from memae_tf.evaluation.metrics import Evaluation
+from memae_tf.evaluation.one_class import evaluate_one_class, one_class_split
+from memae_tf.evaluation.report import SCORES_DIR, score_file, write_reports
+from memae_tf.evaluation.scorers import MODELS, TrainingConfig, make_scorer
+from memae_tf.evaluation.tabular import evaluate_tabular
+from memae_tf.evaluation.video import evaluate_video
+
+RESULTS_FILE = "results.json"
+# Files and folders an experiment writes; --overwrite removes exactly these.
+OUTPUTS = (RESULTS_FILE, "results.csv", "results.md", SCORES_DIR, "plots")
+
+
+@dataclass
+class ExperimentConfig:
+    """Every setting that changes an experiment's numbers (its identity for resuming).
+
+    Attributes:
+        dataset: A name of `datasets.DATASETS`.
+        epochs: Training epochs of the MemAE variants.
+        batch_size: Training batch size.
+        learning_rate: Adam learning rate.
+        seed: Seed of every random draw (weights, shuffles, splits, subsamples).
+        tiny: Tiny configuration (few samples, tiny networks) for smoke tests.
+        data_path: Explicit dataset location.
+        overrides: Preset overrides on top of the dataset's defaults.
+        anomaly_share: One-class: test anomaly share (None = natural). Tabular:
+            the flagged share q (None = the dataset's default or the test
+            half's anomaly share).
+        max_train: One-class cap on training images per class (None = all).
+        max_test: One-class cap on test images (None = all).
+        ocsvm_max_train: OCSVM training subsample size.
+        train_fraction: Tabular training share.
+        label_column: Tabular label column.
+        normal_classes: Tabular normal classes.
+        mlbench: Tabular mlbench table name.
+        frame_size: Video frame `(height, width)` (None = the dataset's default).
+        clip_length: Video clip length.
+        train_stride: Video training clip stride.
+        test_stride: Video test clip stride.
+        fill: Video handling of frames without a centred clip.
+    """
+
+    dataset: str
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
+    tiny: bool = False
+    data_path: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    anomaly_share: float | None = None
+    max_train: int | None = None
+    max_test: int | None = None
+    ocsvm_max_train: int = 2000
+    train_fraction: float = 0.5
+    label_column: str | None = None
+    normal_classes: tuple[str, ...] = ()
+    mlbench: str | None = None
+    frame_size: tuple[int, int] | None = None
+    clip_length: int = 16
+    train_stride: int = 1
+    test_stride: int = 1
+    fill: str = "interpolate"
+
+    def __post_init__(self) -> None:
+        self.spec = datasets.get_dataset(self.dataset)
+        for name in ("epochs", "batch_size", "clip_length", "train_stride", "test_stride",
+                     "ocsvm_max_train"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Expected `{name}` to be a positive integer. "
+                                 f"Received: {name}={value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"Expected a positive `learning_rate`. Received: "
+                             f"{self.learning_rate!r}")
+
+    def identity(self) -> dict[str, Any]:
+        """The config as plain JSON values, as stored in `results.json`."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @property
+    def protocol(self) -> str:
+        """`"one-class"`, `"tabular"` or `"video"`."""
+        return self.spec.protocol
+
+    def model_overrides(self) -> dict[str, Any]:
+        """Dataset defaults, then `--tiny` ones, then the user's overrides."""
+        tiny = self.spec.tiny_overrides if self.tiny else {}
+        return {**self.spec.overrides, **tiny, **self.overrides}
+
+    def video_frame_size(self) -> tuple[int, int]:
+        """Frame `(height, width)`: `frame_size`, else the tiny or the dataset's default."""
+        if self.frame_size is not None:
+            return tuple(self.frame_size)
+        return datasets.TINY_FRAME_SIZE if self.tiny else self.spec.frame_size
+
+    def training(self) -> TrainingConfig:
+        """The training settings of the MemAE variants."""
+        return TrainingConfig(self.epochs, self.batch_size, self.learning_rate, self.seed)
+
+
+def default_units(config: ExperimentConfig, runs: int = 5) -> list[str]:
+    """The units of a protocol: 10 classes, `runs` tabular runs, or all videos."""
+    if config.protocol == datasets.ONE_CLASS:
+        return [f"class={c}" for c in ((0, 1) if config.tiny else range(10))]
+    if config.protocol == datasets.TABULAR:
+        return [f"run={r}" for r in range(1 if config.tiny else runs)]
+    return ["all"]
+
+
+def _unit_number(unit: str) -> int:
+    return int(unit.split("=", 1)[1])
+
+
+class ResultStore:
+    """`results.json` of one experiment folder, rewritten atomically after each task.
+
+    Args:
+        out: The experiment folder.
+        config: The experiment's config.
+        resume: Continue the folder's results (the config must match).
+        overwrite: Delete the folder's previous results first.
+
+    Raises:
+        FileExistsError: If the folder holds results and neither flag is given.
+        ValueError: On resume with a different config, or with both flags.
+    """
+
+    def __init__(self, out: Path, config: ExperimentConfig, resume: bool = False,
+                 overwrite: bool = False) -> None:
+        if resume and overwrite:
+            raise ValueError("Give `resume` or `overwrite`, not both.")
+        self.out = Path(out)
+        self.path = self.out / RESULTS_FILE
+        self.config = config.identity()
+        self.tasks: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            if overwrite:
+                for name in OUTPUTS:
+                    target = self.out / name
+                    if target.is_dir():
+                        shutil.rmtree(target)
+                    elif target.exists():
+                        target.unlink()
+            elif resume:
+                stored = json.loads(self.path.read_text())
+                differing = sorted(
+                    key for key in {*stored["config"], *self.config}
+                    if stored["config"].get(key) != self.config.get(key)
+                )
+                if differing:
+                    details = ", ".join(
+                        f"{k}: stored {stored['config'].get(k)!r} vs {self.config.get(k)!r}"
+                        for k in differing
+                    )
+                    raise ValueError(
+                        f"{self.path} was made with a different config ({details}). Use "
+                        "another --out, the stored settings, or --overwrite to start over."
+                    )
+                self.tasks = stored["tasks"]
+            else:
+                raise FileExistsError(
+                    f"{self.path} already holds {len(json.loads(self.path.read_text())['tasks'])}"
+                    " task results. Pass --resume to continue that experiment or --overwrite "
+                    "to replace it."
+                )
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._write()
+
+    def _write(self) -> None:
+        payload = {"config": self.config, "tasks": self.tasks}
+        partial = self.path.with_suffix(".json.tmp")
+        partial.write_text(json.dumps(payload, indent=2))
+        os.replace(partial, self.path)
+
+    def add(self, record: dict[str, Any], evaluation: Evaluation) -> None:
+        """Stores a finished task and its test scores."""
+        scores_dir = self.out / SCORES_DIR
+        scores_dir.mkdir(exist_ok=True)
+        np.savez_compressed(scores_dir / score_file(record["model"], record["unit"]),
+                            scores=evaluation.scores, labels=evaluation.labels)
+        self.tasks[task_id(record["model"], record["unit"])] = record
+        self._write()
+
+
+def task_id(model: str, unit: str) -> str:
+    """`"model/unit"`, the key of a task in `results.json`."""
+    return f"{model}/{unit}"
+
+
+class Experiment:
+    """Runs the tasks of one experiment, reusing the loaded data across tasks.
+
+    Args:
+        config: The experiment settings.
+        log: Progress sink (one line per event), e.g. `print`.
+
+    Example:
+
+    ```python
+    experiment = Experiment(ExperimentConfig("mnist", epochs=10))
+    experiment.run(["memae", "ae"], ["class=0", "class=1"], Path("runs/mnist"))
+    ```
+    """
+
+    def __init__(self, config: ExperimentConfig,
+                 log: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
+        self.config = config
+        self.log = log
+        self._data: Any = None
+
+    def data(self) -> Any:
+        """The dataset of the protocol, loaded once."""
+        if self._data is None:
+            c = self.config
+            if c.protocol == datasets.ONE_CLASS:
+                self._data = datasets.load_images(c.dataset, c.data_path)
+            elif c.protocol == datasets.TABULAR:
+                self._data = datasets.load_table_data(
+                    c.dataset, c.data_path, c.label_column, c.normal_classes, c.mlbench,
+                    c.tiny, c.seed)
+            else:
+                self._data = datasets.load_videos(
+                    c.dataset, c.data_path, c.video_frame_size(), c.tiny, c.seed)
+        return self._data
+
+    def _overrides(self) -> dict[str, Any]:
+        c, overrides = self.config, self.config.model_overrides()
+        if c.protocol == datasets.TABULAR:
+            overrides.setdefault("input_shape", (self.data().x.shape[1],))
+        elif c.protocol == datasets.VIDEO:
+            overrides.setdefault("input_shape", (c.clip_length, *c.video_frame_size(), 1))
+        return overrides
+
+    def evaluate(self, model: str, unit: str) -> Evaluation:
+        """Runs one task and returns its evaluation."""
+        c = self.config
+        scorer = make_scorer(model, c.spec.preset, self._overrides(), c.training(),
+                             {"max_train_samples": c.ocsvm_max_train} if model == "ocsvm"
+                             else None)
+        if c.protocol == datasets.ONE_CLASS:
+            train, test = self.data()
+            max_train = datasets.TINY_MAX_TRAIN if c.tiny and c.max_train is None else (
+                c.max_train)
+            max_test = datasets.TINY_MAX_TEST if c.tiny and c.max_test is None else c.max_test
+            split = one_class_split(train, test, _unit_number(unit), c.anomaly_share,
+                                    max_train, max_test, c.seed)
+            return evaluate_one_class(scorer, split)
+        if c.protocol == datasets.TABULAR:
+            share = c.anomaly_share if c.anomaly_share is not None else c.spec.anomaly_share
+            return evaluate_tabular(scorer, self.data(), c.seed, _unit_number(unit),
+                                    c.train_fraction, share)
+        train, test = self.data()
+        return evaluate_video(scorer, train, test, c.clip_length, c.train_stride,
+                              c.test_stride, c.fill)
+
+    def run(self, models: Sequence[str], units: Sequence[str], out: Path,
+            resume: bool = False, overwrite: bool = False) -> ResultStore:
+        """Runs every (model, unit) task not yet in `out`, then writes the reports.
+
+        Args:
+            models: Model names (`scorers.MODELS`).
+            units: Units of the protocol (see `default_units`).
+            out: Experiment folder.
+            resume: Continue an existing folder with the same config.
+            overwrite: Replace an existing folder's results.
+
+        Returns:
+            The `ResultStore` holding all finished tasks.
+        """
+        unknown = [m for m in models if m not in MODELS]
+        if unknown or not models:
+            raise ValueError(f"Expected models among {list(MODELS)}. Received: {list(models)}")
+        self._check_units(units)
+        store = ResultStore(out, self.config, resume=resume, overwrite=overwrite)
+        todo = [(m, u) for u in units for m in models if task_id(m, u) not in store.tasks]
+        done = len(units) * len(models) - len(todo)
+        self.log(f"{self.config.dataset}: {len(todo)} tasks to run"
+                 + (f", {done} already done (skipped)" if done else "") + f" → {out}")
+        started = time.monotonic()
+        for position, (model, unit) in enumerate(todo, start=1):
+            self.log(f"[{position}/{len(todo)}] {model} {unit} ...")
+            begin = time.monotonic()
+            evaluation = self.evaluate(model, unit)
+            seconds = time.monotonic() - begin
+            store.add({"model": model, "unit": unit, "metrics": evaluation.metrics,
+                       "info": evaluation.info, "seconds": round(seconds, 2)}, evaluation)
+            write_reports(out, store.config, store.tasks, plots=False)
+            elapsed = time.monotonic() - started
+            eta = elapsed / position * (len(todo) - position)
+            summary = " ".join(f"{k}={v:.4f}" for k, v in evaluation.metrics.items()
+                               if k != "threshold")
+            self.log(f"[{position}/{len(todo)}] {model} {unit}: {summary} "
+                     f"({seconds:.1f} s; about {eta / 60:.1f} min left)")
+        write_reports(out, store.config, store.tasks, plots=True)
+        self.log(f"results: {out / RESULTS_FILE}, {out / 'results.md'}, {out / 'plots'}")
+        return store
+
+    def _check_units(self, units: Sequence[str]) -> None:
+        if not units:
+            raise ValueError("Expected at least one unit (class, run or 'all').")
+        prefix = {datasets.ONE_CLASS: "class=", datasets.TABULAR: "run="}.get(
+            self.config.protocol)
+        for unit in units:
+            valid = unit == "all" if prefix is None else (
+                unit.startswith(prefix) and unit[len(prefix):].isdigit())
+            if not valid:
+                raise ValueError(
+                    f"Invalid unit {unit!r} for the {self.config.protocol} protocol; expected "
+                    + ("'all'" if prefix is None else f"'{prefix}N'") + "."
+                )

@@ -1,0 +1,237 @@
+"""Evaluation protocols on small cases whose answers are worked out by hand."""
+
+import numpy as np
+import pytest
+
+from memae_tf.data import TabularData, Videos
+from memae_tf.evaluation import (
+    aupr,
+    auroc,
+    centre_frames,
+    evaluate_one_class,
+    evaluate_tabular,
+    evaluate_video,
+    frame_level_evaluation,
+    frame_scores,
+    make_baseline,
+    normalise_per_video,
+    one_class_split,
+    random_split,
+    regularity_scores,
+    threshold_metrics,
+)
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def test_perfect_scorer_has_auroc_and_aupr_one():
+    labels = np.array([0, 1, 0, 1, 1, 0])
+    assert auroc(labels, labels * 10.0 + 1) == 1.0
+    assert aupr(labels, labels * 10.0 + 1) == 1.0
+
+
+def test_reversed_scorer_has_auroc_zero():
+    labels = np.array([0, 1, 0, 1, 1, 0])
+    assert auroc(labels, -labels.astype(float)) == 0.0
+
+
+def test_auroc_counts_correctly_ordered_pairs():
+    # Pairs (anomaly, normal): 0.8>0.1, 0.8>0.5, 0.3>0.1, 0.3<0.5 → 3 of 4 ordered.
+    assert auroc([0, 0, 1, 1], [0.1, 0.5, 0.8, 0.3]) == 0.75
+
+
+def test_threshold_metrics_flag_the_top_share():
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, 0, 1])
+    scores = np.arange(10.0)  # the top 20% are the samples scored 8 and 9
+    m = threshold_metrics(labels, scores, share=0.2)
+    # Flagged: indices 8 (normal) and 9 (anomaly). TP=1, FP=1, FN=2.
+    assert m["precision"] == pytest.approx(1 / 2)
+    assert m["recall"] == pytest.approx(1 / 3)
+    assert m["f1"] == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))
+    assert 7.0 < m["threshold"] < 8.0
+
+
+def test_metrics_reject_a_single_class_and_mismatched_shapes():
+    with pytest.raises(ValueError, match="both normal"):
+        auroc([0, 0, 0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="one score per label"):
+        auroc([0, 1], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="share"):
+        threshold_metrics([0, 1], [0.0, 1.0], share=1.5)
+
+
+# --- one-class images ---------------------------------------------------------------------------
+
+
+class ClassOracle:
+    """Scores an image by whether its first pixel differs from the training images'."""
+
+    def fit(self, x):
+        self.normal_value = x[0, 0]
+        return self
+
+    def score(self, x):
+        return (x[:, 0] != self.normal_value).astype(float)
+
+
+def class_coded(n_per_class: int, classes: int = 3):
+    y = np.repeat(np.arange(classes), n_per_class)
+    return np.stack([y, np.arange(len(y))], axis=1), y
+
+
+def test_one_class_split_trains_on_the_normal_class_only():
+    (x, y) = class_coded(4)
+    split = one_class_split((x, y), (x, y), normal_class=2)
+    assert (split.x_train[:, 0] == 2).all() and len(split.x_train) == 4
+    assert len(split.x_test) == 12
+    np.testing.assert_array_equal(split.labels, (y != 2).astype(int))
+
+
+def test_one_class_split_subsamples_to_the_anomaly_share():
+    (x, y) = class_coded(10, classes=5)
+    split = one_class_split((x, y), (x, y), normal_class=0, anomaly_share=0.5, seed=3)
+    assert split.labels.sum() == 10 and (split.labels == 0).sum() == 10
+    again = one_class_split((x, y), (x, y), normal_class=0, anomaly_share=0.5, seed=3)
+    np.testing.assert_array_equal(split.x_test, again.x_test)
+
+
+def test_perfect_one_class_scorer_gives_auroc_one():
+    (x, y) = class_coded(5)
+    result = evaluate_one_class(ClassOracle(), one_class_split((x, y), (x, y), normal_class=1))
+    assert result.metrics["auroc"] == 1.0
+    assert result.info["anomaly_share"] == pytest.approx(2 / 3)
+
+
+# --- video --------------------------------------------------------------------------------------
+
+
+def test_centre_frame_of_a_16_frame_clip_is_its_ninth_frame():
+    np.testing.assert_array_equal(centre_frames(np.array([0, 1, 10]), 16), [8, 9, 18])
+
+
+def test_clip_scores_land_on_centre_frames_by_hand():
+    # One video of 8 frames, clips of 4 frames starting at 0, 2, 4: centres 2, 4, 6.
+    index = np.array([[0, 0], [0, 2], [0, 4]])
+    dropped = frame_scores(np.array([1.0, 5.0, 3.0]), index, [8], clip_length=4, fill="drop")[0]
+    np.testing.assert_array_equal(np.isnan(dropped), [1, 1, 0, 1, 0, 1, 0, 1])
+    np.testing.assert_array_equal(dropped[[2, 4, 6]], [1.0, 5.0, 3.0])
+    filled = frame_scores(np.array([1.0, 5.0, 3.0]), index, [8], clip_length=4)[0]
+    np.testing.assert_allclose(filled, [1, 1, 1, 3, 5, 4, 3, 3])
+
+
+def test_clips_of_several_videos_stay_with_their_video():
+    index = np.array([[1, 0], [0, 0], [1, 1]])
+    videos = frame_scores(np.array([7.0, 2.0, 9.0]), index, [3, 4], clip_length=2, fill="drop")
+    np.testing.assert_array_equal(videos[0], [np.nan, 2.0, np.nan])
+    np.testing.assert_array_equal(videos[1], [np.nan, 7.0, 9.0, np.nan])
+
+
+def test_per_video_min_max_normalisation_and_regularity():
+    videos = [np.array([2.0, 4.0, 3.0]), np.array([10.0, np.nan, 30.0]), np.array([5.0, 5.0])]
+    normalised = normalise_per_video(videos)
+    np.testing.assert_allclose(normalised[0], [0.0, 1.0, 0.5])
+    np.testing.assert_array_equal(normalised[1], [0.0, np.nan, 1.0])
+    np.testing.assert_array_equal(normalised[2], [0.0, 0.0])
+    np.testing.assert_allclose(regularity_scores(videos)[0], [1.0, 0.0, 0.5])
+
+
+def test_frame_level_auroc_is_micro_over_all_videos():
+    # Normalisation per video makes video 1's small raw scores comparable to video 0's.
+    index = np.array([[v, s] for v in range(2) for s in range(4)])  # clip length 3: centres 1..4
+    clip_scores = np.array([1.0, 9.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.9])
+    labels = (np.array([0, 0, 1, 0, 0, 0]), np.array([0, 0, 0, 0, 1, 1]))
+    videos = Videos((np.zeros((6, 2, 2), np.uint8),) * 2, labels, ("a", "b"))
+    result = frame_level_evaluation(clip_scores, index, videos, clip_length=3, fill="interpolate")
+    assert result.info["n_scored_frames"] == 12
+    assert result.metrics["auroc"] == 1.0
+    dropped = frame_level_evaluation(clip_scores, index, videos, clip_length=3, fill="drop")
+    assert dropped.info["n_scored_frames"] == 8  # frames 0 and 5 of each video have no centre
+
+
+class ClipBrightness:
+    """Scores a clip by its mean pixel value (no training)."""
+
+    def fit(self, x):
+        return self
+
+    def score(self, x):
+        return x.reshape(len(x), -1).mean(axis=1)
+
+
+def test_video_protocol_end_to_end_with_a_known_scorer():
+    frames = np.zeros((12, 4, 4), np.uint8)
+    frames[6:9] = 255  # bright, anomalous frames 6-8
+    labels = np.zeros(12, np.int64)
+    labels[6:9] = 1
+    train = Videos((np.zeros((5, 4, 4), np.uint8),), (np.zeros(5, np.int64),), ("t",))
+    test = Videos((frames,), (labels,), ("v",))
+    result = evaluate_video(ClipBrightness(), train, test, clip_length=3)
+    assert result.metrics["auroc"] == 1.0
+    assert result.info["n_test_clips"] == 10 and result.info["n_train_clips"] == 3
+
+
+# --- tabular ------------------------------------------------------------------------------------
+
+
+def test_random_split_is_seeded_and_disjoint():
+    train, test = random_split(11, seed=4, run=2)
+    again, _ = random_split(11, seed=4, run=2)
+    other, _ = random_split(11, seed=4, run=3)
+    np.testing.assert_array_equal(train, again)
+    assert not np.array_equal(train, other)
+    assert len(train) == 6 and sorted([*train, *test]) == list(range(11))
+
+
+class FirstColumn:
+    """Scores a row by its first feature; remembers what it was trained on."""
+
+    def fit(self, x):
+        self.trained_on = x
+        return self
+
+    def score(self, x):
+        return x[:, 0]
+
+
+def test_tabular_run_trains_on_normal_rows_of_the_training_half():
+    rng = np.random.default_rng(0)
+    y = (rng.random(200) < 0.2).astype(np.int64)
+    x = np.stack([y * 10.0 + rng.random(200), rng.random(200)], axis=1).astype(np.float32)
+    data = TabularData(x, y, y.astype(str), ("a", "b"), np.array([0, 1]), np.arange(200))
+    scorer = FirstColumn()
+    result = evaluate_tabular(scorer, data, seed=1, run=0, anomaly_share=None)
+    train_rows, test_rows = random_split(200, seed=1, run=0)
+    assert len(scorer.trained_on) == (y[train_rows] == 0).sum()
+    # Min-max scaling fit on the normal training rows maps them into [0, 1].
+    assert scorer.trained_on.min() >= 0.0 and scorer.trained_on.max() <= 1.0
+    assert result.metrics["auroc"] == 1.0
+    # q = the test anomaly share, and the scorer is perfect: P = R = F1 = 1.
+    assert result.metrics["precision"] == result.metrics["recall"] == result.metrics["f1"] == 1.0
+    assert result.info["flagged_share"] == pytest.approx(y[test_rows].mean())
+
+
+# --- baselines ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ocsvm", "iforest"])
+def test_baselines_score_far_points_as_more_anomalous(name):
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=(300, 4))
+    test = np.concatenate([rng.normal(size=(50, 4)), rng.normal(size=(50, 4)) + 8.0])
+    labels = np.repeat([0, 1], 50)
+    baseline = make_baseline(name, seed=0, max_train_samples=100).fit(normal)
+    assert auroc(labels, baseline.score(test)) > 0.99
+
+
+def test_ocsvm_trains_on_a_seeded_subsample():
+    x = np.random.default_rng(0).normal(size=(500, 3))
+    baseline = make_baseline("ocsvm", seed=0, max_train_samples=120).fit(x)
+    assert baseline.n_train_ == 120 and baseline.estimator.fit_status_ == 0
+
+
+def test_baselines_scale_uint8_images_to_unit_range():
+    images = np.full((20, 2, 2), 255, np.uint8)
+    baseline = make_baseline("iforest", seed=0).fit(images)
+    assert baseline.estimator.n_features_in_ == 4
+    with pytest.raises(ValueError, match="Unknown baseline"):
+        make_baseline("lof")

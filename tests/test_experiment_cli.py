@@ -1,0 +1,240 @@
+"""`memae experiment`: every dataset path end to end in its tiny configuration.
+
+Datasets that exist offline here (MNIST, Fashion-MNIST) are used for real, in
+tiny form; the others are written in their published formats in `tmp_path`.
+"""
+
+import argparse
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.io import savemat
+
+from memae_tf.data.cifar10 import TEST_BATCH, TRAIN_BATCHES
+from memae_tf.data.kdd import FLAGS, PROTOCOLS, SERVICES
+from memae_tf.evaluation.cli import add_experiment_command
+
+FRAMES = 20  # more than one 16-frame clip per video
+
+
+def experiment(argv, capsys=None):
+    parser = argparse.ArgumentParser(prog="memae")
+    add_experiment_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["experiment", *argv])
+    status = args.func(args)
+    return status, (capsys.readouterr().out if capsys else "")
+
+
+def results(out):
+    return json.loads((out / "results.json").read_text())
+
+
+def assert_reports(out, n_tasks, units):
+    stored = results(out)
+    assert len(stored["tasks"]) == n_tasks
+    for task in stored["tasks"].values():
+        assert 0.0 <= task["metrics"]["auroc"] <= 1.0
+    assert len((out / "results.csv").read_text().strip().splitlines()) == n_tasks + 1
+    assert "## AUROC per unit" in (out / "results.md").read_text()
+    for unit in units:
+        assert (out / "plots" / f"roc_{unit}.png").stat().st_size > 0
+        assert (out / "plots" / f"hist_{unit}.png").stat().st_size > 0
+
+
+# --- dataset files in their published formats ---------------------------------------------------
+
+
+def write_cifar_batches(folder):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in (*TRAIN_BATCHES, TEST_BATCH):
+        content = {b"labels": list(range(10)) * 2,
+                   b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8)}
+        (folder / name).write_bytes(pickle.dumps(content, protocol=2))
+
+
+def write_kdd_file(path, n=120):
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(n):
+        label = "normal." if i % 5 == 0 else "smurf."
+        numbers = [f"{v:.2f}" for v in rng.random(37) * (5 if label == "normal." else 1)]
+        lines.append(",".join([
+            str(int(rng.integers(0, 10))), PROTOCOLS[i % 3], SERVICES[i % len(SERVICES)],
+            FLAGS[i % len(FLAGS)], *numbers, label,
+        ]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_frames(folder, n, bright=()):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(len(str(folder)))
+    for i in range(n):
+        pixels = rng.integers(0, 60, (24, 24), dtype=np.uint8)
+        if i in bright:
+            pixels += 180
+        Image.fromarray(pixels).save(folder / f"{i + 1:03d}.tif" if folder.parent.name in (
+            "Train", "Test") else folder / f"{i}.jpg")
+
+
+ANOMALOUS = range(10, 16)
+
+
+def ucsd_layout(root):
+    write_frames(root / "Train" / "Train001", FRAMES)
+    write_frames(root / "Test" / "Test001", FRAMES, bright=ANOMALOUS)
+    (root / "Test" / "UCSDped2.m").write_text("TestVideoFile{end+1}.gt_frame = [11:16];\n")
+    return root
+
+
+def avenue_layout(root):
+    write_frames(root / "training_videos" / "01", FRAMES)
+    write_frames(root / "testing_videos" / "01", FRAMES, bright=ANOMALOUS)
+    masks = np.empty((1, FRAMES), dtype=object)
+    for i in range(FRAMES):
+        masks[0, i] = np.full((24, 24), int(i in ANOMALOUS), np.uint8)
+    (root / "testing_label_mask").mkdir()
+    savemat(root / "testing_label_mask" / "1_label.mat", {"volLabel": masks})
+    return root
+
+
+def shanghaitech_layout(root):
+    write_frames(root / "training" / "frames" / "01_001", FRAMES)
+    write_frames(root / "testing" / "frames" / "01_0014", FRAMES, bright=ANOMALOUS)
+    (root / "testing" / "test_frame_mask").mkdir(parents=True)
+    np.save(root / "testing" / "test_frame_mask" / "01_0014.npy",
+            np.isin(np.arange(FRAMES), ANOMALOUS).astype(np.int64))
+    return root
+
+
+# --- one path per dataset -----------------------------------------------------------------------
+
+
+def test_mnist_tiny_runs_every_variant_and_baseline(tmp_path):
+    out = tmp_path / "mnist"
+    status, _ = experiment(["mnist", "--tiny", "--baselines", "ocsvm,iforest", "--classes", "7",
+                            "--out", str(out)])
+    assert status == 0
+    assert_reports(out, n_tasks=5, units=["class7"])
+    config = results(out)["config"]
+    assert config["tiny"] and config["epochs"] == 1
+
+
+def test_fashion_mnist_tiny(tmp_path):
+    out = tmp_path / "fashion"
+    experiment(["fashion-mnist", "--tiny", "--variants", "memae", "--classes", "3",
+                "--out", str(out)])
+    assert_reports(out, n_tasks=1, units=["class3"])
+
+
+def test_cifar10_tiny_from_python_batches(tmp_path):
+    batches = tmp_path / "cifar-10-batches-py"
+    write_cifar_batches(batches)
+    out = tmp_path / "cifar"
+    experiment(["cifar10", "--tiny", "--variants", "memae", "--baselines", "iforest",
+                "--data-path", str(batches), "--out", str(out)])
+    assert_reports(out, n_tasks=4, units=["class0", "class1"])
+    assert results(out)["tasks"]["memae/class=0"]["info"]["n_train"] == 10
+
+
+def test_kdd_tiny_reports_precision_recall_f1(tmp_path):
+    path = tmp_path / "kddcup.data_10_percent"
+    write_kdd_file(path)
+    out = tmp_path / "kdd"
+    experiment(["kdd", "--tiny", "--variants", "memae", "--baselines", "iforest",
+                "--data-path", str(path), "--out", str(out)])
+    assert_reports(out, n_tasks=2, units=["run0"])
+    task = results(out)["tasks"]["memae/run=0"]
+    assert {"precision", "recall", "f1", "aupr"} <= task["metrics"].keys()
+    assert task["info"]["flagged_share"] == 0.2
+    assert "| f1 |" in (out / "results.md").read_text()
+
+
+def test_tabular_tiny_from_a_csv_file(tmp_path):
+    rng = np.random.default_rng(0)
+    kinds = np.where(rng.random(150) < 0.2, "rare", "usual")
+    rows = ["a,b,kind"] + [f"{rng.random():.3f},{rng.random() + (k == 'rare'):.3f},{k}"
+                           for k in kinds]
+    path = tmp_path / "table.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "tabular"
+    experiment(["tabular", "--tiny", "--variants", "ae", "--data-path", str(path),
+                "--label-column", "kind", "--normal-classes", "usual", "--out", str(out)])
+    assert_reports(out, n_tasks=1, units=["run0"])
+    assert results(out)["tasks"]["ae/run=0"]["info"]["anomaly_share"] > 0
+
+
+@pytest.mark.parametrize(
+    ("dataset", "layout"),
+    [("ucsd-ped2", lambda p: ucsd_layout(p / "UCSDped2")),
+     ("avenue", lambda p: avenue_layout(p / "avenue")),
+     ("shanghaitech", lambda p: shanghaitech_layout(p / "shanghaitech"))],
+)
+def test_video_datasets_tiny_from_their_layouts(tmp_path, dataset, layout):
+    root = layout(tmp_path)
+    out = tmp_path / "run"
+    experiment([dataset, "--tiny", "--variants", "memae", "--data-path", str(root),
+                "--out", str(out)])
+    assert_reports(out, n_tasks=1, units=["all"])
+    info = results(out)["tasks"]["memae/all"]["info"]
+    # One test video of 20 frames: 5 clips; every frame scored by interpolation.
+    assert info["n_test_clips"] == 5 and info["n_scored_frames"] == FRAMES
+
+
+def test_moving_mnist_tiny_with_a_baseline(tmp_path):
+    out = tmp_path / "moving"
+    experiment(["moving-mnist", "--tiny", "--variants", "ae", "--baselines", "iforest",
+                "--out", str(out)])
+    assert_reports(out, n_tasks=2, units=["all"])
+
+
+# --- results are never overwritten silently -----------------------------------------------------
+
+
+# The results store does not depend on the model, so these use the fast Isolation Forest.
+
+
+@pytest.fixture
+def kdd_run(tmp_path):
+    path = tmp_path / "kddcup.data_10_percent"
+    write_kdd_file(path)
+    return ["kdd", "--tiny", "--variants", "", "--data-path", str(path),
+            "--out", str(tmp_path / "kdd")]
+
+
+def test_existing_results_are_refused_without_resume_or_overwrite(kdd_run):
+    experiment([*kdd_run, "--baselines", "iforest"])
+    with pytest.raises(FileExistsError, match="--resume"):
+        experiment([*kdd_run, "--baselines", "iforest"])
+
+
+def test_resume_runs_only_the_missing_tasks(kdd_run, capsys):
+    experiment([*kdd_run, "--baselines", "iforest"], capsys)
+    before = results(Path(kdd_run[-1]))["tasks"]["iforest/run=0"]
+    _, log = experiment([*kdd_run, "--baselines", "iforest,ocsvm", "--resume"], capsys)
+    assert "1 tasks to run, 1 already done (skipped)" in log
+    stored = results(Path(kdd_run[-1]))["tasks"]
+    assert set(stored) == {"iforest/run=0", "ocsvm/run=0"} and stored["iforest/run=0"] == before
+
+
+def test_resume_with_a_different_config_is_refused(kdd_run):
+    experiment([*kdd_run, "--baselines", "iforest"])
+    with pytest.raises(ValueError, match="seed: stored 0 vs 1"):
+        experiment([*kdd_run, "--baselines", "iforest", "--seed", "1", "--resume"])
+
+
+def test_overwrite_replaces_previous_results(kdd_run):
+    experiment([*kdd_run, "--baselines", "iforest"])
+    experiment([*kdd_run, "--baselines", "ocsvm", "--overwrite"])
+    assert set(results(Path(kdd_run[-1]))["tasks"]) == {"ocsvm/run=0"}
+
+
+def test_invalid_arguments_are_reported():
+    with pytest.raises(SystemExit):
+        experiment(["mnist", "--variants", "memae,vae", "--out", "x"])
+    with pytest.raises(ValueError, match="--classes applies to one-class"):
+        experiment(["kdd", "--tiny", "--classes", "1", "--out", "x"])
