@@ -242,3 +242,14 @@ def test_model_that_is_not_an_autoencoder_is_rejected(tmp_path):
     model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
     with pytest.raises(ValueError, match="outputs of the same shape"):
         export_saved_model(model, tmp_path / "kdd", threshold=0.1)
+
+
+def test_saved_model_cli_lists_every_signature(exported):
+    cli = pathlib.Path(sys.executable).with_name("saved_model_cli")
+    if not cli.exists():
+        pytest.skip("saved_model_cli is not installed beside this Python")
+    shown = subprocess.run([str(cli), "show", "--all", "--dir", str(exported[2])],
+                           capture_output=True, text=True, check=True, timeout=120).stdout
+    for name in ("serving_default", "score_map", "memory_attention"):
+        assert f"signature_def['{name}']" in shown
+    assert "outputs['is_anomaly']" in shown and "inputs['x']" in shown
