@@ -12,7 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from memae_tf import _tf_env  # noqa: F401  (before any TensorFlow import)
+from memae_tf import (
+    _tf_env,  # noqa: F401  (before any TensorFlow import)
+    distribute,
+)
 from memae_tf.evaluation.cli import add_experiment_command, parse_ints, parse_override
 from memae_tf.serving.cli import add_serving_commands
 
@@ -78,6 +81,7 @@ def _log(message: str) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from memae_tf.detector import MemAE
 
+    options = distribute.distribution_options(args)  # before TF runs any op (multi-worker)
     normal = args.normal_class
     x, y = load_split(args.data, "train", args.data_path)
     x = _select_normal(x, y, normal)
@@ -90,9 +94,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     detector = MemAE.from_preset(args.preset, variant=args.variant, **dict(args.override))
     start = time.perf_counter()
     detector.fit(x_fit, validation_data=x_val, epochs=args.epochs, batch_size=args.batch_size,
-                 learning_rate=args.learning_rate, seed=args.seed, verbose=args.verbose)
+                 learning_rate=args.learning_rate, seed=args.seed, verbose=args.verbose,
+                 **options)
     seconds = time.perf_counter() - start
     threshold = detector.infer_threshold(x_val, fpr=args.fpr)
+    if not distribute.is_chief(options["strategy"]):
+        _log(f"trained in {seconds:.1f} s; not the chief worker, so nothing is saved")
+        return 0
     out = Path(args.out)
     path = detector.save(out / "detector.keras")
     summary = {"preset": args.preset, "variant": args.variant, "data": args.data,
@@ -198,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--verbose", type=int, default=1)
     train.add_argument("--out", required=True, help="run folder for detector.keras")
+    distribute.add_distribution_arguments(train)
     train.set_defaults(func=cmd_train, batch_size=64)
 
     score = sub.add_parser("score", help="score samples with a saved detector")

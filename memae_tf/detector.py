@@ -13,11 +13,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from memae_tf import distribute
 from memae_tf.models.presets import build_autoencoder, get_preset
 from memae_tf.scoring import ScoringGraph
 
 _METADATA_ENTRY = "memae_tf.json"
 _FORMAT_VERSION = 1
+# The shuffling seed of multi-worker training when none is given: every worker
+# must draw the same order, since each keeps its shard of every global batch.
+_SHARED_SHUFFLE_SEED = 0
 
 
 def _as_json(value: Any) -> Any:
@@ -153,8 +157,16 @@ class MemAE:
             raise ValueError(f"`{what}` contains {bad} NaN or Inf values; clean them first.")
         return x
 
-    def _dataset(self, data: Any, batch_size: int, shuffle: bool, seed: int | None):
-        """Turns numpy arrays or a `tf.data.Dataset` of inputs into `(x, x)` batches."""
+    def _dataset(
+        self, data: Any, batch_size: int, shuffle: bool, seed: int | None,
+        drop_remainder: bool = False,
+    ) -> tf.data.Dataset:
+        """Turns numpy arrays or a `tf.data.Dataset` of inputs into `(x, x)` batches.
+
+        Array inputs are shuffled as indices (a full permutation per epoch) and
+        gathered a batch at a time, and are auto-sharded by data under a
+        multi-worker strategy; datasets keep their own sharding options.
+        """
         if isinstance(data, tf.data.Dataset):
             if isinstance(data.element_spec, tuple):
                 data = data.map(lambda x, *_: x)
@@ -164,13 +176,25 @@ class MemAE:
             else:
                 data = data.map(lambda x: tf.cast(x, tf.float32))
             if data.element_spec.shape.rank == len(self.input_shape):
-                data = data.batch(batch_size)
+                data = data.batch(batch_size, drop_remainder=drop_remainder)
             return data.map(lambda x: (x, x)).prefetch(tf.data.AUTOTUNE)
         x = self._prepare(data)
-        dataset = tf.data.Dataset.from_tensor_slices(x)
+        if drop_remainder and len(x) < batch_size:
+            raise ValueError(
+                f"Distributed training needs at least one global batch ({batch_size} samples "
+                f"= per-replica batch × replicas). Received: {len(x)} samples"
+            )
+        samples = tf.constant(x)
+        indices = tf.data.Dataset.range(len(x))
         if shuffle:
-            dataset = dataset.shuffle(min(len(x), 10_000), seed=seed, reshuffle_each_iteration=True)
-        return dataset.batch(batch_size).map(lambda b: (b, b)).prefetch(tf.data.AUTOTUNE)
+            indices = indices.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        options = tf.data.Options()
+        shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = shard_policy
+        dataset = indices.batch(batch_size, drop_remainder=drop_remainder).with_options(options)
+        return dataset.map(
+            lambda i: (tf.gather(samples, i),) * 2, num_parallel_calls=tf.data.AUTOTUNE
+        ).prefetch(tf.data.AUTOTUNE)
 
     # ---------------------------------------------------------------- training
     def fit(
@@ -179,18 +203,25 @@ class MemAE:
         validation_data: Any = None,
         epochs: int = 10,
         batch_size: int = 64,
-        learning_rate: float = 1e-3,
+        learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
         callbacks: list[keras.callbacks.Callback] | None = None,
         contamination: float | None = None,
         jit_compile: bool | str = "auto",
         shuffle: bool = True,
         seed: int | None = None,
         verbose: int | str = "auto",
+        strategy: str | tf.distribute.Strategy = "auto",
+        precision: str = "float32",
+        steps_per_execution: int = 1,
+        checkpoint_dir: str | os.PathLike | None = None,
     ) -> keras.callbacks.History:
         """Trains the autoencoder on normal data only.
 
         Loss: mean squared reconstruction error plus the memory's entropy loss;
-        optimiser: Adam.
+        optimiser: Adam. Under a distribution strategy the model and optimiser
+        are created in the strategy's scope (see `memae_tf.distribute`), each
+        replica takes `batch_size` samples of every global batch, and the
+        trained weights are copied back into `model`.
 
         Args:
             x: Normal samples, a numpy array `(n, *input_shape)` or a
@@ -198,16 +229,31 @@ class MemAE:
             validation_data: Optional normal samples in the same form, for the
                 validation loss.
             epochs: Number of passes over `x`.
-            batch_size: Batch size (used when `x` is an array or an unbatched
-                dataset).
-            learning_rate: Adam learning rate.
-            callbacks: Keras callbacks.
+            batch_size: Batch size per replica; the global batch is
+                `batch_size × replicas` (used when `x` is an array or an
+                unbatched dataset; a batched dataset's batches are global
+                batches). With several replicas the last incomplete global
+                batch of each epoch is dropped, so replicas see equal batches.
+            learning_rate: Adam learning rate, or a Keras learning-rate schedule.
+            callbacks: Keras callbacks (they run on every worker).
             contamination: If given, sets `threshold_` so that this share of the
                 training samples scores above it.
-            jit_compile: Compile the train step with XLA (`"auto"`: Keras' choice).
+            jit_compile: Compile the train step with XLA (`"auto"`: Keras' choice,
+                which is off on CPU-only hosts and under a distribution strategy).
             shuffle: Shuffle array inputs every epoch.
-            seed: Seed for the shuffling.
+            seed: Seed for the shuffling. Workers of a multi-worker cluster must
+                shuffle alike, so there `None` means a fixed seed.
             verbose: Keras verbosity (`"auto"`, 0, 1 or 2).
+            strategy: `"auto"`, `"default"`, `"mirrored"`, `"multiworker"` or a
+                `tf.distribute.Strategy` (see `memae_tf.distribute.resolve_strategy`).
+            precision: Training dtype policy: `"float32"`, `"mixed_float16"`
+                (GPUs) or `"mixed_bfloat16"`. The memory addressing and the
+                reconstruction stay float32; the saved model is float32.
+            steps_per_execution: Train steps per call into TensorFlow (fewer
+                Python round trips for small models).
+            checkpoint_dir: If given, the chief writes the weights after every
+                epoch to `checkpoint_dir/epoch-NNN.weights.h5`
+                (`model.load_weights` reads them).
 
         Returns:
             The Keras `History` (also kept as `history_`).
@@ -218,22 +264,51 @@ class MemAE:
             raise ValueError(
                 f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
             )
-        if not learning_rate > 0:
+        schedule = isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule)
+        if not schedule and not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
             raise ValueError(
-                f"`learning_rate` must be positive. Received: learning_rate={learning_rate!r}"
+                "`learning_rate` must be a positive float or a Keras LearningRateSchedule. "
+                f"Received: learning_rate={learning_rate!r}"
             )
-        train = self._dataset(x, batch_size, shuffle, seed)
+        if (
+            isinstance(steps_per_execution, bool)
+            or not isinstance(steps_per_execution, int)
+            or steps_per_execution < 1
+        ):
+            raise ValueError(
+                "`steps_per_execution` must be a positive integer. "
+                f"Received: steps_per_execution={steps_per_execution!r}"
+            )
+        strategy = distribute.resolve_strategy(strategy)
+        replicas = strategy.num_replicas_in_sync
+        if seed is None and distribute.is_multi_worker(strategy):
+            seed = _SHARED_SHUFFLE_SEED
+        train = self._dataset(x, batch_size * replicas, shuffle, seed, replicas > 1)
         val = None if validation_data is None else self._dataset(
-            validation_data, batch_size, False, None
+            validation_data, batch_size * replicas, False, None, replicas > 1
         )
-        self.model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate), loss="mse", jit_compile=jit_compile
-        )
-        self.history_ = self.model.fit(
-            train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose,
-            shuffle=False,  # array inputs are shuffled by the tf.data pipeline
-        )
-        self._graph = None
+        model = distribute.training_replica(self.model, strategy, precision)
+        with strategy.scope():
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate), loss="mse",
+                jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+            )
+            model.optimizer.build(model.trainable_variables)  # its slots live in the strategy
+        callbacks = list(callbacks or [])
+        if checkpoint_dir is not None and distribute.is_chief(strategy):
+            Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+            callbacks.append(keras.callbacks.ModelCheckpoint(
+                str(Path(checkpoint_dir) / "epoch-{epoch:03d}.weights.h5"), save_weights_only=True
+            ))
+        try:
+            self.history_ = model.fit(
+                train, validation_data=val, epochs=epochs, callbacks=callbacks,
+                verbose=verbose, shuffle=False,  # array inputs are shuffled by the tf.data pipeline
+            )
+        finally:
+            if model is not self.model:
+                self.model.set_weights(model.get_weights())
+            self._graph = None
         if contamination is not None:
             if isinstance(x, tf.data.Dataset):
                 raise ValueError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from memae_tf.inference import inference_model
 from memae_tf.layers.memory import MemoryLayer
 
 
@@ -65,6 +66,8 @@ class ScoringGraph:
     returns the memory addressing weights (None when the model has no memory).
     Both are `tf.function`s with an explicit `[None, *input_shape]` float32
     signature, so they trace once and can be exported as serving signatures.
+    `outputs` evaluates `inference_model(model)`: the same layers and live
+    variables, with batch norm folded into the convolutions.
 
     Args:
         model: The autoencoder.
@@ -80,8 +83,9 @@ class ScoringGraph:
         self.model = model
         self.input_shape = tuple(model.input_shape[1:])
         signature = [tf.TensorSpec((None, *self.input_shape), tf.float32, name="x")]
+        compute = inference_model(model)
         self.outputs = tf.function(
-            lambda x: reconstruction_outputs(model, x),
+            lambda x: reconstruction_outputs(compute, x),
             input_signature=signature,
             jit_compile=jit_compile,
         )

@@ -152,3 +152,10 @@ def test_bad_inputs_raise_clear_errors(x, error, message):
 def test_bad_fit_arguments_raise(kwargs, message, normal_rows):
     with pytest.raises(ValueError, match=message):
         MemAE.from_preset("kdd", **TINY_DENSE).fit(normal_rows, verbose=0, **kwargs)
+
+
+def test_fit_accepts_a_learning_rate_schedule(normal_rows):
+    schedule = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=20)
+    detector = MemAE.from_preset("kdd", **TINY_DENSE)
+    history = detector.fit(normal_rows[:128], epochs=1, learning_rate=schedule, verbose=0)
+    assert len(history.history["loss"]) == 1

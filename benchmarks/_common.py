@@ -1,0 +1,106 @@
+"""Shared helpers of the benchmark scripts: machine facts, timing, RESULTS.md sections."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import re
+import resource
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def configure_threads(threads: int | None) -> None:
+    """Sets TensorFlow's op thread pools (before TensorFlow runs anything)."""
+    if threads is None:
+        return
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    """CPU, core count, load, GPU and package versions, for the record."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            found = re.search(r"model name\s*:\s*(.+)", info.read())
+            cpu = found.group(1).strip() if found else cpu
+    except OSError:
+        pass
+    facts = {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "load average (1/5/15 min) at start": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
+        "python": sys.version.split()[0],
+        **{name: _version(name) for name in ("tensorflow", "keras", "numpy", "torch")},
+    }
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        facts["gpu"] = f"{len(gpus)} × {details.get('device_name', gpus[0].name)}"
+    return facts
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rate(samples: int, seconds: list[float]) -> tuple[float, float]:
+    """(median, best) samples per second over repeated timings of `samples` samples."""
+    return samples / statistics.median(seconds), samples / min(seconds)
+
+
+def percentiles(values: list[float], *quantiles: float) -> list[float]:
+    """Quantiles (0..100) of `values`, nearest-rank."""
+    ordered = sorted(values)
+    return [ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+            for q in quantiles]
+
+
+def interleave(functions: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Calls each function once per round, `repeats` rounds, collecting the seconds they
+    return; alternating keeps the machine's load the same for all on a busy host."""
+    seconds: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            seconds[name].append(function())
+    return seconds
+
+
+def write_measured(path: Path, title: str, body: str) -> None:
+    """Puts `body` between the measurement markers of the `## title` section of `path`.
+
+    Only the text between `<!-- measured:begin -->` and `<!-- measured:end -->`
+    changes, so hand-written analysis around it and the other sections of the
+    file stay; a missing section is appended with the markers.
+    """
+    begin, end = "<!-- measured:begin -->", "<!-- measured:end -->"
+    block = f"{begin}\n{body.strip()}\n{end}"
+    text = path.read_text() if path.exists() else ""
+    heading = f"## {title}"
+    section = re.search(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", text, re.S | re.M)
+    if section and begin in section.group(0):
+        start, stop = section.start() + section.group(0).index(begin), section.start() + (
+            section.group(0).index(end) + len(end))
+        text = text[:start] + block + text[stop:]
+    elif section:
+        text = text[:section.end()].rstrip() + "\n\n" + block + "\n\n" + text[section.end():]
+    else:
+        text = (text.rstrip() + "\n\n" if text.strip() else "") + f"{heading}\n\n{block}\n"
+    path.write_text(text.rstrip() + "\n")

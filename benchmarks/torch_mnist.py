@@ -1,0 +1,122 @@
+"""Eager PyTorch reference of the MNIST preset, for the speed comparison.
+
+The network mirrors `build_autoencoder("mnist", "memae")` layer for layer:
+Conv(16, 1×1, s2) → BN → ReLU → Conv(32, 3×3, s2) → BN → ReLU →
+Conv(64, 3×3, s2) → BN → ReLU → memory (100 items, λ = 1/100, dot addressing,
+entropy loss 2e-4) → ConvT(32, 3×3, s2) → BN → ReLU → ConvT(16, 3×3, s2) → BN →
+ReLU → ConvT(1, 3×3, s2) → sigmoid (the decoder widens a kernel smaller
+than its stride), with the same feature-map sizes
+(28 → 14 → 7 → 4 → 7 → 14 → 28), the same parameter count and FLOPs, trained
+with Adam (lr 1e-3) on MSE + entropy. PyTorch pads "same" convolutions
+symmetrically where TensorFlow pads the bottom/right first; that shifts the
+sampling grid by one pixel and changes no cost.
+
+Requires the optional `bench` extra (`pip install torch==2.13.0`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+_EPSILON = 1e-12
+
+
+class Memory(nn.Module):
+    """MemAE memory: softmax addressing, hard shrinkage, L1 renormalisation."""
+
+    def __init__(self, num_items: int, channels: int, entropy_weight: float = 2e-4) -> None:
+        super().__init__()
+        limit = 1.0 / math.sqrt(channels)
+        self.memory = nn.Parameter(torch.empty(num_items, channels).uniform_(-limit, limit))
+        self.threshold = 1.0 / num_items
+        self.entropy_weight = entropy_weight
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n, c, h, w = z.shape
+        queries = z.permute(0, 2, 3, 1).reshape(-1, c)
+        weights = torch.softmax(queries @ self.memory.t(), dim=-1)
+        shifted = weights - self.threshold
+        weights = torch.relu(shifted) * weights / (shifted.abs() + _EPSILON)
+        weights = weights / weights.abs().sum(dim=-1, keepdim=True).clamp_min(_EPSILON)
+        rebuilt = (weights @ self.memory).reshape(n, h, w, c).permute(0, 3, 1, 2)
+        entropy = (-weights * torch.log(weights + _EPSILON)).sum(dim=-1).mean()
+        return rebuilt, self.entropy_weight * entropy
+
+
+def _block(layer: nn.Module, channels: int) -> nn.Sequential:
+    # Keras BatchNormalization(momentum=0.9, epsilon=1e-5) is torch momentum 0.1.
+    return nn.Sequential(layer, nn.BatchNorm2d(channels, eps=1e-5, momentum=0.1), nn.ReLU())
+
+
+class MemAEMnist(nn.Module):
+    """The MNIST-preset MemAE in PyTorch (NCHW)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(
+            _block(nn.Conv2d(1, 16, 1, stride=2, bias=False), 16),
+            _block(nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False), 32),
+            _block(nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False), 64),
+        )
+        self.memory = Memory(100, 64)
+        self.decoder = nn.Sequential(
+            _block(nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, bias=False), 32),
+            _block(nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1,
+                                      bias=False), 16),
+            nn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rebuilt, entropy = self.memory(self.encoder(x))
+        return self.decoder(rebuilt), entropy
+
+
+class TorchMnistBench:
+    """Times training and scoring of the PyTorch reference on NCHW float32 batches.
+
+    Args:
+        threads: `torch.set_num_threads` value (the cores the TF side uses).
+        seed: Seed for the weights.
+    """
+
+    def __init__(self, threads: int, seed: int = 0) -> None:
+        torch.set_num_threads(threads)
+        torch.manual_seed(seed)
+        self.model = MemAEMnist()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+
+    @staticmethod
+    def to_tensor(x: np.ndarray) -> torch.Tensor:
+        """NHWC float32 array (what the TF side gets) → NCHW tensor, done once, untimed."""
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+    def train(self, data: torch.Tensor, batch_size: int = 64) -> None:
+        """One epoch over `data` (NCHW) in full batches."""
+        self.model.train()
+        for start in range(0, len(data) - batch_size + 1, batch_size):
+            batch = data[start:start + batch_size]
+            reconstruction, entropy = self.model(batch)
+            loss = torch.mean((reconstruction - batch) ** 2) + entropy
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+
+    @torch.inference_mode()
+    def score(self, data: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Per-sample mean squared reconstruction error of `data` (NCHW)."""
+        self.model.eval()
+        scores = []
+        for start in range(0, len(data), batch_size):
+            batch = data[start:start + batch_size]
+            reconstruction, _ = self.model(batch)
+            scores.append(((reconstruction - batch) ** 2).mean(dim=(1, 2, 3)).numpy())
+        return np.concatenate(scores)
+
+    def parameter_count(self) -> int:
+        """Trainable parameters (compare with the Keras model's)."""
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
