@@ -1,11 +1,12 @@
 """Eager PyTorch reference of the MNIST preset, for the speed comparison.
 
 The network mirrors `build_autoencoder("mnist", "memae")` layer for layer:
-Conv(16, 1×1, s2) → BN → ReLU → Conv(32, 3×3, s2) → BN → ReLU →
-Conv(64, 3×3, s2) → BN → ReLU → memory (100 items, λ = 1/100, dot addressing,
-entropy loss 2e-4) → ConvT(32, 3×3, s2) → BN → ReLU → ConvT(16, 3×3, s2) → BN →
-ReLU → ConvT(1, 3×3, s2) → sigmoid (the decoder widens a kernel smaller
-than its stride), with the same feature-map sizes
+Conv(16, 1×1, s2) (the preset's 1-wide subsampling then 1×1 convolution) →
+BN → ReLU → Conv(32, 3×3, s2) → BN → ReLU → Conv(64, 3×3, s2) → BN → ReLU →
+memory (100 items, λ = 1/100, dot addressing, entropy loss 2e-4) →
+ConvT(32, 3×3, s2) → BN → ReLU → ConvT(16, 3×3, s2) → BN → ReLU →
+ConvT(1, 3×3, s2) → sigmoid (the decoder widens a kernel smaller than its
+stride), with the same feature-map sizes
 (28 → 14 → 7 → 4 → 7 → 14 → 28), the same parameter count and FLOPs, trained
 with Adam (lr 1e-3) on MSE + entropy. PyTorch pads "same" convolutions
 symmetrically where TensorFlow pads the bottom/right first; that shifts the

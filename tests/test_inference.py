@@ -58,6 +58,16 @@ def test_strided_pointwise_convolution_becomes_a_slice():
     np.testing.assert_allclose(view(x), model(x), rtol=1e-5, atol=1e-6)
 
 
+def test_one_wide_strided_pooling_becomes_a_slice():
+    inputs = keras.Input((9, 8, 2))
+    outputs = keras.layers.MaxPooling2D(pool_size=1, strides=2, padding="same")(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1)(outputs))
+    view = inference_model(model)
+    assert not any(isinstance(layer, keras.layers.MaxPooling2D) for layer in view.layers)
+    x = np.random.default_rng(3).normal(size=(2, 9, 8, 2)).astype("float32")
+    np.testing.assert_allclose(view(x), model(x), rtol=1e-6, atol=1e-6)
+
+
 def test_batch_norm_after_an_activation_or_a_shared_output_is_kept():
     inputs = keras.Input((6, 6, 2))
     conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
