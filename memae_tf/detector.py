@@ -24,6 +24,13 @@ _FORMAT_VERSION = 1
 _SHARED_SHUFFLE_SEED = 0
 
 
+def _check_positive_int(**values: Any) -> None:
+    """Raises a ValueError naming the first argument that is not a positive integer."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+
+
 def _as_json(value: Any) -> Any:
     """Tuples → lists recursively, so that configs survive a JSON round trip."""
     if isinstance(value, (tuple, list)):
@@ -258,26 +265,13 @@ class MemAE:
         Returns:
             The Keras `History` (also kept as `history_`).
         """
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"`epochs` must be a positive integer. Received: epochs={epochs!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(
-                f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
-            )
+        _check_positive_int(epochs=epochs, batch_size=batch_size,
+                            steps_per_execution=steps_per_execution)
         schedule = isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule)
         if not schedule and not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
             raise ValueError(
                 "`learning_rate` must be a positive float or a Keras LearningRateSchedule. "
                 f"Received: learning_rate={learning_rate!r}"
-            )
-        if (
-            isinstance(steps_per_execution, bool)
-            or not isinstance(steps_per_execution, int)
-            or steps_per_execution < 1
-        ):
-            raise ValueError(
-                "`steps_per_execution` must be a positive integer. "
-                f"Received: steps_per_execution={steps_per_execution!r}"
             )
         strategy = distribute.resolve_strategy(strategy)
         replicas = strategy.num_replicas_in_sync
@@ -326,19 +320,19 @@ class MemAE:
         return self._graph
 
     def _batches(self, x: Any, batch_size: int) -> Iterator[np.ndarray]:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(
-                f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
-            )
+        _check_positive_int(batch_size=batch_size)
         x = self._prepare(x)
         for start in range(0, len(x), batch_size):
             yield x[start:start + batch_size]
 
-    def _collect(self, x: Any, batch_size: int, key: str) -> np.ndarray:
-        graph = self.scoring_graph
-        parts = [graph.outputs(tf.constant(batch))[key].numpy() for batch in self._batches(
-            x, batch_size)]
-        return np.concatenate(parts, axis=0)
+    def _collect(self, x: Any, batch_size: int, compute) -> np.ndarray:
+        """Runs `compute` (a traced function of a float32 batch) over `x` in batches."""
+        parts = [compute(tf.constant(batch)) for batch in self._batches(x, batch_size)]
+        return np.concatenate([np.asarray(part) for part in parts], axis=0)
+
+    def _output(self, x: Any, batch_size: int, key: str) -> np.ndarray:
+        outputs = self.scoring_graph.outputs
+        return self._collect(x, batch_size, lambda batch: outputs(batch)[key])
 
     def score(self, x: Any, batch_size: int = 256) -> np.ndarray:
         """Anomaly scores: mean squared reconstruction error per sample.
@@ -350,7 +344,7 @@ class MemAE:
         Returns:
             Float32 array `(n,)`; higher = more anomalous.
         """
-        return self._collect(x, batch_size, "score")
+        return self._output(x, batch_size, "score")
 
     decision_function = score
 
@@ -360,11 +354,11 @@ class MemAE:
         Returns:
             Float32 array shaped like the (prepared) input `(n, *input_shape)`.
         """
-        return self._collect(x, batch_size, "score_map")
+        return self._output(x, batch_size, "score_map")
 
     def reconstruct(self, x: Any, batch_size: int = 256) -> np.ndarray:
         """Reconstructions of `x`, shape `(n, *input_shape)`, in the input range."""
-        return self._collect(x, batch_size, "reconstruction")
+        return self._output(x, batch_size, "reconstruction")
 
     def memory_attention(self, x: Any, batch_size: int = 256) -> np.ndarray:
         """Memory addressing weights ŵ of each latent position.
@@ -378,9 +372,7 @@ class MemAE:
         attention = self.scoring_graph.attention
         if attention is None:
             raise ValueError("This model has no MemoryLayer, so it has no memory attention.")
-        return np.concatenate(
-            [attention(tf.constant(b)).numpy() for b in self._batches(x, batch_size)], axis=0
-        )
+        return self._collect(x, batch_size, attention)
 
     # -------------------------------------------------------------- threshold
     def infer_threshold(
