@@ -201,9 +201,18 @@ def _grpc(base_path: Path, x, serve, args) -> dict[str, Any]:
                 serve(x=tf.constant(batch))["score"].numpy()
             return time.perf_counter() - start
 
-        rounds = _common.interleave({"grpc": grpc_round, "in-process": local_round},
-                                    args.repeats)
-        rates = {name: _common.rate(calls * len(batch), values) for name, values in rounds.items()}
+        def status_round() -> float:  # the per-RPC floor: no tensor, no TensorFlow
+            start = time.perf_counter()
+            for _ in range(calls):
+                client.status()
+            return time.perf_counter() - start
+
+        rounds = _common.interleave({"grpc": grpc_round, "in-process": local_round,
+                                     "status": status_round}, args.repeats)
+        per_call_ms = {name: 1e3 * statistics.median(values) / calls
+                       for name, values in rounds.items()}
+        rates = {name: _common.rate(calls * len(batch), values) for name, values in rounds.items()
+                 if name != "status"}
 
         concurrent: list[float] = []
         lock = threading.Lock()
@@ -225,7 +234,7 @@ def _grpc(base_path: Path, x, serve, args) -> dict[str, Any]:
         for thread in threads:
             thread.join()
         client.close()
-        return {"rates": rates,
+        return {"rates": rates, "per_call_ms": per_call_ms,
                 "concurrent_8_ms": [1e3 * v for v in _common.percentiles(concurrent, 50, 99)]}
     finally:
         server.terminate()
@@ -379,6 +388,14 @@ def report(rows: list[dict[str, Any]], facts: dict[str, str], args, command: str
                 f"(target ≤ 15%); 8 concurrent clients p50 {p50:.1f} ms, p99 {p99:.1f} ms "
                 f"(p99/p50 {p99 / p50:.1f}, target ≤ 3).",
             ]
+            per_call = grpc.get("per_call_ms")
+            if per_call:
+                lines.append(
+                    f"Per call (medians): Predict over gRPC {per_call['grpc']:.2f} ms, in-process "
+                    f"{per_call['in-process']:.2f} ms, a GetModelStatus round trip (no tensor, "
+                    f"no TensorFlow: the per-RPC floor of Python gRPC here) "
+                    f"{per_call['status']:.2f} ms."
+                )
     return "\n".join(lines)
 
 

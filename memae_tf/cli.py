@@ -17,6 +17,7 @@ from memae_tf import (
     distribute,
 )
 from memae_tf.evaluation.cli import add_experiment_command, parse_ints, parse_override
+from memae_tf.models.memory_block import MEMORY_INITS
 from memae_tf.serving.cli import add_serving_commands
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
@@ -95,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     detector.fit(x_fit, validation_data=x_val, epochs=args.epochs, batch_size=args.batch_size,
                  learning_rate=args.learning_rate, seed=args.seed, verbose=args.verbose,
-                 **options)
+                 memory_init=args.memory_init, **options)
     seconds = time.perf_counter() - start
     threshold = detector.infer_threshold(x_val, fpr=args.fpr)
     if not distribute.is_chief(options["strategy"]):
@@ -204,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--override", type=parse_override, action="append", default=[],
                        metavar="KEY=VALUE", help="preset override, e.g. num_items=200")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--memory-init", choices=MEMORY_INITS, default="data",
+                       help="memory items drawn from encodings of the training data (data) "
+                            "or the layer's uniform initialisation (keep)")
     train.add_argument("--verbose", type=int, default=1)
     train.add_argument("--out", required=True, help="run folder for detector.keras")
     distribute.add_distribution_arguments(train)

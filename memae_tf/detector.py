@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -14,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from memae_tf import distribute
+from memae_tf.models.memory_block import MEMORY_INITS, adapt_memory, find_memory
 from memae_tf.models.presets import build_autoencoder, get_preset
 from memae_tf.scoring import ScoringGraph
 
@@ -22,6 +24,10 @@ _FORMAT_VERSION = 1
 # The shuffling seed of multi-worker training when none is given: every worker
 # must draw the same order, since each keeps its shard of every global batch.
 _SHARED_SHUFFLE_SEED = 0
+# Samples whose encodings form the pool the memory items are drawn from: enough
+# for about 16 candidate vectors per item, within [batch_size, _MAX_INIT_SAMPLES].
+_INIT_CANDIDATES_PER_ITEM = 16
+_MAX_INIT_SAMPLES = 1024
 
 
 def _check_positive_int(**values: Any) -> None:
@@ -108,6 +114,7 @@ class MemAE:
         self.input_shape: tuple[int, ...] = tuple(model.input_shape[1:])
         self.threshold_: float | None = None if threshold is None else float(threshold)
         self.history_: keras.callbacks.History | None = None
+        self._memory_trained = False
         self._graph: ScoringGraph | None = None
 
     @classmethod
@@ -221,6 +228,7 @@ class MemAE:
         precision: str = "float32",
         steps_per_execution: int = 1,
         checkpoint_dir: str | os.PathLike | None = None,
+        memory_init: str = "data",
     ) -> keras.callbacks.History:
         """Trains the autoencoder on normal data only.
 
@@ -261,12 +269,25 @@ class MemAE:
             checkpoint_dir: If given, the chief writes the weights after every
                 epoch to `checkpoint_dir/epoch-NNN.weights.h5`
                 (`model.load_weights` reads them).
+            memory_init: `"data"` (default): before the first training of this
+                detector, the memory items are drawn from the encodings of
+                training samples (`memae_tf.models.adapt_memory`), which makes
+                the addressing selective from the start (see
+                `MemoryLayer.adapt`). `"keep"`: train from the items as they
+                are (the layer's uniform initialisation, as in the authors'
+                code). Later calls (continued training) and detectors from
+                `MemAE.load` always keep their items.
 
         Returns:
             The Keras `History` (also kept as `history_`).
         """
         _check_positive_int(epochs=epochs, batch_size=batch_size,
                             steps_per_execution=steps_per_execution)
+        if memory_init not in MEMORY_INITS:
+            raise ValueError(
+                f"Received an invalid value for `memory_init`, expected one of {MEMORY_INITS}. "
+                f"Received: memory_init={memory_init!r}"
+            )
         schedule = isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule)
         if not schedule and not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
             raise ValueError(
@@ -281,6 +302,9 @@ class MemAE:
         val = None if validation_data is None else self._dataset(
             validation_data, batch_size * replicas, False, None, replicas > 1
         )
+        if memory_init == "data" and not self._memory_trained:
+            self._adapt_memory(x, batch_size * replicas, seed)
+        self._memory_trained = True
         model = distribute.training_replica(self.model, strategy, precision)
         with strategy.scope():
             model.compile(
@@ -310,6 +334,28 @@ class MemAE:
                 )
             self.infer_threshold(x, contamination=contamination)
         return self.history_
+
+    def _adapt_memory(self, x: Any, batch_size: int, seed: int | None) -> None:
+        """Draws the memory items from encodings of training samples (a seeded
+        random subset of an array, or the first batches of a dataset)."""
+        layer = find_memory(self.model)
+        if layer is None:
+            return
+        per_sample = math.prod(layer.input.shape[1:-1])  # queries per sample (1 if dense)
+        wanted = -(-_INIT_CANDIDATES_PER_ITEM * layer.num_items // per_sample)
+        wanted = min(max(wanted, batch_size), _MAX_INIT_SAMPLES)
+        if isinstance(x, tf.data.Dataset):
+            batches, total = [], 0
+            for batch, _ in self._dataset(x, batch_size, False, None):
+                batches.append(batch.numpy())
+                total += len(batches[-1])
+                if total >= wanted:
+                    break
+            samples = np.concatenate(batches)[:wanted]
+        else:
+            x = self._prepare(x)
+            samples = x[np.sort(np.random.default_rng(seed).permutation(len(x))[:wanted])]
+        adapt_memory(self.model, samples, seed, batch_size)
 
     # ----------------------------------------------------------------- scoring
     @property
@@ -454,6 +500,7 @@ class MemAE:
         detector = cls(model, input_range=metadata.get("input_range"),
                        threshold=metadata.get("threshold"))
         detector.config = metadata.get("config")
+        detector._memory_trained = True
         return detector
 
     # ------------------------------------------------------------------ export

@@ -127,8 +127,9 @@ def test_mnist_tiny_runs_every_variant_and_baseline(tmp_path):
 def test_fashion_mnist_tiny(tmp_path):
     out = tmp_path / "fashion"
     experiment(["fashion-mnist", "--tiny", "--variants", "memae", "--classes", "3",
-                "--out", str(out)])
+                "--memory-init", "keep", "--out", str(out)])
     assert_reports(out, n_tasks=1, units=["class3"])
+    assert json.loads((out / "results.json").read_text())["config"]["memory_init"] == "keep"
 
 
 def test_cifar10_tiny_from_python_batches(tmp_path):

@@ -39,6 +39,7 @@ from memae_tf.evaluation.baselines import BASELINES
 from memae_tf.evaluation.datasets import DATASETS
 from memae_tf.evaluation.experiment import Experiment, ExperimentConfig, default_units
 from memae_tf.models import VARIANTS
+from memae_tf.models.memory_block import MEMORY_INITS
 
 
 def parse_list(choices: tuple[str, ...]):
@@ -104,6 +105,9 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--batch-size", type=int, default=64, help="default 64")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam, default 1e-3")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    p.add_argument("--memory-init", choices=MEMORY_INITS, default="data",
+                   help="memory items drawn from encodings of training data (data, default) "
+                        "or the layer's uniform initialisation (keep)")
     p.add_argument("--classes", type=parse_ints,
                    help="one-class datasets: normal classes to run (default: 0-9; tiny: 0,1)")
     p.add_argument("--runs", type=int, default=5,
@@ -153,6 +157,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
+        memory_init=args.memory_init,
         tiny=args.tiny,
         data_path=args.data_path,
         overrides=dict(args.override),

@@ -33,6 +33,7 @@ from memae_tf.evaluation.report import SCORES_DIR, score_file, write_reports
 from memae_tf.evaluation.scorers import MODELS, TrainingConfig, make_scorer
 from memae_tf.evaluation.tabular import evaluate_tabular
 from memae_tf.evaluation.video import evaluate_video
+from memae_tf.models.memory_block import MEMORY_INITS
 
 RESULTS_FILE = "results.json"
 # Files and folders an experiment writes; --overwrite removes exactly these.
@@ -49,6 +50,8 @@ class ExperimentConfig:
         batch_size: Training batch size.
         learning_rate: Adam learning rate.
         seed: Seed of every random draw (weights, shuffles, splits, subsamples).
+        memory_init: Memory initialisation of the MemAE variants, `"data"` or
+            `"keep"` (see `MemAE.fit`).
         tiny: Tiny configuration (few samples, tiny networks) for smoke tests.
         data_path: Explicit dataset location.
         overrides: Preset overrides on top of the dataset's defaults.
@@ -74,6 +77,7 @@ class ExperimentConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     seed: int = 0
+    memory_init: str = "data"
     tiny: bool = False
     data_path: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -99,6 +103,9 @@ class ExperimentConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Expected `{name}` to be a positive integer. "
                                  f"Received: {name}={value!r}")
+        if self.memory_init not in MEMORY_INITS:
+            raise ValueError(f"Expected `memory_init` in {MEMORY_INITS}. Received: "
+                             f"{self.memory_init!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"Expected a positive `learning_rate`. Received: "
                              f"{self.learning_rate!r}")
@@ -125,7 +132,8 @@ class ExperimentConfig:
 
     def training(self) -> TrainingConfig:
         """The training settings of the MemAE variants."""
-        return TrainingConfig(self.epochs, self.batch_size, self.learning_rate, self.seed)
+        return TrainingConfig(self.epochs, self.batch_size, self.learning_rate, self.seed,
+                              self.memory_init)
 
 
 def default_units(config: ExperimentConfig, runs: int = 5) -> list[str]:

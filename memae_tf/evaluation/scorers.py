@@ -36,12 +36,16 @@ class TrainingConfig:
         batch_size: Training batch size.
         learning_rate: Adam learning rate.
         seed: Seed for weight initialisation and shuffling.
+        memory_init: `"data"` (memory items drawn from encodings of the
+            training data) or `"keep"` (the layer's uniform initialisation);
+            see `MemAE.fit`.
     """
 
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 1e-3
     seed: int = 0
+    memory_init: str = "data"
 
 
 @dataclass
@@ -81,6 +85,7 @@ class MemAEScorer:
             learning_rate=self.training.learning_rate,
             seed=self.training.seed,
             verbose=0,
+            memory_init=self.training.memory_init,
         )
         return self
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 _EPSILON = 1e-12
@@ -139,6 +140,58 @@ class MemoryLayer(keras.layers.Layer):
             dtype="float32",
             autocast=False,
         )
+
+    def adapt(self, queries, seed: int | None = None) -> int:
+        """Sets the memory items to query vectors drawn from `queries`.
+
+        A data-dependent initialisation (the idea of Keras' `adapt` for
+        preprocessing layers, and of codebook initialisation from data in vector
+        quantisation): with items drawn from real encodings, each query has
+        near matches in the memory and the softmax addressing is selective from
+        the first step. With the default uniform initialisation the logits are
+        small and the addressing stays close to uniform for a long time, so the
+        memory barely constrains the latent code. `MemAE.fit` calls this on the
+        encodings of the training data before training (`memory_init="data"`).
+
+        Args:
+            queries: Array of encodings whose last axis has the memory's
+                channels C, e.g. the encoder output `(batch, H, W, C)`. Every
+                vector along the last axis is a candidate item.
+            seed: Seed of the draw (None: unseeded).
+
+        Returns:
+            The number of items set: `num_items`, or the number of query
+            vectors if there are fewer (the remaining items keep their values).
+
+        Example:
+
+        >>> layer = MemoryLayer(num_items=3)
+        >>> layer.build((None, 2))
+        >>> layer.adapt(np.eye(2, dtype="float32")[[0, 1, 0, 1]], seed=0)
+        3
+        """
+        queries = np.asarray(queries, dtype=np.float32)
+        channels = queries.shape[-1] if queries.ndim else None
+        if not self.built:
+            self.build((None, channels))
+        expected = self.memory.shape[-1]
+        if queries.ndim < 1 or channels != expected:
+            raise ValueError(
+                f"`queries` must have {expected} channels on the last axis. "
+                f"Received: shape={queries.shape}"
+            )
+        rows = queries.reshape(-1, expected)
+        if len(rows) == 0 or not np.all(np.isfinite(rows)):
+            raise ValueError(
+                f"`queries` must hold at least one finite query vector. Received: "
+                f"{len(rows)} vectors, {int(np.size(rows) - np.isfinite(rows).sum())} not finite"
+            )
+        count = min(self.num_items, len(rows))
+        chosen = rows[np.random.default_rng(seed).choice(len(rows), count, replace=False)]
+        items = np.array(self.memory.numpy())
+        items[:count] = chosen
+        self.memory.assign(items)
+        return count
 
     def addressing(self, inputs):
         """Computes the (shrunk, renormalised) addressing weights ŵ.

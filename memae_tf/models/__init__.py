@@ -3,16 +3,19 @@
 from memae_tf.models.conv2d import build_conv2d_autoencoder
 from memae_tf.models.conv3d import build_conv3d_autoencoder
 from memae_tf.models.dense import build_dense_autoencoder
-from memae_tf.models.memory_block import VARIANTS
+from memae_tf.models.memory_block import MEMORY_INITS, VARIANTS, adapt_memory, find_memory
 from memae_tf.models.presets import PRESETS, Preset, build_autoencoder, get_preset
 
 __all__ = [
+    "MEMORY_INITS",
     "PRESETS",
     "VARIANTS",
     "Preset",
+    "adapt_memory",
     "build_autoencoder",
     "build_conv2d_autoencoder",
     "build_conv3d_autoencoder",
     "build_dense_autoencoder",
+    "find_memory",
     "get_preset",
 ]

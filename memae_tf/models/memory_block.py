@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import keras
+import numpy as np
+
 from memae_tf.layers.memory import MemoryLayer
 
 VARIANTS = ("memae", "memae-nonspar", "ae")
+MEMORY_INITS = ("data", "keep")  # see `adapt_memory` and `MemAE.fit(memory_init=...)`
 MEMORY_LAYER_NAME = "memory"
 
 
@@ -57,3 +61,51 @@ def memory_bottleneck(
         name=MEMORY_LAYER_NAME,
     )
     return layer(z)
+
+
+def find_memory(model: keras.Model) -> MemoryLayer | None:
+    """Returns the model's `MemoryLayer` (named `"memory"` by the builders), or None."""
+    for layer in model.layers:
+        if isinstance(layer, MemoryLayer):
+            return layer
+    return None
+
+
+def adapt_memory(
+    model: keras.Model, samples: np.ndarray, seed: int | None = None, batch_size: int = 64
+) -> int:
+    """Initialises a model's memory items from the encodings of `samples`.
+
+    The encoder (the model up to the memory) runs on `samples` in training
+    mode, so batch normalisation uses batch statistics as it will in the first
+    training steps; the call is stateless (moving statistics are not updated).
+    `MemoryLayer.adapt` then draws the items from the encodings.
+
+    Args:
+        model: An autoencoder with one `MemoryLayer`.
+        samples: Float32 inputs of the model, `(n, *input_shape)`.
+        seed: Seed of the draw.
+        batch_size: Samples per encoder pass.
+
+    Returns:
+        The number of items set, 0 for a model without memory.
+
+    Example:
+
+    >>> from memae_tf.models import build_dense_autoencoder
+    >>> model = build_dense_autoencoder((8,), units=(6, 3), num_items=5)
+    >>> adapt_memory(model, np.random.rand(32, 8).astype("float32"), seed=0)
+    5
+    """
+    layer = find_memory(model)
+    if layer is None:
+        return 0
+    encoder = keras.Model(model.inputs[0], layer.input)
+    parts = []
+    for start in range(0, len(samples), batch_size):
+        encoded, _ = encoder.stateless_call(
+            encoder.trainable_variables, encoder.non_trainable_variables,
+            samples[start:start + batch_size], training=True,
+        )
+        parts.append(keras.ops.convert_to_numpy(encoded))
+    return layer.adapt(np.concatenate(parts), seed=seed)
