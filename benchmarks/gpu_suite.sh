@@ -13,6 +13,11 @@
 # ready to paste into RESULTS.md's Speed section), the logs, and nvidia-smi's view.
 # Environment: PYTHON (interpreter, default python3.11 or python3), VENV (default
 # /tmp/memae-gpu-venv; reused when present), OUT.
+#
+# Needs a package index (or a VENV that already holds tensorflow[and-cuda]): the
+# GPU machines lent to this project so far hold PyTorch/JAX but no TensorFlow, have
+# no network, and take at most 64 MiB of carried files (the TensorFlow wheel alone
+# is several hundred MiB), so this script has not run there yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS

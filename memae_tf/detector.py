@@ -143,6 +143,31 @@ class MemAE:
         return None if self.config is None else _as_json(self.config)
 
     # ------------------------------------------------------------------ inputs
+    def preprocess(self, x: Any) -> np.ndarray:
+        """Returns `x` as the float32 batch the network and its SavedModel take.
+
+        uint8 images are scaled into `input_range`; grayscale images or clips
+        given without a channel axis get one. Use it to prepare requests for the
+        exported model (`MemAEClient.predict(detector.preprocess(images))`).
+
+        Args:
+            x: Array `(n, *input_shape)`, or without the channel axis when it is 1.
+
+        Returns:
+            Float32 array `(n, *input_shape)`.
+
+        Raises:
+            ValueError: For a wrong shape, an empty batch or NaN/Inf values.
+            TypeError: For non-numeric arrays.
+
+        Example:
+
+        >>> detector = MemAE.from_preset("mnist")
+        >>> detector.preprocess(np.full((2, 28, 28), 255, np.uint8)).max()
+        np.float32(1.0)
+        """
+        return self._prepare(x)
+
     def _prepare(self, x: Any, what: str = "x") -> np.ndarray:
         """Validates a batch and converts it to float32 in the model's input range."""
         if isinstance(x, tf.Tensor):

@@ -101,6 +101,17 @@ def test_uint8_images_are_scaled_and_channel_axis_added():
     pixels = np.random.default_rng(1).integers(0, 256, size=(5, 12, 12), dtype=np.uint8)
     as_float = pixels[..., None].astype("float32") / 255.0
     np.testing.assert_allclose(detector.score(pixels), detector.score(as_float), rtol=1e-6)
+    np.testing.assert_allclose(detector.preprocess(pixels), as_float, rtol=1e-6)
+
+
+def test_preprocess_scales_uint8_into_the_preset_input_range():
+    detector = MemAE.from_preset("video", input_shape=(4, 8, 8, 1), filters=(2, 2),
+                                 kernel_sizes=3, strides=2, num_items=4)
+    clips = np.zeros((3, 4, 8, 8), np.uint8)
+    clips[1], clips[2] = 51, 255
+    prepared = detector.preprocess(clips)
+    assert prepared.shape == (3, 4, 8, 8, 1) and prepared.dtype == np.float32
+    np.testing.assert_allclose(prepared[:, 0, 0, 0, 0], [-1.0, -0.6, 1.0], rtol=1e-6)
 
 
 def test_fit_accepts_tf_data(normal_rows):
