@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from memae_tf.data import MinMaxScaler
+from memae_tf.data import MinMaxScaler, global_contrast_normalize
 
 TRAIN = np.array([[1.0, 10.0, 5.0], [3.0, 30.0, 5.0], [2.0, 20.0, 5.0]])
 
@@ -56,3 +56,19 @@ def test_empty_or_one_dimensional_input_is_rejected():
         MinMaxScaler().fit(np.zeros((0, 3)))
     with pytest.raises(ValueError, match="2D array"):
         MinMaxScaler().fit(np.zeros(3))
+
+
+def test_global_contrast_normalization_by_hand():
+    images = np.array([[[0, 0], [2, 2]], [[1, 1], [1, 5]], [[3, 3], [3, 3]]], np.uint8)
+    out = global_contrast_normalize(images)
+    assert out.shape == (3, 2, 2) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0], [[-1, -1], [1, 1]])
+    # mean 2, deviations -1, -1, -1, 3, mean absolute deviation 1.5
+    np.testing.assert_allclose(out[1], [[-2 / 3, -2 / 3], [-2 / 3, 2]], rtol=1e-6)
+    np.testing.assert_array_equal(out[2], np.zeros((2, 2)))  # constant image
+
+
+@pytest.mark.parametrize("images", [np.zeros(4), np.array([["a", "b"]])])
+def test_global_contrast_normalization_rejects_non_image_batches(images):
+    with pytest.raises(ValueError, match="numeric array of images"):
+        global_contrast_normalize(images)

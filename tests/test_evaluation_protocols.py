@@ -13,6 +13,7 @@ from memae_tf.evaluation import (
     evaluate_video,
     frame_level_evaluation,
     frame_scores,
+    gcn_minmax,
     make_baseline,
     normalise_per_video,
     one_class_split,
@@ -20,6 +21,7 @@ from memae_tf.evaluation import (
     regularity_scores,
     threshold_metrics,
 )
+from memae_tf.evaluation.one_class import OneClassSplit
 
 # --- metrics -----------------------------------------------------------------------------------
 
@@ -100,6 +102,32 @@ def test_perfect_one_class_scorer_gives_auroc_one():
     result = evaluate_one_class(ClassOracle(), one_class_split((x, y), (x, y), normal_class=1))
     assert result.metrics["auroc"] == 1.0
     assert result.info["anomaly_share"] == pytest.approx(2 / 3)
+
+
+def test_gcn_minmax_fits_the_scale_on_the_normal_training_images():
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, size=(6, 5, 5), dtype=np.uint8)
+    x_test = rng.integers(0, 256, size=(4, 5, 5), dtype=np.uint8)
+
+    def gcn(images):  # reference: per image, centre, divide by the mean absolute deviation
+        flat = images.reshape(len(images), -1).astype(float)
+        flat -= flat.mean(axis=1, keepdims=True)
+        return (flat / np.abs(flat).mean(axis=1, keepdims=True)).reshape(images.shape)
+
+    low, high = gcn(x_train).min(), gcn(x_train).max()
+    split = gcn_minmax(OneClassSplit(x_train, x_test, np.array([0, 1, 1, 0])))
+    np.testing.assert_allclose(split.x_train, (gcn(x_train) - low) / (high - low), atol=1e-6)
+    np.testing.assert_allclose(split.x_test, (gcn(x_test) - low) / (high - low), atol=1e-6)
+    assert split.x_train.min() == 0.0 and split.x_train.max() == pytest.approx(1.0)
+    np.testing.assert_array_equal(split.labels, [0, 1, 1, 0])
+
+
+def test_gcn_minmax_ignores_brightness_and_contrast():
+    digit = np.zeros((1, 4, 4))
+    digit[0, 1:3, 1:3] = 100.0
+    brighter = 2.0 * digit + 20.0  # more ink and a grey background: the same shape
+    split = gcn_minmax(OneClassSplit(digit, np.concatenate([digit, brighter]), np.array([0, 1])))
+    np.testing.assert_allclose(split.x_test[0], split.x_test[1], atol=1e-6)
 
 
 # --- video --------------------------------------------------------------------------------------

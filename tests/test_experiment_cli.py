@@ -132,6 +132,14 @@ def test_fashion_mnist_tiny(tmp_path):
     assert json.loads((out / "results.json").read_text())["config"]["memory_init"] == "keep"
 
 
+def test_mnist_tiny_with_gcn_preprocessing(tmp_path):
+    out = tmp_path / "gcn"
+    experiment(["mnist", "--tiny", "--variants", "ae", "--baselines", "iforest", "--classes", "4",
+                "--preprocess", "gcn", "--out", str(out)])
+    assert_reports(out, n_tasks=2, units=["class4"])
+    assert json.loads((out / "results.json").read_text())["config"]["preprocess"] == "gcn"
+
+
 def test_cifar10_tiny_from_python_batches(tmp_path):
     batches = tmp_path / "cifar-10-batches-py"
     write_cifar_batches(batches)
@@ -239,3 +247,5 @@ def test_invalid_arguments_are_reported():
         experiment(["mnist", "--variants", "memae,vae", "--out", "x"])
     with pytest.raises(ValueError, match="--classes applies to one-class"):
         experiment(["kdd", "--tiny", "--classes", "1", "--out", "x"])
+    with pytest.raises(ValueError, match="`preprocess` applies to the one-class"):
+        experiment(["kdd", "--tiny", "--preprocess", "gcn", "--out", "x"])

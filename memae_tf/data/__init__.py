@@ -14,7 +14,7 @@ from memae_tf.data.kdd import load_kddcup99
 from memae_tf.data.mnist import load_mnist
 from memae_tf.data.moving_mnist import make_moving_mnist
 from memae_tf.data.pipeline import array_dataset, clip_dataset
-from memae_tf.data.preprocessing import MinMaxScaler
+from memae_tf.data.preprocessing import MinMaxScaler, global_contrast_normalize
 from memae_tf.data.sources import DatasetNotFoundError
 from memae_tf.data.tabular import TabularData, fetch_mlbench, load_mlbench, load_table
 from memae_tf.data.video import load_avenue, load_shanghaitech, load_ucsd_ped, read_frames
@@ -28,6 +28,7 @@ __all__ = [
     "clip_dataset",
     "clip_index",
     "fetch_mlbench",
+    "global_contrast_normalize",
     "load_avenue",
     "load_cifar10",
     "load_fashion_mnist",

@@ -17,7 +17,7 @@ from memae_tf.evaluation.metrics import (
     threshold_metrics,
     top_share_threshold,
 )
-from memae_tf.evaluation.one_class import evaluate_one_class, one_class_split
+from memae_tf.evaluation.one_class import evaluate_one_class, gcn_minmax, one_class_split
 from memae_tf.evaluation.scorers import MemAEScorer, TrainingConfig, make_scorer
 from memae_tf.evaluation.tabular import evaluate_tabular, random_split
 from memae_tf.evaluation.video import (
@@ -44,6 +44,7 @@ __all__ = [
     "evaluate_video",
     "frame_level_evaluation",
     "frame_scores",
+    "gcn_minmax",
     "make_baseline",
     "make_scorer",
     "normalise_per_video",

@@ -38,6 +38,7 @@ from typing import Any
 from memae_tf.evaluation.baselines import BASELINES
 from memae_tf.evaluation.datasets import DATASETS
 from memae_tf.evaluation.experiment import Experiment, ExperimentConfig, default_units
+from memae_tf.evaluation.one_class import PREPROCESSING
 from memae_tf.models import VARIANTS
 from memae_tf.models.memory_block import MEMORY_INITS
 
@@ -105,6 +106,10 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--batch-size", type=int, default=64, help="default 64")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam, default 1e-3")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    p.add_argument("--preprocess", choices=PREPROCESSING, default="none",
+                   help="one-class images: none (pixels as they are, default) or gcn (global "
+                        "contrast normalisation + min-max fitted on the normal training images, "
+                        "as in Deep SVDD), for every model")
     p.add_argument("--memory-init", choices=MEMORY_INITS, default="data",
                    help="memory items drawn from encodings of training data (data, default) "
                         "or the layer's uniform initialisation (keep)")
@@ -158,6 +163,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         learning_rate=args.learning_rate,
         seed=args.seed,
         memory_init=args.memory_init,
+        preprocess=args.preprocess,
         tiny=args.tiny,
         data_path=args.data_path,
         overrides=dict(args.override),

@@ -28,7 +28,12 @@ import numpy as np
 
 from memae_tf.evaluation import datasets
 from memae_tf.evaluation.metrics import Evaluation
-from memae_tf.evaluation.one_class import evaluate_one_class, one_class_split
+from memae_tf.evaluation.one_class import (
+    PREPROCESSING,
+    evaluate_one_class,
+    gcn_minmax,
+    one_class_split,
+)
 from memae_tf.evaluation.report import SCORES_DIR, score_file, write_reports
 from memae_tf.evaluation.scorers import MODELS, TrainingConfig, make_scorer
 from memae_tf.evaluation.tabular import evaluate_tabular
@@ -60,6 +65,8 @@ class ExperimentConfig:
             half's anomaly share).
         max_train: One-class cap on training images per class (None = all).
         max_test: One-class cap on test images (None = all).
+        preprocess: One-class image preprocessing, `"none"` (pixels as they
+            are) or `"gcn"` (`one_class.gcn_minmax`, for every model).
         ocsvm_max_train: OCSVM training subsample size.
         train_fraction: Tabular training share.
         label_column: Tabular label column.
@@ -84,6 +91,7 @@ class ExperimentConfig:
     anomaly_share: float | None = None
     max_train: int | None = None
     max_test: int | None = None
+    preprocess: str = "none"
     ocsvm_max_train: int = 2000
     train_fraction: float = 0.5
     label_column: str | None = None
@@ -103,6 +111,12 @@ class ExperimentConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Expected `{name}` to be a positive integer. "
                                  f"Received: {name}={value!r}")
+        if self.preprocess not in PREPROCESSING:
+            raise ValueError(f"Expected `preprocess` in {PREPROCESSING}. Received: "
+                             f"{self.preprocess!r}")
+        if self.preprocess != "none" and self.protocol != datasets.ONE_CLASS:
+            raise ValueError(f"`preprocess` applies to the one-class image datasets only. "
+                             f"Received: preprocess={self.preprocess!r} for {self.dataset!r}")
         if self.memory_init not in MEMORY_INITS:
             raise ValueError(f"Expected `memory_init` in {MEMORY_INITS}. Received: "
                              f"{self.memory_init!r}")
@@ -282,6 +296,8 @@ class Experiment:
             max_test = datasets.TINY_MAX_TEST if c.tiny and c.max_test is None else c.max_test
             split = one_class_split(train, test, _unit_number(unit), c.anomaly_share,
                                     max_train, max_test, c.seed)
+            if c.preprocess == "gcn":
+                split = gcn_minmax(split)
             return evaluate_one_class(scorer, split)
         if c.protocol == datasets.TABULAR:
             share = c.anomaly_share if c.anomaly_share is not None else c.spec.anomaly_share

@@ -5,7 +5,9 @@ images of that class only, then scores the whole test split, where the images
 of every other class are the anomalies. The result of a task is the AUROC (and
 AUPR) of those scores; a dataset's figure is the mean over its 10 classes.
 
-Optionally the test set is subsampled to a given anomaly share (all normal test
+Images can be given to the models as they are (uint8, which the networks
+scale into their input range) or after `gcn_minmax` (Deep SVDD's one-class
+preprocessing). Optionally the test set is subsampled to a given anomaly share (all normal test
 images are kept and anomalies drawn at random, or normal images are drawn when
 there are too few anomalies), and training/test sets can be capped for quick
 runs. Every draw is seeded.
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memae_tf.data.preprocessing import global_contrast_normalize
 from memae_tf.evaluation.metrics import Evaluation, ranking_metrics
 from memae_tf.evaluation.scorers import Scorer
 
@@ -117,6 +120,42 @@ def one_class_split(
         np.asarray(x_train)[train_rows],
         np.asarray(x_test)[rows],
         (np.asarray(y_test)[rows] != normal_class).astype(np.int64),
+    )
+
+
+PREPROCESSING = ("none", "gcn")
+
+
+def gcn_minmax(split: OneClassSplit) -> OneClassSplit:
+    """Global contrast normalisation, then min-max scaling fitted on the normal training images.
+
+    Every image goes through `global_contrast_normalize` (L1); the minimum and
+    maximum over all pixels of the normalised *training* images (the normal
+    class only) then map both sets linearly, so training images span [0, 1]
+    and test images may fall slightly outside. This is the preprocessing of
+    Deep SVDD's one-class protocol (Ruff et al., ICML 2018); it keeps a model
+    from scoring images by how much ink they hold.
+
+    Args:
+        split: A task from `one_class_split`.
+
+    Returns:
+        The same task with float32 images.
+
+    Example:
+    >>> x = np.array([[0, 0, 2, 2], [0, 4, 4, 4]], np.uint8)
+    >>> gcn_minmax(OneClassSplit(x[:1], x, np.array([0, 1]))).x_test.round(3)
+    array([[ 0.   ,  0.   ,  1.   ,  1.   ],
+           [-0.5  ,  0.833,  0.833,  0.833]], dtype=float32)
+    """
+    x_train = global_contrast_normalize(split.x_train)
+    x_test = global_contrast_normalize(split.x_test)
+    low, high = float(x_train.min()), float(x_train.max())
+    span = high - low if high > low else 1.0
+    return OneClassSplit(
+        ((x_train - low) / span).astype(np.float32),
+        ((x_test - low) / span).astype(np.float32),
+        split.labels,
     )
 
 
