@@ -36,7 +36,9 @@ class MemoryLayer(keras.layers.Layer):
     addressed positions) with `add_loss`.
 
     The addressing math runs in float32 even under a mixed-precision policy;
-    the output is cast back to the layer's compute dtype.
+    the output is cast back to the layer's compute dtype. The items start
+    uniform in ±1/√C (the authors' code); `adapt(queries)` draws them from
+    encodings instead, which `MemAE.fit` does before training.
 
     Args:
         num_items: Positive integer, number of memory items N.
