@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from memae_tf import distribute
-from memae_tf.models.memory_block import MEMORY_INITS, adapt_memory, find_memory
+from memae_tf.models.memory_block import MEMORY_INITS, adapt_memory, find_memory_layer
 from memae_tf.models.presets import build_autoencoder, get_preset
 from memae_tf.scoring import ScoringGraph
 
@@ -363,7 +363,7 @@ class MemAE:
     def _adapt_memory(self, x: Any, batch_size: int, seed: int | None) -> None:
         """Draws the memory items from encodings of training samples (a seeded
         random subset of an array, or the first batches of a dataset)."""
-        layer = find_memory(self.model)
+        layer = find_memory_layer(self.model)
         if layer is None:
             return
         per_sample = math.prod(layer.input.shape[1:-1])  # queries per sample (1 if dense)
@@ -377,9 +377,10 @@ class MemAE:
                 if total >= wanted:
                     break
             samples = np.concatenate(batches)[:wanted]
-        else:
-            x = self._prepare(x)
-            samples = x[np.sort(np.random.default_rng(seed).permutation(len(x))[:wanted])]
+        else:  # `x` was validated by `_dataset`: convert only the drawn rows
+            x = x.numpy() if isinstance(x, tf.Tensor) else np.asarray(x)
+            rows = np.sort(np.random.default_rng(seed).permutation(len(x))[:wanted])
+            samples = self._prepare(x[rows])
         adapt_memory(self.model, samples, seed, batch_size)
 
     # ----------------------------------------------------------------- scoring

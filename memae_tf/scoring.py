@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 
 from memae_tf.inference import inference_model
-from memae_tf.layers.memory import MemoryLayer
+from memae_tf.models.memory_block import find_memory_layer, make_encoder
 
 
 def reconstruction_outputs(model: keras.Model, x: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -33,30 +33,6 @@ def reconstruction_outputs(model: keras.Model, x: tf.Tensor) -> dict[str, tf.Ten
         "score_map": score_map,
         "score": tf.reduce_mean(score_map, axis=axes),
     }
-
-
-def find_memory_layer(model: keras.Model) -> MemoryLayer | None:
-    """Returns the (first) `MemoryLayer` of `model`, searching nested models."""
-    for layer in model.layers:
-        if isinstance(layer, MemoryLayer):
-            return layer
-        if isinstance(layer, keras.Model):
-            found = find_memory_layer(layer)
-            if found is not None:
-                return found
-    return None
-
-
-def make_encoder(model: keras.Model) -> keras.Model | None:
-    """Returns the sub-model from `model`'s input to its memory layer's input.
-
-    None when the model has no `MemoryLayer` (a plain autoencoder). Only
-    functional models whose memory layer is a direct layer are supported.
-    """
-    memory = find_memory_layer(model)
-    if memory is None or memory not in model.layers:
-        return None
-    return keras.Model(model.inputs, memory.input, name=f"{model.name}_encoder")
 
 
 class ScoringGraph:

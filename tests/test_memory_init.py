@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from memae_tf import MemAE, MemoryLayer
-from memae_tf.models import adapt_memory, build_conv2d_autoencoder, find_memory
+from memae_tf.models import adapt_memory, build_conv2d_autoencoder, find_memory_layer
 
 TINY_DENSE = {"input_shape": (8,), "units": (6, 3), "num_items": 10}
 
@@ -63,7 +63,7 @@ def test_adapt_memory_uses_training_mode_encodings_and_leaves_statistics_alone()
     keras.utils.set_random_seed(0)
     model = build_conv2d_autoencoder((8, 8, 1), filters=(4, 6), kernel_sizes=3, num_items=12)
     samples = np.random.default_rng(0).random((10, 8, 8, 1)).astype("float32")
-    layer = find_memory(model)
+    layer = find_memory_layer(model)
     encoder = keras.Model(model.inputs[0], layer.input)
     in_inference = keras.ops.convert_to_numpy(encoder(samples, training=False)).reshape(-1, 6)
     in_training = keras.ops.convert_to_numpy(encoder(samples, training=True)).reshape(-1, 6)
@@ -104,7 +104,7 @@ def _fit(detector, rows, **kwargs):
 def test_fit_starts_from_encodings_of_training_rows_once(rows):
     keras.utils.set_random_seed(0)
     detector = MemAE.from_preset("kdd", **TINY_DENSE)
-    layer = find_memory(detector.model)
+    layer = find_memory_layer(detector.model)
     encodings = keras.ops.convert_to_numpy(
         keras.Model(detector.model.inputs[0], layer.input)(rows)
     )  # the dense preset has no batch normalisation: encodings do not depend on the batch
@@ -116,7 +116,7 @@ def test_fit_starts_from_encodings_of_training_rows_once(rows):
 
 def test_fit_with_keep_starts_from_the_layer_initialisation(rows):
     detector = MemAE.from_preset("kdd", **TINY_DENSE)
-    initial = find_memory(detector.model).memory.numpy().copy()
+    initial = find_memory_layer(detector.model).memory.numpy().copy()
     np.testing.assert_array_equal(_fit(detector, rows, memory_init="keep"), initial)
 
 
@@ -124,7 +124,7 @@ def test_loaded_detector_keeps_its_memory(rows, tmp_path):
     detector = MemAE.from_preset("kdd", **TINY_DENSE)
     detector.fit(rows, epochs=1, verbose=0, seed=0)
     loaded = MemAE.load(detector.save(tmp_path / "detector.keras"))
-    saved = find_memory(loaded.model).memory.numpy().copy()
+    saved = find_memory_layer(loaded.model).memory.numpy().copy()
     np.testing.assert_array_equal(_fit(loaded, rows), saved)
 
 

@@ -3,7 +3,13 @@
 from memae_tf.models.conv2d import build_conv2d_autoencoder
 from memae_tf.models.conv3d import build_conv3d_autoencoder
 from memae_tf.models.dense import build_dense_autoencoder
-from memae_tf.models.memory_block import MEMORY_INITS, VARIANTS, adapt_memory, find_memory
+from memae_tf.models.memory_block import (
+    MEMORY_INITS,
+    VARIANTS,
+    adapt_memory,
+    find_memory_layer,
+    make_encoder,
+)
 from memae_tf.models.presets import PRESETS, Preset, build_autoencoder, get_preset
 
 __all__ = [
@@ -16,6 +22,7 @@ __all__ = [
     "build_conv2d_autoencoder",
     "build_conv3d_autoencoder",
     "build_dense_autoencoder",
-    "find_memory",
+    "find_memory_layer",
     "get_preset",
+    "make_encoder",
 ]

@@ -63,12 +63,28 @@ def memory_bottleneck(
     return layer(z)
 
 
-def find_memory(model: keras.Model) -> MemoryLayer | None:
-    """Returns the model's `MemoryLayer` (named `"memory"` by the builders), or None."""
+def find_memory_layer(model: keras.Model) -> MemoryLayer | None:
+    """Returns the (first) `MemoryLayer` of `model`, searching nested models."""
     for layer in model.layers:
         if isinstance(layer, MemoryLayer):
             return layer
+        if isinstance(layer, keras.Model):
+            found = find_memory_layer(layer)
+            if found is not None:
+                return found
     return None
+
+
+def make_encoder(model: keras.Model) -> keras.Model | None:
+    """Returns the sub-model from `model`'s input to its memory layer's input.
+
+    None when the model has no `MemoryLayer` (a plain autoencoder). Only
+    functional models whose memory layer is a direct layer are supported.
+    """
+    memory = find_memory_layer(model)
+    if memory is None or memory not in model.layers:
+        return None
+    return keras.Model(model.inputs, memory.input, name=f"{model.name}_encoder")
 
 
 def adapt_memory(
@@ -88,7 +104,8 @@ def adapt_memory(
         batch_size: Samples per encoder pass.
 
     Returns:
-        The number of items set, 0 for a model without memory.
+        The number of items set; 0 for a model without memory (or whose memory
+        sits in a nested model, see `make_encoder`).
 
     Example:
 
@@ -97,15 +114,14 @@ def adapt_memory(
     >>> adapt_memory(model, np.random.rand(32, 8).astype("float32"), seed=0)
     5
     """
-    layer = find_memory(model)
-    if layer is None:
+    encoder = make_encoder(model)
+    if encoder is None:
         return 0
-    encoder = keras.Model(model.inputs[0], layer.input)
     parts = []
     for start in range(0, len(samples), batch_size):
         encoded, _ = encoder.stateless_call(
             encoder.trainable_variables, encoder.non_trainable_variables,
-            samples[start:start + batch_size], training=True,
+            [samples[start:start + batch_size]], training=True,
         )
         parts.append(keras.ops.convert_to_numpy(encoded))
-    return layer.adapt(np.concatenate(parts), seed=seed)
+    return find_memory_layer(model).adapt(np.concatenate(parts), seed=seed)
