@@ -13,20 +13,43 @@ from memae_tf.inference import inference_model
 from memae_tf.models.memory_block import find_memory_layer, make_encoder
 
 
-def reconstruction_outputs(model: keras.Model, x: tf.Tensor) -> dict[str, tf.Tensor]:
+# Reconstruction errors that score a sample: the paper's squared error, and the
+# absolute error of the authors' released code.
+ERRORS = ("mse", "l1")
+
+
+def check_error(error: str) -> str:
+    """Returns `error` if it names a known reconstruction error, else raises."""
+    if error not in ERRORS:
+        raise ValueError(
+            f"Received an invalid value for `error`, expected one of {ERRORS}. "
+            f"Received: error={error!r}"
+        )
+    return error
+
+
+def reconstruction_outputs(
+    model: keras.Model, x: tf.Tensor, error: str = "mse"
+) -> dict[str, tf.Tensor]:
     """Reconstructs `x` and measures the error, in inference mode.
 
     Args:
         model: Autoencoder mapping `(batch, *input_shape)` to the same shape.
         x: Float32 batch in the model's input range.
+        error: `"mse"` (squared error, the paper's score) or `"l1"` (absolute
+            error, the score of the authors' released code).
 
     Returns:
-        Dict with `reconstruction` (shape of `x`), `score_map` (squared error per
-        element, shape of `x`) and `score` (mean squared error per sample,
-        shape `(batch,)`, higher = more anomalous).
+        Dict with `reconstruction` (shape of `x`), `score_map` (the error per
+        element, shape of `x`) and `score` (its mean per sample, shape
+        `(batch,)`, higher = more anomalous).
     """
+    check_error(error)
     reconstruction = tf.cast(model(x, training=False), tf.float32)
-    score_map = tf.math.squared_difference(x, reconstruction)
+    if error == "mse":
+        score_map = tf.math.squared_difference(x, reconstruction)
+    else:
+        score_map = tf.abs(x - reconstruction)
     axes = list(range(1, len(x.shape)))
     return {
         "reconstruction": reconstruction,
@@ -47,6 +70,7 @@ class ScoringGraph:
 
     Args:
         model: The autoencoder.
+        error: The reconstruction error of `score` and `score_map` (`ERRORS`).
         jit_compile: Compile the functions with XLA.
 
     Example:
@@ -55,13 +79,14 @@ class ScoringGraph:
     >>> graph.outputs(tf.zeros((2, 28, 28, 1)))["score"]  # doctest: +SKIP
     """
 
-    def __init__(self, model: keras.Model, jit_compile: bool = False) -> None:
+    def __init__(self, model: keras.Model, error: str = "mse", jit_compile: bool = False) -> None:
         self.model = model
+        self.error = check_error(error)
         self.input_shape = tuple(model.input_shape[1:])
         signature = [tf.TensorSpec((None, *self.input_shape), tf.float32, name="x")]
         compute = inference_model(model)
         self.outputs = tf.function(
-            lambda x: reconstruction_outputs(compute, x),
+            lambda x: reconstruction_outputs(compute, x, self.error),
             input_signature=signature,
             jit_compile=jit_compile,
         )

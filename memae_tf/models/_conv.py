@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import keras
@@ -11,6 +12,11 @@ from memae_tf.models.memory_block import memory_bottleneck
 
 _BN_EPSILON = 1e-5
 _BN_MOMENTUM = 0.9
+# Where the memory reads the encoding: every spatial position on its own, or
+# the whole feature map flattened into one code vector (the paper's Figure 2).
+LATENTS = ("local", "global")
+
+
 def _per_layer(value, count: int, rank: int, what: str) -> list[tuple[int, ...]]:
     """Expands an int, one entry per layer, or a rank-tuple into `count` rank-tuples.
 
@@ -61,6 +67,8 @@ def build_conv_autoencoder(
     entropy_weight: float,
     similarity: str,
     name: str,
+    latent: str = "local",
+    latent_dim: int = 64,
 ) -> keras.Model:
     """Builds a conv encoder, the memory bottleneck, and the mirrored decoder.
 
@@ -69,7 +77,23 @@ def build_conv_autoencoder(
     spatial sizes exactly (a kernel smaller than its stride is widened, see
     `_decoder_kernel`), ending in a transposed conv to the input channels with
     `output_activation` (None = linear) and no normalisation.
+
+    With `latent="local"` the memory addresses every position of the last
+    feature map on its own; with `latent="global"` the feature map is flattened
+    into one linear code of `latent_dim` values (one query per sample), and a
+    dense layer → BN → activation maps the memory's output back to the feature
+    map the decoder starts from.
     """
+    if latent not in LATENTS:
+        raise ValueError(
+            f"Received an invalid value for `latent`, expected one of {LATENTS}. "
+            f"Received: latent={latent!r}"
+        )
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+        raise ValueError(
+            "Received an invalid value for `latent_dim`, expected a positive integer. "
+            f"Received: latent_dim={latent_dim!r}"
+        )
     conv = {2: keras.layers.Conv2D, 3: keras.layers.Conv3D}[rank]
     deconv = {2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}[rank]
     pool = {2: keras.layers.MaxPooling2D, 3: keras.layers.MaxPooling3D}[rank]
@@ -109,7 +133,20 @@ def build_conv_autoencoder(
         x = activation_layer(activation, f"encoder_act{i + 1}")(x)
         sizes.append(tuple(-(-s // t) for s, t in zip(sizes[-1], stride, strict=True)))
 
+    if latent == "global":
+        feature_shape = tuple(x.shape[1:])
+        x = keras.layers.Flatten(name="encoder_flatten")(x)
+        x = keras.layers.Dense(latent_dim, name="encoder_code")(x)
     x = memory_bottleneck(x, memory, num_items, shrink_threshold, entropy_weight, similarity)
+    if latent == "global":
+        x = keras.layers.Dense(math.prod(feature_shape), use_bias=not batch_norm,
+                               name="decoder_code")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(
+                epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name="decoder_code_bn"
+            )(x)
+        x = activation_layer(activation, "decoder_code_act")(x)
+        x = keras.layers.Reshape(feature_shape, name="decoder_unflatten")(x)
 
     out_filters = [*reversed(filters[:-1]), input_shape[-1]]
     for j in range(count):

@@ -22,6 +22,8 @@ def build_conv3d_autoencoder(
     shrink_threshold: float | None = None,
     entropy_weight: float = 2e-4,
     similarity: str = "dot",
+    latent: str = "local",
+    latent_dim: int = 64,
     name: str = "memae_conv3d",
 ) -> keras.Model:
     """Builds a 3D convolutional (Mem)AE over clips of frames.
@@ -45,6 +47,10 @@ def build_conv3d_autoencoder(
         shrink_threshold: λ for `"memae"` (None = 1/N).
         entropy_weight: Entropy loss weight for `"memae"`.
         similarity: `"dot"` or `"cosine"` addressing.
+        latent: `"local"`: the memory addresses every position of the last
+            feature map on its own; `"global"`: the feature map is flattened
+            into one `latent_dim` code per sample, addressed as one query.
+        latent_dim: Size of the global code (ignored for `"local"`).
         name: Model name.
 
     Input shape:
@@ -62,5 +68,5 @@ def build_conv3d_autoencoder(
     return build_conv_autoencoder(
         3, input_shape, filters, kernel_sizes, strides, activation, batch_norm,
         output_activation, memory, num_items, shrink_threshold, entropy_weight,
-        similarity, name,
+        similarity, name, latent, latent_dim,
     )

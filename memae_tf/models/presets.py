@@ -30,12 +30,15 @@ class Preset:
         input_range: `(low, high)` range of the model's inputs; uint8 images
             are scaled into it.
         description: One line for listings.
+        error: The reconstruction error that scores a sample, `"mse"` or `"l1"`
+            (see `memae_tf.scoring.reconstruction_outputs`).
     """
 
     family: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     input_range: tuple[float, float] = (0.0, 1.0)
     description: str = ""
+    error: str = "mse"
 
 
 PRESETS: dict[str, Preset] = {

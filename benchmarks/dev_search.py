@@ -1,0 +1,131 @@
+"""Development-set search: AUROC against epochs and reconstruction errors in one training.
+
+For every normal class of a one-class image dataset and every variant, one
+network is trained in segments up to the largest checkpoint; at each
+checkpoint the test split is reconstructed once and scored with each
+reconstruction error (`memae_tf.scoring.ERRORS`). One training thus gives the
+AUROC curve over epochs for every error. Results go to OUT/dev.json after each
+(variant, class), so an interrupted search continues where it stopped.
+
+Use it on the development sets only (Fashion-MNIST): anomalies of the test
+sets never choose anything. Each training segment is a `MemAE.fit` call that
+continues the previous one (the compiled model and Adam's moments are kept);
+the shuffling restarts from the same seed at each segment.
+
+Example:
+
+```
+python benchmarks/dev_search.py fashion-mnist --variants memae,ae \\
+    --override latent=global --checkpoints 5,10,20,30 --out runs/dev/global
+python benchmarks/dev_search.py --summary runs/dev/global runs/dev/local
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from memae_tf.detector import MemAE
+from memae_tf.evaluation import datasets
+from memae_tf.evaluation.cli import parse_ints, parse_list, parse_override
+from memae_tf.evaluation.metrics import auroc
+from memae_tf.evaluation.one_class import one_class_split
+from memae_tf.models import VARIANTS
+from memae_tf.scoring import ERRORS
+
+RESULTS = "dev.json"
+
+
+def errors_of(x: np.ndarray, reconstruction: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-sample mean error of each kind (NumPy, from one reconstruction)."""
+    axes = tuple(range(1, x.ndim))
+    diff = x.astype(np.float64) - reconstruction
+    return {"mse": np.mean(diff**2, axis=axes), "l1": np.mean(np.abs(diff), axis=axes)}
+
+
+def search(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RESULTS
+    settings = {"dataset": args.dataset, "overrides": dict(args.override), "seed": args.seed,
+                "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                "checkpoints": args.checkpoints}
+    stored = json.loads(path.read_text()) if path.exists() else {"settings": settings,
+                                                                  "runs": {}}
+    if stored["settings"] != settings:
+        raise SystemExit(f"{path} holds another search: {stored['settings']}")
+    train, test = datasets.load_images(args.dataset, None)
+    preset = datasets.get_dataset(args.dataset).preset
+    for variant in args.variants:
+        for normal in args.classes:
+            key = f"{variant}/class={normal}"
+            if key in stored["runs"]:
+                continue
+            split = one_class_split(train, test, normal, seed=args.seed)
+            keras.utils.set_random_seed(args.seed)
+            detector = MemAE.from_preset(preset, variant, **dict(args.override))
+            x_test = detector.preprocess(split.x_test)
+            curve, done, begin = {}, 0, time.monotonic()
+            for epochs in args.checkpoints:
+                detector.fit(split.x_train, epochs=epochs - done, batch_size=args.batch_size,
+                             learning_rate=args.learning_rate, seed=args.seed, verbose=0)
+                done = epochs
+                scores = errors_of(x_test, detector.reconstruct(x_test, batch_size=1024))
+                curve[str(epochs)] = {e: auroc(split.labels, s) for e, s in scores.items()}
+            stored["runs"][key] = {"auroc": curve, "seconds": round(time.monotonic() - begin, 1)}
+            partial = path.with_suffix(".tmp")
+            partial.write_text(json.dumps(stored, indent=1))
+            partial.replace(path)
+            last = curve[str(done)]
+            print(f"{out.name} {key}: " + " ".join(f"{e}={v:.4f}" for e, v in last.items())
+                  + f" ({stored['runs'][key]['seconds']} s)", flush=True)
+
+
+def summary(folders: list[str]) -> None:
+    """Prints a Markdown table: mean AUROC over classes per (folder, variant, epochs, error)."""
+    print("| search | overrides | variant | epochs | " + " | ".join(ERRORS) + " | classes |")
+    print("|---|---|---|---|" + "---|" * len(ERRORS) + "---|")
+    for folder in folders:
+        stored = json.loads((Path(folder) / RESULTS).read_text())
+        overrides = ", ".join(f"{k}={v}" for k, v in stored["settings"]["overrides"].items())
+        by_variant: dict[str, list[dict]] = {}
+        for key, run in stored["runs"].items():
+            by_variant.setdefault(key.split("/")[0], []).append(run["auroc"])
+        for variant, runs in by_variant.items():
+            for epochs in stored["settings"]["checkpoints"]:
+                means = [np.mean([r[str(epochs)][e] for r in runs]) for e in ERRORS]
+                print(f"| {Path(folder).name} | {overrides or '—'} | {variant} | {epochs} | "
+                      + " | ".join(f"{m:.4f}" for m in means) + f" | {len(runs)} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", nargs="?", default="fashion-mnist",
+                        choices=["fashion-mnist", "mnist"])
+    parser.add_argument("--variants", type=parse_list(VARIANTS), default=["memae", "ae"])
+    parser.add_argument("--classes", type=parse_ints, default=list(range(10)))
+    parser.add_argument("--checkpoints", type=parse_ints, default=[5, 10, 20, 30])
+    parser.add_argument("--override", type=parse_override, action="append", default=[])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out")
+    parser.add_argument("--summary", nargs="+", metavar="FOLDER")
+    args = parser.parse_args()
+    if args.summary:
+        summary(args.summary)
+    elif args.out:
+        search(args)
+    else:
+        parser.error("give --out to search or --summary FOLDER... to summarise")
+
+
+if __name__ == "__main__":
+    main()
