@@ -3,7 +3,7 @@
 For every normal class of a one-class image dataset and every variant, one
 network is trained in segments up to the largest checkpoint; at each
 checkpoint the test split is reconstructed once and scored with each
-reconstruction error (`memae_tf.scoring.ERRORS`). One training thus gives the
+candidate score (`CANDIDATES`). One training thus gives the
 AUROC curve over epochs for every error. Results go to OUT/dev.json after each
 (variant, class), so an interrupted search continues where it stopped.
 
@@ -42,11 +42,21 @@ from memae_tf.scoring import ERRORS
 RESULTS = "dev.json"
 
 
-def errors_of(x: np.ndarray, reconstruction: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-sample mean error of each kind (NumPy, from one reconstruction)."""
+# Candidate scores measured at every checkpoint: the package's errors, and the squared
+# error relative to the input's energy above the range's floor (black), which asks
+# whether an error that tracks the amount of ink can be divided out.
+CANDIDATES = (*ERRORS, "relative")
+
+
+def errors_of(x: np.ndarray, reconstruction: np.ndarray, low: float) -> dict[str, np.ndarray]:
+    """Per-sample scores of each candidate (NumPy, from one reconstruction)."""
     axes = tuple(range(1, x.ndim))
-    diff = x.astype(np.float64) - reconstruction
-    return {"mse": np.mean(diff**2, axis=axes), "l1": np.mean(np.abs(diff), axis=axes)}
+    x = x.astype(np.float64)
+    diff = x - reconstruction
+    squared = np.mean(diff**2, axis=axes)
+    energy = np.mean((x - low) ** 2, axis=axes)
+    return {"mse": squared, "l1": np.mean(np.abs(diff), axis=axes),
+            "relative": squared / np.maximum(energy, 1e-12)}
 
 
 def search(args: argparse.Namespace) -> None:
@@ -76,7 +86,8 @@ def search(args: argparse.Namespace) -> None:
                 detector.fit(split.x_train, epochs=epochs - done, batch_size=args.batch_size,
                              learning_rate=args.learning_rate, seed=args.seed, verbose=0)
                 done = epochs
-                scores = errors_of(x_test, detector.reconstruct(x_test, batch_size=1024))
+                scores = errors_of(x_test, detector.reconstruct(x_test, batch_size=1024),
+                                   detector.input_range[0])
                 curve[str(epochs)] = {e: auroc(split.labels, s) for e, s in scores.items()}
             stored["runs"][key] = {"auroc": curve, "seconds": round(time.monotonic() - begin, 1)}
             partial = path.with_suffix(".tmp")
@@ -89,8 +100,8 @@ def search(args: argparse.Namespace) -> None:
 
 def summary(folders: list[str]) -> None:
     """Prints a Markdown table: mean AUROC over classes per (folder, variant, epochs, error)."""
-    print("| search | overrides | variant | epochs | " + " | ".join(ERRORS) + " | classes |")
-    print("|---|---|---|---|" + "---|" * len(ERRORS) + "---|")
+    print("| search | overrides | variant | epochs | " + " | ".join(CANDIDATES) + " | classes |")
+    print("|---|---|---|---|" + "---|" * len(CANDIDATES) + "---|")
     for folder in folders:
         stored = json.loads((Path(folder) / RESULTS).read_text())
         overrides = ", ".join(f"{k}={v}" for k, v in stored["settings"]["overrides"].items())
@@ -99,7 +110,8 @@ def summary(folders: list[str]) -> None:
             by_variant.setdefault(key.split("/")[0], []).append(run["auroc"])
         for variant, runs in by_variant.items():
             for epochs in stored["settings"]["checkpoints"]:
-                means = [np.mean([r[str(epochs)][e] for r in runs]) for e in ERRORS]
+                means = [np.mean([r[str(epochs)].get(e, np.nan) for r in runs])
+                         for e in CANDIDATES]
                 print(f"| {Path(folder).name} | {overrides or '—'} | {variant} | {epochs} | "
                       + " | ".join(f"{m:.4f}" for m in means) + f" | {len(runs)} |")
 

@@ -18,6 +18,7 @@ from memae_tf import (
 )
 from memae_tf.evaluation.cli import add_experiment_command, parse_ints, parse_override
 from memae_tf.models.memory_block import MEMORY_INITS
+from memae_tf.scoring import ERRORS
 from memae_tf.serving.cli import add_serving_commands
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
@@ -92,7 +93,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     x_val, x_fit = x[order[:n_val]], x[order[n_val:]]
     _log(f"training {args.preset}/{args.variant} on {len(x_fit)} samples "
          f"({n_val} held out for the threshold), {args.epochs} epochs")
-    detector = MemAE.from_preset(args.preset, variant=args.variant, **dict(args.override))
+    detector = MemAE.from_preset(args.preset, variant=args.variant, error=args.error,
+                                 **dict(args.override))
     start = time.perf_counter()
     detector.fit(x_fit, validation_data=x_val, epochs=args.epochs, batch_size=args.batch_size,
                  learning_rate=args.learning_rate, seed=args.seed, verbose=args.verbose,
@@ -208,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--memory-init", choices=MEMORY_INITS, default="data",
                        help="memory items drawn from encodings of the training data (data) "
                             "or the layer's uniform initialisation (keep)")
+    train.add_argument("--error", choices=ERRORS,
+                       help="reconstruction error that scores samples (default: the preset's)")
     train.add_argument("--verbose", type=int, default=1)
     train.add_argument("--out", required=True, help="run folder for detector.keras")
     distribute.add_distribution_arguments(train)
@@ -234,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_serving_commands(sub)
     add_experiment_command(sub)
 
-    demo = sub.add_parser("demo", help="train MemAE and AE on real MNIST and compare")
-    demo.add_argument("--normal-class", type=int, default=1)
+    demo = sub.add_parser("demo", help="train MemAE, AE and two baselines on real MNIST, "
+                                       "compare them, export, serve and query")
+    demo.add_argument("--normal-class", type=int, default=8)
     demo.add_argument("--epochs", type=int, default=5)
     demo.add_argument("--out", default="runs/demo")
     demo.set_defaults(func=cmd_demo)

@@ -271,7 +271,7 @@ class MemAE:
         verbose: int | str = "auto",
         strategy: str | tf.distribute.Strategy = "auto",
         precision: str = "float32",
-        steps_per_execution: int = _STEPS_PER_EXECUTION,
+        steps_per_execution: int | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
         memory_init: str = "data",
     ) -> keras.callbacks.History:
@@ -313,7 +313,8 @@ class MemAE:
                 reconstruction stay float32; the saved model is float32.
             steps_per_execution: Train steps per call into TensorFlow (fewer
                 Python round trips for small models; batch-level callbacks run
-                once per call).
+                once per call). None: 32 on one replica, 1 with several (Keras'
+                multi-step loop fails under MirroredStrategy in Keras 3.15).
             checkpoint_dir: If given, the chief writes the weights after every
                 epoch to `checkpoint_dir/epoch-NNN.weights.h5`
                 (`model.load_weights` reads them).
@@ -333,8 +334,9 @@ class MemAE:
         Returns:
             The Keras `History` (also kept as `history_`).
         """
-        _check_positive_int(epochs=epochs, batch_size=batch_size,
-                            steps_per_execution=steps_per_execution)
+        _check_positive_int(epochs=epochs, batch_size=batch_size)
+        if steps_per_execution is not None:
+            _check_positive_int(steps_per_execution=steps_per_execution)
         if memory_init not in MEMORY_INITS:
             raise ValueError(
                 f"Received an invalid value for `memory_init`, expected one of {MEMORY_INITS}. "
@@ -360,6 +362,8 @@ class MemAE:
         model = distribute.training_replica(self.model, strategy, precision)
         if jit_compile == "auto":
             jit_compile = self._auto_jit(replicas)
+        if steps_per_execution is None:
+            steps_per_execution = _STEPS_PER_EXECUTION if replicas == 1 else 1
         settings = (learning_rate, jit_compile, steps_per_execution)
         if model is not self.model or self._compiled != settings:
             with strategy.scope():

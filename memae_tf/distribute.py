@@ -276,9 +276,9 @@ def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="float32", choices=PRECISIONS,
                         help="training dtype policy (mixed_float16 on GPUs)")
     parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="compile the train step with XLA (default: Keras' choice)")
-    parser.add_argument("--steps-per-execution", type=int, default=1,
-                        help="train steps per call into TensorFlow")
+                        help="compile the train step with XLA (default: MemAE.fit's choice)")
+    parser.add_argument("--steps-per-execution", type=int, default=None,
+                        help="train steps per call into TensorFlow (default: MemAE.fit's)")
     parser.add_argument("--checkpoint-dir",
                         help="write the weights after every epoch here (chief only)")
 
@@ -289,10 +289,12 @@ def distribution_options(args: argparse.Namespace) -> dict[str, Any]:
     Resolves the strategy at once: call it before building the detector, since a
     multi-worker strategy must exist before TensorFlow runs any op.
     """
-    return {
+    options = {
         "strategy": resolve_strategy(args.strategy),
         "precision": args.precision,
         "jit_compile": "auto" if args.jit_compile is None else args.jit_compile,
-        "steps_per_execution": args.steps_per_execution,
         "checkpoint_dir": args.checkpoint_dir,
     }
+    if args.steps_per_execution is not None:
+        options["steps_per_execution"] = args.steps_per_execution
+    return options

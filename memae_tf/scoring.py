@@ -12,7 +12,6 @@ import tensorflow as tf
 from memae_tf.inference import inference_model
 from memae_tf.models.memory_block import find_memory_layer, make_encoder
 
-
 # Reconstruction errors that score a sample: the paper's squared error, and the
 # absolute error of the authors' released code.
 ERRORS = ("mse", "l1")

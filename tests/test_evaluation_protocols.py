@@ -172,6 +172,9 @@ def test_frame_level_auroc_is_micro_over_all_videos():
     result = frame_level_evaluation(clip_scores, index, videos, clip_length=3, fill="interpolate")
     assert result.info["n_scored_frames"] == 12
     assert result.metrics["auroc"] == 1.0
+    # Without it, video 1's anomalous 0.9 ranks below video 0's normal 1.0 (4 of 9 normals
+    # beaten by each of the two, all 9 by the 9.0): 17 of 27 pairs.
+    assert result.metrics["auroc_raw"] == pytest.approx(17 / 27)
     dropped = frame_level_evaluation(clip_scores, index, videos, clip_length=3, fill="drop")
     assert dropped.info["n_scored_frames"] == 8  # frames 0 and 5 of each video have no centre
 

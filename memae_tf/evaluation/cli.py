@@ -41,6 +41,7 @@ from memae_tf.evaluation.experiment import Experiment, ExperimentConfig, default
 from memae_tf.evaluation.one_class import PREPROCESSING
 from memae_tf.models import VARIANTS
 from memae_tf.models.memory_block import MEMORY_INITS
+from memae_tf.scoring import ERRORS
 
 
 def parse_list(choices: tuple[str, ...]):
@@ -113,6 +114,9 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--memory-init", choices=MEMORY_INITS, default="data",
                    help="memory items drawn from encodings of training data (data, default) "
                         "or the layer's uniform initialisation (keep)")
+    p.add_argument("--error", choices=ERRORS,
+                   help="reconstruction error that scores the MemAE variants (default: the "
+                        "preset's)")
     p.add_argument("--classes", type=parse_ints,
                    help="one-class datasets: normal classes to run (default: 0-9; tiny: 0,1)")
     p.add_argument("--runs", type=int, default=5,
@@ -167,6 +171,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         tiny=args.tiny,
         data_path=args.data_path,
         overrides=dict(args.override),
+        error=args.error,
         anomaly_share=args.anomaly_share,
         max_train=args.max_train,
         max_test=args.max_test,

@@ -22,8 +22,12 @@ _TINY_CONV = {"filters": (4, 8), "kernel_sizes": 3, "num_items": 10}
 _TINY_VIDEO = {"filters": (2, 4, 4, 4), "num_items": 10}
 _TINY_DENSE = {"units": (8, 3), "num_items": 10}
 
-# Moving-MNIST benchmark sizes (`make_moving_mnist` arguments) for full and tiny runs.
-MOVING_MNIST = {"n_train": 32, "n_test": 32, "length": 64}
+# Moving-MNIST benchmark (`make_moving_mnist` arguments) for full and tiny runs. Every
+# test video holds one anomalous segment, as nearly every test video of UCSD Ped2 and
+# Avenue does: the paper's per-video min-max normalisation then ranks each video's
+# anomalous frames against its own normal frames, instead of stretching the errors of
+# entirely normal videos to [0, 1] as well (which capped the AUROC of any model).
+MOVING_MNIST = {"n_train": 32, "n_test": 32, "length": 64, "anomaly_fraction": 1.0}
 MOVING_MNIST_TINY = {"n_train": 2, "n_test": 2, "length": 24}
 
 TINY_MAX_TRAIN = 64

@@ -39,6 +39,7 @@ from memae_tf.evaluation.scorers import MODELS, TrainingConfig, make_scorer
 from memae_tf.evaluation.tabular import evaluate_tabular
 from memae_tf.evaluation.video import evaluate_video
 from memae_tf.models.memory_block import MEMORY_INITS
+from memae_tf.scoring import check_error
 
 RESULTS_FILE = "results.json"
 # Files and folders an experiment writes; --overwrite removes exactly these.
@@ -60,6 +61,8 @@ class ExperimentConfig:
         tiny: Tiny configuration (few samples, tiny networks) for smoke tests.
         data_path: Explicit dataset location.
         overrides: Preset overrides on top of the dataset's defaults.
+        error: Reconstruction error of the MemAE variants' scores, `"mse"` or
+            `"l1"` (None = the preset's).
         anomaly_share: One-class: test anomaly share (None = natural). Tabular:
             the flagged share q (None = the dataset's default or the test
             half's anomaly share).
@@ -88,6 +91,7 @@ class ExperimentConfig:
     tiny: bool = False
     data_path: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
     anomaly_share: float | None = None
     max_train: int | None = None
     max_test: int | None = None
@@ -120,6 +124,8 @@ class ExperimentConfig:
         if self.memory_init not in MEMORY_INITS:
             raise ValueError(f"Expected `memory_init` in {MEMORY_INITS}. Received: "
                              f"{self.memory_init!r}")
+        if self.error is not None:
+            check_error(self.error)
         if not self.learning_rate > 0:
             raise ValueError(f"Expected a positive `learning_rate`. Received: "
                              f"{self.learning_rate!r}")
@@ -288,7 +294,7 @@ class Experiment:
         c = self.config
         scorer = make_scorer(model, c.spec.preset, self._overrides(), c.training(),
                              {"max_train_samples": c.ocsvm_max_train} if model == "ocsvm"
-                             else None)
+                             else None, c.error)
         if c.protocol == datasets.ONE_CLASS:
             train, test = self.data()
             max_train = datasets.TINY_MAX_TRAIN if c.tiny and c.max_train is None else (

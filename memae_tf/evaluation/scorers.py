@@ -57,6 +57,8 @@ class MemAEScorer:
         variant: `"memae"`, `"memae-nonspar"` or `"ae"`.
         overrides: Builder arguments replacing the preset's.
         training: Training settings.
+        error: Reconstruction error of the scores (`"mse"`, `"l1"`; None =
+            the preset's).
 
     Example:
 
@@ -70,6 +72,7 @@ class MemAEScorer:
     variant: str
     overrides: dict[str, Any] = field(default_factory=dict)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    error: str | None = None
 
     def __post_init__(self) -> None:
         self.detector: MemAE | None = None
@@ -77,7 +80,8 @@ class MemAEScorer:
     def fit(self, x: np.ndarray) -> MemAEScorer:
         """Builds the network (seeded) and trains it on the normal samples `x`."""
         keras.utils.set_random_seed(self.training.seed)
-        self.detector = MemAE.from_preset(self.preset, self.variant, **self.overrides)
+        self.detector = MemAE.from_preset(self.preset, self.variant, self.error,
+                                          **self.overrides)
         self.detector.fit(
             x,
             epochs=self.training.epochs,
@@ -90,7 +94,7 @@ class MemAEScorer:
         return self
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        """Mean squared reconstruction error per sample (higher = more anomalous)."""
+        """Mean reconstruction error per sample (higher = more anomalous)."""
         if self.detector is None:
             raise RuntimeError("Call fit() before score().")
         return self.detector.score(x)
@@ -105,6 +109,7 @@ def make_scorer(
     overrides: dict[str, Any] | None = None,
     training: TrainingConfig | None = None,
     baseline_options: dict[str, Any] | None = None,
+    error: str | None = None,
 ) -> Scorer:
     """Builds the scorer called `name`.
 
@@ -116,6 +121,7 @@ def make_scorer(
         training: Training settings; its `seed` also seeds the baselines.
         baseline_options: Keyword arguments of `make_baseline` (e.g.
             `max_train_samples`).
+        error: Reconstruction error of the MemAE variants (None = the preset's).
 
     Returns:
         An unfitted scorer.
@@ -125,7 +131,7 @@ def make_scorer(
     """
     training = training or TrainingConfig()
     if name in VARIANTS:
-        return MemAEScorer(preset, name, dict(overrides or {}), training)
+        return MemAEScorer(preset, name, dict(overrides or {}), training, error)
     if name in BASELINES:
         return make_baseline(name, seed=training.seed, **(baseline_options or {}))
     raise ValueError(f"Unknown model {name!r}. Expected one of {list(MODELS)}.")

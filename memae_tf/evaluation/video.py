@@ -21,7 +21,9 @@ benchmark, since every loader returns `memae_tf.data.Videos`.
    (0 for a video of constant score); the regularity score is `1 - that`. The
    normalised error is the anomaly score.
 5. One ROC over all evaluated frames of all test videos: the frame-level micro
-   AUROC of the paper.
+   AUROC of the paper (`auroc`, `aupr`). `auroc_raw` is the same ROC over the
+   frame errors before the per-video normalisation, which compares frames
+   across videos as a deployed detector with one threshold would.
 """
 
 from __future__ import annotations
@@ -150,18 +152,21 @@ def frame_level_evaluation(
 
     Returns:
         An `Evaluation` over the evaluated frames; its scores are the
-        per-video normalised errors (`1 - regularity`).
+        per-video normalised errors (`1 - regularity`); its metrics are
+        `auroc` and `aupr` of those, and `auroc_raw` of the errors as they are.
     """
-    per_video = normalise_per_video(
-        frame_scores(clip_scores, index, [len(f) for f in videos.frames], clip_length, fill)
-    )
+    raw = frame_scores(clip_scores, index, [len(f) for f in videos.frames], clip_length, fill)
+    per_video = normalise_per_video(raw)
     scores = np.concatenate(per_video) if per_video else np.zeros(0)
+    raw = np.concatenate(raw) if per_video else np.zeros(0)
     labels = np.concatenate(videos.labels) if per_video else np.zeros(0, np.int64)
     kept = ~np.isnan(scores)
+    metrics = ranking_metrics(labels[kept], scores[kept])
+    metrics["auroc_raw"] = ranking_metrics(labels[kept], raw[kept])["auroc"]
     return Evaluation(
         scores[kept],
         labels[kept].astype(np.int64),
-        ranking_metrics(labels[kept], scores[kept]),
+        metrics,
         {
             "n_frames": len(scores),
             "n_scored_frames": int(kept.sum()),
