@@ -29,7 +29,7 @@ IMAGE_SHAPE = (16, 16, 1)
 
 def _image_model() -> keras.Model:
     return build_autoencoder("mnist", "memae", input_shape=IMAGE_SHAPE, filters=(4, 8),
-                             kernel_sizes=3, num_items=10)
+                             kernel_sizes=3, num_items=10, latent="local")
 
 
 def _signature_defs(version_dir: pathlib.Path) -> dict:

@@ -56,7 +56,8 @@ def test_mnist_preset_follows_the_paper():
     # The 1×1 layer's stride is taken by a 1-wide pooling just before it.
     assert model.get_layer("encoder_subsample1").strides == (2, 2)
     assert [c.strides for c in convs] == [(1, 1), (2, 2), (2, 2)]
-    assert model.get_layer("memory").input.shape == (None, 4, 4, 64)
+    assert model.get_layer("encoder_flatten").input.shape == (None, 4, 4, 64)
+    assert model.get_layer("memory").input.shape == (None, 64)  # one global code per image
     assert memory_layers(model)[0].num_items == 100
 
 
