@@ -74,6 +74,12 @@ def test_video_preset_is_the_authors_network():
     assert model.layers[-1].activation.__name__ == "linear"
 
 
+def test_kdd_preset_shrinks_below_a_quarter_of_the_uniform_weight():
+    (memory,) = memory_layers(build_autoencoder("kdd"))
+    assert memory.effective_shrink_threshold == pytest.approx(0.005)
+    assert memory.effective_shrink_threshold < 1 / memory.num_items
+
+
 def test_kdd_preset_layer_widths():
     model = build_autoencoder("kdd")
     widths = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]

@@ -67,11 +67,14 @@ PRESETS: dict[str, Preset] = {
         input_range=(-1.0, 1.0),
         description="16-frame 256×256 clips in [-1, 1]; Conv3D 96-128-256-256, memory 2000",
     ),
+    # λ = 0.005 (a quarter of 1/N): the softmax over 50 items of a 3-value code stays
+    # near uniform (1/N), where λ = 1/N cut weights almost at random. On the development
+    # table (Shuttle, 5 splits) MemAE's AUROC rose from 0.890 ± 0.085 to 0.937 ± 0.026.
     "kdd": Preset(
         "dense",
         {"input_shape": (120,), "units": (60, 30, 10, 3), "activation": "tanh",
-         "num_items": 50, "output_activation": None},
-        description="120 min-max scaled features; Dense 60-30-10-3 tanh, memory 50",
+         "num_items": 50, "shrink_threshold": 0.005, "output_activation": None},
+        description="120 min-max scaled features; Dense 60-30-10-3 tanh, memory 50, λ 0.005",
     ),
 }
 
