@@ -6,7 +6,6 @@ client) can be imported without loading the training code. Accessing
 Keras' serialization, which `keras.saving.load_model` needs for MemAE files.
 """
 
-from memae_tf import _tf_env  # noqa: F401  (must run before TensorFlow is imported)
 from memae_tf._lazy import lazy_exports
 
 __version__ = "0.1.0"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from memae_tf import _tf_env  # noqa: F401  (before any TensorFlow import)
 from memae_tf.choices import ERRORS, MEMORY_INITS, PRECISIONS, STRATEGIES
 from memae_tf.evaluation.cli import add_experiment_command, parse_ints, parse_override
 from memae_tf.serving.cli import add_serving_commands
@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `memae` console script."""
+    # The commands import TensorFlow after this line: keep its C++ start-up chatter
+    # (CPU features, missing CUDA) off the terminal unless the user asks for it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
