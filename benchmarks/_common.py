@@ -45,6 +45,7 @@ def machine() -> dict[str, str]:
         "cpu": f"{cpu}, {os.cpu_count()} cores",
         "load average (1/5/15 min) at start": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
         "python": sys.version.split()[0],
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (oneDNN on)"),
         **{name: _version(name) for name in ("tensorflow", "keras", "numpy", "torch")},
     }
     import tensorflow as tf

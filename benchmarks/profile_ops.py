@@ -100,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     dump = work / "hlo"
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme"
                                f" --xla_dump_to={dump} --xla_dump_hlo_as_text").strip()
-    import memae_tf  # noqa: F401  (TensorFlow process settings first)
-
     _common.configure_threads(args.threads)
     import keras
     import numpy as np

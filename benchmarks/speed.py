@@ -442,8 +442,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.torch:
         # Idle OpenMP threads spin-wait by default, which collapses under a shared load.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import memae_tf  # noqa: F401  (TensorFlow process settings first)
-
     _common.configure_threads(args.threads)
     if args.workload is None:
         import tensorflow as tf

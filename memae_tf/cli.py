@@ -1,9 +1,14 @@
-"""The `memae` command line: train, score, evaluate, list presets, run the demo."""
+"""The `memae` command line: train, score, evaluate, list presets, run the demo.
+
+Building the parser imports no TensorFlow (so `memae --help` answers at once);
+each command imports what it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -12,13 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from memae_tf import (
-    _tf_env,  # noqa: F401  (before any TensorFlow import)
-    distribute,
-)
+from memae_tf.choices import ERRORS, MEMORY_INITS, PRECISIONS, STRATEGIES
 from memae_tf.evaluation.cli import add_experiment_command, parse_ints, parse_override
-from memae_tf.models.memory_block import MEMORY_INITS
-from memae_tf.scoring import ERRORS
 from memae_tf.serving.cli import add_serving_commands
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
@@ -81,6 +81,7 @@ def _log(message: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from memae_tf import distribute
     from memae_tf.detector import MemAE
 
     options = distribute.distribution_options(args)  # before TF runs any op (multi-worker)
@@ -181,6 +182,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds `--strategy`, `--precision`, `--jit-compile`, `--steps-per-execution`
+    and `--checkpoint-dir` to a training command's parser (read back by
+    `distribute.distribution_options`)."""
+    parser.add_argument("--strategy", default="auto", choices=STRATEGIES,
+                        help="tf.distribute strategy; multiworker reads TF_CONFIG")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+                        help="training dtype policy (mixed_float16 on GPUs)")
+    parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="compile the train step with XLA (default: MemAE.fit's choice)")
+    parser.add_argument("--steps-per-execution", type=int, default=None,
+                        help="train steps per call into TensorFlow (default: MemAE.fit's)")
+    parser.add_argument("--checkpoint-dir",
+                        help="write the weights after every epoch here (chief only)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Builds the `memae` argument parser with all subcommands."""
     parser = argparse.ArgumentParser(prog="memae", description=__doc__)
@@ -214,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reconstruction error that scores samples (default: the preset's)")
     train.add_argument("--verbose", type=int, default=1)
     train.add_argument("--out", required=True, help="run folder for detector.keras")
-    distribute.add_distribution_arguments(train)
+    add_distribution_arguments(train)
     train.set_defaults(func=cmd_train, batch_size=64)
 
     score = sub.add_parser("score", help="score samples with a saved detector")
@@ -249,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `memae` console script."""
+    # The commands import TensorFlow after this line: keep its C++ start-up chatter
+    # (CPU features, missing CUDA) off the terminal unless the user asks for it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -30,10 +30,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from memae_tf.choices import PRECISIONS as PRECISIONS
+from memae_tf.choices import STRATEGIES as STRATEGIES
 from memae_tf.inference import output_layer_names
-
-STRATEGIES = ("auto", "default", "mirrored", "multiworker")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 # A process can hold one MultiWorkerMirroredStrategy (it configures the
 # collective ops of the eager context), so it is created once and reused.
@@ -268,23 +267,8 @@ def training_replica(
     return replica
 
 
-def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds `--strategy`, `--precision`, `--jit-compile`, `--steps-per-execution`
-    and `--checkpoint-dir` to a training command's parser."""
-    parser.add_argument("--strategy", default="auto", choices=STRATEGIES,
-                        help="tf.distribute strategy; multiworker reads TF_CONFIG")
-    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
-                        help="training dtype policy (mixed_float16 on GPUs)")
-    parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="compile the train step with XLA (default: MemAE.fit's choice)")
-    parser.add_argument("--steps-per-execution", type=int, default=None,
-                        help="train steps per call into TensorFlow (default: MemAE.fit's)")
-    parser.add_argument("--checkpoint-dir",
-                        help="write the weights after every epoch here (chief only)")
-
-
 def distribution_options(args: argparse.Namespace) -> dict[str, Any]:
-    """`MemAE.fit` keyword arguments from the options of `add_distribution_arguments`.
+    """`MemAE.fit` keyword arguments from the options of `cli.add_distribution_arguments`.
 
     Resolves the strategy at once: call it before building the detector, since a
     multi-worker strategy must exist before TensorFlow runs any op.

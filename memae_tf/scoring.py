@@ -9,12 +9,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from memae_tf.choices import ERRORS as ERRORS
 from memae_tf.inference import inference_model
 from memae_tf.models.memory_block import find_memory_layer, make_encoder
-
-# Reconstruction errors that score a sample: the paper's squared error, and the
-# absolute error of the authors' released code.
-ERRORS = ("mse", "l1")
 
 
 def check_error(error: str) -> str:

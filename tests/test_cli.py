@@ -1,6 +1,8 @@
 """The `memae` command line, end to end on small array files."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -60,3 +62,22 @@ def test_presets_lists_all(capsys):
     assert main(["presets"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == ["mnist", "cifar10", "video", "kdd"]
+
+
+def _imported_packages(argv: list[str]) -> tuple[set[str], str]:
+    """Runs `memae ARGV` in a fresh interpreter; the top-level packages it imported."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "memae_tf.cli", *argv],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = {line.rsplit("|", 1)[1].strip().split(".")[0]
+             for line in result.stderr.splitlines() if line.startswith("import time:")}
+    return names, result.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["score"], ["evaluate"], ["experiment"],
+                                     ["export"], ["serve"], ["demo"]])
+def test_help_imports_no_tensorflow(command):
+    packages, usage = _imported_packages([*command, "--help"])
+    assert usage.startswith(f"usage: memae {' '.join(command)}".rstrip())
+    assert "memae_tf" in packages
+    assert not packages & {"tensorflow", "keras", "sklearn", "grpc"}

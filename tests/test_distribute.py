@@ -77,6 +77,7 @@ import tensorflow as tf  # noqa: E402
 
 from memae_tf import MemAE  # noqa: E402
 from memae_tf import distribute as dist  # noqa: E402
+from memae_tf.cli import add_distribution_arguments  # noqa: E402
 
 TINY_DENSE = {"input_shape": (8,), "units": (6, 3), "num_items": 10}
 SUBPROCESS_TIMEOUT = 240
@@ -298,7 +299,7 @@ def test_fit_rejects_invalid_distribution_arguments(kwargs, match):
 
 def test_command_line_options_become_fit_arguments():
     parser = argparse.ArgumentParser()
-    dist.add_distribution_arguments(parser)
+    add_distribution_arguments(parser)
     args = parser.parse_args(["--strategy", "default", "--precision", "mixed_bfloat16",
                               "--jit-compile", "--steps-per-execution", "8",
                               "--checkpoint-dir", "ckpt"])

@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from memae_tf import cli
-from memae_tf.distribute import add_distribution_arguments
 
 TRAINING = pathlib.Path(__file__).resolve().parents[1] / "serving" / "k8s" / "training"
 KUBERNETES_VERSION = "1.33"
@@ -136,7 +135,7 @@ def test_training_arguments_are_accepted_by_memae_train(kind):
     (container,) = template["spec"]["containers"]
     arguments = _train_arguments(container)
     distribution = argparse.ArgumentParser()
-    add_distribution_arguments(distribution)
+    cli.add_distribution_arguments(distribution)
     options, rest = distribution.parse_known_args(arguments)
     assert options.strategy == "multiworker"
     train = cli.build_parser().parse_args(["train", *rest])

@@ -92,7 +92,12 @@ def test_saved_model_uses_only_standard_tensorflow_ops(exported):
     assert ops <= set(dir(tf.raw_ops))
 
 
-def test_fresh_process_without_memae_tf_reproduces_in_process_scores(exported, images, tmp_path):
+# TF Serving's CPU builds run with TensorFlow's oneDNN kernels on or off
+# (TF_ENABLE_ONEDNN_OPTS): the export must score the same under both.
+@pytest.mark.parametrize("onednn", ["0", "1"])
+def test_fresh_process_without_memae_tf_reproduces_in_process_scores(
+    exported, images, tmp_path, onednn
+):
     model, threshold, path = exported
     np.save(tmp_path / "x.npy", images)
     script = textwrap.dedent(
@@ -100,7 +105,10 @@ def test_fresh_process_without_memae_tf_reproduces_in_process_scores(exported, i
         import sys
         import numpy as np
         import tensorflow as tf
+        from tensorflow.python.util import _pywrap_util_port
 
+        # TensorFlow's own answer to "are the oneDNN kernels on?" (private, but the one it has).
+        assert _pywrap_util_port.IsMklEnabled() == (sys.argv[4] == "1")
         loaded = tf.saved_model.load(sys.argv[1])
         x = tf.constant(np.load(sys.argv[2]))
         results = {}
@@ -112,11 +120,10 @@ def test_fresh_process_without_memae_tf_reproduces_in_process_scores(exported, i
         assert not leaked, leaked
         """
     )
-    # oneDNN off, as memae_tf/_tf_env.py sets it for every process that imports memae_tf.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": onednn}
     subprocess.run(
         [sys.executable, "-c", script, str(path), str(tmp_path / "x.npy"),
-         str(tmp_path / "out.npz")],
+         str(tmp_path / "out.npz"), onednn],
         check=True, cwd=tmp_path, env=env, timeout=300,
     )
     served = np.load(tmp_path / "out.npz")

@@ -13,6 +13,7 @@ import grpc
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -30,7 +31,6 @@ from memae_tf.client import (
     NotFoundError,
     UnavailableError,
 )
-from memae_tf.client.tensors import to_tensor_proto
 from memae_tf.export import export_saved_model
 from memae_tf.models import build_autoencoder
 from memae_tf.serving import serve
@@ -198,7 +198,7 @@ def test_wrong_shape_is_invalid_argument_saying_the_expected_shape(client, rows)
 def test_wrong_input_name_is_invalid_argument_naming_the_expected_input(stub, rows):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "kdd"
-    request.inputs["features"].CopyFrom(to_tensor_proto(rows))
+    request.inputs["features"].CopyFrom(tf.make_tensor_proto(rows))
     error = _rpc_error(stub.Predict, request)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "Missing but required: {x}" in error.details()
@@ -207,7 +207,7 @@ def test_wrong_input_name_is_invalid_argument_naming_the_expected_input(stub, ro
 def test_wrong_dtype_is_invalid_argument_naming_the_expected_dtype(stub, rows):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "kdd"
-    request.inputs["x"].CopyFrom(to_tensor_proto(rows.astype(np.float64)))
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(rows.astype(np.float64)))
     error = _rpc_error(stub.Predict, request)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "expects dtype float32" in error.details() and "float64" in error.details()
@@ -227,7 +227,7 @@ def test_version_labels_are_invalid_arguments(stub, rows):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "kdd"
     request.model_spec.version_label = "stable"
-    request.inputs["x"].CopyFrom(to_tensor_proto(rows))
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(rows))
     assert _rpc_error(stub.Predict, request).code() == grpc.StatusCode.INVALID_ARGUMENT
 
 

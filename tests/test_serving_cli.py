@@ -77,8 +77,7 @@ def test_serve_command_serves_until_sigterm(saved_detector, tmp_path):
         sys.exit(args.func(args))
         """
     )
-    # oneDNN off, as memae_tf/_tf_env.py sets it for every process that imports memae_tf.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "kdd")],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
                                text=True)

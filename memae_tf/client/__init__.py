@@ -1,8 +1,10 @@
 """gRPC client library for MemAE models served by TF Serving (or `memae serve`).
 
-Depends only on grpcio, numpy and the `tensorflow-serving-api` protos, never on
-the training code: it relies on the exported signature's contract (input `x`;
-outputs `score`, `is_anomaly`, `reconstruction`).
+Depends only on grpcio, protobuf and numpy: never on TensorFlow, Keras or the
+training code. It speaks TF Serving's wire protocol with the project's own copy
+of the messages (`memae_tf/client/proto/tf_serving.proto`) and relies on the
+exported signature's contract (input `x`; outputs `score`, `is_anomaly`,
+`reconstruction`). Install it alone with `pip install ./client` (see README).
 """
 
 from memae_tf.client._protocol import ModelMetadata, SignatureInfo, TensorInfo, VersionStatus

@@ -16,18 +16,23 @@ from typing import Any
 import grpc
 import numpy as np
 from google.protobuf.message import Message
-from tensorflow.core.protobuf import meta_graph_pb2
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_pb2,
-    predict_pb2,
-)
 
+from memae_tf.client.proto import tf_serving_pb2 as pb
 from memae_tf.client.tensors import numpy_dtype, to_ndarray, to_tensor_proto
 
 INPUT_NAME = "x"
 SIGNATURE_DEF_FIELD = "signature_def"
+# What TF Serving packs in GetModelMetadataResponse.metadata["signature_def"].
+_SIGNATURE_DEF_MAP_TYPE = "tensorflow.serving.SignatureDefMap"
+# TF Serving's method paths, with the (project-owned) request and response messages.
+METHODS: dict[str, tuple[str, type[Message], type[Message]]] = {
+    "Predict": ("/tensorflow.serving.PredictionService/Predict",
+                pb.PredictRequest, pb.PredictResponse),
+    "GetModelMetadata": ("/tensorflow.serving.PredictionService/GetModelMetadata",
+                         pb.GetModelMetadataRequest, pb.GetModelMetadataResponse),
+    "GetModelStatus": ("/tensorflow.serving.ModelService/GetModelStatus",
+                       pb.GetModelStatusRequest, pb.GetModelStatusResponse),
+}
 # Room for everything in a PredictRequest/Response besides the tensor bytes.
 _ENVELOPE_BYTES = 64 * 1024
 _INITIAL_BACKOFF_S = 0.1
@@ -135,9 +140,9 @@ class ClientConfig:
         return [("grpc.max_send_message_length", self.max_message_bytes),
                 ("grpc.max_receive_message_length", self.max_message_bytes), *extra]
 
-    def model_spec(self, version: int | None, signature: str = "") -> model_pb2.ModelSpec:
+    def model_spec(self, version: int | None, signature: str = "") -> pb.ModelSpec:
         """The `ModelSpec` of a request for `version` (None: latest)."""
-        spec = model_pb2.ModelSpec(name=self.model_name, signature_name=signature)
+        spec = pb.ModelSpec(name=self.model_name, signature_name=signature)
         if version is not None:
             spec.version.value = version
         return spec
@@ -191,7 +196,7 @@ def as_batch(x: Any) -> np.ndarray:
     return batch
 
 
-def _tensor_info(info: meta_graph_pb2.TensorInfo) -> TensorInfo:
+def _tensor_info(info: pb.TensorInfo) -> TensorInfo:
     try:
         dtype = numpy_dtype(info.dtype)
     except ValueError:
@@ -204,12 +209,19 @@ def _tensor_info(info: meta_graph_pb2.TensorInfo) -> TensorInfo:
 
 def metadata_exchange(config: ClientConfig) -> Generator[Call, Any, ModelMetadata]:
     """Asks for the signature definitions of the configured version."""
-    request = get_model_metadata_pb2.GetModelMetadataRequest(
+    request = pb.GetModelMetadataRequest(
         model_spec=config.model_spec(config.version), metadata_field=[SIGNATURE_DEF_FIELD]
     )
     response = yield Call("GetModelMetadata", request)
-    signature_map = get_model_metadata_pb2.SignatureDefMap()
-    response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_map)
+    packed = response.metadata.get(SIGNATURE_DEF_FIELD)
+    # `Any.Unpack` compares type names, and this message's package is the project's own.
+    packed_type = packed.type_url.rpartition("/")[2] if packed is not None else None
+    if packed_type != _SIGNATURE_DEF_MAP_TYPE:
+        raise ValueError(
+            f"Expected the server's metadata[{SIGNATURE_DEF_FIELD!r}] to hold a "
+            f"{_SIGNATURE_DEF_MAP_TYPE}. Received: {packed_type or 'nothing'}"
+        )
+    signature_map = pb.SignatureDefMap.FromString(packed.value)
     signatures = {
         name: SignatureInfo(
             inputs={k: _tensor_info(v) for k, v in signature.inputs.items()},
@@ -223,13 +235,11 @@ def metadata_exchange(config: ClientConfig) -> Generator[Call, Any, ModelMetadat
 
 def status_exchange(config: ClientConfig) -> Generator[Call, Any, list[VersionStatus]]:
     """Asks for the state of the model's versions (of the configured one if set)."""
-    request = get_model_status_pb2.GetModelStatusRequest(
-        model_spec=config.model_spec(config.version)
-    )
+    request = pb.GetModelStatusRequest(model_spec=config.model_spec(config.version))
     response = yield Call("GetModelStatus", request)
-    state_name = get_model_status_pb2.ModelVersionStatus.State.Name
+    state_names = {number: name for name, number in pb.ModelVersionStatus.State.items()}
     return sorted(
-        (VersionStatus(s.version, state_name(s.state),
+        (VersionStatus(s.version, state_names.get(s.state, str(s.state)),
                        _STATUS_NAMES.get(s.status.error_code, str(s.status.error_code)),
                        s.status.error_message)
          for s in response.model_version_status),
@@ -286,7 +296,7 @@ def predict_exchange(
     version = config.version
     parts = []
     for start in range(0, max(len(batch), 1), rows):
-        request = predict_pb2.PredictRequest(
+        request = pb.PredictRequest(
             model_spec=config.model_spec(version, signature), output_filter=output_filter
         )
         request.inputs[INPUT_NAME].CopyFrom(to_tensor_proto(batch[start:start + rows]))

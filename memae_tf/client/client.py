@@ -8,9 +8,9 @@ from typing import Any
 
 import grpc
 import numpy as np
-from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from memae_tf.client._protocol import (
+    METHODS,
     Call,
     ClientConfig,
     ModelMetadata,
@@ -74,11 +74,12 @@ class BaseClient:
         self._rpcs: dict[str, Any] = {}
 
     def _bind(self, channel: grpc.Channel | grpc.aio.Channel) -> None:
-        prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        models = model_service_pb2_grpc.ModelServiceStub(channel)
-        self._rpcs = {"Predict": prediction.Predict,
-                      "GetModelMetadata": prediction.GetModelMetadata,
-                      "GetModelStatus": models.GetModelStatus}
+        # Generic unary calls on TF Serving's method paths: no generated stubs needed.
+        self._rpcs = {
+            name: channel.unary_unary(path, request_serializer=request.SerializeToString,
+                                      response_deserializer=response.FromString)
+            for name, (path, request, response) in METHODS.items()
+        }
 
     def _timeout(self, timeout: float | None) -> float:
         return self._config.timeout if timeout is None else check_timeout(timeout)

@@ -1,9 +1,11 @@
-"""numpy ↔ `TensorProto` without TensorFlow's Python API.
+"""numpy ↔ `TensorProto` without TensorFlow.
 
-Requests carry the raw little-endian bytes in `tensor_content`. Responses are
-read from `tensor_content` or from the typed repeated fields (`float_val`,
-`bool_val`, ...) that TF Serving fills by default, including TensorFlow's
-shorthand of fewer values than elements (the last value repeats).
+The messages are the project's own (`memae_tf/client/proto/tf_serving.proto`),
+wire-compatible with TensorFlow's `tensorflow.TensorProto`. Requests carry the
+raw little-endian bytes in `tensor_content`. Responses are read from
+`tensor_content` or from the typed repeated fields (`float_val`, `bool_val`,
+...) that TF Serving fills by default, including TensorFlow's shorthand of
+fewer values than elements (the last value repeats).
 """
 
 from __future__ import annotations
@@ -11,24 +13,32 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+from memae_tf.client.proto import tf_serving_pb2 as pb
 
 # DataType → (numpy dtype, typed field of TensorProto holding its values).
 _TYPES: dict[int, tuple[np.dtype, str]] = {
-    types_pb2.DT_FLOAT: (np.dtype(np.float32), "float_val"),
-    types_pb2.DT_DOUBLE: (np.dtype(np.float64), "double_val"),
-    types_pb2.DT_HALF: (np.dtype(np.float16), "half_val"),
-    types_pb2.DT_INT8: (np.dtype(np.int8), "int_val"),
-    types_pb2.DT_INT16: (np.dtype(np.int16), "int_val"),
-    types_pb2.DT_INT32: (np.dtype(np.int32), "int_val"),
-    types_pb2.DT_INT64: (np.dtype(np.int64), "int64_val"),
-    types_pb2.DT_UINT8: (np.dtype(np.uint8), "int_val"),
-    types_pb2.DT_UINT16: (np.dtype(np.uint16), "int_val"),
-    types_pb2.DT_UINT32: (np.dtype(np.uint32), "uint32_val"),
-    types_pb2.DT_UINT64: (np.dtype(np.uint64), "uint64_val"),
-    types_pb2.DT_BOOL: (np.dtype(np.bool_), "bool_val"),
+    pb.DT_FLOAT: (np.dtype(np.float32), "float_val"),
+    pb.DT_DOUBLE: (np.dtype(np.float64), "double_val"),
+    pb.DT_HALF: (np.dtype(np.float16), "half_val"),
+    pb.DT_INT8: (np.dtype(np.int8), "int_val"),
+    pb.DT_INT16: (np.dtype(np.int16), "int_val"),
+    pb.DT_INT32: (np.dtype(np.int32), "int_val"),
+    pb.DT_INT64: (np.dtype(np.int64), "int64_val"),
+    pb.DT_UINT8: (np.dtype(np.uint8), "int_val"),
+    pb.DT_UINT16: (np.dtype(np.uint16), "int_val"),
+    pb.DT_UINT32: (np.dtype(np.uint32), "uint32_val"),
+    pb.DT_UINT64: (np.dtype(np.uint64), "uint64_val"),
+    pb.DT_BOOL: (np.dtype(np.bool_), "bool_val"),
 }
 _DATA_TYPES: dict[np.dtype, int] = {dtype: enum for enum, (dtype, _) in _TYPES.items()}
+
+
+def _type_name(data_type: int) -> str:
+    try:
+        return pb.DataType.Name(data_type)
+    except ValueError:  # a TensorFlow type this client has no name for
+        return f"DataType({data_type})"
 
 
 def numpy_dtype(data_type: int) -> np.dtype:
@@ -39,13 +49,13 @@ def numpy_dtype(data_type: int) -> np.dtype:
     """
     if data_type not in _TYPES:
         raise ValueError(
-            f"Unsupported tensor dtype {types_pb2.DataType.Name(data_type)}; expected one "
-            f"of {sorted(types_pb2.DataType.Name(t) for t in _TYPES)}."
+            f"Unsupported tensor dtype {_type_name(data_type)}; expected one "
+            f"of {sorted(_type_name(t) for t in _TYPES)}."
         )
     return _TYPES[data_type][0]
 
 
-def to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
+def to_tensor_proto(array: np.ndarray) -> pb.TensorProto:
     """Encodes a numeric or boolean array as a `TensorProto`.
 
     Args:
@@ -67,15 +77,15 @@ def to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
             f"{sorted(str(d) for d in _DATA_TYPES)}."
         )
     native = array.dtype.newbyteorder("=")
-    proto = tensor_pb2.TensorProto(dtype=_DATA_TYPES[native])
+    proto = pb.TensorProto(dtype=_DATA_TYPES[native])
     proto.tensor_shape.dim.extend(
-        tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in array.shape
+        pb.TensorShapeProto.Dim(size=size) for size in array.shape
     )
     proto.tensor_content = np.ascontiguousarray(array, dtype=native.newbyteorder("<")).tobytes()
     return proto
 
 
-def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
+def to_ndarray(proto: pb.TensorProto) -> np.ndarray:
     """Decodes a `TensorProto` into a numpy array.
 
     Args:

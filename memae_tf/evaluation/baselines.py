@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.svm import OneClassSVM
 
-BASELINES = ("ocsvm", "iforest")
+from memae_tf.choices import BASELINES as BASELINES
 
 
 def flatten(x: np.ndarray) -> np.ndarray:

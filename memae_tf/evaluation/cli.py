@@ -33,15 +33,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from memae_tf.evaluation.baselines import BASELINES
+from memae_tf.choices import BASELINES, ERRORS, MEMORY_INITS, PREPROCESSING, VARIANTS
 from memae_tf.evaluation.datasets import DATASETS
-from memae_tf.evaluation.experiment import Experiment, ExperimentConfig, default_units
-from memae_tf.evaluation.one_class import PREPROCESSING
-from memae_tf.models import VARIANTS
-from memae_tf.models.memory_block import MEMORY_INITS
-from memae_tf.scoring import ERRORS
+
+if TYPE_CHECKING:
+    from memae_tf.evaluation.experiment import ExperimentConfig
 
 
 def parse_list(choices: tuple[str, ...]):
@@ -157,6 +155,8 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     """The `ExperimentConfig` of parsed `memae experiment` arguments."""
+    from memae_tf.evaluation.experiment import ExperimentConfig  # TensorFlow: not for --help
+
     if args.frame_size is not None and len(args.frame_size) != 2:
         raise ValueError(f"--frame-size expects HEIGHT,WIDTH. Received: {args.frame_size}")
     normal = tuple(c for c in (args.normal_classes or "").split(",") if c)
@@ -189,6 +189,8 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 def run_experiment_command(args: argparse.Namespace) -> int:
     """Runs `memae experiment` for parsed arguments; returns the exit status."""
+    from memae_tf.evaluation.experiment import Experiment, default_units
+
     config = config_from_args(args)
     models = [*args.variants, *args.baselines]
     if args.classes is not None:

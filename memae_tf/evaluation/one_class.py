@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memae_tf.choices import PREPROCESSING as PREPROCESSING
 from memae_tf.data.preprocessing import global_contrast_normalize
 from memae_tf.evaluation.metrics import Evaluation, ranking_metrics
 from memae_tf.evaluation.scorers import Scorer
@@ -121,9 +122,6 @@ def one_class_split(
         np.asarray(x_test)[rows],
         (np.asarray(y_test)[rows] != normal_class).astype(np.int64),
     )
-
-
-PREPROCESSING = ("none", "gcn")
 
 
 def gcn_minmax(split: OneClassSplit) -> OneClassSplit:

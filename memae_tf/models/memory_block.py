@@ -5,10 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from memae_tf.choices import MEMORY_INITS as MEMORY_INITS
+from memae_tf.choices import VARIANTS as VARIANTS
 from memae_tf.layers.memory import MemoryLayer
 
-VARIANTS = ("memae", "memae-nonspar", "ae")
-MEMORY_INITS = ("data", "keep")  # see `adapt_memory` and `MemAE.fit(memory_init=...)`
 MEMORY_LAYER_NAME = "memory"
 
 

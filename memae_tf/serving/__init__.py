@@ -2,18 +2,15 @@
 
 It loads SavedModels with `tf.saved_model.load` only (no training code) and
 speaks TF Serving's gRPC and REST APIs, so the same client code works against
-it and against TF Serving in production.
+it and against TF Serving in production. The names below are imported on first
+use, so that `memae serve --help` (which imports `memae_tf.serving.cli`) does
+not import TensorFlow.
 """
 
-from memae_tf.serving.errors import ServingError
-from memae_tf.serving.model_manager import ModelManager, VersionState
-from memae_tf.serving.server import ServingHandle, run_server, serve
+from memae_tf._lazy import lazy_exports
 
-__all__ = [
-    "ModelManager",
-    "ServingError",
-    "ServingHandle",
-    "VersionState",
-    "run_server",
-    "serve",
-]
+__getattr__, __all__ = lazy_exports(__name__, {
+    ".errors": ["ServingError"],
+    ".model_manager": ["ModelManager", "VersionState"],
+    ".server": ["ServingHandle", "run_server", "serve"],
+})

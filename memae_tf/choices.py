@@ -1,0 +1,17 @@
+"""The closed sets of names that the API and the `memae` command accept.
+
+They live here, in a module that imports nothing, so that the command line can
+build its parser (and answer `--help`) without importing TensorFlow. Each is
+re-exported by the module that owns the concept (`models.memory_block`,
+`distribute`, `evaluation.baselines`, `evaluation.one_class`, `scoring`).
+"""
+
+VARIANTS = ("memae", "memae-nonspar", "ae")
+MEMORY_INITS = ("data", "keep")  # see `adapt_memory` and `MemAE.fit(memory_init=...)`
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+BASELINES = ("ocsvm", "iforest")
+PREPROCESSING = ("none", "gcn")
+# Reconstruction errors that score a sample: the paper's squared error, and the
+# absolute error of the authors' released code.
+ERRORS = ("mse", "l1")
