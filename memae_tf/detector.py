@@ -15,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from memae_tf import distribute
+from memae_tf.data.tfds import dataset_array, from_tfds
+from memae_tf.inspection import MemoryReport, memory_report
 from memae_tf.models.memory_block import MEMORY_INITS, adapt_memory, find_memory_layer
 from memae_tf.models.presets import build_autoencoder, get_preset
 from memae_tf.scoring import ScoringGraph, check_error
@@ -192,6 +194,8 @@ class MemAE:
         """Validates a batch and converts it to float32 in the model's input range."""
         if isinstance(x, tf.Tensor):
             x = x.numpy()
+        elif isinstance(x, tf.data.Dataset):  # e.g. tfds.load(...): dict elements, batched or not
+            x = dataset_array(x)
         x = np.asarray(x)
         if x.dtype == np.uint8:
             low, high = self.input_range
@@ -227,6 +231,7 @@ class MemAE:
         multi-worker strategy; datasets keep their own sharding options.
         """
         if isinstance(data, tf.data.Dataset):
+            data = from_tfds(data)  # dict elements (tfds.load) → their "image" feature
             if isinstance(data.element_spec, tuple):
                 data = data.map(lambda x, *_: x)
             if data.element_spec.dtype == tf.uint8:
@@ -285,7 +290,8 @@ class MemAE:
 
         Args:
             x: Normal samples, a numpy array `(n, *input_shape)` or a
-                `tf.data.Dataset` yielding inputs (batched or not) or `(x, y)`.
+                `tf.data.Dataset` yielding inputs (batched or not), `(x, y)` or
+                feature dicts as `tfds.load` does (inputs under `"image"`).
             validation_data: Optional normal samples in the same form, for the
                 validation loss.
             epochs: Number of passes over `x`.
@@ -455,7 +461,8 @@ class MemAE:
         """Anomaly scores: the mean reconstruction error per sample (`error`).
 
         Args:
-            x: Array `(n, *input_shape)` (uint8 images are scaled).
+            x: Array `(n, *input_shape)` (uint8 images are scaled), or a
+                finite `tf.data.Dataset` as `fit` takes it.
             batch_size: Samples per forward pass.
 
         Returns:
@@ -490,6 +497,14 @@ class MemAE:
         if attention is None:
             raise ValueError("This model has no MemoryLayer, so it has no memory attention.")
         return self._collect(x, batch_size, attention)
+
+    def memory_report(self, x: Any, batch_size: int = 256) -> MemoryReport:
+        """Item usage and addressing sparsity over the queries of `x`.
+
+        See `memae_tf.inspection.memory_report` (usage per item, non-zero
+        weights and entropy per query, unused items).
+        """
+        return memory_report(self.memory_attention(x, batch_size))
 
     # -------------------------------------------------------------- threshold
     def infer_threshold(

@@ -23,5 +23,6 @@ __getattr__, __all__ = lazy_exports(__name__, {
     ".preprocessing": ["MinMaxScaler", "global_contrast_normalize"],
     ".sources": ["DatasetNotFoundError"],
     ".tabular": ["TabularData", "fetch_mlbench", "load_mlbench", "load_table"],
+    ".tfds": ["dataset_array", "from_tfds", "load_tfds"],
     ".video": ["load_avenue", "load_shanghaitech", "load_ucsd_ped", "read_frames"],
 })

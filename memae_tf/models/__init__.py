@@ -8,6 +8,7 @@ from memae_tf.models.memory_block import (
     VARIANTS,
     adapt_memory,
     find_memory_layer,
+    make_decoder,
     make_encoder,
 )
 from memae_tf.models.presets import PRESETS, Preset, build_autoencoder, get_preset
@@ -24,5 +25,6 @@ __all__ = [
     "build_dense_autoencoder",
     "find_memory_layer",
     "get_preset",
+    "make_decoder",
     "make_encoder",
 ]

@@ -125,3 +125,17 @@ def adapt_memory(
         )
         parts.append(keras.ops.convert_to_numpy(encoded))
     return find_memory_layer(model).adapt(np.concatenate(parts), seed=seed)
+
+
+def make_decoder(model: keras.Model) -> keras.Model | None:
+    """Returns the sub-model from `model`'s memory layer output to its reconstruction.
+
+    The counterpart of `make_encoder`: it takes latent codes shaped like the
+    memory's output (e.g. `(batch, 4, 4, 64)`) and decodes them, so that memory
+    items can be looked at as inputs (`memae_tf.inspection.decode_memory_items`).
+    None when the model has no `MemoryLayer` as a direct layer.
+    """
+    memory = find_memory_layer(model)
+    if memory is None or memory not in model.layers:
+        return None
+    return keras.Model(memory.output, model.output, name=f"{model.name}_decoder")
