@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,21 +31,34 @@ def _image_loaders() -> dict[str, Callable[..., Any]]:
     return {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist, "cifar10": load_cifar10}
 
 
-def load_split(data: str, split: str, data_path: str | None = None) -> Arrays:
+def load_split(
+    data: str, split: str, data_path: str | None = None, tfds_data_dir: str | None = None
+) -> Arrays:
     """Loads `(x, y)` of one split from a dataset name or an array file.
 
     Args:
-        data: `"mnist"`, `"fashion-mnist"`, `"cifar10"`, or a path to a `.npz`
-            (arrays `x_train`/`y_train`/`x_test`/`y_test`, or `x`/`y`) or `.npy`
+        data: `"mnist"`, `"fashion-mnist"`, `"cifar10"`, a TensorFlow Datasets
+            name `"tfds:NAME"` or `"tfds:NAME:SPLIT"` (e.g. `tfds:cifar10`,
+            `tfds:mnist:test[:50%]`; images under `"image"`, labels under
+            `"label"`), or a path to a `.npz` (arrays
+            `x_train`/`y_train`/`x_test`/`y_test`, or `x`/`y`) or `.npy`
             (inputs only) file.
-        split: `"train"` or `"test"` (ignored for files with `x`/`y` or `.npy`).
+        split: `"train"` or `"test"` (ignored for files with `x`/`y` or `.npy`,
+            and for a TFDS name with its own split).
         data_path: Explicit location of a named dataset's files.
+        tfds_data_dir: TFDS data folder of `tfds:` datasets (default: TFDS's).
+            TFDS datasets must be prepared there: nothing is downloaded.
 
     Returns:
         `(x, y)`; `y` is None when the source has no labels.
     """
     if split not in ("train", "test"):
         raise ValueError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
+    if data.startswith("tfds:"):
+        from memae_tf.data.tfds import load_tfds, parse_tfds_spec
+
+        name, own_split = parse_tfds_spec(data)
+        return load_tfds(name, own_split or split, data_dir=tfds_data_dir)
     loaders = _image_loaders()
     if data in loaders:
         train, test = loaders[data](data_path)
@@ -52,7 +66,8 @@ def load_split(data: str, split: str, data_path: str | None = None) -> Arrays:
     path = Path(data)
     if not path.is_file():
         raise ValueError(
-            f"--data must be one of {sorted(loaders)} or an existing .npz/.npy file. "
+            f"--data must be one of {sorted(loaders)}, tfds:NAME[:SPLIT] or an existing "
+            ".npz/.npy file. "
             f"Received: {data!r}"
         )
     if path.suffix == ".npy":
@@ -86,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     options = distribute.distribution_options(args)  # before TF runs any op (multi-worker)
     normal = args.normal_class
-    x, y = load_split(args.data, "train", args.data_path)
+    x, y = load_split(args.data, "train", args.data_path, args.tfds_data_dir)
     x = _select_normal(x, y, normal)
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(x))
@@ -109,7 +124,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     path = detector.save(out / "detector.keras")
     summary = {"preset": args.preset, "variant": args.variant, "data": args.data,
                "normal_class": normal, "epochs": args.epochs, "train_seconds": seconds,
-               "threshold": threshold, "fpr": args.fpr, "samples": len(x_fit)}
+               "threshold": threshold, "fpr": args.fpr, "samples": len(x_fit),
+               "data_path": args.data_path, "tfds_data_dir": args.tfds_data_dir,
+               "command": shlex.join(["memae", *args.argv])}
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     _log(f"trained in {seconds:.1f} s; threshold {threshold:.6g} (fpr {args.fpr}); saved {path}")
     return 0
@@ -118,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from memae_tf.detector import MemAE
 
-    x, _ = load_split(args.data, args.split, args.data_path)
+    x, _ = load_split(args.data, args.split, args.data_path, args.tfds_data_dir)
     detector = MemAE.load(args.model)
     _log(f"scoring {len(x)} samples")
     scores = detector.score(x, batch_size=args.batch_size)
@@ -147,7 +164,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from memae_tf.detector import MemAE
 
     normal = args.normal_class
-    x, y = load_split(args.data, args.split, args.data_path)
+    x, y = load_split(args.data, args.split, args.data_path, args.tfds_data_dir)
     detector = MemAE.load(args.model)
     if y is None:
         raise ValueError("evaluate needs labelled data, but the data has no labels.")
@@ -205,8 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def data_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", required=True,
-                       help="mnist, fashion-mnist, cifar10, or a .npz/.npy file")
+                       help="mnist, fashion-mnist, cifar10, tfds:NAME[:SPLIT] (a prepared "
+                            "TensorFlow Datasets set, e.g. tfds:cifar10), or a .npz/.npy file")
         p.add_argument("--data-path", help="explicit location of the named dataset's files")
+        p.add_argument("--tfds-data-dir",
+                       help="TensorFlow Datasets data folder for tfds: data (default: TFDS's)")
         p.add_argument("--batch-size", type=int, default=256)
 
     train = sub.add_parser("train", help="train a detector on normal data")
@@ -271,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in run folders
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError, RuntimeError) as error:

@@ -1,4 +1,4 @@
-"""Reports of an experiment folder: `results.csv`, `results.md` and ROC / histogram PNGs.
+"""Reports of an experiment folder: `results.csv`, `results.md` and ROC-PR / histogram PNGs.
 
 Everything is derived from `results.json` and the saved test scores, so the
 reports can be rebuilt at any time (`write_reports`).
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from memae_tf.evaluation.datasets import get_dataset
+from memae_tf.plot import roc_pr_curves, score_histograms
 
 # Metrics in table order; a protocol reports the ones it computes.
 METRICS = ("auroc", "aupr", "precision", "recall", "f1")
@@ -122,42 +123,31 @@ def markdown(config: Mapping[str, Any], tasks: Mapping[str, dict]) -> str:
 
 
 def write_plots(out: Path, tasks: Mapping[str, dict]) -> None:
-    """Per unit: ROC curves of all models, and score histograms (normal vs anomalous)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    models, units = _ordered(tasks)
+    """Per unit: ROC and precision-recall curves of all models, and score histograms."""
+    _, units = _ordered(tasks)
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     for unit in units:
-        present = [m for m in models if f"{m}/{unit}" in tasks]
-        scored = {m: np.load(out / SCORES_DIR / score_file(m, unit)) for m in present}
-        fig, ax = plt.subplots(figsize=(5, 5))
-        for model, arrays in scored.items():
-            fpr, tpr, _ = roc_curve(arrays["labels"], arrays["scores"])
-            auc = tasks[f"{model}/{unit}"]["metrics"]["auroc"]
-            ax.plot(fpr, tpr, label=f"{model} (AUROC {auc:.3f})")
-        ax.plot([0, 1], [0, 1], "k:", linewidth=0.8)
-        ax.set(xlabel="false positive rate", ylabel="true positive rate",
-               title=f"ROC, {unit}")
-        ax.legend(loc="lower right", fontsize="small")
-        fig.savefig(plots / f"roc_{unit.replace('=', '')}.png", dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        labels, scores = unit_scores(out, tasks, unit)
+        name = unit.replace("=", "")
+        figure = roc_pr_curves(labels, scores, title=unit)
+        figure.savefig(plots / f"roc_{name}.png", dpi=100)
+        figure = score_histograms(labels, scores, title=f"Test score distributions, {unit}")
+        figure.savefig(plots / f"hist_{name}.png", dpi=100)
 
-        fig, axes = plt.subplots(1, len(scored), figsize=(3.2 * len(scored), 3), squeeze=False)
-        for ax, (model, arrays) in zip(axes[0], scored.items(), strict=True):
-            labels, scores = arrays["labels"], arrays["scores"]
-            bins = np.histogram_bin_edges(scores, bins=40)
-            ax.hist(scores[labels == 0], bins=bins, alpha=0.6, density=True, label="normal")
-            ax.hist(scores[labels == 1], bins=bins, alpha=0.6, density=True, label="anomalous")
-            ax.set(title=model, xlabel="anomaly score")
-            ax.legend(fontsize="small")
-        fig.suptitle(f"Test score distributions, {unit}", y=1.04)
-        fig.savefig(plots / f"hist_{unit.replace('=', '')}.png", dpi=100, bbox_inches="tight")
-        plt.close(fig)
+
+def unit_scores(out: Path, tasks: Mapping[str, dict], unit: str
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The test labels of one unit and `{model: test scores}` of the models that ran it."""
+    models, _ = _ordered(tasks)
+    scores, labels = {}, None
+    for model in models:
+        if f"{model}/{unit}" in tasks:
+            with np.load(Path(out) / SCORES_DIR / score_file(model, unit)) as arrays:
+                scores[model], labels = arrays["scores"], arrays["labels"]
+    if labels is None:
+        raise ValueError(f"No stored scores for unit {unit!r} in {out}.")
+    return labels, scores
 
 
 def write_reports(out: Path, config: Mapping[str, Any], tasks: Mapping[str, dict],
