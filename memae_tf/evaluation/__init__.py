@@ -15,7 +15,8 @@ from memae_tf._lazy import lazy_exports
 __getattr__, __all__ = lazy_exports(__name__, {
     ".baselines": ["make_baseline"],
     ".experiment": ["Experiment", "ExperimentConfig", "default_units"],
-    ".metrics": ["Evaluation", "aupr", "auroc", "ranking_metrics", "threshold_metrics",
+    ".metrics": ["Evaluation", "aupr", "auroc", "metrics_at_threshold",
+                 "ranking_metrics", "threshold_metrics",
                  "top_share_threshold"],
     ".one_class": ["evaluate_one_class", "gcn_minmax", "one_class_split"],
     ".scorers": ["MemAEScorer", "TrainingConfig", "make_scorer"],

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,7 +190,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 def run_experiment_command(args: argparse.Namespace) -> int:
     """Runs `memae experiment` for parsed arguments; returns the exit status."""
-    from memae_tf.evaluation.experiment import Experiment, default_units
+    from memae_tf.evaluation.experiment import COMMAND_FILE, Experiment, default_units
 
     config = config_from_args(args)
     models = [*args.variants, *args.baselines]
@@ -201,4 +202,6 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         units = default_units(config, args.runs)
     experiment = Experiment(config, log=lambda line: print(f"[memae] {line}", flush=True))
     experiment.run(models, units, Path(args.out), resume=args.resume, overwrite=args.overwrite)
+    if getattr(args, "argv", None) is not None:  # for `memae report`
+        (Path(args.out) / COMMAND_FILE).write_text(shlex.join(["memae", *args.argv]) + "\n")
     return 0

@@ -42,8 +42,9 @@ from memae_tf.models.memory_block import MEMORY_INITS
 from memae_tf.scoring import check_error
 
 RESULTS_FILE = "results.json"
+COMMAND_FILE = "command.txt"  # the `memae experiment` command line, for `memae report`
 # Files and folders an experiment writes; --overwrite removes exactly these.
-OUTPUTS = (RESULTS_FILE, "results.csv", "results.md", SCORES_DIR, "plots")
+OUTPUTS = (RESULTS_FILE, "results.csv", "results.md", SCORES_DIR, "plots", COMMAND_FILE)
 
 
 @dataclass

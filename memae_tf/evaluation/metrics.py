@@ -125,13 +125,29 @@ def threshold_metrics(labels: np.ndarray, scores: np.ndarray, share: float) -> d
     (0.5, 0.5)
     """
     labels, scores = check_scored_labels(labels, scores)
-    threshold = top_share_threshold(scores, share)
+    return metrics_at_threshold(labels, scores, top_share_threshold(scores, share))
+
+
+def metrics_at_threshold(labels: np.ndarray, scores: np.ndarray,
+                         threshold: float) -> dict[str, float]:
+    """Precision, recall and F1 of the anomaly class when scores above `threshold` are flagged.
+
+    Returns:
+        Dict with `threshold`, `precision`, `recall` and `f1` (binary,
+        anomalies positive; 0 where undefined).
+
+    Example:
+
+    >>> metrics_at_threshold([0, 1, 1], [0.1, 0.5, 0.9], threshold=0.6)["recall"]
+    0.5
+    """
+    labels, scores = check_scored_labels(labels, scores)
     predicted = (scores > threshold).astype(np.int64)
     precision, recall, f1, _ = metrics.precision_recall_fscore_support(
         labels, predicted, average="binary", pos_label=1, zero_division=0
     )
     return {
-        "threshold": threshold,
+        "threshold": float(threshold),
         "precision": float(precision),
         "recall": float(recall),
         "f1": float(f1),

@@ -37,8 +37,8 @@ def _unit_key(unit: str) -> tuple[int, str]:
     return (int(number) if number.isdigit() else -1, name)
 
 
-def _ordered(tasks: Mapping[str, dict]) -> tuple[list[str], list[str]]:
-    """Models in first-seen order, units in numeric order."""
+def ordered_tasks(tasks: Mapping[str, dict]) -> tuple[list[str], list[str]]:
+    """The models of `tasks` in first-seen order, and their units in numeric order."""
     models = list(dict.fromkeys(t["model"] for t in tasks.values()))
     units = sorted({t["unit"] for t in tasks.values()}, key=_unit_key)
     return models, units
@@ -63,7 +63,7 @@ def summarise(tasks: Mapping[str, dict]) -> dict[str, dict[str, Any]]:
     >>> summary["units"], round(summary["f1"][0], 6), round(summary["f1"][1], 6)
     (2, 0.6, 0.1)
     """
-    models, _ = _ordered(tasks)
+    models, _ = ordered_tasks(tasks)
     summary = {}
     for model in models:
         mine = [t for t in tasks.values() if t["model"] == model]
@@ -80,7 +80,7 @@ def summarise(tasks: Mapping[str, dict]) -> dict[str, dict[str, Any]]:
 def write_csv(path: Path, tasks: Mapping[str, dict]) -> None:
     """One row per task: model, unit, every metric, seconds."""
     metric_names = list(dict.fromkeys(k for t in tasks.values() for k in t["metrics"]))
-    models, units = _ordered(tasks)
+    models, units = ordered_tasks(tasks)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["model", "unit", *metric_names, "seconds"])
@@ -92,15 +92,19 @@ def write_csv(path: Path, tasks: Mapping[str, dict]) -> None:
                                                     metric_names), task["seconds"]])
 
 
-def markdown(config: Mapping[str, Any], tasks: Mapping[str, dict]) -> str:
-    """The markdown report: a summary per model and the AUROC of every unit."""
-    models, units = _ordered(tasks)
-    summary = summarise(tasks)
-    metrics = [m for m in METRICS if any(m in row for row in summary.values())]
+def relevant_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of an experiment that are set and matter to its protocol."""
     other_protocols = {key for protocol, keys in PROTOCOL_SETTINGS.items()
                        if protocol != get_dataset(config["dataset"]).protocol for key in keys}
-    settings = ", ".join(f"{k}={v}" for k, v in config.items()
-                         if v not in (None, [], {}) and k not in other_protocols)
+    return {k: v for k, v in config.items() if v not in (None, [], {}) and k not in other_protocols}
+
+
+def markdown(config: Mapping[str, Any], tasks: Mapping[str, dict]) -> str:
+    """The markdown report: a summary per model and the AUROC of every unit."""
+    models, units = ordered_tasks(tasks)
+    summary = summarise(tasks)
+    metrics = [m for m in METRICS if any(m in row for row in summary.values())]
+    settings = ", ".join(f"{k}={v}" for k, v in relevant_settings(config).items())
     lines = [f"# memae experiment: {config['dataset']}", "", f"Settings: {settings}", "",
              "## Summary (mean ± std over units)", "",
              "| model | units | " + " | ".join(metrics) + " | train+score time |",
@@ -124,7 +128,7 @@ def markdown(config: Mapping[str, Any], tasks: Mapping[str, dict]) -> str:
 
 def write_plots(out: Path, tasks: Mapping[str, dict]) -> None:
     """Per unit: ROC and precision-recall curves of all models, and score histograms."""
-    _, units = _ordered(tasks)
+    _, units = ordered_tasks(tasks)
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     for unit in units:
@@ -139,7 +143,7 @@ def write_plots(out: Path, tasks: Mapping[str, dict]) -> None:
 def unit_scores(out: Path, tasks: Mapping[str, dict], unit: str
                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The test labels of one unit and `{model: test scores}` of the models that ran it."""
-    models, _ = _ordered(tasks)
+    models, _ = ordered_tasks(tasks)
     scores, labels = {}, None
     for model in models:
         if f"{model}/{unit}" in tasks:

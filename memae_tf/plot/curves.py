@@ -125,7 +125,7 @@ def score_histograms(
         clipped = int((values > edges[-1]).sum())
         note = f" ({clipped} beyond, in the last bin)" if clipped else ""
         ax.set(title=name, xlabel=f"anomaly score{note}", ylabel="density")
-        ax.legend(fontsize="small")
+        ax.legend(loc="upper right", fontsize="small")
     if title:
         fig.suptitle(title)
     return fig
