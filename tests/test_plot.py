@@ -209,7 +209,9 @@ def test_error_heatmaps_show_frames_above_their_errors():
     assert colorbar.get_ylabel() == "squared error"
 
 
-def test_figures_save_as_png(tmp_path, scored):
+def test_figures_save_as_png_and_show_as_png_in_ipython(tmp_path, scored):
+    figure = plot.roc_pr_curves(*scored)
     path = tmp_path / "roc.png"
-    plot.roc_pr_curves(*scored).savefig(path, dpi=60)
+    figure.savefig(path, dpi=60)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figure._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"  # what a notebook cell displays

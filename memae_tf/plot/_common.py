@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,9 +15,22 @@ ERROR_QUANTILE = 0.999
 ERROR_CMAP = "inferno"
 
 
+class NotebookFigure(Figure):
+    """A matplotlib Figure that IPython shows as a PNG when it is a cell's value.
+
+    Figures made outside pyplot get IPython's PNG display only once pyplot's
+    inline backend has been set up; `_repr_png_` makes them show in any kernel.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A figure outside pyplot, laid out with constrained layout."""
-    return Figure(figsize=(width, height), layout="constrained")
+    return NotebookFigure(figsize=(width, height), layout="constrained")
 
 
 def named_arrays(values: Any, what: str, default_name: str = "scores") -> dict[str, np.ndarray]:
