@@ -18,9 +18,9 @@ this package imports nothing else of memae_tf.
 """
 
 from memae_tf.plot.curves import roc_pr_curves, score_histograms
-from memae_tf.plot.images import reconstruction_grid
+from memae_tf.plot.images import error_heatmaps, reconstruction_grid
 from memae_tf.plot.memory import memory_addressing, memory_items
-from memae_tf.plot.video import error_heatmaps, regularity_curves
+from memae_tf.plot.video import regularity_curves
 
 __all__ = [
     "error_heatmaps",

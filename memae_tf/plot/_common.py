@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 # wash out every other map.
 ERROR_QUANTILE = 0.999
 ERROR_CMAP = "inferno"
+ANOMALY_COLOUR = "tab:red"
 
 
 class NotebookFigure(Figure):

@@ -1,14 +1,15 @@
-"""Inputs, reconstructions and error maps of the most and least anomalous samples."""
+"""Image grids: inputs, reconstructions and error maps; video frames and their error heat-maps."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from memae_tf.plot._common import (
+    ANOMALY_COLOUR,
     ERROR_CMAP,
     bare,
     binary_labels,
@@ -108,4 +109,64 @@ def reconstruction_grid(
         axes[0, c].set_title(f"{group} anomalous #{rank}{kind}", fontsize=8)
     fig.colorbar(mappable, ax=error_axes, label="squared error", shrink=0.9)
     fig.suptitle(title or f"Most and least anomalous samples (ranked by {rank_by})")
+    return fig
+
+
+def error_heatmaps(
+    frames: Any,
+    error_maps: Any,
+    frame_indices: Sequence[int] | None = None,
+    labels: Any = None,
+    input_range: tuple[float, float] = (0.0, 255.0),
+    title: str | None = None,
+) -> Figure:
+    """Frames of a video above their reconstruction-error heat-maps.
+
+    Args:
+        frames: `(T, H, W[, 1])` frames of one video.
+        error_maps: `(T, H, W[, C])` squared reconstruction error of each frame,
+            e.g. the centre frame of `score_map` of the clip centred on it.
+        frame_indices: Frames to show (default: 6 evenly spaced ones).
+        labels: Optional `(T,)` frame labels (1 = anomalous), shown in red.
+        input_range: Value range of `frames` (uint8 frames: `(0, 255)`).
+        title: Optional figure title.
+
+    Returns:
+        The Figure: a row of frames, a row of heat-maps on one colour scale,
+        and its colour bar.
+    """
+    frames = np.asarray(frames)
+    error_maps = np.asarray(error_maps, dtype=np.float32)
+    if frames.ndim not in (3, 4) or len(frames) != len(error_maps):
+        raise ValueError(
+            "Expected frames (T, H, W[, 1]) and one error map per frame. Received: "
+            f"frames {frames.shape}, error_maps {error_maps.shape}"
+        )
+    if labels is not None:
+        labels = binary_labels(labels, len(frames), need_both=False)
+    if frame_indices is None:
+        frame_indices = np.linspace(0, len(frames) - 1, min(6, len(frames))).round().astype(int)
+    frame_indices = [int(t) for t in frame_indices]
+    if not frame_indices or min(frame_indices) < 0 or max(frame_indices) >= len(frames):
+        raise ValueError(f"`frame_indices` must be frames in [0, {len(frames)}). Received: "
+                         f"{frame_indices}")
+    maps = [error_image(error_maps[t]) for t in frame_indices]
+    vmax = error_vmax(maps)
+    fig = new_figure(1.7 * len(frame_indices) + 1.4, 4.0)
+    axes = fig.subplots(2, len(frame_indices), squeeze=False)
+    mappable = None
+    for c, t in enumerate(frame_indices):
+        axes[0, c].imshow(display_image(frames[t], input_range), cmap="gray", vmin=0, vmax=1)
+        anomalous = labels is not None and labels[t] == 1
+        axes[0, c].set_title(f"frame {t}" + (" (anomalous)" if anomalous else ""), fontsize=8,
+                             color=ANOMALY_COLOUR if anomalous else "black")
+        mappable = axes[1, c].imshow(maps[c], cmap=ERROR_CMAP, vmin=0, vmax=vmax)
+        axes[1, c].set_xlabel(f"mean {maps[c].mean():.3g}", fontsize=8)
+        bare(axes[0, c])
+        bare(axes[1, c])
+    axes[0, 0].set_ylabel("frame")
+    axes[1, 0].set_ylabel("squared error")
+    fig.colorbar(mappable, ax=axes[1, :], label="squared error", shrink=0.9)
+    if title:
+        fig.suptitle(title)
     return fig
