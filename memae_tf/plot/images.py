@@ -20,6 +20,11 @@ from memae_tf.plot._common import (
 )
 
 
+def _error_name(detector: Any) -> str:
+    """What a detector's `score_map` holds: squared (`error="mse"`) or absolute errors."""
+    return "absolute error" if getattr(detector, "error", "mse") == "l1" else "squared error"
+
+
 def reconstruction_grid(
     detectors: Mapping[str, Any],
     x: Any,
@@ -34,8 +39,9 @@ def reconstruction_grid(
     The samples of `x` are ranked by the score of one detector (`rank_by`,
     default the first); the columns show its `n` most anomalous samples, then
     its `n` least anomalous ones. The first row is the input; each detector
-    adds a row of reconstructions and a row of squared-error maps
-    (`score_map`), all error maps on one colour scale with one colour bar, and
+    adds a row of reconstructions and a row of error maps (`score_map`:
+    squared errors, or absolute ones for `error="l1"` detectors), all error
+    maps on one colour scale with one colour bar, and
     each map labelled with that detector's score. With MemAE next to a plain
     AE, this shows the paper's point: the memory refuses to rebuild what it
     has not stored, so anomalies light up.
@@ -83,8 +89,8 @@ def reconstruction_grid(
         maps = detector.score_map(samples, batch_size=batch_size)
         rows.append((f"{name}\nreconstruction",
                      [display_image(r, detector.input_range) for r in reconstructions], None))
-        rows.append((f"{name}\nsquared error", [error_image(m) for m in maps],
-                     [float(np.mean(m)) for m in maps]))
+        rows.append((f"{name}\n{_error_name(detector)}", [error_image(m) for m in maps],
+                     [float(v) for v in detector.score(samples, batch_size=batch_size)]))
     vmax = error_vmax([image for _, images, scores in rows if scores for image in images])
 
     fig = new_figure(1.45 * len(chosen) + 1.6, 1.45 * len(rows) + 0.6)
@@ -107,7 +113,9 @@ def reconstruction_grid(
         kind = "" if labels is None else (
             "\nanomaly" if labels[chosen[c]] == 1 else "\nnormal")
         axes[0, c].set_title(f"{group} anomalous #{rank}{kind}", fontsize=8)
-    fig.colorbar(mappable, ax=error_axes, label="squared error", shrink=0.9)
+    names = {_error_name(detector) for detector in detectors.values()}
+    fig.colorbar(mappable, ax=error_axes, label=names.pop() if len(names) == 1 else "error",
+                 shrink=0.9)
     fig.suptitle(title or f"Most and least anomalous samples (ranked by {rank_by})")
     return fig
 
