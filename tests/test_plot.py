@@ -95,6 +95,18 @@ def test_score_histograms_draw_the_threshold_of_each_detector(scored):
         assert len(ax.patches) == 2 * 50  # two histograms of 50 bins
 
 
+def test_score_histograms_on_a_log_axis_have_log_spaced_bins():
+    scores = np.geomspace(1e-4, 1.0, 200)
+    fig = plot.score_histograms(np.r_[np.zeros(100), np.ones(100)].astype(int), scores,
+                                bins=8, log_scale=True)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    widths = [patch.get_width() / patch.get_x() for patch in ax.patches[:8]]
+    np.testing.assert_allclose(widths, widths[0])  # equal ratios: geometric bins
+    with pytest.raises(ValueError, match="positive scores"):
+        plot.score_histograms(None, np.array([0.0, 1.0]), log_scale=True)
+
+
 def test_score_histograms_without_labels_show_one_distribution():
     fig = plot.score_histograms(None, np.linspace(0, 1, 30), thresholds=0.9, bins=10)
     assert _legend_texts(fig.axes[0]) == ["scores", "threshold 0.9"]
@@ -173,7 +185,7 @@ def test_memory_addressing_compares_sets_of_queries(report):
     assert f"(mean {np.log(2):.2f})" in _legend_texts(entropy_ax)[0]  # two weights of 0.5
     markers = [line for line in usage_ax.lines if line.get_marker() == "x"]
     assert [list(line.get_xdata()) for line in markers] == [[3, 6, 8], [3, 6, 8]]
-    assert "normal (3 unused)" in _legend_texts(usage_ax)
+    assert "normal (3 unused: ×)" in _legend_texts(usage_ax)
 
 
 def test_regularity_curves_shade_exactly_the_anomalous_frames():

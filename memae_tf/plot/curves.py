@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import (
     average_precision_score,
     precision_recall_curve,
@@ -76,6 +77,7 @@ def score_histograms(
     thresholds: float | Mapping[str, float] | None = None,
     bins: int = 50,
     title: str | None = None,
+    log_scale: bool = False,
 ) -> Figure:
     """Score distributions of normal and anomalous samples, one panel per detector.
 
@@ -91,6 +93,8 @@ def score_histograms(
             for every panel, or None.
         bins: Number of bins.
         title: Optional figure title.
+        log_scale: Log-spaced bins on a log score axis, for heavy-tailed
+            scores (positive scores only).
 
     Returns:
         The Figure, one axes per detector.
@@ -110,7 +114,15 @@ def score_histograms(
         if threshold is not None:
             top = max(top, float(threshold))
         low = float(values.min())
-        edges = np.linspace(low, top if top > low else low + 1.0, bins + 1)
+        if log_scale:
+            if low <= 0:
+                raise ValueError(f"`log_scale` needs positive scores. Received: min of "
+                                 f"{name!r} = {low}")
+            edges = np.geomspace(low, top if top > low else low * 10.0, bins + 1)
+            ax.set_xscale("log")
+        else:
+            edges = np.linspace(low, top if top > low else low + 1.0, bins + 1)
+            ax.xaxis.set_major_locator(MaxNLocator(5))  # long score labels must not overlap
         shown = np.minimum(values, edges[-1])
         groups = {"scores": shown} if labels is None else {
             f"normal (n={int((labels == 0).sum())})": shown[labels == 0],

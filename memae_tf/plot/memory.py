@@ -102,7 +102,8 @@ def memory_addressing(reports: Any, title: str | None = None) -> Figure:
 
     Three panels: the number of items each query uses (non-zero weights), the
     entropy of each query's weights, and the share of queries using each item,
-    with the items no query uses marked in red below the axis.
+    with the items no query uses marked × below the axis (one row per set,
+    in its colour).
 
     Args:
         reports: A `MemoryReport` (`memae_tf.inspection`), or
@@ -117,7 +118,7 @@ def memory_addressing(reports: Any, title: str | None = None) -> Figure:
         reports = {"queries": reports}
     if not reports:
         raise ValueError("`reports` is empty: expected at least one MemoryReport.")
-    fig = new_figure(14.0, 3.8)
+    fig = new_figure(14.0, 4.0 + 0.25 * math.ceil(len(reports) / 2))
     count_ax, entropy_ax, usage_ax = fig.subplots(1, 3)
     top = max(int(r.nonzeros.max()) for r in reports.values())
     count_bins = np.arange(0, top + 2) - 0.5
@@ -131,12 +132,13 @@ def memory_addressing(reports: Any, title: str | None = None) -> Figure:
         entropy_ax.hist(report.entropy, bins=entropy_bins, alpha=0.55,
                         weights=np.full(report.num_queries, 1.0 / report.num_queries),
                         label=f"{name} (mean {summary['mean_entropy']:.2f})")
-        usage_ax.plot(np.arange(report.num_items), report.usage, drawstyle="steps-mid",
-                      label=f"{name} ({summary['num_unused']} unused)")
-        if len(report.unused_items):
-            usage_ax.plot(report.unused_items, np.full(len(report.unused_items), -0.04 - 0.03 *
-                          offset), "x", color=_UNUSED_COLOUR, markersize=5,
-                          label=f"unused by {name}")
+        (line,) = usage_ax.plot(np.arange(report.num_items), report.usage,
+                                drawstyle="steps-mid",
+                                label=f"{name} ({summary['num_unused']} unused: ×)")
+        if len(report.unused_items):  # one row of × per report, below the axis, in its colour
+            usage_ax.plot(report.unused_items,
+                          np.full(len(report.unused_items), -0.04 - 0.03 * offset), "x",
+                          color=line.get_color(), markersize=5)
     count_ax.set(title="Addressing sparsity", xlabel="items with non-zero weight per query",
                  ylabel="share of queries")
     entropy_ax.set(title="Addressing entropy", xlabel="entropy of ŵ per query (nats)",
@@ -144,7 +146,9 @@ def memory_addressing(reports: Any, title: str | None = None) -> Figure:
     usage_ax.set(title="Item usage", xlabel="memory item", ylabel="share of queries using it",
                  ylim=(-0.05 - 0.03 * len(reports), 1.02))
     for ax in (count_ax, entropy_ax, usage_ax):
-        ax.legend(fontsize="small")
+        # Below the axes: inside, a legend of several reports hides the bars.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=min(len(reports), 2),
+                  fontsize="small", frameon=False)
     if title:
         fig.suptitle(title)
     return fig
