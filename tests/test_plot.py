@@ -103,6 +103,8 @@ def test_score_histograms_on_a_log_axis_have_log_spaced_bins():
     assert ax.get_xscale() == "log"
     widths = [patch.get_width() / patch.get_x() for patch in ax.patches[:8]]
     np.testing.assert_allclose(widths, widths[0])  # equal ratios: geometric bins
+    shares = [patch.get_height() for patch in ax.patches[:8]]
+    assert sum(shares) == pytest.approx(1.0) and ax.get_ylabel() == "share of samples"
     with pytest.raises(ValueError, match="positive scores"):
         plot.score_histograms(None, np.array([0.0, 1.0]), log_scale=True)
 

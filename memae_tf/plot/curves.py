@@ -94,7 +94,8 @@ def score_histograms(
         bins: Number of bins.
         title: Optional figure title.
         log_scale: Log-spaced bins on a log score axis, for heavy-tailed
-            scores (positive scores only).
+            scores (positive scores only); bars then show the share of each
+            group's samples in a bin.
 
     Returns:
         The Figure, one axes per detector.
@@ -129,14 +130,17 @@ def score_histograms(
             f"anomalous (n={int((labels == 1).sum())})": shown[labels == 1],
         }
         for group, group_values in groups.items():
-            if len(group_values):
-                ax.hist(group_values, bins=edges, density=True, alpha=0.55, label=group)
+            if len(group_values):  # log bins differ in width: show shares, not densities
+                ax.hist(group_values, bins=edges, density=not log_scale, alpha=0.55,
+                        weights=np.full(len(group_values), 1.0 / len(group_values))
+                        if log_scale else None, label=group)
         if threshold is not None:
             ax.axvline(threshold, color="black", linestyle="--",
                        label=f"threshold {threshold:.4g}")
         clipped = int((values > edges[-1]).sum())
         note = f" ({clipped} beyond, in the last bin)" if clipped else ""
-        ax.set(title=name, xlabel=f"anomaly score{note}", ylabel="density")
+        ax.set(title=name, xlabel=f"anomaly score{note}",
+               ylabel="share of samples" if log_scale else "density")
         ax.legend(loc="upper right", fontsize="small")
     if title:
         fig.suptitle(title)
