@@ -63,14 +63,17 @@ def test_detector_memory_report_summarises_its_attention():
     np.testing.assert_allclose(report.usage, usage)
 
 
-def test_decoded_item_is_the_decoder_layers_applied_to_the_item_at_every_position():
-    detector = MemAE.from_preset("mnist", filters=(4, 8), kernel_sizes=3, num_items=5)
+@pytest.mark.parametrize("latent", ["local", "global"])
+def test_decoded_item_is_the_decoder_layers_applied_to_the_item_at_every_position(latent):
+    detector = MemAE.from_preset("mnist", filters=(4, 8), kernel_sizes=3, num_items=5,
+                                 latent=latent, latent_dim=6)
     model = detector.model
     decoded = decode_memory_items(model)
     assert decoded.shape == (5, 28, 28, 1)
     memory = find_memory_layer(model)
     item = keras.ops.convert_to_numpy(memory.memory)[3]
-    h = np.broadcast_to(item, (1, *memory.output.shape[1:]))  # item 3 at all 7×7 positions
+    # item 3 at every query position: the 7×7 map (local), or the one code (global)
+    h = np.broadcast_to(item, (1, *memory.output.shape[1:]))
     for layer in model.layers[model.layers.index(memory) + 1:]:
         h = layer(h, training=False)
     np.testing.assert_allclose(decoded[3], keras.ops.convert_to_numpy(h)[0], rtol=1e-5,
