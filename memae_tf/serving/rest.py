@@ -87,7 +87,7 @@ def _as_array(name: str, value: Any, info: meta_graph_pb2.TensorInfo | None) -> 
     dtype = None if info is None else tf.dtypes.as_dtype(info.dtype).as_numpy_dtype
     try:
         return np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         expected = "a tensor" if dtype is None else f"a {np.dtype(dtype).name} tensor"
         raise invalid_argument(
             f"Input '{name}' could not be read as {expected} (expected a rectangular nested "
