@@ -344,7 +344,7 @@ class RestServer(ThreadingHTTPServer):
         self._thread.start()
 
     def stop(self, grace: float | None = None) -> None:
-        """Stops accepting connections, waits for requests in flight, closes the socket.
+        """Closes the port to new connections, then waits for the requests in flight.
 
         Args:
             grace: Seconds to wait for requests in flight; None waits as long
@@ -352,8 +352,8 @@ class RestServer(ThreadingHTTPServer):
         """
         self.stopping = True
         self.shutdown()
+        self.server_close()  # new connections are refused from here on
         with self._idle:
             if not self._idle.wait_for(lambda: self._in_flight == 0, timeout=grace):
                 logger.warning("Stopping REST with %d requests still running.",
                                self._in_flight)
-        self.server_close()

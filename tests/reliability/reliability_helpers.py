@@ -1,12 +1,14 @@
 """Helpers of the reliability suite: a small MemAE, numpy reference scores, polling, REST."""
 
 import json
+import pathlib
 import time
 import urllib.error
 import urllib.request
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from memae_tf.models import build_autoencoder
 
@@ -48,3 +50,34 @@ def rest_call(port: int, method: str, path: str, body: object = None,
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def export_gated_model(base_path: pathlib.Path, gate: pathlib.Path) -> None:
+    """Exports version 1 of a model whose requests wait for a file, to hold them in flight.
+
+    A request whose `x[0, 1] > 0` writes `gate/started-<x[0, 0]>` and then
+    waits until `gate/release` exists; any other request runs at once. Scores
+    are the row means. Only standard TensorFlow ops, so the server loads it
+    like any SavedModel.
+    """
+    folder = str(gate)
+
+    class Gated(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, FEATURES], tf.float32, name="x")])
+        def serve(self, x):
+            tag = tf.strings.as_string(tf.cast(x[0, 0], tf.int32))
+            held = x[0, 1] > 0
+            started = tf.cond(held, lambda: tf.io.write_file(folder + "/started-" + tag, ""),
+                              tf.no_op)
+            with tf.control_dependencies([started]):
+                # The pattern depends on `x`, so the wait cannot be folded away.
+                pattern = tf.strings.join([folder + "/release", tf.strings.substr(tag, 0, 0)])
+            (waited,) = tf.while_loop(
+                lambda i: held & tf.equal(tf.size(tf.io.matching_files(pattern)), 0),
+                lambda i: i + 1, [tf.constant(0)])
+            score = tf.reduce_mean(x, axis=1) + tf.cast(waited * 0, tf.float32)
+            return {"score": score, "is_anomaly": score > 0.5, "reconstruction": x}
+
+    module = Gated()
+    tf.saved_model.save(module, str(base_path / "1"),
+                        signatures={"serving_default": module.serve})
