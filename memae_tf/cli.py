@@ -96,9 +96,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     detector = MemAE.from_preset(args.preset, variant=args.variant, error=args.error,
                                  **dict(args.override))
     start = time.perf_counter()
+    backup = None
+    if distribute.is_chief(options["strategy"]):
+        backup = Path(args.backup_dir) if args.backup_dir else Path(args.out) / ".backup"
     detector.fit(x_fit, validation_data=x_val, epochs=args.epochs, batch_size=args.batch_size,
                  learning_rate=args.learning_rate, seed=args.seed, verbose=args.verbose,
-                 memory_init=args.memory_init, **options)
+                 memory_init=args.memory_init, backup_dir=backup, **options)
     seconds = time.perf_counter() - start
     threshold = detector.infer_threshold(x_val, fpr=args.fpr)
     if not distribute.is_chief(options["strategy"]):
@@ -214,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reconstruction error that scores samples (default: the preset's)")
     train.add_argument("--verbose", type=int, default=1)
     train.add_argument("--out", required=True, help="run folder for detector.keras")
+    train.add_argument("--backup-dir",
+                       help="per-epoch backup of the training state; the same command "
+                            "resumes from it after a crash (default: OUT/.backup)")
     distribute.add_distribution_arguments(train)
     train.set_defaults(func=cmd_train, batch_size=64)
 
