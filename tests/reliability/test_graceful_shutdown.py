@@ -51,8 +51,9 @@ def _serving(port: int) -> bool:
 
 
 def _refused(port: int) -> bool:
+    """Whether a new Predict is refused (UNAVAILABLE) rather than run."""
     try:
-        _predict(port, _batch(0, held=False), timeout=5)
+        _predict(port, _batch(0, held=False), timeout=60)
     except grpc.RpcError as error:
         return error.code() == grpc.StatusCode.UNAVAILABLE
     return False
@@ -73,7 +74,7 @@ def gated_server(tmp_path):
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     try:
-        wait_for(lambda: _serving(port) or process.poll() is not None, timeout=180)
+        wait_for(lambda: _serving(port) or process.poll() is not None, timeout=300)
         assert process.poll() is None, process.stdout.read()
         yield process, port, rest_port, gate
     finally:
@@ -106,10 +107,12 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(gated_serve
     threads = [threading.Thread(target=grpc_call), threading.Thread(target=rest_call)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: {p.name for p in gate.iterdir()} >= {"started-1", "started-2"})
+    wait_for(lambda: {p.name for p in gate.iterdir()} >= {"started-1", "started-2"},
+             timeout=300)
 
     process.send_signal(signal.SIGTERM)
-    wait_for(lambda: _refused(port))
+    wait_for(lambda: not _serving(port), timeout=300)  # health turns NOT_SERVING first
+    wait_for(lambda: _refused(port), timeout=300)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/v1/models/gated", timeout=5)
     assert process.poll() is None  # still draining the two held requests
