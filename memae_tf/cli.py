@@ -12,6 +12,7 @@ import os
 import shlex
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,17 +71,40 @@ def load_split(
             ".npz/.npy file. "
             f"Received: {data!r}"
         )
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False), None
-    if path.suffix != ".npz":
+    if path.suffix not in (".npz", ".npy"):
         raise ValueError(f"Array files must be .npz or .npy. Received: {str(path)!r}")
-    with np.load(path, allow_pickle=False) as arrays:
-        for x_key, y_key in ((f"x_{split}", f"y_{split}"), ("x", "y")):
-            if x_key in arrays:
-                return arrays[x_key], arrays.get(y_key, None)
+    try:
+        if path.suffix == ".npy":
+            found = {"x": np.load(path, allow_pickle=False)}
+        else:
+            with np.load(path, allow_pickle=False) as arrays:  # read only the split's arrays
+                wanted = {f"x_{split}", f"y_{split}", "x", "y"}
+                found = {key: arrays[key] if key in wanted else None for key in arrays.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(
-            f"{str(path)!r} has no array 'x_{split}' or 'x'. Found: {sorted(arrays.files)}"
+            f"{str(path)!r} could not be read as a numpy {path.suffix} file (truncated or "
+            f"corrupt?): {type(error).__name__}: {error}"
+        ) from error
+    for x_key, y_key in ((f"x_{split}", f"y_{split}"), ("x", "y")):
+        if x_key in found:
+            return _checked_arrays(path, x_key, found[x_key], y_key, found.get(y_key))
+    raise ValueError(f"{str(path)!r} has no array 'x_{split}' or 'x'. Found: {sorted(found)}")
+
+
+def _checked_arrays(path: Path, x_key: str, x: np.ndarray, y_key: str | None,
+                    y: np.ndarray | None) -> Arrays:
+    """Returns `(x, y)` if `x` is a numeric batch and `y` one label per sample."""
+    if x.dtype.kind not in "biuf" or x.ndim < 2:
+        raise ValueError(
+            f"{str(path)!r}: expected array {x_key!r} to hold numbers with a batch axis, "
+            f"shape (samples, ...). Received: dtype={x.dtype}, shape={x.shape}"
         )
+    if y is not None and (y.ndim != 1 or len(y) != len(x)):
+        raise ValueError(
+            f"{str(path)!r}: expected array {y_key!r} to hold one label per sample of "
+            f"{x_key!r}, shape ({len(x)},). Received: shape={y.shape}"
+        )
+    return x, y
 
 
 def _select_normal(x: np.ndarray, y: np.ndarray | None, normal: list[int] | None) -> np.ndarray:
@@ -112,9 +136,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     detector = MemAE.from_preset(args.preset, variant=args.variant, error=args.error,
                                  **dict(args.override))
     start = time.perf_counter()
+    backup = None
+    if distribute.is_chief(options["strategy"]):
+        backup = Path(args.backup_dir) if args.backup_dir else Path(args.out) / ".backup"
     detector.fit(x_fit, validation_data=x_val, epochs=args.epochs, batch_size=args.batch_size,
                  learning_rate=args.learning_rate, seed=args.seed, verbose=args.verbose,
-                 memory_init=args.memory_init, **options)
+                 memory_init=args.memory_init, backup_dir=backup, **options)
     seconds = time.perf_counter() - start
     threshold = detector.infer_threshold(x_val, fpr=args.fpr)
     if not distribute.is_chief(options["strategy"]):
@@ -274,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reconstruction error that scores samples (default: the preset's)")
     train.add_argument("--verbose", type=int, default=1)
     train.add_argument("--out", required=True, help="run folder for detector.keras")
+    train.add_argument("--backup-dir",
+                       help="per-epoch backup of the training state; the same command "
+                            "resumes from it after a crash (default: OUT/.backup)")
     add_distribution_arguments(train)
     train.set_defaults(func=cmd_train, batch_size=64)
 

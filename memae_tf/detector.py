@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,12 +17,14 @@ import tensorflow as tf
 
 from memae_tf import distribute
 from memae_tf.data.tfds import dataset_array, from_tfds
+from memae_tf.fault_tolerance import fault_tolerance_callbacks
 from memae_tf.inspection import MemoryReport, memory_report
 from memae_tf.models.memory_block import MEMORY_INITS, adapt_memory, find_memory_layer
 from memae_tf.models.presets import build_autoencoder, get_preset
 from memae_tf.scoring import ScoringGraph, check_error
 
 _METADATA_ENTRY = "memae_tf.json"
+_KERAS_CONFIG_ENTRY = "config.json"
 _FORMAT_VERSION = 1
 # The shuffling seed of multi-worker training when none is given: every worker
 # must draw the same order, since each keeps its shard of every global batch.
@@ -50,6 +53,46 @@ def _as_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _as_json(v) for k, v in value.items()}
     return value
+
+
+def _read_archive_metadata(path: Path) -> dict[str, Any]:
+    """Checks that `path` is a complete Keras archive and returns the detector metadata.
+
+    Raises:
+        ValueError: Naming the file and what is wrong with it.
+    """
+    where = repr(str(path))
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+            names = archive.namelist()
+            raw = archive.read(_METADATA_ENTRY) if _METADATA_ENTRY in names else None
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        raise ValueError(
+            f"{where} is not a complete .keras archive (truncated or not a zip file): {error}"
+        ) from error
+    if damaged is not None:
+        raise ValueError(
+            f"{where} is corrupt or was tampered with: the checksum of its entry "
+            f"{damaged!r} does not match."
+        )
+    if _KERAS_CONFIG_ENTRY not in names:
+        raise ValueError(
+            f"{where} is a zip file but not a Keras model archive: expected an entry "
+            f"{_KERAS_CONFIG_ENTRY!r}. Received entries: {sorted(names)[:10]}"
+        )
+    if raw is None:
+        return {}  # a plain Keras autoencoder, saved without detector metadata
+    try:
+        metadata = json.loads(raw)
+    except ValueError as error:
+        raise ValueError(f"{where}: its {_METADATA_ENTRY} is not valid JSON: {error}") from error
+    if not isinstance(metadata, dict):
+        raise ValueError(
+            f"{where}: expected {_METADATA_ENTRY} to hold a JSON object. "
+            f"Received: {type(metadata).__name__}"
+        )
+    return metadata
 
 
 class MemAE:
@@ -279,6 +322,7 @@ class MemAE:
         steps_per_execution: int | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
         memory_init: str = "data",
+        backup_dir: str | os.PathLike | None = None,
     ) -> keras.callbacks.History:
         """Trains the autoencoder on normal data only.
 
@@ -332,6 +376,11 @@ class MemAE:
                 are (the layer's uniform initialisation, as in the authors'
                 code). Later calls (continued training) and detectors from
                 `MemAE.load` always keep their items.
+            backup_dir: If given, the model and optimiser state are backed up
+                there after every epoch, and a run started again with the same
+                `backup_dir` (e.g. after a crash or SIGKILL) resumes after the
+                last finished epoch; the backup is deleted when `fit` ends.
+                See `memae_tf.fault_tolerance`.
 
         Repeated calls continue the training: the model stays compiled (and
         Adam keeps its moments) as long as the learning rate, XLA, steps per
@@ -339,6 +388,10 @@ class MemAE:
 
         Returns:
             The Keras `History` (also kept as `history_`).
+
+        Raises:
+            NonFiniteLossError: If an epoch ends with a NaN or Inf loss; the
+                weights of the last finished epoch are kept.
         """
         _check_positive_int(epochs=epochs, batch_size=batch_size)
         if steps_per_execution is not None:
@@ -380,7 +433,7 @@ class MemAE:
                 model.optimizer.build(model.trainable_variables)  # its slots live in the strategy
             # A replica (distributed or mixed precision) is new every call.
             self._compiled = settings if model is self.model else None
-        callbacks = list(callbacks or [])
+        callbacks = [*fault_tolerance_callbacks(backup_dir), *(callbacks or [])]
         if checkpoint_dir is not None and distribute.is_chief(strategy):
             Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
             callbacks.append(keras.callbacks.ModelCheckpoint(
@@ -552,7 +605,9 @@ class MemAE:
 
         The archive is a standard Keras file (`keras.saving.load_model` opens it
         once `memae_tf` is imported) with one extra entry holding the detector's
-        metadata.
+        metadata. It is written to a temporary file next to `path` and renamed
+        over it, so `path` always holds a complete archive (the old one or the
+        new one), even if the process dies while saving.
 
         Returns:
             The path written.
@@ -561,7 +616,6 @@ class MemAE:
         if path.suffix != ".keras":
             raise ValueError(f"The path must end in '.keras'. Received: path={str(path)!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.model.save(path)
         metadata = {
             "format_version": _FORMAT_VERSION,
             "config": self.get_config(),
@@ -569,21 +623,42 @@ class MemAE:
             "threshold": self.threshold_,
             "error": self.error,
         }
-        with zipfile.ZipFile(path, "a") as archive:
-            archive.writestr(_METADATA_ENTRY, json.dumps(metadata, indent=2))
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
+                                             suffix=".partial.keras")
+        os.close(handle)
+        try:
+            self.model.save(temporary)
+            with zipfile.ZipFile(temporary, "a") as archive:
+                archive.writestr(_METADATA_ENTRY, json.dumps(metadata, indent=2))
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MemAE:
-        """Loads a detector saved with `save` (safe mode: no arbitrary code)."""
+        """Loads a detector saved with `save`.
+
+        Keras' safe mode is on, so a file cannot run code (no Lambda layers,
+        no pickles); the archive's checksums are verified first.
+
+        Raises:
+            FileNotFoundError: If there is no file at `path`.
+            ValueError: If the file is truncated, corrupt or tampered with, or
+                is not a Keras archive of a model (the message says which).
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"No saved detector at {str(path)!r}.")
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            metadata = json.loads(archive.read(_METADATA_ENTRY)) if (
-                _METADATA_ENTRY in names) else {}
+        metadata = _read_archive_metadata(path)
+        try:
+            model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        except Exception as error:  # Keras raises many types; the caller needs one
+            raise ValueError(
+                f"Could not load a detector from {str(path)!r}: {type(error).__name__}: "
+                f"{error}"
+            ) from error
         detector = cls(model, input_range=metadata.get("input_range"),
                        threshold=metadata.get("threshold"), error=metadata.get("error", "mse"))
         detector.config = metadata.get("config")

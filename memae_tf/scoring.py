@@ -54,10 +54,32 @@ def reconstruction_outputs(
     }
 
 
+def flag_non_finite(x: tf.Tensor, outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Gives a sample with any NaN or Inf value (or a non-finite score) the score +inf.
+
+    A broken sensor feed must never pass as normal: a NaN score compares False
+    against every threshold, so it would read as "not an anomaly". With +inf,
+    `score > threshold` holds for any finite threshold. Other outputs are left
+    as they are (their non-finite elements show where the input was bad).
+
+    Args:
+        x: The float32 batch that was scored.
+        outputs: The dict of `reconstruction_outputs(model, x, error)`.
+
+    Returns:
+        `outputs` with `score` replaced by +inf where the sample is not finite.
+    """
+    axes = list(range(1, len(x.shape)))
+    finite = tf.reduce_all(tf.math.is_finite(x), axis=axes) & tf.math.is_finite(outputs["score"])
+    infinity = tf.fill(tf.shape(outputs["score"]), tf.constant(float("inf"), tf.float32))
+    return {**outputs, "score": tf.where(finite, outputs["score"], infinity)}
+
+
 class ScoringGraph:
     """Traced TensorFlow functions that score batches of a fixed input shape.
 
-    `outputs(x)` returns the dict of `reconstruction_outputs`; `attention(x)`
+    `outputs(x)` returns the dict of `reconstruction_outputs`, where a sample
+    with any NaN or Inf value scores +inf (`flag_non_finite`); `attention(x)`
     returns the memory addressing weights (None when the model has no memory).
     Both are `tf.function`s with an explicit `[None, *input_shape]` float32
     signature, so they trace once and can be exported as serving signatures.
@@ -82,7 +104,7 @@ class ScoringGraph:
         signature = [tf.TensorSpec((None, *self.input_shape), tf.float32, name="x")]
         compute = inference_model(model)
         self.outputs = tf.function(
-            lambda x: reconstruction_outputs(compute, x, self.error),
+            lambda x: flag_non_finite(x, reconstruction_outputs(compute, x, self.error)),
             input_signature=signature,
             jit_compile=jit_compile,
         )

@@ -17,6 +17,7 @@ import grpc
 import numpy as np
 from google.protobuf.message import Message
 
+from memae_tf.client.errors import InvalidArgumentError
 from memae_tf.client.proto import tf_serving_pb2 as pb
 from memae_tf.client.tensors import numpy_dtype, to_ndarray, to_tensor_proto
 
@@ -180,7 +181,14 @@ def is_retryable(error: grpc.RpcError) -> bool:
 
 
 def as_batch(x: Any) -> np.ndarray:
-    """Returns `x` as a float32 array with a batch axis, or raises ValueError."""
+    """Returns `x` as a float32 array with a batch axis.
+
+    Raises:
+        ValueError: If `x` is not numeric or has no batch axis.
+        InvalidArgumentError: If the batch is empty or holds NaN or Inf values,
+            which the server refuses (INVALID_ARGUMENT) and the exported model
+            scores +inf; the request is not sent.
+    """
     try:
         batch = np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError) as error:
@@ -192,6 +200,20 @@ def as_batch(x: Any) -> np.ndarray:
         raise ValueError(
             "Expected `x` to have a batch axis, shape (batch, *input_shape). "
             f"Received: x.shape={batch.shape}"
+        )
+    if len(batch) == 0:
+        raise InvalidArgumentError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"Expected at least one sample. Received: x.shape={batch.shape} (not sent)",
+        )
+    finite = np.isfinite(batch).reshape(len(batch), -1).all(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(~finite)
+        raise InvalidArgumentError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"Expected finite numbers; samples {[int(r) for r in rows[:10]]}"
+            f"{'...' if len(rows) > 10 else ''} of {len(batch)} hold NaN or Inf values "
+            "(not sent; the exported model would score them +inf, an anomaly).",
         )
     return batch
 

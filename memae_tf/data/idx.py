@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         (e.g. `uint8` for MNIST images).
 
     Raises:
-        ValueError: If the magic number is malformed, the type code unknown, or
-            the data size does not match the dimensions in the header.
+        ValueError: If the magic number is malformed, the type code unknown,
+            the data size does not match the dimensions in the header (e.g. a
+            truncated file), or a `.gz` file is truncated or not gzip.
 
     Example:
 
@@ -62,8 +64,14 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as stream:
-        content = stream.read()
+    try:
+        with opener(path, "rb") as stream:
+            content = stream.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise ValueError(
+            f"Invalid IDX file {path}: expected a complete gzip stream (truncated or not "
+            f"gzip). Received: {type(error).__name__}: {error}"
+        ) from error
     if len(content) < 4 or content[0] != 0 or content[1] != 0:
         raise ValueError(
             f"Invalid IDX file {path}: expected a magic number starting with bytes 0x00 0x00. "
@@ -113,7 +121,8 @@ def read_idx_dataset(
 
     Raises:
         FileNotFoundError: If one of the four files is missing.
-        ValueError: If a file is not valid IDX, or images and labels disagree in count.
+        ValueError: If a file is not valid IDX, images are not 3-D or labels
+            not 1-D, or images and labels disagree in count.
 
     Example:
 
@@ -131,6 +140,12 @@ def read_idx_dataset(
                 f"Missing IDX file in {directory}: expected {stem}.gz or {stem}."
             )
         arrays[key] = read_idx(file)
+        rank = 1 if key.startswith("y") else 3
+        if arrays[key].ndim != rank:
+            raise ValueError(
+                f"Invalid IDX file {file}: expected {'labels' if rank == 1 else 'images'} of "
+                f"rank {rank}. Received: shape={arrays[key].shape}"
+            )
     for split in ("train", "test"):
         n_images, n_labels = len(arrays[f"x_{split}"]), len(arrays[f"y_{split}"])
         if n_images != n_labels:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -50,7 +51,8 @@ def load_pickle(source: str | os.PathLike | BinaryIO) -> Any:
 
     Raises:
         pickle.UnpicklingError: If the pickle references anything but numpy
-            arrays, dtypes and built-in containers.
+            arrays, dtypes and built-in containers, or is not a pickle.
+        ValueError: If the file is truncated or its gzip stream is corrupt.
 
     Example:
 
@@ -62,5 +64,11 @@ def load_pickle(source: str | os.PathLike | BinaryIO) -> Any:
         return _NumpyOnlyUnpickler(source, encoding="latin1").load()
     path = Path(source)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as stream:
-        return _NumpyOnlyUnpickler(stream, encoding="latin1").load()
+    try:
+        with opener(path, "rb") as stream:
+            return _NumpyOnlyUnpickler(stream, encoding="latin1").load()
+    except (EOFError, gzip.BadGzipFile, zlib.error, ValueError) as error:
+        raise ValueError(
+            f"Invalid pickle file {path}: expected a complete pickle (truncated or corrupt). "
+            f"Received: {type(error).__name__}: {error}"
+        ) from error

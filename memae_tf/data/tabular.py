@@ -127,19 +127,23 @@ def _read_r(path: Path) -> pd.DataFrame:
         # Files saved by old R versions carry no encoding tag; rdata then assumes
         # ASCII and says so once per string, which is right for these tables.
         warnings.filterwarnings("ignore", message="Unknown encoding", category=UserWarning)
-        if path.suffix.lower() == ".rds":
-            table = rdata.read_rds(path)
-        else:
-            objects = rdata.read_rda(path)
-            if path.stem in objects:
-                table = objects[path.stem]
-            elif len(objects) == 1:
-                table = next(iter(objects.values()))
-            else:
-                raise ValueError(
-                    f"{path}: expected one data frame, or one named {path.stem!r}. "
-                    f"Received objects: {sorted(objects)}"
-                )
+        try:
+            objects = ({path.stem: rdata.read_rds(path)} if path.suffix.lower() == ".rds"
+                       else rdata.read_rda(path))
+        except Exception as error:  # rdata raises anything from EOFError to NotImplementedError
+            raise ValueError(
+                f"{path}: could not be read as R data; expected a complete .rda/.rds file "
+                f"(truncated or corrupt?). Received: {type(error).__name__}: {error}"
+            ) from error
+    if path.stem in objects:
+        table = objects[path.stem]
+    elif len(objects) == 1:
+        table = next(iter(objects.values()))
+    else:
+        raise ValueError(
+            f"{path}: expected one data frame, or one named {path.stem!r}. "
+            f"Received objects: {sorted(objects)}"
+        )
     if not isinstance(table, pd.DataFrame):
         raise ValueError(f"{path}: expected an R data frame. Received: {type(table).__name__}")
     return table

@@ -8,13 +8,15 @@ tabular protocol, all test videos (`all`) for the video protocol.
 
 Every finished task is written at once to `OUT/results.json` (with its test
 scores in `OUT/scores/`), so an interrupted experiment resumes with
-`resume=True` and skips the finished tasks. An `OUT` folder that already holds
+`resume=True` and skips the finished tasks; the task that was training resumes
+after its last finished epoch (backups in `OUT/.backup/`). An `OUT` folder that already holds
 results is never reused silently: it needs `resume=True` (and the same config)
 or `overwrite=True` (which deletes the previous results first).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -44,7 +46,10 @@ from memae_tf.scoring import check_error
 RESULTS_FILE = "results.json"
 COMMAND_FILE = "command.txt"  # the `memae experiment` command line, for `memae report`
 # Files and folders an experiment writes; --overwrite removes exactly these.
-OUTPUTS = (RESULTS_FILE, "results.csv", "results.md", SCORES_DIR, "plots", COMMAND_FILE)
+# Per-task training backups: a task killed mid-training resumes from its last epoch.
+BACKUP_DIR = ".backup"
+OUTPUTS = (RESULTS_FILE, "results.csv", "results.md", SCORES_DIR, "plots", COMMAND_FILE,
+           BACKUP_DIR)
 
 
 @dataclass
@@ -290,10 +295,19 @@ class Experiment:
             overrides.setdefault("input_shape", (c.clip_length, *c.video_frame_size(), 1))
         return overrides
 
-    def evaluate(self, model: str, unit: str) -> Evaluation:
-        """Runs one task and returns its evaluation."""
+    def evaluate(self, model: str, unit: str, backup_dir: Path | None = None) -> Evaluation:
+        """Runs one task and returns its evaluation.
+
+        Args:
+            model: Model name.
+            unit: Unit of the protocol.
+            backup_dir: Per-epoch backup of the MemAE training, from which the
+                task resumes if it was killed (see `MemAE.fit`); None for none.
+        """
         c = self.config
-        scorer = make_scorer(model, c.spec.preset, self._overrides(), c.training(),
+        training = dataclasses.replace(c.training(),
+                                       backup_dir=None if backup_dir is None else str(backup_dir))
+        scorer = make_scorer(model, c.spec.preset, self._overrides(), training,
                              {"max_train_samples": c.ocsvm_max_train} if model == "ocsvm"
                              else None, c.error)
         if c.protocol == datasets.ONE_CLASS:
@@ -341,7 +355,8 @@ class Experiment:
         for position, (model, unit) in enumerate(todo, start=1):
             self.log(f"[{position}/{len(todo)}] {model} {unit} ...")
             begin = time.monotonic()
-            evaluation = self.evaluate(model, unit)
+            backup = out / BACKUP_DIR / Path(score_file(model, unit)).stem
+            evaluation = self.evaluate(model, unit, backup)
             seconds = time.monotonic() - begin
             store.add({"model": model, "unit": unit, "metrics": evaluation.metrics,
                        "info": evaluation.info, "seconds": round(seconds, 2)}, evaluation)

@@ -39,6 +39,8 @@ class TrainingConfig:
         memory_init: `"data"` (memory items drawn from encodings of the
             training data) or `"keep"` (the layer's uniform initialisation);
             see `MemAE.fit`.
+        backup_dir: Per-epoch backup of the training state, from which a
+            killed run resumes (see `MemAE.fit`); None for none.
     """
 
     epochs: int = 10
@@ -46,6 +48,7 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     memory_init: str = "data"
+    backup_dir: str | None = None
 
 
 @dataclass
@@ -90,6 +93,7 @@ class MemAEScorer:
             seed=self.training.seed,
             verbose=0,
             memory_init=self.training.memory_init,
+            backup_dir=self.training.backup_dir,
         )
         return self
 

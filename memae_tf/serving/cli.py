@@ -29,21 +29,25 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Runs the development server until interrupted."""
-    import grpc
-
     from memae_tf.serving.server import run_server
+    from memae_tf.serving.tls import grpc_server_credentials, server_ssl_context
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    credentials = None
-    if args.ssl_cert or args.ssl_key:
+    credentials = context = None
+    if args.ssl_cert or args.ssl_key or args.ssl_client_ca:
         if not (args.ssl_cert and args.ssl_key):
-            raise ValueError("TLS needs both --ssl-cert and --ssl-key.")
-        with open(args.ssl_key, "rb") as key, open(args.ssl_cert, "rb") as cert:
-            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+            raise ValueError(
+                "TLS needs both --ssl-cert and --ssl-key (and --ssl-client-ca for mutual TLS)."
+            )
+        credentials = grpc_server_credentials(args.ssl_cert, args.ssl_key, args.ssl_client_ca)
+        if args.rest_port is not None:
+            context = server_ssl_context(args.ssl_cert, args.ssl_key, args.ssl_client_ca)
     model_name = args.model_name or pathlib.Path(args.model_base_path).resolve().name
     run_server(args.model_base_path, model_name, args.port, args.rest_port,
                host=args.host, poll_interval=args.poll_seconds,
-               server_credentials=credentials)
+               server_credentials=credentials, rest_ssl_context=context,
+               max_message_mb=args.max_message_mb, max_batch_size=args.max_batch_size,
+               grace=args.drain_seconds)
     return 0
 
 
@@ -86,9 +90,21 @@ def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
                        help="name clients ask for (default: the base path's name)")
     serve.add_argument("--port", type=int, default=8500, help="gRPC port")
     serve.add_argument("--rest-port", type=int, help="REST port (default: no REST)")
-    serve.add_argument("--host", default="0.0.0.0", help="interface to bind")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="interface to bind (default loopback only; 0.0.0.0 or :: for all)")
     serve.add_argument("--poll-seconds", type=float, default=1.0,
                        help="seconds between two checks for new versions")
-    serve.add_argument("--ssl-cert", help="PEM certificate chain for TLS on the gRPC port")
-    serve.add_argument("--ssl-key", help="PEM private key for TLS on the gRPC port")
+    serve.add_argument("--ssl-cert",
+                       help="PEM certificate chain for TLS on the gRPC and REST ports")
+    serve.add_argument("--ssl-key", help="PEM private key for TLS on the gRPC and REST ports")
+    serve.add_argument("--ssl-client-ca",
+                       help="PEM CA certificates: require client certificates signed by them "
+                            "(mutual TLS)")
+    serve.add_argument("--max-message-mb", type=float,
+                       help="largest request (gRPC message or REST body) in MiB, refused "
+                            "before it is read (default: gRPC's 2 GiB)")
+    serve.add_argument("--max-batch-size", type=int,
+                       help="largest batch of one request (default: no limit)")
+    serve.add_argument("--drain-seconds", type=float, default=30.0,
+                       help="on SIGTERM/SIGINT, seconds in-flight requests get to finish")
     serve.set_defaults(func=cmd_serve)

@@ -15,7 +15,8 @@ from tensorflow_serving.apis import (
 from memae_tf.serving.errors import invalid_argument, not_found
 from memae_tf.serving.model_manager import ModelManager
 from memae_tf.serving.servable import DEFAULT_SIGNATURE, Servable
-from memae_tf.serving.tensors import decode_tensor, encode_tensor
+from memae_tf.serving.tensors import encode_tensor
+from memae_tf.serving.validation import RequestLimits
 
 SIGNATURE_DEF_FIELD = "signature_def"
 
@@ -25,10 +26,14 @@ class ServingCore:
 
     Args:
         managers: Model name → its `ModelManager`.
+        limits: Size limits of a request; None means `RequestLimits()`.
     """
 
-    def __init__(self, managers: Mapping[str, ModelManager]) -> None:
+    def __init__(
+        self, managers: Mapping[str, ModelManager], limits: RequestLimits | None = None
+    ) -> None:
         self.managers = dict(managers)
+        self.limits = RequestLimits() if limits is None else limits
 
     def _manager(self, spec: model_pb2.ModelSpec) -> ModelManager:
         if spec.name not in self.managers:
@@ -62,7 +67,7 @@ class ServingCore:
             raise invalid_argument("Missing ModelSpec")
         servable = self.servable(request.model_spec)
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        inputs = {name: decode_tensor(name, proto) for name, proto in request.inputs.items()}
+        inputs = servable.decode_inputs(signature_name, request.inputs, self.limits)
         outputs = servable.predict(signature_name, inputs, list(request.output_filter))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name

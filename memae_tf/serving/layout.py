@@ -40,6 +40,25 @@ def version_directories(model_base_path: str | os.PathLike) -> dict[int, pathlib
     return dict(sorted(found.items()))
 
 
+def directory_fingerprint(path: str | os.PathLike) -> tuple[tuple[str, int, int], ...]:
+    """Returns (relative path, size, mtime in ns) of every file under `path`, sorted.
+
+    Two equal fingerprints mean nothing was written in between, e.g. to tell a
+    version directory still being copied from one that is complete.
+    """
+    root = pathlib.Path(path)
+    entries = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            file = pathlib.Path(folder) / name
+            try:
+                stat = file.stat()
+            except OSError:  # removed while listing
+                continue
+            entries.append((str(file.relative_to(root)), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(entries))
+
+
 def warmup_file(version_dir: str | os.PathLike) -> pathlib.Path:
     """Returns the path of the warmup records inside a SavedModel version directory."""
     return pathlib.Path(version_dir) / WARMUP_DIRNAME / WARMUP_FILENAME

@@ -13,7 +13,7 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2
 
 from memae_tf.serving.errors import ServingError, not_found
-from memae_tf.serving.layout import version_directories
+from memae_tf.serving.layout import directory_fingerprint, version_directories
 from memae_tf.serving.servable import Servable
 
 logger = logging.getLogger(__name__)
@@ -43,8 +43,11 @@ class ModelManager:
     `tf.saved_model.load`, warmed up from its `assets.extra` warmup records and
     only then swapped in. Requests already running keep the version they
     started with, so none is dropped; the old version is freed when the last
-    one finishes. A version that fails to load is reported (state END with its
-    error) and not retried; the newest version that loads keeps serving.
+    one finishes. A version that fails to load (a truncated `saved_model.pb`,
+    missing variables, a directory still being copied) is logged and reported
+    (state END with its error), and the newest version that loads keeps
+    serving; the failed version is tried again only once its files change
+    (e.g. when the copy completes).
 
     Args:
         model_name: Name clients use for the model.
@@ -79,7 +82,8 @@ class ModelManager:
         self._lock = threading.Lock()
         self._servable: Servable | None = None
         self._states: dict[int, VersionState] = {}
-        self._failed: set[int] = set()
+        # Failed version → fingerprint of its directory when it failed.
+        self._failed: dict[int, tuple] = {}
         self._listeners: list[Callable[[bool], None]] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -123,6 +127,7 @@ class ModelManager:
 
     def _load(self, version: int, path: pathlib.Path) -> Servable | None:
         self._set_state(version, VersionState(State.LOADING))
+        fingerprint = directory_fingerprint(path)
         logger.info("Loading %s version %d from %s.", self.model_name, version, path)
         try:
             servable = Servable(version, path)
@@ -130,9 +135,10 @@ class ModelManager:
         except Exception as error:  # a broken version must not stop the server
             code = error.code if isinstance(error, ServingError) else grpc.StatusCode.UNKNOWN
             self._set_state(version, VersionState(State.END, code, str(error)))
-            self._failed.add(version)
+            self._failed[version] = fingerprint
             logger.error("Could not load %s version %d: %s", self.model_name, version, error)
             return None
+        self._failed.pop(version, None)
         logger.info("Loaded %s version %d (%d warmup requests).", self.model_name, version,
                     warmed)
         return servable
@@ -145,7 +151,8 @@ class ModelManager:
         """
         while True:
             versions = version_directories(self.model_base_path)
-            candidates = [v for v in versions if v not in self._failed]
+            candidates = [v for v, path in versions.items() if v not in self._failed
+                          or self._failed[v] != directory_fingerprint(path)]
             aspired = max(candidates) if candidates else None
             current = self._servable.version if self._servable is not None else None
             if aspired == current:

@@ -12,12 +12,16 @@ Paths, JSON formats and status codes follow TF Serving:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import socket
+import ssl
+import sys
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -83,7 +87,7 @@ def _as_array(name: str, value: Any, info: meta_graph_pb2.TensorInfo | None) -> 
     dtype = None if info is None else tf.dtypes.as_dtype(info.dtype).as_numpy_dtype
     try:
         return np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         expected = "a tensor" if dtype is None else f"a {np.dtype(dtype).name} tensor"
         raise invalid_argument(
             f"Input '{name}' could not be read as {expected} (expected a rectangular nested "
@@ -171,23 +175,53 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(self._get)
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
-        self._reply(lambda path: self._post(path, body))
+        self._reply(lambda path: self._post(path, self._read_body()))
+
+    def _read_body(self) -> bytes:
+        """Reads the body, refused from its Content-Length before reading when too large."""
+        # Until the body is read, the connection cannot carry another request.
+        keep_open, self.close_connection = not self.close_connection, True
+        body = self.rfile.read(self._content_length())
+        self.close_connection = not keep_open
+        return body
+
+    def _content_length(self) -> int:
+        if self.headers.get("Transfer-Encoding"):
+            raise invalid_argument(
+                "Chunked request bodies are not supported; expected a Content-Length header."
+            )
+        text = self.headers.get("Content-Length") or "0"
+        if not text.isdigit():
+            raise invalid_argument(
+                f"Expected Content-Length to be a non-negative integer. Received: {text!r}"
+            )
+        limit = self.server.core.limits.max_message_bytes
+        if limit is not None and int(text) > limit:
+            raise ServingError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"Request body of {int(text)} bytes is larger than the limit; expected at "
+                f"most {limit} bytes (max message size).",
+            )
+        return int(text)
 
     def _reply(self, handler) -> None:
         path = urllib.parse.urlsplit(self.path).path
-        try:
-            status, answer = 200, handler(path)
-        except ServingError as error:
-            status, answer = HTTP_STATUS[error.code], {"error": error.message}
-        except Exception as error:  # the server must outlive any request
-            logger.exception("REST request %s %s failed.", self.command, path)
-            status, answer = 500, {"error": f"{type(error).__name__}: {error}"}
+        with self.server.tracking_request():
+            try:
+                status, answer = 200, handler(path)
+            except ServingError as error:
+                status, answer = HTTP_STATUS[error.code], {"error": error.message}
+            except Exception as error:  # the server must outlive any request
+                logger.exception("REST request %s %s failed.", self.command, path)
+                status, answer = 500, {"error": f"{type(error).__name__}: {error}"}
+        if self.server.stopping:
+            self.close_connection = True
         payload = json.dumps(answer).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(payload)
 
@@ -244,20 +278,60 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class RestServer(ThreadingHTTPServer):
-    """HTTP server of TF Serving's REST API, one thread per request.
+    """HTTP server of TF Serving's REST API, one thread per connection.
+
+    Request bodies larger than `core.limits.max_message_bytes` are refused
+    from their Content-Length, before they are read. `stop` lets the requests
+    in flight finish. With `ssl_context`, the port speaks HTTPS; the TLS
+    handshake runs in the connection's thread, so a slow or refused client
+    never holds up the others.
 
     Args:
         core: The shared request handler.
         host: Interface to bind.
         port: Port to bind; 0 picks a free one (see `port` after construction).
+        ssl_context: A server-side `ssl.SSLContext` for HTTPS (set
+            `verify_mode = ssl.CERT_REQUIRED` to require client certificates);
+            None serves plain HTTP.
     """
 
     daemon_threads = True
+    # Idle keep-alive connections must not hold up `stop`; in-flight requests are
+    # counted instead (see `tracking_request`).
+    block_on_close = False
 
-    def __init__(self, core: ServingCore, host: str, port: int) -> None:
+    def __init__(
+        self, core: ServingCore, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        if ":" in host:
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)
+        if ssl_context is not None:
+            self.socket = ssl_context.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.core = core
+        self.stopping = False
+        self._in_flight = 0
+        self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def tracking_request(self) -> Iterator[None]:
+        """Counts a request as in flight while it is being answered."""
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Refused TLS handshakes and dropped connections are the client's business.
+        logger.info("REST connection from %s failed: %s", client_address,
+                    sys.exc_info()[1])
 
     @property
     def port(self) -> int:
@@ -269,7 +343,17 @@ class RestServer(ThreadingHTTPServer):
         self._thread = threading.Thread(target=self.serve_forever, daemon=True, name="rest")
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stops serving and closes the socket."""
+    def stop(self, grace: float | None = None) -> None:
+        """Closes the port to new connections, then waits for the requests in flight.
+
+        Args:
+            grace: Seconds to wait for requests in flight; None waits as long
+                as they take.
+        """
+        self.stopping = True
         self.shutdown()
-        self.server_close()
+        self.server_close()  # new connections are refused from here on
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout=grace):
+                logger.warning("Stopping REST with %d requests still running.",
+                               self._in_flight)

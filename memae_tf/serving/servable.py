@@ -9,12 +9,20 @@ from collections.abc import Mapping, Sequence
 import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from memae_tf.serving.errors import ServingError, invalid_argument
 from memae_tf.serving.layout import warmup_file
 from memae_tf.serving.tensors import decode_tensor
+from memae_tf.serving.validation import (
+    RequestLimits,
+    check_dtype,
+    check_finite,
+    check_shape,
+    check_tensor_proto,
+)
 
 DEFAULT_SIGNATURE = "serving_default"
 _SERVE_TAG = "serve"
@@ -31,10 +39,6 @@ def read_signature_defs(
         if _SERVE_TAG in meta_graph.meta_info_def.tags:
             return dict(meta_graph.signature_def)
     raise ValueError(f"{path} has no MetaGraph tagged {_SERVE_TAG!r}.")
-
-
-def _shape_text(dims: Sequence[int]) -> str:
-    return str(tuple(None if size < 0 else size for size in dims))
 
 
 class Servable:
@@ -68,10 +72,10 @@ class Servable:
             )
         return self.signature_defs[name]
 
-    def _check_inputs(
-        self, name: str, signature: meta_graph_pb2.SignatureDef, inputs: Mapping[str, np.ndarray]
+    def _check_names(
+        self, name: str, signature: meta_graph_pb2.SignatureDef, received: set[str]
     ) -> None:
-        expected, received = set(signature.inputs), set(inputs)
+        expected = set(signature.inputs)
         if expected != received:
             raise invalid_argument(
                 f"input size does not match signature: {len(received)}!={len(expected)} "
@@ -80,24 +84,49 @@ class Servable:
                 f"Sent extra: {{{','.join(sorted(received - expected))}}}. "
                 f"Missing but required: {{{','.join(sorted(expected - received))}}}."
             )
+
+    def _check_inputs(
+        self, name: str, signature: meta_graph_pb2.SignatureDef, inputs: Mapping[str, np.ndarray]
+    ) -> None:
+        self._check_names(name, signature, set(inputs))
         for key, info in signature.inputs.items():
             array = inputs[key]
-            dtype = tf.dtypes.as_dtype(info.dtype)
-            if array.dtype != dtype.as_numpy_dtype:
-                raise invalid_argument(
-                    f"Input '{key}' of signature '{name}' expects dtype {dtype.name}. "
-                    f"Received: dtype={array.dtype}"
-                )
-            if info.tensor_shape.unknown_rank:
-                continue
-            dims = [dim.size for dim in info.tensor_shape.dim]
-            if len(dims) != array.ndim or any(
-                want >= 0 and want != got for want, got in zip(dims, array.shape, strict=True)
-            ):
-                raise invalid_argument(
-                    f"Input '{key}' of signature '{name}' expects shape {_shape_text(dims)} "
-                    f"(None: any size). Received: shape={array.shape}"
-                )
+            check_dtype(key, name, info, tf.dtypes.as_dtype(array.dtype).as_datatype_enum)
+            check_shape(key, name, info, array.shape)
+            check_finite(key, name, array)
+
+    def decode_inputs(
+        self,
+        signature_name: str,
+        protos: Mapping[str, tensor_pb2.TensorProto],
+        limits: RequestLimits | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Checks request tensors against a signature and the limits, then decodes them.
+
+        Names, dtypes, shapes, the batch size, the byte length of
+        `tensor_content` and the decoded size are all checked on the protos, so
+        that nothing is allocated for a request that is refused.
+
+        Args:
+            signature_name: The signature; empty means `serving_default`.
+            protos: Input name → `TensorProto`, as in a `PredictRequest`.
+            limits: The server's request limits; None means `RequestLimits()`.
+
+        Returns:
+            Input name → array.
+
+        Raises:
+            ServingError: FAILED_PRECONDITION for an unknown signature,
+                INVALID_ARGUMENT for inputs that do not fit it, RESOURCE_EXHAUSTED
+                for inputs beyond the limits.
+        """
+        name = signature_name or DEFAULT_SIGNATURE
+        signature = self.signature_def(name)
+        self._check_names(name, signature, set(protos))
+        limits = RequestLimits() if limits is None else limits
+        for key, info in signature.inputs.items():
+            check_tensor_proto(key, name, info, protos[key], limits)
+        return {key: decode_tensor(key, proto) for key, proto in protos.items()}
 
     def predict(
         self,
@@ -118,8 +147,9 @@ class Servable:
 
         Raises:
             ServingError: FAILED_PRECONDITION for an unknown signature,
-                INVALID_ARGUMENT for wrong inputs or output names, and the code of
-                the TensorFlow error when the computation fails.
+                INVALID_ARGUMENT for wrong inputs (names, dtypes, shapes, an empty
+                batch, NaN or Inf values) or output names, and the code of the
+                TensorFlow error when the computation fails.
         """
         name = signature_name or DEFAULT_SIGNATURE
         signature = self.signature_def(name)
@@ -161,7 +191,8 @@ class Servable:
                     "expected a predict_log."
                 )
             request = log.predict_log.request
-            inputs = {key: decode_tensor(key, proto) for key, proto in request.inputs.items()}
-            self.predict(request.model_spec.signature_name, inputs, list(request.output_filter))
+            signature_name = request.model_spec.signature_name
+            inputs = self.decode_inputs(signature_name, request.inputs)
+            self.predict(signature_name, inputs, list(request.output_filter))
             count += 1
         return count

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import ssl
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from memae_tf.serving.core import ServingCore
 from memae_tf.serving.grpc_services import ModelServicer, PredictionServicer
 from memae_tf.serving.model_manager import ModelManager
 from memae_tf.serving.rest import RestServer
+from memae_tf.serving.validation import RequestLimits
 
 logger = logging.getLogger(__name__)
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
@@ -49,11 +51,16 @@ class ServingHandle:
     _rest_server: RestServer | None
 
     def stop(self, grace: float | None = 1.0) -> None:
-        """Stops accepting requests, lets those in flight finish for `grace` seconds."""
+        """Stops accepting requests, lets those in flight finish for `grace` seconds.
+
+        Health turns NOT_SERVING first; both ports close to new connections at
+        once and drain together, so the whole stop takes at most about `grace`.
+        """
         self.health.enter_graceful_shutdown()
+        stopped = self._grpc_server.stop(grace)
         if self._rest_server is not None:
-            self._rest_server.stop()
-        self._grpc_server.stop(grace).wait()
+            self._rest_server.stop(grace)
+        stopped.wait()
         self.manager.stop()
 
     def __enter__(self) -> ServingHandle:
@@ -69,11 +76,13 @@ def serve(
     port: int = 8500,
     rest_port: int | None = None,
     *,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
     poll_interval: float = 1.0,
     max_workers: int = 8,
     server_credentials: grpc.ServerCredentials | None = None,
     max_message_mb: float | None = None,
+    max_batch_size: int | None = None,
+    rest_ssl_context: ssl.SSLContext | None = None,
 ) -> ServingHandle:
     """Starts a TF Serving-compatible server for one model and returns at once.
 
@@ -90,13 +99,21 @@ def serve(
         model_name: Name clients ask for.
         port: gRPC port; 0 picks a free one (see `ServingHandle.port`).
         rest_port: REST port, 0 for a free one, None for no REST.
-        host: Interface to bind both ports on.
+        host: Interface to bind both ports on: loopback by default, so that
+            nothing outside the machine reaches the server unless asked
+            (`"0.0.0.0"` or `"::"` for every interface).
         poll_interval: Seconds between two listings of `model_base_path`.
         max_workers: Requests handled concurrently on the gRPC port.
         server_credentials: `grpc.ssl_server_credentials(...)` for TLS on the
-            gRPC port; None serves plaintext.
-        max_message_mb: Largest gRPC message accepted or sent, in MiB; None
-            means no limit beyond gRPC's own 2 GiB, as in TF Serving.
+            gRPC port (mutual TLS with `root_certificates=` and
+            `require_client_auth=True`); None serves plaintext.
+        max_message_mb: Largest gRPC message accepted or sent and largest REST
+            body accepted, in MiB, refused before it is read; None means no
+            limit beyond gRPC's own 2 GiB, as in TF Serving.
+        max_batch_size: Largest batch of one request (INVALID_ARGUMENT above
+            it, as TF Serving's batching answers); None for no limit.
+        rest_ssl_context: A server-side `ssl.SSLContext` for HTTPS on the REST
+            port (see `tls.server_ssl_context`); None serves plain HTTP.
 
     Returns:
         A `ServingHandle`.
@@ -121,6 +138,10 @@ def serve(
             "Received an invalid value for `max_message_mb`, expected None or a positive "
             f"number. Received: max_message_mb={max_message_mb!r}"
         )
+    limits = RequestLimits(
+        max_batch_size=max_batch_size,
+        max_message_bytes=None if max_message_mb is None else int(max_message_mb * 2**20),
+    )
     manager = ModelManager(model_name, model_base_path, poll_interval)
     health_servicer = health.HealthServicer()
 
@@ -132,19 +153,19 @@ def serve(
 
     manager.add_listener(report)
     manager.start()
-    limit = -1 if max_message_mb is None else int(max_message_mb * 2**20)
+    limit = -1 if limits.max_message_bytes is None else limits.max_message_bytes
     grpc_server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
         options=[("grpc.max_receive_message_length", limit),
                  ("grpc.max_send_message_length", limit)],
     )
-    core = ServingCore({model_name: manager})
+    core = ServingCore({model_name: manager}, limits)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(core), grpc_server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), grpc_server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
-    address = f"{host}:{port}"
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     rest_server = None
     try:
         if server_credentials is None:
@@ -154,7 +175,7 @@ def serve(
         if bound == 0:
             raise OSError(f"Could not bind the gRPC port {address}.")
         if rest_port is not None:
-            rest_server = RestServer(core, host, rest_port)
+            rest_server = RestServer(core, host, rest_port, rest_ssl_context)
     except BaseException:
         manager.stop()
         raise
@@ -173,15 +194,23 @@ def run_server(
     model_name: str,
     port: int = 8500,
     rest_port: int | None = None,
+    *,
+    grace: float = 30.0,
     **options,
 ) -> None:
     """Runs `serve(...)` until SIGINT or SIGTERM, then stops gracefully.
+
+    On the signal, health turns NOT_SERVING, both ports stop accepting new
+    requests, and the requests in flight get up to `grace` seconds to finish
+    (keep it below the orchestrator's kill timeout, e.g. Kubernetes'
+    `terminationGracePeriodSeconds`, 30 s by default).
 
     Args:
         model_base_path: Directory of the model's integer version directories.
         model_name: Name clients ask for.
         port: gRPC port.
         rest_port: REST port, or None for no REST.
+        grace: Seconds in-flight requests get to finish after the signal.
         **options: Further keyword arguments of `serve`.
     """
     handle = serve(model_base_path, model_name, port, rest_port, **options)
@@ -190,7 +219,9 @@ def run_server(
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         stopping.wait()
+        logger.info("Stopping: draining requests in flight for up to %g s.", grace)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        handle.stop()
+        handle.stop(grace)
+    logger.info("Stopped.")

@@ -1,0 +1,90 @@
+"""Helpers of the reliability suite: a small MemAE, numpy reference scores, polling, REST."""
+
+import json
+import os
+import pathlib
+import time
+import urllib.error
+import urllib.request
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from memae_tf.models import build_autoencoder
+
+FEATURES = 12
+MAX_BATCH = 64
+MAX_MESSAGE_MB = 1
+
+
+def small_model(seed: int) -> keras.Model:
+    """A dense MemAE on 12 features: fast to export, load and serve."""
+    keras.utils.set_random_seed(seed)
+    return build_autoencoder("kdd", "memae", input_shape=(FEATURES,), units=(8, 3),
+                             num_items=10)
+
+
+def reference_scores(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """Mean squared reconstruction error per row, computed with numpy."""
+    return ((x - model(x, training=False).numpy()) ** 2).mean(axis=1)
+
+
+def wait_for(condition, timeout: float = 120.0) -> None:
+    """Polls `condition` until it holds; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def rest_call(port: int, method: str, path: str, body: object = None,
+              headers: dict | None = None) -> tuple[int, dict]:
+    """One REST call on loopback; returns (HTTP status, decoded JSON body)."""
+    data = None if body is None else (body if isinstance(body, bytes) else
+                                      json.dumps(body).encode())
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                     method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def export_gated_model(base_path: pathlib.Path, gate: pathlib.Path) -> None:
+    """Exports version 1 of a model whose requests wait for a file, to hold them in flight.
+
+    A request whose `x[0, 1] > 0` writes `gate/started-<x[0, 0]>` and then
+    waits until `gate/release` exists; any other request runs at once. Scores
+    are the row means. Only standard TensorFlow ops, so the server loads it
+    like any SavedModel.
+    """
+    folder = str(gate)
+
+    class Gated(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, FEATURES], tf.float32, name="x")])
+        def serve(self, x):
+            tag = tf.strings.as_string(tf.cast(x[0, 0], tf.int32))
+            held = x[0, 1] > 0
+            started = tf.cond(held, lambda: tf.io.write_file(folder + "/started-" + tag, ""),
+                              tf.no_op)
+            with tf.control_dependencies([started]):
+                # The pattern depends on `x`, so the wait cannot be folded away.
+                pattern = tf.strings.join([folder + "/release", tf.strings.substr(tag, 0, 0)])
+            (waited,) = tf.while_loop(
+                lambda i: held & tf.equal(tf.size(tf.io.matching_files(pattern)), 0),
+                lambda i: i + 1, [tf.constant(0)])
+            score = tf.reduce_mean(x, axis=1) + tf.cast(waited * 0, tf.float32)
+            return {"score": score, "is_anomaly": score > 0.5, "reconstruction": x}
+
+    module = Gated()
+    tf.saved_model.save(module, str(base_path / "1"),
+                        signatures={"serving_default": module.serve})
+
+
+# Tests that hold the machine for minutes run only when asked (by hand, before a release).
+long_test = pytest.mark.skipif(os.environ.get("MEMAE_LONG_TESTS") != "1",
+                               reason="long test; run with MEMAE_LONG_TESTS=1")

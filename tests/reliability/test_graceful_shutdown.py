@@ -1,0 +1,127 @@
+"""SIGTERM drains the requests in flight (gRPC and REST) of a real `memae serve` process."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from reliability_helpers import FEATURES, export_gated_model, wait_for
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from memae_tf.client.tensors import to_ndarray, to_tensor_proto
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _batch(tag: int, held: bool) -> np.ndarray:
+    x = np.full((3, FEATURES), 0.25, np.float32)
+    x[0, 0], x[0, 1] = tag, float(held)
+    return x
+
+
+def _predict(port: int, x: np.ndarray, timeout: float = 120) -> np.ndarray:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "gated"
+    request.inputs["x"].CopyFrom(to_tensor_proto(x))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        return to_ndarray(stub.Predict(request, timeout=timeout).outputs["score"])
+
+
+def _serving(port: int) -> bool:
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            check = health_pb2_grpc.HealthStub(channel).Check
+            status = check(health_pb2.HealthCheckRequest(), timeout=5).status
+            return status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+
+
+def _refused(port: int) -> bool:
+    """Whether a new Predict is refused (UNAVAILABLE) rather than run."""
+    try:
+        _predict(port, _batch(0, held=False), timeout=60)
+    except grpc.RpcError as error:
+        return error.code() == grpc.StatusCode.UNAVAILABLE
+    return False
+
+
+@pytest.fixture
+def gated_server(tmp_path):
+    """`memae serve` on a gated model, in its own process."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    export_gated_model(tmp_path / "gated", gate)
+    port, rest_port = _free_port(), _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "memae_tf.cli", "serve", "--model-base-path",
+         str(tmp_path / "gated"), "--port", str(port), "--rest-port", str(rest_port),
+         "--drain-seconds", "120"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    try:
+        wait_for(lambda: _serving(port) or process.poll() is not None, timeout=300)
+        assert process.poll() is None, process.stdout.read()
+        yield process, port, rest_port, gate
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=60)
+
+
+def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(gated_server):
+    process, port, rest_port, gate = gated_server
+    answers, failures = {}, []
+
+    def grpc_call():
+        try:
+            answers["grpc"] = _predict(port, _batch(1, held=True))
+        except Exception as error:  # collected for the assertion below
+            failures.append(error)
+
+    def rest_call():
+        body = json.dumps({"instances": _batch(2, held=True).tolist()}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{rest_port}/v1/models/gated:predict", data=body, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                answers["rest"] = np.array([p["score"] for p in
+                                            json.loads(response.read())["predictions"]])
+        except Exception as error:  # collected for the assertion below
+            failures.append(error)
+
+    threads = [threading.Thread(target=grpc_call), threading.Thread(target=rest_call)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: {p.name for p in gate.iterdir()} >= {"started-1", "started-2"},
+             timeout=300)
+
+    process.send_signal(signal.SIGTERM)
+    wait_for(lambda: not _serving(port), timeout=300)  # health turns NOT_SERVING first
+    wait_for(lambda: _refused(port), timeout=300)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/v1/models/gated", timeout=5)
+    assert process.poll() is None  # still draining the two held requests
+
+    (gate / "release").touch()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    np.testing.assert_allclose(answers["grpc"], _batch(1, True).mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(answers["rest"], _batch(2, True).mean(axis=1), rtol=1e-6)
+    assert process.wait(timeout=120) == 0
+    assert "Stopped." in process.stdout.read()

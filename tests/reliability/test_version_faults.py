@@ -1,0 +1,124 @@
+"""Broken or half-copied versions are skipped while the previous one serves; swaps drop nothing."""
+
+import logging
+import shutil
+import threading
+
+import numpy as np
+import pytest
+from reliability_helpers import reference_scores, small_model, wait_for
+
+from memae_tf.client import MemAEClient
+from memae_tf.export import export_saved_model
+from memae_tf.serving import serve
+
+CLIENTS = 8
+
+
+def _truncate(path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def _break_pb(version_dir):
+    _truncate(version_dir / "saved_model.pb")
+
+
+def _drop_variables(version_dir):
+    shutil.rmtree(version_dir / "variables")
+
+
+def _truncate_variables(version_dir):
+    (data,) = (version_dir / "variables").glob("variables.data-*")
+    _truncate(data, keep=0.3)
+
+
+def _empty(version_dir):
+    shutil.rmtree(version_dir)
+    version_dir.mkdir()
+
+
+@pytest.mark.parametrize("damage", [_break_pb, _drop_variables, _truncate_variables, _empty],
+                         ids=["truncated saved_model.pb", "missing variables",
+                              "truncated variables", "empty directory"])
+def test_broken_version_is_skipped_with_a_logged_error_while_the_previous_serves(
+        tmp_path, model, rows, damage, caplog):
+    base = tmp_path / "kdd"
+    export_saved_model(model, base, threshold=0.1)
+    export_saved_model(small_model(23), base, threshold=0.1)
+    damage(base / "2")
+    with caplog.at_level(logging.ERROR, logger="memae_tf.serving.model_manager"), \
+            serve(base, "kdd", port=0) as server, \
+            MemAEClient(f"127.0.0.1:{server.port}", "kdd", timeout=60) as client:
+        broken, served = client.status()[::-1]
+        np.testing.assert_allclose(client.score(rows), reference_scores(model, rows), rtol=1e-5)
+    assert (served.version, served.state) == (1, "AVAILABLE")
+    assert (broken.version, broken.state) == (2, "END") and broken.error_message
+    assert any("Could not load kdd version 2" in r.getMessage() for r in caplog.records)
+
+
+def test_version_still_being_copied_is_served_once_the_copy_completes(tmp_path, model, rows):
+    base, staging = tmp_path / "kdd", tmp_path / "staging"
+    export_saved_model(model, base, threshold=0.1)
+    newer = small_model(23)
+    export_saved_model(newer, staging, threshold=0.1)
+    with serve(base, "kdd", port=0, poll_interval=0.1) as server, \
+            MemAEClient(f"127.0.0.1:{server.port}", "kdd", timeout=60) as client:
+        (base / "2").mkdir()
+        shutil.copy2(staging / "1" / "saved_model.pb", base / "2")  # variables not yet there
+        wait_for(lambda: [(s.version, s.state) for s in client.status()][-1] == (2, "END"))
+        np.testing.assert_allclose(client.score(rows), reference_scores(model, rows), rtol=1e-5)
+        shutil.copytree(staging / "1", base / "2", dirs_exist_ok=True)
+        wait_for(lambda: client.metadata().version == 2)
+        np.testing.assert_allclose(client.score(rows), reference_scores(newer, rows), rtol=1e-5)
+
+
+def test_new_version_is_picked_up_under_8_concurrent_clients_without_a_failed_request(
+        tmp_path, model, rows):
+    base = tmp_path / "kdd"
+    export_saved_model(model, base, threshold=0.1)
+    newer = small_model(23)
+    before, after = reference_scores(model, rows), reference_scores(newer, rows)
+    counts, errors, wrong = [0] * CLIENTS, [], []
+    swapped, stop = threading.Event(), threading.Event()
+
+    with serve(base, "kdd", port=0, poll_interval=0.1) as server:
+        target = f"127.0.0.1:{server.port}"
+
+        def call(slot: int) -> None:
+            with MemAEClient(target, "kdd", timeout=60, retries=0) as client:
+                after_swap = 0
+                while not stop.is_set() and after_swap < 20:
+                    try:
+                        scores = client.score(rows)
+                    except Exception as error:  # counted below
+                        errors.append(error)
+                        continue
+                    counts[slot] += 1
+                    matches_after = np.allclose(scores, after, rtol=1e-5)
+                    if not (matches_after or np.allclose(scores, before, rtol=1e-5)):
+                        wrong.append(scores)
+                    after_swap += matches_after and swapped.is_set()
+
+        threads = [threading.Thread(target=call, args=(slot,)) for slot in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_for(lambda: min(counts) >= 5)
+            broken = base / "2"
+            shutil.copytree(base / "1", broken)
+            _break_pb(broken)  # a corrupt version first: skipped, nothing fails
+            wait_for(lambda: server.manager.version_states().get(2) is not None
+                     and server.manager.version_states()[2].error_message != "")
+            export_saved_model(newer, base, threshold=0.1)
+            wait_for(lambda: server.manager.servable(None).version == 3)
+            swapped.set()
+        finally:
+            if not swapped.is_set():  # the test failed: stop the clients now
+                stop.set()
+            for thread in threads:
+                thread.join(timeout=300)
+    assert errors == [] and wrong == []
+    assert sum(counts) >= CLIENTS * 25
+    print(f"\n{sum(counts)} requests by {CLIENTS} clients across two version changes, "
+          f"{len(errors)} failed")
