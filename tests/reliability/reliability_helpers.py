@@ -11,7 +11,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
 
+from memae_tf.client.tensors import to_tensor_proto
 from memae_tf.models import build_autoencoder
 
 FEATURES = 12
@@ -88,3 +90,12 @@ def export_gated_model(base_path: pathlib.Path, gate: pathlib.Path) -> None:
 # Tests that hold the machine for minutes run only when asked (by hand, before a release).
 long_test = pytest.mark.skipif(os.environ.get("MEMAE_LONG_TESTS") != "1",
                                reason="long test; run with MEMAE_LONG_TESTS=1")
+
+
+def tensor_proto(x: np.ndarray) -> tensor_pb2.TensorProto:
+    """TensorFlow's TensorProto of `x`, with the bytes the client sends for it.
+
+    The client builds the project's own (wire-compatible) messages; requests
+    made with `tensorflow_serving.apis` need TensorFlow's class.
+    """
+    return tensor_pb2.TensorProto.FromString(to_tensor_proto(x).SerializeToString())

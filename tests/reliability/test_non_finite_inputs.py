@@ -6,11 +6,15 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from reliability_helpers import FEATURES, reference_scores, rest_call
+from reliability_helpers import (
+    FEATURES,
+    reference_scores,
+    rest_call,
+    tensor_proto,
+)
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from memae_tf.client import InvalidArgumentError, MemAEClient
-from memae_tf.client.tensors import to_tensor_proto
 from memae_tf.detector import MemAE
 
 BAD_ROWS = {1: math.nan, 4: math.inf, 6: -math.inf}
@@ -48,7 +52,7 @@ def test_non_finite_sample_is_an_anomaly_even_under_a_huge_threshold(tmp_path, m
 def test_server_refuses_non_finite_grpc_requests_naming_the_samples(server, rows):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "kdd"
-    request.inputs["x"].CopyFrom(to_tensor_proto(_with_bad_values(rows)))
+    request.inputs["x"].CopyFrom(tensor_proto(_with_bad_values(rows)))
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         with pytest.raises(grpc.RpcError) as info:

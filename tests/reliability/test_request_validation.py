@@ -7,11 +7,17 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from reliability_helpers import FEATURES, MAX_BATCH, MAX_MESSAGE_MB, reference_scores, rest_call
+from reliability_helpers import (
+    FEATURES,
+    MAX_BATCH,
+    MAX_MESSAGE_MB,
+    reference_scores,
+    rest_call,
+    tensor_proto,
+)
 from tensorflow.core.framework import tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from memae_tf.client.tensors import to_tensor_proto
 from memae_tf.serving import serve
 
 CODE = grpc.StatusCode
@@ -26,7 +32,7 @@ def stub(server):
 def _request(x: np.ndarray) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "kdd"
-    request.inputs["x"].CopyFrom(to_tensor_proto(x))
+    request.inputs["x"].CopyFrom(tensor_proto(x))
     return request
 
 
@@ -81,7 +87,7 @@ def _content(delta):
 def _nan(request):
     x = np.zeros((2, FEATURES), np.float32)
     x[1, 3] = np.nan
-    request.inputs["x"].CopyFrom(to_tensor_proto(x))
+    request.inputs["x"].CopyFrom(tensor_proto(x))
 
 
 def _strings(request):
