@@ -65,6 +65,15 @@ def _refused(port: int) -> bool:
     return False
 
 
+def _rest_refused(rest_port: int) -> bool:
+    """Whether the REST port refuses new connections."""
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/v1/models/gated", timeout=5)
+    except OSError:
+        return True
+    return False
+
+
 @pytest.fixture
 def gated_server(tmp_path):
     """`memae serve` on a gated model, in its own process."""
@@ -89,8 +98,8 @@ def gated_server(tmp_path):
         process.wait(timeout=60)
 
 
-# Flaky on a loaded 2-core machine (a wait below ran out of its 300 s twice in this
-# round's full-suite runs while passing alone), so it runs by hand, not in CI.
+# Runs by hand (MEMAE_LONG_TESTS=1; 9 s on a quiet machine): under heavy load in this
+# round one of its waits ran out of its 300 s, not yet explained, so CI skips it.
 @long_test
 def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(gated_server):
     process, port, rest_port, gate = gated_server
@@ -122,8 +131,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(gated_serve
     process.send_signal(signal.SIGTERM)
     wait_for(lambda: not _serving(port), timeout=300)  # health turns NOT_SERVING first
     wait_for(lambda: _refused(port), timeout=300)
-    with pytest.raises(OSError):
-        urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/v1/models/gated", timeout=5)
+    wait_for(lambda: _rest_refused(rest_port), timeout=60)  # closes within a poll interval
     assert process.poll() is None  # still draining the two held requests
 
     (gate / "release").touch()
