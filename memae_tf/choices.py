@@ -15,3 +15,19 @@ PREPROCESSING = ("none", "gcn")
 # Reconstruction errors that score a sample: the paper's squared error, and the
 # absolute error of the authors' released code.
 ERRORS = ("mse", "l1")
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    """Returns `value` if it is one of `choices`, else raises a ValueError naming both.
+
+    Example:
+
+    >>> check_choice("error", "l1", ERRORS)
+    'l1'
+    """
+    if value not in choices:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected one of {choices}. "
+            f"Received: {name}={value!r}"
+        )
+    return value

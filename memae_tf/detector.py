@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from memae_tf import distribute
+from memae_tf.choices import check_choice
 from memae_tf.data.tfds import dataset_array, from_tfds
 from memae_tf.fault_tolerance import fault_tolerance_callbacks
 from memae_tf.inspection import MemoryReport, memory_report
@@ -396,11 +397,7 @@ class MemAE:
         _check_positive_int(epochs=epochs, batch_size=batch_size)
         if steps_per_execution is not None:
             _check_positive_int(steps_per_execution=steps_per_execution)
-        if memory_init not in MEMORY_INITS:
-            raise ValueError(
-                f"Received an invalid value for `memory_init`, expected one of {MEMORY_INITS}. "
-                f"Received: memory_init={memory_init!r}"
-            )
+        check_choice("memory_init", memory_init, MEMORY_INITS)
         schedule = isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule)
         if not schedule and not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
             raise ValueError(

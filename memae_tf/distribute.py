@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from memae_tf.choices import PRECISIONS as PRECISIONS
 from memae_tf.choices import STRATEGIES as STRATEGIES
+from memae_tf.choices import check_choice
 from memae_tf.inference import output_layer_names
 
 # A process can hold one MultiWorkerMirroredStrategy (it configures the
@@ -146,12 +147,7 @@ def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
 
 def check_precision(precision: str) -> str:
     """Returns `precision` if it names a supported dtype policy, else raises."""
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"Received an invalid value for `precision`, expected one of {PRECISIONS}. "
-            f"Received: precision={precision!r}"
-        )
-    return precision
+    return check_choice("precision", precision, PRECISIONS)
 
 
 class _ReplicaModel(keras.Model):

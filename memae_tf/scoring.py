@@ -10,18 +10,14 @@ import keras
 import tensorflow as tf
 
 from memae_tf.choices import ERRORS as ERRORS
+from memae_tf.choices import check_choice
 from memae_tf.inference import inference_model
 from memae_tf.models.memory_block import find_memory_layer, make_encoder
 
 
 def check_error(error: str) -> str:
     """Returns `error` if it names a known reconstruction error, else raises."""
-    if error not in ERRORS:
-        raise ValueError(
-            f"Received an invalid value for `error`, expected one of {ERRORS}. "
-            f"Received: error={error!r}"
-        )
-    return error
+    return check_choice("error", error, ERRORS)
 
 
 def reconstruction_outputs(

@@ -7,6 +7,7 @@ import numpy as np
 
 from memae_tf.choices import MEMORY_INITS as MEMORY_INITS
 from memae_tf.choices import VARIANTS as VARIANTS
+from memae_tf.choices import check_choice
 from memae_tf.layers.memory import MemoryLayer
 
 MEMORY_LAYER_NAME = "memory"
@@ -14,12 +15,7 @@ MEMORY_LAYER_NAME = "memory"
 
 def check_variant(memory: str) -> str:
     """Returns `memory` if it names a known variant, else raises a ValueError."""
-    if memory not in VARIANTS:
-        raise ValueError(
-            f"Received an invalid value for `memory`, expected one of {VARIANTS}. "
-            f"Received: memory={memory!r}"
-        )
-    return memory
+    return check_choice("memory", memory, VARIANTS)
 
 
 def memory_bottleneck(
