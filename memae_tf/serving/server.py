@@ -218,7 +218,12 @@ def run_server(
     previous = {sig: signal.signal(sig, lambda *_: stopping.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        stopping.wait()
+        # Python runs signal handlers in the main thread only, between bytecodes: a
+        # main thread blocked in an untimed lock wait never runs them when the kernel
+        # hands the signal to another thread (seen under load: SIGTERM ignored for
+        # minutes). Waking every half second lets the handler run.
+        while not stopping.wait(timeout=0.5):
+            pass
         logger.info("Stopping: draining requests in flight for up to %g s.", grace)
     finally:
         for sig, handler in previous.items():

@@ -1,7 +1,6 @@
 """Helpers of the reliability suite: a small MemAE, numpy reference scores, polling, REST."""
 
 import json
-import os
 import pathlib
 import time
 import urllib.error
@@ -9,7 +8,6 @@ import urllib.request
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 
@@ -85,11 +83,6 @@ def export_gated_model(base_path: pathlib.Path, gate: pathlib.Path) -> None:
     module = Gated()
     tf.saved_model.save(module, str(base_path / "1"),
                         signatures={"serving_default": module.serve})
-
-
-# Tests that hold the machine for minutes run only when asked (by hand, before a release).
-long_test = pytest.mark.skipif(os.environ.get("MEMAE_LONG_TESTS") != "1",
-                               reason="long test; run with MEMAE_LONG_TESTS=1")
 
 
 def tensor_proto(x: np.ndarray) -> tensor_pb2.TensorProto:

@@ -16,7 +16,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from reliability_helpers import (
     FEATURES,
     export_gated_model,
-    long_test,
     tensor_proto,
     wait_for,
 )
@@ -98,9 +97,6 @@ def gated_server(tmp_path):
         process.wait(timeout=60)
 
 
-# Runs by hand (MEMAE_LONG_TESTS=1; 9 s on a quiet machine): under heavy load in this
-# round one of its waits ran out of its 300 s, not yet explained, so CI skips it.
-@long_test
 def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(gated_server):
     process, port, rest_port, gate = gated_server
     answers, failures = {}, []

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from reliability_helpers import long_test, wait_for
+from reliability_helpers import wait_for
 
 from memae_tf.detector import MemAE
 from memae_tf.fault_tolerance import NonFiniteLossError, resumed_epoch
@@ -58,7 +58,6 @@ def test_memae_train_killed_mid_epoch_resumes_with_the_same_command(tmp_path):
     assert not (tmp_path / "run" / ".backup" / "training_metadata.json").exists()
 
 
-@long_test
 def test_memae_experiment_killed_mid_training_resumes_with_the_same_command(tmp_path):
     rng = np.random.default_rng(0)
     kinds = np.where(rng.random(4000) < 0.1, "rare", "usual")
