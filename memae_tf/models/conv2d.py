@@ -23,7 +23,7 @@ def build_conv2d_autoencoder(
     entropy_weight: float = 2e-4,
     similarity: str = "dot",
     latent: str = "local",
-    latent_dim: int = 64,
+    latent_dim: int = 16,
     name: str = "memae_conv2d",
 ) -> keras.Model:
     """Builds a 2D convolutional (Mem)AE with a mirrored decoder.
