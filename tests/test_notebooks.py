@@ -35,11 +35,6 @@ CELL_TIMEOUT_S = 300
 # Committed outputs hold PNG figures; a notebook above this size has figures at too
 # high a resolution (or too many of them) for a code host to show comfortably.
 MAX_NOTEBOOK_BYTES = 3_000_000
-# Notebooks whose full-run outputs are not committed yet, with the reason.
-AWAITING_FULL_RUN = {
-    "05_video_anomalies.ipynb": "its full run (3D convolutions, minutes on an idle CPU) was "
-    "starved by other jobs on the shared machine when it was added; run it and commit",
-}
 STARTUP_TIMEOUT_S = 120
 
 
@@ -92,8 +87,6 @@ def test_notebook_is_committed_with_the_outputs_of_a_full_run(path):
     assert any(QUICK_FLAG in cell.source for cell in code_cells), (
         f"{path.name} must read the {QUICK_FLAG} environment variable"
     )
-    if path.name in AWAITING_FULL_RUN:
-        pytest.xfail(AWAITING_FULL_RUN[path.name])
     counts = [cell.execution_count for cell in code_cells]
     assert counts == list(range(1, len(code_cells) + 1)), (
         f"{path.name}: run every cell once, top to bottom, before committing. "

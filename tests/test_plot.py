@@ -168,9 +168,20 @@ def test_memory_items_of_a_dense_model_are_one_heat_map(report):
     fig = plot.memory_items(np.random.default_rng(4).random((9, 5)), report)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "feature" and ax.get_ylabel() == "memory item"
-    assert [label.get_text() for label in ax.get_yticklabels()] == [
+    labels = {label.get_text(): label.get_color() for label in ax.get_yticklabels()}
+    assert list(labels) == [
+        f"{i} unused" if i in (3, 6, 8) else f"{i}: {report.usage[i]:.0%}" for i in range(9)]
+    assert [text for text, colour in labels.items() if colour == "tab:red"] == [
         "3 unused", "6 unused", "8 unused"]
     assert len(_colorbars(fig)) == 1
+
+
+def test_memory_items_of_a_large_dense_model_name_only_the_unused_items():
+    weights = np.zeros((10, 80))
+    weights[:, :40] = 1 / 40  # items 40-79 unused
+    fig = plot.memory_items(np.zeros((80, 5)), memory_report(weights))
+    texts = [label.get_text() for label in fig.axes[0].get_yticklabels()]
+    assert texts == [f"{i} unused" for i in range(40, 80)]
 
 
 def test_memory_items_reject_a_report_of_another_memory(report):

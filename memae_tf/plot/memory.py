@@ -12,6 +12,13 @@ from matplotlib.figure import Figure
 from memae_tf.plot._common import bare, display_image, new_figure
 
 _UNUSED_COLOUR = "tab:red"
+# A dense model's heat map names every item on its axis up to this many items;
+# beyond, the labels would overlap and only the unused items are named.
+_MAX_NAMED_ROWS = 60
+
+
+def _usage_label(item: int, share: float) -> str:
+    return f"{item}: {share:.0%}" if share >= 0.01 else f"{item}: <1%"
 
 
 def memory_items(
@@ -26,7 +33,8 @@ def memory_items(
     Items never used (per `report`) are framed and labelled in red; each
     other item is labelled with the share of queries that use it. Tabular
     models decode an item into a feature row: the items are then drawn as one
-    heat map (items × features) and the unused ones marked on the item axis.
+    heat map (items × features), labelled the same way on the item axis (up to
+    60 items; beyond, only the unused ones are named).
 
     Args:
         decoded: `(num_items, *input_shape)` as
@@ -63,10 +71,16 @@ def memory_items(
         ax = fig.subplots()
         image = ax.imshow(decoded[:shown], aspect="auto", cmap="viridis", interpolation="nearest")
         ax.set(xlabel="feature", ylabel="memory item", title=heading)
-        marked = sorted(i for i in unused if i < shown)
-        if marked:
-            ax.set_yticks(marked, [f"{i} unused" for i in marked], color=_UNUSED_COLOUR,
+        if report is not None:
+            named = (range(shown) if shown <= _MAX_NAMED_ROWS
+                     else sorted(i for i in unused if i < shown))
+            ax.set_yticks(named, [f"{i} unused" if i in unused
+                                  else _usage_label(i, report.usage[i]) for i in named],
                           fontsize=7)
+            for label, i in zip(ax.get_yticklabels(), named, strict=True):
+                if i in unused:
+                    label.set_color(_UNUSED_COLOUR)
+            ax.set_title(heading + "\nlabel: item: share of queries using it")
         fig.colorbar(image, ax=ax, label="decoded feature value")
         return fig
 
@@ -87,8 +101,7 @@ def memory_items(
             for spine in ax.spines.values():
                 spine.set(color=_UNUSED_COLOUR, linewidth=2.5)
         elif report is not None:
-            share = report.usage[i]
-            ax.set_title(f"{i}: {share:.0%}" if share >= 0.01 else f"{i}: <1%", fontsize=7)
+            ax.set_title(_usage_label(i, report.usage[i]), fontsize=7)
         else:
             ax.set_title(str(i), fontsize=7)
     fig.colorbar(mappable, ax=axes, label="decoded value (scaled to [0, 1])", shrink=0.6)
