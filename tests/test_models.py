@@ -43,7 +43,7 @@ def test_variants_differ_only_in_the_memory():
     assert mem.effective_shrink_threshold == pytest.approx(1 / 100)
     assert mem.entropy_weight == pytest.approx(2e-4)
     assert mem_ns.shrink_threshold == 0.0 and mem_ns.entropy_weight == 0.0
-    assert memae.count_params() - plain.count_params() == 100 * 64
+    assert memae.count_params() - plain.count_params() == 100 * 16  # N items × the 16-value code
     assert nonspar.count_params() == memae.count_params()
 
 
@@ -57,7 +57,7 @@ def test_mnist_preset_follows_the_paper():
     assert model.get_layer("encoder_subsample1").strides == (2, 2)
     assert [c.strides for c in convs] == [(1, 1), (2, 2), (2, 2)]
     assert model.get_layer("encoder_flatten").input.shape == (None, 4, 4, 64)
-    assert model.get_layer("memory").input.shape == (None, 64)  # one global code per image
+    assert model.get_layer("memory").input.shape == (None, 16)  # one global code per image
     assert memory_layers(model)[0].num_items == 100
 
 
