@@ -18,6 +18,7 @@ from memae_tf.client._protocol import (
 )
 from memae_tf.client.client import BaseClient, Exchange
 from memae_tf.client.errors import error_from_rpc
+from memae_tf.common.contract import SCORE_OUTPUT, SERVING_SIGNATURE
 
 
 class AsyncMemAEClient(BaseClient):
@@ -48,7 +49,7 @@ class AsyncMemAEClient(BaseClient):
         target: str,
         model_name: str,
         version: int | None = None,
-        signature: str = "serving_default",
+        signature: str = SERVING_SIGNATURE,
         timeout: float = 10.0,
         credentials: grpc.ChannelCredentials | None = None,
         max_message_mb: float = 64,
@@ -99,8 +100,8 @@ class AsyncMemAEClient(BaseClient):
 
     async def score(self, x: Any, *, timeout: float | None = None) -> np.ndarray:
         """Returns the anomaly scores (float32, `(batch,)`, higher = more anomalous)."""
-        outputs = await self.predict(x, output_filter=["score"], timeout=timeout)
-        return outputs["score"]
+        outputs = await self.predict(x, output_filter=[SCORE_OUTPUT], timeout=timeout)
+        return outputs[SCORE_OUTPUT]
 
     async def metadata(self, *, timeout: float | None = None) -> ModelMetadata:
         """Returns the served version and its signatures (`GetModelMetadata`)."""

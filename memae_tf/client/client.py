@@ -25,6 +25,7 @@ from memae_tf.client._protocol import (
     status_exchange,
 )
 from memae_tf.client.errors import error_from_rpc
+from memae_tf.common.contract import SCORE_OUTPUT, SERVING_SIGNATURE
 
 Exchange = Generator[Call, Any, Any]
 
@@ -138,7 +139,7 @@ class MemAEClient(BaseClient):
         target: str,
         model_name: str,
         version: int | None = None,
-        signature: str = "serving_default",
+        signature: str = SERVING_SIGNATURE,
         timeout: float = 10.0,
         credentials: grpc.ChannelCredentials | None = None,
         max_message_mb: float = 64,
@@ -200,7 +201,7 @@ class MemAEClient(BaseClient):
 
     def score(self, x: Any, *, timeout: float | None = None) -> np.ndarray:
         """Returns the anomaly scores (float32, `(batch,)`, higher = more anomalous)."""
-        return self.predict(x, output_filter=["score"], timeout=timeout)["score"]
+        return self.predict(x, output_filter=[SCORE_OUTPUT], timeout=timeout)[SCORE_OUTPUT]
 
     def metadata(self, *, timeout: float | None = None) -> ModelMetadata:
         """Returns the served version and its signatures (`GetModelMetadata`)."""

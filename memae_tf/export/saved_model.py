@@ -12,6 +12,19 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from memae_tf.common.checks import check_positive_int
+from memae_tf.common.contract import (
+    ATTENTION_OUTPUT,
+    ATTENTION_SIGNATURE,
+    INPUT_NAME,
+    IS_ANOMALY_OUTPUT,
+    RECONSTRUCTION_OUTPUT,
+    SCORE_MAP_OUTPUT,
+    SCORE_MAP_SIGNATURE,
+    SCORE_OUTPUT,
+    SERVING_SIGNATURE,
+    version_directories,
+)
 from memae_tf.export.serving_config import (
     DEFAULT_SERVING_ROOT,
     BatchingParameters,
@@ -20,12 +33,6 @@ from memae_tf.export.serving_config import (
 )
 from memae_tf.export.warmup import write_warmup_requests
 from memae_tf.scoring import ScoringGraph
-from memae_tf.serving.layout import version_directories
-
-INPUT_NAME = "x"
-SERVING_SIGNATURE = "serving_default"
-SCORE_MAP_SIGNATURE = "score_map"
-ATTENTION_SIGNATURE = "memory_attention"
 
 
 def _check_threshold(threshold: float) -> float:
@@ -35,19 +42,11 @@ def _check_threshold(threshold: float) -> float:
         or not math.isfinite(threshold)
     ):
         raise ValueError(
-            "Received an invalid value for `threshold`, expected a finite float (fit "
-            f"the detector or set its threshold first). Received: threshold={threshold!r}"
+            "Received an invalid value for `threshold`, expected a finite float (set the "
+            "detector's threshold first: infer_threshold(x_normal, fpr=...)). "
+            f"Received: threshold={threshold!r}"
         )
     return float(threshold)
-
-
-def _check_version(version: int) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(
-            "Received an invalid value for `version`, expected None or a positive "
-            f"integer. Received: version={version!r}"
-        )
-    return version
 
 
 def _check_model(model: keras.Model) -> tuple[int, ...]:
@@ -81,19 +80,19 @@ def _signature_functions(
     def serving_default(x: tf.Tensor) -> dict[str, tf.Tensor]:
         outputs = graph.outputs(x)
         return {
-            "score": outputs["score"],
-            "is_anomaly": outputs["score"] > threshold,
-            "reconstruction": outputs["reconstruction"],
+            SCORE_OUTPUT: outputs["score"],
+            IS_ANOMALY_OUTPUT: outputs["score"] > threshold,
+            RECONSTRUCTION_OUTPUT: outputs["reconstruction"],
         }
 
     def score_map(x: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"score_map": graph.outputs(x)["score_map"]}
+        return {SCORE_MAP_OUTPUT: graph.outputs(x)["score_map"]}
 
     functions = {SERVING_SIGNATURE: serving_default, SCORE_MAP_SIGNATURE: score_map}
     if graph.attention is not None:
 
         def memory_attention(x: tf.Tensor) -> dict[str, tf.Tensor]:
-            return {"memory_attention": graph.attention(x)}
+            return {ATTENTION_OUTPUT: graph.attention(x)}
 
         functions[ATTENTION_SIGNATURE] = memory_attention
     return functions
@@ -173,7 +172,7 @@ def export_saved_model(
     base.mkdir(parents=True, exist_ok=True)
     if version is None:
         version = max(version_directories(base), default=0) + 1
-    target = base / str(_check_version(version))
+    target = base / str(check_positive_int("version", version, allow_none=True))
     if target.exists():
         raise FileExistsError(
             f"Version {version} of {base} already exists; pass another `version` or "
