@@ -7,11 +7,14 @@ functions defined here, so that a served score equals an in-process score.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from memae_tf.choices import ERRORS as ERRORS
 from memae_tf.choices import check_choice
-from memae_tf.inference import inference_model
+from memae_tf.common.checks import check_positive_int
+from memae_tf.common.contract import INPUT_NAME
+from memae_tf.models.bn_folding import inference_model
 from memae_tf.models.memory_block import find_memory_layer, make_encoder
 
 
@@ -97,7 +100,7 @@ class ScoringGraph:
         self.model = model
         self.error = check_error(error)
         self.input_shape = tuple(model.input_shape[1:])
-        signature = [tf.TensorSpec((None, *self.input_shape), tf.float32, name="x")]
+        signature = [tf.TensorSpec((None, *self.input_shape), tf.float32, name=INPUT_NAME)]
         compute = inference_model(model)
         self.outputs = tf.function(
             lambda x: flag_non_finite(x, reconstruction_outputs(compute, x, self.error)),
@@ -114,3 +117,29 @@ class ScoringGraph:
                 input_signature=signature,
                 jit_compile=jit_compile,
             )
+
+    def run(self, x: np.ndarray, batch_size: int = 256, output: str = "score") -> np.ndarray:
+        """Computes one output over a prepared float32 array, `batch_size` samples at a time.
+
+        Args:
+            x: Float32 array `(n, *input_shape)` (see `memae_tf.data.prepare_inputs`).
+            batch_size: Samples per call of the traced function.
+            output: A key of `outputs` (`"score"`, `"score_map"`,
+                `"reconstruction"`) or `"memory_attention"`.
+
+        Returns:
+            The output of every sample, concatenated along the batch axis.
+
+        Raises:
+            ValueError: For a bad `batch_size`, or `"memory_attention"` of a
+                model without memory.
+        """
+        check_positive_int("batch_size", batch_size)
+        if output == "memory_attention" and self.attention is None:
+            raise ValueError("This model has no MemoryLayer, so it has no memory attention.")
+        parts = []
+        for start in range(0, len(x), batch_size):
+            batch = tf.constant(x[start:start + batch_size])
+            parts.append(self.attention(batch) if output == "memory_attention"
+                         else self.outputs(batch)[output])
+        return np.concatenate([np.asarray(part) for part in parts], axis=0)

@@ -8,7 +8,7 @@ only, and returns scores where higher means more anomalous.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import keras
@@ -17,6 +17,10 @@ import numpy as np
 from memae_tf.detector import MemAE
 from memae_tf.evaluation.baselines import BASELINES, make_baseline
 from memae_tf.models import VARIANTS
+from memae_tf.training import TrainingConfig
+
+# Experiments are seeded: `seed=0` unless the config says otherwise.
+DEFAULT_TRAINING = TrainingConfig(seed=0)
 
 
 class Scorer(Protocol):
@@ -28,30 +32,6 @@ class Scorer(Protocol):
 
 
 @dataclass
-class TrainingConfig:
-    """How MemAE variants are trained in an experiment.
-
-    Attributes:
-        epochs: Passes over the normal training data.
-        batch_size: Training batch size.
-        learning_rate: Adam learning rate.
-        seed: Seed for weight initialisation and shuffling.
-        memory_init: `"data"` (memory items drawn from encodings of the
-            training data) or `"keep"` (the layer's uniform initialisation);
-            see `MemAE.fit`.
-        backup_dir: Per-epoch backup of the training state, from which a
-            killed run resumes (see `MemAE.fit`); None for none.
-    """
-
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    seed: int = 0
-    memory_init: str = "data"
-    backup_dir: str | None = None
-
-
-@dataclass
 class MemAEScorer:
     """A MemAE variant built from a preset, trained with a fixed, seeded config.
 
@@ -59,7 +39,8 @@ class MemAEScorer:
         preset: Preset name (`"mnist"`, `"cifar10"`, `"video"`, `"kdd"`).
         variant: `"memae"`, `"memae-nonspar"` or `"ae"`.
         overrides: Builder arguments replacing the preset's.
-        training: Training settings.
+        training: Training settings (`memae_tf.training.TrainingConfig`; the
+            experiments' default is seeded, `seed=0`, and training is silent).
         error: Reconstruction error of the scores (`"mse"`, `"l1"`; None =
             the preset's).
 
@@ -74,7 +55,7 @@ class MemAEScorer:
     preset: str
     variant: str
     overrides: dict[str, Any] = field(default_factory=dict)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
+    training: TrainingConfig = DEFAULT_TRAINING
     error: str | None = None
 
     def __post_init__(self) -> None:
@@ -82,19 +63,11 @@ class MemAEScorer:
 
     def fit(self, x: np.ndarray) -> MemAEScorer:
         """Builds the network (seeded) and trains it on the normal samples `x`."""
-        keras.utils.set_random_seed(self.training.seed)
+        seed = 0 if self.training.seed is None else self.training.seed
+        keras.utils.set_random_seed(seed)
         self.detector = MemAE.from_preset(self.preset, self.variant, self.error,
                                           **self.overrides)
-        self.detector.fit(
-            x,
-            epochs=self.training.epochs,
-            batch_size=self.training.batch_size,
-            learning_rate=self.training.learning_rate,
-            seed=self.training.seed,
-            verbose=0,
-            memory_init=self.training.memory_init,
-            backup_dir=self.training.backup_dir,
-        )
+        self.detector.fit(x, config=replace(self.training, seed=seed, verbose=0))
         return self
 
     def score(self, x: np.ndarray) -> np.ndarray:
@@ -133,9 +106,10 @@ def make_scorer(
     Raises:
         ValueError: If `name` is unknown.
     """
-    training = training or TrainingConfig()
+    training = training or DEFAULT_TRAINING
     if name in VARIANTS:
         return MemAEScorer(preset, name, dict(overrides or {}), training, error)
     if name in BASELINES:
-        return make_baseline(name, seed=training.seed, **(baseline_options or {}))
+        seed = 0 if training.seed is None else training.seed
+        return make_baseline(name, seed=seed, **(baseline_options or {}))
     raise ValueError(f"Unknown model {name!r}. Expected one of {list(MODELS)}.")

@@ -32,7 +32,8 @@ from memae_tf.export.serving_config import (
     write_models_config,
 )
 from memae_tf.export.warmup import write_warmup_requests
-from memae_tf.scoring import ScoringGraph
+from memae_tf.models.autoencoder import check_autoencoder
+from memae_tf.scoring_graph import ScoringGraph
 
 
 def _check_threshold(threshold: float) -> float:
@@ -47,29 +48,6 @@ def _check_threshold(threshold: float) -> float:
             f"Received: threshold={threshold!r}"
         )
     return float(threshold)
-
-
-def _check_model(model: keras.Model) -> tuple[int, ...]:
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"Expected `model` to be a keras.Model. Received: model of type {type(model)}"
-        )
-    if len(model.inputs) != 1:
-        raise ValueError(
-            f"Expected a model with one input. Received: {len(model.inputs)} inputs"
-        )
-    if tuple(model.input_shape) != tuple(model.output_shape):
-        raise ValueError(
-            "Expected an autoencoder mapping inputs to outputs of the same shape. Received: "
-            f"input_shape={model.input_shape}, output_shape={model.output_shape}"
-        )
-    input_shape = tuple(model.input_shape[1:])
-    if any(dim is None for dim in input_shape):
-        raise ValueError(
-            "Expected a model whose input shape is fully defined apart from the batch "
-            f"axis. Received: input_shape={model.input_shape}"
-        )
-    return input_shape
 
 
 def _signature_functions(
@@ -113,7 +91,7 @@ def export_saved_model(
 
     Writes `model_base_path/<version>/` with these signatures, all taking the input
     `x` (float32, `[None, *input_shape]`) and computed by the functions of
-    `memae_tf.scoring.ScoringGraph` (the graph behind in-process scoring):
+    `memae_tf.scoring_graph.ScoringGraph` (the graph behind in-process scoring):
 
     - `serving_default` → `score` (float32 `[None]`, mean squared reconstruction
       error), `is_anomaly` (bool `[None]`, `score > threshold`) and
@@ -160,7 +138,7 @@ def export_saved_model(
     >>> export_saved_model(model, "models/kdd", threshold=0.05)  # doctest: +SKIP
     PosixPath('models/kdd/1')
     """
-    input_shape = _check_model(model)
+    input_shape = check_autoencoder(model)
     threshold = _check_threshold(threshold)
     base = pathlib.Path(model_base_path)
     model_name = base.resolve().name if model_name is None else model_name
