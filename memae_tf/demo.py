@@ -14,12 +14,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from memae_tf.client import MemAEClient
 from memae_tf.data import load_mnist
 from memae_tf.detector import MemAE
 from memae_tf.evaluation.baselines import make_baseline
+from memae_tf.evaluation.metrics import auroc
 from memae_tf.serving import serve
 
 
@@ -51,9 +51,9 @@ def train_and_evaluate(
     detector.fit(x_fit, epochs=epochs, batch_size=64, seed=seed, verbose=2)
     seconds = time.perf_counter() - start
     detector.infer_threshold(x_val, fpr=0.05)
-    auroc = float(roc_auc_score(labels, detector.score(x_test)))
+    area = auroc(labels, detector.score(x_test))
     path = detector.save(out / f"{variant}.keras")
-    return detector, DemoRow(variant, auroc, seconds, path)
+    return detector, DemoRow(variant, area, seconds, path)
 
 
 def baseline_row(name: str, x_fit: np.ndarray, x_test: np.ndarray, labels: np.ndarray,
@@ -64,7 +64,7 @@ def baseline_row(name: str, x_fit: np.ndarray, x_test: np.ndarray, labels: np.nd
     start = time.perf_counter()
     baseline.fit(x_fit)
     seconds = time.perf_counter() - start
-    return DemoRow(name, float(roc_auc_score(labels, baseline.score(x_test))), seconds, None)
+    return DemoRow(name, auroc(labels, baseline.score(x_test)), seconds, None)
 
 
 def run_demo(

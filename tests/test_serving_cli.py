@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 from memae_tf import MemAE
+from memae_tf.cli import add_serving_commands
 from memae_tf.client import MemAEClient, NotFoundError, UnavailableError
-from memae_tf.serving.cli import add_serving_commands
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -64,7 +64,7 @@ def test_serve_command_serves_until_sigterm(saved_detector, tmp_path):
     script = textwrap.dedent(
         """
         import argparse, socket, sys
-        from memae_tf.serving.cli import add_serving_commands
+        from memae_tf.cli import add_serving_commands
 
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
