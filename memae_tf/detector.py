@@ -1,10 +1,5 @@
-"""`MemAE`, the user-facing anomaly detector: fit, score, threshold, predict, save, export.
-
-A thin front end holding the model, the threshold and the vocabulary. The work
-is done below it: `training` (fit), `data.inputs` (input preparation),
-`scoring_graph` (the traced scores), `thresholds`, `saving` (the `.keras` file)
-and `export` (the TF Serving SavedModel).
-"""
+"""`MemAE`, the user-facing detector: a front end over `training`, `data.inputs`,
+`scoring_graph`, `thresholds`, `saving` and `export`, which do the work."""
 
 from __future__ import annotations
 
@@ -39,10 +34,9 @@ class MemAE:
     prototypes of normality, so anomalies reconstruct badly.
 
     The vocabulary is PyOD's (`score`/`decision_function`, `infer_threshold`,
-    `predict` → 0/1 labels) and fitted state follows scikit-learn: `threshold_`
-    (set by `infer_threshold` or `fit(..., contamination=...)`) and `history_`.
-    `fit` returns the Keras `History`, as Keras users expect; it is also kept
-    as `history_`.
+    `predict` → 0/1 labels); fitted state follows scikit-learn: `threshold_`
+    (set by `infer_threshold` or `fit(..., contamination=...)`) and `history_`,
+    the Keras `History` that `fit` returns, as Keras users expect.
 
     Args:
         model: A Keras autoencoder (one input → reconstructions of the same,
@@ -147,9 +141,8 @@ class MemAE:
         """Trains the autoencoder on normal data only (see `memae_tf.training.Trainer`).
 
         Args:
-            x: Normal samples, a numpy array `(n, *input_shape)` or a
-                `tf.data.Dataset` yielding inputs (batched or not), `(x, y)` or
-                feature dicts as `tfds.load` does (inputs under `"image"`).
+            x: Normal samples, an array `(n, *input_shape)` or a `tf.data.Dataset`
+                of inputs, `(x, y)` pairs or `tfds.load` feature dicts.
             validation_data: Optional normal samples in the same form.
             contamination: If given, sets `threshold_` so that this share of the
                 training samples scores above it (array inputs only).
@@ -159,14 +152,9 @@ class MemAE:
                 `batch_size`, `learning_rate`, `seed`, `memory_init`, `strategy`, ...).
 
         Repeated calls continue the training (the model stays compiled, the
-        memory items are drawn once).
-
-        Returns:
-            The Keras `History` (also kept as `history_`).
-
-        Raises:
-            NonFiniteLossError: If an epoch ends with a NaN or Inf loss; the
-                weights of the last finished epoch are kept.
+        memory items are drawn once). Returns the Keras `History` (also kept as
+        `history_`); raises `NonFiniteLossError` if an epoch ends with a NaN or
+        Inf loss, keeping the weights of the last finished epoch.
         """
         config = (TrainingConfig() if config is None else config).updated(**settings)
         if contamination is not None and isinstance(x, tf.data.Dataset):
@@ -282,13 +270,10 @@ class MemAE:
         with `is_anomaly` at `threshold_`. Served inputs must already be float32
         in the input range (`preprocess`).
 
-        Args:
-            model_base_path: Directory of the model's versions, e.g. `models/memae`.
-            version: Version number; None = one more than the latest.
-            **options: `model_name`, `serving_root` or `batching`.
-
-        Raises:
-            ValueError: If no threshold is set (`infer_threshold` first).
+        `model_base_path` is the directory of the model's versions (e.g.
+        `models/memae`); `version` None means one more than the latest;
+        `options` are `model_name`, `serving_root` or `batching`. Raises a
+        ValueError if no threshold is set (`infer_threshold` first).
         """
         return export_saved_model(self.model, model_base_path, threshold=self.threshold_,
                                   version=version, scoring_graph=self.scoring_graph, **options)
