@@ -52,6 +52,13 @@ def test_export_command_refuses_a_detector_without_threshold(tmp_path):
         args.func(args)
 
 
+def test_the_detector_refuses_to_export_without_threshold_as_the_command_does(tmp_path):
+    detector = MemAE.from_preset("kdd", input_shape=(12,), units=(8, 3), num_items=10)
+    with pytest.raises(ValueError, match="`threshold`, expected a finite float"):
+        detector.export(tmp_path / "kdd")
+    assert not (tmp_path / "kdd" / "1").exists()
+
+
 def test_serve_command_defaults_follow_tf_serving():
     args = _parse(["serve", "--model-base-path", "models/memae"])
     assert (args.port, args.rest_port, args.model_name) == (8500, None, None)
