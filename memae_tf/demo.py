@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from memae_tf.client import MemAEClient
+from memae_tf.common.contract import IS_ANOMALY_OUTPUT, SCORE_OUTPUT
 from memae_tf.data import load_mnist
 from memae_tf.detector import MemAE
 from memae_tf.evaluation.baselines import make_baseline
@@ -119,8 +120,8 @@ def serve_and_query(
               f"{client.status()}")
         served = client.predict(inputs)
     print(f"{'digit':>5s} {'gRPC score':>11s} {'in-process':>11s} {'anomaly':>8s}")
-    for digit, remote, here, flag in zip(y, served["score"], local, served["is_anomaly"],
-                                         strict=True):
+    scores, flags = served[SCORE_OUTPUT], served[IS_ANOMALY_OUTPUT]
+    for digit, remote, here, flag in zip(y, scores, local, flags, strict=True):
         print(f"{int(digit):5d} {remote:11.6f} {here:11.6f} {bool(flag)!s:>8s}")
-    print(f"max |gRPC - in-process| = {np.max(np.abs(served['score'] - local)):.2e}")
-    return served["score"]
+    print(f"max |gRPC - in-process| = {np.max(np.abs(scores - local)):.2e}")
+    return scores
