@@ -221,3 +221,12 @@ def test_top_level_names_import_without_deprecation_warnings():
         """
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+
+
+def test_the_old_add_serving_commands_warns_and_forwards_to_the_cli():
+    import memae_tf.cli
+    import memae_tf.serving.cli
+
+    with pytest.warns(DeprecationWarning, match="memae_tf.cli.add_serving_commands"):
+        forwarded = memae_tf.serving.cli.add_serving_commands
+    assert forwarded is memae_tf.cli.add_serving_commands
