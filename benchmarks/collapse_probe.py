@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 
 import keras
-import numpy as np
 
 from memae_tf.detector import MemAE
 from memae_tf.evaluation import datasets

@@ -37,7 +37,7 @@ from memae_tf.evaluation.cli import parse_ints, parse_list, parse_override
 from memae_tf.evaluation.metrics import auroc
 from memae_tf.evaluation.one_class import one_class_split
 from memae_tf.models import VARIANTS
-from memae_tf.scoring import ERRORS
+from memae_tf.scoring_graph import ERRORS
 
 RESULTS = "dev.json"
 

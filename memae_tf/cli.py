@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from memae_tf.choices import ERRORS, MEMORY_INITS, PRECISIONS, STRATEGIES
+from memae_tf.choices import ERRORS, MEMORY_INITS, PRECISIONS, STRATEGIES, VARIANTS
 from memae_tf.evaluation.cli import add_experiment_command, parse_ints, parse_override
-from memae_tf.serving.cli import add_serving_commands
+from memae_tf.serving.cli import add_serve_command
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
 
@@ -122,6 +122,7 @@ def _log(message: str) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from memae_tf import distribute
     from memae_tf.detector import MemAE
+    from memae_tf.training import TrainingConfig
 
     options = distribute.distribution_options(args)  # before TF runs any op (multi-worker)
     normal = args.normal_class
@@ -139,9 +140,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     backup = None
     if distribute.is_chief(options["strategy"]):
         backup = Path(args.backup_dir) if args.backup_dir else Path(args.out) / ".backup"
-    detector.fit(x_fit, validation_data=x_val, epochs=args.epochs, batch_size=args.batch_size,
-                 learning_rate=args.learning_rate, seed=args.seed, verbose=args.verbose,
-                 memory_init=args.memory_init, backup_dir=backup, **options)
+    config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size,
+                            learning_rate=args.learning_rate, seed=args.seed,
+                            verbose=args.verbose, memory_init=args.memory_init,
+                            backup_dir=backup, **options)
+    detector.fit(x_fit, validation_data=x_val, config=config)
     seconds = time.perf_counter() - start
     threshold = detector.infer_threshold(x_val, fpr=args.fpr)
     if not distribute.is_chief(options["strategy"]):
@@ -249,6 +252,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Exports a saved detector as the next (or given) SavedModel version (`MemAE.export`)."""
+    from memae_tf.detector import MemAE
+
+    path = MemAE.load(args.model).export(
+        args.model_base_path, args.version, model_name=args.model_name,
+        serving_root=args.serving_root,
+    )
+    print(f"memae export: wrote {path}", file=sys.stderr)
+    return 0
+
+
+def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Registers `export` (a saved detector → SavedModel version) and `serve`.
+
+    Args:
+        subparsers: The object returned by `parser.add_subparsers(...)`.
+
+    Example:
+
+    >>> parser = argparse.ArgumentParser(prog="memae")
+    >>> add_serving_commands(parser.add_subparsers(dest="command"))
+    >>> parser.parse_args(["export", "--model", "d.keras", "--model-base-path", "m"]).version
+    """
+    export = subparsers.add_parser(
+        "export", help="export a saved detector as a TF Serving SavedModel version"
+    )
+    export.add_argument("--model", required=True, help="path to detector.keras")
+    export.add_argument("--model-base-path", required=True,
+                        help="directory of the model's versions, e.g. models/memae")
+    export.add_argument("--version", type=int,
+                        help="version number (default: one more than the latest)")
+    export.add_argument("--model-name",
+                        help="name in models.config (default: the base path's name)")
+    export.add_argument("--serving-root", default="/models",
+                        help="mount path of the models directory in the TF Serving container")
+    export.set_defaults(func=cmd_export)
+    add_serve_command(subparsers)
+
+
 def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds `--strategy`, `--precision`, `--jit-compile`, `--steps-per-execution`
     and `--checkpoint-dir` to a training command's parser (read back by
@@ -270,19 +313,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def data_options(p: argparse.ArgumentParser) -> None:
+    def data_options(p: argparse.ArgumentParser, batch_size: int = 256,
+                     batch_help: str = "samples per forward pass") -> None:
         p.add_argument("--data", required=True,
                        help="mnist, fashion-mnist, cifar10, tfds:NAME[:SPLIT] (a prepared "
                             "TensorFlow Datasets set, e.g. tfds:cifar10), or a .npz/.npy file")
         p.add_argument("--data-path", help="explicit location of the named dataset's files")
         p.add_argument("--tfds-data-dir",
                        help="TensorFlow Datasets data folder for tfds: data (default: TFDS's)")
-        p.add_argument("--batch-size", type=int, default=256)
+        p.add_argument("--batch-size", type=int, default=batch_size, help=batch_help)
 
     train = sub.add_parser("train", help="train a detector on normal data")
-    data_options(train)
+    # Training batches are TrainingConfig's (64 per replica); scoring batches are larger.
+    data_options(train, batch_size=64, batch_help="training batch size per replica")
     train.add_argument("--preset", default="mnist")
-    train.add_argument("--variant", default="memae", choices=["memae", "memae-nonspar", "ae"])
+    train.add_argument("--variant", default="memae", choices=VARIANTS)
     train.add_argument("--normal-class", type=parse_ints,
                        help="label(s) of the normal class, e.g. 0 or 1,7")
     train.add_argument("--epochs", type=int, default=10)
@@ -305,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="per-epoch backup of the training state; the same command "
                             "resumes from it after a crash (default: OUT/.backup)")
     add_distribution_arguments(train)
-    train.set_defaults(func=cmd_train, batch_size=64)
+    train.set_defaults(func=cmd_train)
 
     score = sub.add_parser("score", help="score samples with a saved detector")
     data_options(score)

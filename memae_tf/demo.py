@@ -14,12 +14,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from memae_tf.client import MemAEClient
+from memae_tf.common.contract import IS_ANOMALY_OUTPUT, SCORE_OUTPUT
 from memae_tf.data import load_mnist
 from memae_tf.detector import MemAE
 from memae_tf.evaluation.baselines import make_baseline
+from memae_tf.evaluation.metrics import auroc
 from memae_tf.serving import serve
 
 
@@ -51,9 +52,9 @@ def train_and_evaluate(
     detector.fit(x_fit, epochs=epochs, batch_size=64, seed=seed, verbose=2)
     seconds = time.perf_counter() - start
     detector.infer_threshold(x_val, fpr=0.05)
-    auroc = float(roc_auc_score(labels, detector.score(x_test)))
+    area = auroc(labels, detector.score(x_test))
     path = detector.save(out / f"{variant}.keras")
-    return detector, DemoRow(variant, auroc, seconds, path)
+    return detector, DemoRow(variant, area, seconds, path)
 
 
 def baseline_row(name: str, x_fit: np.ndarray, x_test: np.ndarray, labels: np.ndarray,
@@ -64,7 +65,7 @@ def baseline_row(name: str, x_fit: np.ndarray, x_test: np.ndarray, labels: np.nd
     start = time.perf_counter()
     baseline.fit(x_fit)
     seconds = time.perf_counter() - start
-    return DemoRow(name, float(roc_auc_score(labels, baseline.score(x_test))), seconds, None)
+    return DemoRow(name, auroc(labels, baseline.score(x_test)), seconds, None)
 
 
 def run_demo(
@@ -119,8 +120,8 @@ def serve_and_query(
               f"{client.status()}")
         served = client.predict(inputs)
     print(f"{'digit':>5s} {'gRPC score':>11s} {'in-process':>11s} {'anomaly':>8s}")
-    for digit, remote, here, flag in zip(y, served["score"], local, served["is_anomaly"],
-                                         strict=True):
+    scores, flags = served[SCORE_OUTPUT], served[IS_ANOMALY_OUTPUT]
+    for digit, remote, here, flag in zip(y, scores, local, flags, strict=True):
         print(f"{int(digit):5d} {remote:11.6f} {here:11.6f} {bool(flag)!s:>8s}")
-    print(f"max |gRPC - in-process| = {np.max(np.abs(served['score'] - local)):.2e}")
-    return served["score"]
+    print(f"max |gRPC - in-process| = {np.max(np.abs(scores - local)):.2e}")
+    return scores

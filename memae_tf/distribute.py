@@ -33,7 +33,7 @@ import tensorflow as tf
 from memae_tf.choices import PRECISIONS as PRECISIONS
 from memae_tf.choices import STRATEGIES as STRATEGIES
 from memae_tf.choices import check_choice
-from memae_tf.inference import output_layer_names
+from memae_tf.models.bn_folding import output_layer_names
 
 # A process can hold one MultiWorkerMirroredStrategy (it configures the
 # collective ops of the eager context), so it is created once and reused.
@@ -264,7 +264,7 @@ def training_replica(
 
 
 def distribution_options(args: argparse.Namespace) -> dict[str, Any]:
-    """`MemAE.fit` keyword arguments from the options of `cli.add_distribution_arguments`.
+    """`TrainingConfig` fields from the options of `cli.add_distribution_arguments`.
 
     Resolves the strategy at once: call it before building the detector, since a
     multi-worker strategy must exist before TensorFlow runs any op.

@@ -213,8 +213,9 @@ def test_client_and_server_import_no_training_code():
         client = sorted(m for m in sys.modules if m.startswith("memae_tf."))
         import memae_tf.serving.server
         serving = sorted(m for m in sys.modules if m.startswith("memae_tf."))
-        assert all(m.startswith("memae_tf.client") for m in client), client
-        allowed = ("memae_tf.client", "memae_tf.serving", "memae_tf._lazy")
+        # memae_tf.common: the dependency-free serving contract and argument checks.
+        assert all(m.startswith(("memae_tf.client", "memae_tf.common")) for m in client), client
+        allowed = ("memae_tf.client", "memae_tf.common", "memae_tf.serving", "memae_tf._lazy")
         assert all(m.startswith(allowed) for m in serving), serving
         """
     )

@@ -69,8 +69,9 @@ def test_a_fresh_venv_with_only_the_client_scores_against_the_local_server(
     # The distribution's two folders, so that the build leaves the checkout untouched.
     source = tmp_path / "src"
     shutil.copytree(ROOT / "client", source / "client")
-    shutil.copytree(ROOT / "memae_tf" / "client", source / "memae_tf" / "client",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("client", "common"):
+        shutil.copytree(ROOT / "memae_tf" / package, source / "memae_tf" / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"

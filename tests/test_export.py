@@ -22,7 +22,7 @@ from memae_tf.export import (
     write_models_config,
 )
 from memae_tf.models import build_autoencoder
-from memae_tf.scoring import ScoringGraph, reconstruction_outputs
+from memae_tf.scoring_graph import ScoringGraph, reconstruction_outputs
 
 IMAGE_SHAPE = (16, 16, 1)
 

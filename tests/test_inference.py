@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from memae_tf import MemAE
-from memae_tf.inference import inference_model
+from memae_tf.models.bn_folding import inference_model
 
 SMALL = {
     "mnist": {},

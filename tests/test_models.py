@@ -126,3 +126,13 @@ def test_subsampled_pointwise_conv_equals_a_strided_pointwise_conv(shape):
     reference.set_weights(model.get_layer("encoder_conv1").get_weights())
     x = np.random.default_rng(0).normal(size=(2, *shape)).astype("float32")
     np.testing.assert_allclose(ours(x), reference(x), rtol=1e-5, atol=1e-6)
+
+
+def test_a_memory_override_that_contradicts_the_variant_is_refused():
+    with pytest.raises(ValueError, match=r"variant='memae', memory='ae'"):
+        build_autoencoder("kdd", "memae", memory="ae")
+
+
+def test_a_memory_override_equal_to_the_variant_is_harmless():
+    model = build_autoencoder("kdd", "ae", memory="ae", input_shape=(6,), units=(4, 2))
+    assert not memory_layers(model)

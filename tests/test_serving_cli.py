@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 from memae_tf import MemAE
+from memae_tf.cli import add_serving_commands
 from memae_tf.client import MemAEClient, NotFoundError, UnavailableError
-from memae_tf.serving.cli import add_serving_commands
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -52,6 +52,13 @@ def test_export_command_refuses_a_detector_without_threshold(tmp_path):
         args.func(args)
 
 
+def test_the_detector_refuses_to_export_without_threshold_as_the_command_does(tmp_path):
+    detector = MemAE.from_preset("kdd", input_shape=(12,), units=(8, 3), num_items=10)
+    with pytest.raises(ValueError, match="`threshold`, expected a finite float"):
+        detector.export(tmp_path / "kdd")
+    assert not (tmp_path / "kdd" / "1").exists()
+
+
 def test_serve_command_defaults_follow_tf_serving():
     args = _parse(["serve", "--model-base-path", "models/memae"])
     assert (args.port, args.rest_port, args.model_name) == (8500, None, None)
@@ -64,7 +71,7 @@ def test_serve_command_serves_until_sigterm(saved_detector, tmp_path):
     script = textwrap.dedent(
         """
         import argparse, socket, sys
-        from memae_tf.serving.cli import add_serving_commands
+        from memae_tf.cli import add_serving_commands
 
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

@@ -4,7 +4,8 @@ Depends only on grpcio, protobuf and numpy: never on TensorFlow, Keras or the
 training code. It speaks TF Serving's wire protocol with the project's own copy
 of the messages (`memae_tf/client/proto/tf_serving.proto`) and relies on the
 exported signature's contract (input `x`; outputs `score`, `is_anomaly`,
-`reconstruction`). Install it alone with `pip install ./client` (see README).
+`reconstruction`), defined once in `memae_tf.common.contract`. Install it alone
+with `pip install ./client` (see README).
 """
 
 from memae_tf.client._protocol import ModelMetadata, SignatureInfo, TensorInfo, VersionStatus

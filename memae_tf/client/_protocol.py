@@ -20,9 +20,10 @@ from google.protobuf.message import Message
 from memae_tf.client.errors import InvalidArgumentError
 from memae_tf.client.proto import tf_serving_pb2 as pb
 from memae_tf.client.tensors import numpy_dtype, to_ndarray, to_tensor_proto
+from memae_tf.common.checks import check_positive_int
+from memae_tf.common.contract import INPUT_NAME as INPUT_NAME
+from memae_tf.common.contract import SERVING_SIGNATURE, SIGNATURE_DEF_FIELD
 
-INPUT_NAME = "x"
-SIGNATURE_DEF_FIELD = "signature_def"
 # What TF Serving packs in GetModelMetadataResponse.metadata["signature_def"].
 _SIGNATURE_DEF_MAP_TYPE = "tensorflow.serving.SignatureDefMap"
 # TF Serving's method paths, with the (project-owned) request and response messages.
@@ -112,13 +113,7 @@ class ClientConfig:
                 "Received an invalid value for `model_name`, expected a non-empty string. "
                 f"Received: model_name={model_name!r}"
             )
-        if version is not None and (
-            isinstance(version, bool) or not isinstance(version, int) or version < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for `version`, expected None (latest) or a "
-                f"positive integer. Received: version={version!r}"
-            )
+        version = check_positive_int("version", version, allow_none=True)
         check_signature(signature)
         check_timeout(timeout)
         if isinstance(max_message_mb, bool) or not (
@@ -154,7 +149,7 @@ def check_signature(signature: str) -> str:
     if not isinstance(signature, str) or not signature:
         raise ValueError(
             "Received an invalid value for `signature`, expected a non-empty string such "
-            f"as 'serving_default'. Received: signature={signature!r}"
+            f"as {SERVING_SIGNATURE!r}. Received: signature={signature!r}"
         )
     return signature
 

@@ -18,6 +18,7 @@ from memae_tf.client._protocol import (
 )
 from memae_tf.client.client import BaseClient, Exchange
 from memae_tf.client.errors import error_from_rpc
+from memae_tf.common.contract import SCORE_OUTPUT
 
 
 class AsyncMemAEClient(BaseClient):
@@ -43,27 +44,7 @@ class AsyncMemAEClient(BaseClient):
     ...     scores = await client.score(images)
     """
 
-    def __init__(
-        self,
-        target: str,
-        model_name: str,
-        version: int | None = None,
-        signature: str = "serving_default",
-        timeout: float = 10.0,
-        credentials: grpc.ChannelCredentials | None = None,
-        max_message_mb: float = 64,
-        retries: int = 3,
-        *,
-        channel_options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        super().__init__(target, model_name, version, signature, timeout, credentials,
-                         max_message_mb, retries)
-        options = self._config.channel_options(channel_options)
-        if credentials is None:
-            self._channel = grpc.aio.insecure_channel(target, options=options)
-        else:
-            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
-        self._bind(self._channel)
+    _channels = grpc.aio
 
     async def _invoke(self, call: Call, timeout: float) -> Any:
         rpc = self._rpcs[call.method]
@@ -99,8 +80,8 @@ class AsyncMemAEClient(BaseClient):
 
     async def score(self, x: Any, *, timeout: float | None = None) -> np.ndarray:
         """Returns the anomaly scores (float32, `(batch,)`, higher = more anomalous)."""
-        outputs = await self.predict(x, output_filter=["score"], timeout=timeout)
-        return outputs["score"]
+        outputs = await self.predict(x, output_filter=[SCORE_OUTPUT], timeout=timeout)
+        return outputs[SCORE_OUTPUT]
 
     async def metadata(self, *, timeout: float | None = None) -> ModelMetadata:
         """Returns the served version and its signatures (`GetModelMetadata`)."""

@@ -25,6 +25,7 @@ from memae_tf.client._protocol import (
     status_exchange,
 )
 from memae_tf.client.errors import error_from_rpc
+from memae_tf.common.contract import SCORE_OUTPUT, SERVING_SIGNATURE
 
 Exchange = Generator[Call, Any, Any]
 
@@ -45,16 +46,21 @@ def _check_output_filter(output_filter: Sequence[str] | None) -> list[str]:
 class BaseClient:
     """What the blocking and the asyncio client share: settings, stubs and exchanges."""
 
+    # The module whose channels the client opens: `grpc`, or `grpc.aio` for asyncio.
+    _channels: Any = grpc
+
     def __init__(
         self,
         target: str,
         model_name: str,
-        version: int | None,
-        signature: str,
-        timeout: float,
-        credentials: grpc.ChannelCredentials | None,
-        max_message_mb: float,
-        retries: int,
+        version: int | None = None,
+        signature: str = SERVING_SIGNATURE,
+        timeout: float = 10.0,
+        credentials: grpc.ChannelCredentials | None = None,
+        max_message_mb: float = 64,
+        retries: int = 3,
+        *,
+        channel_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         if not isinstance(target, str) or not target:
             raise ValueError(
@@ -71,13 +77,16 @@ class BaseClient:
         self._config = ClientConfig.create(model_name, version, signature, timeout,
                                            max_message_mb, retries)
         self._metadata: ModelMetadata | None = None
-        self._rpcs: dict[str, Any] = {}
-
-    def _bind(self, channel: grpc.Channel | grpc.aio.Channel) -> None:
+        options = self._config.channel_options(channel_options)
+        if credentials is None:
+            self._channel = self._channels.insecure_channel(target, options=options)
+        else:
+            self._channel = self._channels.secure_channel(target, credentials, options=options)
         # Generic unary calls on TF Serving's method paths: no generated stubs needed.
-        self._rpcs = {
-            name: channel.unary_unary(path, request_serializer=request.SerializeToString,
-                                      response_deserializer=response.FromString)
+        self._rpcs: dict[str, Any] = {
+            name: self._channel.unary_unary(
+                path, request_serializer=request.SerializeToString,
+                response_deserializer=response.FromString)
             for name, (path, request, response) in METHODS.items()
         }
 
@@ -133,28 +142,6 @@ class MemAEClient(BaseClient):
     ...     outputs = client.predict(images)                    # score, is_anomaly, ...
     """
 
-    def __init__(
-        self,
-        target: str,
-        model_name: str,
-        version: int | None = None,
-        signature: str = "serving_default",
-        timeout: float = 10.0,
-        credentials: grpc.ChannelCredentials | None = None,
-        max_message_mb: float = 64,
-        retries: int = 3,
-        *,
-        channel_options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        super().__init__(target, model_name, version, signature, timeout, credentials,
-                         max_message_mb, retries)
-        options = self._config.channel_options(channel_options)
-        if credentials is None:
-            self._channel = grpc.insecure_channel(target, options=options)
-        else:
-            self._channel = grpc.secure_channel(target, credentials, options=options)
-        self._bind(self._channel)
-
     def _invoke(self, call: Call, timeout: float) -> Any:
         rpc = self._rpcs[call.method]
         delays = iter(retry_delays(self._config.retries))
@@ -200,7 +187,7 @@ class MemAEClient(BaseClient):
 
     def score(self, x: Any, *, timeout: float | None = None) -> np.ndarray:
         """Returns the anomaly scores (float32, `(batch,)`, higher = more anomalous)."""
-        return self.predict(x, output_filter=["score"], timeout=timeout)["score"]
+        return self.predict(x, output_filter=[SCORE_OUTPUT], timeout=timeout)[SCORE_OUTPUT]
 
     def metadata(self, *, timeout: float | None = None) -> ModelMetadata:
         """Returns the served version and its signatures (`GetModelMetadata`)."""

@@ -16,6 +16,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from memae_tf.common.checks import check_positive_int
+
 Array = TypeVar("Array")
 
 
@@ -75,9 +77,8 @@ def clip_index(lengths: Sequence[int], clip_length: int = 16, stride: int = 1) -
     clip_index([5, 3], clip_length=3, stride=2)  # [[0, 0], [0, 2], [1, 0]]
     ```
     """
-    for arg, value in (("clip_length", clip_length), ("stride", stride)):
-        if not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"Expected `{arg}` to be a positive integer. Received: {arg}={value}")
+    clip_length = check_positive_int("clip_length", clip_length)
+    stride = check_positive_int("stride", stride)
     rows = [
         (video, start)
         for video, length in enumerate(lengths)

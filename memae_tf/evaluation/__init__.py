@@ -19,7 +19,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
                  "ranking_metrics", "threshold_metrics",
                  "top_share_threshold"],
     ".one_class": ["evaluate_one_class", "gcn_minmax", "one_class_split"],
-    ".scorers": ["MemAEScorer", "TrainingConfig", "make_scorer"],
+    ".experiment_models": ["MemAEScorer", "TrainingConfig", "make_scorer"],
     ".tabular": ["evaluate_tabular", "random_split"],
     ".video": ["centre_frames", "evaluate_video", "frame_level_evaluation", "frame_scores",
                "normalise_per_video", "regularity_scores"],

@@ -20,6 +20,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.svm import OneClassSVM
 
 from memae_tf.choices import BASELINES as BASELINES
+from memae_tf.common.checks import check_positive_int
 
 
 def flatten(x: np.ndarray) -> np.ndarray:
@@ -49,15 +50,8 @@ class SklearnBaseline:
     """
 
     def __init__(self, estimator: Any, max_train_samples: int | None = None, seed: int = 0):
-        if max_train_samples is not None and (
-            isinstance(max_train_samples, bool)
-            or not isinstance(max_train_samples, int)
-            or max_train_samples < 1
-        ):
-            raise ValueError(
-                "Expected `max_train_samples` to be None or a positive integer. "
-                f"Received: max_train_samples={max_train_samples!r}"
-            )
+        max_train_samples = check_positive_int("max_train_samples", max_train_samples,
+                                               allow_none=True)
         self.estimator = estimator
         self.max_train_samples = max_train_samples
         self.seed = seed

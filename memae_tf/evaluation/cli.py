@@ -161,30 +161,17 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     if args.frame_size is not None and len(args.frame_size) != 2:
         raise ValueError(f"--frame-size expects HEIGHT,WIDTH. Received: {args.frame_size}")
     normal = tuple(c for c in (args.normal_classes or "").split(",") if c)
+    # Options whose value the config takes as it is.
+    same = ("dataset", "batch_size", "learning_rate", "seed", "memory_init", "preprocess",
+            "tiny", "data_path", "error", "anomaly_share", "max_train", "max_test",
+            "ocsvm_max_train", "label_column", "mlbench", "clip_length", "train_stride",
+            "test_stride", "fill")
     return ExperimentConfig(
-        dataset=args.dataset,
+        **{name: getattr(args, name) for name in same},
         epochs=1 if args.tiny else args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        memory_init=args.memory_init,
-        preprocess=args.preprocess,
-        tiny=args.tiny,
-        data_path=args.data_path,
         overrides=dict(args.override),
-        error=args.error,
-        anomaly_share=args.anomaly_share,
-        max_train=args.max_train,
-        max_test=args.max_test,
-        ocsvm_max_train=args.ocsvm_max_train,
-        label_column=args.label_column,
         normal_classes=normal,
-        mlbench=args.mlbench,
         frame_size=None if args.frame_size is None else tuple(args.frame_size),
-        clip_length=args.clip_length,
-        train_stride=args.train_stride,
-        test_stride=args.test_stride,
-        fill=args.fill,
     )
 
 

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from memae_tf.common.checks import check_positive_int
 from memae_tf.evaluation import datasets
+from memae_tf.evaluation.experiment_models import MODELS, make_scorer
 from memae_tf.evaluation.metrics import Evaluation
 from memae_tf.evaluation.one_class import (
     PREPROCESSING,
@@ -37,11 +39,11 @@ from memae_tf.evaluation.one_class import (
     one_class_split,
 )
 from memae_tf.evaluation.report import SCORES_DIR, score_file, write_reports
-from memae_tf.evaluation.scorers import MODELS, TrainingConfig, make_scorer
 from memae_tf.evaluation.tabular import evaluate_tabular
 from memae_tf.evaluation.video import evaluate_video
 from memae_tf.models.memory_block import MEMORY_INITS
-from memae_tf.scoring import check_error
+from memae_tf.scoring_graph import check_error
+from memae_tf.training import TrainingConfig
 
 RESULTS_FILE = "results.json"
 COMMAND_FILE = "command.txt"  # the `memae experiment` command line, for `memae report`
@@ -117,10 +119,7 @@ class ExperimentConfig:
         self.spec = datasets.get_dataset(self.dataset)
         for name in ("epochs", "batch_size", "clip_length", "train_stride", "test_stride",
                      "ocsvm_max_train"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Expected `{name}` to be a positive integer. "
-                                 f"Received: {name}={value!r}")
+            check_positive_int(name, getattr(self, name))
         if self.preprocess not in PREPROCESSING:
             raise ValueError(f"Expected `preprocess` in {PREPROCESSING}. Received: "
                              f"{self.preprocess!r}")

@@ -21,8 +21,8 @@ import numpy as np
 
 from memae_tf.choices import PREPROCESSING as PREPROCESSING
 from memae_tf.data.preprocessing import global_contrast_normalize
+from memae_tf.evaluation.experiment_models import Scorer
 from memae_tf.evaluation.metrics import Evaluation, ranking_metrics
-from memae_tf.evaluation.scorers import Scorer
 
 
 @dataclass(frozen=True)

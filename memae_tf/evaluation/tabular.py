@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from memae_tf.data import MinMaxScaler, TabularData
+from memae_tf.evaluation.experiment_models import Scorer
 from memae_tf.evaluation.metrics import Evaluation, ranking_metrics, threshold_metrics
-from memae_tf.evaluation.scorers import Scorer
 
 
 def random_split(

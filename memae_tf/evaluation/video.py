@@ -33,8 +33,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from memae_tf.data import Videos, make_clips
+from memae_tf.evaluation.experiment_models import Scorer
 from memae_tf.evaluation.metrics import Evaluation, ranking_metrics
-from memae_tf.evaluation.scorers import Scorer
 
 FILLS = ("interpolate", "drop")
 

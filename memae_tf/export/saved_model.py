@@ -12,6 +12,19 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from memae_tf.common.checks import check_positive_int
+from memae_tf.common.contract import (
+    ATTENTION_OUTPUT,
+    ATTENTION_SIGNATURE,
+    INPUT_NAME,
+    IS_ANOMALY_OUTPUT,
+    RECONSTRUCTION_OUTPUT,
+    SCORE_MAP_OUTPUT,
+    SCORE_MAP_SIGNATURE,
+    SCORE_OUTPUT,
+    SERVING_SIGNATURE,
+    version_directories,
+)
 from memae_tf.export.serving_config import (
     DEFAULT_SERVING_ROOT,
     BatchingParameters,
@@ -19,13 +32,8 @@ from memae_tf.export.serving_config import (
     write_models_config,
 )
 from memae_tf.export.warmup import write_warmup_requests
-from memae_tf.scoring import ScoringGraph
-from memae_tf.serving.layout import version_directories
-
-INPUT_NAME = "x"
-SERVING_SIGNATURE = "serving_default"
-SCORE_MAP_SIGNATURE = "score_map"
-ATTENTION_SIGNATURE = "memory_attention"
+from memae_tf.models.autoencoder import check_autoencoder
+from memae_tf.scoring_graph import ScoringGraph
 
 
 def _check_threshold(threshold: float) -> float:
@@ -35,42 +43,11 @@ def _check_threshold(threshold: float) -> float:
         or not math.isfinite(threshold)
     ):
         raise ValueError(
-            "Received an invalid value for `threshold`, expected a finite float (fit "
-            f"the detector or set its threshold first). Received: threshold={threshold!r}"
+            "Received an invalid value for `threshold`, expected a finite float (set the "
+            "detector's threshold first: infer_threshold(x_normal, fpr=...)). "
+            f"Received: threshold={threshold!r}"
         )
     return float(threshold)
-
-
-def _check_version(version: int) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(
-            "Received an invalid value for `version`, expected None or a positive "
-            f"integer. Received: version={version!r}"
-        )
-    return version
-
-
-def _check_model(model: keras.Model) -> tuple[int, ...]:
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"Expected `model` to be a keras.Model. Received: model of type {type(model)}"
-        )
-    if len(model.inputs) != 1:
-        raise ValueError(
-            f"Expected a model with one input. Received: {len(model.inputs)} inputs"
-        )
-    if tuple(model.input_shape) != tuple(model.output_shape):
-        raise ValueError(
-            "Expected an autoencoder mapping inputs to outputs of the same shape. Received: "
-            f"input_shape={model.input_shape}, output_shape={model.output_shape}"
-        )
-    input_shape = tuple(model.input_shape[1:])
-    if any(dim is None for dim in input_shape):
-        raise ValueError(
-            "Expected a model whose input shape is fully defined apart from the batch "
-            f"axis. Received: input_shape={model.input_shape}"
-        )
-    return input_shape
 
 
 def _signature_functions(
@@ -81,19 +58,19 @@ def _signature_functions(
     def serving_default(x: tf.Tensor) -> dict[str, tf.Tensor]:
         outputs = graph.outputs(x)
         return {
-            "score": outputs["score"],
-            "is_anomaly": outputs["score"] > threshold,
-            "reconstruction": outputs["reconstruction"],
+            SCORE_OUTPUT: outputs["score"],
+            IS_ANOMALY_OUTPUT: outputs["score"] > threshold,
+            RECONSTRUCTION_OUTPUT: outputs["reconstruction"],
         }
 
     def score_map(x: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"score_map": graph.outputs(x)["score_map"]}
+        return {SCORE_MAP_OUTPUT: graph.outputs(x)["score_map"]}
 
     functions = {SERVING_SIGNATURE: serving_default, SCORE_MAP_SIGNATURE: score_map}
     if graph.attention is not None:
 
         def memory_attention(x: tf.Tensor) -> dict[str, tf.Tensor]:
-            return {"memory_attention": graph.attention(x)}
+            return {ATTENTION_OUTPUT: graph.attention(x)}
 
         functions[ATTENTION_SIGNATURE] = memory_attention
     return functions
@@ -114,7 +91,7 @@ def export_saved_model(
 
     Writes `model_base_path/<version>/` with these signatures, all taking the input
     `x` (float32, `[None, *input_shape]`) and computed by the functions of
-    `memae_tf.scoring.ScoringGraph` (the graph behind in-process scoring):
+    `memae_tf.scoring_graph.ScoringGraph` (the graph behind in-process scoring):
 
     - `serving_default` → `score` (float32 `[None]`, mean squared reconstruction
       error), `is_anomaly` (bool `[None]`, `score > threshold`) and
@@ -161,7 +138,7 @@ def export_saved_model(
     >>> export_saved_model(model, "models/kdd", threshold=0.05)  # doctest: +SKIP
     PosixPath('models/kdd/1')
     """
-    input_shape = _check_model(model)
+    input_shape = check_autoencoder(model)
     threshold = _check_threshold(threshold)
     base = pathlib.Path(model_base_path)
     model_name = base.resolve().name if model_name is None else model_name
@@ -173,7 +150,7 @@ def export_saved_model(
     base.mkdir(parents=True, exist_ok=True)
     if version is None:
         version = max(version_directories(base), default=0) + 1
-    target = base / str(_check_version(version))
+    target = base / str(check_positive_int("version", version, allow_none=True))
     if target.exists():
         raise FileExistsError(
             f"Version {version} of {base} already exists; pass another `version` or "

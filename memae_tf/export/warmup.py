@@ -10,14 +10,14 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from memae_tf.serving.layout import warmup_file
+from memae_tf.common.contract import INPUT_NAME, warmup_file
 
 
 def write_warmup_requests(
     saved_model_dir: str | os.PathLike,
     model_name: str,
     input_shapes: Mapping[str, Sequence[int]],
-    input_name: str = "x",
+    input_name: str = INPUT_NAME,
 ) -> pathlib.Path:
     """Writes `assets.extra/tf_serving_warmup_requests` into a SavedModel directory.
 

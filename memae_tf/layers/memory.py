@@ -8,6 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from memae_tf.common.checks import check_positive_int
+
 _EPSILON = 1e-12
 _SIMILARITIES = ("dot", "cosine")
 _SUPPORTED_RANKS = (2, 4, 5)
@@ -81,11 +83,7 @@ class MemoryLayer(keras.layers.Layer):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(num_items, bool) or not isinstance(num_items, int) or num_items < 1:
-            raise ValueError(
-                "Received an invalid value for `num_items`, expected a positive "
-                f"integer. Received: num_items={num_items!r}"
-            )
+        num_items = check_positive_int("num_items", num_items)
         if shrink_threshold is not None and not (
             isinstance(shrink_threshold, (int, float))
             and math.isfinite(shrink_threshold)

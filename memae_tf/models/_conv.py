@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import keras
 
+from memae_tf.common.checks import check_positive_int
 from memae_tf.models.activations import activation_layer
 from memae_tf.models.memory_block import memory_bottleneck
 
@@ -89,11 +90,7 @@ def build_conv_autoencoder(
             f"Received an invalid value for `latent`, expected one of {LATENTS}. "
             f"Received: latent={latent!r}"
         )
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-        raise ValueError(
-            "Received an invalid value for `latent_dim`, expected a positive integer. "
-            f"Received: latent_dim={latent_dim!r}"
-        )
+    latent_dim = check_positive_int("latent_dim", latent_dim)
     conv = {2: keras.layers.Conv2D, 3: keras.layers.Conv3D}[rank]
     deconv = {2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}[rank]
     pool = {2: keras.layers.MaxPooling2D, 3: keras.layers.MaxPooling3D}[rank]

@@ -31,7 +31,7 @@ class Preset:
             are scaled into it.
         description: One line for listings.
         error: The reconstruction error that scores a sample, `"mse"` or `"l1"`
-            (see `memae_tf.scoring.reconstruction_outputs`).
+            (see `memae_tf.scoring_graph.reconstruction_outputs`).
     """
 
     family: str
@@ -101,10 +101,14 @@ def build_autoencoder(
             (memory, no shrinkage, no entropy loss) or `"ae"` (no memory).
         **overrides: Builder arguments that replace the preset's, e.g.
             `input_shape=(36,)`, `num_items=20`, `shrink_threshold=0.0025`,
-            `entropy_weight=2e-4`, `filters=(8, 16)`.
+            `entropy_weight=2e-4`, `filters=(8, 16)`. The builders' `memory`
+            argument is `variant` here: a `memory` override must equal it.
 
     Returns:
         An uncompiled functional `keras.Model` mapping inputs to reconstructions.
+
+    Raises:
+        ValueError: If a `memory` override differs from `variant`.
 
     Example:
 
@@ -114,9 +118,30 @@ def build_autoencoder(
     """
     spec = get_preset(preset)
     builder = BUILDERS[spec.family]
+    if "memory" in overrides and overrides["memory"] != variant:
+        raise ValueError(
+            "The builders' `memory` is the presets' `variant`: pass `variant` only. Received: "
+            f"variant={variant!r}, memory={overrides['memory']!r}"
+        )
     kwargs = {**spec.kwargs, **overrides, "memory": check_variant(variant)}
     kwargs.setdefault("name", f"{variant.replace('-', '_')}_{preset}")
     try:
         return builder(**kwargs)
     except TypeError as error:
         raise TypeError(f"Invalid override for preset {preset!r}: {error}") from error
+
+
+def build_from_config(config: dict[str, Any]) -> tuple[keras.Model, dict[str, Any], Preset]:
+    """Builds the autoencoder of a detector config `{"preset", "variant", "overrides"}`.
+
+    Missing keys take the defaults of `build_autoencoder` (`"mnist"`, `"memae"`, none).
+
+    Returns:
+        `(model, config, preset)`: the model, the config with all three keys (and
+        `error` when given), and the `Preset`.
+    """
+    config = {"preset": config.get("preset", "mnist"), "variant": config.get("variant", "memae"),
+              "overrides": dict(config.get("overrides", {})),
+              **({"error": config["error"]} if "error" in config else {})}
+    model = build_autoencoder(config["preset"], config["variant"], **config["overrides"])
+    return model, config, get_preset(config["preset"])

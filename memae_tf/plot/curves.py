@@ -15,6 +15,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from memae_tf.common.checks import check_positive_int
 from memae_tf.plot._common import binary_labels, named_arrays, new_figure
 
 # Histograms stop at this quantile of the scores (and include the threshold): the
@@ -103,8 +104,7 @@ def score_histograms(
     named = named_arrays(scores, "scores")
     if labels is not None:
         labels = binary_labels(labels, len(next(iter(named.values()))), need_both=False)
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"`bins` must be a positive integer. Received: bins={bins!r}")
+    bins = check_positive_int("bins", bins)
     if thresholds is not None and not isinstance(thresholds, Mapping):
         thresholds = dict.fromkeys(named, float(thresholds))
     fig = new_figure(4.2 * len(named), 3.6)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from memae_tf.common.checks import check_positive_int
 from memae_tf.plot._common import (
     ANOMALY_COLOUR,
     ERROR_CMAP,
@@ -66,8 +67,7 @@ def reconstruction_grid(
     rank_by = next(iter(detectors)) if rank_by is None else rank_by
     if rank_by not in detectors:
         raise ValueError(f"`rank_by` must name one of {list(detectors)}. Received: {rank_by!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"`n` must be a positive integer. Received: n={n!r}")
+    n = check_positive_int("n", n)
     ranker = detectors[rank_by]
     inputs = ranker.preprocess(x)
     if inputs.ndim not in (4, 5):

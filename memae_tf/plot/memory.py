@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from memae_tf.common.checks import check_positive_int
 from memae_tf.plot._common import bare, display_image, new_figure
 
 _UNUSED_COLOUR = "tab:red"
@@ -56,8 +57,7 @@ def memory_items(
     if report is not None and report.num_items != len(decoded):
         raise ValueError(f"`report` describes {report.num_items} items, but `decoded` has "
                          f"{len(decoded)}.")
-    if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
-        raise ValueError(f"`max_items` must be a positive integer. Received: {max_items!r}")
+    max_items = check_positive_int("max_items", max_items)
     shown = min(len(decoded), max_items)
     unused = set() if report is None else {int(i) for i in report.unused_items}
     heading = title or (

@@ -1,30 +1,14 @@
-"""The `memae export` and `memae serve` subcommands."""
+"""The `memae serve` subcommand: the development server, without any training code.
+
+`memae export` needs a trained detector, so it is registered by `memae_tf.cli`
+(`add_serving_commands` registers both); this module only serves SavedModels.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import pathlib
-import sys
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """Exports a saved detector as the next (or given) SavedModel version."""
-    from memae_tf.detector import MemAE
-    from memae_tf.export import export_saved_model
-
-    detector = MemAE.load(args.model)
-    path = export_saved_model(
-        detector.model,
-        args.model_base_path,
-        threshold=detector.threshold_,
-        version=args.version,
-        model_name=args.model_name,
-        serving_root=args.serving_root,
-        scoring_graph=detector.scoring_graph,
-    )
-    print(f"memae export: wrote {path}", file=sys.stderr)
-    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -51,10 +35,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Registers `export` and `serve` on the `memae` subcommand parsers.
+def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
+    """Registers `serve` on the `memae` subcommand parsers.
 
-    Each subcommand sets `func` to a handler taking the parsed namespace and
+    The subcommand sets `func` to a handler taking the parsed namespace and
     returning an exit code, like the other `memae` commands.
 
     Args:
@@ -63,24 +47,10 @@ def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
     Example:
 
     >>> parser = argparse.ArgumentParser(prog="memae")
-    >>> add_serving_commands(parser.add_subparsers(dest="command"))
+    >>> add_serve_command(parser.add_subparsers(dest="command"))
     >>> parser.parse_args(["serve", "--model-base-path", "models/memae"]).port
     8500
     """
-    export = subparsers.add_parser(
-        "export", help="export a saved detector as a TF Serving SavedModel version"
-    )
-    export.add_argument("--model", required=True, help="path to detector.keras")
-    export.add_argument("--model-base-path", required=True,
-                        help="directory of the model's versions, e.g. models/memae")
-    export.add_argument("--version", type=int,
-                        help="version number (default: one more than the latest)")
-    export.add_argument("--model-name",
-                        help="name in models.config (default: the base path's name)")
-    export.add_argument("--serving-root", default="/models",
-                        help="mount path of the models directory in the TF Serving container")
-    export.set_defaults(func=cmd_export)
-
     serve = subparsers.add_parser(
         "serve", help="run the TF Serving-compatible development server"
     )
@@ -108,3 +78,17 @@ def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--drain-seconds", type=float, default=30.0,
                        help="on SIGTERM/SIGINT, seconds in-flight requests get to finish")
     serve.set_defaults(func=cmd_serve)
+
+
+def __getattr__(name: str):
+    # Deprecated (removed in 0.2): `add_serving_commands` moved up to `memae_tf.cli`,
+    # since its `export` command needs the detector. The one upward import of the
+    # package, allowed by name in tests/test_architecture.py until then.
+    if name == "add_serving_commands":
+        from memae_tf._deprecation import warn_moved
+        from memae_tf.cli import add_serving_commands
+
+        warn_moved("memae_tf.serving.cli.add_serving_commands",
+                   "memae_tf.cli.add_serving_commands")
+        return add_serving_commands
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

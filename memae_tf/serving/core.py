@@ -12,13 +12,12 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
+from memae_tf.common.contract import SERVING_SIGNATURE, SIGNATURE_DEF_FIELD
 from memae_tf.serving.errors import invalid_argument, not_found
 from memae_tf.serving.model_manager import ModelManager
-from memae_tf.serving.servable import DEFAULT_SIGNATURE, Servable
+from memae_tf.serving.servable import Servable
 from memae_tf.serving.tensors import encode_tensor
 from memae_tf.serving.validation import RequestLimits
-
-SIGNATURE_DEF_FIELD = "signature_def"
 
 
 class ServingCore:
@@ -66,7 +65,7 @@ class ServingCore:
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
         servable = self.servable(request.model_spec)
-        signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        signature_name = request.model_spec.signature_name or SERVING_SIGNATURE
         inputs = servable.decode_inputs(signature_name, request.inputs, self.limits)
         outputs = servable.predict(signature_name, inputs, list(request.output_filter))
         response = predict_pb2.PredictResponse()

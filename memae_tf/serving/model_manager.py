@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2
 
+from memae_tf.common.contract import version_directories
 from memae_tf.serving.errors import ServingError, not_found
-from memae_tf.serving.layout import directory_fingerprint, version_directories
+from memae_tf.serving.layout import directory_fingerprint
 from memae_tf.serving.servable import Servable
 
 logger = logging.getLogger(__name__)

@@ -37,7 +37,8 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
-from memae_tf.serving.core import SIGNATURE_DEF_FIELD, ServingCore
+from memae_tf.common.contract import SIGNATURE_DEF_FIELD
+from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import ServingError, invalid_argument, not_found
 from memae_tf.serving.tensors import encode_tensor
 

@@ -13,8 +13,8 @@ from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from memae_tf.common.contract import SERVE_TAG, SERVING_SIGNATURE, warmup_file
 from memae_tf.serving.errors import ServingError, invalid_argument
-from memae_tf.serving.layout import warmup_file
 from memae_tf.serving.tensors import decode_tensor
 from memae_tf.serving.validation import (
     RequestLimits,
@@ -24,8 +24,6 @@ from memae_tf.serving.validation import (
     check_tensor_proto,
 )
 
-DEFAULT_SIGNATURE = "serving_default"
-_SERVE_TAG = "serve"
 _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
@@ -36,9 +34,9 @@ def read_signature_defs(
     path = pathlib.Path(saved_model_dir) / "saved_model.pb"
     saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
     for meta_graph in saved_model.meta_graphs:
-        if _SERVE_TAG in meta_graph.meta_info_def.tags:
+        if SERVE_TAG in meta_graph.meta_info_def.tags:
             return dict(meta_graph.signature_def)
-    raise ValueError(f"{path} has no MetaGraph tagged {_SERVE_TAG!r}.")
+    raise ValueError(f"{path} has no MetaGraph tagged {SERVE_TAG!r}.")
 
 
 class Servable:
@@ -63,7 +61,7 @@ class Servable:
 
     def signature_def(self, signature_name: str) -> meta_graph_pb2.SignatureDef:
         """Returns a servable signature, or raises FAILED_PRECONDITION like TF Serving."""
-        name = signature_name or DEFAULT_SIGNATURE
+        name = signature_name or SERVING_SIGNATURE
         if name not in self.signature_defs or name not in self._module.signatures:
             servable = sorted(set(self.signature_defs) & set(self._module.signatures))
             raise ServingError(
@@ -120,7 +118,7 @@ class Servable:
                 INVALID_ARGUMENT for inputs that do not fit it, RESOURCE_EXHAUSTED
                 for inputs beyond the limits.
         """
-        name = signature_name or DEFAULT_SIGNATURE
+        name = signature_name or SERVING_SIGNATURE
         signature = self.signature_def(name)
         self._check_names(name, signature, set(protos))
         limits = RequestLimits() if limits is None else limits
@@ -151,7 +149,7 @@ class Servable:
                 batch, NaN or Inf values) or output names, and the code of the
                 TensorFlow error when the computation fails.
         """
-        name = signature_name or DEFAULT_SIGNATURE
+        name = signature_name or SERVING_SIGNATURE
         signature = self.signature_def(name)
         self._check_inputs(name, signature, inputs)
         if len(set(output_filter)) != len(output_filter):

@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from memae_tf.common.checks import check_positive_int
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.grpc_services import ModelServicer, PredictionServicer
 from memae_tf.serving.model_manager import ModelManager
@@ -126,11 +127,7 @@ def serve(
     _check_port("port", port)
     if rest_port is not None:
         _check_port("rest_port", rest_port)
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-        raise ValueError(
-            "Received an invalid value for `max_workers`, expected a positive integer. "
-            f"Received: max_workers={max_workers!r}"
-        )
+    check_positive_int("max_workers", max_workers)
     if max_message_mb is not None and not (
         isinstance(max_message_mb, (int, float)) and max_message_mb > 0
     ):

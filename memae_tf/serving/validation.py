@@ -20,6 +20,7 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
+from memae_tf.common.checks import check_positive_int
 from memae_tf.serving.errors import ServingError, invalid_argument
 
 # gRPC's own ceiling on a message, and so on any tensor a request can carry.
@@ -46,14 +47,7 @@ class RequestLimits:
 
     def __post_init__(self) -> None:
         for field in ("max_batch_size", "max_message_bytes"):
-            value = getattr(self, field)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(
-                    f"Received an invalid value for `{field}`, expected None or a positive "
-                    f"integer. Received: {field}={value!r}"
-                )
+            check_positive_int(field, getattr(self, field), allow_none=True)
 
     @property
     def tensor_bytes(self) -> int:

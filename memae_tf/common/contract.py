@@ -1,0 +1,65 @@
+"""The serving contract: what the exporter writes, the server serves and the client asks.
+
+One SavedModel version per integer directory of a model base path, each with
+these signatures, all taking the float32 input `x` (`[None, *input_shape]`):
+
+- `serving_default` → `score` (float32 `[None]`), `is_anomaly` (bool `[None]`,
+  `score > threshold`) and `reconstruction` (shape of `x`);
+- `score_map` → `score_map` (error per element, shape of `x`);
+- `memory_attention` → `memory_attention` (only for models with a memory).
+
+`memae_tf.export` writes this, `memae_tf.serving` reads it, `memae_tf.client`
+builds its requests from it. The module imports only the standard library, so
+the TensorFlow-free client distribution ships it.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+INPUT_NAME = "x"
+SERVING_SIGNATURE = "serving_default"
+SCORE_MAP_SIGNATURE = "score_map"
+ATTENTION_SIGNATURE = "memory_attention"
+SCORE_OUTPUT = "score"
+IS_ANOMALY_OUTPUT = "is_anomaly"
+RECONSTRUCTION_OUTPUT = "reconstruction"
+SCORE_MAP_OUTPUT = "score_map"
+ATTENTION_OUTPUT = "memory_attention"
+# The `GetModelMetadataRequest.metadata_field` TF Serving answers.
+SIGNATURE_DEF_FIELD = "signature_def"
+# The MetaGraph tag TF Serving loads.
+SERVE_TAG = "serve"
+WARMUP_DIRNAME = "assets.extra"
+WARMUP_FILENAME = "tf_serving_warmup_requests"
+
+
+def version_directories(model_base_path: str | os.PathLike) -> dict[int, pathlib.Path]:
+    """Returns version → directory for the versions under a model base path.
+
+    Like TF Serving, only sub-directories named by a non-negative integer count,
+    so in-progress exports in hidden temporary directories are ignored. A
+    missing base path has no versions.
+
+    Args:
+        model_base_path: Directory of the model's versions.
+
+    Returns:
+        Dict sorted by version.
+
+    Example:
+
+    >>> version_directories("models/memae")  # doctest: +SKIP
+    {1: PosixPath('models/memae/1'), 2: PosixPath('models/memae/2')}
+    """
+    base = pathlib.Path(model_base_path)
+    if not base.is_dir():
+        return {}
+    found = {int(p.name): p for p in base.iterdir() if p.name.isdigit() and p.is_dir()}
+    return dict(sorted(found.items()))
+
+
+def warmup_file(version_dir: str | os.PathLike) -> pathlib.Path:
+    """Returns the path of the warmup records inside a SavedModel version directory."""
+    return pathlib.Path(version_dir) / WARMUP_DIRNAME / WARMUP_FILENAME

@@ -1,0 +1,114 @@
+"""`TrainingConfig`: every setting of a training run, in one checked object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import keras
+
+from memae_tf.choices import MEMORY_INITS, PRECISIONS, STRATEGIES, check_choice
+from memae_tf.common.checks import check_positive_int
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How an autoencoder is trained: what `MemAE.fit`, `memae train` and the experiments share.
+
+    Loss: mean squared reconstruction error plus the memory's entropy loss;
+    optimiser: Adam.
+
+    Args:
+        epochs: Passes over the training data.
+        batch_size: Batch size per replica; the global batch is
+            `batch_size × replicas` (used for arrays and unbatched datasets; a
+            batched dataset's batches are global batches). With several
+            replicas the last incomplete global batch of each epoch is dropped.
+        learning_rate: Adam learning rate, or a Keras learning-rate schedule.
+        seed: Seed of the shuffling and of the memory initialisation. Workers
+            of a multi-worker cluster must shuffle alike, so there `None`
+            means a fixed seed.
+        memory_init: `"data"`: before the first training of a model, the
+            memory items are drawn from the encodings of training samples
+            (`memae_tf.models.adapt_memory`), which makes the addressing
+            selective from the start. `"keep"`: train from the items as they
+            are (the layer's uniform initialisation, as in the authors' code).
+            Continued training and loaded detectors always keep their items.
+        backup_dir: If given, the model and optimiser state are backed up there
+            after every epoch, and a run started again with the same
+            `backup_dir` (after a crash or SIGKILL) resumes after the last
+            finished epoch; the backup is deleted when training ends (see
+            `memae_tf.fault_tolerance`).
+        shuffle: Shuffle array inputs every epoch.
+        verbose: Keras verbosity (`"auto"`, 0, 1 or 2).
+        jit_compile: Compile the train step with XLA. `"auto"`: on, except
+            with several replicas and for 3D convolutions on a CPU-only host,
+            where XLA:CPU is an order of magnitude slower.
+        steps_per_execution: Train steps per call into TensorFlow (fewer Python
+            round trips for small models; batch-level callbacks run once per
+            call). None: 32 on one replica, 1 with several (Keras' multi-step
+            loop fails under MirroredStrategy in Keras 3.15).
+        strategy: `"auto"`, `"default"`, `"mirrored"`, `"multiworker"` or a
+            `tf.distribute.Strategy` (see `memae_tf.distribute.resolve_strategy`).
+        precision: Training dtype policy: `"float32"`, `"mixed_float16"` (GPUs)
+            or `"mixed_bfloat16"`. The memory addressing and the reconstruction
+            stay float32; the saved model is float32.
+        checkpoint_dir: If given, the chief writes the weights after every epoch
+            to `checkpoint_dir/epoch-NNN.weights.h5`.
+
+    Raises:
+        ValueError: Naming the first setting out of range.
+
+    Example:
+
+    >>> config = TrainingConfig(epochs=5, batch_size=128, seed=0)
+    >>> config.steps_per_execution is None
+    True
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3
+    seed: int | None = None
+    memory_init: str = "data"
+    backup_dir: str | os.PathLike | None = None
+    shuffle: bool = True
+    verbose: int | str = "auto"
+    jit_compile: bool | str = "auto"
+    steps_per_execution: int | None = None
+    strategy: Any = "auto"  # a name of `STRATEGIES` or a tf.distribute.Strategy
+    precision: str = "float32"
+    checkpoint_dir: str | os.PathLike | None = None
+
+    def __post_init__(self) -> None:
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("steps_per_execution", self.steps_per_execution, allow_none=True)
+        check_choice("memory_init", self.memory_init, MEMORY_INITS)
+        check_choice("precision", self.precision, PRECISIONS)
+        if isinstance(self.strategy, str):
+            check_choice("strategy", self.strategy, STRATEGIES)
+        rate = self.learning_rate
+        schedule = isinstance(rate, keras.optimizers.schedules.LearningRateSchedule)
+        if not schedule and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                             or not rate > 0):
+            raise ValueError(
+                "Received an invalid value for `learning_rate`, expected a positive float or "
+                f"a Keras LearningRateSchedule. Received: learning_rate={rate!r}"
+            )
+
+    def updated(self, **settings: Any) -> TrainingConfig:
+        """Returns a copy with `settings` (field name → value) replaced.
+
+        Raises:
+            TypeError: Naming the settings that are not fields, and the fields.
+        """
+        names = [field.name for field in fields(self)]
+        unknown = sorted(set(settings) - set(names))
+        if unknown:
+            raise TypeError(
+                f"Received unknown training settings {unknown}; expected fields of "
+                f"TrainingConfig: {names}"
+            )
+        return replace(self, **settings)

@@ -1,0 +1,62 @@
+"""The memory initialisation of `TrainingConfig(memory_init="data")`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from memae_tf.data.inputs import prepare_inputs
+from memae_tf.data.pipeline import reconstruction_dataset
+from memae_tf.models.memory_block import adapt_memory, find_memory_layer
+
+# Samples whose encodings form the pool the memory items are drawn from: enough
+# for about 16 candidate vectors per item, within [batch_size, MAX_INIT_SAMPLES].
+INIT_CANDIDATES_PER_ITEM = 16
+MAX_INIT_SAMPLES = 1024
+
+
+def initialise_memory(
+    model: keras.Model,
+    x: Any,
+    input_range: Sequence[float],
+    batch_size: int,
+    seed: int | None = None,
+) -> None:
+    """Draws the memory items of `model` from encodings of training samples.
+
+    The samples are a seeded random subset of an array, or the first batches of
+    a dataset; `memae_tf.models.adapt_memory` encodes them and picks the items.
+    A model without a `MemoryLayer` is left alone.
+
+    Args:
+        model: The autoencoder.
+        x: Training samples, as `MemAE.fit` takes them.
+        input_range: `(low, high)` range the model expects.
+        batch_size: Batch size of the encoding passes (and the least sample count).
+        seed: Seed of the subset and of `adapt_memory`.
+    """
+    layer = find_memory_layer(model)
+    if layer is None:
+        return
+    input_shape = tuple(model.input_shape[1:])
+    per_sample = math.prod(layer.input.shape[1:-1])  # queries per sample (1 if dense)
+    wanted = -(-INIT_CANDIDATES_PER_ITEM * layer.num_items // per_sample)
+    wanted = min(max(wanted, batch_size), MAX_INIT_SAMPLES)
+    if isinstance(x, tf.data.Dataset):
+        batches, total = [], 0
+        for batch, _ in reconstruction_dataset(x, input_shape, input_range, batch_size):
+            batches.append(batch.numpy())
+            total += len(batches[-1])
+            if total >= wanted:
+                break
+        samples = np.concatenate(batches)[:wanted]
+    else:  # convert only the drawn rows
+        x = x.numpy() if isinstance(x, tf.Tensor) else np.asarray(x)
+        rows = np.sort(np.random.default_rng(seed).permutation(len(x))[:wanted])
+        samples = prepare_inputs(x[rows], input_shape, input_range)
+    adapt_memory(model, samples, seed, batch_size)

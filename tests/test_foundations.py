@@ -1,0 +1,48 @@
+"""The dependency-free foundations: the argument check and the serving contract."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from memae_tf.common import contract
+from memae_tf.common.checks import check_positive_int
+
+
+@pytest.mark.parametrize("value", [1, 64, np.int64(3), np.uint8(7)])
+def test_positive_integers_of_python_and_numpy_are_accepted_as_int(value):
+    checked = check_positive_int("n", value)
+    assert checked == int(value) and type(checked) is int
+
+
+@pytest.mark.parametrize("value", [0, -1, True, False, 2.0, "3", None, np.float32(2)])
+def test_bools_floats_and_non_positive_values_are_refused_with_name_and_value(value):
+    with pytest.raises(ValueError, match=r"`n`, expected a positive integer\. Received: n="):
+        check_positive_int("n", value)
+
+
+def test_none_is_accepted_only_when_allowed_and_then_said_in_the_message():
+    assert check_positive_int("version", None, allow_none=True) is None
+    with pytest.raises(ValueError, match="expected None or a positive integer"):
+        check_positive_int("version", 0, allow_none=True)
+
+
+def test_the_exported_signatures_follow_the_contract(tmp_path):
+    from memae_tf.export import export_saved_model
+    from memae_tf.models import build_autoencoder
+
+    model = build_autoencoder("kdd", "memae", input_shape=(5,), units=(4, 2), num_items=3)
+    path = export_saved_model(model, tmp_path / "kdd", threshold=0.1)
+    assert contract.version_directories(tmp_path / "kdd") == {1: path}
+    assert contract.warmup_file(path).is_file()
+    loaded = tf.saved_model.load(str(path))
+    assert set(loaded.signatures) == {contract.SERVING_SIGNATURE, contract.SCORE_MAP_SIGNATURE,
+                                      contract.ATTENTION_SIGNATURE}
+    default = loaded.signatures[contract.SERVING_SIGNATURE]
+    assert list(default.structured_input_signature[1]) == [contract.INPUT_NAME]
+    assert set(default.structured_outputs) == {
+        contract.SCORE_OUTPUT, contract.IS_ANOMALY_OUTPUT, contract.RECONSTRUCTION_OUTPUT
+    }
+    score_map = loaded.signatures[contract.SCORE_MAP_SIGNATURE].structured_outputs
+    attention = loaded.signatures[contract.ATTENTION_SIGNATURE].structured_outputs
+    assert set(score_map) == {contract.SCORE_MAP_OUTPUT}
+    assert set(attention) == {contract.ATTENTION_OUTPUT}
