@@ -85,7 +85,12 @@ def gated_server(tmp_path):
          str(tmp_path / "gated"), "--port", str(port), "--rest-port", str(rest_port),
          "--drain-seconds", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        # The server gets TensorFlow's default thread pools even when the tests run
+        # with one thread each: the held requests spin in their ops, and with one
+        # inter-op thread the first would keep the second from starting.
+        env={**{k: v for k, v in os.environ.items()
+                if k not in ("TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS")},
+             "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     try:
         wait_for(lambda: _serving(port) or process.poll() is not None, timeout=300)

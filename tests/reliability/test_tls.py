@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from reliability_helpers import reference_scores
 
+from memae_tf.cli import add_serving_commands
 from memae_tf.client import MemAEClient, UnavailableError
 from memae_tf.serving import serve
-from memae_tf.serving.cli import add_serving_commands
 from memae_tf.serving.tls import grpc_server_credentials, server_ssl_context
 
 
