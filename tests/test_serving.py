@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from serving_helpers import FEATURES, reference_outputs, small_model, wait_for
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -32,31 +33,7 @@ from memae_tf.client import (
     UnavailableError,
 )
 from memae_tf.export import export_saved_model
-from memae_tf.models import build_autoencoder
 from memae_tf.serving import serve
-
-FEATURES = 12
-
-
-def _model(seed: int) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    return build_autoencoder("kdd", "memae", input_shape=(FEATURES,), units=(8, 3),
-                             num_items=10)
-
-
-def _reference(model: keras.Model, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Scores computed in-process with numpy from the Keras model's reconstruction."""
-    reconstruction = model(x, training=False).numpy()
-    return {"reconstruction": reconstruction, "score_map": (x - reconstruction) ** 2,
-            "score": ((x - reconstruction) ** 2).mean(axis=1)}
-
-
-def _wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +43,12 @@ def rows() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model() -> keras.Model:
-    return _model(11)
+    return small_model(11)
 
 
 @pytest.fixture(scope="module")
 def threshold(model, rows) -> float:
-    return float(np.median(_reference(model, rows)["score"]))
+    return float(np.median(reference_outputs(model, rows)["score"]))
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +100,7 @@ def _rest(server, method: str, path: str, body: object = None) -> tuple[int, dic
 
 def test_predict_matches_in_process_scores(client, model, rows, threshold):
     outputs = client.predict(rows)
-    expected = _reference(model, rows)
+    expected = reference_outputs(model, rows)
     assert set(outputs) == {"score", "is_anomaly", "reconstruction"}
     np.testing.assert_allclose(outputs["score"], expected["score"], rtol=1e-5)
     np.testing.assert_allclose(outputs["reconstruction"], expected["reconstruction"],
@@ -134,12 +111,12 @@ def test_predict_matches_in_process_scores(client, model, rows, threshold):
 def test_score_returns_only_the_scores(client, model, rows):
     scores = client.score(rows)
     assert scores.dtype == np.float32 and scores.shape == (len(rows),)
-    np.testing.assert_allclose(scores, _reference(model, rows)["score"], rtol=1e-5)
+    np.testing.assert_allclose(scores, reference_outputs(model, rows)["score"], rtol=1e-5)
 
 
 def test_signature_selection_runs_the_named_signature(client, model, rows):
     outputs = client.predict(rows, signature="score_map")
-    np.testing.assert_allclose(outputs["score_map"], _reference(model, rows)["score_map"],
+    np.testing.assert_allclose(outputs["score_map"], reference_outputs(model, rows)["score_map"],
                                rtol=1e-4, atol=1e-7)
     attention = client.predict(rows, signature="memory_attention")["memory_attention"]
     assert attention.shape == (len(rows), 10)
@@ -287,7 +264,7 @@ def test_client_splits_batches_beyond_the_message_limit(base_path, model):
         target = f"127.0.0.1:{server.port}"
         with MemAEClient(target, "kdd", max_message_mb=1, timeout=60) as client:
             outputs = client.predict(big)
-        expected = _reference(model, big)
+        expected = reference_outputs(model, big)
         np.testing.assert_allclose(outputs["score"], expected["score"], rtol=1e-5)
         np.testing.assert_allclose(outputs["reconstruction"], expected["reconstruction"],
                                    rtol=1e-5, atol=1e-6)
@@ -315,14 +292,14 @@ def test_health_turns_serving_when_the_first_version_appears(tmp_path, model, ro
             with MemAEClient(target, "kdd") as client, pytest.raises(NotFoundError):
                 client.score(rows)
             export_saved_model(model, base, threshold=0.1)
-            _wait_for(lambda: status() == health_pb2.HealthCheckResponse.SERVING)
+            wait_for(lambda: status() == health_pb2.HealthCheckResponse.SERVING, timeout=60)
 
 
 def test_new_version_is_swapped_in_without_dropping_requests(tmp_path, model, rows):
     base = tmp_path / "kdd"
     export_saved_model(model, base, threshold=0.1)
-    newer = _model(23)
-    before, after = _reference(model, rows)["score"], _reference(newer, rows)["score"]
+    newer = small_model(23)
+    before, after = reference_outputs(model, rows)["score"], reference_outputs(newer, rows)["score"]
     with serve(base, "kdd", port=0, host="127.0.0.1", poll_interval=0.1) as server, \
             MemAEClient(f"127.0.0.1:{server.port}", "kdd", timeout=30) as client:
         results, errors, stop = [], [], threading.Event()
@@ -338,7 +315,7 @@ def test_new_version_is_swapped_in_without_dropping_requests(tmp_path, model, ro
         thread.start()
         try:
             export_saved_model(newer, base, threshold=0.1)
-            _wait_for(lambda: client.metadata().version == 2)
+            wait_for(lambda: client.metadata().version == 2, timeout=60)
             time.sleep(0.3)
         finally:
             stop.set()
@@ -364,7 +341,7 @@ def test_version_that_fails_to_load_is_reported_and_skipped(tmp_path, model, row
         assert (served.version, served.state) == (1, "AVAILABLE")
         assert (broken.version, broken.state) == (2, "END")
         assert broken.error_code != "OK" and broken.error_message
-        np.testing.assert_allclose(client.score(rows), _reference(model, rows)["score"],
+        np.testing.assert_allclose(client.score(rows), reference_outputs(model, rows)["score"],
                                    rtol=1e-5)
 
 
@@ -392,7 +369,7 @@ def test_tls_client_scores_over_an_encrypted_channel(base_path, certificate, mod
                server_credentials=credentials) as server:
         trusted = grpc.ssl_channel_credentials(root_certificates=cert)
         with MemAEClient(f"localhost:{server.port}", "kdd", credentials=trusted) as client:
-            np.testing.assert_allclose(client.score(rows), _reference(model, rows)["score"],
+            np.testing.assert_allclose(client.score(rows), reference_outputs(model, rows)["score"],
                                        rtol=1e-5)
         plain = MemAEClient(f"127.0.0.1:{server.port}", "kdd", retries=0, timeout=5)
         with plain, pytest.raises(UnavailableError):
@@ -422,7 +399,7 @@ def test_rest_predict_row_format_answers_predictions(server, model, rows, thresh
                          {"instances": rows[:3].tolist()})
     assert status == 200
     predictions = body["predictions"]
-    expected = _reference(model, rows[:3])["score"]
+    expected = reference_outputs(model, rows[:3])["score"]
     np.testing.assert_allclose([p["score"] for p in predictions], expected, rtol=1e-5)
     assert [p["is_anomaly"] for p in predictions] == [
         bool(s) for s in np.float32([p["score"] for p in predictions]) > np.float32(threshold)]
@@ -433,12 +410,12 @@ def test_rest_predict_columnar_format_answers_outputs(server, model, rows):
     status, body = _rest(server, "POST", "/v1/models/kdd/versions/1:predict",
                          {"signature_name": "score_map", "inputs": {"x": rows[:2].tolist()}})
     assert status == 200
-    np.testing.assert_allclose(body["outputs"], _reference(model, rows[:2])["score_map"],
+    np.testing.assert_allclose(body["outputs"], reference_outputs(model, rows[:2])["score_map"],
                                rtol=1e-4, atol=1e-7)
 
 
 def test_rest_predict_accepts_named_instances_and_bare_inputs(server, model, rows):
-    expected = _reference(model, rows[:2])["score"]
+    expected = reference_outputs(model, rows[:2])["score"]
     _, named = _rest(server, "POST", "/v1/models/kdd:predict",
                      {"instances": [{"x": row} for row in rows[:2].tolist()]})
     np.testing.assert_allclose([p["score"] for p in named["predictions"]], expected, rtol=1e-5)

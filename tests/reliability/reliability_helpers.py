@@ -1,43 +1,28 @@
-"""Helpers of the reliability suite: a small MemAE, numpy reference scores, polling, REST."""
+"""Helpers of the reliability suite: numpy reference scores, REST calls, a gated model
+(the small MemAE and polling come from tests/serving_helpers.py)."""
 
 import json
 import pathlib
-import time
 import urllib.error
 import urllib.request
 
 import keras
 import numpy as np
 import tensorflow as tf
+from serving_helpers import FEATURES, reference_outputs
+from serving_helpers import small_model as small_model  # re-exported for the suite
+from serving_helpers import wait_for as wait_for  # re-exported for the suite
 from tensorflow.core.framework import tensor_pb2
 
 from memae_tf.client.tensors import to_tensor_proto
-from memae_tf.models import build_autoencoder
 
-FEATURES = 12
 MAX_BATCH = 64
 MAX_MESSAGE_MB = 1
 
 
-def small_model(seed: int) -> keras.Model:
-    """A dense MemAE on 12 features: fast to export, load and serve."""
-    keras.utils.set_random_seed(seed)
-    return build_autoencoder("kdd", "memae", input_shape=(FEATURES,), units=(8, 3),
-                             num_items=10)
-
-
 def reference_scores(model: keras.Model, x: np.ndarray) -> np.ndarray:
     """Mean squared reconstruction error per row, computed with numpy."""
-    return ((x - model(x, training=False).numpy()) ** 2).mean(axis=1)
-
-
-def wait_for(condition, timeout: float = 120.0) -> None:
-    """Polls `condition` until it holds; fails the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+    return reference_outputs(model, x)["score"]
 
 
 def rest_call(port: int, method: str, path: str, body: object = None,
