@@ -17,6 +17,8 @@ Example:
 ```
 python benchmarks/dev_search.py fashion-mnist --variants memae,ae \\
     --override latent=global --checkpoints 5,10,20,30 --out runs/dev/global
+python benchmarks/dev_search.py fashion-mnist --variants memae --override latent_dim=64 \\
+    --fit memory_restart=true --checkpoints 10 --out runs/dev/restart64
 python benchmarks/dev_search.py --summary runs/dev/global runs/dev/local
 ```
 """
@@ -68,6 +70,8 @@ def search(args: argparse.Namespace) -> None:
                 "checkpoints": args.checkpoints}
     stored = json.loads(path.read_text()) if path.exists() else {"settings": settings,
                                                                   "runs": {}}
+    if args.fit:  # only when given, so that searches stored before the option still match
+        settings["fit"] = dict(args.fit)
     if stored["settings"] != settings:
         raise SystemExit(f"{path} holds another search: {stored['settings']}")
     train, test = datasets.load_images(args.dataset, None)
@@ -81,20 +85,25 @@ def search(args: argparse.Namespace) -> None:
             keras.utils.set_random_seed(args.seed)
             detector = MemAE.from_preset(preset, variant, **dict(args.override))
             x_test = detector.preprocess(split.x_test)
-            curve, done, begin = {}, 0, time.monotonic()
+            curve, done, begin, used = {}, 0, time.monotonic(), []
             for epochs in args.checkpoints:
                 detector.fit(split.x_train, epochs=epochs - done, batch_size=args.batch_size,
-                             learning_rate=args.learning_rate, seed=args.seed, verbose=0)
+                             learning_rate=args.learning_rate, seed=args.seed, verbose=0,
+                             **dict(args.fit))
                 done = epochs
+                used += detector.history_.history.get("memory_items_used", [])
                 scores = errors_of(x_test, detector.reconstruct(x_test, batch_size=1024),
                                    detector.input_range[0])
                 curve[str(epochs)] = {e: auroc(split.labels, s) for e, s in scores.items()}
             stored["runs"][key] = {"auroc": curve, "seconds": round(time.monotonic() - begin, 1)}
+            if used:  # memory items used by training queries after each epoch (memory_restart)
+                stored["runs"][key]["items_used"] = used
             partial = path.with_suffix(".tmp")
             partial.write_text(json.dumps(stored, indent=1))
             partial.replace(path)
             last = curve[str(done)]
             print(f"{out.name} {key}: " + " ".join(f"{e}={v:.4f}" for e, v in last.items())
+                  + (f" items used {used}" if used else "")
                   + f" ({stored['runs'][key]['seconds']} s)", flush=True)
 
 
@@ -125,6 +134,8 @@ def main() -> None:
     parser.add_argument("--classes", type=parse_ints, default=list(range(10)))
     parser.add_argument("--checkpoints", type=parse_ints, default=[5, 10, 20, 30])
     parser.add_argument("--override", type=parse_override, action="append", default=[])
+    parser.add_argument("--fit", type=parse_override, action="append", default=[],
+                        help="a MemAE.fit setting KEY=VALUE, e.g. memory_restart=true")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)

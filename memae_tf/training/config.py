@@ -35,6 +35,11 @@ class TrainingConfig:
             selective from the start. `"keep"`: train from the items as they
             are (the layer's uniform initialisation, as in the authors' code).
             Continued training and loaded detectors always keep their items.
+        memory_restart: Check the memory after every epoch on training samples
+            and, if its addressing collapsed onto one item (an absorbing state
+            of hard shrinkage), draw the items again from the encodings (see
+            `memae_tf.training.MemoryRestart`). The epoch logs then hold
+            `memory_items_used`. Ignored for models without memory.
         backup_dir: If given, the model and optimiser state are backed up there
             after every epoch, and a run started again with the same
             `backup_dir` (after a crash or SIGKILL) resumes after the last
@@ -72,6 +77,7 @@ class TrainingConfig:
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3
     seed: int | None = None
     memory_init: str = "data"
+    memory_restart: bool = False
     backup_dir: str | os.PathLike | None = None
     shuffle: bool = True
     verbose: int | str = "auto"
@@ -87,6 +93,11 @@ class TrainingConfig:
         check_positive_int("steps_per_execution", self.steps_per_execution, allow_none=True)
         check_choice("memory_init", self.memory_init, MEMORY_INITS)
         check_choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.memory_restart, bool):
+            raise ValueError(
+                "Received an invalid value for `memory_restart`, expected True or False. "
+                f"Received: memory_restart={self.memory_restart!r}"
+            )
         if isinstance(self.strategy, str):
             check_choice("strategy", self.strategy, STRATEGIES)
         rate = self.learning_rate

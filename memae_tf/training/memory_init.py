@@ -20,29 +20,33 @@ INIT_CANDIDATES_PER_ITEM = 16
 MAX_INIT_SAMPLES = 1024
 
 
-def initialise_memory(
+def memory_samples(
     model: keras.Model,
     x: Any,
     input_range: Sequence[float],
     batch_size: int,
     seed: int | None = None,
-) -> None:
-    """Draws the memory items of `model` from encodings of training samples.
+) -> np.ndarray | None:
+    """The training samples whose encodings the memory items are drawn from.
 
-    The samples are a seeded random subset of an array, or the first batches of
-    a dataset; `memae_tf.models.adapt_memory` encodes them and picks the items.
-    A model without a `MemoryLayer` is left alone.
+    A seeded random subset of an array, or the first batches of a dataset,
+    prepared as the model's float32 inputs: enough samples for about
+    `INIT_CANDIDATES_PER_ITEM` query vectors per item, within
+    `[batch_size, MAX_INIT_SAMPLES]`. None for a model without a `MemoryLayer`.
 
     Args:
         model: The autoencoder.
         x: Training samples, as `MemAE.fit` takes them.
         input_range: `(low, high)` range the model expects.
-        batch_size: Batch size of the encoding passes (and the least sample count).
-        seed: Seed of the subset and of `adapt_memory`.
+        batch_size: Batch size of the dataset passes (and the least sample count).
+        seed: Seed of the subset.
+
+    Returns:
+        Float32 array `(n, *input_shape)`, or None.
     """
     layer = find_memory_layer(model)
     if layer is None:
-        return
+        return None
     input_shape = tuple(model.input_shape[1:])
     per_sample = math.prod(layer.input.shape[1:-1])  # queries per sample (1 if dense)
     wanted = -(-INIT_CANDIDATES_PER_ITEM * layer.num_items // per_sample)
@@ -54,9 +58,33 @@ def initialise_memory(
             total += len(batches[-1])
             if total >= wanted:
                 break
-        samples = np.concatenate(batches)[:wanted]
-    else:  # convert only the drawn rows
-        x = x.numpy() if isinstance(x, tf.Tensor) else np.asarray(x)
-        rows = np.sort(np.random.default_rng(seed).permutation(len(x))[:wanted])
-        samples = prepare_inputs(x[rows], input_shape, input_range)
-    adapt_memory(model, samples, seed, batch_size)
+        return np.concatenate(batches)[:wanted]
+    # convert only the drawn rows
+    x = x.numpy() if isinstance(x, tf.Tensor) else np.asarray(x)
+    rows = np.sort(np.random.default_rng(seed).permutation(len(x))[:wanted])
+    return prepare_inputs(x[rows], input_shape, input_range)
+
+
+def initialise_memory(
+    model: keras.Model,
+    x: Any,
+    input_range: Sequence[float],
+    batch_size: int,
+    seed: int | None = None,
+) -> None:
+    """Draws the memory items of `model` from encodings of training samples.
+
+    The samples are those of `memory_samples`; `memae_tf.models.adapt_memory`
+    encodes them and picks the items. A model without a `MemoryLayer` is left
+    alone.
+
+    Args:
+        model: The autoencoder.
+        x: Training samples, as `MemAE.fit` takes them.
+        input_range: `(low, high)` range the model expects.
+        batch_size: Batch size of the encoding passes (and the least sample count).
+        seed: Seed of the subset and of `adapt_memory`.
+    """
+    samples = memory_samples(model, x, input_range, batch_size, seed)
+    if samples is not None:
+        adapt_memory(model, samples, seed, batch_size)
