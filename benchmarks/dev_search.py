@@ -38,16 +38,19 @@ from memae_tf.evaluation import datasets
 from memae_tf.evaluation.cli import parse_ints, parse_list, parse_override
 from memae_tf.evaluation.metrics import auroc
 from memae_tf.evaluation.one_class import one_class_split
-from memae_tf.models import VARIANTS
+from memae_tf.models import VARIANTS, find_memory_layer, make_encoder
 from memae_tf.scoring_graph import ERRORS
 
 RESULTS = "dev.json"
 
 
-# Candidate scores measured at every checkpoint: the package's errors, and the squared
+# Candidate scores measured at every checkpoint: the package's errors, the squared
 # error relative to the input's energy above the range's floor (black), which asks
-# whether an error that tracks the amount of ink can be divided out.
-CANDIDATES = (*ERRORS, "relative")
+# whether an error that tracks the amount of ink can be divided out, and for the
+# memory variants two memory-based scores: the squared distance between the
+# encoder's query and its rebuild from the memory (`latent`), and that distance
+# over the query's squared norm (`latent_relative`).
+CANDIDATES = (*ERRORS, "relative", "latent", "latent_relative")
 
 
 def errors_of(x: np.ndarray, reconstruction: np.ndarray, low: float) -> dict[str, np.ndarray]:
@@ -59,6 +62,25 @@ def errors_of(x: np.ndarray, reconstruction: np.ndarray, low: float) -> dict[str
     energy = np.mean((x - low) ** 2, axis=axes)
     return {"mse": squared, "l1": np.mean(np.abs(diff), axis=axes),
             "relative": squared / np.maximum(energy, 1e-12)}
+
+
+def latent_errors(model: keras.Model, x: np.ndarray, batch_size: int = 1024
+                  ) -> dict[str, np.ndarray]:
+    """Per-sample distance between query and memory rebuild (inference mode); {} without memory."""
+    encoder, memory = make_encoder(model), find_memory_layer(model)
+    if encoder is None:
+        return {}
+    parts: list[np.ndarray] = []
+    for start in range(0, len(x), batch_size):
+        query = encoder([x[start:start + batch_size]], training=False)
+        rebuilt = memory(query, training=False)
+        parts.append(np.stack([keras.ops.convert_to_numpy(t).reshape(len(query), -1)
+                               for t in (query, rebuilt)]))
+    query, rebuilt = (np.concatenate(p) for p in zip(*parts, strict=True))
+    distance = np.sum((query.astype(np.float64) - rebuilt) ** 2, axis=1)
+    return {"latent": distance,
+            "latent_relative": distance / np.maximum(np.sum(query.astype(np.float64) ** 2,
+                                                            axis=1), 1e-12)}
 
 
 def search(args: argparse.Namespace) -> None:
@@ -94,6 +116,7 @@ def search(args: argparse.Namespace) -> None:
                 used += detector.history_.history.get("memory_items_used", [])
                 scores = errors_of(x_test, detector.reconstruct(x_test, batch_size=1024),
                                    detector.input_range[0])
+                scores.update(latent_errors(detector.model, x_test))
                 curve[str(epochs)] = {e: auroc(split.labels, s) for e, s in scores.items()}
             stored["runs"][key] = {"auroc": curve, "seconds": round(time.monotonic() - begin, 1)}
             if used:  # memory items used by training queries after each epoch (memory_restart)

@@ -3,14 +3,16 @@
 The network mirrors `build_autoencoder("mnist", "memae")` layer for layer:
 Conv(16, 1×1, s2) (the preset's 1-wide subsampling then 1×1 convolution) →
 BN → ReLU → Conv(32, 3×3, s2) → BN → ReLU → Conv(64, 3×3, s2) → BN → ReLU →
-memory (100 items, λ = 1/100, dot addressing, entropy loss 2e-4) →
-ConvT(32, 3×3, s2) → BN → ReLU → ConvT(16, 3×3, s2) → BN → ReLU →
-ConvT(1, 3×3, s2) → sigmoid (the decoder widens a kernel smaller than its
-stride), with the same feature-map sizes
-(28 → 14 → 7 → 4 → 7 → 14 → 28), the same parameter count and FLOPs, trained
-with Adam (lr 1e-3) on MSE + entropy. PyTorch pads "same" convolutions
-symmetrically where TensorFlow pads the bottom/right first; that shifts the
-sampling grid by one pixel and changes no cost.
+flatten → Linear(1024 → 16) (the global code) → memory (100 items, λ = 1/100,
+dot addressing, entropy loss 2e-4; one query per sample) → Linear(16 → 1024)
+→ BN → ReLU → 4×4×64 → ConvT(32, 3×3, s2) → BN → ReLU → ConvT(16, 3×3, s2) →
+BN → ReLU → ConvT(1, 3×3, s2) → sigmoid (the decoder widens a kernel smaller
+than its stride), with the same feature-map sizes (28 → 14 → 7 → 4 → 7 → 14
+→ 28), the same parameter count and FLOPs, trained with Adam (lr 1e-3) on MSE
++ entropy. PyTorch pads "same" convolutions symmetrically where TensorFlow
+pads the bottom/right first, and flattens channels first where Keras flattens
+channels last; that shifts the sampling grid by one pixel and permutes the
+code's inputs, and changes no cost.
 
 Requires the optional `bench` extra (`pip install torch==2.13.0`).
 """
@@ -27,7 +29,7 @@ _EPSILON = 1e-12
 
 
 class Memory(nn.Module):
-    """MemAE memory: softmax addressing, hard shrinkage, L1 renormalisation."""
+    """MemAE memory on `(n, C)` queries: softmax addressing, hard shrinkage, L1 renormalisation."""
 
     def __init__(self, num_items: int, channels: int, entropy_weight: float = 2e-4) -> None:
         super().__init__()
@@ -36,21 +38,18 @@ class Memory(nn.Module):
         self.threshold = 1.0 / num_items
         self.entropy_weight = entropy_weight
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n, c, h, w = z.shape
-        queries = z.permute(0, 2, 3, 1).reshape(-1, c)
+    def forward(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         weights = torch.softmax(queries @ self.memory.t(), dim=-1)
         shifted = weights - self.threshold
         weights = torch.relu(shifted) * weights / (shifted.abs() + _EPSILON)
         weights = weights / weights.abs().sum(dim=-1, keepdim=True).clamp_min(_EPSILON)
-        rebuilt = (weights @ self.memory).reshape(n, h, w, c).permute(0, 3, 1, 2)
         entropy = (-weights * torch.log(weights + _EPSILON)).sum(dim=-1).mean()
-        return rebuilt, self.entropy_weight * entropy
+        return weights @ self.memory, self.entropy_weight * entropy
 
 
-def _block(layer: nn.Module, channels: int) -> nn.Sequential:
+def _block(layer: nn.Module, channels: int, norm: type = nn.BatchNorm2d) -> nn.Sequential:
     # Keras BatchNormalization(momentum=0.9, epsilon=1e-5) is torch momentum 0.1.
-    return nn.Sequential(layer, nn.BatchNorm2d(channels, eps=1e-5, momentum=0.1), nn.ReLU())
+    return nn.Sequential(layer, norm(channels, eps=1e-5, momentum=0.1), nn.ReLU())
 
 
 class MemAEMnist(nn.Module):
@@ -62,9 +61,13 @@ class MemAEMnist(nn.Module):
             _block(nn.Conv2d(1, 16, 1, stride=2, bias=False), 16),
             _block(nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False), 32),
             _block(nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False), 64),
+            nn.Flatten(),
+            nn.Linear(1024, 16),
         )
-        self.memory = Memory(100, 64)
+        self.memory = Memory(100, 16)
         self.decoder = nn.Sequential(
+            _block(nn.Linear(16, 1024, bias=False), 1024, nn.BatchNorm1d),
+            nn.Unflatten(1, (64, 4, 4)),
             _block(nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, bias=False), 32),
             _block(nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1,
                                       bias=False), 16),

@@ -13,8 +13,8 @@ from memae_tf import distribute
 from memae_tf.data.pipeline import reconstruction_dataset
 from memae_tf.fault_tolerance import fault_tolerance_callbacks
 from memae_tf.training.config import TrainingConfig
+from memae_tf.training.memory_check import MemoryCollapseCheck
 from memae_tf.training.memory_init import initialise_memory, memory_samples
-from memae_tf.training.memory_restart import MemoryRestart
 
 # The shuffling seed of multi-worker training when none is given: every worker
 # must draw the same order, since each keeps its shard of every global batch.
@@ -100,10 +100,10 @@ class Trainer:
         model = distribute.training_replica(self.model, strategy, config.precision)
         self._compile(model, strategy, config)
         callbacks = [*fault_tolerance_callbacks(config.backup_dir), *(callbacks or [])]
-        if config.memory_restart:
-            samples = memory_samples(self.model, x, self.input_range, batch_size, seed)
-            if samples is not None:
-                callbacks.insert(0, MemoryRestart(samples, seed, batch_size))
+        samples = memory_samples(self.model, x, self.input_range, batch_size, seed)
+        if samples is not None:
+            callbacks.insert(0, MemoryCollapseCheck(samples, config.memory_restart, seed,
+                                                    batch_size))
         if config.checkpoint_dir is not None and distribute.is_chief(strategy):
             Path(config.checkpoint_dir).mkdir(parents=True, exist_ok=True)
             callbacks.append(keras.callbacks.ModelCheckpoint(

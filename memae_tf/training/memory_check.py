@@ -1,6 +1,8 @@
-"""The collapse check of `TrainingConfig(memory_restart=True)`: restart a collapsed memory."""
+"""The memory collapse check run by `MemAE.fit`, and the restart of `memory_restart=True`."""
 
 from __future__ import annotations
+
+import warnings
 
 import keras
 import numpy as np
@@ -34,34 +36,40 @@ def items_used(model: keras.Model, samples: np.ndarray, batch_size: int = 256) -
         return None
     used = np.zeros(layer.num_items, dtype=bool)
     for start in range(0, len(samples), batch_size):
-        encoded = encoder(samples[start:start + batch_size], training=False)
+        encoded = encoder([samples[start:start + batch_size]], training=False)
         weights = keras.ops.convert_to_numpy(layer.addressing(encoded))
         used |= weights.reshape(-1, layer.num_items).max(axis=0) > 0.0
     return int(used.sum())
 
 
-class MemoryRestart(keras.callbacks.Callback):
-    """Draws the memory items again from the encodings when the addressing collapsed.
+class MemoryCollapseCheck(keras.callbacks.Callback):
+    """Watches the memory addressing for collapse during training, and can restart it.
 
     With hard shrinkage and L1 renormalisation a memory can collapse: every
     query keeps one non-zero weight, on the same item, so every sample is
-    rebuilt as the same picture. The state is absorbing: one surviving weight is
+    rebuilt as the same picture and the reconstruction error no longer tells
+    anomalies apart. The state is absorbing: one surviving weight is
     renormalised to 1 whatever the logits are, so no gradient reaches the
-    addressing or the encoder (the entropy loss is 0 and flat there too). At the
-    end of every epoch this callback counts the items that the queries of
-    training samples use (`items_used`, no anomaly involved) and, when at most
-    one is, draws all items again from the current encodings of those samples
+    addressing or the encoder (the entropy loss is 0 and flat there too).
+
+    At the end of every epoch the callback counts the items that the queries
+    of training samples use (`items_used`; no anomaly involved) and adds the
+    count to the epoch's logs as `memory_items_used` (so it appears in
+    `History`). With `restart=True`, when at most one item is used it draws all
+    items again from the current encodings of those samples
     (`memae_tf.models.adapt_memory`), the way vector-quantised autoencoders
-    restart dead codebook entries. The count is added to the epoch's logs as
-    `memory_items_used` (so it appears in `History`).
+    restart dead codebook entries. If the memory is collapsed when training
+    ends, a `UserWarning` says so.
 
     Args:
         samples: Float32 training inputs `(n, *input_shape)` of the model.
+        restart: Whether to draw the items again when the memory collapsed.
         seed: Seed of the first restart's draw (the k-th uses `seed + k`).
         batch_size: Samples per encoder pass.
 
     Attributes:
         restarts: The (0-based) epochs after which the memory was restarted.
+        last_items_used: The count after the last epoch (None before).
 
     Example:
 
@@ -69,26 +77,52 @@ class MemoryRestart(keras.callbacks.Callback):
     >>> model = build_dense_autoencoder((8,), units=(6, 3), num_items=5)
     >>> model.compile(optimizer="adam", loss="mse")
     >>> x = np.random.rand(64, 8).astype("float32")
-    >>> restart = MemoryRestart(x, seed=0)
-    >>> history = model.fit(x, x, epochs=1, verbose=0, callbacks=[restart])
+    >>> check = MemoryCollapseCheck(x, restart=True, seed=0)
+    >>> history = model.fit(x, x, epochs=1, verbose=0, callbacks=[check])
     >>> 0 <= history.history["memory_items_used"][0] <= 5
     True
     """
 
-    def __init__(self, samples: np.ndarray, seed: int | None = None, batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        samples: np.ndarray,
+        restart: bool = False,
+        seed: int | None = None,
+        batch_size: int = 256,
+    ) -> None:
         super().__init__()
         self.samples = np.asarray(samples, dtype=np.float32)
+        self.restart = restart
         self.seed = seed
         self.batch_size = batch_size
         self.restarts: list[int] = []
+        self.last_items_used: int | None = None
+
+    def _collapsed(self) -> bool:
+        layer = find_memory_layer(self.model)
+        return self.last_items_used is not None and self.last_items_used <= 1 < layer.num_items
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        used = items_used(self.model, self.samples, self.batch_size)
-        if used is None:
+        self.last_items_used = items_used(self.model, self.samples, self.batch_size)
+        if self.last_items_used is None:
             return
         if logs is not None:
-            logs["memory_items_used"] = used
-        if used <= 1 and find_memory_layer(self.model).num_items > 1:
+            logs["memory_items_used"] = self.last_items_used
+        if self.restart and self._collapsed():
             seed = None if self.seed is None else self.seed + len(self.restarts)
             adapt_memory(self.model, self.samples, seed, self.batch_size)
             self.restarts.append(epoch)
+            self.last_items_used = items_used(self.model, self.samples, self.batch_size)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._collapsed():
+            layer = find_memory_layer(self.model)
+            warnings.warn(
+                f"The memory collapsed: after training, the queries of {len(self.samples)} "
+                f"training samples use 1 of the {layer.num_items} memory items, so every "
+                "sample is rebuilt alike and the reconstruction error cannot tell anomalies "
+                "apart. Try a smaller code (e.g. latent_dim=16), similarity='cosine', or "
+                "fit(..., memory_restart=True).",
+                UserWarning,
+                stacklevel=2,
+            )

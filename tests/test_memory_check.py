@@ -1,0 +1,131 @@
+"""The collapse check: items_used, MemoryCollapseCheck and TrainingConfig(memory_restart=True)."""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from memae_tf import MemAE, MemoryLayer
+from memae_tf.models import build_dense_autoencoder, find_memory_layer
+from memae_tf.training import MemoryCollapseCheck, TrainingConfig, items_used
+
+THRESHOLD = 0.2
+
+
+def _identity_encoder_model(num_items: int = 5) -> keras.Model:
+    """Input(4) → identity Dense (the queries are the inputs) → memory → Dense(4)."""
+    inputs = keras.Input((4,))
+    z = keras.layers.Dense(4, use_bias=False, kernel_initializer="identity")(inputs)
+    z = MemoryLayer(num_items, shrink_threshold=THRESHOLD, name="memory")(z)
+    return keras.Model(inputs, keras.layers.Dense(4)(z))
+
+
+def _reference_items_used(queries: np.ndarray, memory: np.ndarray) -> int:
+    """NumPy: softmax of dot products, hard shrinkage at THRESHOLD, count of items ever > 0."""
+    logits = queries.astype(np.float64) @ memory.T.astype(np.float64)
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    weights /= weights.sum(axis=1, keepdims=True)
+    return int((weights > THRESHOLD).any(axis=0).sum())
+
+
+def _collapse(model: keras.Model) -> None:
+    """One item far along the (positive) queries' direction, the others opposite."""
+    memory = np.full((5, 4), -1.0, "float32")
+    memory[2] = 20.0
+    find_memory_layer(model).memory.assign(memory)
+
+
+@pytest.fixture
+def positive_rows():
+    return np.random.default_rng(0).uniform(0.5, 1.0, size=(64, 4)).astype("float32")
+
+
+def test_items_used_matches_a_numpy_count():
+    rng = np.random.default_rng(1)
+    model = _identity_encoder_model(num_items=8)
+    memory = rng.normal(scale=2.0, size=(8, 4)).astype("float32")
+    find_memory_layer(model).memory.assign(memory)
+    queries = rng.normal(size=(40, 4)).astype("float32")
+    expected = _reference_items_used(queries, memory)
+    assert 1 < expected < 8  # the case tests a partial use
+    assert items_used(model, queries, batch_size=16) == expected
+
+
+def test_items_used_of_a_collapsed_memory_is_one(positive_rows):
+    model = _identity_encoder_model()
+    _collapse(model)
+    assert items_used(model, positive_rows) == 1
+
+
+def test_items_used_is_none_without_memory():
+    model = build_dense_autoencoder((4,), units=(3, 2), memory="ae")
+    assert items_used(model, np.zeros((4, 4), "float32")) is None
+
+
+def test_restart_draws_a_collapsed_memory_from_the_encodings(positive_rows):
+    model = _identity_encoder_model()
+    _collapse(model)
+    restart = MemoryCollapseCheck(positive_rows, restart=True, seed=0)
+    restart.set_model(model)
+    logs = {}
+    restart.on_epoch_end(3, logs)
+    assert logs["memory_items_used"] == 1  # the count that made it restart
+    assert restart.restarts == [3]
+    items = find_memory_layer(model).memory.numpy()
+    # every item is now one of the queries (the encoder is the identity)
+    distance = np.abs(items[:, None, :] - positive_rows[None]).max(axis=-1).min(axis=1)
+    np.testing.assert_allclose(distance, 0.0, atol=1e-6)
+    assert items_used(model, positive_rows) == restart.last_items_used > 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restart.on_train_end()  # no longer collapsed: no warning
+
+
+def test_check_without_restart_warns_when_training_ends_collapsed(positive_rows):
+    model = _identity_encoder_model()
+    _collapse(model)
+    before = find_memory_layer(model).memory.numpy().copy()
+    check = MemoryCollapseCheck(positive_rows)
+    check.set_model(model)
+    check.on_epoch_end(0, {})
+    assert check.restarts == []
+    np.testing.assert_array_equal(find_memory_layer(model).memory.numpy(), before)
+    with pytest.warns(UserWarning, match="use 1 of the 5 memory items"):
+        check.on_train_end()
+
+
+def test_restart_leaves_a_working_memory_alone(positive_rows):
+    model = _identity_encoder_model()
+    layer = find_memory_layer(model)
+    layer.adapt(positive_rows, seed=1)
+    before = layer.memory.numpy().copy()
+    restart = MemoryCollapseCheck(positive_rows, restart=True, seed=0)
+    restart.set_model(model)
+    logs = {}
+    restart.on_epoch_end(0, logs)
+    assert logs["memory_items_used"] == _reference_items_used(positive_rows, before) > 1
+    assert restart.restarts == []
+    np.testing.assert_array_equal(layer.memory.numpy(), before)
+
+
+def test_fit_with_memory_restart_logs_the_items_used_every_epoch():
+    x = np.random.default_rng(2).random((96, 8)).astype("float32")
+    detector = MemAE(build_dense_autoencoder((8,), units=(6, 3), num_items=10))
+    history = detector.fit(x, epochs=3, batch_size=32, seed=0, verbose=0, memory_restart=True)
+    used = history.history["memory_items_used"]
+    assert len(used) == 3 and all(1 <= u <= 10 for u in used)
+    assert used[-1] == items_used(detector.model, x)  # the last count is of the final weights
+
+
+def test_fit_checks_the_memory_by_default_and_not_for_an_autoencoder():
+    x = np.random.default_rng(2).random((64, 8)).astype("float32")
+    detector = MemAE(build_dense_autoencoder((8,), units=(6, 3), num_items=10))
+    assert len(detector.fit(x, epochs=2, verbose=0).history["memory_items_used"]) == 2
+    plain = MemAE(build_dense_autoencoder((8,), units=(6, 3), memory="ae"))
+    assert "memory_items_used" not in plain.fit(x, epochs=1, verbose=0).history
+
+
+def test_memory_restart_must_be_a_bool():
+    with pytest.raises(ValueError, match="memory_restart=1"):
+        TrainingConfig(memory_restart=1)
