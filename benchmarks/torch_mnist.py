@@ -96,8 +96,15 @@ class TorchMnistBench:
 
     @staticmethod
     def to_tensor(x: np.ndarray) -> torch.Tensor:
-        """NHWC float32 array (what the TF side gets) → NCHW tensor, done once, untimed."""
-        return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        """NHWC float32 array (what the TF side gets) → NCHW tensor, done once, untimed.
+
+        Copied through bytes rather than `torch.from_numpy`: with NumPy 2.4 the
+        NumPy bridge of torch 2.13 corrupts the heap here (from_numpy and
+        torch.tensor of an array both crashed in the next convolution).
+        """
+        nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
+        return torch.frombuffer(bytearray(nchw.tobytes()), dtype=torch.float32).reshape(
+            nchw.shape)
 
     def train(self, data: torch.Tensor, batch_size: int = 64) -> None:
         """One epoch over `data` (NCHW) in full batches."""
@@ -118,8 +125,8 @@ class TorchMnistBench:
         for start in range(0, len(data), batch_size):
             batch = data[start:start + batch_size]
             reconstruction, _ = self.model(batch)
-            scores.append(((reconstruction - batch) ** 2).mean(dim=(1, 2, 3)).numpy())
-        return np.concatenate(scores)
+            scores.append(((reconstruction - batch) ** 2).mean(dim=(1, 2, 3)).tolist())
+        return np.asarray([s for part in scores for s in part], dtype=np.float32)
 
     def parameter_count(self) -> int:
         """Trainable parameters (compare with the Keras model's)."""
