@@ -9,8 +9,14 @@ import numpy as np
 
 from memae_tf.models.memory_block import adapt_memory, find_memory_layer, make_encoder
 
+# Samples per inference pass of the check: one pass over the (at most 1,024)
+# samples costs the MNIST preset 0.1 s an epoch, against 0.4 s in passes of 64.
+CHECK_BATCH_SIZE = 1024
 
-def items_used(model: keras.Model, samples: np.ndarray, batch_size: int = 256) -> int | None:
+
+def items_used(
+    model: keras.Model, samples: np.ndarray, batch_size: int = CHECK_BATCH_SIZE
+) -> int | None:
     """How many memory items receive a non-zero weight from the queries of `samples`.
 
     The encoder and the memory run in inference mode. None for a model without
@@ -65,7 +71,9 @@ class MemoryCollapseCheck(keras.callbacks.Callback):
         samples: Float32 training inputs `(n, *input_shape)` of the model.
         restart: Whether to draw the items again when the memory collapsed.
         seed: Seed of the first restart's draw (the k-th uses `seed + k`).
-        batch_size: Samples per encoder pass.
+        batch_size: Samples per encoder pass (the count runs in inference
+            mode; the restart encodes in training mode, as the initialisation
+            does, with batch statistics over passes of this size).
 
     Attributes:
         restarts: The (0-based) epochs after which the memory was restarted.
@@ -88,7 +96,7 @@ class MemoryCollapseCheck(keras.callbacks.Callback):
         samples: np.ndarray,
         restart: bool = False,
         seed: int | None = None,
-        batch_size: int = 256,
+        batch_size: int = CHECK_BATCH_SIZE,
     ) -> None:
         super().__init__()
         self.samples = np.asarray(samples, dtype=np.float32)

@@ -102,8 +102,7 @@ class Trainer:
         callbacks = [*fault_tolerance_callbacks(config.backup_dir), *(callbacks or [])]
         samples = memory_samples(self.model, x, self.input_range, batch_size, seed)
         if samples is not None:
-            callbacks.insert(0, MemoryCollapseCheck(samples, config.memory_restart, seed,
-                                                    batch_size))
+            callbacks.insert(0, MemoryCollapseCheck(samples, config.memory_restart, seed))
         if config.checkpoint_dir is not None and distribute.is_chief(strategy):
             Path(config.checkpoint_dir).mkdir(parents=True, exist_ok=True)
             callbacks.append(keras.callbacks.ModelCheckpoint(
