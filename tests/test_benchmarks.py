@@ -23,6 +23,8 @@ def test_speed_quick_mode_reports_every_measurement():
     rows = [line for line in result.stdout.splitlines() if line.startswith(("| mnist", "| kdd"))]
     assert len(rows) == 2
     assert all("–" not in row for row in rows)
+    assert "| first `fit` call (set-up included) |" in result.stdout  # the user's default path
+    assert "| second `fit` call (compiled) |" in result.stdout
     if "--torch" in command:
         assert "| training |" in result.stdout and "| MemAE.score |" in result.stdout
 
