@@ -38,7 +38,7 @@ from memae_tf.evaluation import datasets
 from memae_tf.evaluation.cli import parse_ints, parse_list, parse_override
 from memae_tf.evaluation.metrics import auroc
 from memae_tf.evaluation.one_class import one_class_split
-from memae_tf.models import VARIANTS, find_memory_layer, make_encoder
+from memae_tf.models import VARIANTS, encode_queries, find_memory_layer
 from memae_tf.scoring_graph import ERRORS
 
 RESULTS = "dev.json"
@@ -67,20 +67,14 @@ def errors_of(x: np.ndarray, reconstruction: np.ndarray, low: float) -> dict[str
 def latent_errors(model: keras.Model, x: np.ndarray, batch_size: int = 1024
                   ) -> dict[str, np.ndarray]:
     """Per-sample distance between query and memory rebuild (inference mode); {} without memory."""
-    encoder, memory = make_encoder(model), find_memory_layer(model)
-    if encoder is None:
+    queries = encode_queries(model, x, batch_size)
+    if queries is None:
         return {}
-    parts: list[np.ndarray] = []
-    for start in range(0, len(x), batch_size):
-        query = encoder([x[start:start + batch_size]], training=False)
-        rebuilt = memory(query, training=False)
-        parts.append(np.stack([keras.ops.convert_to_numpy(t).reshape(len(query), -1)
-                               for t in (query, rebuilt)]))
-    query, rebuilt = (np.concatenate(p) for p in zip(*parts, strict=True))
-    distance = np.sum((query.astype(np.float64) - rebuilt) ** 2, axis=1)
+    rebuilt = keras.ops.convert_to_numpy(find_memory_layer(model)(queries, training=False))
+    query = queries.reshape(len(x), -1).astype(np.float64)
+    distance = np.sum((query - rebuilt.reshape(len(x), -1)) ** 2, axis=1)
     return {"latent": distance,
-            "latent_relative": distance / np.maximum(np.sum(query.astype(np.float64) ** 2,
-                                                            axis=1), 1e-12)}
+            "latent_relative": distance / np.maximum(np.sum(query ** 2, axis=1), 1e-12)}
 
 
 def search(args: argparse.Namespace) -> None:

@@ -83,6 +83,44 @@ def make_encoder(model: keras.Model) -> keras.Model | None:
     return keras.Model(model.inputs, memory.input, name=f"{model.name}_encoder")
 
 
+def encode_queries(
+    model: keras.Model, samples: np.ndarray, batch_size: int = 64, training: bool = False
+) -> np.ndarray | None:
+    """The memory's queries for `samples`: the encoder's output, in passes of `batch_size`.
+
+    The call is stateless: in training mode batch normalisation uses batch
+    statistics, but its moving statistics are not updated.
+
+    Args:
+        model: An autoencoder whose `MemoryLayer` is a direct layer.
+        samples: Float32 inputs of the model, `(n, *input_shape)`.
+        batch_size: Samples per encoder pass.
+        training: Run the encoder in training mode.
+
+    Returns:
+        Float32 array shaped like the memory's input, e.g. `(n, 4, 4, 64)` or
+        `(n, 16)`; None for a model without such a memory (see `make_encoder`).
+
+    Example:
+
+    >>> from memae_tf.models import build_dense_autoencoder
+    >>> model = build_dense_autoencoder((8,), units=(6, 3), num_items=5)
+    >>> encode_queries(model, np.random.rand(10, 8).astype("float32"), batch_size=4).shape
+    (10, 3)
+    """
+    encoder = make_encoder(model)
+    if encoder is None:
+        return None
+    parts = []
+    for start in range(0, len(samples), batch_size):
+        encoded, _ = encoder.stateless_call(
+            encoder.trainable_variables, encoder.non_trainable_variables,
+            [samples[start:start + batch_size]], training=training,
+        )
+        parts.append(keras.ops.convert_to_numpy(encoded))
+    return np.concatenate(parts)
+
+
 def adapt_memory(
     model: keras.Model, samples: np.ndarray, seed: int | None = None, batch_size: int = 64
 ) -> int:
@@ -90,8 +128,9 @@ def adapt_memory(
 
     The encoder (the model up to the memory) runs on `samples` in training
     mode, so batch normalisation uses batch statistics as it will in the first
-    training steps; the call is stateless (moving statistics are not updated).
-    `MemoryLayer.adapt` then draws the items from the encodings.
+    training steps; the call is stateless (moving statistics are not updated,
+    see `encode_queries`). `MemoryLayer.adapt` then draws the items from the
+    encodings.
 
     Args:
         model: An autoencoder with one `MemoryLayer`.
@@ -110,17 +149,10 @@ def adapt_memory(
     >>> adapt_memory(model, np.random.rand(32, 8).astype("float32"), seed=0)
     5
     """
-    encoder = make_encoder(model)
-    if encoder is None:
+    queries = encode_queries(model, samples, batch_size, training=True)
+    if queries is None:
         return 0
-    parts = []
-    for start in range(0, len(samples), batch_size):
-        encoded, _ = encoder.stateless_call(
-            encoder.trainable_variables, encoder.non_trainable_variables,
-            [samples[start:start + batch_size]], training=True,
-        )
-        parts.append(keras.ops.convert_to_numpy(encoded))
-    return find_memory_layer(model).adapt(np.concatenate(parts), seed=seed)
+    return find_memory_layer(model).adapt(queries, seed=seed)
 
 
 def make_decoder(model: keras.Model) -> keras.Model | None:

@@ -7,7 +7,7 @@ import warnings
 import keras
 import numpy as np
 
-from memae_tf.models.memory_block import adapt_memory, find_memory_layer, make_encoder
+from memae_tf.models.memory_block import adapt_memory, encode_queries, find_memory_layer
 
 # Samples per inference pass of the check: one pass over the (at most 1,024)
 # samples costs the MNIST preset 0.1 s an epoch, against 0.4 s in passes of 64.
@@ -37,15 +37,12 @@ def items_used(
     >>> items_used(model, np.random.rand(16, 8).astype("float32"))
     5
     """
-    layer, encoder = find_memory_layer(model), make_encoder(model)
-    if layer is None or encoder is None:
+    queries = encode_queries(model, samples, batch_size)
+    if queries is None:
         return None
-    used = np.zeros(layer.num_items, dtype=bool)
-    for start in range(0, len(samples), batch_size):
-        encoded = encoder([samples[start:start + batch_size]], training=False)
-        weights = keras.ops.convert_to_numpy(layer.addressing(encoded))
-        used |= weights.reshape(-1, layer.num_items).max(axis=0) > 0.0
-    return int(used.sum())
+    layer = find_memory_layer(model)
+    weights = keras.ops.convert_to_numpy(layer.addressing(queries))
+    return int((weights.reshape(-1, layer.num_items).max(axis=0) > 0.0).sum())
 
 
 class MemoryCollapseCheck(keras.callbacks.Callback):

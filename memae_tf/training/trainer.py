@@ -12,9 +12,10 @@ import tensorflow as tf
 from memae_tf import distribute
 from memae_tf.data.pipeline import reconstruction_dataset
 from memae_tf.fault_tolerance import fault_tolerance_callbacks
+from memae_tf.models.memory_block import adapt_memory
 from memae_tf.training.config import TrainingConfig
 from memae_tf.training.memory_check import MemoryCollapseCheck
-from memae_tf.training.memory_init import initialise_memory, memory_samples
+from memae_tf.training.memory_init import memory_samples
 
 # The shuffling seed of multi-worker training when none is given: every worker
 # must draw the same order, since each keeps its shard of every global batch.
@@ -94,13 +95,14 @@ class Trainer:
                                        config.shuffle, seed, replicas > 1)
         val = None if validation_data is None else reconstruction_dataset(
             validation_data, shape, self.input_range, batch_size, False, None, replicas > 1)
-        if config.memory_init == "data" and not self.memory_trained:
-            initialise_memory(self.model, x, self.input_range, batch_size, seed)
+        # The training samples the memory items are drawn from and checked on.
+        samples = memory_samples(self.model, x, self.input_range, batch_size, seed)
+        if samples is not None and config.memory_init == "data" and not self.memory_trained:
+            adapt_memory(self.model, samples, seed, batch_size)
         self.memory_trained = True
         model = distribute.training_replica(self.model, strategy, config.precision)
         self._compile(model, strategy, config)
         callbacks = [*fault_tolerance_callbacks(config.backup_dir), *(callbacks or [])]
-        samples = memory_samples(self.model, x, self.input_range, batch_size, seed)
         if samples is not None:
             callbacks.insert(0, MemoryCollapseCheck(samples, config.memory_restart, seed))
         if config.checkpoint_dir is not None and distribute.is_chief(strategy):
