@@ -207,6 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, handler) -> None:
         path = urllib.parse.urlsplit(self.path).path
+        # The request stays in flight until its answer is written: `stop` waits for
+        # it, and the process must not exit between the headers and the body.
         with self.server.tracking_request():
             try:
                 status, answer = 200, handler(path)
@@ -215,16 +217,17 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception as error:  # the server must outlive any request
                 logger.exception("REST request %s %s failed.", self.command, path)
                 status, answer = 500, {"error": f"{type(error).__name__}: {error}"}
-        if self.server.stopping:
-            self.close_connection = True
-        payload = json.dumps(answer).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(payload)
+            if self.server.stopping:
+                self.close_connection = True
+            payload = json.dumps(answer).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
 
     def _malformed(self, path: str) -> ServingError:
         if path.lower().startswith("/v1/"):
