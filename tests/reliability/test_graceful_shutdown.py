@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 
 import grpc
@@ -22,6 +23,7 @@ from reliability_helpers import (
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from memae_tf.client.tensors import to_ndarray
+from memae_tf.serving import rest
 
 
 def _free_port() -> int:
@@ -143,3 +145,39 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(gated_serve
     np.testing.assert_allclose(answers["rest"], _batch(2, True).mean(axis=1), rtol=1e-6)
     assert process.wait(timeout=120) == 0
     assert "Stopped." in process.stdout.read()
+
+
+def test_rest_stop_waits_until_an_answer_is_written(monkeypatch):
+    # The window that SIGTERM once hit under load: the answer computed, its body not
+    # yet written. `stop` must count that request as in flight until the body is out.
+    in_reply, release = threading.Event(), threading.Event()
+    end_headers = rest._Handler.end_headers
+
+    def slow_end_headers(handler):
+        end_headers(handler)
+        in_reply.set()
+        release.wait(30)
+
+    monkeypatch.setattr(rest._Handler, "end_headers", slow_end_headers)
+    server = rest.RestServer(None, "127.0.0.1", 0)  # an unknown path needs no model
+    server.start()
+    answer = {}
+
+    def get():
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/nowhere", timeout=60)
+        except urllib.error.HTTPError as error:  # 404, with its JSON body
+            answer["status"], answer["body"] = error.code, json.loads(error.read())
+
+    client = threading.Thread(target=get)
+    client.start()
+    assert in_reply.wait(30)
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    stopper.join(0.5)
+    assert stopper.is_alive(), "stop returned while an answer was half written"
+    release.set()
+    stopper.join(30)
+    client.join(30)
+    assert not stopper.is_alive()
+    assert answer["status"] == 404 and "/v1/" in answer["body"]["error"]
