@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from memae_tf.choices import ERRORS, MEMORY_INITS, PRECISIONS, STRATEGIES, VARIANTS
+from memae_tf.choices import ERRORS, LR_DECAYS, MEMORY_INITS, PRECISIONS, STRATEGIES, VARIANTS
 from memae_tf.evaluation.cli import add_experiment_command, parse_ints, parse_override
 from memae_tf.serving.cli import add_serve_command
 
@@ -141,7 +141,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if distribute.is_chief(options["strategy"]):
         backup = Path(args.backup_dir) if args.backup_dir else Path(args.out) / ".backup"
     config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size,
-                            learning_rate=args.learning_rate, seed=args.seed,
+                            learning_rate=args.learning_rate, lr_decay=args.lr_decay,
+                            seed=args.seed,
                             verbose=args.verbose, memory_init=args.memory_init,
                             backup_dir=backup, **options)
     detector.fit(x_fit, validation_data=x_val, config=config)
@@ -332,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="label(s) of the normal class, e.g. 0 or 1,7")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--lr-decay", choices=LR_DECAYS, default="none",
+                       help="learning-rate decay over the epochs: none (default) or cosine")
     train.add_argument("--validation-split", type=float, default=0.1,
                        help="share of normal data held out to set the threshold")
     train.add_argument("--fpr", type=float, default=0.05,

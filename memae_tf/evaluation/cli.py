@@ -36,7 +36,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memae_tf.choices import BASELINES, ERRORS, MEMORY_INITS, PREPROCESSING, VARIANTS
+from memae_tf.choices import BASELINES, ERRORS, LR_DECAYS, MEMORY_INITS, PREPROCESSING, VARIANTS
 from memae_tf.evaluation.datasets import DATASETS
 
 if TYPE_CHECKING:
@@ -105,6 +105,8 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     p.add_argument("--batch-size", type=int, default=64, help="default 64")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam, default 1e-3")
+    p.add_argument("--lr-decay", choices=LR_DECAYS, default="none",
+                   help="learning-rate decay over the epochs: none (default) or cosine")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     p.add_argument("--preprocess", choices=PREPROCESSING, default="none",
                    help="one-class images: none (pixels as they are, default) or gcn (global "
@@ -162,8 +164,8 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         raise ValueError(f"--frame-size expects HEIGHT,WIDTH. Received: {args.frame_size}")
     normal = tuple(c for c in (args.normal_classes or "").split(",") if c)
     # Options whose value the config takes as it is.
-    same = ("dataset", "batch_size", "learning_rate", "seed", "memory_init", "preprocess",
-            "tiny", "data_path", "error", "anomaly_share", "max_train", "max_test",
+    same = ("dataset", "batch_size", "learning_rate", "lr_decay", "seed", "memory_init",
+            "preprocess", "tiny", "data_path", "error", "anomaly_share", "max_train", "max_test",
             "ocsvm_max_train", "label_column", "mlbench", "clip_length", "train_stride",
             "test_stride", "fill")
     return ExperimentConfig(

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from memae_tf.choices import LR_DECAYS, check_choice
 from memae_tf.common.checks import check_positive_int
 from memae_tf.evaluation import datasets
 from memae_tf.evaluation.experiment_models import MODELS, make_scorer
@@ -63,6 +64,8 @@ class ExperimentConfig:
         epochs: Training epochs of the MemAE variants.
         batch_size: Training batch size.
         learning_rate: Adam learning rate.
+        lr_decay: Learning-rate decay of the MemAE variants, `"none"` or
+            `"cosine"` (see `TrainingConfig`).
         seed: Seed of every random draw (weights, shuffles, splits, subsamples).
         memory_init: Memory initialisation of the MemAE variants, `"data"` or
             `"keep"` (see `MemAE.fit`).
@@ -94,6 +97,7 @@ class ExperimentConfig:
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 1e-3
+    lr_decay: str = "none"
     seed: int = 0
     memory_init: str = "data"
     tiny: bool = False
@@ -131,6 +135,7 @@ class ExperimentConfig:
                              f"{self.memory_init!r}")
         if self.error is not None:
             check_error(self.error)
+        check_choice("lr_decay", self.lr_decay, LR_DECAYS)
         if not self.learning_rate > 0:
             raise ValueError(f"Expected a positive `learning_rate`. Received: "
                              f"{self.learning_rate!r}")
@@ -157,8 +162,9 @@ class ExperimentConfig:
 
     def training(self) -> TrainingConfig:
         """The training settings of the MemAE variants."""
-        return TrainingConfig(self.epochs, self.batch_size, self.learning_rate, self.seed,
-                              self.memory_init)
+        return TrainingConfig(epochs=self.epochs, batch_size=self.batch_size,
+                              learning_rate=self.learning_rate, lr_decay=self.lr_decay,
+                              seed=self.seed, memory_init=self.memory_init)
 
 
 def default_units(config: ExperimentConfig, runs: int = 5) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import keras
 
-from memae_tf.choices import MEMORY_INITS, PRECISIONS, STRATEGIES, check_choice
+from memae_tf.choices import LR_DECAYS, MEMORY_INITS, PRECISIONS, STRATEGIES, check_choice
 from memae_tf.common.checks import check_positive_int
 
 
@@ -26,6 +26,10 @@ class TrainingConfig:
             batched dataset's batches are global batches). With several
             replicas the last incomplete global batch of each epoch is dropped.
         learning_rate: Adam learning rate, or a Keras learning-rate schedule.
+        lr_decay: `"none"`: the rate stays `learning_rate`. `"cosine"`: it
+            decays from `learning_rate` to zero along a half cosine over the
+            epochs of each `fit` call (`memae_tf.training.CosineLearningRateDecay`;
+            needs a float `learning_rate`).
         seed: Seed of the shuffling and of the memory initialisation. Workers
             of a multi-worker cluster must shuffle alike, so there `None`
             means a fixed seed.
@@ -82,6 +86,7 @@ class TrainingConfig:
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3
+    lr_decay: str = "none"
     seed: int | None = None
     memory_init: str = "data"
     memory_restart: bool = False
@@ -100,6 +105,7 @@ class TrainingConfig:
         check_positive_int("steps_per_execution", self.steps_per_execution, allow_none=True)
         check_choice("memory_init", self.memory_init, MEMORY_INITS)
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("lr_decay", self.lr_decay, LR_DECAYS)
         if not isinstance(self.memory_restart, bool):
             raise ValueError(
                 "Received an invalid value for `memory_restart`, expected True or False. "
@@ -114,6 +120,11 @@ class TrainingConfig:
             raise ValueError(
                 "Received an invalid value for `learning_rate`, expected a positive float or "
                 f"a Keras LearningRateSchedule. Received: learning_rate={rate!r}"
+            )
+        if schedule and self.lr_decay != "none":
+            raise ValueError(
+                "`lr_decay` decays a float `learning_rate`; a LearningRateSchedule brings "
+                f"its own. Received: lr_decay={self.lr_decay!r} with learning_rate={rate!r}"
             )
 
     def updated(self, **settings: Any) -> TrainingConfig:

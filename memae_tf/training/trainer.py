@@ -8,6 +8,7 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from keras.optimizers.schedules import LearningRateSchedule
 
 from memae_tf import distribute
 from memae_tf.data.pipeline import reconstruction_dataset
@@ -16,6 +17,7 @@ from memae_tf.models.memory_block import adapt_memory
 from memae_tf.training.config import TrainingConfig
 from memae_tf.training.memory_check import MemoryCollapseCheck
 from memae_tf.training.memory_init import memory_samples
+from memae_tf.training.schedules import CosineLearningRateDecay
 
 # The shuffling seed of multi-worker training when none is given: every worker
 # must draw the same order, since each keeps its shard of every global batch.
@@ -105,6 +107,8 @@ class Trainer:
         callbacks = [*fault_tolerance_callbacks(config.backup_dir), *(callbacks or [])]
         if samples is not None:
             callbacks.insert(0, MemoryCollapseCheck(samples, config.memory_restart, seed))
+        if config.lr_decay == "cosine":
+            callbacks.insert(0, CosineLearningRateDecay(config.learning_rate))
         if config.checkpoint_dir is not None and distribute.is_chief(strategy):
             Path(config.checkpoint_dir).mkdir(parents=True, exist_ok=True)
             callbacks.append(keras.callbacks.ModelCheckpoint(
@@ -134,6 +138,9 @@ class Trainer:
             steps = STEPS_PER_EXECUTION if replicas == 1 else 1
         settings = (config.learning_rate, jit_compile, steps)
         if model is self.model and self._compiled == settings:
+            if not isinstance(config.learning_rate, LearningRateSchedule):
+                # A decay (or a run stopped by an error) may have left another rate.
+                model.optimizer.learning_rate = config.learning_rate
             return
         with strategy.scope():
             model.compile(

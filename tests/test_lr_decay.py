@@ -1,0 +1,112 @@
+"""`lr_decay="cosine"`: the rate of every step, its reset, and where the option is accepted."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from memae_tf import MemAE
+from memae_tf.cli import build_parser
+from memae_tf.evaluation.cli import config_from_args
+from memae_tf.training import CosineLearningRateDecay, TrainingConfig
+
+TINY_DENSE = {"input_shape": (8,), "units": (6, 3), "num_items": 10}
+ROWS = np.random.default_rng(0).uniform(size=(128, 8)).astype("float32")  # 4 batches of 32
+
+
+class RateRecorder(keras.callbacks.Callback):
+    """The optimizer's rate as each train-function call begins (after the decay's update)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+def fit(detector, recorder, **settings):
+    settings = {"epochs": 3, "batch_size": 32, "learning_rate": 1e-2, "verbose": 0,
+                "steps_per_execution": 1, "seed": 0, **settings}
+    return detector.fit(ROWS, callbacks=[recorder], **settings)
+
+
+def test_every_step_runs_at_the_half_cosine_rate_and_the_rate_is_reset_after():
+    detector = MemAE.from_preset("kdd", **TINY_DENSE)
+    recorder = RateRecorder()
+    history = fit(detector, recorder, lr_decay="cosine")
+    steps = 3 * 4
+    expected = [1e-2 * (1 + np.cos(np.pi * k / steps)) / 2 for k in range(steps)]
+    np.testing.assert_allclose(recorder.rates, expected, rtol=1e-5)
+    # The History holds the rate each epoch ended with (its last step's).
+    np.testing.assert_allclose(history.history["learning_rate"], expected[3::4], rtol=1e-5)
+    # A later call without decay trains at the configured rate again (no re-compile).
+    recorder.rates.clear()
+    fit(detector, recorder, epochs=1)
+    np.testing.assert_allclose(recorder.rates, [1e-2] * 4, rtol=1e-6)
+
+
+def test_a_continued_fit_decays_again_from_the_base_rate():
+    detector = MemAE.from_preset("kdd", **TINY_DENSE)
+    recorder = RateRecorder()
+    fit(detector, recorder, epochs=1, lr_decay="cosine")
+    fit(detector, recorder, epochs=1, lr_decay="cosine")
+    one_call = [1e-2 * (1 + np.cos(np.pi * k / 4)) / 2 for k in range(4)]
+    np.testing.assert_allclose(recorder.rates, one_call * 2, rtol=1e-5)
+
+
+def test_with_several_steps_per_call_the_rate_changes_once_per_call():
+    detector = MemAE.from_preset("kdd", **TINY_DENSE)
+    recorder = RateRecorder()
+    fit(detector, recorder, epochs=2, lr_decay="cosine", steps_per_execution=2)
+    expected = [1e-2 * (1 + np.cos(np.pi * k / 8)) / 2 for k in (0, 2, 4, 6)]
+    np.testing.assert_allclose(recorder.rates, expected, rtol=1e-5)
+
+
+def test_the_decayed_rate_reaches_the_weights():
+    # Same start, same batches: the runs part once the rates differ.
+    weights = []
+    for decay in ("none", "cosine"):
+        keras.utils.set_random_seed(1)
+        detector = MemAE.from_preset("kdd", **TINY_DENSE)
+        fit(detector, RateRecorder(), epochs=2, lr_decay=decay)
+        weights.append(np.concatenate([w.ravel() for w in detector.model.get_weights()]))
+    assert not np.allclose(weights[0], weights[1])
+
+
+def test_the_callback_works_in_a_plain_keras_fit():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    x = np.zeros((8, 2), "float32")
+    history = model.fit(x, x[:, :1], epochs=2, batch_size=4, verbose=0,
+                        callbacks=[CosineLearningRateDecay(1e-2)])
+    ends = [1e-2 * (1 + math.cos(math.pi * k / 4)) / 2 for k in (1, 3)]
+    np.testing.assert_allclose(history.history["learning_rate"], ends, rtol=1e-5)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(1e-2)
+
+
+@pytest.mark.parametrize("rate", [0.0, -1e-3, True, "1e-3"])
+def test_the_callback_needs_a_positive_rate(rate):
+    with pytest.raises(ValueError, match="base_rate"):
+        CosineLearningRateDecay(rate)
+
+
+def test_an_unknown_decay_and_a_decayed_schedule_are_refused():
+    with pytest.raises(ValueError, match=r"lr_decay.*'none', 'cosine'.*'step'"):
+        TrainingConfig(lr_decay="step")
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 100, 0.5)
+    with pytest.raises(ValueError, match="LearningRateSchedule brings its own"):
+        TrainingConfig(learning_rate=schedule, lr_decay="cosine")
+    assert TrainingConfig(learning_rate=schedule).lr_decay == "none"
+
+
+def test_the_commands_pass_the_decay_on():
+    parser = build_parser()
+    train = parser.parse_args(["train", "--data", "x.npy", "--lr-decay", "cosine", "--out", "o"])
+    assert train.lr_decay == "cosine"
+    experiment = parser.parse_args(["experiment", "mnist", "--lr-decay", "cosine", "--out", "o"])
+    config = config_from_args(experiment)
+    assert config.lr_decay == "cosine" and config.training().lr_decay == "cosine"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["experiment", "mnist", "--lr-decay", "linear", "--out", "o"])
