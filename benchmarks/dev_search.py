@@ -77,6 +77,19 @@ def latent_errors(model: keras.Model, x: np.ndarray, batch_size: int = 1024
             "latent_relative": distance / np.maximum(np.sum(query ** 2, axis=1), 1e-12)}
 
 
+def learning_rate_of(args: argparse.Namespace, samples: int
+                     ) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The constant rate, or a cosine decay to zero over the whole search (the last checkpoint).
+
+    One schedule object serves every segment: the optimizer's step count carries
+    over between `fit` calls, so the segments follow one decay.
+    """
+    if args.lr_decay == "none":
+        return args.learning_rate
+    steps = -(-samples // args.batch_size) * max(args.checkpoints)
+    return keras.optimizers.schedules.CosineDecay(args.learning_rate, decay_steps=steps)
+
+
 def search(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,6 +101,8 @@ def search(args: argparse.Namespace) -> None:
                                                                   "runs": {}}
     if args.fit:  # only when given, so that searches stored before the option still match
         settings["fit"] = dict(args.fit)
+    if args.lr_decay != "none":  # likewise
+        settings["lr_decay"] = args.lr_decay
     if stored["settings"] != settings:
         raise SystemExit(f"{path} holds another search: {stored['settings']}")
     train, test = datasets.load_images(args.dataset, None)
@@ -101,10 +116,11 @@ def search(args: argparse.Namespace) -> None:
             keras.utils.set_random_seed(args.seed)
             detector = MemAE.from_preset(preset, variant, **dict(args.override))
             x_test = detector.preprocess(split.x_test)
+            learning_rate = learning_rate_of(args, len(split.x_train))
             curve, done, begin, used = {}, 0, time.monotonic(), []
             for epochs in args.checkpoints:
                 detector.fit(split.x_train, epochs=epochs - done, batch_size=args.batch_size,
-                             learning_rate=args.learning_rate, seed=args.seed, verbose=0,
+                             learning_rate=learning_rate, seed=args.seed, verbose=0,
                              **dict(args.fit))
                 done = epochs
                 used += detector.history_.history.get("memory_items_used", [])
@@ -155,6 +171,8 @@ def main() -> None:
                         help="a MemAE.fit setting KEY=VALUE, e.g. memory_restart=true")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--lr-decay", choices=["none", "cosine"], default="none",
+                        help="cosine: decay the learning rate to zero at the last checkpoint")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out")
     parser.add_argument("--summary", nargs="+", metavar="FOLDER")
