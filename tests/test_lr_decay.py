@@ -1,4 +1,4 @@
-"""`lr_decay="cosine"`: the rate of every step, its reset, and where the option is accepted."""
+"""`lr_decay`: the rate of every step, its reset, the default, and where the option is accepted."""
 
 import math
 
@@ -43,7 +43,7 @@ def test_every_step_runs_at_the_half_cosine_rate_and_the_rate_is_reset_after():
     np.testing.assert_allclose(history.history["learning_rate"], expected[3::4], rtol=1e-5)
     # A later call without decay trains at the configured rate again (no re-compile).
     recorder.rates.clear()
-    fit(detector, recorder, epochs=1)
+    fit(detector, recorder, epochs=1, lr_decay="none")
     np.testing.assert_allclose(recorder.rates, [1e-2] * 4, rtol=1e-6)
 
 
@@ -93,20 +93,36 @@ def test_the_callback_needs_a_positive_rate(rate):
 
 
 def test_an_unknown_decay_and_a_decayed_schedule_are_refused():
-    with pytest.raises(ValueError, match=r"lr_decay.*'none', 'cosine'.*'step'"):
+    with pytest.raises(ValueError, match=r"lr_decay.*'auto', 'cosine', 'none'.*'step'"):
         TrainingConfig(lr_decay="step")
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 100, 0.5)
     with pytest.raises(ValueError, match="LearningRateSchedule brings its own"):
         TrainingConfig(learning_rate=schedule, lr_decay="cosine")
-    assert TrainingConfig(learning_rate=schedule).lr_decay == "none"
+
+
+def test_by_default_a_float_rate_decays_and_a_schedule_runs_as_given():
+    assert TrainingConfig().decays and TrainingConfig(lr_decay="cosine").decays
+    assert not TrainingConfig(lr_decay="none").decays
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-2, 1, 0.5)
+    assert not TrainingConfig(learning_rate=schedule).decays
+    detector = MemAE.from_preset("kdd", **TINY_DENSE)
+    recorder = RateRecorder()
+    detector.fit(ROWS, epochs=1, batch_size=32, learning_rate=1e-2, verbose=0,
+                 steps_per_execution=1, callbacks=[recorder])  # the user's call
+    np.testing.assert_allclose(recorder.rates,
+                               [1e-2 * (1 + np.cos(np.pi * k / 4)) / 2 for k in range(4)],
+                               rtol=1e-5)
 
 
 def test_the_commands_pass_the_decay_on():
     parser = build_parser()
-    train = parser.parse_args(["train", "--data", "x.npy", "--lr-decay", "cosine", "--out", "o"])
+    train = parser.parse_args(["train", "--data", "x.npy", "--out", "o"])
     assert train.lr_decay == "cosine"
-    experiment = parser.parse_args(["experiment", "mnist", "--lr-decay", "cosine", "--out", "o"])
-    config = config_from_args(experiment)
-    assert config.lr_decay == "cosine" and config.training().lr_decay == "cosine"
+    assert parser.parse_args(["train", "--data", "x.npy", "--lr-decay", "none",
+                              "--out", "o"]).lr_decay == "none"
+    config = config_from_args(parser.parse_args(["experiment", "mnist", "--out", "o"]))
+    assert config.lr_decay == "cosine" and config.training().decays
+    experiment = parser.parse_args(["experiment", "mnist", "--lr-decay", "none", "--out", "o"])
+    assert not config_from_args(experiment).training().decays
     with pytest.raises(SystemExit):
         parser.parse_args(["experiment", "mnist", "--lr-decay", "linear", "--out", "o"])

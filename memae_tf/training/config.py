@@ -26,10 +26,14 @@ class TrainingConfig:
             batched dataset's batches are global batches). With several
             replicas the last incomplete global batch of each epoch is dropped.
         learning_rate: Adam learning rate, or a Keras learning-rate schedule.
-        lr_decay: `"none"`: the rate stays `learning_rate`. `"cosine"`: it
-            decays from `learning_rate` to zero along a half cosine over the
-            epochs of each `fit` call (`memae_tf.training.CosineLearningRateDecay`;
-            needs a float `learning_rate`).
+        lr_decay: `"cosine"`: the rate decays from `learning_rate` to zero
+            along a half cosine over the epochs of each `fit` call
+            (`memae_tf.training.CosineLearningRateDecay`; needs a float
+            `learning_rate`). `"none"`: the rate stays `learning_rate`.
+            `"auto"` (default): `"cosine"` for a float `learning_rate`,
+            `"none"` for a schedule. Chosen on the development set
+            (Fashion-MNIST, 10 classes, 2 seeds, 10 epochs): MemAE's mean
+            AUROC 0.8908 → 0.8976 with the decay, the AE's 0.8955 → 0.8938.
         seed: Seed of the shuffling and of the memory initialisation. Workers
             of a multi-worker cluster must shuffle alike, so there `None`
             means a fixed seed.
@@ -86,7 +90,7 @@ class TrainingConfig:
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3
-    lr_decay: str = "none"
+    lr_decay: str = "auto"
     seed: int | None = None
     memory_init: str = "data"
     memory_restart: bool = False
@@ -105,7 +109,7 @@ class TrainingConfig:
         check_positive_int("steps_per_execution", self.steps_per_execution, allow_none=True)
         check_choice("memory_init", self.memory_init, MEMORY_INITS)
         check_choice("precision", self.precision, PRECISIONS)
-        check_choice("lr_decay", self.lr_decay, LR_DECAYS)
+        check_choice("lr_decay", self.lr_decay, ("auto", *LR_DECAYS))
         if not isinstance(self.memory_restart, bool):
             raise ValueError(
                 "Received an invalid value for `memory_restart`, expected True or False. "
@@ -121,11 +125,17 @@ class TrainingConfig:
                 "Received an invalid value for `learning_rate`, expected a positive float or "
                 f"a Keras LearningRateSchedule. Received: learning_rate={rate!r}"
             )
-        if schedule and self.lr_decay != "none":
+        if schedule and self.lr_decay == "cosine":
             raise ValueError(
                 "`lr_decay` decays a float `learning_rate`; a LearningRateSchedule brings "
                 f"its own. Received: lr_decay={self.lr_decay!r} with learning_rate={rate!r}"
             )
+
+    @property
+    def decays(self) -> bool:
+        """Whether `fit` decays the learning rate (`lr_decay` with `"auto"` resolved)."""
+        schedule = isinstance(self.learning_rate, keras.optimizers.schedules.LearningRateSchedule)
+        return self.lr_decay == "cosine" or (self.lr_decay == "auto" and not schedule)
 
     def updated(self, **settings: Any) -> TrainingConfig:
         """Returns a copy with `settings` (field name → value) replaced.
