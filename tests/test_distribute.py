@@ -38,9 +38,12 @@ def train_and_save(model_path: str, out: str, strategy, batch_size: int,
     from memae_tf import MemAE
 
     detector = MemAE.load(model_path)
+    # One step per call everywhere (the default under several replicas): the default
+    # learning-rate decay is updated once per call, so every run then sees the same
+    # rate at every step.
     history = detector.fit(training_data(), epochs=1, batch_size=batch_size, shuffle=False,
                            learning_rate=LEARNING_RATE, verbose=0, strategy=strategy,
-                           checkpoint_dir=checkpoint_dir)
+                           checkpoint_dir=checkpoint_dir, steps_per_execution=1)
     weights = {f"weight{i}": w for i, w in enumerate(detector.model.get_weights())}
     np.savez(out, loss=history.history["loss"], **weights)
 
