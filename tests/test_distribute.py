@@ -55,11 +55,9 @@ def _worker_main(argv: list[str]) -> None:
     parser.add_argument("out")
     parser.add_argument("--checkpoint-dir")
     args = parser.parse_args(argv)
-    # memae_tf sets TensorFlow's process options, so it is imported first.
-    # isort: off
-    from memae_tf.distribute import resolve_strategy
     import tensorflow as tf
-    # isort: on
+
+    from memae_tf.distribute import resolve_strategy
 
     if args.mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
