@@ -33,6 +33,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from memae_tf.choices import LR_DECAYS
 from memae_tf.detector import MemAE
 from memae_tf.evaluation import datasets
 from memae_tf.evaluation.cli import parse_ints, parse_list, parse_override
@@ -171,7 +172,7 @@ def main() -> None:
                         help="a MemAE.fit setting KEY=VALUE, e.g. memory_restart=true")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--lr-decay", choices=["none", "cosine"], default="none",
+    parser.add_argument("--lr-decay", choices=LR_DECAYS, default="none",
                         help="cosine: decay the learning rate to zero at the last checkpoint")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out")

@@ -227,7 +227,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(payload)
-            self.wfile.flush()
 
     def _malformed(self, path: str) -> ServingError:
         if path.lower().startswith("/v1/"):

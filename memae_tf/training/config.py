@@ -118,7 +118,7 @@ class TrainingConfig:
         if isinstance(self.strategy, str):
             check_choice("strategy", self.strategy, STRATEGIES)
         rate = self.learning_rate
-        schedule = isinstance(rate, keras.optimizers.schedules.LearningRateSchedule)
+        schedule = self.has_schedule
         if not schedule and (isinstance(rate, bool) or not isinstance(rate, (int, float))
                              or not rate > 0):
             raise ValueError(
@@ -132,10 +132,14 @@ class TrainingConfig:
             )
 
     @property
+    def has_schedule(self) -> bool:
+        """Whether `learning_rate` is a Keras schedule (which sets the rate itself)."""
+        return isinstance(self.learning_rate, keras.optimizers.schedules.LearningRateSchedule)
+
+    @property
     def decays(self) -> bool:
         """Whether `fit` decays the learning rate (`lr_decay` with `"auto"` resolved)."""
-        schedule = isinstance(self.learning_rate, keras.optimizers.schedules.LearningRateSchedule)
-        return self.lr_decay == "cosine" or (self.lr_decay == "auto" and not schedule)
+        return self.lr_decay == "cosine" or (self.lr_decay == "auto" and not self.has_schedule)
 
     def updated(self, **settings: Any) -> TrainingConfig:
         """Returns a copy with `settings` (field name → value) replaced.

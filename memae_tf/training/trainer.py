@@ -8,7 +8,6 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-from keras.optimizers.schedules import LearningRateSchedule
 
 from memae_tf import distribute
 from memae_tf.data.pipeline import reconstruction_dataset
@@ -138,7 +137,7 @@ class Trainer:
             steps = STEPS_PER_EXECUTION if replicas == 1 else 1
         settings = (config.learning_rate, jit_compile, steps)
         if model is self.model and self._compiled == settings:
-            if not isinstance(config.learning_rate, LearningRateSchedule):
+            if not config.has_schedule:
                 # A decay (or a run stopped by an error) may have left another rate.
                 model.optimizer.learning_rate = config.learning_rate
             return
