@@ -50,8 +50,14 @@ RESULTS = "dev.json"
 # whether an error that tracks the amount of ink can be divided out, and for the
 # memory variants two memory-based scores: the squared distance between the
 # encoder's query and its rebuild from the memory (`latent`), and that distance
-# over the query's squared norm (`latent_relative`).
-CANDIDATES = (*ERRORS, "relative", "latent", "latent_relative")
+# over the query's squared norm (`latent_relative`); the addressing itself: its
+# entropy (`entropy`) and one minus its largest weight (`spread`), both of the mean
+# over a sample's queries; and the squared error with a sharper shrinkage at
+# scoring time only (`mse_lam2`, `mse_lam4`: λ = 2/N, 4/N in inference, the
+# network trained with its own λ).
+TEST_THRESHOLDS = {"mse_lam2": 2.0, "mse_lam4": 4.0}
+CANDIDATES = (*ERRORS, "relative", "latent", "latent_relative", "entropy", "spread",
+              *TEST_THRESHOLDS)
 
 
 def errors_of(x: np.ndarray, reconstruction: np.ndarray, low: float) -> dict[str, np.ndarray]:
@@ -76,6 +82,31 @@ def latent_errors(model: keras.Model, x: np.ndarray, batch_size: int = 1024
     distance = np.sum((query - rebuilt.reshape(len(x), -1)) ** 2, axis=1)
     return {"latent": distance,
             "latent_relative": distance / np.maximum(np.sum(query ** 2, axis=1), 1e-12)}
+
+
+def addressing_scores(model: keras.Model, x: np.ndarray, batch_size: int = 1024
+                      ) -> dict[str, np.ndarray]:
+    """Per-sample addressing scores and errors at a sharper test-time λ; {} without memory."""
+    queries = encode_queries(model, x, batch_size)
+    if queries is None:
+        return {}
+    layer = find_memory_layer(model)
+    weights = keras.ops.convert_to_numpy(layer.addressing(queries)).astype(np.float64)
+    weights = weights.reshape(len(x), -1, layer.num_items)
+    entropy = -np.sum(weights * np.log(weights + 1e-12), axis=-1)
+    scores = {"entropy": entropy.mean(axis=1), "spread": 1.0 - weights.max(axis=-1).mean(axis=1)}
+    trained = layer.shrink_threshold
+    axes = tuple(range(1, x.ndim))
+    try:
+        for name, multiple in TEST_THRESHOLDS.items():
+            layer.shrink_threshold = multiple / layer.num_items
+            rebuilt = np.concatenate([
+                keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False))
+                for i in range(0, len(x), batch_size)])
+            scores[name] = np.mean((x.astype(np.float64) - rebuilt) ** 2, axis=axes)
+    finally:
+        layer.shrink_threshold = trained
+    return scores
 
 
 def learning_rate_of(args: argparse.Namespace, samples: int
@@ -128,6 +159,7 @@ def search(args: argparse.Namespace) -> None:
                 scores = errors_of(x_test, detector.reconstruct(x_test, batch_size=1024),
                                    detector.input_range[0])
                 scores.update(latent_errors(detector.model, x_test))
+                scores.update(addressing_scores(detector.model, x_test))
                 curve[str(epochs)] = {e: auroc(split.labels, s) for e, s in scores.items()}
             stored["runs"][key] = {"auroc": curve, "seconds": round(time.monotonic() - begin, 1)}
             if used:  # memory items used by training queries after each epoch (memory_restart)
