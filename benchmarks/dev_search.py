@@ -32,6 +32,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from memae_tf.choices import LR_DECAYS
 from memae_tf.detector import MemAE
@@ -54,21 +55,25 @@ RESULTS = "dev.json"
 # entropy (`entropy`) and one minus its largest weight (`spread`), both of the mean
 # over a sample's queries; and the squared error with a sharper shrinkage at
 # scoring time only (`mse_lam2`, `mse_lam4`: λ = 2/N, 4/N in inference, the
-# network trained with its own λ).
+# network trained with its own λ); and one minus the structural similarity of
+# image and reconstruction (`ssim`, 11×11 Gaussian window, σ = 1.5).
 TEST_THRESHOLDS = {"mse_lam2": 2.0, "mse_lam4": 4.0}
-CANDIDATES = (*ERRORS, "relative", "latent", "latent_relative", "entropy", "spread",
+CANDIDATES = (*ERRORS, "relative", "ssim", "latent", "latent_relative", "entropy", "spread",
               *TEST_THRESHOLDS)
 
 
-def errors_of(x: np.ndarray, reconstruction: np.ndarray, low: float) -> dict[str, np.ndarray]:
-    """Per-sample scores of each candidate (NumPy, from one reconstruction)."""
+def errors_of(x: np.ndarray, reconstruction: np.ndarray, low: float, high: float
+              ) -> dict[str, np.ndarray]:
+    """Per-sample scores of each candidate (from one reconstruction)."""
     axes = tuple(range(1, x.ndim))
+    similarity = tf.image.ssim(tf.constant(x, tf.float32), tf.constant(reconstruction, tf.float32),
+                               max_val=high - low).numpy()
     x = x.astype(np.float64)
     diff = x - reconstruction
     squared = np.mean(diff**2, axis=axes)
     energy = np.mean((x - low) ** 2, axis=axes)
     return {"mse": squared, "l1": np.mean(np.abs(diff), axis=axes),
-            "relative": squared / np.maximum(energy, 1e-12)}
+            "relative": squared / np.maximum(energy, 1e-12), "ssim": 1.0 - similarity}
 
 
 def latent_errors(model: keras.Model, x: np.ndarray, batch_size: int = 1024
@@ -135,6 +140,8 @@ def search(args: argparse.Namespace) -> None:
         settings["fit"] = dict(args.fit)
     if args.lr_decay != "none":  # likewise
         settings["lr_decay"] = args.lr_decay
+    if args.input_range is not None:  # likewise
+        settings["input_range"] = list(args.input_range)
     if stored["settings"] != settings:
         raise SystemExit(f"{path} holds another search: {stored['settings']}")
     train, test = datasets.load_images(args.dataset, None)
@@ -146,7 +153,8 @@ def search(args: argparse.Namespace) -> None:
                 continue
             split = one_class_split(train, test, normal, seed=args.seed)
             keras.utils.set_random_seed(args.seed)
-            detector = MemAE.from_preset(preset, variant, **dict(args.override))
+            detector = MemAE({"preset": preset, "variant": variant,
+                              "overrides": dict(args.override)}, input_range=args.input_range)
             x_test = detector.preprocess(split.x_test)
             learning_rate = learning_rate_of(args, len(split.x_train))
             curve, done, begin, used = {}, 0, time.monotonic(), []
@@ -157,7 +165,7 @@ def search(args: argparse.Namespace) -> None:
                 done = epochs
                 used += detector.history_.history.get("memory_items_used", [])
                 scores = errors_of(x_test, detector.reconstruct(x_test, batch_size=1024),
-                                   detector.input_range[0])
+                                   *detector.input_range)
                 scores.update(latent_errors(detector.model, x_test))
                 scores.update(addressing_scores(detector.model, x_test))
                 curve[str(epochs)] = {e: auroc(split.labels, s) for e, s in scores.items()}
@@ -191,6 +199,12 @@ def summary(folders: list[str]) -> None:
                       + " | ".join(f"{m:.4f}" for m in means) + f" | {len(runs)} |")
 
 
+def parse_range(text: str) -> tuple[float, float]:
+    """`"-1,1"` → `(-1.0, 1.0)`."""
+    low, high = (float(v) for v in text.split(","))
+    return low, high
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -207,6 +221,8 @@ def main() -> None:
     parser.add_argument("--lr-decay", choices=LR_DECAYS, default="none",
                         help="cosine: decay the learning rate to zero at the last checkpoint")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--input-range", type=parse_range, default=None, metavar="LOW,HIGH",
+                        help="the range uint8 images are scaled into (default: the preset's)")
     parser.add_argument("--out")
     parser.add_argument("--summary", nargs="+", metavar="FOLDER")
     args = parser.parse_args()
