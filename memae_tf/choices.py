@@ -13,9 +13,10 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 BASELINES = ("ocsvm", "iforest")
 PREPROCESSING = ("none", "gcn")
-# Reconstruction errors that score a sample: the paper's squared error, and the
-# absolute error of the authors' released code.
-ERRORS = ("mse", "l1")
+# Reconstruction errors that score a sample: the paper's squared error, the
+# absolute error of the authors' released code, and one minus the structural
+# similarity (SSIM) of image and reconstruction (images only).
+ERRORS = ("mse", "l1", "ssim")
 
 
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:

@@ -111,7 +111,7 @@ def serve_and_query(
     """
     version_dir = detector.export(model_base_path)
     print(f"\nexported SavedModel version {version_dir}")
-    inputs = detector.preprocess(x)  # uint8 digits → the [0, 1] floats the served model takes
+    inputs = detector.preprocess(x)  # uint8 digits → the [-1, 1] floats the served model takes
     local = detector.score(inputs)
     with serve(model_base_path, "memae", port=0, host="127.0.0.1") as server, MemAEClient(
         f"127.0.0.1:{server.port}", "memae", timeout=30.0

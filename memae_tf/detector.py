@@ -28,8 +28,10 @@ class MemAE:
     """Memory-augmented autoencoder anomaly detector (Gong et al., ICCV 2019).
 
     Trains an autoencoder on normal data only; the anomaly score of a sample is
-    its mean reconstruction error, squared (`error="mse"`) or absolute
-    (`error="l1"`) (higher = more anomalous). With a memory
+    its mean reconstruction error, squared (`error="mse"`), absolute
+    (`error="l1"`) or one minus the local structural similarity of image and
+    reconstruction (`error="ssim"`, images only) (higher = more anomalous).
+    With a memory
     (`variant="memae"`), the latent code is rebuilt from a few learned
     prototypes of normality, so anomalies reconstruct badly.
 
@@ -45,9 +47,10 @@ class MemAE:
         input_range: `(low, high)` range the model expects. uint8 inputs are
             scaled into it. Defaults to the preset's range, or (0, 1).
         threshold: Optional decision threshold on scores.
-        error: Reconstruction error that scores a sample, `"mse"` or `"l1"`;
-            defaults to the preset's (or `"mse"` for a custom model). It is
-            saved with the detector and exported with the SavedModel.
+        error: Reconstruction error that scores a sample, `"mse"`, `"l1"` or
+            `"ssim"` (images `(H, W, C)` only); defaults to the preset's (or
+            `"mse"` for a custom model). It is saved with the detector and
+            exported with the SavedModel.
 
     Input shape:
         `(n, *input_shape)`: `(n, H, W, C)` images (float in the input range, or
@@ -80,7 +83,7 @@ class MemAE:
         self.input_shape: tuple[int, ...] = check_autoencoder(model)
         self.model = model
         self.input_range = (low, high)
-        self.error = check_error("mse" if error is None else error)
+        self.error = check_error("mse" if error is None else error, self.input_shape)
         if self.config is not None:
             self.config["error"] = self.error
         self.threshold_: float | None = None if threshold is None else float(threshold)
@@ -97,7 +100,7 @@ class MemAE:
         Args:
             name: `"mnist"`, `"cifar10"`, `"video"` or `"kdd"`.
             variant: `"memae"`, `"memae-nonspar"` or `"ae"`.
-            error: `"mse"` or `"l1"`; None takes the preset's.
+            error: `"mse"`, `"l1"` or `"ssim"`; None takes the preset's.
             **overrides: Builder arguments replacing the preset's, e.g.
                 `input_shape=(d,)`, `num_items`, `shrink_threshold`, `units`.
         """
@@ -173,7 +176,7 @@ class MemAE:
     def scoring_graph(self) -> ScoringGraph:
         """The traced scoring functions (shared with the exported SavedModel)."""
         if self._graph is None:
-            self._graph = ScoringGraph(self.model, self.error)
+            self._graph = ScoringGraph(self.model, self.error, value_range=self.input_range)
         return self._graph
 
     def score(self, x: Any, batch_size: int = 256) -> np.ndarray:
@@ -187,7 +190,7 @@ class MemAE:
     decision_function = score
 
     def score_map(self, x: Any, batch_size: int = 256) -> np.ndarray:
-        """Per-element reconstruction error, squared or absolute, shaped like the input."""
+        """Per-element error (squared, absolute or 1 − SSIM), shaped like the input."""
         return self.scoring_graph.run(self.preprocess(x), batch_size, "score_map")
 
     def reconstruct(self, x: Any, batch_size: int = 256) -> np.ndarray:

@@ -17,34 +17,102 @@ from memae_tf.common.contract import INPUT_NAME
 from memae_tf.models.bn_folding import inference_model
 from memae_tf.models.memory_block import find_memory_layer, make_encoder
 
+# SSIM's Gaussian window (Wang et al. 2004): 11 × 11, σ = 1.5; its constants
+# C1 = (0.01 L)², C2 = (0.03 L)² for a dynamic range L.
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
 
-def check_error(error: str) -> str:
-    """Returns `error` if it names a known reconstruction error, else raises."""
-    return check_choice("error", error, ERRORS)
+
+def check_error(error: str, input_shape: tuple | None = None) -> str:
+    """Returns `error` if it names a known reconstruction error, else raises.
+
+    With `input_shape` (one sample's shape), also checks that `"ssim"` gets
+    images `(H, W, C)` of at least `SSIM_WINDOW // 2 + 1` pixels a side.
+    """
+    check_choice("error", error, ERRORS)
+    if error == "ssim" and input_shape is not None:
+        shape = tuple(input_shape)
+        if len(shape) != 3 or min(shape[:2]) <= SSIM_WINDOW // 2:
+            raise ValueError(
+                "`error='ssim'` compares images: it expects inputs shaped (H, W, C) with H "
+                f"and W above {SSIM_WINDOW // 2}. Received: input_shape={shape}"
+            )
+    return error
+
+
+def ssim_map(x: tf.Tensor, y: tf.Tensor, value_range: float) -> tf.Tensor:
+    """Local structural similarity of two image batches, per pixel and channel.
+
+    The means, variances and covariance are Gaussian-weighted over an 11×11
+    window (σ = 1.5) around every pixel, each channel on its own; the images
+    are extended by mirroring at the border (the edge pixel repeated), so the
+    map has the images' shape:
+
+    ```
+    SSIM = (2 μx μy + C1)(2 σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2))
+    ```
+
+    with C1 = (0.01 L)², C2 = (0.03 L)², L = `value_range`.
+
+    Args:
+        x: Float32 images `(batch, H, W, C)`.
+        y: Float32 images of the same shape.
+        value_range: The dynamic range L of the pixel values (1 for [0, 1],
+            2 for [-1, 1]).
+
+    Returns:
+        Float32 `(batch, H, W, C)`, 1 where the two images agree locally.
+    """
+    radius = SSIM_WINDOW // 2
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / SSIM_SIGMA) ** 2)
+    taps = (taps / taps.sum()).astype(np.float32)
+    channels = x.shape[-1]
+    rows = tf.constant(np.tile(taps[:, None, None, None], (1, 1, channels, 1)))
+    columns = tf.constant(np.tile(taps[None, :, None, None], (1, 1, channels, 1)))
+    padding = [[0, 0], [radius, radius], [radius, radius], [0, 0]]
+
+    def blur(image: tf.Tensor) -> tf.Tensor:
+        padded = tf.pad(image, padding, mode="SYMMETRIC")
+        blurred = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
+        return tf.nn.depthwise_conv2d(blurred, columns, [1, 1, 1, 1], "VALID")
+
+    c1, c2 = (0.01 * value_range) ** 2, (0.03 * value_range) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x * mu_x
+    var_y = blur(y * y) - mu_y * mu_y
+    covariance = blur(x * y) - mu_x * mu_y
+    return ((2.0 * mu_x * mu_y + c1) * (2.0 * covariance + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
 
 
 def reconstruction_outputs(
-    model: keras.Model, x: tf.Tensor, error: str = "mse"
+    model: keras.Model, x: tf.Tensor, error: str = "mse",
+    value_range: tuple[float, float] = (0.0, 1.0),
 ) -> dict[str, tf.Tensor]:
     """Reconstructs `x` and measures the error, in inference mode.
 
     Args:
         model: Autoencoder mapping `(batch, *input_shape)` to the same shape.
         x: Float32 batch in the model's input range.
-        error: `"mse"` (squared error, the paper's score) or `"l1"` (absolute
-            error, the score of the authors' released code).
+        error: `"mse"` (squared error, the paper's score), `"l1"` (absolute
+            error, the score of the authors' released code) or `"ssim"`
+            (one minus the local structural similarity, `ssim_map`; images
+            only).
+        value_range: `(low, high)` input range; sets SSIM's constants.
 
     Returns:
         Dict with `reconstruction` (shape of `x`), `score_map` (the error per
         element, shape of `x`) and `score` (its mean per sample, shape
         `(batch,)`, higher = more anomalous).
     """
-    check_error(error)
+    check_error(error, tuple(x.shape[1:]))
     reconstruction = tf.cast(model(x, training=False), tf.float32)
     if error == "mse":
         score_map = tf.math.squared_difference(x, reconstruction)
-    else:
+    elif error == "l1":
         score_map = tf.abs(x - reconstruction)
+    else:
+        score_map = 1.0 - ssim_map(x, reconstruction, value_range[1] - value_range[0])
     axes = list(range(1, len(x.shape)))
     return {
         "reconstruction": reconstruction,
@@ -89,6 +157,8 @@ class ScoringGraph:
         model: The autoencoder.
         error: The reconstruction error of `score` and `score_map` (`ERRORS`).
         jit_compile: Compile the functions with XLA.
+        value_range: `(low, high)` range of the model's inputs (SSIM's
+            dynamic range).
 
     Example:
 
@@ -96,14 +166,17 @@ class ScoringGraph:
     >>> graph.outputs(tf.zeros((2, 28, 28, 1)))["score"]  # doctest: +SKIP
     """
 
-    def __init__(self, model: keras.Model, error: str = "mse", jit_compile: bool = False) -> None:
+    def __init__(self, model: keras.Model, error: str = "mse", jit_compile: bool = False,
+                 value_range: tuple[float, float] = (0.0, 1.0)) -> None:
         self.model = model
-        self.error = check_error(error)
         self.input_shape = tuple(model.input_shape[1:])
+        self.error = check_error(error, self.input_shape)
+        self.value_range = (float(value_range[0]), float(value_range[1]))
         signature = [tf.TensorSpec((None, *self.input_shape), tf.float32, name=INPUT_NAME)]
         compute = inference_model(model)
         self.outputs = tf.function(
-            lambda x: flag_non_finite(x, reconstruction_outputs(compute, x, self.error)),
+            lambda x: flag_non_finite(
+                x, reconstruction_outputs(compute, x, self.error, self.value_range)),
             input_signature=signature,
             jit_compile=jit_compile,
         )

@@ -72,8 +72,8 @@ def test_l1_score_is_the_mean_absolute_reconstruction_error(global_l1, images):
 def test_preset_detectors_score_with_the_squared_error_unless_told():
     assert MemAE.from_preset("kdd", **TINY_DENSE).error == "mse"
     assert MemAE(build_autoencoder("kdd", **TINY_DENSE)).error == "mse"
-    with pytest.raises(ValueError, match="Received: error='ssim'"):
-        MemAE.from_preset("kdd", error="ssim", **TINY_DENSE)
+    with pytest.raises(ValueError, match="Received: error='huber'"):
+        MemAE.from_preset("kdd", error="huber", **TINY_DENSE)
 
 
 def test_error_and_latent_survive_save_and_load(global_l1, images, tmp_path):
@@ -123,5 +123,80 @@ def test_fit_uses_xla_by_default_only_on_one_gpu(images):
 
 
 def test_experiment_config_rejects_an_unknown_error():
-    with pytest.raises(ValueError, match="Received: error='ssim'"):
-        ExperimentConfig("mnist", error="ssim")
+    with pytest.raises(ValueError, match="Received: error='huber'"):
+        ExperimentConfig("mnist", error="huber")
+
+
+def _ssim_reference(x: np.ndarray, y: np.ndarray, value_range: float) -> np.ndarray:
+    """SSIM map re-derived with SciPy: Gaussian σ = 1.5 cut at radius 5, edge-mirrored."""
+    from scipy.ndimage import gaussian_filter
+
+    def blur(image):  # per image and channel, not across them
+        return gaussian_filter(image, sigma=(0, 1.5, 1.5, 0), mode="reflect", truncate=5 / 1.5)
+
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    c1, c2 = (0.01 * value_range) ** 2, (0.03 * value_range) ** 2
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+
+
+def test_ssim_map_matches_a_scipy_rederivation_and_known_answers():
+    from memae_tf.scoring_graph import ssim_map
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, size=(3, 16, 13, 2)).astype("float32")
+    y = (x + rng.normal(0, 0.3, size=x.shape)).astype("float32")
+    computed = ssim_map(tf.constant(x), tf.constant(y), 2.0).numpy()
+    np.testing.assert_allclose(computed, _ssim_reference(x, y, 2.0), atol=2e-5)
+    np.testing.assert_allclose(ssim_map(tf.constant(x), tf.constant(x), 2.0), 1.0, atol=1e-5)
+    flat = np.full((1, 12, 12, 1), 0.5, np.float32)  # constant images: luminance term only
+    np.testing.assert_allclose(ssim_map(tf.constant(flat), tf.constant(-flat), 2.0),
+                               (-0.5 + 4e-4) / (0.5 + 4e-4), rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def global_ssim(images):
+    keras.utils.set_random_seed(0)
+    detector = MemAE.from_preset("mnist", error="ssim", latent="global", latent_dim=6,
+                                 **TINY_IMAGE)
+    detector.fit(images, epochs=2, batch_size=16, verbose=0, seed=0)
+    return detector
+
+
+def test_ssim_score_is_the_mean_of_one_minus_the_ssim_map(global_ssim, images):
+    x = images[:20]
+    reconstruction = global_ssim.model(x, training=False).numpy()
+    expected_map = 1.0 - _ssim_reference(x, reconstruction, 2.0)  # the preset's [-1, 1]
+    np.testing.assert_allclose(global_ssim.score_map(x), expected_map, atol=1e-4)
+    np.testing.assert_allclose(global_ssim.score(x, batch_size=7),
+                               expected_map.mean(axis=(1, 2, 3)), atol=1e-5)
+
+
+def test_ssim_score_survives_save_load_and_export(global_ssim, images, tmp_path):
+    loaded = MemAE.load(global_ssim.save(tmp_path / "detector.keras"))
+    assert loaded.error == "ssim"
+    np.testing.assert_allclose(loaded.score(images), global_ssim.score(images), rtol=1e-6)
+    global_ssim.infer_threshold(images, fpr=0.25)
+    version = global_ssim.export(tmp_path / "models" / "memae")
+    served = tf.saved_model.load(str(version)).signatures["serving_default"](
+        x=tf.constant(images))
+    np.testing.assert_allclose(served["score"].numpy(), global_ssim.score(images), rtol=1e-5)
+
+
+def test_ssim_takes_its_dynamic_range_from_the_input_range(images):
+    model = build_autoencoder("mnist", **TINY_IMAGE)
+    unit, wide = MemAE(model, error="ssim"), MemAE(model, input_range=(-1, 1), error="ssim")
+    reconstruction = model(images[:4], training=False).numpy()
+    expected = 1.0 - _ssim_reference(images[:4], reconstruction, 1.0)
+    np.testing.assert_allclose(unit.score(images[:4]), expected.mean(axis=(1, 2, 3)), atol=1e-5)
+    assert not np.allclose(unit.score(images[:4]), wide.score(images[:4]))
+
+
+@pytest.mark.parametrize("model", [
+    build_autoencoder("kdd", **TINY_DENSE),
+    build_conv3d_autoencoder((4, 8, 8, 1), filters=(2, 2), strides=2, num_items=4),
+], ids=["dense", "clips"])
+def test_ssim_is_refused_for_inputs_that_are_not_images(model):
+    with pytest.raises(ValueError, match=r"expects inputs shaped \(H, W, C\)"):
+        MemAE(model, error="ssim")

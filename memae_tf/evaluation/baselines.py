@@ -1,9 +1,10 @@
 """Classical baselines run side by side with MemAE: One-Class SVM and Isolation Forest.
 
-Both see the same inputs as the autoencoders, flattened to vectors (uint8
-images scaled to [0, 1] as the MNIST/CIFAR presets do; clips and tabular rows
-as given). Scores are negated `decision_function` values, so that, as for
-MemAE, higher means more anomalous.
+Both see the autoencoders' samples flattened to vectors (uint8 images scaled
+to [0, 1], whatever a preset's input range: an RBF kernel with `gamma="scale"`
+and an isolation forest are unchanged by an affine rescaling of all features;
+clips and tabular rows as given). Scores are negated `decision_function`
+values, so that, as for MemAE, higher means more anomalous.
 
 One-Class SVM training costs O(n²) kernel evaluations, so it trains on a seeded
 random subsample of at most `max_train_samples` normal samples (2 000 by

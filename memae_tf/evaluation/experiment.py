@@ -72,8 +72,8 @@ class ExperimentConfig:
         tiny: Tiny configuration (few samples, tiny networks) for smoke tests.
         data_path: Explicit dataset location.
         overrides: Preset overrides on top of the dataset's defaults.
-        error: Reconstruction error of the MemAE variants' scores, `"mse"` or
-            `"l1"` (None = the preset's).
+        error: Reconstruction error of the MemAE variants' scores, `"mse"`,
+            `"l1"` or `"ssim"` (images only) (None = the preset's).
         anomaly_share: One-class: test anomaly share (None = natural). Tabular:
             the flagged share q (None = the dataset's default or the test
             half's anomaly share).

@@ -30,8 +30,8 @@ class Preset:
         input_range: `(low, high)` range of the model's inputs; uint8 images
             are scaled into it.
         description: One line for listings.
-        error: The reconstruction error that scores a sample, `"mse"` or `"l1"`
-            (see `memae_tf.scoring_graph.reconstruction_outputs`).
+        error: The reconstruction error that scores a sample, `"mse"`, `"l1"`
+            or `"ssim"` (see `memae_tf.scoring_graph.reconstruction_outputs`).
     """
 
     family: str

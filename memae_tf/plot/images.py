@@ -22,8 +22,9 @@ from memae_tf.plot._common import (
 
 
 def _error_name(detector: Any) -> str:
-    """What a detector's `score_map` holds: squared (`error="mse"`) or absolute errors."""
-    return "absolute error" if getattr(detector, "error", "mse") == "l1" else "squared error"
+    """What a detector's `score_map` holds: squared, absolute errors or 1 − SSIM."""
+    names = {"mse": "squared error", "l1": "absolute error", "ssim": "1 − SSIM"}
+    return names[getattr(detector, "error", "mse")]
 
 
 def reconstruction_grid(
