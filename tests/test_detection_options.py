@@ -20,13 +20,18 @@ def images():
     return np.kron(blobs, np.ones((1, 4, 4, 1))).astype("float32")  # 12×12 block images
 
 
-@pytest.fixture(scope="module")
-def global_l1(images):
+def _fitted_global(images: np.ndarray, error: str) -> MemAE:
+    """A tiny global-code MNIST-preset detector scored by `error`, trained 2 epochs."""
     keras.utils.set_random_seed(0)
-    detector = MemAE.from_preset("mnist", error="l1", latent="global", latent_dim=6,
+    detector = MemAE.from_preset("mnist", error=error, latent="global", latent_dim=6,
                                  **TINY_IMAGE)
     detector.fit(images, epochs=2, batch_size=16, verbose=0, seed=0)
     return detector
+
+
+@pytest.fixture(scope="module")
+def global_l1(images):
+    return _fitted_global(images, "l1")
 
 
 @pytest.mark.parametrize("variant", ["memae", "memae-nonspar", "ae"])
@@ -157,11 +162,7 @@ def test_ssim_map_matches_a_scipy_rederivation_and_known_answers():
 
 @pytest.fixture(scope="module")
 def global_ssim(images):
-    keras.utils.set_random_seed(0)
-    detector = MemAE.from_preset("mnist", error="ssim", latent="global", latent_dim=6,
-                                 **TINY_IMAGE)
-    detector.fit(images, epochs=2, batch_size=16, verbose=0, seed=0)
-    return detector
+    return _fitted_global(images, "ssim")
 
 
 def test_ssim_score_is_the_mean_of_one_minus_the_ssim_map(global_ssim, images):
