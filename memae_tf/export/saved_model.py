@@ -93,12 +93,12 @@ def export_saved_model(
     `x` (float32, `[None, *input_shape]`) and computed by the functions of
     `memae_tf.scoring_graph.ScoringGraph` (the graph behind in-process scoring):
 
-    - `serving_default` → `score` (float32 `[None]`, mean squared reconstruction
-      error), `is_anomaly` (bool `[None]`, `score > threshold`) and
+    - `serving_default` → `score` (float32 `[None]`, the mean reconstruction
+      error of the scoring graph's `error`), `is_anomaly` (bool `[None]`, `score > threshold`) and
       `reconstruction` (shape of `x`). A sample with any NaN or Inf value
       scores +inf and so is always an anomaly (TF Serving checks no values;
       `memae serve` and `MemAEClient` refuse such requests before the graph);
-    - `score_map` → `score_map` (squared error per element, shape of `x`);
+    - `score_map` → `score_map` (that error per element, shape of `x`);
     - `memory_attention` → `memory_attention` (the memory addressing weights),
       only when the model has a `MemoryLayer`.
 
