@@ -105,9 +105,14 @@ def test_new_version_is_picked_up_under_8_concurrent_clients_without_a_failed_re
             thread.start()
         try:
             wait_for(lambda: min(counts) >= 5)
-            broken = base / "2"
-            shutil.copytree(base / "1", broken)
-            _break_pb(broken)  # a corrupt version first: skipped, nothing fails
+            # A corrupt version first: skipped, nothing fails. It is damaged in a hidden
+            # folder and renamed into place, so the server never sees a good copy of
+            # version 1 under the name 2 (copying it in place and then damaging it let
+            # a poll in between load it as a valid version 2).
+            staging = base / ".2-staging"
+            shutil.copytree(base / "1", staging)
+            _break_pb(staging)
+            staging.rename(base / "2")
             wait_for(lambda: server.manager.version_states().get(2) is not None
                      and server.manager.version_states()[2].error_message != "")
             export_saved_model(newer, base, threshold=0.1)
