@@ -9,7 +9,8 @@ dot addressing, entropy loss 2e-4; one query per sample) → Linear(16 → 1024)
 BN → ReLU → ConvT(1, 3×3, s2), linear output (the decoder widens a kernel smaller
 than its stride), with the same feature-map sizes (28 → 14 → 7 → 4 → 7 → 14
 → 28), the same parameter count and FLOPs, trained with Adam (lr 1e-3) on MSE
-+ entropy and scored by the mean absolute error (the preset's `error="l1"`).
++ entropy and scored by 1 − SSIM (the preset's `error="ssim"`: 11×11 Gaussian
+window, σ = 1.5, mirrored borders, images in [-1, 1]).
 PyTorch pads "same" convolutions symmetrically where TensorFlow pads the
 bottom/right first, and flattens channels first where Keras flattens channels
 last; that shifts the sampling grid by one pixel and permutes the code's
@@ -80,6 +81,30 @@ class MemAEMnist(nn.Module):
         return self.decoder(rebuilt), entropy
 
 
+def _ssim_map(x: torch.Tensor, y: torch.Tensor, value_range: float) -> torch.Tensor:
+    """Local SSIM per pixel (NCHW): separable 11-tap Gaussian, σ = 1.5, borders mirrored."""
+    taps = torch.exp(-0.5 * (torch.arange(-5.0, 6.0) / 1.5) ** 2)
+    taps = taps / taps.sum()
+    channels = x.shape[1]
+    rows = taps.view(1, 1, 11, 1).repeat(channels, 1, 1, 1)
+    columns = taps.view(1, 1, 1, 11).repeat(channels, 1, 1, 1)
+
+    def blur(image: torch.Tensor) -> torch.Tensor:
+        # torch's "reflect" leaves the edge out; pad by hand to repeat it, as TF's SYMMETRIC.
+        for dim in (2, 3):
+            image = torch.cat([image.narrow(dim, 0, 5).flip(dim), image,
+                               image.narrow(dim, image.shape[dim] - 5, 5).flip(dim)], dim=dim)
+        blurred = nn.functional.conv2d(image, rows, groups=channels)
+        return nn.functional.conv2d(blurred, columns, groups=channels)
+
+    c1, c2 = (0.01 * value_range) ** 2, (0.03 * value_range) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2
+    covariance = blur(x * y) - mu_x * mu_y
+    return ((2 * mu_x * mu_y + c1) * (2 * covariance + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+
+
 class TorchMnistBench:
     """Times training and scoring of the PyTorch reference on NCHW float32 batches.
 
@@ -119,13 +144,14 @@ class TorchMnistBench:
 
     @torch.inference_mode()
     def score(self, data: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        """Per-sample mean absolute reconstruction error of `data` (NCHW)."""
+        """Per-sample mean of 1 − SSIM between `data` (NCHW, in [-1, 1]) and its reconstruction."""
         self.model.eval()
         scores = []
         for start in range(0, len(data), batch_size):
             batch = data[start:start + batch_size]
             reconstruction, _ = self.model(batch)
-            scores.append((reconstruction - batch).abs().mean(dim=(1, 2, 3)).tolist())
+            similarity = _ssim_map(batch, reconstruction, value_range=2.0)
+            scores.append((1.0 - similarity).mean(dim=(1, 2, 3)).tolist())
         return np.asarray([s for part in scores for s in part], dtype=np.float32)
 
     def parameter_count(self) -> int:

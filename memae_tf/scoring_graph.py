@@ -69,26 +69,43 @@ def ssim_map(x: tf.Tensor, y: tf.Tensor, value_range: float) -> tf.Tensor:
     >>> float(tf.reduce_min(ssim_map(x, x, 1.0))) > 0.9999
     True
     """
-    radius = SSIM_WINDOW // 2
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / SSIM_SIGMA) ** 2)
-    taps = (taps / taps.sum()).astype(np.float32)
-    channels = x.shape[-1]
-    rows = tf.constant(np.tile(taps[:, None, None, None], (1, 1, channels, 1)))
-    columns = tf.constant(np.tile(taps[None, :, None, None], (1, 1, channels, 1)))
-    padding = [[0, 0], [radius, radius], [radius, radius], [0, 0]]
-
-    def blur(image: tf.Tensor) -> tf.Tensor:
-        padded = tf.pad(image, padding, mode="SYMMETRIC")
-        blurred = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
-        return tf.nn.depthwise_conv2d(blurred, columns, [1, 1, 1, 1], "VALID")
-
+    height, width = x.shape[1], x.shape[2]
+    rows, columns = tf.constant(_blur_matrix(height)), tf.constant(_blur_matrix(width))
+    # The five local moments in one pass; each blur is one 2-D matrix product with
+    # the blurred axis last: (5 × batch × C × H, W) @ Bᵀ, then the same over H.
+    stacked = tf.transpose(tf.concat([x, y, x * x, y * y, x * y], axis=0), [0, 3, 1, 2])
+    shape = tf.shape(stacked)
+    blurred = tf.matmul(tf.reshape(stacked, (-1, width)), columns, transpose_b=True)
+    blurred = tf.transpose(tf.reshape(blurred, shape), [0, 1, 3, 2])
+    blurred = tf.matmul(tf.reshape(blurred, (-1, height)), rows, transpose_b=True)
+    blurred = tf.transpose(tf.reshape(blurred, (shape[0], shape[1], width, height)), [0, 3, 2, 1])
+    mu_x, mu_y, xx, yy, xy = tf.split(blurred, 5, axis=0)
     c1, c2 = (0.01 * value_range) ** 2, (0.03 * value_range) ** 2
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x * mu_x
-    var_y = blur(y * y) - mu_y * mu_y
-    covariance = blur(x * y) - mu_x * mu_y
+    var_x, var_y = xx - mu_x * mu_x, yy - mu_y * mu_y
+    covariance = xy - mu_x * mu_y
     return ((2.0 * mu_x * mu_y + c1) * (2.0 * covariance + c2)) / (
         (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
+
+
+def _blur_matrix(size: int) -> np.ndarray:
+    """`(size, size)` float32 matrix of the 1-D Gaussian blur with the edges mirrored.
+
+    Row i holds the weights of output i: tap k of the window lands on pixel
+    i + k, reflected into the image with the edge pixel repeated (index -1 is
+    0, index size is size - 1), so `matrix @ column` blurs a column exactly as
+    padding it symmetrically and convolving would.
+    """
+    radius = SSIM_WINDOW // 2
+    offsets = np.arange(-radius, radius + 1)
+    taps = np.exp(-0.5 * (offsets / SSIM_SIGMA) ** 2)
+    taps /= taps.sum()
+    matrix = np.zeros((size, size))
+    for i in range(size):
+        source = i + offsets
+        source = np.where(source < 0, -source - 1, source)
+        source = np.where(source >= size, 2 * size - source - 1, source)
+        np.add.at(matrix[i], source, taps)
+    return matrix.astype(np.float32)
 
 
 def reconstruction_outputs(
