@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from memae_tf.scoring_graph import ssim_blur_matrix
+
 _EPSILON = 1e-12
 
 
@@ -82,27 +84,25 @@ class MemAEMnist(nn.Module):
 
 
 def _ssim_map(x: torch.Tensor, y: torch.Tensor, value_range: float) -> torch.Tensor:
-    """Local SSIM per pixel (NCHW): separable 11-tap Gaussian, σ = 1.5, borders mirrored."""
-    taps = torch.exp(-0.5 * (torch.arange(-5.0, 6.0) / 1.5) ** 2)
-    taps = taps / taps.sum()
-    channels = x.shape[1]
-    rows = taps.view(1, 1, 11, 1).repeat(channels, 1, 1, 1)
-    columns = taps.view(1, 1, 1, 11).repeat(channels, 1, 1, 1)
-
-    def blur(image: torch.Tensor) -> torch.Tensor:
-        # torch's "reflect" leaves the edge out; pad by hand to repeat it, as TF's SYMMETRIC.
-        for dim in (2, 3):
-            image = torch.cat([image.narrow(dim, 0, 5).flip(dim), image,
-                               image.narrow(dim, image.shape[dim] - 5, 5).flip(dim)], dim=dim)
-        blurred = nn.functional.conv2d(image, rows, groups=channels)
-        return nn.functional.conv2d(blurred, columns, groups=channels)
-
+    """Local SSIM per pixel (NCHW), as the package computes it: the five local moments
+    blurred in one pass by matrix products with the mirrored-border Gaussian matrix."""
+    height, width = x.shape[2], x.shape[3]
+    rows = _as_tensor(ssim_blur_matrix(height))
+    columns = _as_tensor(ssim_blur_matrix(width))
+    stacked = torch.cat([x, y, x * x, y * y, x * y])
+    blurred = rows @ stacked @ columns.T
+    mu_x, mu_y, xx, yy, xy = blurred.chunk(5)
     c1, c2 = (0.01 * value_range) ** 2, (0.03 * value_range) ** 2
-    mu_x, mu_y = blur(x), blur(y)
-    var_x, var_y = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2
-    covariance = blur(x * y) - mu_x * mu_y
+    var_x, var_y = xx - mu_x**2, yy - mu_y**2
+    covariance = xy - mu_x * mu_y
     return ((2 * mu_x * mu_y + c1) * (2 * covariance + c2)) / (
         (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+
+
+def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    """Float32 array → tensor through bytes (see `TorchMnistBench.to_tensor`)."""
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    return torch.frombuffer(bytearray(array.tobytes()), dtype=torch.float32).reshape(array.shape)
 
 
 class TorchMnistBench:
@@ -127,9 +127,7 @@ class TorchMnistBench:
         NumPy bridge of torch 2.13 corrupts the heap here (from_numpy and
         torch.tensor of an array both crashed in the next convolution).
         """
-        nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
-        return torch.frombuffer(bytearray(nchw.tobytes()), dtype=torch.float32).reshape(
-            nchw.shape)
+        return _as_tensor(x.transpose(0, 3, 1, 2))
 
     def train(self, data: torch.Tensor, batch_size: int = 64) -> None:
         """One epoch over `data` (NCHW) in full batches."""

@@ -70,7 +70,7 @@ def ssim_map(x: tf.Tensor, y: tf.Tensor, value_range: float) -> tf.Tensor:
     True
     """
     height, width = x.shape[1], x.shape[2]
-    rows, columns = tf.constant(_blur_matrix(height)), tf.constant(_blur_matrix(width))
+    rows, columns = tf.constant(ssim_blur_matrix(height)), tf.constant(ssim_blur_matrix(width))
     # The five local moments in one pass; each blur is one 2-D matrix product with
     # the blurred axis last: (5 × batch × C × H, W) @ Bᵀ, then the same over H.
     stacked = tf.transpose(tf.concat([x, y, x * x, y * y, x * y], axis=0), [0, 3, 1, 2])
@@ -87,7 +87,7 @@ def ssim_map(x: tf.Tensor, y: tf.Tensor, value_range: float) -> tf.Tensor:
         (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
 
 
-def _blur_matrix(size: int) -> np.ndarray:
+def ssim_blur_matrix(size: int) -> np.ndarray:
     """`(size, size)` float32 matrix of the 1-D Gaussian blur with the edges mirrored.
 
     Row i holds the weights of output i: tap k of the window lands on pixel
