@@ -93,7 +93,19 @@ def ssim_blur_matrix(size: int) -> np.ndarray:
     Row i holds the weights of output i: tap k of the window lands on pixel
     i + k, reflected into the image with the edge pixel repeated (index -1 is
     0, index size is size - 1), so `matrix @ column` blurs a column exactly as
-    padding it symmetrically and convolving would.
+    padding it symmetrically and convolving would. `ssim_map` blurs images as
+    `rows @ image @ columnsᵀ`.
+
+    Args:
+        size: Pixels along the blurred axis; more than `SSIM_WINDOW // 2`.
+
+    Returns:
+        Float32 `(size, size)`; every row sums to 1.
+
+    Example:
+
+    >>> ssim_blur_matrix(8).sum(axis=1).round(6).tolist() == [1.0] * 8
+    True
     """
     radius = SSIM_WINDOW // 2
     offsets = np.arange(-radius, radius + 1)
