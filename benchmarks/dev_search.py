@@ -69,7 +69,7 @@ def errors_of(x: np.ndarray, reconstruction: np.ndarray, low: float, high: float
     axes = tuple(range(1, x.ndim))
     similarity = tf.reduce_mean(ssim_map(tf.constant(x, tf.float32),
                                          tf.constant(reconstruction, tf.float32), high - low),
-                                axis=list(range(1, x.ndim))).numpy()
+                                axis=axes).numpy()
     x = x.astype(np.float64)
     diff = x - reconstruction
     squared = np.mean(diff**2, axis=axes)
@@ -78,30 +78,27 @@ def errors_of(x: np.ndarray, reconstruction: np.ndarray, low: float, high: float
             "relative": squared / np.maximum(energy, 1e-12), "ssim": 1.0 - similarity}
 
 
-def latent_errors(model: keras.Model, x: np.ndarray, batch_size: int = 1024
+def memory_scores(model: keras.Model, x: np.ndarray, batch_size: int = 1024
                   ) -> dict[str, np.ndarray]:
-    """Per-sample distance between query and memory rebuild (inference mode); {} without memory."""
-    queries = encode_queries(model, x, batch_size)
-    if queries is None:
-        return {}
-    rebuilt = keras.ops.convert_to_numpy(find_memory_layer(model)(queries, training=False))
-    query = queries.reshape(len(x), -1).astype(np.float64)
-    distance = np.sum((query - rebuilt.reshape(len(x), -1)) ** 2, axis=1)
-    return {"latent": distance,
-            "latent_relative": distance / np.maximum(np.sum(query ** 2, axis=1), 1e-12)}
+    """Per-sample memory-based scores (inference mode), from one encoding of `x`; {} without memory.
 
-
-def addressing_scores(model: keras.Model, x: np.ndarray, batch_size: int = 1024
-                      ) -> dict[str, np.ndarray]:
-    """Per-sample addressing scores and errors at a sharper test-time λ; {} without memory."""
+    The distance between query and memory rebuild (`latent`, `latent_relative`),
+    the addressing's entropy and spread, and the squared error at a sharper
+    test-time λ (`TEST_THRESHOLDS`).
+    """
     queries = encode_queries(model, x, batch_size)
     if queries is None:
         return {}
     layer = find_memory_layer(model)
+    rebuilt = keras.ops.convert_to_numpy(layer(queries, training=False))
+    query = queries.reshape(len(x), -1).astype(np.float64)
+    distance = np.sum((query - rebuilt.reshape(len(x), -1)) ** 2, axis=1)
+    scores = {"latent": distance,
+              "latent_relative": distance / np.maximum(np.sum(query ** 2, axis=1), 1e-12)}
     weights = keras.ops.convert_to_numpy(layer.addressing(queries)).astype(np.float64)
     weights = weights.reshape(len(x), -1, layer.num_items)
     entropy = -np.sum(weights * np.log(weights + 1e-12), axis=-1)
-    scores = {"entropy": entropy.mean(axis=1), "spread": 1.0 - weights.max(axis=-1).mean(axis=1)}
+    scores.update(entropy=entropy.mean(axis=1), spread=1.0 - weights.max(axis=-1).mean(axis=1))
     trained = layer.shrink_threshold
     axes = tuple(range(1, x.ndim))
     try:
@@ -168,8 +165,7 @@ def search(args: argparse.Namespace) -> None:
                 used += detector.history_.history.get("memory_items_used", [])
                 scores = errors_of(x_test, detector.reconstruct(x_test, batch_size=1024),
                                    *detector.input_range)
-                scores.update(latent_errors(detector.model, x_test))
-                scores.update(addressing_scores(detector.model, x_test))
+                scores.update(memory_scores(detector.model, x_test))
                 curve[str(epochs)] = {e: auroc(split.labels, s) for e, s in scores.items()}
             stored["runs"][key] = {"auroc": curve, "seconds": round(time.monotonic() - begin, 1)}
             if used:  # memory items used by training queries after each epoch (memory_restart)
