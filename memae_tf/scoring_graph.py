@@ -27,26 +27,28 @@ def check_error(error: str, input_shape: tuple | None = None) -> str:
     """Returns `error` if it names a known reconstruction error, else raises.
 
     With `input_shape` (one sample's shape), also checks that `"ssim"` gets
-    images `(H, W, C)` of at least `SSIM_WINDOW // 2 + 1` pixels a side.
+    images `(H, W, C)` or clips `(T, H, W, C)` of more than `SSIM_WINDOW // 2`
+    pixels a side.
     """
     check_choice("error", error, ERRORS)
     if error == "ssim" and input_shape is not None:
         shape = tuple(input_shape)
-        if len(shape) != 3 or min(shape[:2]) <= SSIM_WINDOW // 2:
+        if len(shape) not in (3, 4) or min(shape[-3:-1]) <= SSIM_WINDOW // 2:
             raise ValueError(
-                "`error='ssim'` compares images: it expects inputs shaped (H, W, C) with H "
-                f"and W above {SSIM_WINDOW // 2}. Received: input_shape={shape}"
+                "`error='ssim'` compares images: it expects inputs shaped (H, W, C) or clips "
+                f"(T, H, W, C) with H and W above {SSIM_WINDOW // 2}. "
+                f"Received: input_shape={shape}"
             )
     return error
 
 
 def ssim_map(x: tf.Tensor, y: tf.Tensor, value_range: float) -> tf.Tensor:
-    """Local structural similarity of two image batches, per pixel and channel.
+    """Local structural similarity of two image (or clip) batches, per pixel and channel.
 
     The means, variances and covariance are Gaussian-weighted over an 11×11
-    window (σ = 1.5) around every pixel, each channel on its own; the images
-    are extended by mirroring at the border (the edge pixel repeated), so the
-    map has the images' shape:
+    window (σ = 1.5) around every pixel, each channel (and each frame of a
+    clip) on its own; the images are extended by mirroring at the border (the
+    edge pixel repeated), so the map has the inputs' shape:
 
     ```
     SSIM = (2 μx μy + C1)(2 σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2))
@@ -55,13 +57,13 @@ def ssim_map(x: tf.Tensor, y: tf.Tensor, value_range: float) -> tf.Tensor:
     with C1 = (0.01 L)², C2 = (0.03 L)², L = `value_range`.
 
     Args:
-        x: Float32 images `(batch, H, W, C)`.
-        y: Float32 images of the same shape.
+        x: Float32 images `(batch, H, W, C)` or clips `(batch, T, H, W, C)`.
+        y: Float32 tensor of the same shape.
         value_range: The dynamic range L of the pixel values (1 for [0, 1],
             2 for [-1, 1]).
 
     Returns:
-        Float32 `(batch, H, W, C)`, 1 where the two images agree locally.
+        Float32 of the shape of `x`, 1 where the two agree locally.
 
     Example:
 
@@ -69,6 +71,10 @@ def ssim_map(x: tf.Tensor, y: tf.Tensor, value_range: float) -> tf.Tensor:
     >>> float(tf.reduce_min(ssim_map(x, x, 1.0))) > 0.9999
     True
     """
+    if len(x.shape) == 5:
+        frames = (-1, *x.shape[2:])
+        similarity = ssim_map(tf.reshape(x, frames), tf.reshape(y, frames), value_range)
+        return tf.reshape(similarity, tf.shape(x))
     height, width = x.shape[1], x.shape[2]
     rows, columns = tf.constant(ssim_blur_matrix(height)), tf.constant(ssim_blur_matrix(width))
     # The five local moments in one pass; each blur is one 2-D matrix product with
@@ -132,7 +138,7 @@ def reconstruction_outputs(
         error: `"mse"` (squared error, the paper's score), `"l1"` (absolute
             error, the score of the authors' released code) or `"ssim"`
             (one minus the local structural similarity, `ssim_map`; images
-            only).
+            and clips, frame by frame).
         value_range: `(low, high)` input range; sets SSIM's constants.
 
     Returns:

@@ -196,8 +196,21 @@ def test_ssim_takes_its_dynamic_range_from_the_input_range(images):
 
 @pytest.mark.parametrize("model", [
     build_autoencoder("kdd", **TINY_DENSE),
-    build_conv3d_autoencoder((4, 8, 8, 1), filters=(2, 2), strides=2, num_items=4),
-], ids=["dense", "clips"])
-def test_ssim_is_refused_for_inputs_that_are_not_images(model):
+    build_conv3d_autoencoder((4, 4, 4, 1), filters=(2, 2), strides=2, num_items=4),
+], ids=["dense", "clips-of-4x4-frames"])
+def test_ssim_is_refused_for_inputs_that_are_not_images_of_a_window(model):
     with pytest.raises(ValueError, match=r"expects inputs shaped \(H, W, C\)"):
         MemAE(model, error="ssim")
+
+
+def test_ssim_of_clips_is_the_mean_over_frames_of_each_frames_ssim():
+    keras.utils.set_random_seed(0)
+    model = build_conv3d_autoencoder((4, 12, 12, 1), filters=(2, 2), strides=2, num_items=4,
+                                     output_activation=None)
+    clips = np.random.default_rng(1).uniform(-1, 1, (3, 4, 12, 12, 1)).astype("float32")
+    detector = MemAE(model, input_range=(-1, 1), error="ssim")
+    reconstruction = model(clips, training=False).numpy()
+    frames = 1.0 - np.stack([_ssim_reference(clips[:, t], reconstruction[:, t], 2.0)
+                             for t in range(4)], axis=1)  # SciPy, one frame at a time
+    np.testing.assert_allclose(detector.score_map(clips), frames, atol=1e-4)
+    np.testing.assert_allclose(detector.score(clips), frames.mean(axis=(1, 2, 3, 4)), atol=1e-5)

@@ -201,6 +201,25 @@ def test_moving_mnist_tiny_with_a_baseline(tmp_path):
     assert_reports(out, n_tasks=2, units=["all"])
 
 
+def test_moving_fashion_mnist_tiny_scored_by_ssim(tmp_path):
+    out = tmp_path / "moving-fashion"
+    experiment(["moving-fashion-mnist", "--tiny", "--variants", "memae", "--error", "ssim",
+                "--out", str(out)])
+    assert_reports(out, n_tasks=1, units=["all"])
+    assert results(out)["config"]["error"] == "ssim"
+
+
+def test_moving_fashion_mnist_draws_garments_not_digits():
+    from memae_tf.data import load_fashion_mnist, load_mnist, make_moving_mnist
+    from memae_tf.evaluation.datasets import MOVING_MNIST_TINY, load_videos
+
+    train, _ = load_videos("moving-fashion-mnist", None, (32, 32), tiny=True, seed=0)
+    for source, same in ((load_fashion_mnist(), True), (load_mnist(), False)):
+        expected, _ = make_moving_mnist(**MOVING_MNIST_TINY, frame_size=(32, 32), seed=0,
+                                        mnist=source)
+        assert np.array_equal(train.frames[0], expected.frames[0]) is same
+
+
 # --- results are never overwritten silently -----------------------------------------------------
 
 

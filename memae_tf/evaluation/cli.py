@@ -20,8 +20,9 @@ Datasets and protocols:
 - kdd (KDDCUP99 10%), tabular (a CSV/Parquet/.rda file, or `--mlbench NAME`):
   random 50% splits, top-q threshold; preset kdd with the table's width.
 - ucsd-ped2, avenue, shanghaitech (256×256 frames), moving-mnist (64×64,
-  generated from MNIST; `--data-path` locates MNIST): frame-level AUROC of
-  16-frame clips; preset video (moving-mnist: filters 16-32-64-64, 500 items).
+  generated from MNIST; `--data-path` locates MNIST), moving-fashion-mnist (the
+  same from Fashion-MNIST: the development set for clips): frame-level AUROC of
+  16-frame clips; preset video (moving benchmarks: filters 16-32-64-64, 500 items).
 
 Every task is stored in OUT/results.json as soon as it ends; an interrupted run
 continues with `--resume`. OUT also gets results.csv, results.md and plots/.
