@@ -34,7 +34,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from memae_tf.choices import LR_DECAYS
 from memae_tf.detector import MemAE
 from memae_tf.evaluation import datasets
 from memae_tf.evaluation.cli import parse_ints, parse_list, parse_override
@@ -216,7 +215,7 @@ def main() -> None:
                         help="a MemAE.fit setting KEY=VALUE, e.g. memory_restart=true")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--lr-decay", choices=LR_DECAYS, default="none",
+    parser.add_argument("--lr-decay", choices=("cosine", "none"), default="none",
                         help="cosine: decay the learning rate to zero at the last checkpoint")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--input-range", type=parse_range, default=None, metavar="LOW,HIGH",

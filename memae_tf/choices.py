@@ -8,7 +8,7 @@ re-exported by the module that owns the concept (`models.memory_block`,
 
 VARIANTS = ("memae", "memae-nonspar", "ae")
 MEMORY_INITS = ("data", "keep")  # see `adapt_memory` and `MemAE.fit(memory_init=...)`
-LR_DECAYS = ("cosine", "none")  # see `TrainingConfig.lr_decay` (which also takes "auto")
+LR_DECAYS = ("auto", "cosine", "none")  # see `TrainingConfig.lr_decay`
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 BASELINES = ("ocsvm", "iforest")

@@ -333,8 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="label(s) of the normal class, e.g. 0 or 1,7")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--lr-decay", choices=LR_DECAYS, default="cosine",
-                       help="learning-rate decay over the epochs: cosine (default) or none")
+    train.add_argument("--lr-decay", choices=LR_DECAYS, default="auto",
+                       help="learning-rate decay over the epochs: auto (default: cosine, none "
+                            "for clips), cosine or none")
     train.add_argument("--validation-split", type=float, default=0.1,
                        help="share of normal data held out to set the threshold")
     train.add_argument("--fpr", type=float, default=0.05,

@@ -9,6 +9,7 @@ import pytest
 from memae_tf import MemAE
 from memae_tf.cli import build_parser
 from memae_tf.evaluation.cli import config_from_args
+from memae_tf.models import build_conv3d_autoencoder
 from memae_tf.training import CosineLearningRateDecay, TrainingConfig
 
 TINY_DENSE = {"input_shape": (8,), "units": (6, 3), "num_items": 10}
@@ -101,10 +102,10 @@ def test_an_unknown_decay_and_a_decayed_schedule_are_refused():
 
 
 def test_by_default_a_float_rate_decays_and_a_schedule_runs_as_given():
-    assert TrainingConfig().decays and TrainingConfig(lr_decay="cosine").decays
-    assert not TrainingConfig(lr_decay="none").decays
+    assert TrainingConfig().decays((8,)) and TrainingConfig(lr_decay="cosine").decays((8,))
+    assert not TrainingConfig(lr_decay="none").decays((8,))
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-2, 1, 0.5)
-    assert not TrainingConfig(learning_rate=schedule).decays
+    assert not TrainingConfig(learning_rate=schedule).decays((8,))
     detector = MemAE.from_preset("kdd", **TINY_DENSE)
     recorder = RateRecorder()
     detector.fit(ROWS, epochs=1, batch_size=32, learning_rate=1e-2, verbose=0,
@@ -114,15 +115,30 @@ def test_by_default_a_float_rate_decays_and_a_schedule_runs_as_given():
                                rtol=1e-5)
 
 
+def test_by_default_clips_train_at_a_constant_rate_unless_told():
+    clips = np.random.default_rng(0).uniform(-1, 1, (8, 4, 8, 8, 1)).astype("float32")
+    for decay in ("auto", "cosine"):
+        model = build_conv3d_autoencoder((4, 8, 8, 1), filters=(2, 2), strides=2,
+                                         num_items=4, output_activation=None)
+        recorder = RateRecorder()
+        MemAE(model, input_range=(-1, 1)).fit(
+            clips, epochs=2, batch_size=4, learning_rate=1e-2, lr_decay=decay, verbose=0,
+            steps_per_execution=1, seed=0, callbacks=[recorder])
+        expected = ([1e-2] * 4 if decay == "auto"  # clips: constant, as chosen on video
+                    else [1e-2 * (1 + np.cos(np.pi * k / 4)) / 2 for k in range(4)])
+        np.testing.assert_allclose(recorder.rates, expected, rtol=1e-5)
+
+
 def test_the_commands_pass_the_decay_on():
     parser = build_parser()
     train = parser.parse_args(["train", "--data", "x.npy", "--out", "o"])
-    assert train.lr_decay == "cosine"
+    assert train.lr_decay == "auto"
     assert parser.parse_args(["train", "--data", "x.npy", "--lr-decay", "none",
                               "--out", "o"]).lr_decay == "none"
     config = config_from_args(parser.parse_args(["experiment", "mnist", "--out", "o"]))
-    assert config.lr_decay == "cosine" and config.training().decays
+    assert config.lr_decay == "auto" and config.training().decays((28, 28, 1))
+    assert not config.training().decays((16, 64, 64, 1))
     experiment = parser.parse_args(["experiment", "mnist", "--lr-decay", "none", "--out", "o"])
-    assert not config_from_args(experiment).training().decays
+    assert not config_from_args(experiment).training().decays((28, 28, 1))
     with pytest.raises(SystemExit):
         parser.parse_args(["experiment", "mnist", "--lr-decay", "linear", "--out", "o"])

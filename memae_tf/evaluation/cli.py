@@ -106,8 +106,9 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     p.add_argument("--batch-size", type=int, default=64, help="default 64")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam, default 1e-3")
-    p.add_argument("--lr-decay", choices=LR_DECAYS, default="cosine",
-                   help="learning-rate decay over the epochs: cosine (default) or none")
+    p.add_argument("--lr-decay", choices=LR_DECAYS, default="auto",
+                   help="learning-rate decay over the epochs: auto (default: cosine, none for "
+                        "clips), cosine or none")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     p.add_argument("--preprocess", choices=PREPROCESSING, default="none",
                    help="one-class images: none (pixels as they are, default) or gcn (global "

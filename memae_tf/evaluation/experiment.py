@@ -64,8 +64,9 @@ class ExperimentConfig:
         epochs: Training epochs of the MemAE variants.
         batch_size: Training batch size.
         learning_rate: Adam learning rate.
-        lr_decay: Learning-rate decay of the MemAE variants, `"cosine"`
-            (default) or `"none"` (see `TrainingConfig`).
+        lr_decay: Learning-rate decay of the MemAE variants, `"auto"`
+            (default: cosine, none for clips), `"cosine"` or `"none"` (see
+            `TrainingConfig`).
         seed: Seed of every random draw (weights, shuffles, splits, subsamples).
         memory_init: Memory initialisation of the MemAE variants, `"data"` or
             `"keep"` (see `MemAE.fit`).
@@ -97,7 +98,7 @@ class ExperimentConfig:
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 1e-3
-    lr_decay: str = "cosine"
+    lr_decay: str = "auto"
     seed: int = 0
     memory_init: str = "data"
     tiny: bool = False

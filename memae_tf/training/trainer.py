@@ -106,7 +106,7 @@ class Trainer:
         callbacks = [*fault_tolerance_callbacks(config.backup_dir), *(callbacks or [])]
         if samples is not None:
             callbacks.insert(0, MemoryCollapseCheck(samples, config.memory_restart, seed))
-        if config.decays:
+        if config.decays(shape):
             callbacks.insert(0, CosineLearningRateDecay(config.learning_rate))
         if config.checkpoint_dir is not None and distribute.is_chief(strategy):
             Path(config.checkpoint_dir).mkdir(parents=True, exist_ok=True)
