@@ -98,26 +98,6 @@ def test_reverse_anomaly_retraces_the_path():
     assert retraced >= len(test.frames) - 1
 
 
-def test_still_anomaly_stops_the_digit_in_the_segment_only():
-    _, test = generate("still")
-    for frames, labels in zip(test.frames, test.labels, strict=True):
-        moves = steps(frames)
-        assert (moves[labels == 1] == 0).all()
-        # Normal motion: SPEED pixels less rounding, except where a bounce folds a step.
-        assert np.mean(moves[1:][labels[1:] == 0] >= SPEED - np.sqrt(2)) >= 0.9
-
-
-def test_default_kinds_swap_reverse_for_still_and_keep_every_other_video():
-    options = {"n_train": 0, "n_test": 24, "length": 24, "anomaly_fraction": 1.0, "mnist": MARKERS}
-    _, default = make_moving_mnist(**options)
-    _, old = make_moving_mnist(anomaly_types=["class", "fast", "reverse", "extra"], **options)
-    kinds = [name.rsplit("_", 1)[1] for name in default.names]
-    assert set(kinds) == {"class", "fast", "still", "extra"}
-    for kind, name, a, b in zip(kinds, old.names, default.frames, old.frames, strict=True):
-        assert name.rsplit("_", 1)[1] == ("reverse" if kind == "still" else kind)
-        assert np.array_equal(a, b) is (kind != "still")
-
-
 def test_extra_anomaly_adds_a_digit_during_the_segment():
     _, test = generate("extra")
     for frames, labels in zip(test.frames, test.labels, strict=True):

@@ -26,16 +26,9 @@ Generation, exactly:
   - `"class"`: the target is drawn as a digit of a class outside
     `normal_classes` (same position and motion);
   - `"fast"`: the target's step is `fast_factor` times longer;
-  - `"still"`: the target stops (its step is zero), where normal digits
-    always move;
+  - `"reverse"`: the target moves backwards (its step is negated);
   - `"extra"`: one more normal-class digit appears at a uniform position and
-    moves in the normal regime, then disappears after the segment;
-  - `"reverse"` (not among the default `anomaly_types`): the target moves
-    backwards (its step is negated). Normal digits move in uniformly random
-    directions, so reversed motion is normal motion except at the turn: its
-    labelled frames are mostly indistinguishable from normal ones (frame
-    AUROC near 0.5 for every network, `benchmarks/RESULTS.md`, round 8), and
-    `"still"` took its place.
+    moves in the normal regime, then disappears after the segment.
   Motion anomalies act on the step *into* each segment frame, so every
   labelled frame differs from the normal regime. After the segment the normal
   regime resumes from where the digits are.
@@ -60,8 +53,7 @@ from memae_tf.data.clips import Videos
 from memae_tf.data.mnist import load_mnist
 
 DIGIT_SIZE = 28
-ANOMALY_TYPES = ("class", "fast", "still", "extra", "reverse")
-DEFAULT_ANOMALY_TYPES = ("class", "fast", "still", "extra")
+ANOMALY_TYPES = ("class", "fast", "reverse", "extra")
 
 Splits = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -76,7 +68,7 @@ def make_moving_mnist(
     normal_classes: Sequence[int] = (0, 1, 2, 3, 4),
     speed: float = 2.0,
     anomaly_fraction: float = 0.5,
-    anomaly_types: Sequence[str] = DEFAULT_ANOMALY_TYPES,
+    anomaly_types: Sequence[str] = ANOMALY_TYPES,
     segment_length: tuple[int, int] | None = None,
     fast_factor: float = 4.0,
     seed: int = 0,
@@ -96,8 +88,7 @@ def make_moving_mnist(
             used by the `"class"` anomaly.
         speed: Pixels a frame of normal motion, positive.
         anomaly_fraction: Fraction of test videos with an anomalous segment, in `[0, 1]`.
-        anomaly_types: Anomalies to draw from, a subset of `ANOMALY_TYPES`
-            (default: all but `"reverse"`).
+        anomaly_types: Anomalies to draw from, a subset of `ANOMALY_TYPES`.
         segment_length: `(min, max)` frames of an anomalous segment, with
             `1 <= min <= max < length`; `None` means `(length // 8, 3 * length // 8)`
             (at least 1), i.e. `(8, 24)` for 64 frames.
@@ -266,7 +257,7 @@ def _video(
             swap = other_pool[rng.integers(len(other_pool))]
         elif kind == "extra":
             extra = new_digit()
-    multiplier = {"fast": config.fast_factor, "still": 0.0, "reverse": -1.0}.get(kind, 1.0)
+    multiplier = {"fast": config.fast_factor, "reverse": -1.0}.get(kind, 1.0)
 
     frames = np.zeros((length, height, width), np.uint8)
     for t in range(length):
