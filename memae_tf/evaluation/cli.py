@@ -22,7 +22,8 @@ Datasets and protocols:
 - ucsd-ped2, avenue, shanghaitech (256×256 frames), moving-mnist (64×64,
   generated from MNIST; `--data-path` locates MNIST), moving-fashion-mnist (the
   same from Fashion-MNIST: the development set for clips): frame-level AUROC of
-  16-frame clips; preset video (moving benchmarks: filters 16-32-64-64, 500 items).
+  16-frame clips; preset video (moving benchmarks: filters 16-32-64-64, the
+  preset's 2,000 items).
 
 Every task is stored in OUT/results.json as soon as it ends; an interrupted run
 continues with `--resume`. OUT also gets results.csv, results.md and plots/.
