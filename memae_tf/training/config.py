@@ -140,7 +140,7 @@ class TrainingConfig:
         """Whether `learning_rate` is a Keras schedule (which sets the rate itself)."""
         return isinstance(self.learning_rate, keras.optimizers.schedules.LearningRateSchedule)
 
-    def decays(self, sample_shape: tuple = ()) -> bool:
+    def decays(self, sample_shape: tuple) -> bool:
         """Whether `fit` decays the rate of a model whose samples have `sample_shape`.
 
         `lr_decay` with `"auto"` resolved: no decay for a schedule or for
