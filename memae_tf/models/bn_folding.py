@@ -12,7 +12,11 @@ inference mode:
 - a strided 1×1 convolution becomes a strided slice followed by an unstrided
   1×1 convolution, and a strided 1-wide pooling (the presets' subsampling)
   a strided slice: TensorFlow's CPU kernels handle those strided forms poorly,
-  most of all on a single channel.
+  most of all on a single channel;
+- a strided 2-D transposed convolution with few output channels (the image
+  presets' output layers) is computed in sub-pixel form, a stride-1
+  convolution over its output phases (`memae_tf.models.subpixel`), which
+  TensorFlow's CPU kernels run about twice as fast.
 
 Measured on the MNIST preset (2 CPU cores, batch 256–1024, one thread): 0–10%
 less time in a plain TensorFlow graph (as TF Serving runs it), a few % under
@@ -25,6 +29,8 @@ from typing import Any
 
 import keras
 from keras import ops
+
+from memae_tf.models.subpixel import conv_transpose_subpixel, is_subpixel_candidate
 
 _CONVS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 _TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
@@ -96,7 +102,10 @@ class _LinearCore(keras.layers.Layer):
         layer = self.core
         kernel, bias = self._kernel_and_bias()
         inputs = ops.cast(inputs, kernel.dtype)
-        if isinstance(layer, _TRANSPOSED):
+        if is_subpixel_candidate(layer) and None not in inputs.shape[1:3]:
+            output_size = layer.compute_output_shape(inputs.shape)[1:3]
+            outputs = conv_transpose_subpixel(inputs, kernel, layer.strides, output_size)
+        elif isinstance(layer, _TRANSPOSED):
             outputs = ops.conv_transpose(
                 inputs, kernel, strides=layer.strides, padding=layer.padding,
                 output_padding=layer.output_padding, data_format=layer.data_format,
@@ -188,7 +197,8 @@ def inference_model(model: keras.Model) -> keras.Model:
     folded = set(pairs.values())
     strided = {layer.name for layer in model.layers if _is_strided_pointwise(layer)}
     subsampling = {layer.name for layer in model.layers if _is_subsampling(layer)}
-    if not pairs and not strided and not subsampling:
+    subpixel = {layer.name for layer in model.layers if is_subpixel_candidate(layer)}
+    if not pairs and not strided and not subsampling and not subpixel:
         return model
 
     def call_function(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
@@ -198,7 +208,7 @@ def inference_model(model: keras.Model) -> keras.Model:
             return _LinearCore(layer, model.get_layer(pairs[layer.name]))(args[0])
         if layer.name in subsampling:
             return _strided_slice(args[0], layer.strides)
-        if layer.name in strided:
+        if layer.name in strided or layer.name in subpixel:
             return layer.activation(_LinearCore(layer, None)(args[0]))
         return layer(*args, **kwargs)
 
