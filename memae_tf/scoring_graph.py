@@ -75,16 +75,19 @@ def ssim_map(x: tf.Tensor, y: tf.Tensor, value_range: float) -> tf.Tensor:
         frames = (-1, *x.shape[2:])
         similarity = ssim_map(tf.reshape(x, frames), tf.reshape(y, frames), value_range)
         return tf.reshape(similarity, tf.shape(x))
-    height, width = x.shape[1], x.shape[2]
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     rows, columns = tf.constant(ssim_blur_matrix(height)), tf.constant(ssim_blur_matrix(width))
-    # The five local moments in one pass; each blur is one 2-D matrix product with
-    # the blurred axis last: (5 × batch × C × H, W) @ Bᵀ, then the same over H.
-    stacked = tf.transpose(tf.concat([x, y, x * x, y * y, x * y], axis=0), [0, 3, 1, 2])
-    shape = tf.shape(stacked)
-    blurred = tf.matmul(tf.reshape(stacked, (-1, width)), columns, transpose_b=True)
-    blurred = tf.transpose(tf.reshape(blurred, shape), [0, 1, 3, 2])
-    blurred = tf.matmul(tf.reshape(blurred, (-1, height)), rows, transpose_b=True)
-    blurred = tf.transpose(tf.reshape(blurred, (shape[0], shape[1], width, height)), [0, 3, 2, 1])
+    # The five local moments in one pass, as (5 × batch, C, H, W) images (a plain
+    # reshape for one channel). The blur is `rows @ image @ columnsᵀ`: one 2-D
+    # matrix product over W for all images, then one batched product over H.
+    stacked = tf.concat([x, y, x * x, y * y, x * y], axis=0)
+    planes = (tf.reshape(stacked, (-1, 1, height, width)) if channels == 1
+              else tf.transpose(stacked, [0, 3, 1, 2]))
+    blurred = tf.reshape(
+        tf.matmul(tf.reshape(planes, (-1, width)), columns, transpose_b=True), tf.shape(planes))
+    blurred = tf.matmul(rows, blurred)
+    blurred = (tf.reshape(blurred, tf.shape(stacked)) if channels == 1
+               else tf.transpose(blurred, [0, 2, 3, 1]))
     mu_x, mu_y, xx, yy, xy = tf.split(blurred, 5, axis=0)
     c1, c2 = (0.01 * value_range) ** 2, (0.03 * value_range) ** 2
     var_x, var_y = xx - mu_x * mu_x, yy - mu_y * mu_y

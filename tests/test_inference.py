@@ -68,6 +68,22 @@ def test_one_wide_strided_pooling_becomes_a_slice():
     np.testing.assert_allclose(view(x), model(x), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("pool,size,strides", [
+    (keras.layers.MaxPooling1D, (12,), (3,)),
+    (keras.layers.MaxPooling2D, (8, 12), (2, 3)),      # sizes divisible by the strides
+    (keras.layers.MaxPooling2D, (9, 12), (2, 2)),      # 9 is not
+    (keras.layers.MaxPooling3D, (4, 6, 10), (1, 2, 2)),
+])
+def test_one_wide_strided_pooling_keeps_every_stride_th_position(pool, size, strides):
+    inputs = keras.Input((*size, 2))
+    model = keras.Model(inputs, pool(pool_size=1, strides=strides, padding="same")(inputs))
+    view = inference_model(model)
+    assert not any(isinstance(layer, pool) for layer in view.layers)
+    x = np.random.default_rng(4).normal(size=(3, *size, 2)).astype("float32")
+    expected = x[(slice(None), *(slice(None, None, s) for s in strides))]
+    np.testing.assert_array_equal(np.asarray(view(x)), expected)
+
+
 def test_batch_norm_after_an_activation_or_a_shared_output_is_kept():
     inputs = keras.Input((6, 6, 2))
     conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)

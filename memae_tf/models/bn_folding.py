@@ -54,7 +54,19 @@ def _is_subsampling(layer: keras.layers.Layer) -> bool:
 
 
 def _strided_slice(x, strides):
-    return x[(slice(None), *(slice(None, None, s) for s in strides))]
+    """Every stride-th position of a channels-last tensor, along each spatial axis.
+
+    Where every spatial size is a static multiple of its stride, each axis is
+    split into (size / stride, stride) and position 0 of the second part kept,
+    a unit-stride slice that TensorFlow's CPU kernel copies about twice as
+    fast as the strided one (`x[:, ::2, ::2]`).
+    """
+    sizes = x.shape[1:-1]
+    if any(n is None or n % s for n, s in zip(sizes, strides, strict=True)):
+        return x[(slice(None), *(slice(None, None, s) for s in strides))]
+    split = [d for n, s in zip(sizes, strides, strict=True) for d in (n // s, s)]
+    x = ops.reshape(x, (-1, *split, x.shape[-1]))
+    return x[(slice(None), *(slice(None), 0) * len(strides), slice(None))]
 
 
 def _is_strided_pointwise(layer: keras.layers.Layer) -> bool:

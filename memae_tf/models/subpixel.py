@@ -99,13 +99,17 @@ def conv_transpose_subpixel(
     pad_w = (max(0, -col_low), max(0, steps_w - 1 + col_high - (width - 1)))
     padded = ops.pad(inputs, ((0, 0), pad_h, pad_w, (0, 0)))
     top, left = row_low + pad_h[0], col_low + pad_w[0]
-    padded = padded[:, top:top + steps_h + window[0] - 1, left:left + steps_w + window[1] - 1]
+    rows_needed, cols_needed = steps_h + window[0] - 1, steps_w + window[1] - 1
+    if (top, left, rows_needed, cols_needed) != (0, 0, *padded.shape[1:3]):
+        padded = padded[:, top:top + rows_needed, left:left + cols_needed]
     outputs = ops.conv(padded, phases, strides=1, padding="valid")
     # (batch, m_h, m_w, sh, sw, C_out) → (batch, m_h, sh, m_w, sw, C_out): interleave the phases.
     outputs = ops.reshape(outputs, (-1, steps_h, steps_w, sh, sw, c_out))
     outputs = ops.reshape(ops.transpose(outputs, (0, 1, 3, 2, 4, 5)),
                           (-1, steps_h * sh, steps_w * sw, c_out))
-    return outputs[:, :out_h, :out_w]
+    if (steps_h * sh, steps_w * sw) != (out_h, out_w):
+        outputs = outputs[:, :out_h, :out_w]
+    return outputs
 
 
 def is_subpixel_candidate(layer: keras.layers.Layer) -> bool:
