@@ -56,13 +56,13 @@ def _is_subsampling(layer: keras.layers.Layer) -> bool:
 def _strided_slice(x, strides):
     """Every stride-th position of a channels-last tensor, along each spatial axis.
 
-    Where every spatial size is a static multiple of its stride, each axis is
-    split into (size / stride, stride) and position 0 of the second part kept,
-    a unit-stride slice that TensorFlow's CPU kernel copies about twice as
-    fast as the strided one (`x[:, ::2, ::2]`).
+    Where every spatial size is a static multiple of its stride (and the
+    channels are static), each axis is split into (size / stride, stride) and
+    position 0 of the second part kept, a unit-stride slice that TensorFlow's
+    CPU kernel copies about twice as fast as the strided one (`x[:, ::2, ::2]`).
     """
     sizes = x.shape[1:-1]
-    if any(n is None or n % s for n, s in zip(sizes, strides, strict=True)):
+    if x.shape[-1] is None or any(n is None or n % s for n, s in zip(sizes, strides, strict=True)):
         return x[(slice(None), *(slice(None, None, s) for s in strides))]
     split = [d for n, s in zip(sizes, strides, strict=True) for d in (n // s, s)]
     x = ops.reshape(x, (-1, *split, x.shape[-1]))
