@@ -1,10 +1,12 @@
 """The benchmark scripts run (quick mode), and their RESULTS.md editing keeps other sections."""
 
 import importlib.util
+import json
 import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
@@ -48,3 +50,38 @@ def test_write_measured_adds_the_section_and_keeps_the_others(tmp_path, existing
     assert "Analysis by hand." in text
     if existing:
         assert text.startswith(existing.rstrip())
+
+
+def test_score_shift_known_answer():
+    import score_shift
+
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+    scores = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 4.5, 8.0, 9.0])
+    shift = score_shift.score_shift(labels, scores)
+    # normal median 3, anomalous median 8, normal quartiles 2 and 4 (linear interpolation)
+    assert shift["normal median"] == 3.0 and shift["anomaly median"] == 8.0
+    assert shift["gap"] == 5.0 and shift["normal IQR"] == 2.0 and shift["gap / IQR"] == 2.5
+    # 14 of the 15 (anomaly, normal) pairs are ordered; 4.5 is below 5 only
+    assert shift["AUROC"] == pytest.approx(14 / 15)
+    with pytest.raises(ValueError, match="0 anomalous"):
+        score_shift.score_shift(np.zeros(3), np.arange(3.0))
+
+
+def test_score_shift_script_averages_units_of_stored_runs(tmp_path):
+    scores_dir = tmp_path / "scores"
+    scores_dir.mkdir()
+    labels = np.array([0, 0, 0, 1, 1])
+    runs = {"class=0": [0.0, 1.0, 2.0, 5.0, 7.0], "class=1": [1.0, 2.0, 3.0, 3.0, 3.0]}
+    tasks = {}
+    for unit, values in runs.items():
+        tasks[f"ae/{unit}"] = {"model": "ae", "unit": unit}
+        np.savez(scores_dir / f"ae__{unit.replace('=', '')}.npz", scores=np.array(values),
+                 labels=labels)
+    (tmp_path / "results.json").write_text(json.dumps({"config": {}, "tasks": tasks}))
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "score_shift.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| ae |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    # gaps 6 - 1 = 5 and 3 - 2 = 1, mean 3; units 2
+    assert cells[3] == "3.0000" and cells[-1] == "2"
