@@ -8,6 +8,7 @@ import tensorflow as tf
 from memae_tf import MemAE
 from memae_tf.evaluation.experiment import ExperimentConfig
 from memae_tf.models import build_autoencoder, build_conv3d_autoencoder
+from memae_tf.models.memory_block import encode_queries, find_memory_layer
 
 TINY_IMAGE = {"input_shape": (12, 12, 1), "filters": (4, 8), "kernel_sizes": 3, "num_items": 10}
 TINY_DENSE = {"input_shape": (8,), "units": (6, 3), "num_items": 10}
@@ -214,3 +215,30 @@ def test_ssim_of_clips_is_the_mean_over_frames_of_each_frames_ssim():
                              for t in range(4)], axis=1)  # SciPy, one frame at a time
     np.testing.assert_allclose(detector.score_map(clips), frames, atol=1e-4)
     np.testing.assert_allclose(detector.score(clips), frames.mean(axis=(1, 2, 3, 4)), atol=1e-5)
+
+
+def test_euclidean_addressing_survives_save_load_and_export(images, tmp_path):
+    keras.utils.set_random_seed(0)
+    detector = MemAE.from_preset("mnist", similarity="euclidean", **TINY_IMAGE)
+    detector.fit(images, epochs=2, batch_size=16, verbose=0, seed=0)
+    loaded = MemAE.load(detector.save(tmp_path / "detector.keras"))
+    assert loaded.get_config()["overrides"]["similarity"] == "euclidean"
+    np.testing.assert_allclose(loaded.score(images), detector.score(images), rtol=1e-6)
+    detector.infer_threshold(images, fpr=0.25)
+    version = detector.export(tmp_path / "models" / "memae")
+    model = tf.saved_model.load(str(version))
+    served = model.signatures["serving_default"](x=tf.constant(images))
+    np.testing.assert_allclose(served["score"].numpy(), detector.score(images), rtol=1e-5)
+    # the served attention is the nearest-item addressing, re-derived here in NumPy
+    weights = model.signatures["memory_attention"](x=tf.constant(images))
+    weights = next(iter(weights.values())).numpy()
+    layer = find_memory_layer(detector.model)
+    queries = encode_queries(detector.model, detector.preprocess(images), 64)
+    queries = queries.reshape(-1, layer.memory.shape[-1]).astype(np.float64)
+    items = layer.memory.numpy().astype(np.float64)
+    logits = -((queries[:, None] - items[None]) ** 2).mean(-1)
+    soft = np.exp(logits - logits.max(1, keepdims=True))
+    soft /= soft.sum(1, keepdims=True)
+    shrunk = np.maximum(soft - 0.1, 0.0) * soft / (np.abs(soft - 0.1) + 1e-12)
+    shrunk /= np.maximum(shrunk.sum(1, keepdims=True), 1e-12)
+    np.testing.assert_allclose(weights.reshape(-1, 10), shrunk, rtol=1e-4, atol=1e-6)

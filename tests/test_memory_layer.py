@@ -16,6 +16,8 @@ def numpy_memory(z, memory, threshold, similarity):
         flat = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
         mem = mem / np.maximum(np.linalg.norm(mem, axis=1, keepdims=True), 1e-12)
     logits = flat @ mem.T
+    if similarity == "euclidean":  # the negative mean squared difference, all terms kept
+        logits = -((flat[:, None, :] - mem[None, :, :]) ** 2).mean(axis=-1)
     logits -= logits.max(axis=1, keepdims=True)
     w = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     if threshold > 0:
@@ -30,7 +32,7 @@ SHAPES = {2: (6, 5), 4: (2, 3, 4, 5), 5: (2, 2, 3, 3, 5)}
 
 
 @pytest.mark.parametrize("rank", [2, 4, 5])
-@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+@pytest.mark.parametrize("similarity", ["dot", "cosine", "euclidean"])
 @pytest.mark.parametrize("shrink", [None, 0.0, 0.15])
 def test_matches_numpy_reference(rank, similarity, shrink):
     rng = np.random.default_rng(rank)
@@ -44,6 +46,20 @@ def test_matches_numpy_reference(rank, similarity, shrink):
     np.testing.assert_allclose(attention, ref_w, rtol=1e-4, atol=1e-6)
     assert len(layer.losses) == 1
     np.testing.assert_allclose(float(layer.losses[0]), 0.5 * ref_entropy, rtol=1e-4, atol=1e-7)
+
+
+def test_euclidean_addressing_prefers_the_nearest_item_over_the_longest():
+    layer = MemoryLayer(2, shrink_threshold=0.0, similarity="euclidean")
+    layer.build((None, 2))
+    layer.memory.assign(np.array([[1.0, 0.0], [10.0, 0.0]], "float32"))
+    query = np.array([[1.5, 0.0]], "float32")
+    # squared distances 0.25 and 72.25 over C = 2: weights ∝ exp(-0.125), exp(-36.125)
+    expected = np.exp([-0.125, -36.125]) / np.exp([-0.125, -36.125]).sum()
+    np.testing.assert_allclose(np.asarray(layer.addressing(query))[0], expected, rtol=1e-5)
+    dot = MemoryLayer(2, shrink_threshold=0.0)
+    dot.build((None, 2))
+    dot.memory.assign(layer.memory.numpy())
+    assert np.asarray(dot.addressing(query))[0].argmax() == 1  # the dot product picks the longest
 
 
 def test_shrinkage_zeroes_small_weights_and_rows_sum_to_one():

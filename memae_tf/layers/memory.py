@@ -11,7 +11,7 @@ from keras import ops
 from memae_tf.common.checks import check_positive_int
 
 _EPSILON = 1e-12
-_SIMILARITIES = ("dot", "cosine")
+_SIMILARITIES = ("dot", "cosine", "euclidean")
 _SUPPORTED_RANKS = (2, 4, 5)
 
 
@@ -30,8 +30,11 @@ class MemoryLayer(keras.layers.Layer):
     ```
 
     `sim` is the dot product `z · Mᵀ` (`similarity="dot"`, the authors' released
-    code) or the cosine similarity (`similarity="cosine"`, the paper's equation;
-    its logits lie in [-1, 1], so the softmax is flatter). Shrinkage forces the
+    code), the cosine similarity (`similarity="cosine"`, the paper's equation;
+    its logits lie in [-1, 1], so the softmax is flatter) or the negative mean
+    squared difference `-||z - m||² / C` (`similarity="euclidean"`: each query
+    addresses its nearest items, whatever the items' norms; the dot product
+    favours items of large norm). Shrinkage forces the
     addressing to be sparse, so that an anomalous query is rebuilt from normal
     prototypes and reconstructs badly. In training the layer adds the entropy
     regulariser `entropy_weight * mean(Σ -ŵ log(ŵ + 1e-12))` (mean over all
@@ -49,7 +52,7 @@ class MemoryLayer(keras.layers.Layer):
             shrinkage and the L1 renormalisation.
         entropy_weight: Non-negative float, weight of the entropy loss on the
             addressing weights (the paper's α, 2e-4 by default). `0` disables it.
-        similarity: `"dot"` or `"cosine"`.
+        similarity: `"dot"`, `"cosine"` or `"euclidean"`.
         return_attention: If True, the layer returns `(ẑ, ŵ)` instead of `ẑ`.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
@@ -213,7 +216,11 @@ class MemoryLayer(keras.layers.Layer):
         if self.similarity == "cosine":
             queries = queries / ops.maximum(ops.norm(queries, axis=-1, keepdims=True), _EPSILON)
             memory = memory / ops.maximum(ops.norm(memory, axis=-1, keepdims=True), _EPSILON)
-        weights = ops.softmax(ops.matmul(queries, ops.transpose(memory)), axis=-1)
+        logits = ops.matmul(queries, ops.transpose(memory))
+        if self.similarity == "euclidean":
+            # -||z - m||² / C without the query's own ||z||², which the softmax ignores
+            logits = (2.0 * logits - ops.sum(memory * memory, axis=-1)) / memory.shape[-1]
+        weights = ops.softmax(logits, axis=-1)
         threshold = self.effective_shrink_threshold
         if threshold > 0.0:
             shifted = weights - threshold

@@ -47,7 +47,7 @@ def build_conv2d_autoencoder(
         num_items: Memory size N.
         shrink_threshold: λ for `"memae"` (None = 1/N).
         entropy_weight: Entropy loss weight for `"memae"`.
-        similarity: `"dot"` or `"cosine"` addressing.
+        similarity: `"dot"`, `"cosine"` or `"euclidean"` addressing (see `MemoryLayer`).
         latent: `"local"`: the memory addresses every position of the last
             feature map on its own; `"global"`: the feature map is flattened
             into one `latent_dim` code per sample, addressed as one query.

@@ -39,7 +39,7 @@ def build_dense_autoencoder(
         num_items: Memory size N.
         shrink_threshold: λ for `"memae"` (None = 1/N).
         entropy_weight: Entropy loss weight for `"memae"`.
-        similarity: `"dot"` or `"cosine"` addressing.
+        similarity: `"dot"`, `"cosine"` or `"euclidean"` addressing (see `MemoryLayer`).
         name: Model name.
 
     Input shape:

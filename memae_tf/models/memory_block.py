@@ -39,7 +39,7 @@ def memory_bottleneck(
         num_items: Memory size N (ignored for `"ae"`).
         shrink_threshold: λ for `"memae"`.
         entropy_weight: Entropy loss weight for `"memae"`.
-        similarity: `"dot"` or `"cosine"` addressing.
+        similarity: `"dot"`, `"cosine"` or `"euclidean"` addressing (see `MemoryLayer`).
 
     Returns:
         The symbolic latent passed to the decoder, shaped like `z`.
