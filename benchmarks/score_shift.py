@@ -73,7 +73,7 @@ def main() -> None:
     print("|---|" + "---|" * (len(COLUMNS) + 1))
     for model, shifts in rows.items():
         means = [np.mean([shift[column] for shift in shifts]) for column in COLUMNS]
-        print(f"| {model} | " + " | ".join(f"{value:.4f}" for value in means)
+        print(f"| {model} | " + " | ".join(f"{value:.4g}" for value in means)
               + f" | {len(shifts)} |")
 
 

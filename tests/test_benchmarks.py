@@ -84,4 +84,4 @@ def test_score_shift_script_averages_units_of_stored_runs(tmp_path):
     row = next(line for line in result.stdout.splitlines() if line.startswith("| ae |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     # gaps 6 - 1 = 5 and 3 - 2 = 1, mean 3; units 2
-    assert cells[3] == "3.0000" and cells[-1] == "2"
+    assert cells[3] == "3" and cells[-1] == "2"
