@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_memory_layer import numpy_memory
 
 from memae_tf import MemAE
 from memae_tf.evaluation.experiment import ExperimentConfig
@@ -229,16 +230,10 @@ def test_euclidean_addressing_survives_save_load_and_export(images, tmp_path):
     model = tf.saved_model.load(str(version))
     served = model.signatures["serving_default"](x=tf.constant(images))
     np.testing.assert_allclose(served["score"].numpy(), detector.score(images), rtol=1e-5)
-    # the served attention is the nearest-item addressing, re-derived here in NumPy
+    # the served attention is the nearest-item addressing of the layer's NumPy reference
     weights = model.signatures["memory_attention"](x=tf.constant(images))
     weights = next(iter(weights.values())).numpy()
     layer = find_memory_layer(detector.model)
     queries = encode_queries(detector.model, detector.preprocess(images), 64)
-    queries = queries.reshape(-1, layer.memory.shape[-1]).astype(np.float64)
-    items = layer.memory.numpy().astype(np.float64)
-    logits = -((queries[:, None] - items[None]) ** 2).mean(-1)
-    soft = np.exp(logits - logits.max(1, keepdims=True))
-    soft /= soft.sum(1, keepdims=True)
-    shrunk = np.maximum(soft - 0.1, 0.0) * soft / (np.abs(soft - 0.1) + 1e-12)
-    shrunk /= np.maximum(shrunk.sum(1, keepdims=True), 1e-12)
-    np.testing.assert_allclose(weights.reshape(-1, 10), shrunk, rtol=1e-4, atol=1e-6)
+    _, expected, _ = numpy_memory(queries, layer.memory.numpy(), 1.0 / 10, "euclidean")
+    np.testing.assert_allclose(weights.reshape(-1, 10), expected, rtol=1e-4, atol=1e-6)
