@@ -50,10 +50,10 @@ def score_shift(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     if len(normal) == 0 or len(anomalous) == 0:
         raise ValueError(f"Expected normal and anomalous samples. Received: {len(normal)} "
                          f"normal, {len(anomalous)} anomalous")
+    normal_median, anomaly_median = float(np.median(normal)), float(np.median(anomalous))
     low, high = np.percentile(normal, [25, 75])
-    gap = float(np.median(anomalous) - np.median(normal))
-    return dict(zip(COLUMNS, (float(np.median(normal)), float(np.median(anomalous)), gap,
-                              float(high - low), gap / max(float(high - low), 1e-12),
+    gap, iqr = anomaly_median - normal_median, float(high - low)
+    return dict(zip(COLUMNS, (normal_median, anomaly_median, gap, iqr, gap / max(iqr, 1e-12),
                               auroc(labels.astype(int), scores)), strict=True))
 
 

@@ -126,9 +126,8 @@ class MemoryCollapseCheck(keras.callbacks.Callback):
                 f"The memory collapsed: after training, the queries of {len(self.samples)} "
                 f"training samples use 1 of the {layer.num_items} memory items, so every "
                 "sample is rebuilt alike and the reconstruction error cannot tell anomalies "
-                "apart. Try a smaller code (e.g. latent_dim=16), similarity='euclidean' (nearest "
-                "items) or 'cosine', or "
-                "fit(..., memory_restart=True).",
+                "apart. Try a smaller code (e.g. latent_dim=16), similarity='euclidean' "
+                "(nearest items) or 'cosine', or fit(..., memory_restart=True).",
                 UserWarning,
                 stacklevel=2,
             )
