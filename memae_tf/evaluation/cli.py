@@ -15,8 +15,10 @@ memae experiment mnist --tiny --out runs/tiny-mnist          # seconds; for CI
 
 Datasets and protocols:
 
-- mnist, fashion-mnist, cifar10: one-class protocol (each class in turn normal;
-  AUROC per class and the mean); presets mnist / mnist / cifar10.
+- mnist, fashion-mnist, animal-mnist, cifar10: one-class protocol (each class in
+  turn normal; AUROC per class and the mean); presets mnist / mnist / mnist /
+  cifar10. animal-mnist (white silhouettes on black, from the `animal-mnist`
+  wheel) is the second image development set, beside fashion-mnist.
 - kdd (KDDCUP99 10%), tabular (a CSV/Parquet/.rda file, or `--mlbench NAME`):
   random 50% splits, top-q threshold; preset kdd with the table's width.
 - ucsd-ped2, avenue, shanghaitech (256×256 frames), moving-mnist (64×64,
