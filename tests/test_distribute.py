@@ -151,10 +151,18 @@ def distributed_runs(tmp_path_factory):
     return root
 
 
+# Replicas sum their gradients in another order than one device does. Since the preset
+# addresses its memory by distance (round 11) that round-off reached 6e-5 in 2 of the
+# 1,152 values of one kernel after training (below 2e-5 with the dot product); a
+# mis-scaled entropy loss moves the weights by 3e-2 (the guard test below asks for 50 ×
+# this tolerance).
+WEIGHT_ATOL = 1e-4
+
+
 def _assert_same_weights(actual: list[np.ndarray], expected: list[np.ndarray]) -> None:
     assert len(actual) == len(expected)
     for a, e in zip(actual, expected, strict=True):
-        np.testing.assert_allclose(a, e, rtol=1e-4, atol=2e-5)
+        np.testing.assert_allclose(a, e, rtol=1e-4, atol=WEIGHT_ATOL)
 
 
 def test_mirrored_training_equals_single_device_training_on_the_global_batch(
@@ -178,7 +186,7 @@ def test_the_equivalence_check_would_catch_a_mis_scaled_entropy_loss(distributed
     weights, _ = _load(distributed_runs / "mirrored.npz")
     mis_scaled, _ = _load(distributed_runs / "mis_scaled.npz")
     largest = max(float(np.max(np.abs(a - b))) for a, b in zip(weights, mis_scaled, strict=True))
-    assert largest > 50 * 2e-5
+    assert largest > 50 * WEIGHT_ATOL
 
 
 def test_only_the_chief_writes_checkpoints(distributed_runs):
