@@ -8,7 +8,7 @@ import pytest
 
 from memae_tf import MemAE, MemoryLayer
 from memae_tf.models import build_dense_autoencoder, find_memory_layer
-from memae_tf.training import MemoryCollapseCheck, TrainingConfig, items_used
+from memae_tf.training import MemoryCollapseCheck, TrainingConfig, empty_query_share, items_used
 
 THRESHOLD = 0.2
 
@@ -129,3 +129,47 @@ def test_fit_checks_the_memory_by_default_and_not_for_an_autoencoder():
 def test_memory_restart_must_be_a_bool():
     with pytest.raises(ValueError, match="memory_restart=1"):
         TrainingConfig(memory_restart=1)
+
+
+def _reference_empty_share(queries: np.ndarray, memory: np.ndarray, threshold: float) -> float:
+    """NumPy: the share of queries whose every softmax weight is below `threshold`."""
+    logits = queries.astype(np.float64) @ memory.T.astype(np.float64)
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    weights /= weights.sum(axis=1, keepdims=True)
+    return float(np.mean(weights.max(axis=1) <= threshold))
+
+
+def test_empty_query_share_matches_a_numpy_count():
+    rng = np.random.default_rng(3)
+    # Ten items and λ = 0.2: a query whose softmax is flat enough has no weight above λ.
+    model = _identity_encoder_model(num_items=10)
+    memory = rng.normal(scale=0.3, size=(10, 4)).astype("float32")
+    find_memory_layer(model).memory.assign(memory)
+    queries = rng.normal(size=(200, 4)).astype("float32")
+    expected = _reference_empty_share(queries, memory, THRESHOLD)
+    assert 0.0 < expected < 1.0  # the case tests a partial share
+    assert empty_query_share(model, queries, batch_size=64) == pytest.approx(expected)
+
+
+def test_check_warns_when_most_queries_are_rebuilt_from_zero(positive_rows):
+    # Five equal items: every softmax weight is 1/5 = 0.2, not above λ = 0.2.
+    model = _identity_encoder_model()
+    find_memory_layer(model).memory.assign(np.zeros((5, 4), "float32"))
+    check = MemoryCollapseCheck(positive_rows)
+    check.set_model(model)
+    logs = {}
+    check.on_epoch_end(0, logs)
+    assert logs["memory_empty_queries"] == 1.0
+    assert logs["memory_items_used"] == 0
+    with pytest.warns(UserWarning, match=r"100% of the queries .* below the shrinkage threshold"):
+        check.on_train_end()
+
+
+def test_fit_logs_the_empty_share_and_warns_for_a_threshold_too_high():
+    x = np.random.default_rng(4).random((64, 8)).astype("float32")
+    detector = MemAE(build_dense_autoencoder((8,), units=(6, 3), num_items=10,
+                                             shrink_threshold=0.9))
+    with pytest.warns(UserWarning, match="from the zero vector"):
+        history = detector.fit(x, epochs=1, verbose=0)
+    assert history.history["memory_empty_queries"] == [
+        empty_query_share(detector.model, x)] == [1.0]

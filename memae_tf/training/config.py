@@ -48,9 +48,11 @@ class TrainingConfig:
             are (the layer's uniform initialisation, as in the authors' code).
             Continued training and loaded detectors always keep their items.
         memory_restart: After every epoch the memory items used by training
-            queries are counted (`memory_items_used` in the epoch logs; a
-            warning if the memory is collapsed onto one item when training
-            ends, see `memae_tf.training.MemoryCollapseCheck`). With True, a
+            queries are counted (`memory_items_used` in the epoch logs, with
+            `memory_empty_queries`, the share of queries whose weights were all
+            shrunk to zero; a warning if the memory is collapsed onto one item,
+            or rebuilds at least half of the queries from the zero vector, when
+            training ends, see `memae_tf.training.MemoryCollapseCheck`). With True, a
             collapsed memory is drawn again from the encodings. Off by
             default: on the development set it helped a 64-value code by
             +0.005 mean AUROC but left two classes worse, and the 16-value
