@@ -20,14 +20,13 @@ class 80 / 20 with a fixed permutation, the same on every machine.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
 
 from memae_tf.data.pickles import load_pickle
-from memae_tf.data.sources import resolve
+from memae_tf.data.sources import package_folder, resolve
 
 Splits = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -121,8 +120,6 @@ def split_per_class(images: np.ndarray, labels: np.ndarray) -> Splits:
 
 
 def _wheel_folder() -> Path | None:
-    # Locate the wheel's data without importing its package (which imports TensorFlow).
-    spec = importlib.util.find_spec("animal_mnist")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "data" / "Animal_MNIST"
+    # The wheel's own package imports TensorFlow; `package_folder` does not import it.
+    folder = package_folder("animal_mnist")
+    return None if folder is None else folder / "data" / "Animal_MNIST"

