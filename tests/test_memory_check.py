@@ -5,6 +5,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from test_memory_layer import numpy_memory
 
 from memae_tf import MemAE, MemoryLayer
 from memae_tf.models import build_dense_autoencoder, find_memory_layer
@@ -21,12 +22,14 @@ def _identity_encoder_model(num_items: int = 5) -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(4)(z))
 
 
+def _reference_weights(queries: np.ndarray, memory: np.ndarray) -> np.ndarray:
+    """The layer's NumPy reference: dot-product softmax, hard shrinkage at THRESHOLD."""
+    return numpy_memory(queries, memory, THRESHOLD, "dot")[1]
+
+
 def _reference_items_used(queries: np.ndarray, memory: np.ndarray) -> int:
-    """NumPy: softmax of dot products, hard shrinkage at THRESHOLD, count of items ever > 0."""
-    logits = queries.astype(np.float64) @ memory.T.astype(np.float64)
-    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
-    weights /= weights.sum(axis=1, keepdims=True)
-    return int((weights > THRESHOLD).any(axis=0).sum())
+    """NumPy: the count of items that some query gives a non-zero weight."""
+    return int((_reference_weights(queries, memory) > 0.0).any(axis=0).sum())
 
 
 def _collapse(model: keras.Model) -> None:
@@ -131,14 +134,6 @@ def test_memory_restart_must_be_a_bool():
         TrainingConfig(memory_restart=1)
 
 
-def _reference_empty_share(queries: np.ndarray, memory: np.ndarray, threshold: float) -> float:
-    """NumPy: the share of queries whose every softmax weight is below `threshold`."""
-    logits = queries.astype(np.float64) @ memory.T.astype(np.float64)
-    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
-    weights /= weights.sum(axis=1, keepdims=True)
-    return float(np.mean(weights.max(axis=1) <= threshold))
-
-
 def test_empty_query_share_matches_a_numpy_count():
     rng = np.random.default_rng(3)
     # Ten items and λ = 0.2: a query whose softmax is flat enough has no weight above λ.
@@ -146,7 +141,7 @@ def test_empty_query_share_matches_a_numpy_count():
     memory = rng.normal(scale=0.3, size=(10, 4)).astype("float32")
     find_memory_layer(model).memory.assign(memory)
     queries = rng.normal(size=(200, 4)).astype("float32")
-    expected = _reference_empty_share(queries, memory, THRESHOLD)
+    expected = float(np.mean(_reference_weights(queries, memory).max(axis=1) <= 0.0))
     assert 0.0 < expected < 1.0  # the case tests a partial share
     assert empty_query_share(model, queries, batch_size=64) == pytest.approx(expected)
 
