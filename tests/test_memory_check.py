@@ -44,12 +44,17 @@ def positive_rows():
     return np.random.default_rng(0).uniform(0.5, 1.0, size=(64, 4)).astype("float32")
 
 
-def test_items_used_matches_a_numpy_count():
-    rng = np.random.default_rng(1)
-    model = _identity_encoder_model(num_items=8)
-    memory = rng.normal(scale=2.0, size=(8, 4)).astype("float32")
+def _random_case(seed: int, num_items: int, scale: float, n: int):
+    """The identity-encoder model with normal random items of `scale`, and `n` random queries."""
+    rng = np.random.default_rng(seed)
+    model = _identity_encoder_model(num_items)
+    memory = rng.normal(scale=scale, size=(num_items, 4)).astype("float32")
     find_memory_layer(model).memory.assign(memory)
-    queries = rng.normal(size=(40, 4)).astype("float32")
+    return model, memory, rng.normal(size=(n, 4)).astype("float32")
+
+
+def test_items_used_matches_a_numpy_count():
+    model, memory, queries = _random_case(1, num_items=8, scale=2.0, n=40)
     expected = _reference_items_used(queries, memory)
     assert 1 < expected < 8  # the case tests a partial use
     assert items_used(model, queries, batch_size=16) == expected
@@ -135,12 +140,8 @@ def test_memory_restart_must_be_a_bool():
 
 
 def test_empty_query_share_matches_a_numpy_count():
-    rng = np.random.default_rng(3)
     # Ten items and λ = 0.2: a query whose softmax is flat enough has no weight above λ.
-    model = _identity_encoder_model(num_items=10)
-    memory = rng.normal(scale=0.3, size=(10, 4)).astype("float32")
-    find_memory_layer(model).memory.assign(memory)
-    queries = rng.normal(size=(200, 4)).astype("float32")
+    model, memory, queries = _random_case(3, num_items=10, scale=0.3, n=200)
     expected = float(np.mean(_reference_weights(queries, memory).max(axis=1) <= 0.0))
     assert 0.0 < expected < 1.0  # the case tests a partial share
     assert empty_query_share(model, queries, batch_size=64) == pytest.approx(expected)
