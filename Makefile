@@ -57,11 +57,15 @@ test: $(VENV)/.installed-dev data browser
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check memae_tf tests benchmarks
 
-# The client's messages, generated from memae_tf/client/proto/tf_serving.proto and
-# committed (tests/test_client_install.py checks they are up to date).
+# The client's messages (memae_tf/client/proto/tf_serving.proto) and the server's
+# configuration messages (memae_tf/serving/proto/serving_config.proto), generated and
+# committed (tests/test_client_install.py and tests/test_serving_config.py check they
+# are up to date).
 proto: $(VENV)/.installed-dev
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. \
 		memae_tf/client/proto/tf_serving.proto
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. \
+		memae_tf/serving/proto/serving_config.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
