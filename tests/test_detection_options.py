@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_memory_layer import numpy_memory
+from memory_reference import numpy_memory
 
 from memae_tf import MemAE
 from memae_tf.evaluation.experiment import ExperimentConfig

@@ -5,7 +5,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from test_memory_layer import numpy_memory
+from memory_reference import numpy_memory
 
 from memae_tf import MemAE, MemoryLayer
 from memae_tf.models import build_dense_autoencoder, find_memory_layer
