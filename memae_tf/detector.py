@@ -20,7 +20,7 @@ from memae_tf.inspection import MemoryReport, memory_report
 from memae_tf.models.autoencoder import check_autoencoder
 from memae_tf.models.presets import build_from_config
 from memae_tf.scoring_graph import ScoringGraph, check_error
-from memae_tf.thresholds import quantile_threshold
+from memae_tf.thresholds import flagged_share, quantile_threshold, reference_quantiles
 from memae_tf.training import Trainer, TrainingConfig
 
 
@@ -39,6 +39,9 @@ class MemAE:
     `predict` → 0/1 labels); fitted state follows scikit-learn: `threshold_`
     (set by `infer_threshold` or `fit(..., contamination=...)`) and `history_`,
     the Keras `History` that `fit` returns, as Keras users expect.
+    `infer_threshold` also keeps the reference that the export carries for
+    monitoring: `expected_rate_` (the `fpr` or `contamination` it used) and
+    `reference_quantiles_` (101 quantiles of the scores it was given).
 
     Args:
         model: A Keras autoencoder (one input → reconstructions of the same,
@@ -87,6 +90,8 @@ class MemAE:
         if self.config is not None:
             self.config["error"] = self.error
         self.threshold_: float | None = None if threshold is None else float(threshold)
+        self.expected_rate_: float | None = None
+        self.reference_quantiles_: np.ndarray | None = None
         self.history_: keras.callbacks.History | None = None
         self._trainer = Trainer(model, self.input_range)
         self._graph: ScoringGraph | None = None
@@ -217,10 +222,15 @@ class MemAE:
 
         `fpr` (share of normal samples of `x` flagged, 0.05 when neither is
         given) or `contamination` (share of anomalies in `x`): see
-        `memae_tf.thresholds.quantile_threshold`.
+        `memae_tf.thresholds.quantile_threshold`. Also sets `expected_rate_`
+        (that share) and `reference_quantiles_` (the 101 quantiles of the
+        scores of `x`), which `export` writes into the `model_info` signature
+        for monitoring (`memae_tf.client.ScoreMonitor`).
         """
         scores = self.score(x, batch_size=batch_size)
         self.threshold_ = quantile_threshold(scores, fpr, contamination)
+        self.expected_rate_ = flagged_share(fpr, contamination)
+        self.reference_quantiles_ = reference_quantiles(scores)
         return self.threshold_
 
     def predict(self, x: Any, batch_size: int = 256) -> np.ndarray:
@@ -245,6 +255,9 @@ class MemAE:
         return saving.save_archive(self.model, path, {
             "config": self.get_config(), "input_range": list(self.input_range),
             "threshold": self.threshold_, "error": self.error,
+            "expected_rate": self.expected_rate_,
+            "reference_quantiles": None if self.reference_quantiles_ is None
+            else self.reference_quantiles_.tolist(),
         })
 
     @classmethod
@@ -260,6 +273,9 @@ class MemAE:
         detector = cls(model, input_range=metadata.get("input_range"),
                        threshold=metadata.get("threshold"), error=metadata.get("error", "mse"))
         detector.config = metadata.get("config")
+        detector.expected_rate_ = metadata.get("expected_rate")
+        quantiles = metadata.get("reference_quantiles")
+        detector.reference_quantiles_ = None if quantiles is None else np.asarray(quantiles)
         detector._trainer.memory_trained = True
         return detector
 
@@ -270,8 +286,10 @@ class MemAE:
 
         The one export path (`memae export` calls it too): the signatures of
         `memae_tf.export.export_saved_model`, traced from the graph of `score`,
-        with `is_anomaly` at `threshold_`. Served inputs must already be float32
-        in the input range (`preprocess`).
+        with `is_anomaly` at `threshold_`, and `model_info` with the input
+        range, the threshold, `expected_rate_` and `reference_quantiles_`.
+        Served inputs are float32 in the input range: `MemAEClient` scales
+        uint8 images itself from `model_info`; other clients call `preprocess`.
 
         `model_base_path` is the directory of the model's versions (e.g.
         `models/memae`); `version` None means one more than the latest;
@@ -279,4 +297,7 @@ class MemAE:
         ValueError if no threshold is set (`infer_threshold` first).
         """
         return export_saved_model(self.model, model_base_path, threshold=self.threshold_,
-                                  version=version, scoring_graph=self.scoring_graph, **options)
+                                  version=version, scoring_graph=self.scoring_graph,
+                                  input_range=self.input_range,
+                                  expected_rate=self.expected_rate_,
+                                  reference_quantiles=self.reference_quantiles_, **options)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from memae_tf.common.contract import REFERENCE_QUANTILE_COUNT
+
 
 def quantile_threshold(
     scores: np.ndarray, fpr: float | None = None, contamination: float | None = None
@@ -25,10 +27,39 @@ def quantile_threshold(
     >>> quantile_threshold(np.arange(101.0), fpr=0.1)
     90.0
     """
+    return float(np.quantile(scores, 1.0 - flagged_share(fpr, contamination)))
+
+
+def flagged_share(fpr: float | None = None, contamination: float | None = None) -> float:
+    """Returns the share of samples a quantile threshold flags: `fpr`, `contamination` or 0.05.
+
+    Raises:
+        ValueError: If both are given, or the share is not in (0, 1).
+
+    Example:
+
+    >>> flagged_share(contamination=0.1)
+    0.1
+    """
     if fpr is not None and contamination is not None:
         raise ValueError("Give `fpr` or `contamination`, not both.")
     name, share = ("contamination", contamination) if contamination is not None else (
         "fpr", 0.05 if fpr is None else fpr)
     if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0.0 < share < 1.0):
         raise ValueError(f"`{name}` must be a float in (0, 1). Received: {name}={share!r}")
-    return float(np.quantile(scores, 1.0 - share))
+    return float(share)
+
+
+def reference_quantiles(scores: np.ndarray) -> np.ndarray:
+    """Returns the reference distribution of scores the export carries for monitoring.
+
+    The `REFERENCE_QUANTILE_COUNT` (101) quantiles at levels 0, 0.01, ..., 1
+    (NumPy's default linear interpolation), float64, non-decreasing.
+
+    Example:
+
+    >>> reference_quantiles(np.arange(201.0))[[0, 50, 100]]
+    array([  0., 100., 200.])
+    """
+    levels = np.linspace(0.0, 1.0, REFERENCE_QUANTILE_COUNT)
+    return np.quantile(np.asarray(scores, dtype=np.float64), levels)

@@ -69,6 +69,7 @@ def test_signatures_have_the_documented_inputs_and_outputs(exported):
                             "reconstruction": (tf.float32, [-1, *IMAGE_SHAPE])},
         "score_map": {"score_map": (tf.float32, [-1, *IMAGE_SHAPE])},
         "memory_attention": {"memory_attention": (tf.float32, [-1, 4, 4, 10])},
+        "model_info": {"input_range": (tf.float64, [-1, 2]), "threshold": (tf.float32, [-1])},
     }
     for name, outputs in expected.items():
         signature = signatures[name]
@@ -149,7 +150,7 @@ def test_fresh_process_without_memae_tf_reproduces_in_process_scores(
 def test_model_without_memory_has_no_attention_signature(tmp_path):
     model = build_autoencoder("kdd", "ae", input_shape=(12,), units=(8, 3))
     path = export_saved_model(model, tmp_path / "plain", threshold=0.1)
-    assert set(_signature_defs(path)) == {"serving_default", "score_map",
+    assert set(_signature_defs(path)) == {"serving_default", "score_map", "model_info",
                                           "__saved_model_init_op"}
 
 
@@ -159,7 +160,7 @@ def test_warmup_file_holds_one_predict_request_per_signature(exported):
             for record in tf.data.TFRecordDataset(str(path))]
     requests = {log.predict_log.request.model_spec.signature_name: log.predict_log.request
                 for log in logs}
-    assert set(requests) == {"serving_default", "score_map", "memory_attention"}
+    assert set(requests) == {"serving_default", "score_map", "memory_attention", "model_info"}
     for request in requests.values():
         assert request.model_spec.name == "digits"
         assert tf.make_ndarray(request.inputs["x"]).shape == (1, *IMAGE_SHAPE)

@@ -36,7 +36,7 @@ def test_the_exported_signatures_follow_the_contract(tmp_path):
     assert contract.warmup_file(path).is_file()
     loaded = tf.saved_model.load(str(path))
     assert set(loaded.signatures) == {contract.SERVING_SIGNATURE, contract.SCORE_MAP_SIGNATURE,
-                                      contract.ATTENTION_SIGNATURE}
+                                      contract.ATTENTION_SIGNATURE, contract.MODEL_INFO_SIGNATURE}
     default = loaded.signatures[contract.SERVING_SIGNATURE]
     assert list(default.structured_input_signature[1]) == [contract.INPUT_NAME]
     assert set(default.structured_outputs) == {

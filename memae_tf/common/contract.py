@@ -6,7 +6,16 @@ these signatures, all taking the float32 input `x` (`[None, *input_shape]`):
 - `serving_default` → `score` (float32 `[None]`), `is_anomaly` (bool `[None]`,
   `score > threshold`) and `reconstruction` (shape of `x`);
 - `score_map` → `score_map` (error per element, shape of `x`);
-- `memory_attention` → `memory_attention` (only for models with a memory).
+- `memory_attention` → `memory_attention` (only for models with a memory);
+- `model_info` → constants that let a client prepare inputs and watch the
+  served scores, one row per input row (TF Serving's batching splits every
+  output along its first axis): `input_range` (float64 `[None, 2]`, the
+  model's `(low, high)`), `threshold` (float32 `[None]`, the one `is_anomaly`
+  uses) and, for detectors whose threshold came from `infer_threshold`,
+  `expected_rate` (float64 `[None]`, the `fpr` or `contamination` it used)
+  and `reference_quantiles` (float64 `[None, 101]`, the quantiles at levels
+  0, 0.01, ..., 1 of the scores it was set from). The input values of
+  `model_info` are ignored; a client sends one row of zeros.
 
 `memae_tf.export` writes this, `memae_tf.serving` reads it, `memae_tf.client`
 builds its requests from it. The module imports only the standard library, so
@@ -27,6 +36,13 @@ IS_ANOMALY_OUTPUT = "is_anomaly"
 RECONSTRUCTION_OUTPUT = "reconstruction"
 SCORE_MAP_OUTPUT = "score_map"
 ATTENTION_OUTPUT = "memory_attention"
+MODEL_INFO_SIGNATURE = "model_info"
+INPUT_RANGE_OUTPUT = "input_range"
+THRESHOLD_OUTPUT = "threshold"
+EXPECTED_RATE_OUTPUT = "expected_rate"
+REFERENCE_QUANTILES_OUTPUT = "reference_quantiles"
+# Reference quantiles at levels i / (REFERENCE_QUANTILE_COUNT - 1): 0%, 1%, ..., 100%.
+REFERENCE_QUANTILE_COUNT = 101
 # The `GetModelMetadataRequest.metadata_field` TF Serving answers.
 SIGNATURE_DEF_FIELD = "signature_def"
 # The MetaGraph tag TF Serving loads.

@@ -7,22 +7,29 @@ import os
 import pathlib
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from memae_tf.common.checks import check_positive_int
 from memae_tf.common.contract import (
     ATTENTION_OUTPUT,
     ATTENTION_SIGNATURE,
+    EXPECTED_RATE_OUTPUT,
     INPUT_NAME,
+    INPUT_RANGE_OUTPUT,
     IS_ANOMALY_OUTPUT,
+    MODEL_INFO_SIGNATURE,
     RECONSTRUCTION_OUTPUT,
+    REFERENCE_QUANTILE_COUNT,
+    REFERENCE_QUANTILES_OUTPUT,
     SCORE_MAP_OUTPUT,
     SCORE_MAP_SIGNATURE,
     SCORE_OUTPUT,
     SERVING_SIGNATURE,
+    THRESHOLD_OUTPUT,
     version_directories,
 )
 from memae_tf.export.serving_config import (
@@ -50,8 +57,49 @@ def _check_threshold(threshold: float) -> float:
     return float(threshold)
 
 
+def _model_info_constants(
+    input_range: Sequence[float],
+    expected_rate: float | None,
+    reference_quantiles: Sequence[float] | None,
+) -> dict[str, np.ndarray]:
+    """Checks the `model_info` values and returns them as arrays (one row each)."""
+    low, high = (float(v) for v in input_range)
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(
+            "Received an invalid value for `input_range`, expected finite (low, high) with "
+            f"low < high. Received: input_range={tuple(input_range)!r}"
+        )
+    constants = {INPUT_RANGE_OUTPUT: np.array([low, high], np.float64)}
+    if (expected_rate is None) != (reference_quantiles is None):
+        raise ValueError(
+            "Give `expected_rate` and `reference_quantiles` together (both are set by "
+            f"infer_threshold) or neither. Received: expected_rate={expected_rate!r}, "
+            f"reference_quantiles={'None' if reference_quantiles is None else '[...]'}"
+        )
+    if expected_rate is None:
+        return constants
+    if isinstance(expected_rate, bool) or not (
+        isinstance(expected_rate, (int, float)) and 0.0 < expected_rate < 1.0
+    ):
+        raise ValueError(
+            "Received an invalid value for `expected_rate`, expected a share in (0, 1). "
+            f"Received: expected_rate={expected_rate!r}"
+        )
+    quantiles = np.asarray(reference_quantiles, dtype=np.float64)
+    if (quantiles.shape != (REFERENCE_QUANTILE_COUNT,) or not np.all(np.isfinite(quantiles))
+            or np.any(np.diff(quantiles) < 0)):
+        raise ValueError(
+            f"Expected `reference_quantiles` to be {REFERENCE_QUANTILE_COUNT} finite, "
+            "non-decreasing scores (memae_tf.thresholds.reference_quantiles). Received: "
+            f"shape={quantiles.shape}, finite={bool(np.all(np.isfinite(quantiles)))}"
+        )
+    constants[EXPECTED_RATE_OUTPUT] = np.float64(expected_rate)
+    constants[REFERENCE_QUANTILES_OUTPUT] = quantiles
+    return constants
+
+
 def _signature_functions(
-    graph: ScoringGraph, threshold: tf.Variable
+    graph: ScoringGraph, threshold: tf.Variable, info: dict[str, np.ndarray]
 ) -> dict[str, Callable[[tf.Tensor], dict[str, tf.Tensor]]]:
     """The serving signatures, each a thin view over the `ScoringGraph` functions."""
 
@@ -66,7 +114,17 @@ def _signature_functions(
     def score_map(x: tf.Tensor) -> dict[str, tf.Tensor]:
         return {SCORE_MAP_OUTPUT: graph.outputs(x)["score_map"]}
 
-    functions = {SERVING_SIGNATURE: serving_default, SCORE_MAP_SIGNATURE: score_map}
+    def model_info(x: tf.Tensor) -> dict[str, tf.Tensor]:
+        # One row per input row: TF Serving's batching session splits every output
+        # along axis 0 and refuses outputs without one (batching_session.cc).
+        rows = tf.shape(x)[:1]
+        values = {name: tf.constant(value) for name, value in info.items()}
+        values[THRESHOLD_OUTPUT] = tf.convert_to_tensor(threshold)
+        return {name: tf.broadcast_to(value, tf.concat([rows, tf.shape(value)], 0))
+                for name, value in values.items()}
+
+    functions = {SERVING_SIGNATURE: serving_default, SCORE_MAP_SIGNATURE: score_map,
+                 MODEL_INFO_SIGNATURE: model_info}
     if graph.attention is not None:
 
         def memory_attention(x: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -86,6 +144,9 @@ def export_saved_model(
     serving_root: str = DEFAULT_SERVING_ROOT,
     batching: BatchingParameters | None = None,
     scoring_graph: ScoringGraph | None = None,
+    input_range: Sequence[float] | None = None,
+    expected_rate: float | None = None,
+    reference_quantiles: Sequence[float] | None = None,
 ) -> pathlib.Path:
     """Exports an autoencoder as a TF Serving SavedModel version.
 
@@ -100,7 +161,11 @@ def export_saved_model(
       `memae serve` and `MemAEClient` refuse such requests before the graph);
     - `score_map` → `score_map` (that error per element, shape of `x`);
     - `memory_attention` → `memory_attention` (the memory addressing weights),
-      only when the model has a `MemoryLayer`.
+      only when the model has a `MemoryLayer`;
+    - `model_info` → `input_range`, `threshold` and, when given,
+      `expected_rate` and `reference_quantiles`, each repeated once per input
+      row (see `memae_tf.common.contract`): what a client needs to scale
+      `uint8` inputs, check float ones and monitor the served scores.
 
     The SavedModel holds only standard TensorFlow ops and loads with
     `tf.saved_model.load` without any code of this package. The version is written
@@ -124,6 +189,13 @@ def export_saved_model(
         scoring_graph: The `ScoringGraph` of `model` that in-process scoring
             uses (`MemAE.scoring_graph`), so that both call the very same traced
             functions; `None` builds one.
+        input_range: `(low, high)` range of the model's inputs, exported in
+            `model_info`; `None` takes the scoring graph's `value_range`.
+        expected_rate: Share of samples the threshold flags on its reference
+            data (the `fpr` or `contamination` of `infer_threshold`), or None.
+        reference_quantiles: The 101 quantiles of the reference scores
+            (`memae_tf.thresholds.reference_quantiles`); given with
+            `expected_rate` or not at all.
 
     Returns:
         The version directory written.
@@ -164,12 +236,16 @@ def export_saved_model(
             "Expected `scoring_graph` to be the ScoringGraph of `model`. Received the graph "
             f"of model {scoring_graph.model.name!r} for model {model.name!r}."
         )
+    info = _model_info_constants(
+        scoring_graph.value_range if input_range is None else input_range,
+        expected_rate, reference_quantiles,
+    )
     threshold_variable = tf.Variable(threshold, dtype=tf.float32, trainable=False,
                                      name="threshold")
     archive = keras.export.ExportArchive()
     archive.track(model)
     signature = [tf.TensorSpec((None, *input_shape), tf.float32, name=INPUT_NAME)]
-    functions = _signature_functions(scoring_graph, threshold_variable)
+    functions = _signature_functions(scoring_graph, threshold_variable, info)
     for name, function in functions.items():
         archive.add_endpoint(name, function, input_signature=signature)
 
