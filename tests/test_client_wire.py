@@ -26,6 +26,7 @@ from memae_tf.client._protocol import (
     METHODS,
     ClientConfig,
     ModelMetadata,
+    ServedModel,
     SignatureInfo,
     TensorInfo,
     VersionStatus,
@@ -65,7 +66,7 @@ def _config(version=None) -> ClientConfig:
 
 def _sent(exchange, tf_request_type):
     """The first request an exchange yields, as TensorFlow Serving parses it."""
-    call = next(exchange)
+    (call,) = next(exchange)
     _, request_type, _ = METHODS[call.method]
     assert isinstance(call.request, request_type)
     return call, tf_request_type.FromString(call.request.SerializeToString())
@@ -75,7 +76,7 @@ def _answer(exchange, call, tf_response):
     """Feeds a TensorFlow Serving response, as bytes, back to the exchange; its result."""
     _, _, response_type = METHODS[call.method]
     with pytest.raises(StopIteration) as finished:
-        exchange.send(response_type.FromString(tf_response.SerializeToString()))
+        exchange.send([response_type.FromString(tf_response.SerializeToString())])
     return finished.value.value
 
 
@@ -162,8 +163,8 @@ def test_tensorflow_types_the_client_does_not_name_are_rejected_by_number():
 @pytest.mark.parametrize("version", [None, 3])
 def test_predict_requests_parse_as_tensorflow_serving_requests(version):
     batch = np.random.default_rng(0).normal(size=(5, 3, 4)).astype("float32")
-    exchange = predict_exchange(_config(version), batch, "serving_default", ["score"],
-                                _metadata())
+    exchange = predict_exchange(_config(version), ServedModel(_metadata()), batch,
+                                "serving_default", ["score"])
     call, request = _sent(exchange, predict_pb2.PredictRequest)
     assert METHODS[call.method][0] == "/tensorflow.serving.PredictionService/Predict"
     assert request.model_spec.name == "memae"
@@ -216,13 +217,14 @@ class _RecordingChannel:
 
 def test_tensorflow_predict_responses_are_read_by_the_client():
     batch = np.zeros((4, 3, 4), np.float32)
-    exchange = predict_exchange(_config(), batch, "serving_default", [], _metadata())
+    exchange = predict_exchange(_config(), ServedModel(_metadata()), batch, "serving_default",
+                                [])
     call, _ = _sent(exchange, predict_pb2.PredictRequest)
     scores = np.array([0.5, 1.5, -2.0, 3.25], np.float32)
     flags = np.array([False, True, False, True])
     response = predict_pb2.PredictResponse()
     response.model_spec.name = "memae"
-    response.model_spec.version.value = 9
+    response.model_spec.version.value = 1
     response.outputs["score"].CopyFrom(tf.make_tensor_proto(scores))
     response.outputs["is_anomaly"].CopyFrom(tf.make_tensor_proto(flags))
     outputs = _answer(exchange, call, response)

@@ -1,28 +1,39 @@
 """What the clients send and how they read answers, independent of the transport.
 
-Each operation is a generator ("exchange") that yields the `Call`s to make and
-receives their responses, so that the blocking and the asyncio client drive
-the same logic and differ only in how a call is awaited.
+Each operation is a generator ("exchange") that yields lists of `Call`s, the
+calls of one list to be made concurrently, and receives their responses in the
+same order, so that the blocking and the asyncio client drive the same logic
+and differ only in how calls are awaited.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 import numpy as np
 from google.protobuf.message import Message
 
-from memae_tf.client.errors import InvalidArgumentError
+from memae_tf.client.errors import DeadlineExceededError, InvalidArgumentError, error_from_rpc
 from memae_tf.client.proto import tf_serving_pb2 as pb
 from memae_tf.client.tensors import numpy_dtype, to_ndarray, to_tensor_proto
 from memae_tf.common.checks import check_positive_int
+from memae_tf.common.contract import (
+    EXPECTED_RATE_OUTPUT,
+    INPUT_RANGE_OUTPUT,
+    MODEL_INFO_SIGNATURE,
+    REFERENCE_QUANTILES_OUTPUT,
+    SERVING_SIGNATURE,
+    SIGNATURE_DEF_FIELD,
+    THRESHOLD_OUTPUT,
+)
 from memae_tf.common.contract import INPUT_NAME as INPUT_NAME
-from memae_tf.common.contract import SERVING_SIGNATURE, SIGNATURE_DEF_FIELD
+from memae_tf.common.scaling import scale_uint8
 
 # What TF Serving packs in GetModelMetadataResponse.metadata["signature_def"].
 _SIGNATURE_DEF_MAP_TYPE = "tensorflow.serving.SignatureDefMap"
@@ -35,6 +46,9 @@ METHODS: dict[str, tuple[str, type[Message], type[Message]]] = {
     "GetModelStatus": ("/tensorflow.serving.ModelService/GetModelStatus",
                        pb.GetModelStatusRequest, pb.GetModelStatusResponse),
 }
+# The shipped batching_parameters.txt (serving/k8s/configmap.yaml) and
+# memae_tf.export.BatchingParameters() both say max_batch_size 64.
+DEFAULT_MAX_BATCH_SIZE = 64
 # Room for everything in a PredictRequest/Response besides the tensor bytes.
 _ENVELOPE_BYTES = 64 * 1024
 _INITIAL_BACKOFF_S = 0.1
@@ -68,6 +82,29 @@ class ModelMetadata:
     signatures: dict[str, SignatureInfo]
 
 
+@dataclass(frozen=True, eq=False)
+class ModelInfo:
+    """What the export's `model_info` signature says about a served version.
+
+    Attributes:
+        version: The version that answered.
+        input_range: `(low, high)`: uint8 inputs are scaled into it, float
+            inputs outside it are refused.
+        threshold: The score above which `is_anomaly` is true.
+        expected_rate: Share of reference samples above the threshold (the
+            `fpr` or `contamination` given to `infer_threshold`), or None when
+            the threshold was set by hand.
+        reference_quantiles: Float64 `(101,)`, the scores at levels 0, 0.01,
+            ..., 1 of the data the threshold was set on, or None (as above).
+    """
+
+    version: int
+    input_range: tuple[float, float]
+    threshold: float
+    expected_rate: float | None
+    reference_quantiles: np.ndarray | None
+
+
 @dataclass(frozen=True)
 class VersionStatus:
     """One entry of `GetModelStatus`, e.g. `VersionStatus(2, "AVAILABLE", "OK", "")`."""
@@ -86,6 +123,17 @@ class Call:
     request: Message
 
 
+@dataclass
+class ServedModel:
+    """The client's cache of the served version: its metadata and `model_info`.
+
+    Refreshed when a response comes from another version than the cached one.
+    """
+
+    metadata: ModelMetadata | None = None
+    info: ModelInfo | None = None
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     """The validated settings shared by `MemAEClient` and `AsyncMemAEClient`."""
@@ -96,6 +144,11 @@ class ClientConfig:
     timeout: float
     max_message_bytes: int
     retries: int
+    version_label: str | None = None
+    max_batch_size: int | None = DEFAULT_MAX_BATCH_SIZE
+    concurrency: int = 4
+    deadline: float | None = None
+    check_range: bool = True
 
     @classmethod
     def create(
@@ -106,6 +159,12 @@ class ClientConfig:
         timeout: float,
         max_message_mb: float,
         retries: int,
+        *,
+        version_label: str | None = None,
+        max_batch_size: int | None = DEFAULT_MAX_BATCH_SIZE,
+        concurrency: int = 4,
+        deadline: float | None = None,
+        check_range: bool = True,
     ) -> ClientConfig:
         """Checks the client arguments and returns the config, or raises ValueError."""
         if not isinstance(model_name, str) or not model_name:
@@ -114,8 +173,19 @@ class ClientConfig:
                 f"Received: model_name={model_name!r}"
             )
         version = check_positive_int("version", version, allow_none=True)
+        if version_label is not None and (not isinstance(version_label, str) or not version_label):
+            raise ValueError(
+                "Received an invalid value for `version_label`, expected None or a label "
+                f"such as 'stable' or 'canary'. Received: version_label={version_label!r}"
+            )
+        if version is not None and version_label is not None:
+            raise ValueError(
+                "Give `version` or `version_label`, not both (ModelSpec's version_choice). "
+                f"Received: version={version!r}, version_label={version_label!r}"
+            )
         check_signature(signature)
         check_timeout(timeout)
+        check_deadline(deadline)
         if isinstance(max_message_mb, bool) or not (
             isinstance(max_message_mb, (int, float)) and 0 < max_message_mb < 2048
         ):
@@ -128,8 +198,16 @@ class ClientConfig:
                 "Received an invalid value for `retries`, expected a non-negative integer. "
                 f"Received: retries={retries!r}"
             )
+        max_batch_size = check_positive_int("max_batch_size", max_batch_size, allow_none=True)
+        concurrency = check_positive_int("concurrency", concurrency)
+        if not isinstance(check_range, bool):
+            raise ValueError(
+                "Received an invalid value for `check_range`, expected True or False. "
+                f"Received: check_range={check_range!r}"
+            )
         return cls(model_name, version, signature, float(timeout),
-                   int(max_message_mb * 2**20), retries)
+                   int(max_message_mb * 2**20), retries, version_label, max_batch_size,
+                   concurrency, None if deadline is None else float(deadline), check_range)
 
     def channel_options(self, extra: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
         """gRPC channel arguments: the message limits, then `extra`."""
@@ -137,10 +215,12 @@ class ClientConfig:
                 ("grpc.max_receive_message_length", self.max_message_bytes), *extra]
 
     def model_spec(self, version: int | None, signature: str = "") -> pb.ModelSpec:
-        """The `ModelSpec` of a request for `version` (None: latest)."""
+        """The `ModelSpec` of a request: `version`, else the configured label, else latest."""
         spec = pb.ModelSpec(name=self.model_name, signature_name=signature)
         if version is not None:
             spec.version.value = version
+        elif self.version_label is not None:
+            spec.version_label = self.version_label
         return spec
 
 
@@ -164,6 +244,58 @@ def check_timeout(timeout: float) -> float:
     return float(timeout)
 
 
+def check_deadline(deadline: float | None) -> float | None:
+    """Returns `deadline` if it is None or a positive number of seconds, else raises."""
+    if deadline is not None and (isinstance(deadline, bool) or not (
+        isinstance(deadline, (int, float)) and deadline > 0
+    )):
+        raise ValueError(
+            "Received an invalid value for `deadline`, expected None or a positive number "
+            f"of seconds for the whole call. Received: deadline={deadline!r}"
+        )
+    return None if deadline is None else float(deadline)
+
+
+@dataclass
+class CallTiming:
+    """The clock of one client call: per-RPC `timeout` under one `deadline` for all of it.
+
+    Args:
+        timeout: Deadline of each RPC, in seconds.
+        deadline: Seconds for the whole call (every chunk, retry and backoff),
+            or None for no limit beyond each RPC's.
+    """
+
+    timeout: float
+    deadline: float | None
+    started: float = field(default_factory=time.monotonic)
+
+    def left(self) -> float:
+        """Seconds left before the whole-call deadline (inf without one)."""
+        if self.deadline is None:
+            return math.inf
+        return self.started + self.deadline - time.monotonic()
+
+    def expired(self, cause: str = "") -> DeadlineExceededError:
+        """The error raised when the whole-call deadline has run out."""
+        return DeadlineExceededError(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"The call's deadline of {self.deadline:g} s ran out"
+            f"{f' ({cause})' if cause else ''}; raise `deadline` or send fewer rows.",
+        )
+
+    def rpc_timeout(self) -> float:
+        """The timeout of the next RPC: `timeout`, cut to what is left of `deadline`.
+
+        Raises:
+            DeadlineExceededError: If nothing is left.
+        """
+        left = self.left()
+        if left <= 0:
+            raise self.expired()
+        return min(self.timeout, left)
+
+
 def retry_delays(retries: int) -> list[float]:
     """Seconds to wait before each retry: exponential backoff with jitter."""
     return [min(_INITIAL_BACKOFF_S * 2**attempt, _MAX_BACKOFF_S) * random.uniform(0.5, 1.0)
@@ -175,41 +307,107 @@ def is_retryable(error: grpc.RpcError) -> bool:
     return error.code() == grpc.StatusCode.UNAVAILABLE
 
 
+def next_retry(
+    error: grpc.RpcError, delays: Iterator[float], timing: CallTiming
+) -> float:
+    """Seconds to wait before retrying a failed RPC, or raises the typed error.
+
+    Raises:
+        MemAEClientError: The error's typed class, if it is not retried or the
+            retries are spent; `DeadlineExceededError` if the whole-call
+            deadline ran out (or would, before the retry).
+    """
+    delay = next(delays, None) if is_retryable(error) else None
+    if delay is not None and delay < timing.left():
+        return delay
+    if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and timing.left() <= 0:
+        raise timing.expired() from error
+    if delay is not None:
+        raise timing.expired(f"before retrying {error.code().name}: {error.details()}") from error
+    raise error_from_rpc(error) from error
+
+
+def _not_sent(message: str) -> InvalidArgumentError:
+    return InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, f"{message} (not sent)")
+
+
+def _row_list(rows: np.ndarray, total: int) -> str:
+    return f"{[int(r) for r in rows[:10]]}{'...' if len(rows) > 10 else ''} of {total}"
+
+
 def as_batch(x: Any) -> np.ndarray:
-    """Returns `x` as a float32 array with a batch axis.
+    """Returns `x` as a uint8 (images) or float32 array with a batch axis.
 
     Raises:
         ValueError: If `x` is not numeric or has no batch axis.
-        InvalidArgumentError: If the batch is empty or holds NaN or Inf values,
-            which the server refuses (INVALID_ARGUMENT) and the exported model
-            scores +inf; the request is not sent.
+        InvalidArgumentError: If the batch is empty (not sent).
     """
-    try:
-        batch = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise ValueError(
-            "Expected `x` to be a numeric array of shape (batch, *input_shape). "
-            f"Received: {type(x).__name__} that cannot be read as float32 ({error})"
-        ) from error
+    batch = np.asarray(x)
+    if batch.dtype != np.uint8:
+        try:
+            batch = np.asarray(batch, dtype=np.float32)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                "Expected `x` to be a numeric array of shape (batch, *input_shape). "
+                f"Received: {type(x).__name__} that cannot be read as float32 ({error})"
+            ) from error
     if batch.ndim < 1:
         raise ValueError(
             "Expected `x` to have a batch axis, shape (batch, *input_shape). "
             f"Received: x.shape={batch.shape}"
         )
     if len(batch) == 0:
-        raise InvalidArgumentError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"Expected at least one sample. Received: x.shape={batch.shape} (not sent)",
-        )
-    finite = np.isfinite(batch).reshape(len(batch), -1).all(axis=1)
+        raise _not_sent(f"Expected at least one sample. Received: x.shape={batch.shape}")
+    return batch
+
+
+def prepare_batch(batch: np.ndarray, info: ModelInfo | None, check_range: bool = True
+                  ) -> np.ndarray:
+    """Returns a batch of `as_batch` as the float32 batch the served model takes.
+
+    uint8 images are scaled into the model's input range as `MemAE.preprocess`
+    does (`memae_tf.common.scaling.scale_uint8`); float inputs must be finite
+    and, with `check_range`, inside the range.
+
+    Args:
+        batch: uint8 images or float32 numbers, `(batch, *input_shape)`.
+        info: The served version's `model_info`; None for exports without it.
+        check_range: Whether float inputs outside the range are refused.
+
+    Raises:
+        InvalidArgumentError: Without sending, if the batch holds NaN or Inf
+            values (the exported model would score them +inf), values outside
+            the input range, or is uint8 for an export without `model_info`
+            (its range is unknown).
+    """
+    if batch.dtype == np.uint8:
+        if info is None:
+            raise _not_sent(
+                "Received uint8 inputs, but the served model has no "
+                f"{MODEL_INFO_SIGNATURE!r} signature to say its input range (an older "
+                "export); scale them into the model's range yourself, e.g. with "
+                "MemAE.preprocess, or export the model again"
+            )
+        return scale_uint8(batch, info.input_range)
+    rows = batch.reshape(len(batch), -1)
+    finite = np.isfinite(rows).all(axis=1)
     if not finite.all():
-        rows = np.flatnonzero(~finite)
-        raise InvalidArgumentError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"Expected finite numbers; samples {[int(r) for r in rows[:10]]}"
-            f"{'...' if len(rows) > 10 else ''} of {len(batch)} hold NaN or Inf values "
-            "(not sent; the exported model would score them +inf, an anomaly).",
+        raise _not_sent(
+            f"Expected finite numbers; samples {_row_list(np.flatnonzero(~finite), len(batch))}"
+            " hold NaN or Inf values (the exported model would score them +inf, an anomaly)"
         )
+    if info is not None and check_range:
+        low, high = info.input_range
+        outside = ((rows < low) | (rows > high)).any(axis=1)
+        if outside.any():
+            raise _not_sent(
+                f"Expected values in the model's input range [{low:g}, {high:g}]. Received: "
+                f"min={float(rows.min()):g}, max={float(rows.max()):g}; samples "
+                f"{_row_list(np.flatnonzero(outside), len(batch))} lie outside. Send uint8 "
+                "images as uint8 (the client scales them), scale floats into the range, or "
+                "pass check_range=False for data that may leave it (e.g. min-max scaled "
+                "features)"
+            )
     return batch
 
 
@@ -224,12 +422,15 @@ def _tensor_info(info: pb.TensorInfo) -> TensorInfo:
                                    for d in info.tensor_shape.dim))
 
 
-def metadata_exchange(config: ClientConfig) -> Generator[Call, Any, ModelMetadata]:
-    """Asks for the signature definitions of the configured version."""
+def metadata_exchange(
+    config: ClientConfig, version: int | None = None
+) -> Generator[list[Call], Any, ModelMetadata]:
+    """Asks for the signature definitions of `version` (None: the configured one)."""
     request = pb.GetModelMetadataRequest(
-        model_spec=config.model_spec(config.version), metadata_field=[SIGNATURE_DEF_FIELD]
+        model_spec=config.model_spec(config.version if version is None else version),
+        metadata_field=[SIGNATURE_DEF_FIELD],
     )
-    response = yield Call("GetModelMetadata", request)
+    (response,) = yield [Call("GetModelMetadata", request)]
     packed = response.metadata.get(SIGNATURE_DEF_FIELD)
     # `Any.Unpack` compares type names, and this message's package is the project's own.
     packed_type = packed.type_url.rpartition("/")[2] if packed is not None else None
@@ -250,10 +451,50 @@ def metadata_exchange(config: ClientConfig) -> Generator[Call, Any, ModelMetadat
     return ModelMetadata(response.model_spec.name, response.model_spec.version.value, signatures)
 
 
-def status_exchange(config: ClientConfig) -> Generator[Call, Any, list[VersionStatus]]:
+def model_info_exchange(
+    config: ClientConfig, metadata: ModelMetadata
+) -> Generator[list[Call], Any, ModelInfo | None]:
+    """Runs the `model_info` signature of `metadata.version` on one row of zeros.
+
+    Returns None for exports without the signature.
+    """
+    signature = metadata.signatures.get(MODEL_INFO_SIGNATURE)
+    if signature is None:
+        return None
+    shape = signature.inputs[INPUT_NAME].shape or (None,)
+    row = np.zeros((1, *(size or 1 for size in shape[1:])), np.float32)
+    request = pb.PredictRequest(
+        model_spec=config.model_spec(metadata.version or None, MODEL_INFO_SIGNATURE)
+    )
+    request.inputs[INPUT_NAME].CopyFrom(to_tensor_proto(row))
+    (response,) = yield [Call("Predict", request)]
+    outputs = {name: to_ndarray(proto)[0] for name, proto in response.outputs.items()}
+    low, high = (float(v) for v in outputs[INPUT_RANGE_OUTPUT])
+    rate = outputs.get(EXPECTED_RATE_OUTPUT)
+    quantiles = outputs.get(REFERENCE_QUANTILES_OUTPUT)
+    return ModelInfo(
+        version=response.model_spec.version.value or metadata.version,
+        input_range=(low, high),
+        threshold=float(outputs[THRESHOLD_OUTPUT]),
+        expected_rate=None if rate is None else float(rate),
+        reference_quantiles=None if quantiles is None else quantiles.astype(np.float64),
+    )
+
+
+def refresh_exchange(
+    config: ClientConfig, served: ServedModel, version: int | None = None
+) -> Generator[list[Call], Any, ServedModel]:
+    """Fetches the metadata and `model_info` of `version` into the cache `served`."""
+    metadata = yield from metadata_exchange(config, version)
+    info = yield from model_info_exchange(config, metadata)
+    served.metadata, served.info = metadata, info
+    return served
+
+
+def status_exchange(config: ClientConfig) -> Generator[list[Call], Any, list[VersionStatus]]:
     """Asks for the state of the model's versions (of the configured one if set)."""
     request = pb.GetModelStatusRequest(model_spec=config.model_spec(config.version))
-    response = yield Call("GetModelStatus", request)
+    (response,) = yield [Call("GetModelStatus", request)]
     state_names = {number: name for name, number in pb.ModelVersionStatus.State.items()}
     return sorted(
         (VersionStatus(s.version, state_names.get(s.state, str(s.state)),
@@ -270,10 +511,13 @@ def rows_per_request(
     signature: SignatureInfo | None,
     output_filter: Sequence[str],
 ) -> int:
-    """How many rows keep both the request and its response under the message limit.
+    """How many rows one request may carry.
 
-    The response size comes from the signature's output shapes; outputs whose
-    sample shape is unknown are assumed as large as an input sample.
+    At most `config.max_batch_size` rows (what a batching server accepts in
+    one request), and few enough that both the request and its response stay
+    under the message limit. The response size comes from the signature's
+    output shapes; outputs whose sample shape is unknown are assumed as large
+    as an input sample.
     """
     input_row = batch[:1].nbytes
     output_row = input_row
@@ -293,34 +537,69 @@ def rows_per_request(
             f"One sample needs {row} bytes in a message, more than max_message_mb="
             f"{config.max_message_bytes / 2**20:g} allows; raise `max_message_mb`."
         )
-    return rows
+    return rows if config.max_batch_size is None else min(rows, config.max_batch_size)
+
+
+def _predict_call(
+    config: ClientConfig, rows: np.ndarray, version: int | None, signature: str,
+    output_filter: Sequence[str],
+) -> Call:
+    request = pb.PredictRequest(
+        model_spec=config.model_spec(version, signature), output_filter=output_filter
+    )
+    request.inputs[INPUT_NAME].CopyFrom(to_tensor_proto(rows))
+    return Call("Predict", request)
+
+
+def _outputs(response: pb.PredictResponse) -> dict[str, np.ndarray]:
+    return {name: to_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def _served_version(response: pb.PredictResponse) -> int | None:
+    return response.model_spec.version.value if response.model_spec.HasField("version") else None
 
 
 def predict_exchange(
     config: ClientConfig,
-    batch: np.ndarray,
+    served: ServedModel,
+    x: Any,
     signature: str,
     output_filter: Sequence[str],
-    metadata: ModelMetadata,
-) -> Generator[Call, Any, dict[str, np.ndarray]]:
-    """Predicts a batch in as many requests as the message limit needs, in order.
+) -> Generator[list[Call], Any, dict[str, np.ndarray]]:
+    """Predicts a batch in as many requests as the limits need; results in order.
 
-    When no version is configured, every request after the first asks for the
-    version that answered the first, so one batch never mixes two versions
-    during a rollout.
+    The first request goes alone and tells which version serves; if it is not
+    the cached one, the metadata and `model_info` are fetched again (and the
+    first request is redone if the new version takes another input range).
+    The other requests then go together (the transport bounds how many run at
+    once), each asking for that version, so one batch never mixes two
+    versions during a rollout.
     """
-    rows = rows_per_request(config, batch, metadata.signatures.get(signature), output_filter)
-    version = config.version
-    parts = []
-    for start in range(0, max(len(batch), 1), rows):
-        request = pb.PredictRequest(
-            model_spec=config.model_spec(version, signature), output_filter=output_filter
-        )
-        request.inputs[INPUT_NAME].CopyFrom(to_tensor_proto(batch[start:start + rows]))
-        response = yield Call("Predict", request)
-        if response.model_spec.HasField("version"):
-            version = response.model_spec.version.value
-        parts.append({name: to_ndarray(proto) for name, proto in response.outputs.items()})
+    raw = as_batch(x)
+    if served.metadata is None:
+        yield from refresh_exchange(config, served)
+    batch = prepare_batch(raw, served.info, config.check_range)
+    sent = min(len(batch), rows_per_request(config, batch, served.metadata.signatures.get(
+        signature), output_filter))
+    (first,) = yield [_predict_call(config, batch[:sent], config.version, signature,
+                                    output_filter)]
+    version = _served_version(first)
+    if version is not None and version != served.metadata.version:
+        input_range = None if served.info is None else served.info.input_range
+        yield from refresh_exchange(config, served, version)
+        if (None if served.info is None else served.info.input_range) != input_range:
+            batch = prepare_batch(raw, served.info, config.check_range)
+            (first,) = yield [_predict_call(config, batch[:sent], version, signature,
+                                            output_filter)]
+    rows = rows_per_request(config, batch, served.metadata.signatures.get(signature),
+                            output_filter)
+    parts = [_outputs(first)]
+    if sent < len(batch):
+        pinned = config.version if version is None else version
+        rest = yield [_predict_call(config, batch[start:start + rows], pinned, signature,
+                                    output_filter)
+                      for start in range(sent, len(batch), rows)]
+        parts.extend(_outputs(response) for response in rest)
     if len(parts) == 1:
         return parts[0]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}

@@ -2,32 +2,37 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Generator, Sequence
+from concurrent import futures
 from typing import Any
 
 import grpc
 import numpy as np
 
 from memae_tf.client._protocol import (
+    DEFAULT_MAX_BATCH_SIZE,
     METHODS,
     Call,
+    CallTiming,
     ClientConfig,
+    ModelInfo,
     ModelMetadata,
+    ServedModel,
     VersionStatus,
-    as_batch,
+    check_deadline,
     check_signature,
     check_timeout,
-    is_retryable,
-    metadata_exchange,
+    next_retry,
     predict_exchange,
+    refresh_exchange,
     retry_delays,
     status_exchange,
 )
-from memae_tf.client.errors import error_from_rpc
 from memae_tf.common.contract import SCORE_OUTPUT, SERVING_SIGNATURE
 
-Exchange = Generator[Call, Any, Any]
+Exchange = Generator[list[Call], Any, Any]
 
 
 def _check_output_filter(output_filter: Sequence[str] | None) -> list[str]:
@@ -60,6 +65,11 @@ class BaseClient:
         max_message_mb: float = 64,
         retries: int = 3,
         *,
+        version_label: str | None = None,
+        max_batch_size: int | None = DEFAULT_MAX_BATCH_SIZE,
+        concurrency: int = 4,
+        deadline: float | None = None,
+        check_range: bool = True,
         channel_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         if not isinstance(target, str) or not target:
@@ -74,9 +84,12 @@ class BaseClient:
                 f"Received: {type(credentials).__name__}"
             )
         self.target = target
-        self._config = ClientConfig.create(model_name, version, signature, timeout,
-                                           max_message_mb, retries)
-        self._metadata: ModelMetadata | None = None
+        self._config = ClientConfig.create(
+            model_name, version, signature, timeout, max_message_mb, retries,
+            version_label=version_label, max_batch_size=max_batch_size,
+            concurrency=concurrency, deadline=deadline, check_range=check_range,
+        )
+        self._served = ServedModel()
         options = self._config.channel_options(channel_options)
         if credentials is None:
             self._channel = self._channels.insecure_channel(target, options=options)
@@ -90,23 +103,28 @@ class BaseClient:
             for name, (path, request, response) in METHODS.items()
         }
 
-    def _timeout(self, timeout: float | None) -> float:
-        return self._config.timeout if timeout is None else check_timeout(timeout)
+    def _timing(self, timeout: float | None, deadline: float | None) -> CallTiming:
+        return CallTiming(
+            self._config.timeout if timeout is None else check_timeout(timeout),
+            self._config.deadline if deadline is None else check_deadline(deadline),
+        )
 
     def _predict_exchange(
         self, x: Any, signature: str | None, output_filter: Sequence[str] | None
     ) -> Exchange:
-        batch = as_batch(x)
         signature = self._config.signature if signature is None else check_signature(signature)
         output_filter = _check_output_filter(output_filter)
-        if self._metadata is None:
-            self._metadata = yield from metadata_exchange(self._config)
-        return (yield from predict_exchange(self._config, batch, signature, output_filter,
-                                            self._metadata))
+        return (yield from predict_exchange(self._config, self._served, x, signature,
+                                            output_filter))
 
     def _metadata_exchange(self) -> Exchange:
-        self._metadata = yield from metadata_exchange(self._config)
-        return self._metadata
+        served = yield from refresh_exchange(self._config, self._served)
+        return served.metadata
+
+    def _model_info_exchange(self) -> Exchange:
+        if self._served.metadata is None:
+            yield from refresh_exchange(self._config, self._served)
+        return self._served.info
 
     def _status_exchange(self) -> Exchange:
         return (yield from status_exchange(self._config))
@@ -115,23 +133,43 @@ class BaseClient:
 class MemAEClient(BaseClient):
     """Scores samples with a MemAE model served over gRPC by TF Serving.
 
-    Works unchanged against TF Serving and the development server
-    (`memae serve`). Large batches are split so that every request and response
-    stays under `max_message_mb`, and the results are reassembled in order. Each
-    RPC gets a deadline of `timeout` seconds; calls failing with UNAVAILABLE are
-    retried up to `retries` times with exponential backoff; failures raise a
-    `MemAEClientError` subclass carrying the gRPC code and the server's message.
+    Works unchanged against TF Serving and the development server (`memae
+    serve`). A batch is split into requests of at most `max_batch_size` rows
+    that also stay under `max_message_mb`; the first request goes alone, the
+    others up to `concurrency` at a time, all to the version that answered the
+    first, and the results come back in order. Each RPC gets `timeout`
+    seconds, the whole call `deadline` seconds; calls failing with UNAVAILABLE
+    are retried up to `retries` times with exponential backoff; failures raise
+    a `MemAEClientError` subclass carrying the gRPC code and the server's
+    message.
+
+    Inputs need no knowledge of the model: the client reads the export's
+    `model_info` signature once per served version, scales `uint8` images
+    into the model's input range exactly as `MemAE.preprocess` does, and
+    refuses (without sending) float batches outside that range.
 
     Args:
         target: Server address, `"host:port"` (any gRPC target, e.g.
             `"dns:///memae-serving-headless:8500"`).
         model_name: The served model name.
-        version: A specific version, or None for the latest.
+        version: A specific version, or None for the latest (or the label's).
         signature: Default signature of `predict` and `score`.
         timeout: Deadline of each RPC in seconds.
         credentials: `grpc.ssl_channel_credentials(...)` for TLS; None for plaintext.
         max_message_mb: Largest gRPC message sent or received, in MiB.
         retries: How many times a call failing with UNAVAILABLE is retried.
+        version_label: A version label of the server's `models.config`, e.g.
+            `"canary"`; exclusive with `version`.
+        max_batch_size: Most rows in one request: the `max_batch_size` of the
+            server's `batching_parameters.txt` (see `read_max_batch_size`);
+            64, the shipped ConfigMap's, by default; None for no row limit
+            (servers without batching).
+        concurrency: How many requests of one call are in flight at once.
+        deadline: Seconds for a whole `predict`/`score` call, every chunk,
+            retry and backoff included; None for only the per-RPC `timeout`.
+        check_range: Whether float inputs outside the model's input range are
+            refused; False for data that may leave it (e.g. min-max scaled
+            features of new data).
         channel_options: Extra gRPC channel arguments, e.g.
             `[("grpc.lb_policy_name", "round_robin")]`.
 
@@ -142,24 +180,41 @@ class MemAEClient(BaseClient):
     ...     outputs = client.predict(images)                    # score, is_anomaly, ...
     """
 
-    def _invoke(self, call: Call, timeout: float) -> Any:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pool: futures.ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def _invoke(self, call: Call, timing: CallTiming) -> Any:
         rpc = self._rpcs[call.method]
         delays = iter(retry_delays(self._config.retries))
         while True:
             try:
-                return rpc(call.request, timeout=timeout)
+                return rpc(call.request, timeout=timing.rpc_timeout())
             except grpc.RpcError as error:
-                delay = next(delays, None) if is_retryable(error) else None
-                if delay is None:
-                    raise error_from_rpc(error) from error
-                time.sleep(delay)
+                time.sleep(next_retry(error, delays, timing))
 
-    def _run(self, exchange: Exchange, timeout: float | None) -> Any:
-        timeout = self._timeout(timeout)
+    def _invoke_all(self, calls: list[Call], timing: CallTiming) -> list[Any]:
+        if len(calls) == 1:
+            return [self._invoke(calls[0], timing)]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = futures.ThreadPoolExecutor(self._config.concurrency,
+                                                        thread_name_prefix="memae-client")
+        pending = [self._pool.submit(self._invoke, call, timing) for call in calls]
+        futures.wait(pending, return_when=futures.FIRST_EXCEPTION)
+        failed = [f for f in pending if f.done() and f.exception() is not None]
+        if failed:
+            for future in pending:
+                future.cancel()
+            raise failed[0].exception()
+        return [future.result() for future in pending]
+
+    def _run(self, exchange: Exchange, timing: CallTiming) -> Any:
         try:
-            call = next(exchange)
+            calls = next(exchange)
             while True:
-                call = exchange.send(self._invoke(call, timeout))
+                calls = exchange.send(self._invoke_all(calls, timing))
         except StopIteration as finished:
             return finished.value
 
@@ -170,35 +225,67 @@ class MemAEClient(BaseClient):
         signature: str | None = None,
         output_filter: Sequence[str] | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Runs a signature on a batch.
 
         Args:
-            x: Float array `(batch, *input_shape)` (cast to float32).
+            x: Array `(batch, *input_shape)`: uint8 images (scaled into the
+                model's input range) or numbers in that range.
             signature: Signature name; None uses the client's default.
             output_filter: Output names to return; None returns all.
             timeout: Deadline of each RPC in seconds; None uses the client's.
+            deadline: Seconds for the whole call; None uses the client's.
 
         Returns:
             Output name → array with `batch` rows, e.g. `score`, `is_anomaly`
             and `reconstruction` for `serving_default`.
-        """
-        return self._run(self._predict_exchange(x, signature, output_filter), timeout)
 
-    def score(self, x: Any, *, timeout: float | None = None) -> np.ndarray:
-        """Returns the anomaly scores (float32, `(batch,)`, higher = more anomalous)."""
-        return self.predict(x, output_filter=[SCORE_OUTPUT], timeout=timeout)[SCORE_OUTPUT]
+        Raises:
+            InvalidArgumentError: Before sending, for an empty batch, NaN or
+                Inf values or values outside the input range; from the
+                server, for inputs that do not fit the signature.
+            DeadlineExceededError: When `timeout` or `deadline` runs out.
+            MemAEClientError: Any other failure, typed by its gRPC code.
+        """
+        return self._run(self._predict_exchange(x, signature, output_filter),
+                         self._timing(timeout, deadline))
+
+    def score(
+        self, x: Any, *, timeout: float | None = None, deadline: float | None = None
+    ) -> np.ndarray:
+        """Returns the anomaly scores (float32, `(batch,)`, higher = more anomalous).
+
+        Same inputs, timeouts and errors as `predict`.
+        """
+        return self.predict(x, output_filter=[SCORE_OUTPUT], timeout=timeout,
+                            deadline=deadline)[SCORE_OUTPUT]
 
     def metadata(self, *, timeout: float | None = None) -> ModelMetadata:
-        """Returns the served version and its signatures (`GetModelMetadata`)."""
-        return self._run(self._metadata_exchange(), timeout)
+        """Returns the served version and its signatures (`GetModelMetadata`).
+
+        Also refreshes the client's cache of the version's `model_info`.
+        """
+        return self._run(self._metadata_exchange(), self._timing(timeout, None))
+
+    def model_info(self, *, timeout: float | None = None) -> ModelInfo | None:
+        """Returns the served version's `model_info` (cached), or None if it has none.
+
+        Example:
+
+        >>> client.model_info().input_range  # doctest: +SKIP
+        (-1.0, 1.0)
+        """
+        return self._run(self._model_info_exchange(), self._timing(timeout, None))
 
     def status(self, *, timeout: float | None = None) -> list[VersionStatus]:
         """Returns the state of each version, sorted by version (`GetModelStatus`)."""
-        return self._run(self._status_exchange(), timeout)
+        return self._run(self._status_exchange(), self._timing(timeout, None))
 
     def close(self) -> None:
-        """Closes the channel."""
+        """Closes the channel and stops the threads that send chunks."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self._channel.close()
 
     def __enter__(self) -> MemAEClient:

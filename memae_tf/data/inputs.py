@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from memae_tf.common.scaling import scale_uint8
 from memae_tf.data.tfds import dataset_array
 
 
@@ -45,8 +46,7 @@ def prepare_inputs(
         x = dataset_array(x)
     x = np.asarray(x)
     if x.dtype == np.uint8:
-        low, high = input_range
-        x = x.astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
+        x = scale_uint8(x, input_range)
     elif not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise TypeError(
             f"`{what}` must hold numbers (float, or uint8 images). Received dtype={x.dtype}"
