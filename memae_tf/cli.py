@@ -21,7 +21,7 @@ import numpy as np
 
 from memae_tf.choices import ERRORS, LR_DECAYS, MEMORY_INITS, PRECISIONS, STRATEGIES, VARIANTS
 from memae_tf.evaluation.cli import add_experiment_command, parse_ints, parse_override
-from memae_tf.serving.cli import add_serve_command
+from memae_tf.serving.cli import add_model_server_command, add_serve_command
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
 
@@ -266,7 +266,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Registers `export` (a saved detector → SavedModel version) and `serve`.
+    """Registers `export` (a saved detector → SavedModel version), `serve` and `model-server`.
 
     Args:
         subparsers: The object returned by `parser.add_subparsers(...)`.
@@ -291,6 +291,7 @@ def add_serving_commands(subparsers: argparse._SubParsersAction) -> None:
                         help="mount path of the models directory in the TF Serving container")
     export.set_defaults(func=cmd_export)
     add_serve_command(subparsers)
+    add_model_server_command(subparsers)
 
 
 def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:

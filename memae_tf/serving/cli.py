@@ -1,7 +1,10 @@
-"""The `memae serve` subcommand: the development server, without any training code.
+"""The `memae serve` and `memae model-server` subcommands: the development server.
 
-`memae export` needs a trained detector, so it is registered by `memae_tf.cli`
-(`add_serving_commands` registers both); this module only serves SavedModels.
+`memae model-server` takes `tensorflow_model_server`'s own flags
+(`--port=8500 --model_config_file=...`), so the arguments of a Kubernetes
+Deployment run unchanged; `memae serve` serves one model base path with this
+project's flags. `memae export` needs a trained detector, so it is registered by
+`memae_tf.cli`; this module only serves SavedModels, without any training code.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import pathlib
+import sys
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -33,6 +37,65 @@ def cmd_serve(args: argparse.Namespace) -> int:
                max_message_mb=args.max_message_mb, max_batch_size=args.max_batch_size,
                grace=args.drain_seconds)
     return 0
+
+
+def cmd_model_server(args: argparse.Namespace) -> int:
+    """Runs the server that `tensorflow_model_server` would run with `args.flags`.
+
+    Returns 0 after a SIGTERM/SIGINT drain, and 255 when the flags or files are
+    refused, after printing `Failed to start server. Error: ...` as TF Serving's
+    main.cc does.
+    """
+    from memae_tf.serving.flags import parse_flags, usage
+
+    if "--help" in args.flags or "-h" in args.flags:
+        print(usage(), end="")
+        return 0
+    try:
+        options = parse_flags(args.flags)
+    except ValueError as error:
+        print(f"{error}\n{usage()}", end="", file=sys.stderr)
+        return 255
+    from memae_tf.serving.errors import ServingError
+    from memae_tf.serving.server import start_model_server, wait_for_signal
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        handle = start_model_server(options)
+    except ServingError as error:
+        print(f"Failed to start server. Error: {error.code.name}: {error.message}",
+              file=sys.stderr)
+        return 255
+    wait_for_signal(handle)
+    return 0
+
+
+def add_model_server_command(subparsers: argparse._SubParsersAction) -> None:
+    """Registers `model-server`, which takes TF Serving's flags, on the `memae` parsers.
+
+    Every argument after `model-server` is one of `tensorflow_model_server`'s
+    flags in its own syntax (`--name=value`; see
+    `memae_tf.serving.flags.usage`), so the flags of a Deployment's container
+    are passed as they are.
+
+    Args:
+        subparsers: The object returned by `parser.add_subparsers(...)`.
+
+    Example:
+
+    >>> parser = argparse.ArgumentParser(prog="memae")
+    >>> add_model_server_command(parser.add_subparsers(dest="command"))
+    >>> parser.parse_args(["model-server", "--port=8500", "--enable_batching"]).flags
+    ['--port=8500', '--enable_batching']
+    """
+    # "+" as the option prefix leaves every "--name=value" to TF Serving's syntax.
+    server = subparsers.add_parser(
+        "model-server", prefix_chars="+", add_help=False,
+        help="run the development server with tensorflow_model_server's flags "
+             "(--port=8500 --model_config_file=...; --help lists them)",
+    )
+    server.add_argument("flags", nargs="*", help="tensorflow_model_server flags")
+    server.set_defaults(func=cmd_model_server)
 
 
 def add_serve_command(subparsers: argparse._SubParsersAction) -> None:

@@ -8,6 +8,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
+    model_management_pb2,
     model_pb2,
     predict_pb2,
 )
@@ -15,26 +16,28 @@ from tensorflow_serving.apis import (
 from memae_tf.common.contract import SERVING_SIGNATURE, SIGNATURE_DEF_FIELD
 from memae_tf.serving.errors import invalid_argument, not_found
 from memae_tf.serving.model_manager import ModelManager
+from memae_tf.serving.model_registry import ModelRegistry
 from memae_tf.serving.servable import Servable
 from memae_tf.serving.tensors import encode_tensor
 from memae_tf.serving.validation import RequestLimits
 
 
 class ServingCore:
-    """Answers Predict, GetModelMetadata and GetModelStatus for managed models.
+    """Answers Predict, GetModelMetadata, GetModelStatus and config reloads for the models.
 
     Args:
-        managers: Model name → its `ModelManager`.
+        managers: The served models (a `ModelRegistry`, which follows config
+            reloads and resolves version labels).
         limits: Size limits of a request; None means `RequestLimits()`.
     """
 
-    def __init__(
-        self, managers: Mapping[str, ModelManager], limits: RequestLimits | None = None
-    ) -> None:
-        self.managers = dict(managers)
+    def __init__(self, managers: ModelRegistry, limits: RequestLimits | None = None) -> None:
+        self.managers = managers
         self.limits = RequestLimits() if limits is None else limits
 
     def _manager(self, spec: model_pb2.ModelSpec) -> ModelManager:
+        if not spec.name:
+            raise invalid_argument("ModelSpec has no name specified.")
         if spec.name not in self.managers:
             wanted = (f"Specific({spec.name}, {spec.version.value})" if spec.HasField("version")
                       else f"Latest({spec.name})")
@@ -45,14 +48,17 @@ class ServingCore:
         return self.managers[spec.name]
 
     def servable(self, spec: model_pb2.ModelSpec) -> Servable:
-        """Returns the servable a `ModelSpec` names (latest when it has no version)."""
-        if spec.WhichOneof("version_choice") == "version_label":
-            raise invalid_argument(
-                f"Unrecognized servable version label: {spec.version_label}. This server "
-                "defines no labels; ask for a version number or the latest."
-            )
-        version = spec.version.value if spec.HasField("version") else None
-        return self._manager(spec).servable(version)
+        """Returns the servable a `ModelSpec` names: a version, a label's version or the latest.
+
+        As `ServerCore::ServableRequestFromModelSpec` (model_servers/server_core.cc):
+        an unknown label is INVALID_ARGUMENT, a version not loaded NOT_FOUND.
+        """
+        manager = self._manager(spec)
+        choice = spec.WhichOneof("version_choice")
+        if choice == "version_label":
+            return manager.servable(self.managers.version_for_label(spec.name,
+                                                                    spec.version_label))
+        return manager.servable(spec.version.value if choice == "version" else None)
 
     def signature_inputs(
         self, spec: model_pb2.ModelSpec, signature_name: str
@@ -109,13 +115,32 @@ class ServingCore:
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
         spec = request.model_spec
-        if spec.name not in self.managers:
-            raise not_found(f"Could not find any versions of model {spec.name}")
         version = spec.version.value if spec.HasField("version") else None
-        states = self.managers[spec.name].version_states(version)
+        states = self.managers.version_states(spec.name, version)
         response = get_model_status_pb2.GetModelStatusResponse()
         for number, state in states.items():
             status = response.model_version_status.add(version=number, state=state.state)
             status.status.error_code = state.error_code.value[0]
             status.status.error_message = state.error_message
         return response
+
+    def reload_config(
+        self, request: model_management_pb2.ReloadConfigRequest
+    ) -> model_management_pb2.ReloadConfigResponse:
+        """Serves a new `ModelServerConfig` (ModelService.HandleReloadConfigRequest).
+
+        As model_servers/model_service_impl.cc: only a `model_config_list` is
+        accepted; the response's status carries the outcome, and a failure is
+        also raised with its code. No metrics are reported (`metric_names` is
+        not read).
+
+        Raises:
+            ServingError: The reload's error (see `ModelRegistry.reload_config`).
+        """
+        if request.config.WhichOneof("config") != "model_config_list":
+            raise invalid_argument(
+                "ServerModelConfig type not supported by HandleReloadConfigRequest. Only "
+                "ModelConfigList is currently supported"
+            )
+        self.managers.reload_config(request.config)
+        return model_management_pb2.ReloadConfigResponse()

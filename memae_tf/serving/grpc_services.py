@@ -63,7 +63,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    """`tensorflow.serving.ModelService`: GetModelStatus; config reloads are UNIMPLEMENTED.
+    """`tensorflow.serving.ModelService`: GetModelStatus and HandleReloadConfigRequest.
 
     Args:
         core: The shared request handler.
@@ -76,4 +76,4 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return _answer(context, self.core.get_model_status, request)
 
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
-        _unimplemented(context, "HandleReloadConfigRequest")
+        return _answer(context, self.core.reload_config, request)

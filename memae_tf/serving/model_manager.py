@@ -1,4 +1,4 @@
-"""Version policy "latest" for one model base path, with polling and hot swap."""
+"""The versions of one model: TF Serving's version policies, polling and hot swap."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import logging
 import os
 import pathlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.config import file_system_storage_path_source_pb2
 
 from memae_tf.common.contract import version_directories
 from memae_tf.serving.errors import ServingError, not_found
@@ -19,6 +20,44 @@ from memae_tf.serving.servable import Servable
 
 logger = logging.getLogger(__name__)
 State = get_model_status_pb2.ModelVersionStatus.State
+VersionPolicy = (
+    file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy
+)
+
+
+def aspired_versions(policy: VersionPolicy, versions: Iterable[int]) -> list[int]:
+    """Returns the versions a `model_version_policy` serves among those on disk, ascending.
+
+    As TF Serving's `FileSystemStoragePathSource`
+    (tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc):
+    `latest` (the default, also when no policy is set) serves the
+    `max(num_versions, 1)` largest versions, `all` every version, `specific`
+    the listed versions that exist.
+
+    Args:
+        policy: A `ServableVersionPolicy` (`ModelConfig.model_version_policy`).
+        versions: The version numbers found under the model base path.
+
+    Returns:
+        The aspired versions, ascending.
+
+    Example:
+
+    >>> policy = VersionPolicy(latest=VersionPolicy.Latest(num_versions=2))
+    >>> aspired_versions(policy, [1, 3, 2])
+    [2, 3]
+    >>> aspired_versions(VersionPolicy(specific=VersionPolicy.Specific(versions=[1, 5])), [1, 2])
+    [1]
+    """
+    found = sorted(set(versions))
+    choice = policy.WhichOneof("policy_choice")
+    if choice == "all":
+        return found
+    if choice == "specific":
+        wanted = set(policy.specific.versions)
+        return [version for version in found if version in wanted]
+    count = max(policy.latest.num_versions, 1)
+    return found[-count:]
 
 
 @dataclass(frozen=True)
@@ -37,23 +76,32 @@ class VersionState:
 
 
 class ModelManager:
-    """Serves the newest version under a model base path and follows new ones.
+    """Serves the versions of one model that its version policy asks for, following new ones.
 
-    Every `poll_interval` seconds the base path is listed; when its largest
-    version differs from the one served, that version is loaded with
-    `tf.saved_model.load`, warmed up from its `assets.extra` warmup records and
-    only then swapped in. Requests already running keep the version they
-    started with, so none is dropped; the old version is freed when the last
-    one finishes. A version that fails to load (a truncated `saved_model.pb`,
-    missing variables, a directory still being copied) is logged and reported
-    (state END with its error), and the newest version that loads keeps
-    serving; the failed version is tried again only once its files change
-    (e.g. when the copy completes).
+    Every `poll_interval` seconds the base path is listed and the policy
+    (`aspired_versions`) says which versions to serve. Each new aspired version
+    is loaded with `tf.saved_model.load`, warmed up from its `assets.extra`
+    warmup records and only then made available; versions no longer aspired
+    are unloaded as TF Serving's `AvailabilityPreservingPolicy`
+    (tensorflow_serving/core/availability_preserving_policy.cc) does: once an
+    aspired version is available, or when nothing is aspired any more, and
+    otherwise all but the newest of them keep serving. Requests already
+    running keep the version they started with, so none is dropped; an
+    unloaded version is freed when the last one finishes.
+
+    A version that fails to load (a truncated `saved_model.pb`, missing
+    variables, a directory still being copied) is logged and reported (state
+    END with its error) and left out of the policy's choice, so that with
+    `latest` the newest version that loads serves; it is tried again only
+    once its files change (e.g. when the copy completes).
 
     Args:
         model_name: Name clients use for the model.
         model_base_path: Directory holding the integer version directories.
-        poll_interval: Positive number of seconds between two listings.
+        poll_interval: Seconds between two listings; 0 lists once, at
+            `start()` (TF Serving's `--file_system_poll_wait_seconds=0`).
+        version_policy: `ModelConfig.model_version_policy`; None means TF
+            Serving's default, `latest { num_versions: 1 }`.
 
     Example:
 
@@ -63,7 +111,11 @@ class ModelManager:
     """
 
     def __init__(
-        self, model_name: str, model_base_path: str | os.PathLike, poll_interval: float = 1.0
+        self,
+        model_name: str,
+        model_base_path: str | os.PathLike,
+        poll_interval: float = 1.0,
+        version_policy: VersionPolicy | None = None,
     ) -> None:
         if not isinstance(model_name, str) or not model_name or "/" in model_name:
             raise ValueError(
@@ -71,17 +123,21 @@ class ModelManager:
                 f"without '/'. Received: model_name={model_name!r}"
             )
         if isinstance(poll_interval, bool) or not (
-            isinstance(poll_interval, (int, float)) and poll_interval > 0
+            isinstance(poll_interval, (int, float)) and poll_interval >= 0
         ):
             raise ValueError(
-                "Received an invalid value for `poll_interval`, expected a positive number "
-                f"of seconds. Received: poll_interval={poll_interval!r}"
+                "Received an invalid value for `poll_interval`, expected a non-negative "
+                f"number of seconds (0 lists once). Received: poll_interval={poll_interval!r}"
             )
         self.model_name = model_name
         self.model_base_path = pathlib.Path(model_base_path)
         self.poll_interval = float(poll_interval)
-        self._lock = threading.Lock()
-        self._servable: Servable | None = None
+        self._policy = VersionPolicy()
+        if version_policy is not None:
+            self._policy.CopyFrom(version_policy)
+        self._lock = threading.Lock()  # guards _servables and _states
+        self._poll_lock = threading.Lock()  # one poll at a time (thread, reload, start)
+        self._servables: dict[int, Servable] = {}
         self._states: dict[int, VersionState] = {}
         # Failed version → fingerprint of its directory when it failed.
         self._failed: dict[int, tuple] = {}
@@ -92,28 +148,53 @@ class ModelManager:
     @property
     def available(self) -> bool:
         """Whether a version is loaded and serving."""
-        return self._servable is not None
+        return bool(self._servables)
+
+    @property
+    def available_versions(self) -> list[int]:
+        """The versions loaded and serving, ascending."""
+        return sorted(self._servables)
 
     def add_listener(self, listener: Callable[[bool], None]) -> None:
-        """Calls `listener(available)` now and whenever the served version changes."""
+        """Calls `listener(available)` now and whenever the served versions change."""
         self._listeners.append(listener)
         listener(self.available)
 
     def start(self) -> None:
-        """Loads the current latest version, then polls in a background thread."""
+        """Loads the aspired versions, then polls in a background thread (if polling)."""
         if not self.model_base_path.is_dir():
             logger.warning("Model base path %s does not exist yet; waiting for versions.",
                            self.model_base_path)
         self.poll()
-        self._thread = threading.Thread(target=self._poll_forever, daemon=True,
-                                        name=f"poll-{self.model_name}")
-        self._thread.start()
+        if self.poll_interval > 0:
+            self._thread = threading.Thread(target=self._poll_forever, daemon=True,
+                                            name=f"poll-{self.model_name}")
+            self._thread.start()
 
     def stop(self) -> None:
-        """Stops polling; the served version stays loaded for requests in flight."""
+        """Stops polling; the served versions stay loaded for requests in flight."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join()
+
+    def reconfigure(
+        self, model_base_path: str | os.PathLike, version_policy: VersionPolicy
+    ) -> None:
+        """Takes a new base path and version policy (a config reload) and applies them now."""
+        with self._poll_lock:
+            self.model_base_path = pathlib.Path(model_base_path)
+            self._policy.CopyFrom(version_policy)
+        self.poll()
+
+    def unload_all(self) -> None:
+        """Stops polling and unloads every version (the model left the config)."""
+        self.stop()
+        with self._poll_lock, self._lock:
+            for version in self._servables:
+                self._states[version] = VersionState(State.END)
+            self._servables = {}
+        logger.info("%s unloaded.", self.model_name)
+        self._notify()
 
     def _poll_forever(self) -> None:
         while not self._stopping.wait(self.poll_interval):
@@ -121,6 +202,10 @@ class ModelManager:
                 self.poll()
             except Exception:  # an unreadable directory must not end polling
                 logger.exception("Polling %s failed.", self.model_base_path)
+
+    def _notify(self) -> None:
+        for listener in self._listeners:
+            listener(self.available)
 
     def _set_state(self, version: int, state: VersionState) -> None:
         with self._lock:
@@ -144,54 +229,69 @@ class ModelManager:
                     warmed)
         return servable
 
-    def poll(self) -> None:
-        """Lists the base path once and loads, swaps or unloads to serve its latest version.
+    def _aspired(self) -> tuple[list[int], dict[int, pathlib.Path]]:
+        """The policy's choice among the versions on disk that did not fail unchanged."""
+        on_disk = version_directories(self.model_base_path)
+        candidates = [v for v, path in on_disk.items() if v not in self._failed
+                      or self._failed[v] != directory_fingerprint(path)]
+        return aspired_versions(self._policy, candidates), on_disk
 
-        When the latest version fails to load, the newest version that loads is
-        served instead (the one already served, if it is the newest left).
+    def poll(self) -> None:
+        """Lists the base path once, loads the aspired versions and unloads the others.
+
+        New aspired versions load newest first. When one fails to load, the
+        policy chooses again without it (with `latest`, an older version
+        serves instead).
         """
-        while True:
-            versions = version_directories(self.model_base_path)
-            candidates = [v for v, path in versions.items() if v not in self._failed
-                          or self._failed[v] != directory_fingerprint(path)]
-            aspired = max(candidates) if candidates else None
-            current = self._servable.version if self._servable is not None else None
-            if aspired == current:
-                return
-            new = None if aspired is None else self._load(aspired, versions[aspired])
-            if new is not None or aspired is None:
-                break
-        with self._lock:
-            old, self._servable = self._servable, new
-            if new is not None:
-                self._states[new.version] = VersionState(State.AVAILABLE)
-            if old is not None:
-                self._states[old.version] = VersionState(State.END)
-        logger.info("%s now serves version %s.", self.model_name, aspired)
-        for listener in self._listeners:
-            listener(self.available)
+        with self._poll_lock:
+            before = self.available_versions
+            while True:
+                aspired, on_disk = self._aspired()
+                missing = [v for v in reversed(aspired) if v not in self._servables]
+                if not missing:
+                    break
+                for version in missing:
+                    servable = self._load(version, on_disk[version])
+                    if servable is not None:
+                        with self._lock:
+                            self._servables = {**self._servables, version: servable}
+                            self._states[version] = VersionState(State.AVAILABLE)
+            unaspired = sorted(v for v in self._servables if v not in aspired)
+            if aspired and not any(v in self._servables for v in aspired):
+                unaspired = unaspired[:-1]  # keep the newest serving until one is available
+            with self._lock:
+                self._servables = {v: s for v, s in self._servables.items()
+                                   if v not in unaspired}
+                for version in unaspired:
+                    self._states[version] = VersionState(State.END)
+            after = self.available_versions
+        if after != before:
+            logger.info("%s now serves versions %s.", self.model_name, after)
+            self._notify()
 
     def servable(self, version: int | None) -> Servable:
         """Returns the servable for a request, or raises NOT_FOUND like TF Serving.
 
         Args:
-            version: A specific version, or None for the latest.
+            version: A specific version, or None for the latest available.
         """
-        servable = self._servable
-        if servable is not None and version in (None, servable.version):
-            return servable
+        servables = self._servables
+        if version is None and servables:
+            return servables[max(servables)]
+        if version in servables:
+            return servables[version]
         wanted = (f"Latest({self.model_name})" if version is None
                   else f"Specific({self.model_name}, {version})")
-        serving = "none" if servable is None else str(servable.version)
         raise not_found(
-            f"Servable not found for request: {wanted}. Version served: {serving}."
+            f"Servable not found for request: {wanted}. Versions served: {sorted(servables)}."
         )
 
     def version_states(self, version: int | None = None) -> dict[int, VersionState]:
         """Returns version → state for the versions seen, or for one of them.
 
         Raises:
-            ServingError: NOT_FOUND if nothing (or not `version`) was seen.
+            ServingError: NOT_FOUND if nothing (or not `version`) was seen, with
+                TF Serving's messages (model_servers/get_model_status_impl.cc).
         """
         with self._lock:
             states = dict(sorted(self._states.items()))

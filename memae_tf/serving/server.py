@@ -1,4 +1,9 @@
-"""The development server: TF Serving's gRPC (and optional REST) API in one process."""
+"""The development server: TF Serving's gRPC (and optional REST) API in one process.
+
+`start_model_server` takes TF Serving's own flags (`ModelServerOptions`) and
+configuration files, as the Kubernetes Deployment passes them to
+`tensorflow_model_server`; `serve` is its special case for one model base path.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +18,25 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.common.checks import check_positive_int
+from memae_tf.serving.config import read_text_proto, single_model_config
 from memae_tf.serving.core import ServingCore
+from memae_tf.serving.errors import invalid_argument
+from memae_tf.serving.flags import ModelServerOptions
 from memae_tf.serving.grpc_services import ModelServicer, PredictionServicer
 from memae_tf.serving.model_manager import ModelManager
+from memae_tf.serving.model_registry import ModelRegistry
+from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
 from memae_tf.serving.rest import RestServer
+from memae_tf.serving.tls import ssl_config_credentials
 from memae_tf.serving.validation import RequestLimits
 
 logger = logging.getLogger(__name__)
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
+# TF Serving's PrometheusExporter::kPrometheusPath, used when the config gives no path.
+DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 
 def _check_port(name: str, port: int) -> None:
@@ -40,16 +54,27 @@ class ServingHandle:
     Attributes:
         port: The bound gRPC port.
         rest_port: The bound REST port, or None without REST.
-        manager: The `ModelManager` of the served model.
-        health: The gRPC health servicer (SERVING only while a version is loaded).
+        models: The served models (`ModelRegistry`: name → `ModelManager`).
+        health: The gRPC health servicer (SERVING only while every model has a
+            version loaded).
     """
 
     port: int
     rest_port: int | None
-    manager: ModelManager
+    models: ModelRegistry
     health: health.HealthServicer
     _grpc_server: grpc.Server
     _rest_server: RestServer | None
+
+    @property
+    def manager(self) -> ModelManager:
+        """The `ModelManager` of the one model served (ValueError with several)."""
+        if len(self.models) != 1:
+            raise ValueError(
+                f"`manager` needs exactly one model; this server has {sorted(self.models)}. "
+                "Use `models[name]`."
+            )
+        return next(iter(self.models.values()))
 
     def stop(self, grace: float | None = 1.0) -> None:
         """Stops accepting requests, lets those in flight finish for `grace` seconds.
@@ -62,13 +87,69 @@ class ServingHandle:
         if self._rest_server is not None:
             self._rest_server.stop(grace)
         stopped.wait()
-        self.manager.stop()
+        self.models.stop()
 
     def __enter__(self) -> ServingHandle:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _open_ports(
+    models: ModelRegistry,
+    port: int,
+    rest_port: int | None,
+    *,
+    host: str,
+    max_workers: int,
+    server_credentials: grpc.ServerCredentials | None,
+    limits: RequestLimits,
+    rest_ssl_context: ssl.SSLContext | None,
+) -> ServingHandle:
+    """Serves started `models` on the gRPC port (and REST port); stops them on failure."""
+    health_servicer = health.HealthServicer()
+
+    def report(available: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if available
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for service in ("", PREDICTION_SERVICE):
+            health_servicer.set(service, status)
+
+    models.add_listener(report)
+    limit = -1 if limits.max_message_bytes is None else limits.max_message_bytes
+    grpc_server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers),
+        options=[("grpc.max_receive_message_length", limit),
+                 ("grpc.max_send_message_length", limit)],
+    )
+    core = ServingCore(models, limits)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionServicer(core), grpc_server
+    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), grpc_server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    rest_server = None
+    try:
+        if server_credentials is None:
+            bound = grpc_server.add_insecure_port(address)
+        else:
+            bound = grpc_server.add_secure_port(address, server_credentials)
+        if bound == 0:
+            raise OSError(f"Could not bind the gRPC port {address}.")
+        if rest_port is not None:
+            rest_server = RestServer(core, host, rest_port, rest_ssl_context)
+    except BaseException:
+        models.stop()
+        raise
+    grpc_server.start()
+    if rest_server is not None:
+        rest_server.start()
+    logger.info("Serving %s: gRPC on %s:%d%s.", sorted(models), host, bound,
+                "" if rest_server is None else f", REST on {host}:{rest_server.port}")
+    return ServingHandle(bound, None if rest_server is None else rest_server.port, models,
+                         health_servicer, grpc_server, rest_server)
 
 
 def serve(
@@ -87,13 +168,15 @@ def serve(
 ) -> ServingHandle:
     """Starts a TF Serving-compatible server for one model and returns at once.
 
-    The latest version under `model_base_path` is loaded (and warmed up) before
-    the ports open; later versions are picked up by polling and swapped in
-    without dropping requests. The gRPC port serves
-    `tensorflow.serving.PredictionService`, `tensorflow.serving.ModelService`
-    and `grpc.health.v1.Health`; `rest_port` adds TF Serving's REST API. This
-    is a development server: in production run TF Serving itself (see
-    `serving/README.md`); clients work unchanged against both.
+    The one-model case of `start_model_server` (TF Serving's
+    `--model_name`/`--model_base_path`): the latest version under
+    `model_base_path` is loaded (and warmed up) before the ports open; later
+    versions are picked up by polling and swapped in without dropping
+    requests. The gRPC port serves `tensorflow.serving.PredictionService`,
+    `tensorflow.serving.ModelService` and `grpc.health.v1.Health`; `rest_port`
+    adds TF Serving's REST API. This is a development server: in production
+    run TF Serving itself (see `serving/README.md`); clients work unchanged
+    against both.
 
     Args:
         model_base_path: Directory of the model's integer version directories.
@@ -103,7 +186,8 @@ def serve(
         host: Interface to bind both ports on: loopback by default, so that
             nothing outside the machine reaches the server unless asked
             (`"0.0.0.0"` or `"::"` for every interface).
-        poll_interval: Seconds between two listings of `model_base_path`.
+        poll_interval: Seconds between two listings of `model_base_path`
+            (0 lists once).
         max_workers: Requests handled concurrently on the gRPC port.
         server_credentials: `grpc.ssl_server_credentials(...)` for TLS on the
             gRPC port (mutual TLS with `root_certificates=` and
@@ -135,67 +219,138 @@ def serve(
             "Received an invalid value for `max_message_mb`, expected None or a positive "
             f"number. Received: max_message_mb={max_message_mb!r}"
         )
+    if not isinstance(model_name, str) or not model_name or "/" in model_name:
+        raise ValueError(
+            "Received an invalid value for `model_name`, expected a non-empty name "
+            f"without '/'. Received: model_name={model_name!r}"
+        )
     limits = RequestLimits(
         max_batch_size=max_batch_size,
         max_message_bytes=None if max_message_mb is None else int(max_message_mb * 2**20),
     )
-    manager = ModelManager(model_name, model_base_path, poll_interval)
-    health_servicer = health.HealthServicer()
+    models = ModelRegistry(poll_interval)
+    models.reload_config(single_model_config(model_name, os.path.abspath(model_base_path)))
+    return _open_ports(models, port, rest_port, host=host, max_workers=max_workers,
+                       server_credentials=server_credentials, limits=limits,
+                       rest_ssl_context=rest_ssl_context)
 
-    def report(available: bool) -> None:
-        status = (health_pb2.HealthCheckResponse.SERVING if available
-                  else health_pb2.HealthCheckResponse.NOT_SERVING)
-        for service in ("", PREDICTION_SERVICE):
-            health_servicer.set(service, status)
 
-    manager.add_listener(report)
-    manager.start()
-    limit = -1 if limits.max_message_bytes is None else limits.max_message_bytes
-    grpc_server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers),
-        options=[("grpc.max_receive_message_length", limit),
-                 ("grpc.max_send_message_length", limit)],
-    )
-    core = ServingCore({model_name: manager}, limits)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(core), grpc_server
-    )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), grpc_server)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    rest_server = None
+def _batching_parameters(options: ModelServerOptions) -> BatchingParameters | None:
+    """`--enable_batching` and `--batching_parameters_file`, as server.cc combines them."""
+    if not options.enable_batching:
+        if options.batching_parameters_file:
+            raise invalid_argument(
+                "server_options.batching_parameters_file is set without setting "
+                "server_options.enable_batching to true."
+            )
+        return None
+    if not options.batching_parameters_file:
+        return BatchingParameters(thread_pool_name={"value": "model_server_batch_threads"})
+    return read_text_proto(options.batching_parameters_file, BatchingParameters)
+
+
+def _monitoring_path(options: ModelServerOptions) -> str | None:
+    """The Prometheus path on the REST port, or None when metrics are not exposed."""
+    if not options.monitoring_config_file:
+        return None
+    config = read_text_proto(options.monitoring_config_file, MonitoringConfig)
+    if not config.prometheus_config.enable:
+        return None
+    return config.prometheus_config.path or DEFAULT_PROMETHEUS_PATH
+
+
+def _ssl_credentials(options: ModelServerOptions) -> grpc.ServerCredentials | None:
+    if not options.ssl_config_file:
+        return None
+    config = read_text_proto(options.ssl_config_file, SSLConfig)
     try:
-        if server_credentials is None:
-            bound = grpc_server.add_insecure_port(address)
-        else:
-            bound = grpc_server.add_secure_port(address, server_credentials)
-        if bound == 0:
-            raise OSError(f"Could not bind the gRPC port {address}.")
-        if rest_port is not None:
-            rest_server = RestServer(core, host, rest_port, rest_ssl_context)
+        return ssl_config_credentials(config)
+    except ValueError as error:
+        raise invalid_argument(f"{options.ssl_config_file}: {error}") from error
+
+
+def start_model_server(
+    options: ModelServerOptions, *, host: str = "0.0.0.0", max_workers: int = 16
+) -> ServingHandle:
+    """Starts the server that `tensorflow_model_server` would start with these flags.
+
+    Follows `Server::BuildAndStart` (tensorflow_serving/model_servers/server.cc):
+    the models come from `--model_config_file` (else one model from
+    `--model_name`/`--model_base_path`) and are loaded before the ports open;
+    the config file is re-read every `--model_config_file_poll_wait_seconds`
+    (when positive) and each base path listed every
+    `--file_system_poll_wait_seconds`; `--ssl_config_file` secures the gRPC
+    port; `--rest_api_port` 0 serves no REST, and a REST port equal to the
+    gRPC port is skipped with an error logged, as TF Serving does.
+
+    Args:
+        options: The flags, e.g. `parse_flags(container_args)`.
+        host: Interface to bind; every interface by default, as TF Serving.
+        max_workers: Requests handled concurrently on the gRPC port.
+
+    Returns:
+        A `ServingHandle`.
+
+    Raises:
+        ServingError: With TF Serving's status and message for flags or files it
+            refuses (the file is named).
+
+    Example:
+
+    >>> options = parse_flags(["--port=8500", "--rest_api_port=8501",
+    ...                        "--model_config_file=/etc/tfserving/models.config"])
+    >>> with start_model_server(options) as server:  # doctest: +SKIP
+    ...     ...
+    """
+    if options.port == 0:
+        raise invalid_argument(
+            "At least one of server_options.grpc_port or server_options.grpc_socket_path "
+            "must be set."
+        )
+    _check_port("port", options.port)
+    _check_port("rest_api_port", options.rest_api_port)
+    if not (options.model_base_path or options.model_config_file):
+        raise invalid_argument(
+            "Both server_options.model_base_path and server_options.model_config_file are "
+            "empty!"
+        )
+    for name in ("file_system_poll_wait_seconds", "model_config_file_poll_wait_seconds"):
+        if getattr(options, name) < 0:
+            raise invalid_argument(
+                f"--{name} is negative ({getattr(options, name)}), which TF Serving reserves "
+                "for its tests; expected 0 (read once) or a positive number of seconds."
+            )
+    if options.model_config_file:
+        config = read_text_proto(options.model_config_file,
+                                 model_server_config_pb2.ModelServerConfig)
+    else:
+        config = single_model_config(options.model_name, options.model_base_path)
+    _batching_parameters(options)
+    credentials = _ssl_credentials(options)
+    rest_port = options.rest_api_port or None
+    if rest_port == options.port:
+        logger.error("server_options.http_port cannot be same as grpc_port. Please use a "
+                     "different port for HTTP/REST API. Skipped exporting HTTP/REST API.")
+        rest_port = None
+    if rest_port is not None:
+        _monitoring_path(options)
+    models = ModelRegistry(options.file_system_poll_wait_seconds,
+                           options.allow_version_labels_for_unavailable_models)
+    try:
+        models.reload_config(config)
+        if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
+            models.poll_config_file(options.model_config_file,
+                                    options.model_config_file_poll_wait_seconds)
     except BaseException:
-        manager.stop()
+        models.stop()
         raise
-    grpc_server.start()
-    if rest_server is not None:
-        rest_server.start()
-    handle = ServingHandle(bound, None if rest_server is None else rest_server.port, manager,
-                           health_servicer, grpc_server, rest_server)
-    logger.info("Serving %s from %s: gRPC on %s:%d%s.", model_name, model_base_path, host,
-                bound, "" if rest_server is None else f", REST on {host}:{rest_server.port}")
-    return handle
+    return _open_ports(models, options.port, rest_port, host=host, max_workers=max_workers,
+                       server_credentials=credentials, limits=RequestLimits(),
+                       rest_ssl_context=None)
 
 
-def run_server(
-    model_base_path: str | os.PathLike,
-    model_name: str,
-    port: int = 8500,
-    rest_port: int | None = None,
-    *,
-    grace: float = 30.0,
-    **options,
-) -> None:
-    """Runs `serve(...)` until SIGINT or SIGTERM, then stops gracefully.
+def wait_for_signal(handle: ServingHandle, grace: float = 30.0) -> None:
+    """Serves until SIGINT or SIGTERM, then stops `handle` gracefully.
 
     On the signal, health turns NOT_SERVING, both ports stop accepting new
     requests, and the requests in flight get up to `grace` seconds to finish
@@ -203,14 +358,9 @@ def run_server(
     `terminationGracePeriodSeconds`, 30 s by default).
 
     Args:
-        model_base_path: Directory of the model's integer version directories.
-        model_name: Name clients ask for.
-        port: gRPC port.
-        rest_port: REST port, or None for no REST.
+        handle: A started server.
         grace: Seconds in-flight requests get to finish after the signal.
-        **options: Further keyword arguments of `serve`.
     """
-    handle = serve(model_base_path, model_name, port, rest_port, **options)
     stopping = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopping.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -227,3 +377,25 @@ def run_server(
             signal.signal(sig, handler)
         handle.stop(grace)
     logger.info("Stopped.")
+
+
+def run_server(
+    model_base_path: str | os.PathLike,
+    model_name: str,
+    port: int = 8500,
+    rest_port: int | None = None,
+    *,
+    grace: float = 30.0,
+    **options,
+) -> None:
+    """Runs `serve(...)` until SIGINT or SIGTERM, then stops gracefully (`wait_for_signal`).
+
+    Args:
+        model_base_path: Directory of the model's integer version directories.
+        model_name: Name clients ask for.
+        port: gRPC port.
+        rest_port: REST port, or None for no REST.
+        grace: Seconds in-flight requests get to finish after the signal.
+        **options: Further keyword arguments of `serve`.
+    """
+    wait_for_signal(serve(model_base_path, model_name, port, rest_port, **options), grace)

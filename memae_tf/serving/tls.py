@@ -2,7 +2,9 @@
 
 The same certificate and key serve gRPC (`grpc.ssl_server_credentials`) and
 REST (`ssl.SSLContext`); with a client CA, both ports require a client
-certificate signed by it (mutual TLS) and refuse any other client.
+certificate signed by it (mutual TLS) and refuse any other client. TF Serving's
+`--ssl_config_file` (an `SSLConfig` holding the PEM text) secures the gRPC port
+only, as in TF Serving.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import pathlib
 import ssl
 
 import grpc
+
+from memae_tf.serving.proto import SSLConfig
 
 
 def _pem(name: str, path: str | os.PathLike) -> pathlib.Path:
@@ -70,3 +74,39 @@ def server_ssl_context(
         context.load_verify_locations(cafile=_pem("client_ca", client_ca))
         context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def ssl_config_credentials(config: SSLConfig) -> grpc.ServerCredentials:
+    """gRPC server credentials from TF Serving's `SSLConfig` (`--ssl_config_file`).
+
+    As `BuildServerCredentials` in tensorflow_serving/model_servers/server.cc:
+    the fields hold PEM text itself, not file names; `custom_ca` becomes the
+    trusted roots, and `client_verify` requires a client certificate signed
+    by them (mutual TLS).
+
+    Args:
+        config: An `SSLConfig` with `server_key` and `server_cert` set.
+
+    Returns:
+        Credentials for the gRPC port.
+
+    Raises:
+        ValueError: Without a key or certificate, or with `client_verify` but
+            no `custom_ca`.
+    """
+    if not (config.server_key and config.server_cert):
+        raise ValueError(
+            "Expected an SSLConfig with PEM text in both server_key and server_cert. "
+            f"Received: server_key set={bool(config.server_key)}, "
+            f"server_cert set={bool(config.server_cert)}"
+        )
+    if config.client_verify and not config.custom_ca:
+        raise ValueError(
+            "Expected custom_ca (PEM CA certificates) with client_verify: true, to verify "
+            "client certificates. Received: custom_ca empty"
+        )
+    return grpc.ssl_server_credentials(
+        [(config.server_key.encode(), config.server_cert.encode())],
+        root_certificates=config.custom_ca.encode() or None,
+        require_client_auth=config.client_verify,
+    )

@@ -1,0 +1,117 @@
+"""TF Serving's command-line flags (`tensorflow_model_server --port=8500 ...`), parsed as TF does.
+
+The spelling, defaults and meaning of each flag are those of
+tensorflow_serving/model_servers/main.cc and server.h; the syntax is that of
+TensorFlow's flag parser (tensorflow/core/util/command_line_flags.cc): every
+flag is `--name=value`, a boolean may also be given bare (`--enable_batching`)
+and takes `true`/`false`/`1`/`0`. Only the flags this server implements are
+accepted; any other is refused by name rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+def _flag(default: object, help: str) -> object:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class ModelServerOptions:
+    """The `tensorflow_model_server` flags this server implements, with TF Serving's defaults.
+
+    One attribute per flag, of the same name; `usage()` lists them with their
+    meaning. Build one with `parse_flags(argv)`.
+
+    Example:
+
+    >>> ModelServerOptions(model_base_path="/models/memae").rest_api_port
+    0
+    """
+
+    port: int = _flag(8500, "gRPC port; TF Serving needs one, so 0 is refused")
+    rest_api_port: int = _flag(0, "REST port; 0 serves no REST API")
+    model_name: str = _flag("default", "name of the single model (ignored with "
+                                       "--model_config_file)")
+    model_base_path: str = _flag("", "base path of the single model (ignored with "
+                                     "--model_config_file)")
+    model_config_file: str = _flag("", "text-format ModelServerConfig: the models, their "
+                                       "version policies and labels")
+    model_config_file_poll_wait_seconds: int = _flag(
+        0, "seconds between two reads of --model_config_file; 0 reads it once")
+    file_system_poll_wait_seconds: int = _flag(
+        1, "seconds between two listings of each model base path; 0 lists once")
+    enable_batching: bool = _flag(False, "server-side batching of requests")
+    batching_parameters_file: str = _flag(
+        "", "text-format BatchingParameters (needs --enable_batching)")
+    monitoring_config_file: str = _flag(
+        "", "text-format MonitoringConfig: the Prometheus path on the REST port")
+    ssl_config_file: str = _flag("", "text-format SSLConfig: TLS or mutual TLS on the gRPC port")
+    allow_version_labels_for_unavailable_models: bool = _flag(
+        False, "let a new version label point at a version not yet AVAILABLE")
+
+
+FLAGS = {field.name: field.type for field in dataclasses.fields(ModelServerOptions)}
+
+
+def _value(name: str, kind: str, text: str | None) -> object:
+    if kind == "bool":
+        if text is None or text.lower() == "true" or text == "1":
+            return True
+        if text.lower() == "false" or text == "0":
+            return False
+    elif text is None:
+        raise ValueError(f"Flag --{name} needs a value: expected --{name}=VALUE.")
+    elif kind == "str":
+        return text
+    else:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    raise ValueError(f"Couldn't interpret value {text} for flag {name}.")
+
+
+def parse_flags(argv: Sequence[str]) -> ModelServerOptions:
+    """Returns the options that TF Serving's flags in `argv` set (program name excluded).
+
+    Args:
+        argv: E.g. the container's `args` of a Kubernetes Deployment.
+
+    Returns:
+        A `ModelServerOptions`; flags not given keep TF Serving's defaults.
+
+    Raises:
+        ValueError: For an argument that is not one of these flags in
+            `--name=value` form, or a value of the wrong type, saying what was
+            expected.
+
+    Example:
+
+    >>> options = parse_flags(["--port=8500", "--rest_api_port=8501", "--enable_batching"])
+    >>> options.rest_api_port, options.enable_batching, options.model_name
+    (8501, True, 'default')
+    """
+    values: dict[str, object] = {}
+    for argument in argv:
+        name, equals, text = argument.removeprefix("--").partition("=")
+        if not argument.startswith("--") or name not in FLAGS:
+            raise ValueError(
+                f"unknown argument: {argument}. Expected flags of tensorflow_model_server "
+                f"as --name=value, one of: {', '.join('--' + flag for flag in FLAGS)}."
+            )
+        values[name] = _value(name, FLAGS[name], text if equals else None)
+    return ModelServerOptions(**values)
+
+
+def usage(program: str = "memae model-server") -> str:
+    """Returns the help text: each flag with its default and meaning."""
+    lines = [f"usage: {program} --name=value ...  (tensorflow_model_server's flags)", ""]
+    for flag in dataclasses.fields(ModelServerOptions):
+        default = str(flag.default).lower() if flag.type == "bool" else repr(flag.default)
+        lines += [f"  --{flag.name}={flag.type.upper()}  (default {default})",
+                  f"      {flag.metadata['help']}"]
+    return "\n".join(lines) + "\n"

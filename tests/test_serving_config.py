@@ -1,0 +1,232 @@
+"""TF Serving's flags and configuration files, read by the server as TF Serving reads them.
+
+Each test names the TF Serving source whose behaviour it checks. No server is
+started here except where the startup itself is refused; see
+tests/test_model_server.py for the running server.
+"""
+
+import filecmp
+import pathlib
+import subprocess
+import sys
+
+import grpc
+import pytest
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from memae_tf.cli import main
+from memae_tf.serving.config import check_model_config_list, read_text_proto
+from memae_tf.serving.errors import ServingError
+from memae_tf.serving.flags import ModelServerOptions, parse_flags
+from memae_tf.serving.model_manager import VersionPolicy, aspired_versions
+from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
+from memae_tf.serving.server import start_model_server
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PROTO = pathlib.Path("memae_tf/serving/proto/serving_config.proto")
+
+
+def test_committed_messages_are_what_make_proto_generates(tmp_path):
+    # The command of `make proto`, into a scratch folder.
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT}", f"--python_out={tmp_path}",
+         f"--pyi_out={tmp_path}", str(ROOT / PROTO)],
+        check=True, timeout=120,
+    )
+    for suffix in ("_pb2.py", "_pb2.pyi"):
+        name = PROTO.with_name(PROTO.stem + suffix)
+        assert filecmp.cmp(tmp_path / name, ROOT / name, shallow=False), (
+            f"{name} is out of date: run `make proto`"
+        )
+
+
+# (field, number, type) as declared in TF Serving's .proto files, read from
+# tensorflow_serving/servables/tensorflow/session_bundle_config.proto,
+# tensorflow_serving/config/monitoring_config.proto and
+# tensorflow_serving/config/ssl_config.proto.
+_TYPES = {1: "double", 3: "int64", 8: "bool", 9: "string", 11: "message"}
+TF_SERVING_FIELDS = {
+    BatchingParameters: [
+        ("max_batch_size", 1, "google.protobuf.Int64Value"),
+        ("batch_timeout_micros", 2, "google.protobuf.Int64Value"),
+        ("max_enqueued_batches", 3, "google.protobuf.Int64Value"),
+        ("num_batch_threads", 4, "google.protobuf.Int64Value"),
+        ("thread_pool_name", 5, "google.protobuf.StringValue"),
+        ("allowed_batch_sizes", 6, "repeated int64"),
+        ("pad_variable_length_inputs", 7, "bool"),
+        ("enable_large_batch_splitting", 8, "google.protobuf.BoolValue"),
+        ("max_execution_batch_size", 9, "google.protobuf.Int64Value"),
+    ],
+    MonitoringConfig: [("prometheus_config", 1, "memae_tf.serving_config.PrometheusConfig")],
+    SSLConfig: [("server_key", 1, "string"), ("server_cert", 2, "string"),
+                ("custom_ca", 3, "string"), ("client_verify", 4, "bool")],
+}
+
+
+def _declared(field) -> str:
+    kind = field.message_type.full_name if field.message_type else _TYPES[field.type]
+    return f"repeated {kind}" if field.is_repeated else kind
+
+
+@pytest.mark.parametrize("message", list(TF_SERVING_FIELDS), ids=lambda m: m.__name__)
+def test_messages_have_tf_servings_field_names_numbers_and_types(message):
+    fields = [(f.name, f.number, _declared(f)) for f in message.DESCRIPTOR.fields]
+    assert fields == TF_SERVING_FIELDS[message]
+
+
+def test_batching_parameters_have_the_wire_format_of_the_clients_own_copy():
+    # The client's copy (memae_tf/client/proto/tf_serving.proto) was transcribed
+    # separately from TF Serving's file: both must encode the same bytes.
+    text = ("max_batch_size { value: 64 } batch_timeout_micros { value: 2000 } "
+            "max_enqueued_batches { value: 100 } num_batch_threads { value: 4 } "
+            "thread_pool_name { value: 'pool' } allowed_batch_sizes: [8, 64] "
+            "pad_variable_length_inputs: true enable_large_batch_splitting { value: true } "
+            "max_execution_batch_size { value: 32 }")
+    from memae_tf.client.proto import tf_serving_pb2
+
+    ours = text_format.Parse(text, BatchingParameters())
+    theirs = tf_serving_pb2.BatchingParameters.FromString(ours.SerializeToString())
+    assert text_format.MessageToString(theirs) == text_format.MessageToString(ours)
+
+
+def test_the_configmaps_files_parse(tmp_path):
+    import yaml
+
+    data = yaml.safe_load((ROOT / "serving/k8s/configmap.yaml").read_text())["data"]
+    for name, text in data.items():
+        (tmp_path / name).write_text(text)
+    config = read_text_proto(tmp_path / "models.config", model_server_config_pb2.ModelServerConfig)
+    check_model_config_list(config.model_config_list)
+    batching = read_text_proto(tmp_path / "batching_parameters.txt", BatchingParameters)
+    assert batching.max_batch_size.value == 64 and batching.batch_timeout_micros.value == 2000
+    monitoring = read_text_proto(tmp_path / "monitoring.config", MonitoringConfig)
+    assert monitoring.prometheus_config.enable
+    assert monitoring.prometheus_config.path == "/monitoring/prometheus/metrics"
+
+
+# ------------------------------------------------ files (util/proto_util.h)
+
+
+def test_an_unknown_field_is_invalid_argument_naming_the_file(tmp_path):
+    path = tmp_path / "batching_parameters.txt"
+    path.write_text("max_batch_size { value: 64 }\nmax_batch { value: 8 }\n")
+    with pytest.raises(ServingError) as info:
+        read_text_proto(path, BatchingParameters)
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"Invalid protobuf file: '{path}'" in info.value.message
+    assert "max_batch" in info.value.message and "2:1" in info.value.message
+
+
+def test_a_missing_file_is_not_found_naming_the_file(tmp_path):
+    with pytest.raises(ServingError) as info:
+        read_text_proto(tmp_path / "models.config", model_server_config_pb2.ModelServerConfig)
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+    assert str(tmp_path / "models.config") in info.value.message
+
+
+# ------------------------------------------- model list (server_core.cc)
+
+
+def _config(text: str) -> model_server_config_pb2.ModelConfigList:
+    return text_format.Parse(text, model_server_config_pb2.ModelServerConfig()).model_config_list
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('model_config_list { config { name: "a" base_path: "/m/a" model_platform: "tensorflow" }'
+     ' config { name: "a" base_path: "/m/b" model_platform: "tensorflow" } }',
+     "Illegal to list model a multiple times in config list"),
+    ('model_config_list { config { name: "a" base_path: "m/a" model_platform: "tensorflow" } }',
+     "Expected model a to have an absolute path or URI; got base_path()=m/a"),
+    ('model_config_list { config { name: "a" base_path: "/m/a" } }',
+     "Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
+     "ModelServerConfig::model_platform, model name is a"),
+    ('model_config_list { config { name: "a" base_path: "/m/a" model_platform: "tflite" } }',
+     "Model a requests unsupported platform tflite"),
+])
+def test_a_model_list_tf_serving_refuses_is_refused_with_its_message(text, message):
+    with pytest.raises(ServingError) as info:
+        check_model_config_list(_config(text))
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.message == message
+
+
+# ----------------------- version policies (file_system_storage_path_source.cc)
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("", [5]),  # no policy: latest 1
+    ("latest { }", [5]),  # num_versions 0 counts as 1
+    ("latest { num_versions: 2 }", [3, 5]),
+    ("latest { num_versions: 9 }", [1, 2, 3, 5]),
+    ("all { }", [1, 2, 3, 5]),
+    ("specific { versions: 2 versions: 4 }", [2]),  # 4 is not on disk
+    ("specific { }", []),
+])
+def test_version_policy_chooses_the_versions_tf_serving_aspires(policy, expected):
+    assert aspired_versions(text_format.Parse(policy, VersionPolicy()), [3, 1, 5, 2]) == expected
+
+
+# ------------------------------------------------------- flags (main.cc)
+
+
+def test_unset_flags_take_tf_servings_defaults():
+    # tensorflow_serving/model_servers/server.h (Server::Options) and server.cc.
+    assert parse_flags([]) == ModelServerOptions(
+        port=8500, rest_api_port=0, model_name="default", model_base_path="",
+        model_config_file="", model_config_file_poll_wait_seconds=0,
+        file_system_poll_wait_seconds=1, enable_batching=False,
+    )
+
+
+@pytest.mark.parametrize(("argument", "value"), [
+    ("--enable_batching", True), ("--enable_batching=true", True),
+    ("--enable_batching=TRUE", True), ("--enable_batching=1", True),
+    ("--enable_batching=false", False), ("--enable_batching=0", False),
+])
+def test_boolean_flags_take_tensorflows_flag_syntax(argument, value):
+    # tensorflow/core/util/command_line_flags.cc: bare, or =true/false/1/0.
+    assert parse_flags([argument]).enable_batching is value
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--port", "8500"], "Flag --port needs a value"),  # TF's flags take no separate value
+    (["--port=eighty"], "Couldn't interpret value eighty for flag port."),
+    (["--enable_batching=yes"], "Couldn't interpret value yes for flag enable_batching."),
+    (["--tensorflow_session_parallelism=2"], "unknown argument: --tensorflow_session_parallelism"),
+])
+def test_flags_outside_the_syntax_are_refused_saying_what_was_expected(argv, message):
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(")):
+        parse_flags(argv)
+
+
+@pytest.mark.parametrize(("argv", "code", "message"), [
+    (["--port=0", "--model_base_path=/m/a"], grpc.StatusCode.INVALID_ARGUMENT,
+     "At least one of server_options.grpc_port or server_options.grpc_socket_path must be set."),
+    ([], grpc.StatusCode.INVALID_ARGUMENT,
+     "Both server_options.model_base_path and server_options.model_config_file are empty!"),
+    (["--model_base_path=/m/a", "--batching_parameters_file=/etc/b.txt"],
+     grpc.StatusCode.INVALID_ARGUMENT,
+     "server_options.batching_parameters_file is set without setting "
+     "server_options.enable_batching to true."),
+])
+def test_startup_refuses_the_flag_combinations_tf_serving_refuses(argv, code, message):
+    # tensorflow_serving/model_servers/server.cc (Server::BuildAndStart).
+    with pytest.raises(ServingError) as info:
+        start_model_server(parse_flags(argv))
+    assert (info.value.code, info.value.message) == (code, message)
+
+
+def test_startup_names_a_batching_file_that_does_not_parse(tmp_path):
+    bad = tmp_path / "batching_parameters.txt"
+    bad.write_text("max_batch_size: 64\n")  # a wrapper message, not a scalar
+    with pytest.raises(ServingError, match=f"Invalid protobuf file: '{bad}'"):
+        start_model_server(parse_flags(["--model_base_path=/m/a", "--enable_batching",
+                                        f"--batching_parameters_file={bad}"]))
+
+
+def test_the_model_server_command_prints_tf_servings_start_failure(capsys):
+    # tensorflow_serving/model_servers/main.cc: "Failed to start server. Error: ...", exit -1.
+    assert main(["model-server", "--port=0", "--model_base_path=/m/a"]) == 255
+    assert ("Failed to start server. Error: INVALID_ARGUMENT: At least one of "
+            "server_options.grpc_port") in capsys.readouterr().err
