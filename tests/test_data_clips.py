@@ -82,3 +82,10 @@ def test_array_dataset_rejects_mismatched_rows_and_bad_batch_size():
         array_dataset(np.zeros((3, 2)), np.zeros(2))
     with pytest.raises(ValueError, match="batch_size=0"):
         array_dataset(np.zeros((3, 2)), batch_size=0)
+
+
+def test_kinds_must_name_exactly_the_anomalous_frames():
+    frames, labels = (np.zeros((3, 2, 2), np.uint8),), (np.array([0, 1, 0]),)
+    Videos(frames, labels, ("v",), (np.array(["", "fast", ""]),))
+    with pytest.raises(ValueError, match="kind on exactly the frames labelled 1"):
+        Videos(frames, labels, ("v",), (np.array(["fast", "fast", ""]),))

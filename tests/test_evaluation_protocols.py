@@ -8,6 +8,7 @@ from memae_tf.evaluation import (
     aupr,
     auroc,
     centre_frames,
+    choose_smoothing,
     evaluate_one_class,
     evaluate_tabular,
     evaluate_video,
@@ -19,7 +20,10 @@ from memae_tf.evaluation import (
     one_class_split,
     random_split,
     regularity_scores,
+    scored_frames,
+    smooth_scores,
     threshold_metrics,
+    video_metrics,
 )
 from memae_tf.evaluation.one_class import OneClassSplit
 
@@ -137,13 +141,33 @@ def test_centre_frame_of_a_16_frame_clip_is_its_ninth_frame():
     np.testing.assert_array_equal(centre_frames(np.array([0, 1, 10]), 16), [8, 9, 18])
 
 
+def test_a_16_frame_clip_scores_its_last_frame_by_default():
+    # Clip 0 holds frames 0..15: its score belongs to frame 15, so a stream can score a
+    # frame as soon as it arrives.
+    np.testing.assert_array_equal(scored_frames(np.array([0, 1, 10]), 16), [15, 16, 25])
+    np.testing.assert_array_equal(scored_frames(np.array([0, 1, 10]), 16, "centre"),
+                                  [8, 9, 18])
+
+
+def test_the_first_15_frames_take_the_first_clips_score_or_are_dropped():
+    index = np.array([[0, s] for s in range(5)])  # 20 frames, clips of 16: starts 0..4
+    scores = np.array([3.0, 1.0, 4.0, 1.0, 5.0])
+    filled = frame_scores(scores, index, [20], clip_length=16)[0]
+    np.testing.assert_array_equal(filled, [3.0] * 16 + [1.0, 4.0, 1.0, 5.0])
+    dropped = frame_scores(scores, index, [20], clip_length=16, fill="drop")[0]
+    assert np.isnan(dropped[:15]).all()
+    np.testing.assert_array_equal(dropped[15:], scores)
+
+
 def test_clip_scores_land_on_centre_frames_by_hand():
     # One video of 8 frames, clips of 4 frames starting at 0, 2, 4: centres 2, 4, 6.
     index = np.array([[0, 0], [0, 2], [0, 4]])
-    dropped = frame_scores(np.array([1.0, 5.0, 3.0]), index, [8], clip_length=4, fill="drop")[0]
+    dropped = frame_scores(np.array([1.0, 5.0, 3.0]), index, [8], clip_length=4, fill="drop",
+                           alignment="centre")[0]
     np.testing.assert_array_equal(np.isnan(dropped), [1, 1, 0, 1, 0, 1, 0, 1])
     np.testing.assert_array_equal(dropped[[2, 4, 6]], [1.0, 5.0, 3.0])
-    filled = frame_scores(np.array([1.0, 5.0, 3.0]), index, [8], clip_length=4)[0]
+    filled = frame_scores(np.array([1.0, 5.0, 3.0]), index, [8], clip_length=4,
+                          alignment="centre")[0]
     np.testing.assert_allclose(filled, [1, 1, 1, 3, 5, 4, 3, 3])
 
 
@@ -163,20 +187,68 @@ def test_per_video_min_max_normalisation_and_regularity():
     np.testing.assert_allclose(regularity_scores(videos)[0], [1.0, 0.0, 0.5])
 
 
-def test_frame_level_auroc_is_micro_over_all_videos():
-    # Normalisation per video makes video 1's small raw scores comparable to video 0's.
-    index = np.array([[v, s] for v in range(2) for s in range(4)])  # clip length 3: centres 1..4
+def test_headline_auroc_pools_raw_scores_and_normalised_is_labelled_beside_it():
+    # Clip length 3, "end" alignment: clips 0..3 score frames 2..5; frames 0, 1 take clip 0's.
+    index = np.array([[v, s] for v in range(2) for s in range(4)])
     clip_scores = np.array([1.0, 9.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.9])
-    labels = (np.array([0, 0, 1, 0, 0, 0]), np.array([0, 0, 0, 0, 1, 1]))
+    labels = (np.array([0, 0, 0, 1, 0, 0]), np.array([0, 0, 0, 0, 0, 1]))
     videos = Videos((np.zeros((6, 2, 2), np.uint8),) * 2, labels, ("a", "b"))
-    result = frame_level_evaluation(clip_scores, index, videos, clip_length=3, fill="interpolate")
+    result = frame_level_evaluation(clip_scores, index, videos, clip_length=3)
     assert result.info["n_scored_frames"] == 12
-    assert result.metrics["auroc"] == 1.0
-    # Without it, video 1's anomalous 0.9 ranks below video 0's normal 1.0 (4 of 9 normals
-    # beaten by each of the two, all 9 by the 9.0): 17 of 27 pairs.
-    assert result.metrics["auroc_raw"] == pytest.approx(17 / 27)
+    # Raw pooled: video 0's anomaly (9.0) beats all 10 normals; video 1's (0.9) beats the
+    # five 0.1s and loses to video 0's five 1.0s: 15 of 20 pairs.
+    assert result.metrics["auroc"] == pytest.approx(15 / 20)
+    # Per video each anomaly is its video's maximum: normalised and macro are perfect.
+    assert result.metrics["auroc_normalised"] == 1.0
+    assert result.metrics["auroc_macro"] == 1.0
+    np.testing.assert_allclose(result.scores, [1, 1, 1, 9, 1, 1, .1, .1, .1, .1, .1, .9])
     dropped = frame_level_evaluation(clip_scores, index, videos, clip_length=3, fill="drop")
-    assert dropped.info["n_scored_frames"] == 8  # frames 0 and 5 of each video have no centre
+    assert dropped.info["n_scored_frames"] == 8  # frames 0 and 1 of each video have no clip
+
+
+def test_macro_auroc_averages_the_videos_holding_both_classes():
+    scores = [np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 0.0, 3.0, 2.0]),
+              np.array([5.0, 6.0])]
+    labels = [np.array([0, 1, 0, 1]), np.array([0, 0, 1, 1]), np.array([0, 0])]
+    metrics = video_metrics(scores, labels)
+    # Video 0: pairs (1>0, 1<2, 3>0, 3>2) = 3 of 4; video 1: 4 of 4; video 2 has no anomaly.
+    assert metrics["auroc_macro"] == pytest.approx((0.75 + 1.0) / 2)
+
+
+def test_per_kind_auroc_ranks_each_kinds_frames_against_all_normal_frames():
+    scores = [np.array([0.0, 5.0, 2.0]), np.array([1.0, 0.5, 3.0])]
+    labels = [np.array([0, 1, 0]), np.array([0, 1, 1])]
+    kinds = [np.array(["", "fast", ""]), np.array(["", "object", "fast"])]
+    metrics = video_metrics(scores, labels, kinds)
+    # Normals: 0, 2, 1. "fast": 5 and 3 beat all three (6 of 6); "object": 0.5 beats only 0.
+    assert metrics["auroc_kind_fast"] == 1.0
+    assert metrics["auroc_kind_object"] == pytest.approx(1 / 3)
+
+
+def test_causal_smoothing_averages_the_current_and_previous_frames_only():
+    video = np.array([4.0, 0.0, np.nan, 8.0, 2.0])
+    np.testing.assert_allclose(smooth_scores([video], 3)[0], [4.0, 2.0, np.nan, 4.0, 5.0])
+    np.testing.assert_array_equal(smooth_scores([video], 1)[0], video)
+    # No future frame leaks in: changing the last frame leaves the earlier ones alone.
+    changed = video.copy()
+    changed[-1] = 100.0
+    np.testing.assert_array_equal(smooth_scores([changed], 3)[0][:4],
+                                  smooth_scores([video], 3)[0][:4])
+
+
+def test_smoothing_width_is_chosen_by_raw_auroc_with_ties_to_the_narrowest():
+    # Spiky errors inside a long anomaly: averaging lifts the dip at frame 3.
+    scores = [np.array([1.0, 1.0, 6.0, 0.0, 6.0, 1.0, 1.0, 1.0])]
+    labels = [np.array([0, 0, 1, 1, 1, 0, 0, 0])]
+    width, by_width = choose_smoothing(scores, labels, (1, 2, 3))
+    assert by_width[1] == pytest.approx(10 / 15)  # frame 3's 0.0 is below all 5 normals
+    # Width 2: [1, 1, 3.5, 3, 3, 3.5, 1, 1]; the normal frame 5 ties 3.5: 12.5 of 15.
+    assert by_width[2] == pytest.approx(12.5 / 15)
+    # Width 3: [1, 1, 8/3, 7/3, 4, 7/3, 8/3, 1]; anomalies 8/3, 7/3, 4 against normals
+    # 1, 1, 7/3, 8/3, 1: 4.5 + 3.5 + 5 of 15.
+    assert by_width[3] == pytest.approx(13 / 15)
+    assert width == 3
+    assert choose_smoothing([np.array([0.0, 1.0])], [np.array([0, 1])], (4, 1))[0] == 1
 
 
 class ClipBrightness:
@@ -196,9 +268,14 @@ def test_video_protocol_end_to_end_with_a_known_scorer():
     labels[6:9] = 1
     train = Videos((np.zeros((5, 4, 4), np.uint8),), (np.zeros(5, np.int64),), ("t",))
     test = Videos((frames,), (labels,), ("v",))
-    result = evaluate_video(ClipBrightness(), train, test, clip_length=3)
+    result = evaluate_video(ClipBrightness(), train, test, clip_length=3, alignment="centre")
     assert result.metrics["auroc"] == 1.0
     assert result.info["n_test_clips"] == 10 and result.info["n_train_clips"] == 3
+    # Scoring each clip's last frame, frames 9 and 10 still see the bright frames
+    # (2/3 and 1/3) while frame 6 sees one (1/3): of the 27 pairs the anomalous 1/3
+    # ties one normal, 2/3 ties one, so 7.5 + 8.5 + 9 = 25 are ordered.
+    causal = evaluate_video(ClipBrightness(), train, test, clip_length=3)
+    assert causal.metrics["auroc"] == pytest.approx(25 / 27)
 
 
 # --- tabular ------------------------------------------------------------------------------------

@@ -29,11 +29,15 @@ class Videos:
         frames: One uint8 array `(t_i, H, W)` per video, all of one `(H, W)`.
         labels: One int64 array `(t_i,)` per video: 1 for an anomalous frame.
         names: One name per video (its file or folder name).
+        kinds: Optional, one str array `(t_i,)` per video naming the kind of
+            anomaly each frame shows (`""` on normal frames), for per-kind
+            metrics; `None` when the dataset does not say (the real benchmarks).
     """
 
     frames: tuple[np.ndarray, ...]
     labels: tuple[np.ndarray, ...]
     names: tuple[str, ...]
+    kinds: tuple[np.ndarray, ...] | None = None
 
     def __post_init__(self):
         if not len(self.frames) == len(self.labels) == len(self.names):
@@ -52,6 +56,18 @@ class Videos:
                     f"Video {name}: expected one label per frame ({len(frames)}). "
                     f"Received labels of shape {labels.shape}"
                 )
+        if self.kinds is not None:
+            if len(self.kinds) != len(self.frames):
+                raise ValueError(
+                    f"Videos: expected one kind array per video. Received: {len(self.kinds)} "
+                    f"for {len(self.frames)} videos"
+                )
+            for name, labels, kinds in zip(self.names, self.labels, self.kinds, strict=True):
+                if kinds.shape != labels.shape or not np.array_equal(kinds != "", labels == 1):
+                    raise ValueError(
+                        f"Video {name}: expected a kind on exactly the frames labelled 1. "
+                        f"Received kinds {np.unique(kinds).tolist()} of shape {kinds.shape}"
+                    )
         shapes = {frames.shape[1:] for frames in self.frames}
         if len(shapes) > 1:
             raise ValueError(f"Videos: expected one frame size. Received: {sorted(shapes)}")

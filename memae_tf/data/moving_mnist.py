@@ -26,11 +26,12 @@ Generation, exactly:
   - `"class"`: the target is drawn as a digit of a class outside
     `normal_classes` (same position and motion);
   - `"fast"`: the target's step is `fast_factor` times longer;
-  - `"reverse"`: the target moves backwards (its step is negated);
   - `"extra"`: one more normal-class digit appears at a uniform position and
     moves in the normal regime, then disappears after the segment.
-  Motion anomalies act on the step *into* each segment frame, so every
-  labelled frame differs from the normal regime. After the segment the normal
+  The speed-up acts on the step *into* each segment frame, so every
+  labelled frame differs from the normal regime. (Reversed motion is not a
+  kind: normal digits move in uniformly random directions and bounce, so a
+  digit moving backwards is normal motion on every frame but the turn.) After the segment the normal
   regime resumes from where the digits are.
 - Randomness: which test videos are anomalous, and with which type, is drawn
   from `numpy.random.default_rng((seed, 1))`; everything inside a video from
@@ -39,7 +40,8 @@ Generation, exactly:
   of videos does.
 
 Video names are `train_000`, ... and `test_000_<kind>`, where `<kind>` is
-`normal` or the anomaly type.
+`normal` or the anomaly type; `Videos.kinds` names the type on each labelled
+frame (for per-kind metrics).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from memae_tf.data.clips import Videos
 from memae_tf.data.mnist import load_mnist
 
 DIGIT_SIZE = 28
-ANOMALY_TYPES = ("class", "fast", "reverse", "extra")
+ANOMALY_TYPES = ("class", "fast", "extra")
 
 Splits = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -155,6 +157,8 @@ def make_moving_mnist(
             tuple(f for f, _ in test),
             tuple(labels for _, labels in test),
             tuple(f"test_{i:03d}_{kind or 'normal'}" for i, kind in enumerate(kinds)),
+            tuple(np.where(labels == 1, kind or "", "") for (_, labels), kind in
+                  zip(test, kinds, strict=True)),
         ),
     )
 
@@ -257,7 +261,7 @@ def _video(
             swap = other_pool[rng.integers(len(other_pool))]
         elif kind == "extra":
             extra = new_digit()
-    multiplier = {"fast": config.fast_factor, "reverse": -1.0}.get(kind, 1.0)
+    multiplier = config.fast_factor if kind == "fast" else 1.0
 
     frames = np.zeros((length, height, width), np.uint8)
     for t in range(length):

@@ -1,7 +1,7 @@
 """Evaluation protocols of the MemAE paper, the baselines, and the experiment runner.
 
 - `one_class`: each image class in turn normal; AUROC per class and the mean.
-- `video`: clip scores → centre frames → per-video regularity → frame-level AUROC.
+- `video`: clip scores → frames → frame-level AUROC (raw pooled; per-video normalised; per kind).
 - `tabular`: random 50% splits, top-q% threshold; precision / recall / F1, AUROC, AUPR.
 - `baselines`: One-Class SVM and Isolation Forest on the same inputs.
 - `experiment`, `cli`: `memae experiment`, resumable, with JSON/CSV/markdown/PNG reports.
@@ -21,6 +21,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     ".one_class": ["evaluate_one_class", "gcn_minmax", "one_class_split"],
     ".experiment_models": ["MemAEScorer", "TrainingConfig", "make_scorer"],
     ".tabular": ["evaluate_tabular", "random_split"],
-    ".video": ["centre_frames", "evaluate_video", "frame_level_evaluation", "frame_scores",
-               "normalise_per_video", "regularity_scores"],
+    ".video": ["centre_frames", "choose_smoothing", "evaluate_video", "frame_level_evaluation",
+               "frame_scores", "normalise_per_video", "regularity_scores", "scored_frames",
+               "smooth_scores", "video_metrics"],
 })

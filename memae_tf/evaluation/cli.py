@@ -149,7 +149,16 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--test-stride", type=int, default=1,
                    help="video: frames between test clips (default 1)")
     p.add_argument("--fill", choices=["interpolate", "drop"], default="interpolate",
-                   help="video: frames without a centred clip are interpolated or dropped")
+                   help="video: frames without a clip are interpolated or dropped")
+    p.add_argument("--alignment", choices=["end", "centre"], default="end",
+                   help="video: a clip's score belongs to its last frame (end, default) or "
+                        "its centre frame")
+    p.add_argument("--smoothing", type=int, default=1,
+                   help="video: causal moving average of frame scores over this many frames "
+                        "(default 1: none); choose it on development data")
+    p.add_argument("--smoothing-candidates", type=parse_ints, default=(),
+                   help="video, development sets: widths to compare (recorded in "
+                        "results.json), e.g. 1,4,8,16")
     p.add_argument("--tiny", action="store_true",
                    help="tiny data and networks, 1 epoch: proves the path end to end")
     group = p.add_mutually_exclusive_group()
@@ -172,13 +181,14 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     same = ("dataset", "batch_size", "learning_rate", "lr_decay", "seed", "memory_init",
             "preprocess", "tiny", "data_path", "error", "anomaly_share", "max_train", "max_test",
             "ocsvm_max_train", "label_column", "mlbench", "clip_length", "train_stride",
-            "test_stride", "fill")
+            "test_stride", "fill", "alignment", "smoothing")
     return ExperimentConfig(
         **{name: getattr(args, name) for name in same},
         epochs=1 if args.tiny else args.epochs,
         overrides=dict(args.override),
         normal_classes=normal,
         frame_size=None if args.frame_size is None else tuple(args.frame_size),
+        smoothing_candidates=tuple(args.smoothing_candidates),
     )
 
 

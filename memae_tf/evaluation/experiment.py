@@ -41,7 +41,7 @@ from memae_tf.evaluation.one_class import (
 )
 from memae_tf.evaluation.report import SCORES_DIR, score_file, write_reports
 from memae_tf.evaluation.tabular import evaluate_tabular
-from memae_tf.evaluation.video import evaluate_video
+from memae_tf.evaluation.video import ALIGNMENTS, evaluate_video
 from memae_tf.models.memory_block import MEMORY_INITS
 from memae_tf.scoring_graph import check_error
 from memae_tf.training import TrainingConfig
@@ -91,7 +91,11 @@ class ExperimentConfig:
         clip_length: Video clip length.
         train_stride: Video training clip stride.
         test_stride: Video test clip stride.
-        fill: Video handling of frames without a centred clip.
+        fill: Video handling of frames without a clip (`evaluation.video`).
+        alignment: Video: the frame a clip's score belongs to, `"end"` or `"centre"`.
+        smoothing: Video: width of the causal moving average of frame scores.
+        smoothing_candidates: Video, development sets: widths compared in
+            `info` (`choose_smoothing`).
     """
 
     dataset: str
@@ -119,11 +123,14 @@ class ExperimentConfig:
     train_stride: int = 1
     test_stride: int = 1
     fill: str = "interpolate"
+    alignment: str = "end"
+    smoothing: int = 1
+    smoothing_candidates: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.spec = datasets.get_dataset(self.dataset)
         for name in ("epochs", "batch_size", "clip_length", "train_stride", "test_stride",
-                     "ocsvm_max_train"):
+                     "ocsvm_max_train", "smoothing"):
             check_positive_int(name, getattr(self, name))
         if self.preprocess not in PREPROCESSING:
             raise ValueError(f"Expected `preprocess` in {PREPROCESSING}. Received: "
@@ -137,6 +144,9 @@ class ExperimentConfig:
         if self.error is not None:
             check_error(self.error)
         check_choice("lr_decay", self.lr_decay, LR_DECAYS)
+        check_choice("alignment", self.alignment, ALIGNMENTS)
+        for width in self.smoothing_candidates:
+            check_positive_int("smoothing_candidates", width)
         if not self.learning_rate > 0:
             raise ValueError(f"Expected a positive `learning_rate`. Received: "
                              f"{self.learning_rate!r}")
@@ -332,7 +342,8 @@ class Experiment:
                                     c.train_fraction, share)
         train, test = self.data()
         return evaluate_video(scorer, train, test, c.clip_length, c.train_stride,
-                              c.test_stride, c.fill)
+                              c.test_stride, c.fill, c.alignment, c.smoothing,
+                              c.smoothing_candidates)
 
     def run(self, models: Sequence[str], units: Sequence[str], out: Path,
             resume: bool = False, overwrite: bool = False) -> ResultStore:

@@ -1,29 +1,43 @@
-"""Video protocol: clip scores → frame scores → per-video regularity → frame-level AUROC.
+"""Video protocol: clip scores → frame scores → frame-level AUROC, raw and per video.
 
-The same code serves UCSD Ped2, CUHK Avenue, ShanghaiTech and the moving-MNIST
-benchmark, since every loader returns `memae_tf.data.Videos`.
+The same code serves UCSD Ped2, CUHK Avenue, ShanghaiTech, the moving-MNIST
+benchmark and the walkway footage benchmark (`memae_tf.data.vtest`), since
+every loader returns `memae_tf.data.Videos`.
 
 1. The model trains on clips of `clip_length` (16) consecutive frames of the
    normal training videos, and scores every test clip by its mean squared
    reconstruction error.
-2. Alignment: a clip starting at frame `s` scores its centre frame
-   `s + clip_length // 2` (for 16 frames: the 9th, index `s + 8`; with an even
-   length the later of the two middle frames).
-3. Frames without a clip centred on them: the first `clip_length // 2` frames
-   of each video, the last `clip_length - 1 - clip_length // 2`, and, with a
-   test stride above 1, the frames between centres. With `fill="interpolate"`
-   (default) they take the linearly interpolated score of the neighbouring
-   centres, and the value of the nearest centre before the first / after the
-   last one, so every labelled frame is evaluated. With `fill="drop"` they are
-   left out of the ROC. A video shorter than one clip has no score at all and
-   is always left out (counted in `Evaluation.info`).
-4. Per video, frame scores `e` are min-max normalised: `(e - min) / (max - min)`
-   (0 for a video of constant score); the regularity score is `1 - that`. The
-   normalised error is the anomaly score.
-5. One ROC over all evaluated frames of all test videos: the frame-level micro
-   AUROC of the paper (`auroc`, `aupr`). `auroc_raw` is the same ROC over the
-   frame errors before the per-video normalisation, which compares frames
-   across videos as a deployed detector with one threshold would.
+2. Alignment (`alignment="end"`, the default): a clip of frames `s .. s + L - 1`
+   scores its last frame `s + L - 1`, so a frame's score uses only that frame
+   and the `L - 1` before it, and a stream can be scored as it arrives
+   (`memae_tf.client.stream`). With `alignment="centre"` a clip scores frame
+   `s + L // 2` (for 16 frames the 9th, index `s + 8`), which looks 7 frames
+   ahead.
+3. Frames without a clip assigned to them: with `"end"` the first `L - 1`
+   frames of each video (15 for 16-frame clips); with `"centre"` the first
+   `L // 2` and the last `L - 1 - L // 2`; with a test stride above 1 also the
+   frames in between. With `fill="interpolate"` (default) they take the
+   linearly interpolated score of the neighbouring scored frames, and the
+   value of the nearest scored frame before the first / after the last one
+   (so the first 15 frames take the first clip's score). With `fill="drop"`
+   they are left out of the ROC. A video shorter than one clip has no score
+   at all and is always left out (counted in `Evaluation.info`).
+4. Optional smoothing (`smoothing=w`): each frame's score becomes the mean of
+   its own and the `w - 1` previous frame scores of its video (a causal moving
+   average, deployable on a stream). Choose `w` on development data only
+   (`choose_smoothing`); `w = 1` leaves the scores as they are.
+5. Metrics (all frame-level):
+   - `auroc` (the headline) and `aupr`: one ROC over all evaluated frames of
+     all test videos pooled, on the raw scores: what a deployed detector with
+     one threshold sees (micro AUROC, raw);
+   - `auroc_normalised`: the same pooled ROC after the paper's per-video
+     min-max normalisation `(e - min) / (max - min)` (0 for a video of
+     constant score), which needs each whole video in advance (micro AUROC,
+     per-video normalised; the literature mixes this with the raw one);
+   - `auroc_macro`: the mean over test videos that hold both normal and
+     anomalous frames of each video's own AUROC (unchanged by normalisation);
+   - `auroc_kind_<kind>`, when the videos name their anomaly kinds: the raw
+     ROC of that kind's frames against all normal frames of all test videos.
 """
 
 from __future__ import annotations
@@ -32,22 +46,50 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from memae_tf.common.checks import check_positive_int
 from memae_tf.data import Videos, make_clips
 from memae_tf.evaluation.experiment_models import Scorer
-from memae_tf.evaluation.metrics import Evaluation, ranking_metrics
+from memae_tf.evaluation.metrics import Evaluation, auroc, ranking_metrics
 
 FILLS = ("interpolate", "drop")
+ALIGNMENTS = ("end", "centre")
+
+
+def scored_frames(starts: np.ndarray, clip_length: int, alignment: str = "end") -> np.ndarray:
+    """The frame each clip's score is assigned to (see the module docstring).
+
+    Args:
+        starts: First frame of each clip.
+        clip_length: Frames per clip.
+        alignment: `"end"`: the clip's last frame, `start + clip_length - 1`;
+            `"centre"`: `start + clip_length // 2`.
+
+    Returns:
+        int64 array of frame indices, shaped like `starts`.
+
+    Example:
+
+    >>> scored_frames(np.array([0, 4]), 16)
+    array([15, 19])
+    >>> scored_frames(np.array([0, 4]), 16, alignment="centre")
+    array([ 8, 12])
+    """
+    if alignment not in ALIGNMENTS:
+        raise ValueError(
+            f"Expected `alignment` in {ALIGNMENTS}. Received: alignment={alignment!r}")
+    offset = clip_length - 1 if alignment == "end" else clip_length // 2
+    return np.asarray(starts, np.int64) + offset
 
 
 def centre_frames(starts: np.ndarray, clip_length: int) -> np.ndarray:
-    """The frame each clip's score is assigned to: `start + clip_length // 2`.
+    """The centre frame of each clip, `start + clip_length // 2` (`alignment="centre"`).
 
     Example:
 
     >>> centre_frames(np.array([0, 4]), 16)
     array([ 8, 12])
     """
-    return np.asarray(starts, np.int64) + clip_length // 2
+    return scored_frames(starts, clip_length, "centre")
 
 
 def frame_scores(
@@ -56,6 +98,7 @@ def frame_scores(
     lengths: Sequence[int],
     clip_length: int,
     fill: str = "interpolate",
+    alignment: str = "end",
 ) -> list[np.ndarray]:
     """Maps clip scores to the frames of each video (see the module docstring).
 
@@ -66,6 +109,7 @@ def frame_scores(
         lengths: Number of frames of each video.
         clip_length: Frames per clip.
         fill: `"interpolate"` or `"drop"` (unscored frames stay NaN).
+        alignment: `"end"` (a clip scores its last frame) or `"centre"`.
 
     Returns:
         One float64 array per video, `(lengths[v],)`; NaN marks a frame
@@ -75,6 +119,8 @@ def frame_scores(
 
     >>> frame_scores(np.array([1.0, 3.0]), np.array([[0, 0], [0, 2]]), [6], 2)
     [array([1., 1., 2., 3., 3., 3.])]
+    >>> frame_scores(np.array([1.0, 3.0]), np.array([[0, 0], [0, 2]]), [6], 2, "drop")
+    [array([nan,  1., nan,  3., nan, nan])]
     """
     if fill not in FILLS:
         raise ValueError(f"Expected `fill` in {FILLS}. Received: fill={fill!r}")
@@ -88,22 +134,54 @@ def frame_scores(
     videos = []
     for video, length in enumerate(lengths):
         mine = index[:, 0] == video
-        centres = centre_frames(index[mine, 1], clip_length)
+        targets = scored_frames(index[mine, 1], clip_length, alignment)
         scores = np.full(length, np.nan)
-        if len(centres) and centres.max() >= length:
+        if len(targets) and targets.max() >= length:
             raise ValueError(
-                f"Video {video}: a clip centre lies beyond its {length} frames; "
+                f"Video {video}: a clip's scored frame lies beyond its {length} frames; "
                 "check `clip_length` and the index"
             )
-        if len(centres):
-            order = np.argsort(centres)
-            centres, values = centres[order], clip_scores[mine][order]
+        if len(targets):
+            order = np.argsort(targets)
+            targets, values = targets[order], clip_scores[mine][order]
             if fill == "interpolate":
-                scores = np.interp(np.arange(length), centres, values)
+                scores = np.interp(np.arange(length), targets, values)
             else:
-                scores[centres] = values
+                scores[targets] = values
         videos.append(scores)
     return videos
+
+
+def smooth_scores(scores: Sequence[np.ndarray], width: int) -> list[np.ndarray]:
+    """Causal moving average of each video's frame scores over `width` frames.
+
+    Frame `t` gets the mean of the scored frames among `t - width + 1 .. t` of
+    its video (fewer at the start); an unscored (NaN) frame stays NaN.
+
+    Args:
+        scores: One float array per video.
+        width: Frames averaged, positive; 1 returns copies of the scores.
+
+    Returns:
+        One float64 array per video, shaped like the input.
+
+    Example:
+
+    >>> smooth_scores([np.array([0.0, 3.0, 0.0, 6.0])], 2)
+    [array([0. , 1.5, 1.5, 3. ])]
+    """
+    width = check_positive_int("width", width)
+    smoothed = []
+    for video in scores:
+        video = np.asarray(video, np.float64)
+        scored = ~np.isnan(video)
+        sums = np.cumsum(np.where(scored, video, 0.0))
+        counts = np.cumsum(scored)
+        before = np.arange(len(video)) - width
+        sums = sums - np.where(before >= 0, sums[np.maximum(before, 0)], 0.0)
+        counts = counts - np.where(before >= 0, counts[np.maximum(before, 0)], 0)
+        smoothed.append(np.where(scored, sums / np.maximum(counts, 1), np.nan))
+    return smoothed
 
 
 def normalise_per_video(scores: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -134,45 +212,134 @@ def regularity_scores(scores: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [1.0 - video for video in normalise_per_video(scores)]
 
 
+def video_metrics(
+    scores: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    kinds: Sequence[np.ndarray] | None = None,
+) -> dict[str, float]:
+    """Frame-level metrics of per-video frame scores (see the module docstring, step 5).
+
+    Args:
+        scores: One float array of raw frame scores per video; NaN frames are
+            left out.
+        labels: One 0/1 array per video, shaped like the scores.
+        kinds: Optional, one str array per video naming each anomalous frame's
+            kind (`""` on normal frames).
+
+    Returns:
+        `auroc` and `aupr` (raw, pooled), `auroc_normalised` (pooled after
+        per-video min-max), `auroc_macro` (mean of per-video AUROCs over the
+        videos holding both classes; NaN when none does) and one
+        `auroc_kind_<kind>` per kind.
+
+    Example:
+
+    >>> m = video_metrics([np.array([0.0, 1.0]), np.array([5.0, 6.0])],
+    ...                   [np.array([0, 1]), np.array([0, 1])])
+    >>> m["auroc"], m["auroc_normalised"], m["auroc_macro"]
+    (0.75, 1.0, 1.0)
+    """
+    if len(scores) != len(labels):
+        raise ValueError(f"Expected one label array per video. Received: {len(scores)} score "
+                         f"arrays and {len(labels)} label arrays")
+    raw = np.concatenate([np.asarray(s, np.float64) for s in scores])
+    flat_labels = np.concatenate([np.asarray(v, np.int64) for v in labels])
+    if raw.shape != flat_labels.shape:
+        raise ValueError(f"Expected one label per frame. Received: {raw.shape} scores, "
+                         f"{flat_labels.shape} labels")
+    kept = ~np.isnan(raw)
+    metrics = ranking_metrics(flat_labels[kept], raw[kept])
+    normalised = np.concatenate(normalise_per_video(scores))
+    metrics["auroc_normalised"] = auroc(flat_labels[kept], normalised[kept])
+    per_video = []
+    for video_scores, video_labels in zip(scores, labels, strict=True):
+        scored = ~np.isnan(video_scores)
+        if len(np.unique(np.asarray(video_labels)[scored])) == 2:
+            per_video.append(auroc(np.asarray(video_labels)[scored], video_scores[scored]))
+    metrics["auroc_macro"] = float(np.mean(per_video)) if per_video else float("nan")
+    if kinds is not None:
+        flat_kinds = np.concatenate([np.asarray(k, str) for k in kinds])
+        normal = kept & (flat_labels == 0)
+        for kind in sorted(set(flat_kinds[kept & (flat_labels == 1)].tolist())):
+            chosen = normal | (kept & (flat_kinds == kind))
+            metrics[f"auroc_kind_{kind}"] = auroc(flat_labels[chosen], raw[chosen])
+    return metrics
+
+
+def choose_smoothing(
+    scores: Sequence[np.ndarray], labels: Sequence[np.ndarray], widths: Sequence[int]
+) -> tuple[int, dict[int, float]]:
+    """Picks the smoothing width with the highest raw pooled AUROC, on development data.
+
+    Ties go to the narrowest width (less delay). Use it on development videos
+    only, then apply the chosen width to the test set.
+
+    Args:
+        scores: Raw frame scores of the development videos, one array per video.
+        labels: Their frame labels.
+        widths: Candidate widths, e.g. `(1, 4, 8, 16)`.
+
+    Returns:
+        `(width, {width: auroc})`.
+
+    Example:
+
+    >>> width, by_width = choose_smoothing([np.array([1.0, 5.0, 0.0, 5.0, 1.0, 1.0])],
+    ...                                    [np.array([0, 1, 1, 1, 0, 0])], (1, 2))
+    >>> width, round(by_width[1], 4), round(by_width[2], 4)
+    (2, 0.6667, 0.7222)
+    """
+    if not widths:
+        raise ValueError("Expected at least one candidate width. Received: widths=()")
+    by_width = {
+        int(w): video_metrics(smooth_scores(scores, w), labels)["auroc"] for w in widths
+    }
+    best = max(by_width.values())
+    return min(w for w, value in by_width.items() if value == best), by_width
+
+
 def frame_level_evaluation(
     clip_scores: np.ndarray,
     index: np.ndarray,
     videos: Videos,
     clip_length: int,
     fill: str = "interpolate",
+    alignment: str = "end",
+    smoothing: int = 1,
 ) -> Evaluation:
-    """Frame-level micro AUROC/AUPR of clip scores over all frames of all videos.
+    """Frame-level metrics of clip scores over all frames of all test videos.
 
     Args:
         clip_scores: One anomaly score per test clip.
         index: `(video, start)` of each clip.
-        videos: The test videos with their frame labels.
+        videos: The test videos with their frame labels (and kinds, if named).
         clip_length: Frames per clip.
-        fill: Handling of frames without a centred clip (`"interpolate"`/`"drop"`).
+        fill: Handling of frames without a clip (`"interpolate"`/`"drop"`).
+        alignment: The frame a clip's score belongs to (`"end"`/`"centre"`).
+        smoothing: Width of the causal moving average of frame scores (1 = none).
 
     Returns:
-        An `Evaluation` over the evaluated frames; its scores are the
-        per-video normalised errors (`1 - regularity`); its metrics are
-        `auroc` and `aupr` of those, and `auroc_raw` of the errors as they are.
+        An `Evaluation` over the evaluated frames: its scores are the raw
+        (smoothed) frame scores, its metrics those of `video_metrics`.
     """
-    raw = frame_scores(clip_scores, index, [len(f) for f in videos.frames], clip_length, fill)
-    per_video = normalise_per_video(raw)
-    scores = np.concatenate(per_video) if per_video else np.zeros(0)
-    raw = np.concatenate(raw) if per_video else np.zeros(0)
-    labels = np.concatenate(videos.labels) if per_video else np.zeros(0, np.int64)
+    lengths = [len(f) for f in videos.frames]
+    raw = smooth_scores(frame_scores(clip_scores, index, lengths, clip_length, fill, alignment),
+                        smoothing)
+    scores = np.concatenate(raw) if raw else np.zeros(0)
+    labels = np.concatenate(videos.labels) if raw else np.zeros(0, np.int64)
     kept = ~np.isnan(scores)
-    metrics = ranking_metrics(labels[kept], scores[kept])
-    metrics["auroc_raw"] = ranking_metrics(labels[kept], raw[kept])["auroc"]
     return Evaluation(
         scores[kept],
         labels[kept].astype(np.int64),
-        metrics,
+        video_metrics(raw, videos.labels, videos.kinds),
         {
             "n_frames": len(scores),
             "n_scored_frames": int(kept.sum()),
-            "n_videos": len(per_video),
-            "n_videos_without_clips": int(sum(np.isnan(v).all() for v in per_video)),
+            "n_videos": len(raw),
+            "n_videos_without_clips": int(sum(np.isnan(v).all() for v in raw)),
             "anomaly_share": float(labels[kept].mean()),
+            "alignment": alignment,
+            "smoothing": smoothing,
         },
     )
 
@@ -185,6 +352,9 @@ def evaluate_video(
     train_stride: int = 1,
     test_stride: int = 1,
     fill: str = "interpolate",
+    alignment: str = "end",
+    smoothing: int = 1,
+    smoothing_candidates: Sequence[int] = (),
 ) -> Evaluation:
     """Trains on the clips of the normal training videos and evaluates frame by frame.
 
@@ -195,7 +365,12 @@ def evaluate_video(
         clip_length: Frames per clip (16 in the paper).
         train_stride: Frames between training clip starts.
         test_stride: Frames between test clip starts (1 scores every frame).
-        fill: Handling of frames without a centred clip.
+        fill: Handling of frames without a clip.
+        alignment: The frame a clip's score belongs to (`"end"`/`"centre"`).
+        smoothing: Width of the causal moving average of frame scores (1 = none).
+        smoothing_candidates: On development data, widths to compare: `info`
+            then holds `smoothing_auroc` (`{width: raw pooled AUROC}`) and
+            `smoothing_chosen` (`choose_smoothing`).
 
     Returns:
         An `Evaluation` as in `frame_level_evaluation`, with the clip counts in `info`.
@@ -211,6 +386,12 @@ def evaluate_video(
     del x_train  # clips are large; free them before cutting the test clips
     x_test, index = make_clips(test, clip_length, test_stride)
     clip_scores = np.asarray(scorer.score(x_test), np.float64)
-    evaluation = frame_level_evaluation(clip_scores, index, test, clip_length, fill)
+    evaluation = frame_level_evaluation(clip_scores, index, test, clip_length, fill, alignment,
+                                        smoothing)
     evaluation.info.update({"n_train_clips": n_train_clips, "n_test_clips": len(index)})
+    if smoothing_candidates:
+        lengths = [len(f) for f in test.frames]
+        raw = frame_scores(clip_scores, index, lengths, clip_length, fill, alignment)
+        chosen, by_width = choose_smoothing(raw, test.labels, smoothing_candidates)
+        evaluation.info.update({"smoothing_auroc": by_width, "smoothing_chosen": chosen})
     return evaluation
