@@ -1,26 +1,51 @@
-"""Kubernetes manifests: schema-valid offline, and consistent with what `memae export` writes."""
+"""Kubernetes manifests (serving/k8s): valid offline against the Kubernetes and the
+Prometheus Operator schemas, consistent with what `memae export` writes, and
+behaving as they say: the readiness probe against the local server, the publish
+Job's command on local folders, the TLS component's SSLConfig, the alerts' PromQL."""
 
+import copy
+import datetime
+import json
+import os
 import pathlib
 import re
+import subprocess
+import urllib.request
 
+import jsonpatch
+import jsonschema
 import kubernetes_validate
+import promql_parser
 import pytest
 import tensorflow as tf
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from google.protobuf import text_format
+from serving_helpers import small_model, wait_for
 from tensorflow_serving.config import model_server_config_pb2
 
+from memae_tf import cli
+from memae_tf.detector import MemAE
 from memae_tf.export import (
     BATCHING_PARAMETERS_FILENAME,
     DEFAULT_SERVING_ROOT,
     MODELS_CONFIG_FILENAME,
     BatchingParameters,
+    export_saved_model,
     write_models_config,
 )
+from memae_tf.serving import serve
+from memae_tf.serving.proto import serving_config_pb2
 
 K8S = pathlib.Path(__file__).resolve().parents[1] / "serving" / "k8s"
+CRD_SCHEMAS = pathlib.Path(__file__).resolve().parent / "data" / "prometheus-operator"
 KUBERNETES_VERSION = "1.33"
 MANIFESTS = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+PUBLISH_JOB = "publish/job.yaml"
+MONITORING = ["monitoring/servicemonitor.yaml", "monitoring/prometheusrule.yaml"]
 
 
 def _documents(name: str) -> list[dict]:
@@ -55,7 +80,7 @@ def _served_models() -> list[model_server_config_pb2.ModelConfig]:
     return list(config.model_config_list.config)
 
 
-@pytest.mark.parametrize("manifest", MANIFESTS)
+@pytest.mark.parametrize("manifest", [*MANIFESTS, PUBLISH_JOB])
 def test_manifest_is_valid_against_the_kubernetes_schema(manifest):
     for doc in _documents(manifest):
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
@@ -116,11 +141,6 @@ def test_ports_are_tf_serving_grpc_8500_and_rest_8501():
         ("grpc", 8500, "grpc"), ("http", 8501, "http")}
 
 
-def test_readiness_probe_asks_tf_serving_for_the_model_status():
-    (entry,) = _served_models()
-    probe = _container()["readinessProbe"]["httpGet"]
-    assert probe == {"path": f"/v1/models/{entry.name}", "port": "http"}
-    assert "livenessProbe" in _container()
 
 
 def test_prometheus_annotations_match_the_monitoring_config():
@@ -149,3 +169,393 @@ def test_autoscaler_targets_the_deployment():
     target = _resource("HorizontalPodAutoscaler", "memae-serving")["spec"]["scaleTargetRef"]
     assert target == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "memae-serving"}
     assert "replicas" not in _resource("Deployment", "memae-serving")["spec"]
+
+
+def _monitoring_path() -> str:
+    config = text_format.Parse(_config_map()["monitoring.config"],
+                               serving_config_pb2.MonitoringConfig())
+    return config.prometheus_config.path
+
+
+# ------------------------------------------------------------------ probes
+
+
+def _probe_command(rest_port: int) -> str:
+    """The readiness probe's shell command, pointed at `rest_port` on this machine."""
+    (command,) = [c for c in _container()["readinessProbe"]["exec"]["command"][2:]]
+    target = f"/dev/tcp/127.0.0.1/{_flags()['rest_api_port']}"
+    assert command.count(target) == 1
+    return command.replace(target, f"/dev/tcp/127.0.0.1/{rest_port}")
+
+
+def _run_probe(rest_port: int) -> int:
+    command = _container()["readinessProbe"]["exec"]["command"]
+    assert command[:2] == ["/bin/bash", "-c"]
+    return subprocess.run([*command[:2], _probe_command(rest_port)], capture_output=True,
+                          timeout=30).returncode
+
+
+def _rest_status(port: int, model: str) -> tuple[int, dict]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models/{model}",
+                                timeout=30) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_readiness_probe_asks_for_the_served_model_on_the_rest_port():
+    (entry,) = _served_models()
+    command = _container()["readinessProbe"]["exec"]["command"][2]
+    assert f"GET /v1/models/{entry.name} HTTP/1.0" in command
+    assert f"/dev/tcp/127.0.0.1/{_flags()['rest_api_port']}" in command
+
+
+def test_readiness_probe_passes_only_while_a_version_is_available(tmp_path):
+    """TF Serving answers GET /v1/models/NAME with 200 for any known version state
+    (tensorflow_serving/model_servers/get_model_status_impl.cc), a failed load
+    included; the probe must look for AVAILABLE in the JSON that
+    http_rest_api_util.cc prints. The local server answers the same way."""
+    (entry,) = _served_models()
+    export_saved_model(small_model(3), tmp_path / "good" / entry.name, threshold=0.1)
+    broken = tmp_path / "broken" / entry.name / "1"
+    broken.mkdir(parents=True)
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+
+    good = serve(tmp_path / "good" / entry.name, entry.name, port=0, rest_port=0,
+                 host="127.0.0.1")
+    try:
+        assert _run_probe(good.rest_port) == 0
+    finally:
+        good.stop(grace=0)
+    assert _run_probe(good.rest_port) != 0  # nothing listens any more
+
+    failed = serve(tmp_path / "broken" / entry.name, entry.name, port=0, rest_port=0,
+                   host="127.0.0.1")
+    try:
+        wait_for(lambda: _rest_status(failed.rest_port, entry.name)[1][
+            "model_version_status"][0]["state"] == "END")
+        assert _rest_status(failed.rest_port, entry.name)[0] == 200  # httpGet would pass
+        assert _run_probe(failed.rest_port) != 0
+    finally:
+        failed.stop(grace=0)
+
+
+def test_startup_probe_gives_slow_loads_minutes_before_liveness_counts():
+    (entry,) = _served_models()
+    container = _container()
+    startup = container["startupProbe"]
+    assert startup["httpGet"] == {"path": f"/v1/models/{entry.name}", "port": "http"}
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
+    liveness = container["livenessProbe"]
+    assert liveness["tcpSocket"] == {"port": "grpc"}
+    # The startup probe holds the liveness probe back; a delay on top would only
+    # postpone the detection of a hung server.
+    assert "initialDelaySeconds" not in liveness
+
+
+def test_restarted_pods_accept_version_labels_of_models_config():
+    """ServerCore::ReloadConfig applies version_labels before the first load
+    (server_core.cc, UpdateModelVersionLabelMap), so a pod restarting with canary or
+    stable labels in models.config fails unless this flag is set."""
+    assert _flags()["allow_version_labels_for_unavailable_models"] == "true"
+
+
+# ------------------------------------------------------------ publish job
+
+
+def _job_container() -> dict:
+    (job,) = _documents(PUBLISH_JOB)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _job_volumes() -> dict[str, dict]:
+    (job,) = _documents(PUBLISH_JOB)
+    volumes = {v["name"]: v["persistentVolumeClaim"]
+               for v in job["spec"]["template"]["spec"]["volumes"]}
+    mounts = {m["name"]: m for m in _job_container()["volumeMounts"]}
+    return {name: {**mounts[name], **claim} for name, claim in volumes.items()}
+
+
+def _job_arguments() -> list[str]:
+    container = _job_container()
+    assert container["command"][0] == "memae"
+    return [*container["command"][1:], *container["args"]]
+
+
+def test_publish_job_writes_into_the_volume_that_tf_serving_reads():
+    (entry,) = _served_models()
+    volumes = _job_volumes()
+    serving_claim = _resource("PersistentVolumeClaim", "memae-models")["metadata"]["name"]
+    (models,) = [v for v in volumes.values() if v["claimName"] == serving_claim]
+    assert models["mountPath"] == DEFAULT_SERVING_ROOT
+    assert not models.get("readOnly", False)
+    args = cli.build_parser().parse_args(_job_arguments())
+    assert args.command == "export"
+    assert args.model_base_path == entry.base_path == f"{DEFAULT_SERVING_ROOT}/{entry.name}"
+    assert args.serving_root == DEFAULT_SERVING_ROOT
+    assert "ReadWriteMany" in _resource("PersistentVolumeClaim", "memae-models")["spec"][
+        "accessModes"]
+
+
+def test_publish_job_exports_the_detector_the_training_jobs_write():
+    (training,) = [d for d in yaml.safe_load_all((K8S / "training" / "job-indexed.yaml")
+                                                 .read_text()) if d["kind"] == "Job"]
+    (trainer,) = training["spec"]["template"]["spec"]["containers"]
+    out = dict(a.removeprefix("--").split("=", 1) for a in trainer["args"])["out"]
+    args = cli.build_parser().parse_args(_job_arguments())
+    assert args.model == f"{out}/detector.keras"
+    workspace = [v for v in _job_volumes().values() if v["claimName"] == "memae-training"]
+    assert [(v["mountPath"], v["readOnly"]) for v in workspace] == [("/workspace", True)]
+    (job,) = _documents(PUBLISH_JOB)
+    assert job["metadata"]["generateName"]  # `kubectl create` names each run anew
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_publish_job_command_renames_a_complete_version_into_place(tmp_path, monkeypatch):
+    """Runs the Job's `memae export` with its mounts mapped to local folders: the
+    version appears by one rename from a hidden directory in the same base path (so
+    on the same volume, where a rename is atomic), complete, and the next run takes
+    the next number."""
+    (entry,) = _served_models()
+    mounts = {v["mountPath"]: tmp_path / v["name"] for v in _job_volumes().values()}
+    args = cli.build_parser().parse_args(_job_arguments())
+    detector = mounts["/workspace"] / pathlib.Path(args.model).relative_to("/workspace")
+    detector.parent.mkdir(parents=True)
+    MemAE(small_model(5), threshold=0.25).save(detector)
+    base = mounts[DEFAULT_SERVING_ROOT] / entry.name
+    argv = _job_arguments()
+    for mount, local in mounts.items():
+        argv = [a.replace(f"={mount}/", f"={local}/") for a in argv]
+
+    renames = []
+    rename = os.rename
+
+    def recording_rename(source, target):
+        source, target = pathlib.Path(source), pathlib.Path(target)
+        renames.append((source, target, (source / "saved_model.pb").is_file()))
+        rename(source, target)
+
+    monkeypatch.setattr(os, "rename", recording_rename)
+    for version in (1, 2):
+        assert cli.main(argv) == 0
+        ((source, target, complete),) = [r for r in renames if r[1] == base / str(version)]
+        assert source.parent == target.parent == base
+        assert source.name.startswith(".") and not source.exists()
+        assert complete
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
+    written = text_format.Parse((base.parent / MODELS_CONFIG_FILENAME).read_text(),
+                                model_server_config_pb2.ModelServerConfig())
+    assert written.model_config_list.config[0].base_path == entry.base_path
+
+
+# --------------------------------------------------------------------- TLS
+
+
+def _tls_component() -> dict:
+    return yaml.safe_load((K8S / "tls" / "kustomization.yaml").read_text())
+
+
+def _with_tls(doc: dict) -> dict:
+    """`doc` with the TLS component's JSON patches (RFC 6902) that target it applied."""
+    for entry in _tls_component()["patches"]:
+        target = entry["target"]
+        if (target["kind"], target["name"]) == (doc["kind"], doc["metadata"]["name"]):
+            doc = jsonpatch.JsonPatch(yaml.safe_load(entry["patch"])).apply(doc)
+    return doc
+
+
+def test_tls_component_patches_existing_resources_of_the_base():
+    component = _tls_component()
+    assert component["kind"] == "Component"
+    for entry in component["patches"]:
+        target = entry["target"]
+        doc = _resource(target["kind"], target["name"])
+        assert doc["apiVersion"] == "/".join(filter(None, [target.get("group"),
+                                                           target["version"]]))
+        assert _with_tls(copy.deepcopy(doc)) != doc
+
+
+@pytest.mark.parametrize("kind,name", [("Deployment", "memae-serving"),
+                                       ("Service", "memae-serving"),
+                                       ("Service", "memae-serving-headless")])
+def test_tls_patched_resources_are_valid_against_the_kubernetes_schema(kind, name):
+    kubernetes_validate.validate(_with_tls(_resource(kind, name)), KUBERNETES_VERSION,
+                                 strict=True)
+
+
+def test_tls_flag_points_at_the_ssl_config_of_the_mounted_secret():
+    deployment = _with_tls(_resource("Deployment", "memae-serving"))
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    flags = dict(a.removeprefix("--").split("=", 1) for a in container["args"])
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    path = pathlib.PurePosixPath(flags["ssl_config_file"])
+    volume = volumes[mounts[str(path.parent)]]
+    assert volume["secret"]["secretName"] == "memae-serving-tls"
+    assert path.name == "ssl.config"
+    # Readable by the pod's group, which TF Serving runs in.
+    fs_group = deployment["spec"]["template"]["spec"]["securityContext"]["fsGroup"]
+    assert fs_group == container.get("securityContext", {}).get("runAsGroup", fs_group)
+    assert volume["secret"]["defaultMode"] & 0o040
+
+
+def _pem_pair(tmp_path: pathlib.Path, name: str) -> tuple[pathlib.Path, pathlib.Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def _ssl_config(*paths: pathlib.Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(K8S / "tls" / "ssl-config.sh"), *map(str, paths)],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_ssl_config_script_writes_tf_serving_ssl_config(tmp_path):
+    """Fields of tensorflow_serving/config/ssl_config.proto, holding the PEM texts."""
+    cert, key = _pem_pair(tmp_path, "server")
+    result = _ssl_config(cert, key)
+    assert result.returncode == 0, result.stderr
+    config = text_format.Parse(result.stdout, serving_config_pb2.SSLConfig())
+    assert (config.server_cert, config.server_key) == (cert.read_text(), key.read_text())
+    assert (config.custom_ca, config.client_verify) == ("", False)
+
+
+def test_ssl_config_script_with_a_client_ca_requires_client_certificates(tmp_path):
+    cert, key = _pem_pair(tmp_path, "server")
+    ca, _ = _pem_pair(tmp_path, "clients-ca")
+    result = _ssl_config(cert, key, ca)
+    assert result.returncode == 0, result.stderr
+    config = text_format.Parse(result.stdout, serving_config_pb2.SSLConfig())
+    assert (config.custom_ca, config.client_verify) == (ca.read_text(), True)
+
+
+def test_ssl_config_script_refuses_files_that_are_not_pem(tmp_path):
+    cert, _ = _pem_pair(tmp_path, "server")
+    (tmp_path / "key.der").write_bytes(b"\x30\x82binary")
+    result = _ssl_config(cert, tmp_path / "key.der")
+    assert result.returncode != 0 and "expected a PEM file" in result.stderr
+    assert _ssl_config(cert).returncode == 2
+
+
+# -------------------------------------------------------------- monitoring
+
+
+def _strict(schema: object) -> object:
+    """The schema with unknown fields refused, as `kubectl apply` does by default
+    (field validation Strict) where a CRD's structural schema would prune them."""
+    if isinstance(schema, dict):
+        schema = {key: _strict(value) if key not in ("properties", "patternProperties")
+                  else {name: _strict(s) for name, s in value.items()}
+                  for key, value in schema.items()}
+        if "properties" in schema and "additionalProperties" not in schema \
+                and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema["additionalProperties"] = False
+    elif isinstance(schema, list):
+        schema = [_strict(s) for s in schema]
+    return schema
+
+
+def _crd_validator(kind: str) -> jsonschema.protocols.Validator:
+    schema = json.loads((CRD_SCHEMAS / f"{kind.lower()}.v1.schema.json").read_text())
+    return jsonschema.Draft4Validator(_strict(schema))
+
+
+def _monitoring(kind: str) -> dict:
+    (doc,) = [d for m in MONITORING for d in _documents(m) if d["kind"] == kind]
+    return doc
+
+
+def test_monitoring_kustomization_lists_its_resources():
+    kustomization = yaml.safe_load((K8S / "monitoring" / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == sorted(
+        pathlib.Path(m).name for m in MONITORING)
+
+
+@pytest.mark.parametrize("manifest", MONITORING)
+def test_monitoring_resources_are_valid_against_the_prometheus_operator_crds(manifest):
+    for doc in _documents(manifest):
+        assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+        _crd_validator(doc["kind"]).validate(doc)
+        kubernetes_validate.validate(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": doc["metadata"]},
+            KUBERNETES_VERSION, strict=True)  # the ObjectMeta, by the core schema
+
+
+def test_crd_validation_refuses_misspelt_and_mistyped_fields():
+    monitor = copy.deepcopy(_monitoring("ServiceMonitor"))
+    monitor["spec"]["endpoints"][0]["intervall"] = "30s"
+    with pytest.raises(jsonschema.ValidationError, match="intervall"):
+        _crd_validator("ServiceMonitor").validate(monitor)
+    rule = copy.deepcopy(_monitoring("PrometheusRule"))
+    rule["spec"]["groups"][0]["rules"][0]["for"] = "ten minutes"
+    with pytest.raises(jsonschema.ValidationError, match="ten minutes"):
+        _crd_validator("PrometheusRule").validate(rule)
+
+
+def test_service_monitor_scrapes_the_metrics_path_on_the_rest_port():
+    spec = _monitoring("ServiceMonitor")["spec"]
+    (endpoint,) = spec["endpoints"]
+    assert endpoint["path"] == _monitoring_path()
+    service = _resource("Service", "memae-serving")
+    assert spec["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert ports[endpoint["port"]]["port"] == int(_flags()["rest_api_port"])
+    # The headless Service matches too but has no such port, so adds no target.
+    headless = _resource("Service", "memae-serving-headless")
+    assert spec["selector"]["matchLabels"].items() <= headless["metadata"]["labels"].items()
+    assert endpoint["port"] not in {p["name"] for p in headless["spec"]["ports"]}
+
+
+def _alerts() -> dict[str, dict]:
+    return {rule["alert"]: rule for group in _monitoring("PrometheusRule")["spec"]["groups"]
+            for rule in group["rules"]}
+
+
+def _selectors(expr: str) -> list[promql_parser.VectorSelector]:
+    found = []
+
+    def visit(node):
+        if isinstance(node, promql_parser.VectorSelector):
+            found.append(node)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found
+
+
+def _tf_serving_metric(name: str) -> str:
+    """A TensorFlow metric's name as TF Serving's Prometheus exporter writes it
+    (tensorflow_serving/util/prometheus_exporter.cc, GetPrometheusMetricName)."""
+    return re.sub(r"[^a-zA-Z0-9_]", ":", name)
+
+
+def test_every_alert_expression_parses_as_promql():
+    assert set(_alerts()) == {"MemAEServingErrorRate", "MemAEAnomalyRateHigh",
+                              "MemAEScoreDrift"}
+    for rule in _alerts().values():
+        assert _selectors(rule["expr"]), rule["alert"]
+    with pytest.raises(ValueError):
+        promql_parser.parse("sum(rate(:tensorflow:serving:request_count[5m])")
+
+
+def test_error_rate_alert_divides_failed_by_all_tf_serving_requests():
+    """`/tensorflow/serving/request_count` {model_name, status} is TF Serving's
+    request counter (tensorflow_serving/servables/tensorflow/util.cc); status is
+    the canonical code name, "OK" for successes."""
+    expr = promql_parser.parse(_alerts()["MemAEServingErrorRate"]["expr"])
+    ratio = expr.lhs
+    assert (str(ratio.op), str(expr.op)) == ("/", ">")
+    name = _tf_serving_metric("/tensorflow/serving/request_count")
+    failed, every = (_selectors(str(side)) for side in (ratio.lhs, ratio.rhs))
+    assert [s.name for s in failed + every] == [name, name]
+    assert [str(m) for m in failed[0].matchers.matchers] == ['status!="OK"']
+    assert every[0].matchers.matchers == []
+    assert 0 < expr.rhs.val < 1
