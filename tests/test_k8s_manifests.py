@@ -9,12 +9,15 @@ import json
 import os
 import pathlib
 import re
+import socket
 import subprocess
 import urllib.request
 
+import grpc
 import jsonpatch
 import jsonschema
 import kubernetes_validate
+import numpy as np
 import promql_parser
 import pytest
 import tensorflow as tf
@@ -24,10 +27,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from google.protobuf import text_format
-from serving_helpers import small_model, wait_for
+from serving_helpers import reference_outputs, small_model, wait_for
 from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf import cli
+from memae_tf.client import MemAEClient, UnavailableError
 from memae_tf.detector import MemAE
 from memae_tf.export import (
     BATCHING_PARAMETERS_FILENAME,
@@ -38,7 +42,9 @@ from memae_tf.export import (
     write_models_config,
 )
 from memae_tf.serving import serve
+from memae_tf.serving.flags import parse_flags
 from memae_tf.serving.proto import serving_config_pb2
+from memae_tf.serving.server import start_model_server
 
 K8S = pathlib.Path(__file__).resolve().parents[1] / "serving" / "k8s"
 CRD_SCHEMAS = pathlib.Path(__file__).resolve().parent / "data" / "prometheus-operator"
@@ -405,6 +411,7 @@ def _pem_pair(tmp_path: pathlib.Path, name: str) -> tuple[pathlib.Path, pathlib.
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
             .sign(key, hashes.SHA256()))
     cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -436,6 +443,63 @@ def test_ssl_config_script_with_a_client_ca_requires_client_certificates(tmp_pat
     assert result.returncode == 0, result.stderr
     config = text_format.Parse(result.stdout, serving_config_pb2.SSLConfig())
     assert (config.custom_ca, config.client_verify) == (ca.read_text(), True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _local_deployment(tmp_path: pathlib.Path, args: list[str],
+                      mounts: dict[str, pathlib.Path]) -> list[str]:
+    """`args` of the TF Serving container with its mounts moved to local folders: the
+    ConfigMap's files written to one, `models.config`'s base paths moved to another,
+    and free ports instead of 8500/8501."""
+    config = tmp_path / "config"
+    config.mkdir()
+    for key, text in _config_map().items():
+        (config / key).write_text(text.replace(f'"{DEFAULT_SERVING_ROOT}/',
+                                               f'"{tmp_path / "models"}/'))
+    mounts = {"/etc/tfserving": config, DEFAULT_SERVING_ROOT: tmp_path / "models", **mounts}
+    ports = {"port": _free_port(), "rest_api_port": _free_port()}
+    local = []
+    for arg in args:
+        name, value = arg.removeprefix("--").split("=", 1)
+        for mount, folder in mounts.items():
+            value = value.replace(f"{mount}/", f"{folder}/")
+        local.append(f"--{name}={ports.get(name, value)}")
+    return local
+
+
+def test_tls_component_serves_grpc_over_tls_with_the_scripts_ssl_config(tmp_path):
+    """The Deployment's args plus the component's --ssl_config_file, read by the local
+    server as TF Serving reads it (server.cc, BuildServerCredentials)."""
+    (entry,) = _served_models()
+    model = small_model(7)
+    export_saved_model(model, tmp_path / "models" / entry.name, threshold=0.1)
+    cert, key = _pem_pair(tmp_path, "localhost")
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    result = _ssl_config(cert, key)
+    assert result.returncode == 0, result.stderr
+    deployment = _with_tls(_resource("Deployment", "memae-serving"))
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (ssl_flag,) = [a for a in container["args"] if a.startswith("--ssl_config_file=")]
+    config_path = pathlib.PurePosixPath(ssl_flag.split("=", 1)[1])
+    (secret / config_path.name).write_text(result.stdout)
+    args = _local_deployment(tmp_path, container["args"], {str(config_path.parent): secret})
+
+    rows = np.random.default_rng(0).uniform(0, 1, (40, 12)).astype("float32")
+    with start_model_server(parse_flags(args), host="127.0.0.1") as server:
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        with MemAEClient(f"localhost:{server.port}", entry.name, timeout=30,
+                         credentials=credentials) as client:
+            np.testing.assert_allclose(client.score(rows),
+                                       reference_outputs(model, rows)["score"], rtol=1e-5)
+        with MemAEClient(f"localhost:{server.port}", entry.name, timeout=5,
+                         retries=0) as plain, pytest.raises(UnavailableError):
+            plain.score(rows)
 
 
 def test_ssl_config_script_refuses_files_that_are_not_pem(tmp_path):
