@@ -14,7 +14,7 @@ ANIMAL_WHEEL := animal-mnist==0.4
 # keeps the long notebook runs from piling up on one worker.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test lint data browser clean proto
+.PHONY: demo test lint data browser clean proto docs figures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev data browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
+# The documentation site (mkdocs.yml) into site/; `make test` builds it with --strict
+# too (tests/test_docs_site.py).
+docs: $(VENV)/.installed-dev
+	$(BIN)/mkdocs build --strict
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check memae_tf tests benchmarks
 
@@ -68,4 +73,4 @@ proto: $(VENV)/.installed-dev
 		memae_tf/serving/proto/serving_config.proto
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site
