@@ -3,6 +3,7 @@
 import asyncio
 import json
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -33,7 +34,7 @@ from memae_tf.client import (
     UnavailableError,
 )
 from memae_tf.export import export_saved_model
-from memae_tf.serving import serve
+from memae_tf.serving import ModelServerOptions, serve, start_model_server
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,12 @@ def client(server):
 def stub(server):
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _rpc_error(call, request) -> grpc.RpcError:
@@ -126,9 +133,27 @@ def test_output_filter_returns_only_the_requested_outputs(client, rows):
     assert set(client.predict(rows, output_filter=["is_anomaly"])) == {"is_anomaly"}
 
 
-def test_specific_version_is_served(server, rows):
-    with MemAEClient(f"127.0.0.1:{server.port}", "kdd", version=1) as client:
-        assert client.score(rows).shape == (len(rows),)
+def test_specific_version_is_answered_by_that_version(tmp_path, base_path, model, rows):
+    # Versions 1 and 2 (copies of one export) served together (policy `all`): a
+    # request for version 1 must not be answered by the latest.
+    for version in (1, 2):
+        shutil.copytree(base_path / "1", tmp_path / "kdd" / str(version))
+    config = tmp_path / "models.config"
+    config.write_text(f'model_config_list {{ config {{ name: "kdd" base_path: "{tmp_path / "kdd"}"'
+                      ' model_platform: "tensorflow" model_version_policy { all {} } } }')
+    options = ModelServerOptions(port=_free_port(), model_config_file=str(config))
+    with start_model_server(options, host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        for version in (1, 2):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "kdd"
+            request.model_spec.version.value = version
+            request.inputs["x"].CopyFrom(tf.make_tensor_proto(rows))
+            response = stub.Predict(request, timeout=30)
+            assert response.model_spec.version.value == version
+            np.testing.assert_allclose(tf.make_ndarray(response.outputs["score"]),
+                                       reference_outputs(model, rows)["score"], rtol=1e-5)
 
 
 def test_metadata_lists_the_signatures(client):

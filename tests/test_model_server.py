@@ -1,0 +1,434 @@
+"""`memae model-server`: the development server driven by TF Serving's own flags and files.
+
+The Deployment's container args and the ConfigMap's files start it; several
+models with version policies and labels; config reloads by file polling and by
+ModelService.HandleReloadConfigRequest; a canary rollout by `models.config`
+edits; TLS from `--ssl_config_file`. Requests go through
+tensorflow-serving-api's own stubs, and every answer is checked for the version
+that gave it (`model_spec.version`) and against that version's in-process scores.
+"""
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+from google.protobuf import text_format
+from serving_helpers import FEATURES, reference_outputs, small_model, wait_for
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+from tensorflow_serving.config import model_server_config_pb2
+
+from memae_tf.export import export_saved_model
+from memae_tf.serving import ModelRegistry, ServingError, parse_flags, start_model_server
+from memae_tf.serving.proto import SSLConfig
+
+K8S = pathlib.Path(__file__).resolve().parents[1] / "serving" / "k8s"
+SEEDS = {1: 11, 2: 23, 3: 37}  # version → seed of its small model
+AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+END = get_model_status_pb2.ModelVersionStatus.END
+
+
+@pytest.fixture(scope="module")
+def rows() -> np.ndarray:
+    return np.random.default_rng(5).uniform(-1, 1, size=(7, FEATURES)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, rows):
+    """Versions 1-3 of one model, exported once: (base path, version → in-process scores)."""
+    base = tmp_path_factory.mktemp("exports") / "kdd"
+    scores = {}
+    for version, seed in SEEDS.items():
+        model = small_model(seed)
+        scores[version] = reference_outputs(model, rows)["score"]
+        export_saved_model(model, base, threshold=0.1, version=version)
+    return base, scores
+
+
+def _publish(exported_base: pathlib.Path, base: pathlib.Path, *versions: int) -> None:
+    """Copies exported versions under `base`, each atomically (hidden copy, then rename)."""
+    base.mkdir(parents=True, exist_ok=True)
+    for version in versions:
+        shutil.copytree(exported_base / str(version), base / f".{version}.tmp")
+        os.rename(base / f".{version}.tmp", base / str(version))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _write_config(path: pathlib.Path, text: str) -> None:
+    """Replaces a config file atomically, as an operator's tooling (or kubelet) does."""
+    path.with_suffix(".tmp").write_text(text)
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+def _predict(channel, rows, name, *, version=None, label=None) -> predict_pb2.PredictResponse:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    if version is not None:
+        request.model_spec.version.value = version
+    if label is not None:
+        request.model_spec.version_label = label
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(rows))
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+
+
+def _answer(channel, rows, name, **spec) -> tuple[int, np.ndarray]:
+    """(version that answered, its scores)."""
+    response = _predict(channel, rows, name, **spec)
+    return response.model_spec.version.value, tf.make_ndarray(response.outputs["score"])
+
+
+def _check_answer(channel, rows, scores, name, expected_version, **spec) -> None:
+    version, served = _answer(channel, rows, name, **spec)
+    assert version == expected_version
+    np.testing.assert_allclose(served, scores[expected_version], rtol=1e-5)
+
+
+def _states(channel, name) -> list[tuple[int, int]]:
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = name
+    response = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request,
+                                                                               timeout=30)
+    return [(status.version, status.state) for status in response.model_version_status]
+
+
+def _rpc_error(call) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value
+
+
+def _rest(port, method, path, body=None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                     method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+# ------------------------------------------------- the Kubernetes Deployment
+
+
+def _probe(probe: dict, rest_port: int, local_ports) -> bool:
+    """Runs a container probe of the Deployment against the local server: True if it passes."""
+    if "httpGet" in probe:
+        status, body = _rest(rest_port, "GET", probe["httpGet"]["path"])
+        return status == 200 and "AVAILABLE" in {s["state"] for s in body["model_version_status"]}
+    command = [local_ports(part) for part in probe["exec"]["command"]]
+    return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+
+
+def test_the_deployments_args_and_configmap_files_serve_requests(tmp_path, exported, rows):
+    """Follows tensorflow_serving/model_servers/main.cc and server.cc (flags, files, ports)."""
+    (deployment,) = [d for d in yaml.safe_load_all((K8S / "deployment.yaml").read_text()) if d]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["tensorflow_model_server"]
+    configmap = yaml.safe_load((K8S / "configmap.yaml").read_text())
+    # Temporary folders stand in for the two mounts: only their prefixes are
+    # rewritten, in the args and in the files; and the container's two ports are
+    # replaced by free ones (in the args and the probes), so that tests can run
+    # in parallel.
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    local = {mounts["config"]: tmp_path / "etc-tfserving", mounts["models"]: tmp_path / "models"}
+    ports = {str(port["containerPort"]): str(_free_port()) for port in container["ports"]}
+
+    def local_paths(text: str) -> str:
+        for mount, folder in local.items():
+            text = text.replace(mount + "/", f"{folder}/")
+        return text
+
+    def local_ports(text: str) -> str:
+        return re.sub(r"\b(" + "|".join(ports) + r")\b", lambda m: ports[m[1]], text)
+
+    local[mounts["config"]].mkdir()
+    for name, text in configmap["data"].items():
+        (local[mounts["config"]] / name).write_text(local_paths(text))
+    base, scores = exported
+    _publish(base, local[mounts["models"]] / "memae", 1)
+    args = [local_ports(local_paths(argument)) for argument in container["args"]]
+    assert args != container["args"]
+
+    with start_model_server(parse_flags(args)) as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        named = {port["name"]: int(ports[str(port["containerPort"])])
+                 for port in container["ports"]}
+        assert (server.port, server.rest_port) == (named["grpc"], named["http"])
+        _check_answer(channel, rows, scores, "memae", 1)
+        assert _states(channel, "memae") == [(1, AVAILABLE)]
+        for probe in ("startupProbe", "readinessProbe"):
+            if probe in container:
+                assert _probe(container[probe], server.rest_port, local_ports), probe
+
+
+# ------------------------------------ several models, policies, labels, reload
+
+
+def _model_config(base: pathlib.Path, models: dict[str, str]) -> str:
+    """models.config text: name → the body of its model_version_policy and labels."""
+    entries = "".join(
+        f'  config {{ name: "{name}" base_path: "{base}" model_platform: "tensorflow" {extra} }}\n'
+        for name, extra in models.items()
+    )
+    return f"model_config_list {{\n{entries}}}\n"
+
+
+def _reload(channel, text: str) -> model_management_pb2.ReloadConfigResponse:
+    request = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse(text, request.config)
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    return stub.HandleReloadConfigRequest(request, timeout=60)
+
+
+POLICIES = {
+    "every": "model_version_policy { all {} }",
+    "newest-two": "model_version_policy { latest { num_versions: 2 } }",
+    "first": "model_version_policy { specific { versions: 1 } }",
+    "default": "",
+}
+
+
+@pytest.fixture(scope="module")
+def several(tmp_path_factory, exported):
+    """One server of four models over versions 1-3, each with another version policy."""
+    base = tmp_path_factory.mktemp("models") / "kdd"
+    _publish(exported[0], base, 1, 2, 3)
+    etc = tmp_path_factory.mktemp("etc")
+    (etc / "models.config").write_text(_model_config(base, POLICIES))
+    options = parse_flags(["--port=" + str(_free_port()), "--rest_api_port=" + str(_free_port()),
+                           f"--model_config_file={etc / 'models.config'}"])
+    with start_model_server(options, host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield server, channel, base
+
+
+def test_each_model_serves_the_versions_of_its_policy(several, exported, rows):
+    # tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc.
+    _, channel, _ = several
+    scores = exported[1]
+    served = {"every": [1, 2, 3], "newest-two": [2, 3], "first": [1], "default": [3]}
+    for name, versions in served.items():
+        assert _states(channel, name) == [(v, AVAILABLE) for v in versions]
+        _check_answer(channel, rows, scores, name, max(versions))  # no version: the latest
+        for version in versions:
+            _check_answer(channel, rows, scores, name, version, version=version)
+    error = _rpc_error(lambda: _predict(channel, rows, "newest-two", version=1))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert "Servable not found for request: Specific(newest-two, 1)" in error.details()
+
+
+def test_labels_route_grpc_and_rest_requests_and_move_on_reload(several, exported, rows):
+    # tensorflow_serving/model_servers/server_core.cc (labels, ReloadConfig) and
+    # model_service_impl.cc (HandleReloadConfigRequest).
+    server, channel, base = several
+    scores = exported[1]
+    labelled = {**POLICIES, "every": POLICIES["every"]
+                + ' version_labels { key: "stable" value: 1 }'
+                + ' version_labels { key: "canary" value: 2 }'}
+    assert _reload(channel, _model_config(base, labelled)).status.error_code == 0
+    _check_answer(channel, rows, scores, "every", 1, label="stable")
+    _check_answer(channel, rows, scores, "every", 2, label="canary")
+    status, body = _rest(server.rest_port, "POST", "/v1/models/every/labels/canary:predict",
+                         {"instances": rows.tolist()})
+    assert status == 200
+    np.testing.assert_allclose([p["score"] for p in body["predictions"]], scores[2], rtol=1e-5)
+
+    labelled["every"] = labelled["every"].replace("value: 1", "value: 3")
+    _reload(channel, _model_config(base, labelled))
+    _check_answer(channel, rows, scores, "every", 3, label="stable")
+    status, body = _rest(server.rest_port, "POST", "/v1/models/every/labels/stable:predict",
+                         {"inputs": {"x": rows.tolist()}})
+    np.testing.assert_allclose(body["outputs"]["score"], scores[3], rtol=1e-5)
+
+
+def test_an_unknown_label_is_invalid_argument_in_grpc_and_rest(several, rows):
+    # tensorflow_serving/model_servers/server_core.cc (GetModelVersionForLabel).
+    server, channel, _ = several
+    error = _rpc_error(lambda: _predict(channel, rows, "first", label="nope"))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "Unrecognized servable version label: nope"
+    status, body = _rest(server.rest_port, "POST", "/v1/models/first/labels/nope:predict",
+                         {"instances": rows.tolist()})
+    assert (status, body["error"]) == (400, "Unrecognized servable version label: nope")
+
+
+def test_a_label_on_a_version_not_available_is_refused_and_nothing_changes(several, exported,
+                                                                          rows):
+    # tensorflow_serving/model_servers/server_core.cc (UpdateModelVersionLabelMap).
+    _, channel, base = several
+    bad = {**POLICIES, "first": POLICIES["first"] + ' version_labels { key: "next" value: 2 }'}
+    error = _rpc_error(lambda: _reload(channel, _model_config(base, bad)))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.details() == ("Request to assign label to version 2 of model first, which is "
+                               "not currently available for inference")
+    assert _states(channel, "first") == [(1, AVAILABLE)]
+    assert _rpc_error(lambda: _predict(channel, rows, "first", label="next")).code() == (
+        grpc.StatusCode.INVALID_ARGUMENT)
+
+
+def test_a_model_left_out_of_the_config_is_unloaded_and_one_added_is_loaded(tmp_path, exported,
+                                                                           rows):
+    # tensorflow_serving/model_servers/server_core.cc (AddModelsViaModelConfigList).
+    base = tmp_path / "kdd"
+    _publish(exported[0], base, 1, 2)
+    registry = ModelRegistry(file_system_poll_wait_seconds=0)
+    for models in ({"old": ""}, {"new": POLICIES["first"]}):
+        registry.reload_config(text_format.Parse(_model_config(base, models),
+                                                 model_server_config_pb2.ModelServerConfig()))
+    try:
+        assert list(registry) == ["new"]
+        assert registry["new"].servable(None).version == 1
+        assert {v: s.state for v, s in registry.version_states("old").items()} == {2: END}
+    finally:
+        registry.stop()
+
+
+def test_allowing_labels_for_unavailable_models_lets_new_labels_but_not_moves(tmp_path,
+                                                                             exported):
+    # tensorflow_serving/model_servers/server_core.cc, with
+    # --allow_version_labels_for_unavailable_models (model_servers/main.cc).
+    base = tmp_path / "kdd"
+    _publish(exported[0], base, 1)
+    registry = ModelRegistry(0, allow_version_labels_for_unavailable_models=True)
+
+    def config(labels: str) -> model_server_config_pb2.ModelServerConfig:
+        return text_format.Parse(_model_config(base, {"m": POLICIES["every"] + labels}),
+                                 model_server_config_pb2.ModelServerConfig())
+
+    try:
+        # At startup nothing is loaded yet: without the flag this label would fail.
+        registry.reload_config(config(' version_labels { key: "stable" value: 1 }'))
+        registry.reload_config(config(' version_labels { key: "stable" value: 1 }'
+                                      ' version_labels { key: "canary" value: 2 }'))
+        assert registry.labels("m") == {"stable": 1, "canary": 2}
+        with pytest.raises(ServingError) as info:
+            registry.reload_config(config(' version_labels { key: "stable" value: 2 }'))
+        assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert registry.labels("m") == {"stable": 1, "canary": 2}
+    finally:
+        registry.stop()
+
+
+# ------------------------------------------------------------- the canary
+
+
+def test_canary_rollout_promotion_and_rollback_by_models_config_edits(tmp_path, exported, rows):
+    """Publish version 2, label it canary, promote it to stable, roll back: all by editing
+    models.config, which the server re-reads every --model_config_file_poll_wait_seconds
+    (tensorflow_serving/model_servers/server.cc, server_core.cc)."""
+    base, etc = tmp_path / "models" / "memae", tmp_path / "etc"
+    etc.mkdir()
+    config = etc / "models.config"
+    stable_model, canary_model = small_model(SEEDS[1]), small_model(SEEDS[2])
+    scores = {1: exported[1][1], 2: reference_outputs(canary_model, rows)["score"]}
+    export_saved_model(stable_model, base, threshold=0.1, version=1)
+
+    def edit(versions: str, labels: dict[str, int]) -> None:
+        text = "".join(f' version_labels {{ key: "{k}" value: {v} }}' for k, v in labels.items())
+        _write_config(config, _model_config(
+            base, {"memae": f"model_version_policy {{ specific {{ {versions} }} }}{text}"}))
+
+    def answers(label: str) -> int:
+        return _answer(channel, rows, "memae", label=label)[0]
+
+    def label_points(label: str, version: int) -> bool:
+        try:
+            return answers(label) == version
+        except grpc.RpcError:  # not yet re-read
+            return False
+
+    edit("versions: 1", {})
+    flags = [f"--port={_free_port()}", f"--model_config_file={config}",
+             "--model_config_file_poll_wait_seconds=1", "--file_system_poll_wait_seconds=1"]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        _check_answer(channel, rows, scores, "memae", 1)
+        edit("versions: 1", {"stable": 1})
+        wait_for(lambda: label_points("stable", 1), timeout=30)
+
+        # Publish version 2 (the exporter writes a hidden directory, then renames it).
+        export_saved_model(canary_model, base, threshold=0.1, version=2)
+        # Serve both: a label may only point at a loaded version, so the policy
+        # comes first and the canary label in the next edit.
+        edit("versions: 1 versions: 2", {"stable": 1})
+        wait_for(lambda: (2, AVAILABLE) in _states(channel, "memae"), timeout=30)
+        edit("versions: 1 versions: 2", {"stable": 1, "canary": 2})
+        wait_for(lambda: label_points("canary", 2), timeout=30)
+        # A share of the traffic goes to the canary; each answer names its version.
+        for label in ["stable", "canary", "stable", "stable", "canary"]:
+            _check_answer(channel, rows, scores, "memae", {"stable": 1, "canary": 2}[label],
+                          label=label)
+        _check_answer(channel, rows, scores, "memae", 2)  # no label: the latest
+
+        edit("versions: 1 versions: 2", {"stable": 2, "canary": 2})  # promote
+        wait_for(lambda: label_points("stable", 2), timeout=30)
+        _check_answer(channel, rows, scores, "memae", 2, label="stable")
+
+        edit("versions: 1 versions: 2", {"stable": 1, "canary": 2})  # roll back
+        wait_for(lambda: label_points("stable", 1), timeout=30)
+        _check_answer(channel, rows, scores, "memae", 1, label="stable")
+        _check_answer(channel, rows, scores, "memae", 2, label="canary")
+        assert _states(channel, "memae") == [(1, AVAILABLE), (2, AVAILABLE)]
+
+
+# -------------------------------------------------------------------- TLS
+
+
+def _self_signed(folder: pathlib.Path, name: str) -> tuple[str, str]:
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=DNS:{name}", "-keyout", str(folder / f"{name}.key"),
+         "-out", str(folder / f"{name}.pem")],
+        check=True, capture_output=True, timeout=60,
+    )
+    return (folder / f"{name}.key").read_text(), (folder / f"{name}.pem").read_text()
+
+
+def test_ssl_config_file_serves_mutual_tls_on_the_grpc_port(tmp_path, exported, rows):
+    # tensorflow_serving/model_servers/server.cc (BuildServerCredentials): SSLConfig
+    # holds PEM text; client_verify requires a client certificate signed by custom_ca.
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make test certificates")
+    server_key, server_cert = _self_signed(tmp_path, "localhost")
+    client_key, client_cert = _self_signed(tmp_path, "client")  # its own CA
+    ssl_config = tmp_path / "ssl.config"
+    ssl_config.write_text(text_format.MessageToString(
+        SSLConfig(server_key=server_key, server_cert=server_cert, custom_ca=client_cert,
+                  client_verify=True)))
+    base, scores = exported
+    flags = [f"--port={_free_port()}", f"--model_base_path={base}", "--model_name=kdd",
+             f"--ssl_config_file={ssl_config}"]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server:
+        target = f"localhost:{server.port}"
+        trusted = grpc.ssl_channel_credentials(
+            root_certificates=server_cert.encode(), private_key=client_key.encode(),
+            certificate_chain=client_cert.encode())
+        with grpc.secure_channel(target, trusted) as channel:
+            _check_answer(channel, rows, scores, "kdd", 3)
+        anonymous = grpc.ssl_channel_credentials(root_certificates=server_cert.encode())
+        with grpc.secure_channel(target, anonymous) as channel:
+            assert _rpc_error(lambda: _predict(channel, rows, "kdd")).code() == (
+                grpc.StatusCode.UNAVAILABLE)
