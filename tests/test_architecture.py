@@ -13,10 +13,9 @@ The data flow still runs detector → export → server → client.
 """
 
 import ast
+import importlib
 import pathlib
-import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -25,8 +24,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "memae_tf"
 # Lowest first. Each entry: the layer's name and its units.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # Pure Python, no TensorFlow: argument checks, the serving contract, choices.
-    ("foundations", ("memae_tf._lazy", "memae_tf._deprecation", "memae_tf.common",
-                     "memae_tf.choices")),
+    ("foundations", ("memae_tf._lazy", "memae_tf.common", "memae_tf.choices")),
     # Keras layers, loaders and tf.data pipelines, figures, backup callbacks.
     ("building blocks", ("memae_tf.layers", "memae_tf.data", "memae_tf.plot",
                          "memae_tf.fault_tolerance")),
@@ -42,23 +40,18 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("demo", ("memae_tf.demo",)),
     ("command line", ("memae_tf.cli",)),
 ]
-# Old module paths kept for one release (memae_tf._deprecation): each belongs to the
-# unit of the module it forwards to.
-DEPRECATED_ALIASES = {
+# The module paths renamed in 0.1 and removed in 0.2.0 (CHANGELOG.md), with their
+# successors.
+REMOVED_IN_0_2 = {
     "memae_tf.scoring": "memae_tf.scoring_graph",
     "memae_tf.inference": "memae_tf.models.bn_folding",
     "memae_tf.evaluation.scorers": "memae_tf.evaluation.experiment_models",
-}
-# Upward imports allowed by name, each inside a deprecated function body only.
-ALLOWED_UPWARD = {
-    # `memae_tf.serving.cli.add_serving_commands` forwards to `memae_tf.cli` until 0.2.
-    ("memae_tf.serving.cli", "memae_tf.cli"),
+    "memae_tf._deprecation": None,
 }
 # Units that must stay free of training code, with everything they may import.
 ISOLATED = {
     "memae_tf.client": ("memae_tf.client", "memae_tf.common"),
-    "memae_tf.serving": ("memae_tf.serving", "memae_tf.common", "memae_tf._lazy",
-                         "memae_tf._deprecation"),
+    "memae_tf.serving": ("memae_tf.serving", "memae_tf.common", "memae_tf._lazy"),
     "memae_tf.common": ("memae_tf.common",),
 }
 
@@ -114,7 +107,6 @@ def imports_of(module: str) -> set[str]:
 
 def unit_of(module: str) -> str:
     """The unit (longest prefix in `LAYERS`) a module belongs to."""
-    module = DEPRECATED_ALIASES.get(module, module)
     units = [unit for _, units in LAYERS for unit in units
              if module == unit or module.startswith(unit + ".")]
     if not units:
@@ -139,7 +131,7 @@ def test_no_module_imports_a_module_above_it_or_beside_it():
             continue
         unit = unit_of(module)
         for target in imports_of(module):
-            if target == "memae_tf" or (module, target) in ALLOWED_UPWARD:
+            if target == "memae_tf":
                 continue
             other = unit_of(target)
             if other != unit and rank_of(other) >= rank_of(unit):
@@ -148,20 +140,11 @@ def test_no_module_imports_a_module_above_it_or_beside_it():
     assert not wrong, "\n".join(wrong)
 
 
-def test_allowed_upward_imports_are_only_inside_functions():
-    for module, target in ALLOWED_UPWARD:
-        tree = ast.parse(MODULES[module].read_text())
-        top_level = {node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))}
-        names = {getattr(node, "module", None) for node in top_level}
-        assert target not in names, f"{module} imports {target} at module level"
-
-
 @pytest.mark.parametrize("unit, allowed", sorted(ISOLATED.items()))
 def test_client_server_and_contract_import_no_training_code(unit, allowed):
     for module in MODULES:
         if module == unit or module.startswith(unit + "."):
-            extra = {target for target in imports_of(module)
-                     if not target.startswith(allowed) and (module, target) not in ALLOWED_UPWARD}
+            extra = {target for target in imports_of(module) if not target.startswith(allowed)}
             assert not extra, f"{module} imports {sorted(extra)}"
 
 
@@ -180,57 +163,22 @@ def test_the_contract_and_checks_use_only_the_standard_library():
 
 
 def test_import_walker_sees_imports_inside_functions():
-    # The walker itself: the deprecated forwarder's import sits in a function body.
-    assert "memae_tf.cli" in imports_of("memae_tf.serving.cli")
-    assert "memae_tf.detector" in imports_of("memae_tf.cli")  # imported inside commands
+    # The walker itself: the cli imports the detector inside its command functions only.
+    assert "memae_tf.detector" in imports_of("memae_tf.cli")
 
 
-def test_old_module_paths_warn_and_forward():
-    # One fresh interpreter for every alias (each start imports TensorFlow): each old
-    # path is imported once, after its new module, so its warning is its own.
-    script = textwrap.dedent(
-        f"""
-        import importlib, warnings
-        for old_name, new_name in {sorted(DEPRECATED_ALIASES.items())!r}:
-            new = importlib.import_module(new_name)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                old = importlib.import_module(old_name)
-            assert any(issubclass(w.category, DeprecationWarning) and new_name in str(w.message)
-                       for w in caught), (old_name, [str(w.message) for w in caught])
-            public = [name for name in vars(old) if not name.startswith("_")
-                      and name not in ("warn_moved",)
-                      and not isinstance(getattr(old, name), type(old))]
-            assert public, f"the alias {{old_name}} re-exports nothing"
-            moved = [name for name in public if getattr(old, name) is not getattr(new, name)]
-            assert not moved, (old_name, moved)
-        """
-    )
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+@pytest.mark.parametrize("old_name", sorted(REMOVED_IN_0_2))
+def test_module_paths_removed_in_0_2_are_gone(old_name):
+    assert old_name not in MODULES
+    successor = REMOVED_IN_0_2[old_name]
+    assert successor is None or successor in MODULES
+    with pytest.raises(ModuleNotFoundError, match=old_name.replace(".", r"\.")):
+        importlib.import_module(old_name)
 
 
-def test_top_level_names_import_without_deprecation_warnings():
-    # What the notebooks import must not hit a deprecated alias.
-    script = textwrap.dedent(
-        """
-        import warnings
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            import memae_tf
-            from memae_tf import MemAE, data, evaluation, inspection, plot, client
-            from memae_tf.serving import serve
-            from memae_tf.evaluation import TrainingConfig, make_scorer
-        ours = [str(w.message) for w in caught if "memae-tf 0.2" in str(w.message)]
-        assert not ours, ours
-        """
-    )
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
-
-
-def test_the_old_add_serving_commands_warns_and_forwards_to_the_cli():
+def test_add_serving_commands_lives_only_in_the_cli():
     import memae_tf.cli
     import memae_tf.serving.cli
 
-    with pytest.warns(DeprecationWarning, match="memae_tf.cli.add_serving_commands"):
-        forwarded = memae_tf.serving.cli.add_serving_commands
-    assert forwarded is memae_tf.cli.add_serving_commands
+    assert callable(memae_tf.cli.add_serving_commands)
+    assert not hasattr(memae_tf.serving.cli, "add_serving_commands")

@@ -141,17 +141,3 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--drain-seconds", type=float, default=30.0,
                        help="on SIGTERM/SIGINT, seconds in-flight requests get to finish")
     serve.set_defaults(func=cmd_serve)
-
-
-def __getattr__(name: str):
-    # Deprecated (removed in 0.2): `add_serving_commands` moved up to `memae_tf.cli`,
-    # since its `export` command needs the detector. The one upward import of the
-    # package, allowed by name in tests/test_architecture.py until then.
-    if name == "add_serving_commands":
-        from memae_tf._deprecation import warn_moved
-        from memae_tf.cli import add_serving_commands
-
-        warn_moved("memae_tf.serving.cli.add_serving_commands",
-                   "memae_tf.cli.add_serving_commands")
-        return add_serving_commands
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
