@@ -6,6 +6,7 @@ import logging
 import os
 import pathlib
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from tensorflow_serving.config import file_system_storage_path_source_pb2
 from memae_tf.common.contract import version_directories
 from memae_tf.serving.errors import ServingError, not_found
 from memae_tf.serving.layout import directory_fingerprint
+from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.servable import Servable
 
 logger = logging.getLogger(__name__)
@@ -102,6 +104,8 @@ class ModelManager:
             `start()` (TF Serving's `--file_system_poll_wait_seconds=0`).
         version_policy: `ModelConfig.model_version_policy`; None means TF
             Serving's default, `latest { num_versions: 1 }`.
+        metrics: Where each load attempt is counted (TF Serving's
+            `load_attempt_count` and `load_latency`); None records nothing.
 
     Example:
 
@@ -116,6 +120,7 @@ class ModelManager:
         model_base_path: str | os.PathLike,
         poll_interval: float = 1.0,
         version_policy: VersionPolicy | None = None,
+        metrics: ServingMetrics | None = None,
     ) -> None:
         if not isinstance(model_name, str) or not model_name or "/" in model_name:
             raise ValueError(
@@ -132,6 +137,7 @@ class ModelManager:
         self.model_name = model_name
         self.model_base_path = pathlib.Path(model_base_path)
         self.poll_interval = float(poll_interval)
+        self.metrics = metrics
         self._policy = VersionPolicy()
         if version_policy is not None:
             self._policy.CopyFrom(version_policy)
@@ -215,19 +221,26 @@ class ModelManager:
         self._set_state(version, VersionState(State.LOADING))
         fingerprint = directory_fingerprint(path)
         logger.info("Loading %s version %d from %s.", self.model_name, version, path)
+        started = time.perf_counter()
         try:
             servable = Servable(version, path)
             warmed = servable.warm_up()
         except Exception as error:  # a broken version must not stop the server
+            self._record_load(path, False, started)
             code = error.code if isinstance(error, ServingError) else grpc.StatusCode.UNKNOWN
             self._set_state(version, VersionState(State.END, code, str(error)))
             self._failed[version] = fingerprint
             logger.error("Could not load %s version %d: %s", self.model_name, version, error)
             return None
+        self._record_load(path, True, started)
         self._failed.pop(version, None)
         logger.info("Loaded %s version %d (%d warmup requests).", self.model_name, version,
                     warmed)
         return servable
+
+    def _record_load(self, path: pathlib.Path, succeeded: bool, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.record_load(str(path), succeeded, (time.perf_counter() - started) * 1e6)
 
     def _aspired(self) -> tuple[list[int], dict[int, pathlib.Path]]:
         """The policy's choice among the versions on disk that did not fail unchanged."""

@@ -19,6 +19,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.serving.config import check_model_config_list, read_text_proto
 from memae_tf.serving.errors import ServingError, invalid_argument
+from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.model_manager import ModelManager, VersionState
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
             model's base path (0: once per config change).
         allow_version_labels_for_unavailable_models: TF Serving's flag of that
             name.
+        metrics: Where the models' load attempts are counted; None records
+            nothing.
 
     Example:
 
@@ -59,6 +62,7 @@ class ModelRegistry(Mapping[str, ModelManager]):
         self,
         file_system_poll_wait_seconds: float = 1.0,
         allow_version_labels_for_unavailable_models: bool = False,
+        metrics: ServingMetrics | None = None,
     ) -> None:
         if isinstance(file_system_poll_wait_seconds, bool) or not (
             isinstance(file_system_poll_wait_seconds, (int, float))
@@ -73,6 +77,7 @@ class ModelRegistry(Mapping[str, ModelManager]):
         self.allow_version_labels_for_unavailable_models = bool(
             allow_version_labels_for_unavailable_models
         )
+        self.metrics = metrics
         self._config: ModelServerConfig | None = None
         self._config_lock = threading.Lock()
         self._managers: dict[str, ModelManager] = {}
@@ -170,11 +175,13 @@ class ModelRegistry(Mapping[str, ModelManager]):
         self._labels = labels
 
     def _apply_models(self, config_list: model_server_config_pb2.ModelConfigList) -> None:
+        # Requests read `_managers` without a lock: it is replaced, never changed.
         listed = {model.name: model for model in config_list.config}
-        for name in [name for name in self._managers if name not in listed]:
-            manager = self._managers.pop(name)
-            manager.unload_all()
-            self._removed[name] = manager
+        previous = self._managers
+        self._managers = {name: m for name, m in previous.items() if name in listed}
+        for name in previous.keys() - listed.keys():
+            previous[name].unload_all()
+            self._removed[name] = previous[name]
             logger.info("Removed model %s.", name)
         for name, model in listed.items():
             manager = self._managers.get(name)
@@ -182,11 +189,11 @@ class ModelRegistry(Mapping[str, ModelManager]):
                 manager.reconfigure(model.base_path, model.model_version_policy)
                 continue
             manager = ModelManager(name, model.base_path, self.file_system_poll_wait_seconds,
-                                   model.model_version_policy)
+                                   model.model_version_policy, self.metrics)
             self._removed.pop(name, None)
             manager.add_listener(self._notify)
             manager.start()
-            self._managers[name] = manager
+            self._managers = {**self._managers, name: manager}
             logger.info("Added model %s from %s.", name, model.base_path)
         self._notify()
 
