@@ -1,6 +1,9 @@
 """MemAEClient against a scripted fake server: retries, deadlines, splitting, filters."""
 
+import asyncio
 import os
+import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -12,6 +15,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -20,10 +24,12 @@ from tensorflow_serving.apis import (
 )
 
 from memae_tf.client import (
+    AsyncMemAEClient,
     DeadlineExceededError,
     InvalidArgumentError,
     MemAEClient,
     UnavailableError,
+    read_max_batch_size,
 )
 
 FEATURES = 4
@@ -37,6 +43,8 @@ class ScriptedService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.failures: list[grpc.StatusCode] = []
         self.delay = 0.0
         self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         signature = get_model_metadata_pb2.SignatureDefMap()
@@ -58,7 +66,12 @@ class ScriptedService(prediction_service_pb2_grpc.PredictionServiceServicer):
             failure = self.failures.pop(0) if self.failures else None
         if failure is not None:
             context.abort(failure, f"scripted {failure.name}")
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
         time.sleep(self.delay)
+        with self.lock:
+            self.in_flight -= 1
         x = tf.make_ndarray(request.inputs["x"])
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
@@ -70,7 +83,7 @@ class ScriptedService(prediction_service_pb2_grpc.PredictionServiceServicer):
 @pytest.fixture
 def service():
     service = ScriptedService()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(service, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -155,6 +168,120 @@ def test_predict_asks_for_every_output_unless_filtered(service, x):
     assert [list(r.output_filter) for r in service.requests] == [[], ["score"]]
 
 
+def _rows_sent(service) -> list[int]:
+    return [tf.make_ndarray(r.inputs["x"]).shape[0] for r in service.requests]
+
+
+def test_batches_are_split_into_max_batch_size_rows(service, x):
+    with MemAEClient(service.target, "m", max_batch_size=30) as client:
+        np.testing.assert_array_equal(client.score(x[:100]), x[:100, 0])
+    assert _rows_sent(service) == [30, 30, 30, 10]
+
+
+def test_the_default_row_limit_is_the_shipped_configmaps_max_batch_size(service, x):
+    configmap = (pathlib.Path(__file__).resolve().parents[1] / "serving" / "k8s"
+                 / "configmap.yaml")
+    batching = yaml.safe_load(configmap.read_text())["data"]["batching_parameters.txt"]
+    with MemAEClient(service.target, "m") as client:
+        client.score(x[:200])
+    expected = int(re.search(r"max_batch_size \{ value: (\d+) \}", batching).group(1))
+    assert max(_rows_sent(service)) == expected and sum(_rows_sent(service)) == 200
+
+
+def test_chunks_after_the_first_run_concurrently_up_to_the_limit_and_keep_their_order(
+    service, x
+):
+    service.delay = 0.2
+    with MemAEClient(service.target, "m", max_batch_size=10, concurrency=3) as client:
+        start = time.monotonic()
+        scores = client.score(x[:70])  # 1 alone, then 6 in two waves of 3
+        elapsed = time.monotonic() - start
+    np.testing.assert_array_equal(scores, x[:70, 0])
+    assert service.most_in_flight == 3
+    assert 0.6 <= elapsed < 1.2  # sequential: 7 x 0.2 = 1.4 s
+
+
+def test_the_async_client_bounds_its_concurrent_chunks_too(service, x):
+    service.delay = 0.2
+
+    async def score() -> np.ndarray:
+        async with AsyncMemAEClient(service.target, "m", max_batch_size=10,
+                                    concurrency=2) as client:
+            return await client.score(x[:50])
+
+    np.testing.assert_array_equal(asyncio.run(score()), x[:50, 0])
+    assert service.most_in_flight == 2
+
+
+@pytest.mark.parametrize("transport", ["blocking", "asyncio"])
+def test_a_deadline_that_runs_out_across_chunks_raises_the_deadline_error(
+    service, x, transport
+):
+    # Each chunk is well within the per-RPC timeout; together they are not.
+    service.delay = 0.15
+    options = {"max_batch_size": 10, "concurrency": 1, "timeout": 5.0}
+
+    async def score_async() -> None:
+        async with AsyncMemAEClient(service.target, "m", **options) as client:
+            await client.score(x[:100], deadline=0.5)
+
+    def score() -> None:
+        with MemAEClient(service.target, "m", **options) as client:
+            client.score(x[:100], deadline=0.5)
+
+    start = time.monotonic()
+    with pytest.raises(DeadlineExceededError, match=r"deadline of 0\.5 s ran out") as info:
+        asyncio.run(score_async()) if transport == "asyncio" else score()
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - start < 0.9
+    assert 2 <= len(service.requests) <= 5
+
+
+def test_retries_stop_at_the_whole_call_deadline(service, x):
+    service.failures = [grpc.StatusCode.UNAVAILABLE] * 50
+    with MemAEClient(service.target, "m", retries=20) as client:
+        start = time.monotonic()
+        with pytest.raises(DeadlineExceededError, match="before retrying UNAVAILABLE"):
+            client.score(x[:5], deadline=0.6)
+    assert time.monotonic() - start < 0.9
+
+
+def test_uint8_inputs_are_refused_by_exports_without_model_info(service):
+    # The scripted server's signatures predate model_info: the input range is unknown.
+    with MemAEClient(service.target, "m") as client, pytest.raises(
+        InvalidArgumentError, match="no 'model_info' signature"
+    ):
+        client.score(np.zeros((2, FEATURES), np.uint8))
+    assert service.requests == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("max_batch_size { value: 32 }\nbatch_timeout_micros { value: 1000 }\n", 32),
+        # Every field of TF Serving's BatchingParameters parses.
+        ("max_batch_size { value: 128 } batch_timeout_micros { value: 0 } "
+         "max_enqueued_batches { value: 8 } num_batch_threads { value: 2 } "
+         'thread_pool_name { value: "p" } allowed_batch_sizes: 64 allowed_batch_sizes: 128 '
+         "pad_variable_length_inputs: true enable_large_batch_splitting { value: true } "
+         "max_execution_batch_size { value: 64 }", 128),
+        # Unset: TF Serving's QueueOptions::input_batch_size_limit.
+        ("batch_timeout_micros { value: 1000 }", 1000),
+    ],
+)
+def test_max_batch_size_is_read_from_tf_servings_batching_file(tmp_path, text, expected):
+    path = tmp_path / "batching_parameters.txt"
+    path.write_text(text)
+    assert read_max_batch_size(path) == expected
+
+
+def test_a_batching_file_that_is_not_batching_parameters_is_refused(tmp_path):
+    path = tmp_path / "batching_parameters.txt"
+    path.write_text("max_batch_size: 64\n")
+    with pytest.raises(ValueError, match="BatchingParameters in text format"):
+        read_max_batch_size(path)
+
+
 def test_a_sample_larger_than_the_limit_is_rejected_before_sending(service):
     with MemAEClient(service.target, "m", max_message_mb=0.01) as client, pytest.raises(
         ValueError, match="raise `max_message_mb`"
@@ -176,6 +303,10 @@ def test_a_sample_larger_than_the_limit_is_rejected_before_sending(service):
         ({"timeout": 0}, "positive number of seconds"),
         ({"max_message_mb": 0}, r"number in \(0, 2048\)"),
         ({"retries": -1}, "non-negative integer"),
+        ({"max_batch_size": 0}, "positive integer"),
+        ({"concurrency": 0}, "positive integer"),
+        ({"deadline": 0}, "positive number of seconds for the whole call"),
+        ({"version_label": ""}, "'stable' or 'canary'"),
     ],
 )
 def test_invalid_arguments_say_what_was_expected(kwargs, message):
