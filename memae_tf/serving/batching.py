@@ -205,6 +205,24 @@ def batch_size_of(inputs: Mapping[str, np.ndarray]) -> int:
     return sizes.pop()
 
 
+def check_task_size(rows: int, max_batch_size: int) -> None:
+    """Raises TF Serving's INVALID_ARGUMENT for a request above `max_batch_size` rows.
+
+    The message is TensorFlow's (shared_batch_scheduler.h
+    `ValidateBatchTaskQueueCapacity`), as TF Serving answers with batching on.
+
+    Example:
+
+    >>> check_task_size(65, 64)
+    Traceback (most recent call last):
+    ...
+    memae_tf.serving.errors.ServingError: Task size 65 is larger than maximum input batch size 64
+    """
+    if rows > max_batch_size:
+        raise invalid_argument(
+            f"Task size {rows} is larger than maximum input batch size {max_batch_size}")
+
+
 def split_sizes(rows: int, open_batch_room: int, batch_limit: int) -> list[int]:
     """Returns the pieces a request of `rows` is split into (TensorFlow's `InputSplitMetadata`).
 
@@ -305,10 +323,7 @@ class _Queue:
 
     def check_room(self, rows: int) -> None:
         options, open_rows = self.options, self.batches[-1].size
-        if rows > options.max_batch_size:
-            raise invalid_argument(
-                f"Task size {rows} is larger than maximum input batch size "
-                f"{options.max_batch_size}")
+        check_task_size(rows, options.max_batch_size)
         if options.enable_large_batch_splitting:
             if rows > self.capacity():
                 raise ServingError(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import time
 from collections.abc import Mapping
 
 from tensorflow.core.protobuf import meta_graph_pb2
@@ -14,9 +17,12 @@ from tensorflow_serving.apis import (
 )
 
 from memae_tf.common.contract import SERVING_SIGNATURE, SIGNATURE_DEF_FIELD
+from memae_tf.serving.batching import BatchingOptions, BatchScheduler
 from memae_tf.serving.errors import invalid_argument, not_found
+from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.model_manager import ModelManager
 from memae_tf.serving.model_registry import ModelRegistry
+from memae_tf.serving.proto import BatchingParameters
 from memae_tf.serving.servable import Servable
 from memae_tf.serving.tensors import encode_tensor
 from memae_tf.serving.validation import RequestLimits
@@ -25,15 +31,55 @@ from memae_tf.serving.validation import RequestLimits
 class ServingCore:
     """Answers Predict, GetModelMetadata, GetModelStatus and config reloads for the models.
 
+    With `batching` (TF Serving's `--enable_batching`), concurrent Predict
+    requests of one model version and signature are merged by a
+    `BatchScheduler`, and its `max_batch_size` is the request limit (checked on
+    the request proto, with TF Serving's message). Call `stop()` once the ports
+    are closed.
+
     Args:
         managers: The served models (a `ModelRegistry`, which follows config
             reloads and resolves version labels).
-        limits: Size limits of a request; None means `RequestLimits()`.
+        limits: Size limits of a request; None means `RequestLimits()`. Its
+            `max_batch_size` is taken from `batching` when that is given.
+        batching: `BatchingOptions`, or the `BatchingParameters` message of a
+            `--batching_parameters_file`; None runs every request on its own.
+        metrics: Where to record TF Serving's metrics; None makes a new
+            `ServingMetrics` (see `metrics`).
+
+    Raises:
+        ValueError: For batching settings TF Serving refuses, or a
+            `limits.max_batch_size` other than the batching one.
     """
 
-    def __init__(self, managers: ModelRegistry, limits: RequestLimits | None = None) -> None:
+    def __init__(
+        self,
+        managers: ModelRegistry,
+        limits: RequestLimits | None = None,
+        *,
+        batching: BatchingOptions | BatchingParameters | None = None,
+        metrics: ServingMetrics | None = None,
+    ) -> None:
         self.managers = managers
         self.limits = RequestLimits() if limits is None else limits
+        self.metrics = ServingMetrics() if metrics is None else metrics
+        self.batching: BatchScheduler | None = None
+        if batching is not None:
+            options = (batching if isinstance(batching, BatchingOptions)
+                       else BatchingOptions.from_proto(batching))
+            if self.limits.max_batch_size not in (None, options.max_batch_size):
+                raise ValueError(
+                    "With batching, the request limit is the batching max_batch_size "
+                    f"({options.max_batch_size}); expected limits.max_batch_size None or "
+                    f"equal. Received: limits.max_batch_size={self.limits.max_batch_size}"
+                )
+            self.limits = dataclasses.replace(self.limits, max_batch_size=options.max_batch_size)
+            self.batching = BatchScheduler(options, self.metrics)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Runs the batches still queued and stops the batch threads (no-op without batching)."""
+        if self.batching is not None:
+            self.batching.stop(timeout)
 
     def _manager(self, spec: model_pb2.ModelSpec) -> ModelManager:
         if not spec.name:
@@ -73,13 +119,25 @@ class ServingCore:
         servable = self.servable(request.model_spec)
         signature_name = request.model_spec.signature_name or SERVING_SIGNATURE
         inputs = servable.decode_inputs(signature_name, request.inputs, self.limits)
-        outputs = servable.predict(signature_name, inputs, list(request.output_filter))
+        aliases = servable.check_request(signature_name, inputs, list(request.output_filter))
+        started = time.perf_counter()
+        if self.batching is None:
+            outputs = servable.run(signature_name, inputs)
+        else:
+            # One queue per servable version and signature, as TF Serving's batching
+            # session (one per loaded version) keeps one per signature.
+            outputs = self.batching.submit((servable, signature_name),
+                                           functools.partial(servable.run, signature_name),
+                                           inputs)
+        # predict_util.cc records the session run, which includes the batching queue.
+        self.metrics.record_runtime(request.model_spec.name, "Predict",
+                                    (time.perf_counter() - started) * 1e6)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = servable.version
         response.model_spec.signature_name = signature_name
-        for name, array in outputs.items():
-            response.outputs[name].CopyFrom(encode_tensor(array))
+        for alias in aliases:
+            response.outputs[alias].CopyFrom(encode_tensor(outputs[alias]))
         return response
 
     def get_model_metadata(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +48,15 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.core = core
 
     def Predict(self, request, context):  # noqa: N802 (gRPC method name)
-        return _answer(context, self.core.predict, request)
+        started = time.perf_counter()
+        try:
+            return _answer(context, self.core.predict, request)
+        finally:
+            # As prediction_service_impl.cc: every Predict is counted by status, the
+            # latency of the successful ones only.
+            self.core.metrics.record_request(
+                request.model_spec.name, "Predict", "GRPC",
+                context.code() or grpc.StatusCode.OK, (time.perf_counter() - started) * 1e6)
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         return _answer(context, self.core.get_model_metadata, request)

@@ -7,7 +7,9 @@ Paths, JSON formats and status codes follow TF Serving:
 - `POST /v1/models/NAME[/versions/N]:predict` with `{"instances": [...]}` (row
   format, answered with `{"predictions": ...}`) or `{"inputs": ...}` (columnar
   format, answered with `{"outputs": ...}`), and an optional `signature_name`;
-- errors as `{"error": "..."}` with the HTTP status of the gRPC code.
+- errors as `{"error": "..."}` with the HTTP status of the gRPC code;
+- `GET <monitoring_path>` → TF Serving's metrics in Prometheus' text format,
+  when the server is given a path (`prometheus_config`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +43,7 @@ from tensorflow_serving.apis import (
 from memae_tf.common.contract import SIGNATURE_DEF_FIELD
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import ServingError, invalid_argument, not_found
+from memae_tf.serving.metrics import PROMETHEUS_CONTENT_TYPE
 from memae_tf.serving.tensors import encode_tensor
 
 logger = logging.getLogger(__name__)
@@ -173,6 +177,12 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("%s - " + format, self.address_string(), *args)
 
     def do_GET(self) -> None:
+        monitoring_path = self.server.monitoring_path
+        if monitoring_path is not None and urllib.parse.urlsplit(self.path).path == monitoring_path:
+            with self.server.tracking_request():
+                self._send(200, self.server.core.metrics.render().encode("utf-8"),
+                           PROMETHEUS_CONTENT_TYPE)
+            return
         self._reply(self._get)
 
     def do_POST(self) -> None:
@@ -207,26 +217,50 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, handler) -> None:
         path = urllib.parse.urlsplit(self.path).path
+        started = time.perf_counter()
         # The request stays in flight until its answer is written: `stop` waits for
         # it, and the process must not exit between the headers and the body.
         with self.server.tracking_request():
+            code = grpc.StatusCode.OK
             try:
                 status, answer = 200, handler(path)
             except ServingError as error:
+                code = error.code
                 status, answer = HTTP_STATUS[error.code], {"error": error.message}
             except Exception as error:  # the server must outlive any request
                 logger.exception("REST request %s %s failed.", self.command, path)
+                code = grpc.StatusCode.INTERNAL
                 status, answer = 500, {"error": f"{type(error).__name__}: {error}"}
-            if self.server.stopping:
-                self.close_connection = True
-            payload = json.dumps(answer).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(payload)
+            labels = self._metric_labels(path)
+            if labels is not None:
+                self.server.core.metrics.record_request(
+                    *labels, "REST", code, (time.perf_counter() - started) * 1e6)
+            self._send(status, json.dumps(answer).encode("utf-8"), "application/json")
+
+    def _metric_labels(self, path: str) -> tuple[str, str] | None:
+        """`(model_name, API)` of a request TF Serving counts, or None for one it does not.
+
+        As http_server.cc: requests under /v1/ are counted, with the model name
+        and method parsed from the URL (`predict`; empty for status and metadata).
+        """
+        if not path.lower().startswith("/v1/"):
+            return None
+        pattern = _PREDICT_PATH if self.command == "POST" else _MODEL_PATH
+        match = pattern.fullmatch(path)
+        if match is None:
+            return "", ""
+        return match["name"], match["method"] if self.command == "POST" else ""
+
+    def _send(self, status: int, payload: bytes, content_type: str) -> None:
+        if self.server.stopping:
+            self.close_connection = True
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _malformed(self, path: str) -> ServingError:
         if path.lower().startswith("/v1/"):
@@ -296,6 +330,10 @@ class RestServer(ThreadingHTTPServer):
         ssl_context: A server-side `ssl.SSLContext` for HTTPS (set
             `verify_mode = ssl.CERT_REQUIRED` to require client certificates);
             None serves plain HTTP.
+        monitoring_path: Where GET answers `core.metrics` in Prometheus' text
+            format (TF Serving's `prometheus_config.path`, by default
+            `/monitoring/prometheus/metrics`); None answers 404 there, as TF
+            Serving does when `prometheus_config.enable` is false.
     """
 
     daemon_threads = True
@@ -304,8 +342,19 @@ class RestServer(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(
-        self, core: ServingCore, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+        self,
+        core: ServingCore,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        monitoring_path: str | None = None,
     ) -> None:
+        if monitoring_path is not None and not monitoring_path.startswith("/"):
+            raise ValueError(
+                "Received an invalid value for `monitoring_path`, expected None or a path "
+                f"starting with '/'. Received: monitoring_path={monitoring_path!r}"
+            )
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)
@@ -314,6 +363,7 @@ class RestServer(ThreadingHTTPServer):
                 self.socket, server_side=True, do_handshake_on_connect=False
             )
         self.core = core
+        self.monitoring_path = monitoring_path
         self.stopping = False
         self._in_flight = 0
         self._idle = threading.Condition()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import time
 from collections.abc import Mapping, Sequence
 
 import grpc
@@ -15,6 +16,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from memae_tf.common.contract import SERVE_TAG, SERVING_SIGNATURE, warmup_file
 from memae_tf.serving.errors import ServingError, invalid_argument
+from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.tensors import decode_tensor
 from memae_tf.serving.validation import (
     RequestLimits,
@@ -45,6 +47,9 @@ class Servable:
     Args:
         version: The version number.
         path: The version directory.
+        metrics: Where to count the load attempt and its time, as TensorFlow's
+            `LoadSavedModel` does (`load_attempt_count`, `load_latency`); None
+            records nothing.
 
     Example:
 
@@ -53,11 +58,20 @@ class Servable:
     {'score': array([...], dtype=float32)}
     """
 
-    def __init__(self, version: int, path: str | os.PathLike) -> None:
+    def __init__(
+        self, version: int, path: str | os.PathLike, metrics: ServingMetrics | None = None
+    ) -> None:
         self.version = version
         self.path = pathlib.Path(path)
-        self.signature_defs = read_signature_defs(self.path)
-        self._module = tf.saved_model.load(str(self.path))
+        started = time.perf_counter()
+        succeeded = False
+        try:
+            self.signature_defs = read_signature_defs(self.path)
+            self._module = tf.saved_model.load(str(self.path))
+            succeeded = True
+        finally:
+            if metrics is not None:
+                metrics.record_load(str(path), succeeded, (time.perf_counter() - started) * 1e6)
 
     def signature_def(self, signature_name: str) -> meta_graph_pb2.SignatureDef:
         """Returns a servable signature, or raises FAILED_PRECONDITION like TF Serving."""
@@ -126,28 +140,27 @@ class Servable:
             check_tensor_proto(key, name, info, protos[key], limits)
         return {key: decode_tensor(key, proto) for key, proto in protos.items()}
 
-    def predict(
+    def check_request(
         self,
         signature_name: str,
         inputs: Mapping[str, np.ndarray],
         output_filter: Sequence[str] = (),
-    ) -> dict[str, np.ndarray]:
-        """Runs a signature on checked inputs.
+    ) -> list[str]:
+        """Checks a Predict's decoded inputs and output filter against a signature.
 
         Args:
             signature_name: The signature; empty means `serving_default`.
-            inputs: Input name → array, exactly the signature's inputs with its
-                dtypes and shapes.
+            inputs: Input name → array.
             output_filter: Output names to return; empty means all of them.
 
         Returns:
-            Output name → array, in `output_filter` order when it is given.
+            The output names to answer with, in `output_filter` order when it is
+            given, else the signature's.
 
         Raises:
             ServingError: FAILED_PRECONDITION for an unknown signature,
                 INVALID_ARGUMENT for wrong inputs (names, dtypes, shapes, an empty
-                batch, NaN or Inf values) or output names, and the code of the
-                TensorFlow error when the computation fails.
+                batch, NaN or Inf values) or output names.
         """
         name = signature_name or SERVING_SIGNATURE
         signature = self.signature_def(name)
@@ -160,13 +173,47 @@ class Servable:
                     f"output tensor alias not found in signature: {alias} Outputs expected "
                     f"to be in the set {{{','.join(sorted(signature.outputs))}}}."
                 )
-        function = self._module.signatures[name]
+        return list(output_filter or signature.outputs)
+
+    def run(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Calls a signature once on inputs `check_request` accepted; returns every output.
+
+        This is the call TF Serving's batching session makes on a merged batch.
+
+        Raises:
+            ServingError: The code of the TensorFlow error when the computation fails.
+        """
+        function = self._module.signatures[signature_name or SERVING_SIGNATURE]
         try:
             outputs = function(**{key: tf.constant(value) for key, value in inputs.items()})
         except tf.errors.OpError as error:
             code = _CODES_BY_NUMBER.get(error.error_code, grpc.StatusCode.INTERNAL)
             raise ServingError(code, error.message) from error
-        return {alias: outputs[alias].numpy() for alias in (output_filter or signature.outputs)}
+        return {alias: tensor.numpy() for alias, tensor in outputs.items()}
+
+    def predict(
+        self,
+        signature_name: str,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: Sequence[str] = (),
+    ) -> dict[str, np.ndarray]:
+        """Checks a request (`check_request`) and runs it on its own (`run`).
+
+        Args:
+            signature_name: The signature; empty means `serving_default`.
+            inputs: Input name → array, exactly the signature's inputs with its
+                dtypes and shapes.
+            output_filter: Output names to return; empty means all of them.
+
+        Returns:
+            Output name → array, in `output_filter` order when it is given.
+
+        Raises:
+            ServingError: As `check_request` and `run`.
+        """
+        aliases = self.check_request(signature_name, inputs, output_filter)
+        outputs = self.run(signature_name, inputs)
+        return {alias: outputs[alias] for alias in aliases}
 
     def warm_up(self) -> int:
         """Replays `assets.extra/tf_serving_warmup_requests`, as TF Serving does on load.

@@ -21,6 +21,7 @@ from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from memae_tf.common.checks import check_positive_int
+from memae_tf.serving.batching import check_task_size
 from memae_tf.serving.errors import ServingError, invalid_argument
 
 # gRPC's own ceiling on a message, and so on any tensor a request can carry.
@@ -36,8 +37,10 @@ class RequestLimits:
     """Size limits of one request, checked before anything is allocated.
 
     Attributes:
-        max_batch_size: Largest batch (first dimension) of an input; None for no
-            limit beyond the message size.
+        max_batch_size: Largest batch (first dimension) of a request, checked
+            here on the proto with the batch scheduler's message; None for no
+            limit beyond the message size. `ServingCore` sets it from its
+            batching options, the one source of this limit when batching is on.
         max_message_bytes: Largest request message (gRPC) or body (REST), and
             largest decoded input tensor; None for gRPC's own 2 GiB.
     """
@@ -146,12 +149,8 @@ def check_tensor_proto(
             f"sizes >= 0. Received: shape={tuple(shape)}"
         )
     check_shape(key, signature, info, shape)
-    if limits.max_batch_size is not None and shape and shape[0] > limits.max_batch_size:
-        raise invalid_argument(
-            f"Input '{key}' of signature '{signature}': batch size {shape[0]} is larger than "
-            f"the maximum batch size {limits.max_batch_size}; expected at most "
-            f"{limits.max_batch_size} samples per request (split the batch)."
-        )
+    if limits.max_batch_size is not None and shape:
+        check_task_size(shape[0], limits.max_batch_size)
     itemsize = tf.dtypes.as_dtype(proto.dtype).size
     count = math.prod(shape)
     if count * itemsize > limits.tensor_bytes:

@@ -132,7 +132,8 @@ GRPC_CASES = {
     "too many typed values": (_typed_values(30, [2, FEATURES]), CODE.INVALID_ARGUMENT,
                               "holds 30 values; expected at most 24"),
     "batch above the limit": (_typed_values(1, [MAX_BATCH + 1, FEATURES]),
-                              CODE.INVALID_ARGUMENT, f"expected at most {MAX_BATCH} samples"),
+                              CODE.INVALID_ARGUMENT,
+                              f"larger than maximum input batch size {MAX_BATCH}"),
     "NaN value": (_nan, CODE.INVALID_ARGUMENT, "1 NaN or Inf values (in samples [1])"),
     "unknown output filter": (lambda r: r.output_filter.append("nope"), CODE.INVALID_ARGUMENT,
                               "Outputs expected to be in the set"),
@@ -203,7 +204,7 @@ REST_CASES = {
     "NaN value": (PREDICT, {"instances": [[float("nan")] * FEATURES]}, 400,
                   "12 NaN or Inf values"),
     "batch above the limit": (PREDICT, {"instances": [[0.0] * FEATURES] * (MAX_BATCH + 1)}, 400,
-                              f"expected at most {MAX_BATCH} samples"),
+                              f"larger than maximum input batch size {MAX_BATCH}"),
     "neither instances nor inputs": (PREDICT, {"rows": []}, 400, "exactly one of"),
     "not JSON": (PREDICT, b"\xff{", 400, "not valid JSON"),
 }
