@@ -18,7 +18,7 @@ from memae_tf.data.inputs import prepare_inputs
 from memae_tf.export import export_saved_model
 from memae_tf.inspection import MemoryReport, memory_report
 from memae_tf.models.autoencoder import check_autoencoder
-from memae_tf.models.presets import build_from_config
+from memae_tf.models.presets import build_from_config, get_preset
 from memae_tf.scoring_graph import ScoringGraph, check_error
 from memae_tf.thresholds import flagged_share, quantile_threshold, reference_quantiles
 from memae_tf.training import Trainer, TrainingConfig
@@ -83,7 +83,9 @@ class MemAE:
         low, high = (0.0, 1.0) if input_range is None else (float(v) for v in input_range)
         if not low < high:
             raise ValueError(f"`input_range` must satisfy low < high. Received: {input_range!r}")
-        self.input_shape: tuple[int, ...] = check_autoencoder(model)
+        # A preset that takes its width from the data (`tabular`) is built at the first fit.
+        self.input_shape: tuple[int, ...] | None = (
+            None if model is None and self.config is not None else check_autoencoder(model))
         self.model = model
         self.input_range = (low, high)
         self.error = check_error("mse" if error is None else error, self.input_shape)
@@ -93,7 +95,7 @@ class MemAE:
         self.expected_rate_: float | None = None
         self.reference_quantiles_: np.ndarray | None = None
         self.history_: keras.callbacks.History | None = None
-        self._trainer = Trainer(model, self.input_range)
+        self._trainer = None if model is None else Trainer(model, self.input_range)
         self._graph: ScoringGraph | None = None
 
     @classmethod
@@ -103,7 +105,9 @@ class MemAE:
         """Builds an unfitted detector from a named preset.
 
         Args:
-            name: `"mnist"`, `"cifar10"`, `"video"` or `"kdd"`.
+            name: `"mnist"`, `"cifar10"`, `"video"`, `"kdd"` or `"tabular"`
+                (raw table rows; without `input_shape` the network is built
+                at the first `fit`, with the width of its data).
             variant: `"memae"`, `"memae-nonspar"` or `"ae"`.
             error: `"mse"`, `"l1"` or `"ssim"`; None takes the preset's.
             **overrides: Builder arguments replacing the preset's, e.g.
@@ -134,7 +138,29 @@ class MemAE:
         >>> detector.preprocess(np.full((2, 28, 28), 255, np.uint8)).max()
         np.float32(1.0)
         """
+        self._require_model()
         return prepare_inputs(x, self.input_shape, self.input_range)
+
+    def _require_model(self) -> None:
+        if self.model is None:
+            raise RuntimeError(
+                f"The {self.config['preset']!r} preset takes its input width from the data: "
+                "call fit() first, or build it with input_shape=(d,)."
+            )
+
+    def _build_for(self, x: Any) -> None:
+        """Builds the network of a preset that takes its width from the rows `x` (as PyOD)."""
+        shape = np.shape(x) if isinstance(x, (np.ndarray, tf.Tensor, list)) else None
+        if shape is None or len(shape) != 2:
+            raise ValueError(
+                f"The {self.config['preset']!r} preset takes its width from table rows "
+                "(n, d) at the first fit; for other inputs build it with input_shape=(d,). "
+                f"Received: {type(x).__name__}" + ("" if shape is None else f" of shape {shape}")
+            )
+        overrides = {**self.config["overrides"], "input_shape": (int(shape[1]),)}
+        self.model, self.config, _ = build_from_config({**self.config, "overrides": overrides})
+        self.input_shape = check_autoencoder(self.model)
+        self._trainer = Trainer(self.model, self.input_range)
 
     def fit(
         self,
@@ -155,7 +181,9 @@ class MemAE:
             contamination: If given, sets `threshold_` so that this share of the
                 training samples scores above it (array inputs only).
             callbacks: Keras callbacks (they run on every worker).
-            config: A `TrainingConfig`; None means its defaults.
+            config: A `TrainingConfig`; None means its defaults with the
+                preset's `training` settings (the `tabular` preset's: 20
+                epochs of 100 batches of 32 rows, whatever the table's size).
             **settings: `TrainingConfig` fields replacing the config's (`epochs`,
                 `batch_size`, `learning_rate`, `seed`, `memory_init`, `strategy`, ...).
 
@@ -164,7 +192,12 @@ class MemAE:
         `history_`); raises `NonFiniteLossError` if an epoch ends with a NaN or
         Inf loss, keeping the weights of the last finished epoch.
         """
-        config = (TrainingConfig() if config is None else config).updated(**settings)
+        if self.model is None:
+            self._build_for(x)
+        if config is None:
+            preset = None if self.config is None else get_preset(self.config["preset"])
+            config = TrainingConfig(**({} if preset is None else preset.training))
+        config = config.updated(**settings)
         if contamination is not None and isinstance(x, tf.data.Dataset):
             raise ValueError(
                 "`contamination` needs array inputs; call infer_threshold() on an array."
@@ -180,6 +213,7 @@ class MemAE:
     @property
     def scoring_graph(self) -> ScoringGraph:
         """The traced scoring functions (shared with the exported SavedModel)."""
+        self._require_model()
         if self._graph is None:
             self._graph = ScoringGraph(self.model, self.error, value_range=self.input_range)
         return self._graph

@@ -16,6 +16,7 @@ from memae_tf.common.checks import check_positive_int
 from memae_tf.common.contract import INPUT_NAME
 from memae_tf.models.bn_folding import inference_model
 from memae_tf.models.memory_block import find_memory_layer, make_encoder
+from memae_tf.models.scaling import input_scaler
 
 # SSIM's Gaussian window (Wang et al. 2004): 11 × 11, σ = 1.5; its constants
 # C1 = (0.01 L)², C2 = (0.03 L)² for a dynamic range L.
@@ -146,15 +147,20 @@ def reconstruction_outputs(
 
     Returns:
         Dict with `reconstruction` (shape of `x`), `score_map` (the error per
-        element, shape of `x`) and `score` (its mean per sample, shape
+        element, shape of `x`; for a model with a `FeatureScaler`, between the
+        scaled input and the scaled reconstruction) and `score` (its mean per sample, shape
         `(batch,)`, higher = more anomalous).
     """
     check_error(error, tuple(x.shape[1:]))
     reconstruction = tf.cast(model(x, training=False), tf.float32)
+    # A model that takes raw features is compared after its own input scaler, so
+    # every feature weighs alike whatever its units (as in training).
+    scaler = input_scaler(model)
+    target, rebuilt = (x, reconstruction) if scaler is None else (scaler(x), scaler(reconstruction))
     if error == "mse":
-        score_map = tf.math.squared_difference(x, reconstruction)
+        score_map = tf.math.squared_difference(target, rebuilt)
     elif error == "l1":
-        score_map = tf.abs(x - reconstruction)
+        score_map = tf.abs(target - rebuilt)
     else:
         score_map = 1.0 - ssim_map(x, reconstruction, value_range[1] - value_range[0])
     axes = list(range(1, len(x.shape)))

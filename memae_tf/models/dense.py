@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import keras
 
+from memae_tf.layers.feature_scaler import FeatureScaler
 from memae_tf.models.activations import activation_layer
 from memae_tf.models.memory_block import memory_bottleneck
 
 
+def tabular_units(width: int) -> tuple[int, int, int]:
+    """Encoder widths `(hidden, hidden // 2, code)` derived from the number of features.
+
+    hidden = the power of two at or above `width`, within [16, 64]; code =
+    `ceil(width / 4)` within [2, 8]. Nine features give (16, 8, 3), 36 give
+    (64, 32, 8), 120 give (64, 32, 8).
+
+    Example:
+
+    >>> tabular_units(9), tabular_units(36)
+    ((16, 8, 3), (64, 32, 8))
+    """
+    if int(width) < 1:
+        raise ValueError(f"Expected a positive number of features. Received: width={width!r}")
+    hidden = min(64, max(16, 2 ** math.ceil(math.log2(width))))
+    return hidden, hidden // 2, min(8, max(2, math.ceil(width / 4)))
+
+
 def build_dense_autoencoder(
     input_shape: Sequence[int] = (120,),
-    units: Sequence[int] = (60, 30, 10, 3),
+    units: Sequence[int] | None = (60, 30, 10, 3),
     activation: str = "tanh",
     output_activation: str | None = None,
     memory: str = "memae",
@@ -20,6 +40,7 @@ def build_dense_autoencoder(
     shrink_threshold: float | None = None,
     entropy_weight: float = 2e-4,
     similarity: str = "dot",
+    scaling: str | None = None,
     name: str = "memae_dense",
 ) -> keras.Model:
     """Builds a fully connected (Mem)AE.
@@ -30,9 +51,18 @@ def build_dense_autoencoder(
     `output_activation`. The defaults are the KDDCUP network 120-60-30-10-3
     (tanh) with a 50×3 memory.
 
+    With `scaling`, the model takes raw features: a `FeatureScaler` scales
+    them first, and a second one maps the last `Dense` back to raw features,
+    so the reconstruction is in the units of the input. Both are adapted on
+    the training data at the first `fit` (`adapt_feature_scalers`), and the
+    reconstruction error is measured between the scaled input and the scaled
+    reconstruction (`input_scaler`), so every feature weighs alike whatever
+    its units.
+
     Args:
         input_shape: `(d,)`, the number of features.
-        units: Encoder layer widths, the last one being the code size.
+        units: Encoder layer widths, the last one being the code size; None
+            derives them from `d` (`tabular_units`).
         activation: Hidden activation (`"tanh"`, `"relu"`, `"leaky_relu"`, `"elu"`).
         output_activation: Activation of the reconstruction (None = linear).
         memory: `"memae"`, `"memae-nonspar"` or `"ae"`.
@@ -40,6 +70,8 @@ def build_dense_autoencoder(
         shrink_threshold: λ for `"memae"` (None = 1/N).
         entropy_weight: Entropy loss weight for `"memae"`.
         similarity: `"dot"`, `"cosine"` or `"euclidean"` addressing (see `MemoryLayer`).
+        scaling: None (features go in as given), or `"standard"`, `"robust"` or
+            `"minmax"`: the `FeatureScaler` method for raw features.
         name: Model name.
 
     Input shape:
@@ -54,18 +86,20 @@ def build_dense_autoencoder(
     >>> model.output_shape
     (None, 36)
     """
-    input_shape = tuple(input_shape)
+    input_shape = () if input_shape is None else tuple(input_shape)
     if len(input_shape) != 1 or int(input_shape[0]) < 1:
         raise ValueError(
             "`input_shape` of a dense autoencoder must be `(d,)` with d >= 1. "
             f"Received: input_shape={input_shape!r}"
         )
+    if units is None:
+        units = tabular_units(int(input_shape[0]))
     if not units or any(int(u) < 1 for u in units):
         raise ValueError(
             f"`units` must be a non-empty sequence of positive integers. Received: {units!r}"
         )
     inputs = keras.Input(shape=input_shape, name="x")
-    x = inputs
+    x = inputs if scaling is None else FeatureScaler(scaling, name="input_scaler")(inputs)
     for i, width in enumerate(units):
         x = keras.layers.Dense(width, name=f"encoder_dense{i + 1}")(x)
         if i < len(units) - 1:
@@ -77,4 +111,6 @@ def build_dense_autoencoder(
     outputs = keras.layers.Dense(
         input_shape[0], activation=output_activation, name="reconstruction", dtype="float32"
     )(x)
+    if scaling is not None:
+        outputs = FeatureScaler(scaling, invert=True, name="output_scaler")(outputs)
     return keras.Model(inputs, outputs, name=name)

@@ -32,6 +32,8 @@ class Preset:
         description: One line for listings.
         error: The reconstruction error that scores a sample, `"mse"`, `"l1"`
             or `"ssim"` (see `memae_tf.scoring_graph.reconstruction_outputs`).
+        training: `TrainingConfig` fields that `MemAE.fit` uses for this
+            preset unless it is given a config or the setting.
     """
 
     family: str
@@ -39,6 +41,12 @@ class Preset:
     input_range: tuple[float, float] = (0.0, 1.0)
     description: str = ""
     error: str = "mse"
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def takes_width_from_data(self) -> bool:
+        """Whether the input width is left to the data of the first `fit` (no `input_shape`)."""
+        return self.kwargs.get("input_shape", ()) is None
 
 
 PRESETS: dict[str, Preset] = {
@@ -87,6 +95,20 @@ PRESETS: dict[str, Preset] = {
          "num_items": 50, "shrink_threshold": 0.005, "output_activation": None},
         description="120 min-max scaled features; Dense 60-30-10-3 tanh, memory 50, λ 0.005",
     ),
+    # Any table, raw features in: the width comes from the data at the first `fit`
+    # (or `input_shape=(d,)`), the layer widths from the width (`tabular_units`), and
+    # the scaling is part of the model (`FeatureScaler`, adapted on the training rows,
+    # saved and exported with it). Settings chosen on the tabular development suite
+    # (benchmarks/TABULAR_PROTOCOL.md; RESULTS.md, "Tabular development suite").
+    "tabular": Preset(
+        "dense",
+        {"input_shape": None, "units": None, "activation": "tanh", "num_items": 50,
+         "shrink_threshold": 0.005, "output_activation": None, "scaling": "standard"},
+        description="raw table rows, width from the data; standard scaling in the model; "
+                    "Dense d-16..64-8..32-2..8 tanh, memory 50, λ 0.005",
+        # 2,000 steps of 32 rows whatever the table's size (steps_per_epoch).
+        training={"batch_size": 32, "steps_per_epoch": 100, "epochs": 20},
+    ),
 }
 
 
@@ -105,7 +127,9 @@ def build_autoencoder(
     """Builds the autoencoder of a preset in one of the paper's three variants.
 
     Args:
-        preset: `"mnist"`, `"cifar10"`, `"video"` or `"kdd"`.
+        preset: `"mnist"`, `"cifar10"`, `"video"`, `"kdd"` or `"tabular"`
+            (which needs an `input_shape=(d,)` override here; `MemAE` takes it
+            from the data).
         variant: `"memae"` (memory, shrinkage, entropy loss), `"memae-nonspar"`
             (memory, no shrinkage, no entropy loss) or `"ae"` (no memory).
         **overrides: Builder arguments that replace the preset's, e.g.
@@ -147,10 +171,16 @@ def build_from_config(config: dict[str, Any]) -> tuple[keras.Model, dict[str, An
 
     Returns:
         `(model, config, preset)`: the model, the config with all three keys (and
-        `error` when given), and the `Preset`.
+        `error` when given), and the `Preset`. The model is None for a preset
+        that takes its width from the data (`tabular`) when the overrides give
+        no `input_shape`: `MemAE` builds it at the first `fit`.
     """
     config = {"preset": config.get("preset", "mnist"), "variant": config.get("variant", "memae"),
               "overrides": dict(config.get("overrides", {})),
               **({"error": config["error"]} if "error" in config else {})}
+    preset = get_preset(config["preset"])
+    if preset.takes_width_from_data and config["overrides"].get("input_shape") is None:
+        check_variant(config["variant"])
+        return None, config, preset
     model = build_autoencoder(config["preset"], config["variant"], **config["overrides"])
-    return model, config, get_preset(config["preset"])
+    return model, config, preset

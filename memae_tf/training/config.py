@@ -71,6 +71,11 @@ class TrainingConfig:
             cores) costs more than it saves below about 35 epochs of 6,000
             images, and XLA:CPU runs 3D convolutions an order of magnitude
             slower. Pass True for long CPU runs of 2D or dense networks.
+        steps_per_epoch: None: an epoch is one pass over the training data.
+            An int: an epoch is this many batches of the training data,
+            repeated and reshuffled as needed, so that small tables train as
+            many steps as large ones without an epoch's fixed cost (about
+            0.1 s on 2 CPU cores) for every few batches.
         steps_per_execution: Train steps per call into TensorFlow (fewer Python
             round trips for small models; batch-level callbacks run once per
             call). None: 32 on one replica, 1 with several (Keras' multi-step
@@ -104,6 +109,7 @@ class TrainingConfig:
     shuffle: bool = True
     verbose: int | str = "auto"
     jit_compile: bool | str = "auto"
+    steps_per_epoch: int | None = None
     steps_per_execution: int | None = None
     strategy: Any = "auto"  # a name of `STRATEGIES` or a tf.distribute.Strategy
     precision: str = "float32"
@@ -113,6 +119,7 @@ class TrainingConfig:
         check_positive_int("epochs", self.epochs)
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("steps_per_execution", self.steps_per_execution, allow_none=True)
+        check_positive_int("steps_per_epoch", self.steps_per_epoch, allow_none=True)
         check_choice("memory_init", self.memory_init, MEMORY_INITS)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("lr_decay", self.lr_decay, LR_DECAYS)

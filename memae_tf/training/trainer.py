@@ -10,9 +10,11 @@ import keras
 import tensorflow as tf
 
 from memae_tf import distribute
+from memae_tf.data.inputs import prepare_inputs
 from memae_tf.data.pipeline import reconstruction_dataset
 from memae_tf.fault_tolerance import fault_tolerance_callbacks
 from memae_tf.models.memory_block import adapt_memory
+from memae_tf.models.scaling import adapt_feature_scalers, feature_scalers, reconstruction_loss
 from memae_tf.training.config import TrainingConfig
 from memae_tf.training.memory_check import MemoryCollapseCheck
 from memae_tf.training.memory_init import memory_samples
@@ -42,7 +44,9 @@ class Trainer:
         input_range: `(low, high)` range the model expects; uint8 inputs are
             scaled into it.
         memory_trained: Whether the memory items were already learnt (then
-            `memory_init="data"` leaves them alone).
+            `memory_init="data"` leaves them alone, and a model's
+            `FeatureScaler`s keep their statistics; otherwise the first `fit`
+            adapts them on its training data).
 
     Example:
 
@@ -96,6 +100,9 @@ class Trainer:
                                        config.shuffle, seed, replicas > 1)
         val = None if validation_data is None else reconstruction_dataset(
             validation_data, shape, self.input_range, batch_size, False, None, replicas > 1)
+        if not self.memory_trained and feature_scalers(self.model):
+            # A model taking raw features learns its scaling from the first training data.
+            adapt_feature_scalers(self.model, prepare_inputs(x, shape, self.input_range))
         # The training samples the memory items are drawn from and checked on.
         samples = memory_samples(self.model, x, self.input_range, batch_size, seed)
         if samples is not None and config.memory_init == "data" and not self.memory_trained:
@@ -116,7 +123,9 @@ class Trainer:
             ))
         try:
             return model.fit(
-                train, validation_data=val, epochs=config.epochs, callbacks=callbacks,
+                train if config.steps_per_epoch is None else train.repeat(),
+                steps_per_epoch=config.steps_per_epoch,
+                validation_data=val, epochs=config.epochs, callbacks=callbacks,
                 verbose=config.verbose,
                 shuffle=False,  # array inputs are shuffled by the tf.data pipeline
             )
@@ -143,7 +152,8 @@ class Trainer:
             return
         with strategy.scope():
             model.compile(
-                optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse",
+                optimizer=keras.optimizers.Adam(config.learning_rate),
+                loss=reconstruction_loss(model),
                 jit_compile=jit_compile, steps_per_execution=steps,
             )
             model.optimizer.build(model.trainable_variables)  # its slots live in the strategy

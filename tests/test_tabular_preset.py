@@ -1,0 +1,137 @@
+"""The `tabular` preset: raw features in, width from the data, scaling inside the model."""
+
+import keras
+import numpy as np
+import pytest
+from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
+from memae_tf import MemAE
+from memae_tf.client import MemAEClient
+from memae_tf.layers import FeatureScaler
+from memae_tf.models.dense import tabular_units
+from memae_tf.serving import serve
+
+# A few steps: these tests check plumbing and exact equalities, not detection quality.
+QUICK = {"epochs": 1, "steps_per_epoch": 4, "verbose": 0, "seed": 0}
+
+
+def _raw_rows(n: int, seed: int = 0) -> np.ndarray:
+    """Rows whose features live on very different scales, one of them constant."""
+    rng = np.random.default_rng(seed)
+    columns = [rng.normal(5e4, 2e3, n), rng.exponential(0.01, n), rng.integers(0, 10, n),
+               np.full(n, 7.0), rng.normal(-3.0, 1.0, n)]
+    return np.stack(columns, axis=1).astype("float32")
+
+
+@pytest.mark.parametrize("method, reference", [
+    ("standard", StandardScaler), ("robust", RobustScaler), ("minmax", MinMaxScaler)])
+def test_adapted_scaler_matches_scikit_learn(method, reference):
+    x = _raw_rows(301)
+    scaler = FeatureScaler(method)
+    scaler.adapt(x)
+    expected = reference().fit(x.astype(np.float64)).transform(_raw_rows(50, seed=1))
+    np.testing.assert_allclose(np.asarray(scaler(_raw_rows(50, seed=1))), expected,
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_standard_scaler_matches_keras_normalization():
+    x = _raw_rows(200)
+    scaler = FeatureScaler("standard")
+    scaler.adapt(x)
+    normalization = keras.layers.Normalization(axis=-1)
+    normalization.adapt(x)
+    np.testing.assert_allclose(np.asarray(scaler.center), np.asarray(normalization.mean)[0],
+                               rtol=1e-5)
+    variance = np.asarray(normalization.variance)[0]
+    varying = variance > 0
+    np.testing.assert_allclose(np.asarray(scaler.scale)[varying] ** 2, variance[varying],
+                               rtol=1e-4)
+    assert np.asarray(scaler.scale)[~varying].tolist() == [1.0]  # the constant column
+
+
+def test_inverse_scaler_undoes_the_scaler():
+    x = _raw_rows(64)
+    forward, inverse = FeatureScaler("robust"), FeatureScaler("robust", invert=True)
+    forward.adapt(x)
+    inverse.adapt(x)
+    np.testing.assert_allclose(np.asarray(inverse(forward(x))), x, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_scaling_is_refused():
+    with pytest.raises(ValueError, match="Received: method='zscore'"):
+        FeatureScaler("zscore")
+
+
+@pytest.mark.parametrize("width, units", [(1, (16, 8, 2)), (9, (16, 8, 3)), (18, (32, 16, 5)),
+                                          (36, (64, 32, 8)), (120, (64, 32, 8))])
+def test_layer_widths_follow_the_number_of_features(width, units):
+    assert tabular_units(width) == units
+
+
+def test_width_is_taken_from_the_first_fit():
+    detector = MemAE.from_preset("tabular")
+    assert detector.model is None
+    with pytest.raises(RuntimeError, match="call fit"):
+        detector.score(_raw_rows(4))
+    detector.fit(_raw_rows(128), **QUICK)
+    assert detector.input_shape == (5,)
+    dense = [layer.units for layer in detector.model.layers
+             if isinstance(layer, keras.layers.Dense)]
+    assert dense == [16, 8, 2, 8, 16, 5]  # encoder 16-8-2, decoder 8-16, then 5 features
+    assert detector.get_config()["overrides"]["input_shape"] == [5]
+
+
+def test_fit_defaults_come_from_the_preset():
+    detector = MemAE.from_preset("tabular", "ae")
+    history = detector.fit(_raw_rows(40), verbose=0, seed=0, epochs=2)
+    assert history.params["epochs"] == 2
+    assert history.params["steps"] == 100  # the preset's steps_per_epoch, not 40 rows / 32
+
+
+def test_scores_are_the_error_between_scaled_input_and_scaled_reconstruction():
+    x = _raw_rows(128)
+    detector = MemAE.from_preset("tabular", "ae")
+    detector.fit(x, **QUICK)
+    test = _raw_rows(16, seed=2)
+    reconstruction = detector.reconstruct(test)
+    std = x.astype(np.float64).std(axis=0)
+    std[std == 0] = 1.0
+    expected = (((test - reconstruction) / std) ** 2).mean(axis=1)
+    np.testing.assert_allclose(detector.score(test), expected, rtol=2e-3)
+
+
+def test_scores_do_not_depend_on_the_units_of_the_features():
+    x, test = _raw_rows(128), _raw_rows(16, seed=3)
+    scale, shift = np.float32([1e3, 1e-2, 5.0, 2.0, 1.0]), np.float32([7.0, 0.0, -3.0, 1.0, 9.0])
+    scores = []
+    for rows, queries in ((x, test), (x * scale + shift, test * scale + shift)):
+        keras.utils.set_random_seed(0)  # the same initial weights
+        detector = MemAE.from_preset("tabular")
+        detector.fit(rows, **QUICK)
+        scores.append(detector.score(queries))
+    np.testing.assert_allclose(scores[0], scores[1], rtol=1e-3, atol=1e-5)
+
+
+def test_saved_detector_keeps_its_scaling(tmp_path):
+    detector = MemAE.from_preset("tabular", scaling="minmax")
+    detector.fit(_raw_rows(128), **QUICK)
+    test = _raw_rows(16, seed=4)
+    loaded = MemAE.load(detector.save(tmp_path / "table.keras"))
+    np.testing.assert_array_equal(loaded.score(test), detector.score(test))
+
+
+def test_served_model_takes_raw_features_and_equals_in_process_scores(tmp_path):
+    detector = MemAE.from_preset("tabular")
+    x = _raw_rows(128)
+    detector.fit(x, **QUICK)
+    detector.infer_threshold(x, fpr=0.1)
+    detector.export(tmp_path / "table")
+    test = _raw_rows(32, seed=5)
+    with serve(tmp_path / "table", "table", port=0, host="127.0.0.1") as server, \
+            MemAEClient(f"127.0.0.1:{server.port}", "table", timeout=30,
+                        check_range=False) as client:  # raw features leave [0, 1]
+        outputs = client.predict(test)
+    np.testing.assert_allclose(outputs["score"], detector.score(test), rtol=1e-5)
+    np.testing.assert_allclose(outputs["reconstruction"], detector.reconstruct(test),
+                               rtol=1e-5, atol=1e-3)
+    assert outputs["score"].max() < 1e3  # raw features at 5e4 would score ~1e9 unscaled
