@@ -59,6 +59,11 @@ test: $(VENV)/.installed-dev data browser
 docs: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict
 
+# The documentation's figures from the current mnist preset, with the settings they
+# were drawn with in docs/figures.json (tests/test_docs_figures.py checks them).
+figures: $(VENV)/.installed
+	$(BIN)/python benchmarks/docs_figures.py
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check memae_tf tests benchmarks
 
