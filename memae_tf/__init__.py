@@ -6,9 +6,14 @@ client) can be imported without loading the training code. Accessing
 Keras' serialization, which `keras.saving.load_model` needs for MemAE files.
 """
 
+from importlib import metadata as _metadata
+
 from memae_tf._lazy import lazy_exports
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("memae-tf")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 
 __getattr__, _names = lazy_exports(__name__, {
     ".choices": ["VARIANTS"],

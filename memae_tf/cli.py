@@ -310,9 +310,43 @@ def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the weights after every epoch here (chief only)")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows every option's default, descriptions kept as written.
+
+    Like `argparse.ArgumentDefaultsHelpFormatter`, but an option whose help
+    already names its default is left alone, and unset defaults read as such.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or action.required or "default" in text
+                or action.default is argparse.SUPPRESS
+                or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
+            return text
+        if action.default is None or action.default == []:
+            shown = "not set"
+        elif action.default is True or action.default is False:
+            shown = "on" if action.default else "off"
+        else:
+            shown = "%(default)s"
+        return f"{text} (default: {shown})".strip()
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The `memae` parser: its subcommands' parsers are of this class too, so every
+    help page shows the defaults (`HelpFormatter`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["formatter_class"] = HelpFormatter
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Builds the `memae` argument parser with all subcommands."""
-    parser = argparse.ArgumentParser(prog="memae", description=__doc__)
+    from memae_tf import __version__
+
+    parser = ArgumentParser(prog="memae", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def data_options(p: argparse.ArgumentParser, batch_size: int = 256,
@@ -328,12 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a detector on normal data")
     # Training batches are TrainingConfig's (64 per replica); scoring batches are larger.
     data_options(train, batch_size=64, batch_help="training batch size per replica")
-    train.add_argument("--preset", default="mnist")
-    train.add_argument("--variant", default="memae", choices=VARIANTS)
+    train.add_argument("--preset", default="mnist", help="network preset (memae presets)")
+    train.add_argument("--variant", default="memae", choices=VARIANTS,
+                       help="memory variant: the paper's ablation")
     train.add_argument("--normal-class", type=parse_ints,
                        help="label(s) of the normal class, e.g. 0 or 1,7")
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--epochs", type=int, default=10, help="passes over the training data")
+    train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate")
     train.add_argument("--lr-decay", choices=LR_DECAYS, default="auto",
                        help="learning-rate decay over the epochs: auto (default: cosine, none "
                             "for clips), cosine or none")
@@ -343,13 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="false-positive rate on held-out normal data for the threshold")
     train.add_argument("--override", type=parse_override, action="append", default=[],
                        metavar="KEY=VALUE", help="preset override, e.g. num_items=200")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed of the held-out split, the shuffling and the memory "
+                            "initialisation")
     train.add_argument("--memory-init", choices=MEMORY_INITS, default="data",
                        help="memory items drawn from encodings of the training data (data) "
                             "or the layer's uniform initialisation (keep)")
     train.add_argument("--error", choices=ERRORS,
                        help="reconstruction error that scores samples (default: the preset's)")
-    train.add_argument("--verbose", type=int, default=1)
+    train.add_argument("--verbose", type=int, default=1,
+                       help="Keras progress output: 0 silent, 1 progress bar, 2 a line an epoch")
     train.add_argument("--out", required=True, help="run folder for detector.keras")
     train.add_argument("--backup-dir",
                        help="per-epoch backup of the training state; the same command "
@@ -398,9 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train MemAE, AE and two baselines on real MNIST, "
                                        "compare them, export, serve and query")
-    demo.add_argument("--normal-class", type=int, default=8)
-    demo.add_argument("--epochs", type=int, default=5)
-    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--normal-class", type=int, default=8, help="the normal MNIST digit")
+    demo.add_argument("--epochs", type=int, default=5, help="training epochs of each network")
+    demo.add_argument("--out", default="runs/demo", help="folder for the models and the export")
     demo.set_defaults(func=cmd_demo)
     return parser
 

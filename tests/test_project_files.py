@@ -1,0 +1,38 @@
+"""The project's basic files agree with pyproject.toml: license, changelog, citation."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def test_license_file_is_the_license_pyproject_declares():
+    assert PROJECT["license"] == {"text": "Apache-2.0"}
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_changelog_has_a_section_for_the_current_version_first():
+    versions = re.findall(r"^## \[([^\]]+)\]", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert versions[0] == PROJECT["version"]
+    text = (ROOT / "CHANGELOG.md").read_text()
+    section = text.split(f"## [{PROJECT['version']}]")[1].split("\n## [")[0]
+    assert "### Breaking changes" in section
+
+
+def test_citation_names_this_version_and_the_paper():
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0"
+    assert citation["version"] == PROJECT["version"]
+    assert citation["license"] == "Apache-2.0"
+    paper = citation["preferred-citation"]
+    assert paper["type"] == "conference-paper" and paper["year"] == 2019
+    assert paper["title"].startswith("Memorizing Normality to Detect Anomaly")
+    assert paper["authors"][0]["family-names"] == "Gong"
