@@ -26,8 +26,10 @@ from memae_tf.serving.core import ServingCore
 from memae_tf.serving.grpc_services import PredictionServicer
 from memae_tf.serving.metrics import DEFAULT_PROMETHEUS_PATH, ServingMetrics, parse_exposition
 from memae_tf.serving.model_registry import ModelRegistry
+from memae_tf.serving.proto import BatchingParameters
 from memae_tf.serving.rest import RestServer
 from memae_tf.serving.servable import Servable
+from memae_tf.serving.validation import RequestLimits
 
 MODEL = "kdd"
 
@@ -243,3 +245,16 @@ def test_saved_model_loads_are_counted_by_path_and_outcome(base_path, tmp_path):
     assert metrics.load_attempt_count.value(str(base_path / "1"), "success") == 1
     assert metrics.load_attempt_count.value(str(broken), "fail") == 1
     assert metrics.load_latency.value(str(base_path / "1")) > 0
+
+
+def test_the_request_limit_has_one_source_when_batching_is_on():
+    # With --enable_batching TF Serving's only batch limit is BatchingParameters.max_batch_size.
+    core = ServingCore({}, batching=BatchingParameters(max_batch_size={"value": 48}))
+    try:
+        assert core.limits.max_batch_size == 48
+    finally:
+        core.stop()
+    with pytest.raises(ValueError, match=r"the batching max_batch_size \(64\).*"
+                                         r"Received: limits.max_batch_size=32"):
+        ServingCore({}, RequestLimits(max_batch_size=32),
+                    batching=BatchingOptions(max_batch_size=64))
