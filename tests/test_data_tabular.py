@@ -169,7 +169,7 @@ def test_mlbench_unknown_table_needs_label_column():
 def test_fetch_mlbench_copies_tables_from_extracted_package(tmp_path, monkeypatch):
     # apt-get and dpkg are replaced: "download" writes a .deb, "extract" lays out the
     # package tree with one table; fetch_mlbench must copy that table to its destination.
-    def fake_run(command, cwd=None, check=False, timeout=None):
+    def fake_run(command, cwd=None, check=False, timeout=None, capture_output=False):
         if command[0] == "apt-get":
             Path(cwd, "r-cran-mlbench_2.1_all.deb").write_bytes(b"deb")
         else:
@@ -178,8 +178,8 @@ def test_fetch_mlbench_copies_tables_from_extracted_package(tmp_path, monkeypatc
             (data / "Zoo.rda").write_bytes(b"table")
         return subprocess.CompletedProcess(command, 0)
 
-    monkeypatch.setattr("memae_tf.data.tabular.subprocess.run", fake_run)
-    monkeypatch.setattr("memae_tf.data.tabular.shutil.which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr("memae_tf.data.sources.subprocess.run", fake_run)
+    monkeypatch.setattr("memae_tf.data.sources.shutil.which", lambda tool: f"/usr/bin/{tool}")
     folder = fetch_mlbench(tmp_path / "out")
     assert folder == tmp_path / "out"
     assert (folder / "Zoo.rda").read_bytes() == b"table"

@@ -27,4 +27,6 @@ __getattr__, __all__ = lazy_exports(__name__, {
     ".tabular": ["TabularData", "fetch_mlbench", "load_mlbench", "load_table"],
     ".tfds": ["dataset_array", "from_tfds", "load_tfds"],
     ".video": ["load_avenue", "load_shanghaitech", "load_ucsd_ped", "read_frames"],
+    ".vtest": ["fetch_opencv_doc", "load_opencv_sample", "load_vtest", "make_vtest_benchmark",
+               "read_vtest", "vtest_object"],
 })

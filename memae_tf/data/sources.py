@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +104,50 @@ def package_folder(name: str) -> Path | None:
 def cache_dir() -> Path:
     """Returns the folder where memae-tf writes data it fetches itself (`~/.cache/memae_tf`)."""
     return Path.home() / ".cache" / "memae_tf"
+
+
+def fetch_debian_files(
+    package: str, folder: str | os.PathLike, patterns: Sequence[str], destination: Path
+) -> Path:
+    """Downloads a Debian package and copies some of its files to a folder, without root.
+
+    Runs `apt-get download PACKAGE` and `dpkg -x` in a temporary folder (nothing
+    is installed), then copies the files of `folder` (a path inside the
+    package) that match `patterns` to `destination`.
+
+    Args:
+        package: The Debian package, e.g. `"opencv-doc"`.
+        folder: The folder inside the package, e.g. `"usr/share/doc/opencv-doc/examples/data"`.
+        patterns: Glob patterns of the files to copy, e.g. `["vtest.avi"]`.
+        destination: Target folder (created when missing).
+
+    Returns:
+        `destination`.
+
+    Raises:
+        RuntimeError: If `apt-get` or `dpkg` is missing (not a Debian-like system).
+        subprocess.CalledProcessError: If the download or the extraction fails.
+        FileNotFoundError: If no file of the package matches the patterns.
+    """
+    for tool in ("apt-get", "dpkg"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"Fetching {package} needs `{tool}` (a Debian-like system); "
+                               "not found.")
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        subprocess.run(["apt-get", "download", package], cwd=work, check=True, timeout=600,
+                       capture_output=True)
+        (archive,) = work.glob(f"{package}_*.deb")
+        subprocess.run(["dpkg", "-x", str(archive), str(work / "root")], check=True,
+                       timeout=600)
+        files = [f for pattern in patterns for f in (work / "root" / folder).glob(pattern)]
+        if not files:
+            raise FileNotFoundError(
+                f"Expected files matching {list(patterns)} in {folder} of {package}. Found none.")
+        destination.mkdir(parents=True, exist_ok=True)
+        for file in files:
+            shutil.copy2(file, destination / file.name)
+    return destination
 
 
 def resolve(

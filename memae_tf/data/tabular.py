@@ -26,9 +26,6 @@ that package with `apt-get download` and `dpkg -x`, without installing it.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from memae_tf.data.sources import Download, cache_dir, resolve
+from memae_tf.data.sources import Download, cache_dir, fetch_debian_files, resolve
 
 MLBENCH_DEBIAN_PACKAGE = "r-cran-mlbench"
 MLBENCH_PACKAGE_DATA = Path("usr/lib/R/site-library/mlbench/data")
@@ -362,10 +359,38 @@ def load_mlbench(
         )
     if drop_columns is None:
         drop_columns = MLBENCH_ID_COLUMNS.get(name, ())
+    frame = read_mlbench(name, path, download)
+    return encode_table(frame, label_column, normal_classes, drop_columns=drop_columns)
+
+
+def read_mlbench(
+    name: str, path: str | os.PathLike | None = None, download: bool = True
+) -> pd.DataFrame:
+    """Reads a table of the R package mlbench as it is (factors as pandas categoricals).
+
+    Searched as `load_mlbench` describes.
+
+    Args:
+        name: Table name, as the file is named, e.g. `"Shuttle"`.
+        path: Explicit `.rda` file, or a folder holding `NAME.rda`.
+        download: Whether `fetch_mlbench()` may run when no copy is found.
+
+    Returns:
+        The table as a pandas DataFrame.
+
+    Raises:
+        DatasetNotFoundError: If the table is found nowhere.
+
+    Example:
+
+    ```python
+    frame = read_mlbench("Glass", download=False)
+    ```
+    """
     filename = f"{name}.rda"
     if path is not None and Path(path).is_dir():
         path = Path(path) / filename
-    frame = resolve(
+    return resolve(
         f"mlbench {name}",
         read_table,
         path=path,
@@ -377,7 +402,6 @@ def load_mlbench(
         ),
         allow_download=download,
     )
-    return encode_table(frame, label_column, normal_classes, drop_columns=drop_columns)
 
 
 def fetch_mlbench(destination: str | os.PathLike | None = None) -> Path:
@@ -404,18 +428,6 @@ def fetch_mlbench(destination: str | os.PathLike | None = None) -> Path:
     folder = fetch_mlbench()  # then load_mlbench("Shuttle", ["Rad.Flow"]) finds it
     ```
     """
-    for tool in ("apt-get", "dpkg"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"fetch_mlbench needs `{tool}` (a Debian-like system); not found.")
     destination = Path(destination) if destination else cache_dir() / "mlbench"
-    with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
-        subprocess.run(
-            ["apt-get", "download", MLBENCH_DEBIAN_PACKAGE], cwd=work, check=True, timeout=600
-        )
-        (package,) = work.glob(f"{MLBENCH_DEBIAN_PACKAGE}_*.deb")
-        subprocess.run(["dpkg", "-x", str(package), str(work / "root")], check=True, timeout=600)
-        destination.mkdir(parents=True, exist_ok=True)
-        for table in (work / "root" / MLBENCH_PACKAGE_DATA).glob("*.rda"):
-            shutil.copy2(table, destination / table.name)
-    return destination
+    return fetch_debian_files(MLBENCH_DEBIAN_PACKAGE, MLBENCH_PACKAGE_DATA, ["*.rda"],
+                              destination)

@@ -30,6 +30,11 @@ _TINY_DENSE = {"units": (8, 3), "num_items": 10}
 MOVING_MNIST = {"n_train": 32, "n_test": 32, "length": 64, "anomaly_fraction": 1.0}
 MOVING_MNIST_TINY = {"n_train": 2, "n_test": 2, "length": 24}
 
+# The walkway footage benchmark (`make_vtest_benchmark` arguments) for tiny runs; full
+# runs take the generator's defaults (9 videos of 96 frames). See
+# benchmarks/VIDEO_PROTOCOL.md.
+VTEST_TINY = {"n_videos": 3, "length": 40, "segment_length": (4, 8)}
+
 # The paper's 96-128-256-256 video network takes minutes per epoch on a CPU even at
 # 64×64; the moving-digit benchmarks default to a narrower one (same depth, strides
 # and memory of 2,000 items). On the development set (moving Fashion-MNIST, seeds 0
@@ -88,6 +93,16 @@ DATASETS: dict[str, DatasetSpec] = {
     "moving-fashion-mnist": DatasetSpec(
         VIDEO, "video", overrides=_MOVING_NETWORK, tiny_overrides=_TINY_VIDEO,
         frame_size=(64, 64),
+    ),
+    # Real footage: OpenCV's vtest.avi walkway with injected anomalies, at 48×64
+    # (memae_tf.data.vtest); vtest-dev is its development split, vtest its test split.
+    "vtest-dev": DatasetSpec(
+        VIDEO, "video", overrides=_MOVING_NETWORK, tiny_overrides=_TINY_VIDEO,
+        frame_size=(48, 64),
+    ),
+    "vtest": DatasetSpec(
+        VIDEO, "video", overrides=_MOVING_NETWORK, tiny_overrides=_TINY_VIDEO,
+        frame_size=(48, 64),
     ),
 }
 
@@ -163,6 +178,11 @@ def load_videos(
         images = load_images(name.removeprefix("moving-"), path)
         return datasets.make_moving_mnist(**sizes, frame_size=frame_size, seed=seed,
                                           mnist=images)
+    if name in ("vtest", "vtest-dev"):
+        footage = datasets.load_vtest(path, size=frame_size)
+        return datasets.make_vtest_benchmark(
+            footage, *datasets.vtest_object(), split="dev" if name == "vtest-dev" else "test",
+            seed=seed, **(VTEST_TINY if tiny else {}))
     loaders = {
         "ucsd-ped2": lambda: datasets.load_ucsd_ped(path, variant="ped2", size=frame_size),
         "avenue": lambda: datasets.load_avenue(path, size=frame_size),
