@@ -11,7 +11,7 @@ MEMORY_INITS = ("data", "keep")  # see `adapt_memory` and `MemAE.fit(memory_init
 LR_DECAYS = ("auto", "cosine", "none")  # see `TrainingConfig.lr_decay`
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-BASELINES = ("ocsvm", "iforest")
+BASELINES = ("ocsvm", "iforest", "lof", "ecod")
 PREPROCESSING = ("none", "gcn")
 # Reconstruction errors that score a sample: the paper's squared error, the
 # absolute error of the authors' released code, and one minus the structural

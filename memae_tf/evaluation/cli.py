@@ -11,6 +11,8 @@ memae experiment kdd --data-path data/kddcup.data_10_percent.gz --runs 5 --out r
 memae experiment tabular --mlbench Shuttle --normal-classes Rad.Flow --out runs/shuttle
 memae experiment moving-mnist --variants memae,ae --epochs 10 --out runs/moving-mnist
 memae experiment mnist --tiny --out runs/tiny-mnist          # seconds; for CI
+memae experiment tabular-suite --variants memae,ae --baselines iforest,ocsvm,lof,ecod \
+    --seeds 0,1,2 --out runs/tabular-suite
 ```
 
 Datasets and protocols:
@@ -21,6 +23,12 @@ Datasets and protocols:
   wheel) is the second image development set, beside fashion-mnist.
 - kdd (KDDCUP99 10%), tabular (a CSV/Parquet/.rda file, or `--mlbench NAME`):
   random 50% splits, top-q threshold; preset kdd with the table's width.
+- tabular-suite: the tabular development suite (Shuttle, Ionosphere,
+  PimaIndiansDiabetes, BreastCancer, Vehicle, Glass, Vowel, Sonar from mlbench;
+  `--tables Satellite` for the test table), ODDS-style: training on half of
+  the normal rows, 5 splits (`--splits`) × `--seeds`; preset tabular with raw
+  features and its own training defaults; one table of AUROC, mean rank and
+  spread over seeds (benchmarks/TABULAR_PROTOCOL.md).
 - ucsd-ped2, avenue, shanghaitech (256×256 frames), moving-mnist (64×64,
   generated from MNIST; `--data-path` locates MNIST), moving-fashion-mnist (the
   same from Fashion-MNIST: the development set for clips): frame-level AUROC of
@@ -45,6 +53,10 @@ from memae_tf.evaluation.datasets import DATASETS
 
 if TYPE_CHECKING:
     from memae_tf.evaluation.experiment import ExperimentConfig
+
+SUITE = "tabular-suite"
+# --tiny suite runs: two epochs of the preset's 100 steps, one split.
+SUITE_TINY_TRAINING = {"epochs": 2}
 
 
 def parse_list(choices: tuple[str, ...]):
@@ -101,7 +113,7 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
         "experiment", help="run a paper protocol (one-class, video, tabular) with baselines",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("dataset", choices=list(DATASETS))
+    p.add_argument("dataset", choices=[*DATASETS, SUITE])
     p.add_argument("--variants", type=parse_list(VARIANTS), default=list(VARIANTS),
                    help="MemAE variants, comma-separated (default: all three)")
     p.add_argument("--baselines", type=parse_list(BASELINES), default=[],
@@ -127,6 +139,12 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
                    help="one-class datasets: normal classes to run (default: 0-9; tiny: 0,1)")
     p.add_argument("--runs", type=int, default=5,
                    help="tabular datasets: number of seeded random splits (default 5; tiny 1)")
+    p.add_argument("--tables", help=f"{SUITE}: table protocols, comma-separated (default: "
+                   "the development suite)")
+    p.add_argument("--splits", type=parse_ints, default=[0, 1, 2, 3, 4],
+                   help=f"{SUITE}: split numbers (default 0,1,2,3,4; tiny 0)")
+    p.add_argument("--seeds", type=parse_ints, default=[0],
+                   help=f"{SUITE}: seeds of every split (default 0)")
     p.add_argument("--out", required=True, help="experiment folder, e.g. runs/mnist")
     p.add_argument("--data-path", help="explicit location of the dataset's files")
     p.add_argument("--override", type=parse_override, action="append", default=[],
@@ -194,6 +212,8 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 def run_experiment_command(args: argparse.Namespace) -> int:
     """Runs `memae experiment` for parsed arguments; returns the exit status."""
+    if args.dataset == SUITE:
+        return run_suite_command(args)
     from memae_tf.evaluation.experiment import COMMAND_FILE, Experiment, default_units
 
     config = config_from_args(args)
@@ -208,4 +228,22 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     experiment.run(models, units, Path(args.out), resume=args.resume, overwrite=args.overwrite)
     if getattr(args, "argv", None) is not None:  # for `memae report`
         (Path(args.out) / COMMAND_FILE).write_text(shlex.join(["memae", *args.argv]) + "\n")
+    return 0
+
+
+def run_suite_command(args: argparse.Namespace) -> int:
+    """Runs `memae experiment tabular-suite` for parsed arguments; returns the exit status."""
+    from memae_tf.evaluation.tabular_suite import SuiteConfig, run_suite
+
+    config = SuiteConfig(overrides=dict(args.override),
+                         training=SUITE_TINY_TRAINING if args.tiny else {},
+                         data_path=args.data_path)
+    tables = [t for t in (args.tables or "").split(",") if t]
+    run_suite(config, [*args.variants, *args.baselines], args.out,
+              **({"tables": tables} if tables else {}),
+              splits=[0] if args.tiny else args.splits, seeds=args.seeds,
+              resume=args.resume, overwrite=args.overwrite,
+              log=lambda line: print(f"[memae] {line}", flush=True))
+    if getattr(args, "argv", None) is not None:
+        (Path(args.out) / "command.txt").write_text(shlex.join(["memae", *args.argv]) + "\n")
     return 0
