@@ -18,7 +18,8 @@ import time
 import numpy as np
 import pytest
 import yaml
-from serving_helpers import FEATURES, wait_for
+from client_helpers import normal_rows, trained_detector, uint8_rows
+from serving_helpers import wait_for
 
 from memae_tf import MemAE
 from memae_tf.client import (
@@ -38,26 +39,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def normal_rows(count: int, seed: int) -> np.ndarray:
-    """Rows on a 3-dimensional manifold inside (-1, 1): what the detectors learn as normal."""
-    mixing = np.random.default_rng(0).normal(size=(3, FEATURES))
-    latent = np.random.default_rng(seed).normal(size=(count, 3))
-    return (0.9 * np.tanh(latent @ mixing / 2)).astype("float32")
-
-
-def trained_detector(seed: int, input_range: tuple[float, float]) -> MemAE:
-    detector = MemAE({"preset": "kdd", "variant": "memae",
-                      "overrides": {"input_shape": (FEATURES,), "units": (8, 3),
-                                    "num_items": 10}}, input_range=input_range)
-    detector.fit(normal_rows(512, seed), epochs=2, batch_size=64, seed=seed, verbose=0)
-    detector.infer_threshold(normal_rows(400, seed + 1), fpr=0.05)
-    return detector
-
-
-def uint8_rows(count: int) -> np.ndarray:
-    return np.random.default_rng(9).integers(0, 256, size=(count, FEATURES), dtype=np.uint8)
 
 
 def _publish(detector: MemAE, base: pathlib.Path, version: int, scratch: pathlib.Path) -> None:
