@@ -6,6 +6,7 @@ Job's command on local folders, the TLS component's SSLConfig, the alerts' PromQ
 import copy
 import datetime
 import json
+import math
 import os
 import pathlib
 import re
@@ -18,6 +19,7 @@ import jsonpatch
 import jsonschema
 import kubernetes_validate
 import numpy as np
+import prometheus_client
 import promql_parser
 import pytest
 import tensorflow as tf
@@ -32,6 +34,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf import cli
 from memae_tf.client import MemAEClient, UnavailableError
+from memae_tf.client.monitor import ScoreMonitor
 from memae_tf.detector import MemAE
 from memae_tf.export import (
     BATCHING_PARAMETERS_FILENAME,
@@ -90,6 +93,15 @@ def _served_models() -> list[model_server_config_pb2.ModelConfig]:
 def test_manifest_is_valid_against_the_kubernetes_schema(manifest):
     for doc in _documents(manifest):
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_manifest_file_is_checked_by_a_test():
+    """Base, publish Job and monitoring here, TLS component here, training in
+    tests/test_distribute_manifests.py."""
+    checked = {*MANIFESTS, PUBLISH_JOB, *MONITORING, "tls/kustomization.yaml",
+               "kustomization.yaml", "monitoring/kustomization.yaml",
+               "training/pvc.yaml", "training/job-indexed.yaml", "training/tfjob.yaml"}
+    assert {str(p.relative_to(K8S)) for p in K8S.rglob("*.yaml")} == checked
 
 
 def test_kustomization_lists_every_manifest():
@@ -623,3 +635,126 @@ def test_error_rate_alert_divides_failed_by_all_tf_serving_requests():
     assert [str(m) for m in failed[0].matchers.matchers] == ['status!="OK"']
     assert every[0].matchers.matchers == []
     assert 0 < expr.rhs.val < 1
+
+
+def _scrape(text: str) -> dict[str, dict[frozenset, float]]:
+    """Prometheus text exposition → metric name → {label set: value} (comments skipped)."""
+    samples: dict[str, dict[frozenset, float]] = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?",
+                             line.strip())
+        if match and not line.startswith("#"):
+            labels = frozenset(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"',
+                                          match[2] or ""))
+            samples.setdefault(match[1], {})[labels] = float(match[3])
+    return samples
+
+
+def _evaluate(node: object, now: dict, before: dict | None = None, seconds: float = 300.0):
+    """The value of an alert expression on scraped samples: a float for a scalar, else
+    {label set: value} for an instant vector (Prometheus' semantics for the few
+    constructs the rules use: selectors, rate over two scrapes `seconds` apart, sum
+    by, one-to-one arithmetic and comparisons on all labels, `and`)."""
+    if isinstance(node, promql_parser.NumberLiteral):
+        return node.val
+    if isinstance(node, promql_parser.ParenExpr):
+        return _evaluate(node.expr, now, before, seconds)
+    if isinstance(node, promql_parser.VectorSelector):
+        def matches(labels: frozenset) -> bool:
+            values = dict(labels)
+            for matcher in node.matchers.matchers:
+                value = values.get(matcher.name, "")
+                op = str(matcher.op).rsplit(".", 1)[-1]
+                assert op in ("Equal", "NotEqual"), op
+                if (value == matcher.value) != (op == "Equal"):
+                    return False
+            return True
+        return {k: v for k, v in now.get(node.name, {}).items() if matches(k)}
+    if isinstance(node, promql_parser.Call):
+        assert node.func.name == "rate"
+        selector = node.args[0].vector_selector
+        current = _evaluate(selector, now)
+        previous = _evaluate(selector, before or {})
+        return {k: (v - previous.get(k, 0.0)) / seconds for k, v in current.items()}
+    if isinstance(node, promql_parser.AggregateExpr):
+        assert str(node.op) == "sum" and str(node.modifier.type).endswith("By")
+        groups: dict[frozenset, float] = {}
+        for labels, value in _evaluate(node.expr, now, before, seconds).items():
+            key = frozenset((n, v) for n, v in labels if n in node.modifier.labels)
+            groups[key] = groups.get(key, 0.0) + value
+        return groups
+    assert isinstance(node, promql_parser.BinaryExpr), node
+    assert node.modifier is None or (node.modifier.matching is None
+                                     and not node.modifier.return_bool), node
+    lhs, rhs = (_evaluate(side, now, before, seconds) for side in (node.lhs, node.rhs))
+    op = str(node.op)
+    if op == "and":
+        return {k: v for k, v in lhs.items() if k in rhs}
+    apply = {"/": lambda a, b: a / b if b else math.nan, "*": lambda a, b: a * b}.get(op)
+    keep = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b}.get(op)
+    assert apply or keep, op
+    if isinstance(lhs, float) and isinstance(rhs, float):
+        return apply(lhs, rhs)
+    left = lhs if isinstance(lhs, dict) else dict.fromkeys(rhs, lhs)
+    right = rhs if isinstance(rhs, dict) else dict.fromkeys(lhs, rhs)
+    pairs = {k: (a, right[k]) for k, a in left.items() if k in right}
+    if apply:
+        return {k: apply(a, b) for k, (a, b) in pairs.items()}
+    return {k: a for k, (a, b) in pairs.items() if keep(a, b)}
+
+
+def _firing(alert: str, now: dict, before: dict | None = None) -> bool:
+    return bool(_evaluate(promql_parser.parse(_alerts()[alert]["expr"]), now, before))
+
+
+def test_alert_evaluation_follows_prometheus_on_a_hand_computed_case():
+    """Guard for the evaluator the alert tests use: 3 failed of 12 requests in a
+    window of 300 s is a rate of 0.01/s against 0.04/s, a ratio of 0.25."""
+    counter = ":tensorflow:serving:request_count"
+    before = _scrape(f'{counter}{{model_name="m",status="OK"}} 10\n'
+                     f'{counter}{{model_name="m",status="INVALID_ARGUMENT"}} 1\n')
+    now = _scrape(f'{counter}{{model_name="m",status="OK"}} 19\n'
+                  f'{counter}{{model_name="m",status="INVALID_ARGUMENT"}} 4\n')
+    ratio = promql_parser.parse(_alerts()["MemAEServingErrorRate"]["expr"]).lhs
+    assert _evaluate(ratio, now, before) == {frozenset({("model_name", "m")}): 0.25}
+    assert _firing("MemAEServingErrorRate", now, before)
+    assert not _firing("MemAEServingErrorRate", now, now)  # no requests: no ratio
+
+
+def _monitor_scrape(scores: np.ndarray, reference: np.ndarray) -> dict:
+    """The gauges of memae's ScoreMonitor after `scores`, with the reference quantiles,
+    threshold and expected rate an export stores for `reference` scores at fpr 1 %."""
+    monitor = ScoreMonitor(threshold=float(np.quantile(reference, 0.99)), expected_rate=0.01,
+                           reference_quantiles=np.quantile(reference, np.linspace(0, 1, 101)))
+    monitor.update(scores)
+    registry = prometheus_client.CollectorRegistry()
+    monitor.export_metrics(registry)
+    return _scrape(prometheus_client.generate_latest(registry).decode())
+
+
+def test_monitor_alerts_fire_on_shifted_scores_only():
+    """Evaluated on the gauges memae_tf.client.monitor exports: normal traffic fires
+    nothing, shifted traffic both alerts, and too few scores nothing."""
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=20_000)
+    alerts = ("MemAEAnomalyRateHigh", "MemAEScoreDrift")
+    normal = _monitor_scrape(rng.normal(size=2_000), reference)
+    assert [_firing(a, normal) for a in alerts] == [False, False]
+    shifted = _monitor_scrape(rng.normal(size=2_000) + 1.5, reference)
+    assert [_firing(a, shifted) for a in alerts] == [True, True]
+    few = _monitor_scrape(rng.normal(size=50) + 1.5, reference)
+    assert [_firing(a, few) for a in alerts] == [False, False]
+
+
+def test_monitor_alert_thresholds_are_the_monitors_alert_levels():
+    monitor = ScoreMonitor(threshold=1.0, expected_rate=0.01,
+                           reference_quantiles=np.linspace(0, 2, 101))
+    numbers = {}
+    for alert in ("MemAEAnomalyRateHigh", "MemAEScoreDrift"):
+        found = []
+        promql_parser.walk(promql_parser.parse(_alerts()[alert]["expr"]),
+                           lambda n, found=found: found.append(n.val)
+                           if isinstance(n, promql_parser.NumberLiteral) else None)
+        numbers[alert] = found
+    assert numbers == {"MemAEAnomalyRateHigh": [monitor.rate_levels[1], monitor.min_scores],
+                       "MemAEScoreDrift": [monitor.drift_levels[1], monitor.min_scores]}
