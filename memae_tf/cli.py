@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from memae_tf.choices import ERRORS, LR_DECAYS, MEMORY_INITS, PRECISIONS, STRATEGIES, VARIANTS
+from memae_tf.client.cli import add_monitor_command
 from memae_tf.evaluation.cli import add_experiment_command, parse_ints, parse_override
 from memae_tf.serving.cli import add_model_server_command, add_serve_command
 
@@ -432,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     presets.set_defaults(func=cmd_presets)
 
     add_serving_commands(sub)
+    add_monitor_command(sub)
     add_experiment_command(sub)
 
     demo = sub.add_parser("demo", help="train MemAE, AE and two baselines on real MNIST, "

@@ -9,19 +9,22 @@ tensorflow/serving#1401) and resolves `version_label` to a version number
 """
 
 import asyncio
+import json
 import os
 import pathlib
 import shutil
 import socket
 import time
+import urllib.request
 
 import numpy as np
 import pytest
 import yaml
-from client_helpers import normal_rows, trained_detector, uint8_rows
+from client_helpers import anomalous_rows, normal_rows, trained_detector, uint8_rows
 from serving_helpers import wait_for
 
 from memae_tf import MemAE
+from memae_tf.cli import main
 from memae_tf.client import (
     AsyncMemAEClient,
     DeadlineExceededError,
@@ -269,3 +272,25 @@ def test_whole_call_deadline_is_checked_before_each_chunk(deployment, rows):
         with pytest.raises(DeadlineExceededError, match="deadline of 1e-06 s ran out"):
             client.score(rows, deadline=1e-6)
         assert time.monotonic() - start < 1.0
+
+
+# ---------------------------------------------------------------- memae monitor
+
+
+def test_memae_monitor_reports_drift_once_anomalous_traffic_arrives(
+    deployment, tmp_path, capsys
+):
+    target, _ = deployment
+    np.save(tmp_path / "normal.npy", normal_rows(1000, seed=21))
+    np.savez(tmp_path / "anomalous.npz", x=anomalous_rows(1000, seed=22))
+    port = _free_port()
+    assert main(["monitor", "--target", target, "--rows", "500", "--metrics-port", str(port),
+                 str(tmp_path / "normal.npy"), str(tmp_path / "anomalous.npz")]) == 0
+    reports = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["rows"], r["count"]) for r in reports] == [(500, 500), (500, 1000),
+                                                          (500, 1500), (500, 2000)]
+    assert (reports[1]["rate_level"], reports[1]["drift_level"]) == ("ok", "ok")
+    assert (reports[3]["rate_level"], reports[3]["drift_level"]) == ("alert", "alert")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert f'memae_score_drift{{model_name="memae"}} {reports[3]["drift"]!r}' in metrics

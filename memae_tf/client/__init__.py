@@ -27,6 +27,7 @@ from memae_tf.client.errors import (
     NotFoundError,
     UnavailableError,
 )
+from memae_tf.client.monitor import MonitorReport, ScoreMonitor
 
 __all__ = [
     "AsyncMemAEClient",
@@ -37,7 +38,9 @@ __all__ = [
     "MemAEClientError",
     "ModelInfo",
     "ModelMetadata",
+    "MonitorReport",
     "NotFoundError",
+    "ScoreMonitor",
     "SignatureInfo",
     "TensorInfo",
     "UnavailableError",
