@@ -1,15 +1,23 @@
-"""Bounded loopback load test of `memae serve`: concurrent gRPC clients, mixed batch sizes.
+"""Bounded loopback load test of the development server: concurrent gRPC clients.
 
-Starts `memae serve` in its own process on 127.0.0.1 (a small exported MemAE
-unless `--model-base-path` is given), then `--clients` threads, each with its
-own `MemAEClient`, send `--requests` Predict calls in all with batch sizes
-drawn from `--batch-sizes`, stopping early after `--max-seconds`. Reports
-errors, latency percentiles, throughput and the server's resident memory at
-the start, after the first thousand requests and at the end (a leak shows as
-growth between the last two).
+Starts `memae model-server` (TF Serving's flags) in its own process on this
+machine (a small exported MemAE unless `--model-base-path` is given), then
+`--clients` threads, each with its own `MemAEClient`, send `--requests`
+Predict calls in all with batch sizes drawn from `--batch-sizes`, stopping
+early after `--max-seconds`. Reports errors, latency percentiles, throughput
+and the server's resident memory at the start, after the first thousand
+requests and at the end (a leak shows as growth between the last two).
+
+`--compare-batching` measures what TF Serving's server-side batching
+(`--enable_batching` with the `batching_parameters.txt` of
+serving/k8s/configmap.yaml, or `--batching-parameters FILE`) does for batch-1
+traffic: one server with and one without batching, `--runs` runs each,
+alternated, batch size 1; it reports each run, the medians, and the mean
+number of rows per signature call read from the server's Prometheus metrics.
 
     python benchmarks/load_test.py                      # 16 clients, 8000 requests
     python benchmarks/load_test.py --clients 32 --requests 20000 --max-seconds 300
+    python benchmarks/load_test.py --compare-batching --runs 5 --requests 3000
     python benchmarks/load_test.py --quick              # seconds; proves it works (CI)
 
 Not part of the test suite's default run: it holds the machine for minutes.
@@ -20,7 +28,9 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,6 +75,57 @@ def export_small_model(folder: pathlib.Path) -> pathlib.Path:
     return base
 
 
+CONFIGMAP = pathlib.Path(__file__).resolve().parents[1] / "serving" / "k8s" / "configmap.yaml"
+MONITORING_CONFIG = 'prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n'
+
+
+def configmap_file(key: str) -> str:
+    """Returns one file of the shipped ConfigMap (e.g. `batching_parameters.txt`)."""
+    import yaml
+
+    return yaml.safe_load(CONFIGMAP.read_text())["data"][key]
+
+
+def start_server(base: pathlib.Path, folder: pathlib.Path, batching: str | None
+                 ) -> tuple[subprocess.Popen, int, int]:
+    """Starts `memae model-server` for `base` as model `memae`; returns it and its ports.
+
+    `batching` is the text of a BatchingParameters file (None: no batching).
+    Prometheus metrics are on, at TF Serving's default path.
+    """
+    port, rest_port = _free_port(), _free_port()
+    monitoring = folder / f"monitoring-{port}.config"
+    monitoring.write_text(MONITORING_CONFIG)
+    flags = [f"--port={port}", f"--rest_api_port={rest_port}", "--model_name=memae",
+             f"--model_base_path={base}", "--file_system_poll_wait_seconds=0",
+             f"--monitoring_config_file={monitoring}"]
+    if batching is not None:
+        parameters = folder / f"batching-{port}.txt"
+        parameters.write_text(batching)
+        flags += ["--enable_batching", f"--batching_parameters_file={parameters}"]
+    with open(folder / f"server-{port}.log", "w") as log:  # a pipe left unread would block it
+        server = subprocess.Popen(
+            [sys.executable, "-m", "memae_tf.cli", "model-server", *flags],
+            stdout=subprocess.DEVNULL, stderr=log,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+    server.log_path = log.name
+    return server, port, rest_port
+
+
+def batch_rows(rest_port: int) -> tuple[float, float]:
+    """Rows run and signature calls made so far by batching (the server's Prometheus page)."""
+    import urllib.request
+
+    from memae_tf.serving.metrics import DEFAULT_PROMETHEUS_PATH, parse_exposition
+
+    url = f"http://127.0.0.1:{rest_port}{DEFAULT_PROMETHEUS_PATH}"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        page = parse_exposition(response.read().decode())
+    name = ":tensorflow:serving:batching_session:processed_batch_size"
+    return page.get(f"{name}_sum", {}).get((), 0.0), page.get(f"{name}_count", {}).get((), 0.0)
+
+
 def wait_until_serving(server: subprocess.Popen, target: str, model_name: str,
                        timeout: float = 300.0) -> None:
     """Returns once the server answers a Predict; raises if it exits or takes too long."""
@@ -78,8 +139,8 @@ def wait_until_serving(server: subprocess.Popen, target: str, model_name: str,
                 return
             except MemAEClientError:
                 if server.poll() is not None:
-                    raise RuntimeError(
-                        f"the server exited: {server.stderr.read()[-2000:]}") from None
+                    log = pathlib.Path(server.log_path).read_text()[-2000:]
+                    raise RuntimeError(f"the server exited: {log}") from None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
@@ -137,44 +198,46 @@ def run_load(target: str, model_name: str, pid: int, clients: int, requests: int
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (8-32)")
-    parser.add_argument("--requests", type=int, default=8000, help="Predict calls in all")
+    parser.add_argument("--requests", type=int, default=8000,
+                        help="Predict calls in all (per run with --compare-batching)")
     parser.add_argument("--batch-sizes", default="1,4,16,64",
-                        help="comma-separated batch sizes drawn uniformly per request")
+                        help="comma-separated batch sizes drawn uniformly per request "
+                             "(1 with --compare-batching)")
     parser.add_argument("--max-seconds", type=float, default=240.0,
-                        help="stop issuing requests after this many seconds")
+                        help="stop issuing requests after this many seconds (per run)")
     parser.add_argument("--model-base-path", type=pathlib.Path,
                         help="serve this model (12 float features) instead of a fresh one")
+    parser.add_argument("--compare-batching", action="store_true",
+                        help="batch-1 traffic against a server with and one without batching")
+    parser.add_argument("--batching-parameters", type=pathlib.Path,
+                        help="BatchingParameters file for --compare-batching (default: the "
+                             "shipped ConfigMap's batching_parameters.txt)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs per server with --compare-batching (medians reported)")
     parser.add_argument("--quick", action="store_true",
-                        help="2 clients, 60 requests: checks that the script works")
+                        help="2 clients, 60 requests (1 run each): checks that the script works")
     args = parser.parse_args(argv)
     if args.quick:
-        args.clients, args.requests, args.max_seconds = 2, 60, 60.0
+        args.clients, args.requests, args.max_seconds, args.runs = 2, 60, 60.0, 1
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    server.wait(timeout=120)
+
+
+def load_test(args: argparse.Namespace, base: pathlib.Path, folder: pathlib.Path) -> int:
+    """The mixed-batch load test of one server without batching."""
     batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
-    with tempfile.TemporaryDirectory() as folder:
-        base = args.model_base_path or export_small_model(pathlib.Path(folder))
-        port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "memae_tf.cli", "serve", "--model-base-path", str(base),
-             "--model-name", "memae", "--port", str(port), "--host", "127.0.0.1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        )
-        try:
-            wait_until_serving(server, f"127.0.0.1:{port}", "memae")
-            result = run_load(f"127.0.0.1:{port}", "memae", server.pid, args.clients,
-                              args.requests, batch_sizes, args.max_seconds, FEATURES)
-        finally:
-            server.terminate()
-            server.wait(timeout=120)
-    facts = _common.machine()
+    server, port, _ = start_server(base, folder, None)
+    try:
+        wait_until_serving(server, f"127.0.0.1:{port}", "memae")
+        result = run_load(f"127.0.0.1:{port}", "memae", server.pid, args.clients,
+                          args.requests, batch_sizes, args.max_seconds, FEATURES)
+    finally:
+        stop(server)
     rss = result["rss_mib"]
-    print(f"machine: {facts['cpu']}; load at start {facts['load average (1/5/15 min) at start']}")
-    print(f"command: python benchmarks/load_test.py {' '.join(argv or sys.argv[1:])}")
     print("| clients | requests | errors | batch sizes | seconds | req/s | p50 ms | p99 ms "
           "| max ms | server RSS MiB: start / after 1000 / end |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -185,6 +248,63 @@ def main(argv: list[str] | None = None) -> int:
     for error in result["first_errors"]:
         print(f"error: {error}")
     return 1 if result["errors"] else 0
+
+
+def compare_batching(args: argparse.Namespace, base: pathlib.Path, folder: pathlib.Path) -> int:
+    """Batch-1 traffic against a server without and one with batching, runs alternated."""
+    parameters = (args.batching_parameters.read_text() if args.batching_parameters
+                  else configmap_file("batching_parameters.txt"))
+    print("batching parameters: " + " ".join(parameters.split()))
+    servers = {"no batching": start_server(base, folder, None),
+               "batching": start_server(base, folder, parameters)}
+    runs: dict[str, list[dict]] = {mode: [] for mode in servers}
+    errors = 0
+    try:
+        for server, port, _ in servers.values():
+            wait_until_serving(server, f"127.0.0.1:{port}", "memae")
+        for _ in range(args.runs):
+            for mode, (server, port, rest_port) in servers.items():
+                rows_before, calls_before = batch_rows(rest_port)
+                result = run_load(f"127.0.0.1:{port}", "memae", server.pid, args.clients,
+                                  args.requests, [1], args.max_seconds, FEATURES)
+                rows_after, calls_after = batch_rows(rest_port)
+                calls = calls_after - calls_before
+                result["rows_per_call"] = (rows_after - rows_before) / calls if calls else 1.0
+                runs[mode].append(result)
+                errors += result["errors"]
+                for error in result["first_errors"]:
+                    print(f"error ({mode}): {error}")
+    finally:
+        for server, _, _ in servers.values():
+            stop(server)
+    print(f"| server ({args.clients} clients, batch size 1) | runs | req/s per run "
+          "| median req/s | median p50 ms | median p99 ms | mean rows per signature call |")
+    print("|---|---|---|---|---|---|---|")
+    for mode, results in runs.items():
+        median = {key: statistics.median(result[key] for result in results)
+                  for key in ("requests_per_s", "p50_ms", "p99_ms", "rows_per_call")}
+        each = ", ".join(f"{result['requests_per_s']:.0f}" for result in results)
+        print(f"| {mode} | {len(results)} | {each} | {median['requests_per_s']:.0f} "
+              f"| {median['p50_ms']:.1f} | {median['p99_ms']:.1f} "
+              f"| {median['rows_per_call']:.2f} |")
+    return 1 if errors else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    facts = _common.machine()  # before the load: its load average is the machine's own
+    with tempfile.TemporaryDirectory() as folder:
+        base = args.model_base_path or export_small_model(pathlib.Path(folder))
+        run = compare_batching if args.compare_batching else load_test
+        status = run(args, base, pathlib.Path(folder))
+    with open("/proc/cpuinfo") as info:
+        isa = sorted(set(re.findall(r"\b(avx2|avx512f|avx512bw|avx512_vnni|avx512_bf16)\b",
+                                    info.read())))
+    print(f"machine: {facts['cpu']} ({' '.join(isa) or 'no AVX2'}); load average "
+          f"(1/5/15 min) at start {facts['load average (1/5/15 min) at start']}, at the end "
+          f"{' / '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print(f"command: python benchmarks/load_test.py {' '.join(argv or sys.argv[1:])}")
+    return status
 
 
 if __name__ == "__main__":
