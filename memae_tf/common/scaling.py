@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-import numpy as np
 
-
-def scale_uint8(x: np.ndarray, input_range: Sequence[float]) -> np.ndarray:
+def scale_uint8(x: Any, input_range: Sequence[float]) -> Any:
     """Maps uint8 values from `[0, 255]` linearly onto `input_range`, in float32.
 
     `x * float32((high - low) / 255) + float32(low)`, computed in float32, so
     that `MemAE.preprocess` and `memae_tf.client` (which both call this)
-    produce the same bits for the same image.
+    produce the same bits for the same image. It works on the array's own
+    methods and types, so that `memae_tf.common` imports no third-party module.
 
     Args:
-        x: uint8 array of any shape.
+        x: uint8 numpy array of any shape.
         input_range: `(low, high)` range the model expects.
 
     Returns:
@@ -23,8 +23,11 @@ def scale_uint8(x: np.ndarray, input_range: Sequence[float]) -> np.ndarray:
 
     Example:
 
+    >>> import numpy as np
     >>> scale_uint8(np.array([0, 255], np.uint8), (-1.0, 1.0))
     array([-1.,  1.], dtype=float32)
     """
     low, high = (float(value) for value in input_range)
-    return np.asarray(x).astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
+    values = x.astype("float32")
+    float32 = values.dtype.type
+    return values * float32((high - low) / 255.0) + float32(low)
