@@ -186,6 +186,23 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score_video(args: argparse.Namespace) -> int:
+    from memae_tf.detector import MemAE
+    from memae_tf.video_scoring import score_video, video_fps, write_video_scores
+
+    detector = MemAE.load(args.model)
+    result = score_video(detector, args.video, max_frames=args.max_frames,
+                         error_maps=args.overlay, batch_size=args.batch_size)
+    written = write_video_scores(result, args.out, fps=args.fps or video_fps(args.video))
+    scored = result.scores[~np.isnan(result.scores)]
+    _log(f"scored {len(scored)} of {len(result.scores)} frames (the first "
+         f"{len(result.scores) - len(scored)} complete no clip); wrote "
+         + ", ".join(str(path) for path in written.values()))
+    if result.threshold is not None:
+        _log(f"{int((scored > result.threshold).sum())} frames above the threshold")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from memae_tf.detector import MemAE
     from memae_tf.evaluation.metrics import metrics_at_threshold, ranking_metrics
@@ -402,6 +419,22 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--split", default="test", choices=["train", "test"])
     score.add_argument("--out", help="write scores to a .npy or text file")
     score.set_defaults(func=cmd_score)
+
+    score_video = sub.add_parser(
+        "score-video", help="score each frame of a video file with a saved video detector")
+    score_video.add_argument("video", help="video file (.avi, .mp4, ...) or folder of frames")
+    score_video.add_argument("--model", required=True, help="path to a video detector.keras")
+    score_video.add_argument("--out", required=True,
+                             help="folder for scores.csv, scores.png (and the overlay)")
+    score_video.add_argument("--overlay", action="store_true",
+                             help="also write each scored frame with its error map in red "
+                                  "(overlay/*.png, overlay.avi with OpenCV)")
+    score_video.add_argument("--max-frames", type=int, help="score only the first N frames")
+    score_video.add_argument("--fps", type=float,
+                             help="frames a second for the plot's time axis (default: the "
+                                  "file's, read with OpenCV)")
+    score_video.add_argument("--batch-size", type=int, default=32, help="clips scored at once")
+    score_video.set_defaults(func=cmd_score_video)
 
     evaluate = sub.add_parser("evaluate", help="AUROC / AUPR / P-R-F1 on labelled data")
     data_options(evaluate)

@@ -37,7 +37,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("detector", ("memae_tf.detector",)),
     # Users of the detector or of the exported SavedModel.
     ("applications", ("memae_tf.serving", "memae_tf.client", "memae_tf.evaluation")),
-    ("demo", ("memae_tf.demo",)),
+    # Users of the detector and the evaluation kit: the demo, video files scored offline.
+    ("demo", ("memae_tf.demo", "memae_tf.video_scoring")),
     ("command line", ("memae_tf.cli",)),
 ]
 # The module paths renamed in 0.1 and removed in 0.2.0 (CHANGELOG.md), with their

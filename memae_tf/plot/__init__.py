@@ -10,7 +10,9 @@ it, and nothing piles up in pyplot's figure list when many are made.
   least anomalous samples, one row pair per detector (MemAE next to the AE).
 - `memory_items`, `memory_addressing`: the memory decoded as inputs, and how
   it is addressed (`memae_tf.inspection` computes the numbers).
-- `regularity_curves`, `error_heatmaps`: video frames over time.
+- `regularity_curves`, `error_heatmaps`: video frames over time;
+  `score_over_time` and `error_overlay` (RGB frames, not a figure): one scored
+  video or stream (`memae score-video`).
 
 The functions take arrays, and objects with the detector methods they call
 (`score`, `reconstruct`, `score_map`, `preprocess`, `input_range`), so that
@@ -20,14 +22,16 @@ this package imports nothing else of memae_tf.
 from memae_tf.plot.curves import roc_pr_curves, score_histograms
 from memae_tf.plot.images import error_heatmaps, reconstruction_grid
 from memae_tf.plot.memory import memory_addressing, memory_items
-from memae_tf.plot.video import regularity_curves
+from memae_tf.plot.video import error_overlay, regularity_curves, score_over_time
 
 __all__ = [
     "error_heatmaps",
+    "error_overlay",
     "memory_addressing",
     "memory_items",
     "reconstruction_grid",
     "regularity_curves",
     "roc_pr_curves",
     "score_histograms",
+    "score_over_time",
 ]

@@ -1,0 +1,147 @@
+"""Live video streams scored frame by frame by a served video MemAE.
+
+Each stream keeps a sliding window of its last `clip_length` frames. When a new
+frame arrives, the window's clip (that frame and the `clip_length - 1` before
+it) is sent to the served model and its score is the new frame's score: the
+clip scores its last frame, as `memae_tf.evaluation.video` (`alignment="end"`)
+and `memae score-video` do offline, so a stream gets exactly the offline
+scores. The first `clip_length - 1` frames of a stream complete no clip and
+get NaN. Frames of several streams pushed together travel in one request.
+
+Only numpy and the public `MemAEClient` API: no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from memae_tf.common.checks import check_positive_int
+
+
+class FrameWindow:
+    """The last `clip_length` frames of one stream.
+
+    Args:
+        clip_length: Frames a clip, positive.
+
+    Example:
+
+    >>> window = FrameWindow(clip_length=2)
+    >>> window.push(np.zeros((4, 4), np.uint8)) is None
+    True
+    >>> window.push(np.ones((4, 4), np.uint8)).shape
+    (2, 4, 4, 1)
+    """
+
+    def __init__(self, clip_length: int = 16) -> None:
+        self.clip_length = check_positive_int("clip_length", clip_length)
+        self._frames: deque[np.ndarray] = deque(maxlen=self.clip_length)
+        self.frame_shape: tuple[int, ...] | None = None
+
+    def push(self, frame: Any) -> np.ndarray | None:
+        """Adds a frame; returns the clip `(clip_length, H, W, 1)` it completes, else None.
+
+        Args:
+            frame: uint8 `(H, W)` or `(H, W, 1)`, the shape of the stream's first frame.
+
+        Raises:
+            ValueError: For another dtype or shape.
+        """
+        frame = np.asarray(frame)
+        if frame.ndim == 3 and frame.shape[-1] == 1:
+            frame = frame[..., 0]
+        if frame.dtype != np.uint8 or frame.ndim != 2:
+            raise ValueError(f"Expected a uint8 grey frame (H, W) or (H, W, 1). Received: "
+                             f"{frame.dtype} {frame.shape}")
+        if self.frame_shape is None:
+            self.frame_shape = frame.shape
+        elif frame.shape != self.frame_shape:
+            raise ValueError(f"Expected frames of the stream's shape {self.frame_shape}. "
+                             f"Received: {frame.shape}")
+        self._frames.append(frame)
+        if len(self._frames) < self.clip_length:
+            return None
+        return np.stack(self._frames)[..., None]
+
+
+class StreamScorer:
+    """Scores the frames of live video streams with a served video model, one score per frame.
+
+    Args:
+        client: A `MemAEClient` (or any object with its `score(x)` method) for
+            a model whose input is `(clip_length, H, W, 1)`; uint8 frames are
+            scaled into the model's input range by the client.
+        clip_length: Frames a clip of the served model (16 for MemAE's video network).
+
+    Example:
+
+    ```python
+    with MemAEClient("localhost:8500", "walkway") as client:
+        scorer = StreamScorer(client)
+        for frame_a, frame_b in zip(camera_a, camera_b):
+            scores = scorer.push({"a": frame_a, "b": frame_b})  # one request for both
+    ```
+    """
+
+    def __init__(self, client: Any, clip_length: int = 16) -> None:
+        self.client = client
+        self.clip_length = check_positive_int("clip_length", clip_length)
+        self._windows: dict[Hashable, FrameWindow] = {}
+        self._lock = threading.Lock()
+
+    def push(self, frames: Mapping[Hashable, Any]) -> dict[Hashable, float]:
+        """Adds one new frame to each of the given streams and scores them in one request.
+
+        Args:
+            frames: Stream id → its new uint8 frame `(H, W)`; a stream is opened
+                on its first frame.
+
+        Returns:
+            Stream id → the new frame's score; NaN while the stream has fewer
+            than `clip_length` frames.
+        """
+        with self._lock:
+            clips = {}
+            for stream, frame in frames.items():
+                window = self._windows.get(stream)
+                if window is None:
+                    window = self._windows[stream] = FrameWindow(self.clip_length)
+                clip = window.push(frame)
+                if clip is not None:
+                    clips[stream] = clip
+        scores = dict.fromkeys(frames, float("nan"))
+        if clips:
+            # One request: streams of one frame size stack into one batch.
+            shapes = {clip.shape for clip in clips.values()}
+            for shape in shapes:
+                same = [stream for stream, clip in clips.items() if clip.shape == shape]
+                values = self.client.score(np.stack([clips[stream] for stream in same]))
+                scores.update(zip(same, np.asarray(values, np.float64).tolist(), strict=True))
+        return scores
+
+    def score_frames(self, frames: Iterable[Any], stream: Hashable = 0) -> np.ndarray:
+        """Pushes the frames of one stream one by one; returns their scores `(t,)` (float64).
+
+        Example:
+
+        ```python
+        scores = StreamScorer(client).score_frames(read_frames("vtest.avi", (48, 64)))
+        ```
+        """
+        return np.array([self.push({stream: frame})[stream] for frame in frames], np.float64)
+
+    def close(self, stream: Hashable) -> None:
+        """Forgets a stream's window (its next frame starts a new stream)."""
+        with self._lock:
+            self._windows.pop(stream, None)
+
+    @property
+    def streams(self) -> list[Hashable]:
+        """The open streams."""
+        with self._lock:
+            return list(self._windows)

@@ -1,0 +1,156 @@
+"""Video scored frame by frame: `memae score-video` on a file, and live streams over gRPC.
+
+Both must give the offline protocol's scores (`memae_tf.evaluation.video`, a clip
+scores its last frame): frame t gets the score of the clip of frames t-15..t,
+computed here independently through `make_clips` (float scaling in numpy) and the
+detector's in-process `score`.
+"""
+
+import csv
+
+import numpy as np
+import pytest
+
+from memae_tf.client import MemAEClient
+from memae_tf.client.stream import FrameWindow, StreamScorer
+from memae_tf.data import DatasetNotFoundError, Videos, make_clips
+from memae_tf.plot import error_overlay, score_over_time
+
+CLIP, HEIGHT, WIDTH = 16, 32, 48
+
+
+def offline_scores(detector, frames: np.ndarray) -> np.ndarray:
+    """Per-frame scores of the offline protocol: NaN for the first 15 frames."""
+    video = Videos((frames,), (np.zeros(len(frames), np.int64),), ("v",))
+    clips, index = make_clips(video, CLIP, stride=1)
+    scores = np.full(len(frames), np.nan)
+    scores[index[:, 1] + CLIP - 1] = detector.score(clips)
+    return scores
+
+
+def moving_blobs(n_frames: int, seed: int) -> np.ndarray:
+    """Grey noise with a bright square walking across: a small synthetic stream."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(40, 80, size=(n_frames, HEIGHT, WIDTH), dtype=np.uint8)
+    for t in range(n_frames):
+        column = (2 * t + 7 * seed) % (WIDTH - 6)
+        frames[t, 10:16, column : column + 6] = 220
+    return frames
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from memae_tf.detector import MemAE
+
+    detector = MemAE.from_preset("video", input_shape=(CLIP, HEIGHT, WIDTH, 1),
+                                 filters=(2, 4, 4, 4), num_items=10)
+    train = Videos((moving_blobs(40, seed=9),), (np.zeros(40, np.int64),), ("t",))
+    clips, _ = make_clips(train, CLIP, stride=2)
+    detector.fit(clips, epochs=1, batch_size=8)
+    detector.infer_threshold(clips, fpr=0.1)
+    return detector
+
+
+def test_score_video_writes_the_offline_scores_plot_and_overlay(detector, tmp_path):
+    from memae_tf.cli import main
+    from memae_tf.data import read_frames
+    from memae_tf.data.vtest import load_opencv_sample
+
+    pytest.importorskip("cv2")
+    try:
+        video = load_opencv_sample("vtest.avi", download=False)
+    except DatasetNotFoundError:
+        pytest.skip("vtest.avi not available offline (make data fetches opencv-doc)")
+    model = detector.save(tmp_path / "video.keras")
+    out = tmp_path / "scored"
+    assert main(["score-video", str(video), "--model", str(model), "--out", str(out),
+                 "--max-frames", "40", "--overlay"]) == 0
+
+    with open(out / "scores.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [int(row["frame"]) for row in rows] == list(range(40))
+    written = np.array([float(row["score"]) if row["score"] else np.nan for row in rows])
+    expected = offline_scores(detector, read_frames(video, (HEIGHT, WIDTH))[:40])
+    np.testing.assert_array_equal(np.isnan(written), np.arange(40) < CLIP - 1)
+    np.testing.assert_allclose(written[CLIP - 1 :], expected[CLIP - 1 :], rtol=1e-5)
+    flags = [row["is_anomaly"] for row in rows]
+    assert flags[: CLIP - 1] == [""] * (CLIP - 1)
+    assert flags[CLIP - 1 :] == [str(int(s > detector.threshold_)) for s in written[CLIP - 1 :]]
+    assert (out / "scores.png").stat().st_size > 0
+    overlays = sorted((out / "overlay").glob("frame_*.png"))
+    assert [p.name for p in overlays[:2]] == ["frame_00015.png", "frame_00016.png"]
+    assert len(overlays) == 40 - (CLIP - 1)
+    assert read_frames(out / "overlay.avi", None).shape == (25, HEIGHT, WIDTH)
+
+
+class CountingClient:
+    """A real MemAEClient whose `score` calls are counted (with their batch sizes)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.batches = []
+
+    def score(self, x):
+        self.batches.append(len(x))
+        return self.client.score(x)
+
+
+def test_streams_over_grpc_get_the_offline_scores_in_one_request_per_step(detector, tmp_path):
+    from memae_tf.serving import serve
+
+    base = tmp_path / "walkway"
+    detector.export(base)
+    streams = {name: moving_blobs(22, seed) for seed, name in enumerate(("a", "b", "c"))}
+    handle = serve(base, "walkway", port=0, host="127.0.0.1")
+    try:
+        with MemAEClient(f"127.0.0.1:{handle.port}", "walkway", timeout=60) as client:
+            counting = CountingClient(client)
+            scorer = StreamScorer(counting, clip_length=CLIP)
+            pushed = [scorer.push({name: frames[t] for name, frames in streams.items()})
+                      for t in range(22)]
+    finally:
+        handle.stop(grace=0)
+    for name, frames in streams.items():
+        streamed = np.array([step[name] for step in pushed])
+        expected = offline_scores(detector, frames)
+        np.testing.assert_array_equal(np.isnan(streamed), np.isnan(expected))
+        np.testing.assert_allclose(streamed[CLIP - 1 :], expected[CLIP - 1 :], rtol=1e-5)
+    # Nothing is sent before the windows fill; then the three streams share each request.
+    assert counting.batches == [3] * (22 - (CLIP - 1))
+
+
+def test_a_window_refuses_frames_of_another_shape_or_dtype():
+    window = FrameWindow(clip_length=2)
+    window.push(np.zeros((4, 4, 1), np.uint8))
+    with pytest.raises(ValueError, match=r"stream's shape \(4, 4\)"):
+        window.push(np.zeros((4, 5), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        window.push(np.zeros((4, 4), np.float32))
+
+
+def test_a_closed_stream_starts_a_new_window():
+    scorer = StreamScorer(CountingClient(None), clip_length=3)
+    frame = np.zeros((2, 2), np.uint8)
+    scorer.score_frames([frame, frame], stream="s")
+    scorer.close("s")
+    assert scorer.streams == []
+    # Two frames again: still no complete clip, nothing sent.
+    assert np.isnan(scorer.score_frames([frame, frame], stream="s")).all()
+
+
+def test_error_overlay_reddens_in_proportion_to_the_error():
+    frames = np.full((1, 1, 3), 100, np.uint8)
+    errors = np.array([[[0.0, 1.0, 2.0]]])
+    rgb = error_overlay(frames, errors, vmax=2.0, alpha=0.5)
+    # Strength 0, 0.25, 0.5: red = 100 (1 - s) + 255 s, green = blue = 100 (1 - s).
+    np.testing.assert_array_equal(rgb[0, 0], [[100, 100, 100], [139, 75, 75], [178, 50, 50]])
+
+
+def test_score_over_time_leaves_unscored_frames_as_a_gap_and_draws_the_threshold():
+    scores = np.array([np.nan, np.nan, 1.0, 2.0, 3.0])
+    fig = score_over_time(scores, labels=[0, 0, 0, 1, 1], threshold=2.5, fps=10)
+    ax = fig.axes[0]
+    line = ax.lines[0]
+    np.testing.assert_allclose(line.get_xdata(), [0.0, 0.1, 0.2, 0.3, 0.4])
+    assert np.isnan(line.get_ydata()[:2]).all()
+    assert ax.lines[1].get_ydata()[0] == 2.5 and ax.get_xlabel() == "time (s)"
