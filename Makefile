@@ -29,8 +29,9 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-# Best effort: real Fashion-MNIST and mlbench tables from Debian's packages, when
-# apt-get is usable (root). The tests that need them skip when they are absent.
+# Best effort: real Fashion-MNIST, mlbench tables and OpenCV's vtest.avi walkway footage
+# from Debian's packages, when apt-get is usable (root for Fashion-MNIST). The tests
+# that need them skip when they are absent.
 data:
 	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
@@ -39,6 +40,9 @@ data:
 	@if [ ! -f $$HOME/.cache/memae_tf/mlbench/Shuttle.rda ] && command -v apt-get >/dev/null; then \
 		$(BIN)/python -c "from memae_tf.data import fetch_mlbench; fetch_mlbench()" >/dev/null 2>&1 \
 		|| echo "note: could not fetch r-cran-mlbench"; fi
+	@if [ ! -f $$HOME/.cache/memae_tf/opencv-doc/vtest.avi ] && command -v apt-get >/dev/null; then \
+		$(BIN)/python -c "from memae_tf.data import fetch_opencv_doc; fetch_opencv_doc()" \
+		>/dev/null 2>&1 || echo "note: could not fetch opencv-doc (vtest.avi)"; fi
 
 # Best effort: headless Chromium, in which a test opens the HTML of `memae report`
 # (that test skips without it).

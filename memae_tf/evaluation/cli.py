@@ -34,6 +34,12 @@ Datasets and protocols:
   same from Fashion-MNIST: the development set for clips): frame-level AUROC of
   16-frame clips; preset video (moving benchmarks: filters 16-32-64-64, the
   preset's 2,000 items).
+- vtest-dev, vtest (48×64): OpenCV's vtest.avi walkway footage with injected
+  anomalies (an object crossing fast, 4× speed, a frozen box), its development
+  and test splits (memae_tf.data.vtest; benchmarks/VIDEO_PROTOCOL.md); the
+  moving benchmarks' network. The video metrics: `auroc` pools the raw frame
+  scores of all test videos (the headline), `auroc_normalised` after per-video
+  min-max, `auroc_macro` per video, `auroc_kind_*` per anomaly kind.
 
 Every task is stored in OUT/results.json as soon as it ends; an interrupted run
 continues with `--resume`. OUT also gets results.csv, results.md and plots/.
