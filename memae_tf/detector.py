@@ -24,6 +24,23 @@ from memae_tf.thresholds import flagged_share, quantile_threshold, reference_qua
 from memae_tf.training import Trainer, TrainingConfig
 
 
+def _require_tensorflow_backend() -> None:
+    """Raises a RuntimeError unless Keras runs on its TensorFlow backend.
+
+    `MemoryLayer` and the builders of `memae_tf.models` run on every Keras
+    backend; the detector's training loop, scoring graph and SavedModel export
+    are TensorFlow code.
+    """
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            "MemAE (its training, scoring graph and TF Serving export) needs Keras' "
+            f"'tensorflow' backend. Received: KERAS_BACKEND={backend!r}. MemoryLayer and the "
+            "builders in memae_tf.models work on every backend: train the model there, save it "
+            "as .keras, and wrap it under TensorFlow with MemAE(keras.saving.load_model(path))."
+        )
+
+
 class MemAE:
     """Memory-augmented autoencoder anomaly detector (Gong et al., ICCV 2019).
 
@@ -75,6 +92,7 @@ class MemAE:
         threshold: float | None = None,
         error: str | None = None,
     ) -> None:
+        _require_tensorflow_backend()
         self.config: dict[str, Any] | None = None
         if isinstance(model, dict):
             model, self.config, preset = build_from_config(model)
