@@ -1,0 +1,81 @@
+"""Frames a second of live video streams scored over gRPC (`memae_tf.client.stream`).
+
+Exports the walkway benchmark's video network (16-frame 48×64 clips, Conv3D
+16-32-64-64, 2,000 items; untrained weights: the speed does not depend on
+them), serves it with the development server (`memae serve`, in-process, one
+machine), and pushes the frames of `vtest.avi` (synthetic noise frames when it
+is absent) to `StreamScorer` for 1, 4 and 8 concurrent streams, all streams'
+new frames in one request a step. Prints frames a second per stream and in
+total, after a warm-up of the first window.
+
+    python benchmarks/stream_speed.py --streams 1,4,8 --frames 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CLIP, SIZE = 16, (48, 64)
+
+
+def frames_to_stream(n: int) -> tuple[np.ndarray, str]:
+    from memae_tf.data import DatasetNotFoundError, load_vtest
+
+    try:
+        return load_vtest(download=False, size=SIZE)[:n], "vtest.avi"
+    except (DatasetNotFoundError, ImportError):
+        rng = np.random.default_rng(0)
+        return rng.integers(0, 256, (n, *SIZE), dtype=np.uint8), "synthetic noise"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", default="1,4,8", help="stream counts, comma-separated")
+    parser.add_argument("--frames", type=int, default=64, help="frames pushed per stream")
+    args = parser.parse_args(argv)
+
+    from _common import machine
+
+    from memae_tf import MemAE
+    from memae_tf.client import MemAEClient
+    from memae_tf.client.stream import StreamScorer
+    from memae_tf.serving import serve
+
+    frames, source = frames_to_stream(args.frames)
+    detector = MemAE.from_preset("video", input_shape=(CLIP, *SIZE, 1), filters=(16, 32, 64, 64))
+    clips = np.lib.stride_tricks.sliding_window_view(frames[:32], CLIP, axis=0)
+    detector.infer_threshold(np.moveaxis(clips, -1, 1)[..., None].copy())
+    results = {"machine": machine(), "frames": source, "frames_per_stream": args.frames}
+    with tempfile.TemporaryDirectory() as folder:
+        detector.export(Path(folder) / "walkway")
+        handle = serve(Path(folder) / "walkway", "walkway", port=0, host="127.0.0.1")
+        try:
+            with MemAEClient(f"127.0.0.1:{handle.port}", "walkway", timeout=120) as client:
+                for count in (int(c) for c in args.streams.split(",")):
+                    scorer = StreamScorer(client, CLIP)
+                    for t in range(CLIP):  # fill the windows; the last step is a warm-up
+                        scorer.push({s: frames[t] for s in range(count)})
+                    start = time.perf_counter()
+                    for t in range(CLIP, args.frames):
+                        scorer.push({s: frames[t] for s in range(count)})
+                    seconds = time.perf_counter() - start
+                    steps = args.frames - CLIP
+                    results[f"{count} streams"] = {
+                        "frames/s per stream": round(steps / seconds, 2),
+                        "frames/s in total": round(count * steps / seconds, 2),
+                    }
+                    print(count, results[f"{count} streams"], flush=True)
+        finally:
+            handle.stop(grace=0)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
