@@ -36,3 +36,11 @@ def test_citation_names_this_version_and_the_paper():
     assert paper["type"] == "conference-paper" and paper["year"] == 2019
     assert paper["title"].startswith("Memorizing Normality to Detect Anomaly")
     assert paper["authors"][0]["family-names"] == "Gong"
+
+
+def test_readme_is_a_landing_page_without_development_history():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    assert "pip install ." in text and "pip install ./client" in text
+    for pattern in (r"\brounds?\b", r"\bprobes?\b", r"not blind"):
+        assert not re.search(pattern, text, re.I), f"README says {pattern!r}"

@@ -12,8 +12,8 @@ TensorFlow's CPU transposed convolution (oneDNN's backward-data kernel) is
 slow when it has few output channels: on 2 CPU cores at batch 1024 the
 `mnist` preset's one-channel output layer ran 1.8–2.3× faster in sub-pixel
 form and the `cifar10` preset's three-channel one 1.8×, while the 16- and
-32-channel decoder layers ran 1.1× and 0.64× as fast (`benchmarks/RESULTS.md`,
-"Speed"). `memae_tf.models.bn_folding.inference_model` therefore rewrites the
+32-channel decoder layers ran 1.1× and 0.64× as fast (`benchmarks/HISTORY.md`,
+"Reading these numbers"). `memae_tf.models.bn_folding.inference_model` therefore rewrites the
 layers with at most `SUBPIXEL_MAX_CHANNELS` output channels.
 """
 

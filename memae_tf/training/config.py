@@ -37,7 +37,7 @@ class TrainingConfig:
             0.8908 → 0.8976 (the AE's 0.8955 → 0.8938), on Shuttle 0.937 →
             0.963; on moving Fashion-MNIST clips it lowered every variant
             (seed 0: MemAE 0.738 → 0.692, the AE 0.785 → 0.766;
-            `benchmarks/RESULTS.md`, round 8).
+            `benchmarks/HISTORY.md`).
         seed: Seed of the shuffling and of the memory initialisation. Workers
             of a multi-worker cluster must shuffle alike, so there `None`
             means a fixed seed.
