@@ -69,7 +69,9 @@ def test_signatures_have_the_documented_inputs_and_outputs(exported):
                             "reconstruction": (tf.float32, [-1, *IMAGE_SHAPE])},
         "score_map": {"score_map": (tf.float32, [-1, *IMAGE_SHAPE])},
         "memory_attention": {"memory_attention": (tf.float32, [-1, 4, 4, 10])},
-        "model_info": {"input_range": (tf.float64, [-1, 2]), "threshold": (tf.float32, [-1])},
+        # A bare model's export knows its threshold, not its input range (MemAE.export
+        # adds input_range, expected_rate and reference_quantiles: test_client_served.py).
+        "model_info": {"threshold": (tf.float32, [-1])},
     }
     for name, outputs in expected.items():
         signature = signatures[name]
@@ -261,3 +263,20 @@ def test_saved_model_cli_lists_every_signature(exported):
     for name in ("serving_default", "score_map", "memory_attention"):
         assert f"signature_def['{name}']" in shown
     assert "outputs['is_anomaly']" in shown and "inputs['x']" in shown
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"input_range": (1.0, -1.0)}, "low < high"),
+        ({"expected_rate": 0.05}, "together"),
+        ({"expected_rate": 1.5, "reference_quantiles": np.arange(101.0)}, r"share in \(0, 1\)"),
+        ({"expected_rate": 0.05, "reference_quantiles": np.arange(101.0)[::-1]},
+         "non-decreasing"),
+    ],
+)
+def test_model_info_values_are_checked_before_anything_is_written(tmp_path, options, message):
+    model = build_autoencoder("kdd", "ae", input_shape=(4,), units=(3, 2))
+    with pytest.raises(ValueError, match=message):
+        export_saved_model(model, tmp_path / "kdd", threshold=0.1, **options)
+    assert list((tmp_path / "kdd").iterdir()) == []

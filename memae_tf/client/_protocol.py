@@ -89,7 +89,8 @@ class ModelInfo:
     Attributes:
         version: The version that answered.
         input_range: `(low, high)`: uint8 inputs are scaled into it, float
-            inputs outside it are refused.
+            inputs outside it are refused; None when the export does not say
+            (a bare `export_saved_model` without `input_range`).
         threshold: The score above which `is_anomaly` is true.
         expected_rate: Share of reference samples above the threshold (the
             `fpr` or `contamination` given to `infer_threshold`), or None when
@@ -99,7 +100,7 @@ class ModelInfo:
     """
 
     version: int
-    input_range: tuple[float, float]
+    input_range: tuple[float, float] | None
     threshold: float
     expected_rate: float | None
     reference_quantiles: np.ndarray | None
@@ -380,15 +381,17 @@ def prepare_batch(batch: np.ndarray, info: ModelInfo | None, check_range: bool =
             the input range, or is uint8 for an export without `model_info`
             (its range is unknown).
     """
+    input_range = None if info is None else info.input_range
     if batch.dtype == np.uint8:
-        if info is None:
+        if input_range is None:
             raise _not_sent(
-                "Received uint8 inputs, but the served model has no "
-                f"{MODEL_INFO_SIGNATURE!r} signature to say its input range (an older "
-                "export); scale them into the model's range yourself, e.g. with "
-                "MemAE.preprocess, or export the model again"
+                "Received uint8 inputs, but the served model does not say its input range "
+                f"(no {MODEL_INFO_SIGNATURE!r} signature, or one without "
+                f"{INPUT_RANGE_OUTPUT!r}: an older export or one without a detector); "
+                "scale them into the model's range yourself, e.g. with MemAE.preprocess, "
+                "or export the model again with MemAE.export"
             )
-        return scale_uint8(batch, info.input_range)
+        return scale_uint8(batch, input_range)
     rows = batch.reshape(len(batch), -1)
     finite = np.isfinite(rows).all(axis=1)
     if not finite.all():
@@ -396,8 +399,8 @@ def prepare_batch(batch: np.ndarray, info: ModelInfo | None, check_range: bool =
             f"Expected finite numbers; samples {_row_list(np.flatnonzero(~finite), len(batch))}"
             " hold NaN or Inf values (the exported model would score them +inf, an anomaly)"
         )
-    if info is not None and check_range:
-        low, high = info.input_range
+    if input_range is not None and check_range:
+        low, high = input_range
         outside = ((rows < low) | (rows > high)).any(axis=1)
         if outside.any():
             raise _not_sent(
@@ -469,12 +472,13 @@ def model_info_exchange(
     request.inputs[INPUT_NAME].CopyFrom(to_tensor_proto(row))
     (response,) = yield [Call("Predict", request)]
     outputs = {name: to_ndarray(proto)[0] for name, proto in response.outputs.items()}
-    low, high = (float(v) for v in outputs[INPUT_RANGE_OUTPUT])
+    input_range = outputs.get(INPUT_RANGE_OUTPUT)
     rate = outputs.get(EXPECTED_RATE_OUTPUT)
     quantiles = outputs.get(REFERENCE_QUANTILES_OUTPUT)
     return ModelInfo(
         version=response.model_spec.version.value or metadata.version,
-        input_range=(low, high),
+        input_range=None if input_range is None else (float(input_range[0]),
+                                                      float(input_range[1])),
         threshold=float(outputs[THRESHOLD_OUTPUT]),
         expected_rate=None if rate is None else float(rate),
         reference_quantiles=None if quantiles is None else quantiles.astype(np.float64),

@@ -9,13 +9,14 @@ these signatures, all taking the float32 input `x` (`[None, *input_shape]`):
 - `memory_attention` → `memory_attention` (only for models with a memory);
 - `model_info` → constants that let a client prepare inputs and watch the
   served scores, one row per input row (TF Serving's batching splits every
-  output along its first axis): `input_range` (float64 `[None, 2]`, the
-  model's `(low, high)`), `threshold` (float32 `[None]`, the one `is_anomaly`
-  uses) and, for detectors whose threshold came from `infer_threshold`,
-  `expected_rate` (float64 `[None]`, the `fpr` or `contamination` it used)
-  and `reference_quantiles` (float64 `[None, 101]`, the quantiles at levels
-  0, 0.01, ..., 1 of the scores it was set from). The input values of
-  `model_info` are ignored; a client sends one row of zeros.
+  output along its first axis): `threshold` (float32 `[None]`, the one
+  `is_anomaly` uses), `input_range` (float64 `[None, 2]`, the model's
+  `(low, high)`; every `MemAE.export` has it) and, for detectors whose
+  threshold came from `infer_threshold`, `expected_rate` (float64 `[None]`,
+  the `fpr` or `contamination` it used) and `reference_quantiles` (float64
+  `[None, 101]`, the quantiles at levels 0, 0.01, ..., 1 of the scores it was
+  set from). The input values of `model_info` are ignored; a client sends
+  one row of zeros.
 
 `memae_tf.export` writes this, `memae_tf.serving` reads it, `memae_tf.client`
 builds its requests from it. The module imports only the standard library, so

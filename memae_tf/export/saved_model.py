@@ -58,18 +58,20 @@ def _check_threshold(threshold: float) -> float:
 
 
 def _model_info_constants(
-    input_range: Sequence[float],
+    input_range: Sequence[float] | None,
     expected_rate: float | None,
     reference_quantiles: Sequence[float] | None,
 ) -> dict[str, np.ndarray]:
-    """Checks the `model_info` values and returns them as arrays (one row each)."""
-    low, high = (float(v) for v in input_range)
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(
-            "Received an invalid value for `input_range`, expected finite (low, high) with "
-            f"low < high. Received: input_range={tuple(input_range)!r}"
-        )
-    constants = {INPUT_RANGE_OUTPUT: np.array([low, high], np.float64)}
+    """Checks the `model_info` values and returns those given as arrays (one row each)."""
+    constants = {}
+    if input_range is not None:
+        low, high = (float(v) for v in input_range)
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(
+                "Received an invalid value for `input_range`, expected finite (low, high) "
+                f"with low < high. Received: input_range={tuple(input_range)!r}"
+            )
+        constants[INPUT_RANGE_OUTPUT] = np.array([low, high], np.float64)
     if (expected_rate is None) != (reference_quantiles is None):
         raise ValueError(
             "Give `expected_rate` and `reference_quantiles` together (both are set by "
@@ -162,7 +164,7 @@ def export_saved_model(
     - `score_map` → `score_map` (that error per element, shape of `x`);
     - `memory_attention` → `memory_attention` (the memory addressing weights),
       only when the model has a `MemoryLayer`;
-    - `model_info` → `input_range`, `threshold` and, when given,
+    - `model_info` → `threshold` and, when given, `input_range`,
       `expected_rate` and `reference_quantiles`, each repeated once per input
       row (see `memae_tf.common.contract`): what a client needs to scale
       `uint8` inputs, check float ones and monitor the served scores.
@@ -190,7 +192,8 @@ def export_saved_model(
             uses (`MemAE.scoring_graph`), so that both call the very same traced
             functions; `None` builds one.
         input_range: `(low, high)` range of the model's inputs, exported in
-            `model_info`; `None` takes the scoring graph's `value_range`.
+            `model_info` (`MemAE.export` passes the detector's); None leaves it
+            out, and clients then neither check float inputs nor scale uint8 ones.
         expected_rate: Share of samples the threshold flags on its reference
             data (the `fpr` or `contamination` of `infer_threshold`), or None.
         reference_quantiles: The 101 quantiles of the reference scores
@@ -236,10 +239,7 @@ def export_saved_model(
             "Expected `scoring_graph` to be the ScoringGraph of `model`. Received the graph "
             f"of model {scoring_graph.model.name!r} for model {model.name!r}."
         )
-    info = _model_info_constants(
-        scoring_graph.value_range if input_range is None else input_range,
-        expected_rate, reference_quantiles,
-    )
+    info = _model_info_constants(input_range, expected_rate, reference_quantiles)
     threshold_variable = tf.Variable(threshold, dtype=tf.float32, trainable=False,
                                      name="threshold")
     archive = keras.export.ExportArchive()
