@@ -25,7 +25,7 @@ factor's order, "hid", is the anomaly.
 | Glass | 1, 2, 3, 5, 7 | 6 | 214 | 9 | 4.21% |
 | Vowel | the 10 other vowels | hid | 990 | 9 | 9.09% |
 | Sonar | M | R | 208 | 60 | 46.63% |
-| Satellite (test) | red soil, grey soil, very damp grey soil | the 3 others | 6,435 | 36 | 31.63% |
+| Satellite (test) | red soil, grey soil, very damp grey soil | the 3 others | 6,435 | 36 | 31.64% |
 
 Splits (`protocol_split`): split `k` draws a random half of the normal rows
 (seeded by `k`) for training; the test rows are the other normal half and

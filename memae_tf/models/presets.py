@@ -100,6 +100,9 @@ PRESETS: dict[str, Preset] = {
     # the scaling is part of the model (`FeatureScaler`, adapted on the training rows,
     # saved and exported with it). Settings chosen on the tabular development suite
     # (benchmarks/TABULAR_PROTOCOL.md; RESULTS.md, "Tabular development suite").
+    # Numbers only: categorical columns are one-hot encoded before (`encode_table` and
+    # `load_table` in memae_tf.data do it, as `column=value` 0/1 columns, which the
+    # scaler then scales like any other); ordinal codes may go in as numbers.
     "tabular": Preset(
         "dense",
         {"input_shape": None, "units": None, "activation": "tanh", "num_items": 50,
