@@ -13,8 +13,10 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -36,7 +38,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.export import export_saved_model
 from memae_tf.serving import ModelRegistry, ServingError, parse_flags, start_model_server
-from memae_tf.serving.proto import SSLConfig
+from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
 
 K8S = pathlib.Path(__file__).resolve().parents[1] / "serving" / "k8s"
 SEEDS = {1: 11, 2: 23, 3: 37}  # version → seed of its small model
@@ -181,6 +183,46 @@ def test_the_deployments_args_and_configmap_files_serve_requests(tmp_path, expor
         for probe in ("startupProbe", "readinessProbe"):
             if probe in container:
                 assert _probe(container[probe], server.rest_port, local_ports), probe
+        # --enable_batching with batching_parameters.txt's max_batch_size: a larger
+        # request is refused (tensorflow_serving/batching/batching_session.cc).
+        limit = text_format.Parse(configmap["data"]["batching_parameters.txt"],
+                                  BatchingParameters()).max_batch_size.value
+        error = _rpc_error(lambda: _predict(channel, np.repeat(rows[:1], limit + 1, axis=0),
+                                            "memae"))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"{limit + 1} is larger than maximum input batch size {limit}" in error.details()
+        # monitoring.config's Prometheus path answers with TF Serving's metric names
+        # (tensorflow_serving/model_servers/http_server.cc, prometheus_exporter.cc).
+        path = text_format.Parse(configmap["data"]["monitoring.config"],
+                                 MonitoringConfig()).prometheus_config.path
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.rest_port}{path}",
+                                    timeout=30) as response:
+            page = response.read().decode()
+        version_dir = local[mounts["models"]] / "memae" / "1"
+        assert (':tensorflow:cc:saved_model:load_attempt_count{model_path="'
+                f'{version_dir}",status="success"}} 1') in page
+        assert ':tensorflow:serving:request_count{model_name="memae",status="OK"}' in page
+
+
+def test_the_model_server_command_serves_until_sigterm(exported, rows):
+    # tensorflow_serving/model_servers/main.cc: flags in, serve until terminated.
+    base, scores = exported
+    port = _free_port()
+    script = "import sys; from memae_tf.cli import main; sys.exit(main(sys.argv[1:]))"
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, "model-server", f"--port={port}",
+         "--model_name=kdd", f"--model_base_path={base}", "--file_system_poll_wait_seconds=0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=120)
+            _check_answer(channel, rows, scores, "kdd", 3)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
 
 
 # ------------------------------------ several models, policies, labels, reload

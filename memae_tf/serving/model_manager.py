@@ -6,7 +6,6 @@ import logging
 import os
 import pathlib
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -104,7 +103,7 @@ class ModelManager:
             `start()` (TF Serving's `--file_system_poll_wait_seconds=0`).
         version_policy: `ModelConfig.model_version_policy`; None means TF
             Serving's default, `latest { num_versions: 1 }`.
-        metrics: Where each load attempt is counted (TF Serving's
+        metrics: Where each load attempt is counted (`Servable`'s
             `load_attempt_count` and `load_latency`); None records nothing.
 
     Example:
@@ -221,26 +220,19 @@ class ModelManager:
         self._set_state(version, VersionState(State.LOADING))
         fingerprint = directory_fingerprint(path)
         logger.info("Loading %s version %d from %s.", self.model_name, version, path)
-        started = time.perf_counter()
         try:
-            servable = Servable(version, path)
+            servable = Servable(version, path, self.metrics)
             warmed = servable.warm_up()
         except Exception as error:  # a broken version must not stop the server
-            self._record_load(path, False, started)
             code = error.code if isinstance(error, ServingError) else grpc.StatusCode.UNKNOWN
             self._set_state(version, VersionState(State.END, code, str(error)))
             self._failed[version] = fingerprint
             logger.error("Could not load %s version %d: %s", self.model_name, version, error)
             return None
-        self._record_load(path, True, started)
         self._failed.pop(version, None)
         logger.info("Loaded %s version %d (%d warmup requests).", self.model_name, version,
                     warmed)
         return servable
-
-    def _record_load(self, path: pathlib.Path, succeeded: bool, started: float) -> None:
-        if self.metrics is not None:
-            self.metrics.record_load(str(path), succeeded, (time.perf_counter() - started) * 1e6)
 
     def _aspired(self) -> tuple[list[int], dict[int, pathlib.Path]]:
         """The policy's choice among the versions on disk that did not fail unchanged."""

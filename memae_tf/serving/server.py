@@ -26,6 +26,7 @@ from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import invalid_argument
 from memae_tf.serving.flags import ModelServerOptions
 from memae_tf.serving.grpc_services import ModelServicer, PredictionServicer
+from memae_tf.serving.metrics import DEFAULT_PROMETHEUS_PATH, ServingMetrics
 from memae_tf.serving.model_manager import ModelManager
 from memae_tf.serving.model_registry import ModelRegistry
 from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
@@ -35,8 +36,6 @@ from memae_tf.serving.validation import RequestLimits
 
 logger = logging.getLogger(__name__)
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
-# TF Serving's PrometheusExporter::kPrometheusPath, used when the config gives no path.
-DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 
 def _check_port(name: str, port: int) -> None:
@@ -57,12 +56,15 @@ class ServingHandle:
         models: The served models (`ModelRegistry`: name → `ModelManager`).
         health: The gRPC health servicer (SERVING only while every model has a
             version loaded).
+        metrics: TF Serving's metrics of this server (`ServingMetrics`).
     """
 
     port: int
     rest_port: int | None
     models: ModelRegistry
     health: health.HealthServicer
+    metrics: ServingMetrics
+    _core: ServingCore
     _grpc_server: grpc.Server
     _rest_server: RestServer | None
 
@@ -80,13 +82,15 @@ class ServingHandle:
         """Stops accepting requests, lets those in flight finish for `grace` seconds.
 
         Health turns NOT_SERVING first; both ports close to new connections at
-        once and drain together, so the whole stop takes at most about `grace`.
+        once and drain together, so the whole stop takes at most about `grace`;
+        then the batches still queued run and the batch threads end.
         """
         self.health.enter_graceful_shutdown()
         stopped = self._grpc_server.stop(grace)
         if self._rest_server is not None:
             self._rest_server.stop(grace)
         stopped.wait()
+        self._core.stop(grace)
         self.models.stop()
 
     def __enter__(self) -> ServingHandle:
@@ -106,8 +110,14 @@ def _open_ports(
     server_credentials: grpc.ServerCredentials | None,
     limits: RequestLimits,
     rest_ssl_context: ssl.SSLContext | None,
+    batching: BatchingParameters | None = None,
+    monitoring_path: str | None = None,
 ) -> ServingHandle:
-    """Serves started `models` on the gRPC port (and REST port); stops them on failure."""
+    """Serves started `models` on the gRPC port (and REST port); stops them on failure.
+
+    `batching` merges concurrent Predicts (`ServingCore`); `monitoring_path`
+    serves the models' metrics (`models.metrics`) on the REST port.
+    """
     health_servicer = health.HealthServicer()
 
     def report(available: bool) -> None:
@@ -123,7 +133,11 @@ def _open_ports(
         options=[("grpc.max_receive_message_length", limit),
                  ("grpc.max_send_message_length", limit)],
     )
-    core = ServingCore(models, limits)
+    try:
+        core = ServingCore(models, limits, batching=batching, metrics=models.metrics)
+    except BaseException:
+        models.stop()
+        raise
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(core), grpc_server
     )
@@ -139,8 +153,10 @@ def _open_ports(
         if bound == 0:
             raise OSError(f"Could not bind the gRPC port {address}.")
         if rest_port is not None:
-            rest_server = RestServer(core, host, rest_port, rest_ssl_context)
+            rest_server = RestServer(core, host, rest_port, rest_ssl_context,
+                                     monitoring_path=monitoring_path)
     except BaseException:
+        core.stop()
         models.stop()
         raise
     grpc_server.start()
@@ -149,7 +165,7 @@ def _open_ports(
     logger.info("Serving %s: gRPC on %s:%d%s.", sorted(models), host, bound,
                 "" if rest_server is None else f", REST on {host}:{rest_server.port}")
     return ServingHandle(bound, None if rest_server is None else rest_server.port, models,
-                         health_servicer, grpc_server, rest_server)
+                         health_servicer, core.metrics, core, grpc_server, rest_server)
 
 
 def serve(
@@ -228,7 +244,7 @@ def serve(
         max_batch_size=max_batch_size,
         max_message_bytes=None if max_message_mb is None else int(max_message_mb * 2**20),
     )
-    models = ModelRegistry(poll_interval)
+    models = ModelRegistry(poll_interval, metrics=ServingMetrics())
     models.reload_config(single_model_config(model_name, os.path.abspath(model_base_path)))
     return _open_ports(models, port, rest_port, host=host, max_workers=max_workers,
                        server_credentials=server_credentials, limits=limits,
@@ -270,7 +286,7 @@ def _ssl_credentials(options: ModelServerOptions) -> grpc.ServerCredentials | No
 
 
 def start_model_server(
-    options: ModelServerOptions, *, host: str = "0.0.0.0", max_workers: int = 16
+    options: ModelServerOptions, *, host: str = "0.0.0.0", max_workers: int | None = None
 ) -> ServingHandle:
     """Starts the server that `tensorflow_model_server` would start with these flags.
 
@@ -279,14 +295,19 @@ def start_model_server(
     `--model_name`/`--model_base_path`) and are loaded before the ports open;
     the config file is re-read every `--model_config_file_poll_wait_seconds`
     (when positive) and each base path listed every
-    `--file_system_poll_wait_seconds`; `--ssl_config_file` secures the gRPC
-    port; `--rest_api_port` 0 serves no REST, and a REST port equal to the
-    gRPC port is skipped with an error logged, as TF Serving does.
+    `--file_system_poll_wait_seconds`; `--enable_batching` merges concurrent
+    Predicts with the settings of `--batching_parameters_file` (TF Serving's
+    defaults without one); `--ssl_config_file` secures the gRPC port;
+    `--rest_api_port` 0 serves no REST, and a REST port equal to the gRPC
+    port is skipped with an error logged, as TF Serving does; the REST port
+    serves TF Serving's metrics at the Prometheus path of
+    `--monitoring_config_file` when it enables them.
 
     Args:
         options: The flags, e.g. `parse_flags(container_args)`.
         host: Interface to bind; every interface by default, as TF Serving.
-        max_workers: Requests handled concurrently on the gRPC port.
+        max_workers: Requests handled concurrently on the gRPC port; None
+            means TF Serving's `--grpc_max_threads` default, 4 per CPU.
 
     Returns:
         A `ServingHandle`.
@@ -325,17 +346,17 @@ def start_model_server(
                                  model_server_config_pb2.ModelServerConfig)
     else:
         config = single_model_config(options.model_name, options.model_base_path)
-    _batching_parameters(options)
+    batching = _batching_parameters(options)
     credentials = _ssl_credentials(options)
     rest_port = options.rest_api_port or None
     if rest_port == options.port:
         logger.error("server_options.http_port cannot be same as grpc_port. Please use a "
                      "different port for HTTP/REST API. Skipped exporting HTTP/REST API.")
         rest_port = None
-    if rest_port is not None:
-        _monitoring_path(options)
+    monitoring_path = None if rest_port is None else _monitoring_path(options)
     models = ModelRegistry(options.file_system_poll_wait_seconds,
-                           options.allow_version_labels_for_unavailable_models)
+                           options.allow_version_labels_for_unavailable_models,
+                           metrics=ServingMetrics())
     try:
         models.reload_config(config)
         if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
@@ -344,9 +365,12 @@ def start_model_server(
     except BaseException:
         models.stop()
         raise
+    if max_workers is None:
+        max_workers = 4 * (os.cpu_count() or 1)
     return _open_ports(models, options.port, rest_port, host=host, max_workers=max_workers,
                        server_credentials=credentials, limits=RequestLimits(),
-                       rest_ssl_context=None)
+                       rest_ssl_context=None, batching=batching,
+                       monitoring_path=monitoring_path)
 
 
 def wait_for_signal(handle: ServingHandle, grace: float = 30.0) -> None:
