@@ -14,17 +14,25 @@ serving/k8s/configmap.yaml, or `--batching-parameters FILE`) does for batch-1
 traffic: one server with and one without batching, `--runs` runs each,
 alternated, batch size 1; it reports each run, the medians, and the mean
 number of rows per signature call read from the server's Prometheus metrics.
-The rule that reads it for the shipped ConfigMap (set before the runs):
+`--compare-splitting` sends `--rows`-row requests split by the client into
+chunks of the ConfigMap's `max_batch_size` (sent concurrently) to the
+ConfigMap's server, and unsplit to a server with `enable_large_batch_splitting`
+(`max_batch_size` raised to `--rows`, `max_execution_batch_size` the
+ConfigMap's `max_batch_size`).
+The rule that reads `--compare-batching` for the shipped ConfigMap (set before the runs):
 batching stays on if its median throughput is at least 10% above the
 server's without batching and its median p99 latency at most twice as high;
 otherwise the ConfigMap's comment says that batching does not pay for this
-model on CPU. The figures are the development server's (Python); TF
+model on CPU. For `--compare-splitting`: splitting goes on only if the
+server-side split's median rows/s is at least 10% above the client-side
+split's, with no errors in either. The figures are the development server's (Python); TF
 Serving's own per-request cost is lower, so they bound what batching can save
 rather than predict TF Serving's throughput.
 
     python benchmarks/load_test.py                      # 16 clients, 8000 requests
     python benchmarks/load_test.py --clients 32 --requests 20000 --max-seconds 300
     python benchmarks/load_test.py --compare-batching --runs 5 --requests 3000
+    python benchmarks/load_test.py --compare-splitting --clients 4 --requests 200
     python benchmarks/load_test.py --quick              # seconds; proves it works (CI)
 
 Not part of the test suite's default run: it holds the machine for minutes.
@@ -154,8 +162,13 @@ def wait_until_serving(server: subprocess.Popen, target: str, model_name: str,
 
 
 def run_load(target: str, model_name: str, pid: int, clients: int, requests: int,
-             batch_sizes: list[int], max_seconds: float, features: int) -> dict:
-    """Drives the load from `clients` threads; returns the measurements."""
+             batch_sizes: list[int], max_seconds: float, features: int,
+             max_batch_size: int | None = 64) -> dict:
+    """Drives the load from `clients` threads; returns the measurements.
+
+    Each client splits its batches at `max_batch_size` rows (`MemAEClient`'s
+    default is the shipped ConfigMap's) and sends the chunks concurrently.
+    """
     from memae_tf.client import MemAEClient
 
     latencies: list[float] = []
@@ -167,7 +180,8 @@ def run_load(target: str, model_name: str, pid: int, clients: int, requests: int
 
     def client_loop(seed: int) -> None:
         rng = np.random.default_rng(seed)
-        with MemAEClient(target, model_name, timeout=60, retries=0) as client:
+        with MemAEClient(target, model_name, timeout=60, retries=0,
+                         max_batch_size=max_batch_size) as client:
             while time.monotonic() < deadline:
                 with lock:
                     number = next(issued, None)
@@ -216,6 +230,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="serve this model (12 float features) instead of a fresh one")
     parser.add_argument("--compare-batching", action="store_true",
                         help="batch-1 traffic against a server with and one without batching")
+    parser.add_argument("--compare-splitting", action="store_true",
+                        help="--rows-row requests split by the client (the ConfigMap as "
+                             "shipped) against split by the server (large-batch splitting)")
+    parser.add_argument("--rows", type=int, default=1000,
+                        help="rows per request with --compare-splitting")
     parser.add_argument("--batching-parameters", type=pathlib.Path,
                         help="BatchingParameters file for --compare-batching (default: the "
                              "shipped ConfigMap's batching_parameters.txt)")
@@ -225,7 +244,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="2 clients, 60 requests (1 run each): checks that the script works")
     args = parser.parse_args(argv)
     if args.quick:
-        args.clients, args.requests, args.max_seconds, args.runs = 2, 60, 60.0, 1
+        args.clients, args.requests, args.max_seconds, args.runs, args.rows = 2, 60, 60.0, 1, 200
     return args
 
 
@@ -297,12 +316,70 @@ def compare_batching(args: argparse.Namespace, base: pathlib.Path, folder: pathl
     return 1 if errors else 0
 
 
+def splitting_parameters(parameters: str, max_batch_size: int) -> tuple[str, int]:
+    """`parameters` with large-batch splitting on, and the batch size they run.
+
+    Requests of up to `max_batch_size` rows are accepted and run in batches of
+    the original `max_batch_size` (now `max_execution_batch_size`).
+    """
+    from google.protobuf import text_format
+
+    from memae_tf.serving.proto import BatchingParameters
+
+    message = text_format.Parse(parameters, BatchingParameters())
+    execution = message.max_batch_size.value
+    message.max_execution_batch_size.value = execution
+    message.max_batch_size.value = max_batch_size
+    message.enable_large_batch_splitting.value = True
+    return text_format.MessageToString(message), execution
+
+
+def compare_splitting(args: argparse.Namespace, base: pathlib.Path, folder: pathlib.Path) -> int:
+    """Requests of `--rows` rows: split by the client (ConfigMap as shipped) or by the server."""
+    parameters = (args.batching_parameters.read_text() if args.batching_parameters
+                  else configmap_file("batching_parameters.txt"))
+    split, execution = splitting_parameters(parameters, args.rows)
+    print("client splits: " + " ".join(parameters.split()))
+    print("server splits: " + " ".join(split.split()))
+    modes = {"client splits": (start_server(base, folder, parameters), execution),
+             "server splits": (start_server(base, folder, split), args.rows)}
+    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+    errors = 0
+    try:
+        for (server, port, _), _ in modes.values():
+            wait_until_serving(server, f"127.0.0.1:{port}", "memae")
+        for _ in range(args.runs):
+            for mode, ((server, port, _), client_limit) in modes.items():
+                result = run_load(f"127.0.0.1:{port}", "memae", server.pid, args.clients,
+                                  args.requests, [args.rows], args.max_seconds, FEATURES,
+                                  max_batch_size=client_limit)
+                runs[mode].append(result)
+                errors += result["errors"]
+                for error in result["first_errors"]:
+                    print(f"error ({mode}): {error}")
+    finally:
+        for (server, _, _), _ in modes.values():
+            stop(server)
+    print(f"| {args.rows}-row requests, {args.clients} clients | runs | rows/s per run "
+          "| median rows/s | median p50 ms | median p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for mode, results in runs.items():
+        median = {key: statistics.median(result[key] for result in results)
+                  for key in ("requests_per_s", "p50_ms", "p99_ms")}
+        each = ", ".join(f"{result['requests_per_s'] * args.rows:.0f}" for result in results)
+        print(f"| {mode} | {len(results)} | {each} | {median['requests_per_s'] * args.rows:.0f} "
+              f"| {median['p50_ms']:.1f} | {median['p99_ms']:.1f} "
+              f"| {sum(result['errors'] for result in results)} |")
+    return 1 if errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     facts = _common.machine()  # before the load: its load average is the machine's own
     with tempfile.TemporaryDirectory() as folder:
         base = args.model_base_path or export_small_model(pathlib.Path(folder))
-        run = compare_batching if args.compare_batching else load_test
+        run = (compare_batching if args.compare_batching else
+               compare_splitting if args.compare_splitting else load_test)
         status = run(args, base, pathlib.Path(folder))
     with open("/proc/cpuinfo") as info:
         isa = sorted(set(re.findall(r"\b(avx2|avx512f|avx512bw|avx512_vnni|avx512_bf16)\b",
