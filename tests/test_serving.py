@@ -225,12 +225,15 @@ def test_unknown_signature_fails_the_precondition_listing_the_signatures(client,
         client.predict(rows, signature="nope")
 
 
-def test_version_labels_are_invalid_arguments(stub, rows):
+def test_a_label_the_config_does_not_define_is_invalid_argument(stub, rows):
+    # tensorflow_serving/model_servers/server_core.cc (GetModelVersionForLabel).
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "kdd"
     request.model_spec.version_label = "stable"
     request.inputs["x"].CopyFrom(tf.make_tensor_proto(rows))
-    assert _rpc_error(stub.Predict, request).code() == grpc.StatusCode.INVALID_ARGUMENT
+    error = _rpc_error(stub.Predict, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "Unrecognized servable version label: stable"
 
 
 def test_metadata_request_without_field_is_invalid_argument(stub):
