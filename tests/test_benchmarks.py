@@ -85,3 +85,11 @@ def test_score_shift_script_averages_units_of_stored_runs(tmp_path):
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     # gaps 6 - 1 = 5 and 3 - 2 = 1, mean 3; units 2
     assert cells[3] == "3" and cells[-1] == "2"
+
+
+def test_machine_record_names_the_vector_extensions_in_a_fixed_order():
+    cpuinfo = ("processor : 0\nmodel name : AMD EPYC\n"
+               "flags : fpu avx2 sse2 fma avx512f avx512_vnni\nprocessor : 1\nflags : fpu\n")
+    assert _common.vector_extensions(cpuinfo) == "avx512f avx512_vnni avx2 fma"
+    assert _common.vector_extensions("flags : fpu sse2 avx2 fma") == "avx2 fma"
+    assert _common.vector_extensions("model name : old\nflags : fpu sse2") == "none listed"
