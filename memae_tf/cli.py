@@ -121,6 +121,8 @@ def _log(message: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import keras
+
     from memae_tf import distribute
     from memae_tf.detector import MemAE
     from memae_tf.training import TrainingConfig
@@ -135,6 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     x_val, x_fit = x[order[:n_val]], x[order[n_val:]]
     _log(f"training {args.preset}/{args.variant} on {len(x_fit)} samples "
          f"({n_val} held out for the threshold), {args.epochs} epochs")
+    keras.utils.set_random_seed(args.seed)  # the same command trains the same weights
     detector = MemAE.from_preset(args.preset, variant=args.variant, error=args.error,
                                  **dict(args.override))
     start = time.perf_counter()
@@ -397,8 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--override", type=parse_override, action="append", default=[],
                        metavar="KEY=VALUE", help="preset override, e.g. num_items=200")
     train.add_argument("--seed", type=int, default=0,
-                       help="seed of the held-out split, the shuffling and the memory "
-                            "initialisation")
+                       help="seed of the held-out split, the weights' and the memory's "
+                            "initialisation and the shuffling")
     train.add_argument("--memory-init", choices=MEMORY_INITS, default="data",
                        help="memory items drawn from encodings of the training data (data) "
                             "or the layer's uniform initialisation (keep)")

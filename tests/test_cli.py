@@ -44,7 +44,10 @@ def test_train_score_evaluate(npz, tmp_path, capsys):
     assert main(["evaluate", "--model", str(out / "detector.keras"), "--data", str(npz)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report) >= {"auroc", "aupr", "precision", "recall", "f1", "threshold"}
-    assert 0.0 <= report["auroc"] <= 1.0
+    # Uniform rows against the normal cloud: measured 0.79 with --seed 0 (0.84 and 0.83 with
+    # other initialisations or 20 epochs). An inverted score gives 1 - AUROC; a random one
+    # 0.5 with a standard deviation of 0.065 for 40 against 40 rows.
+    assert report["auroc"] > 0.7
 
 
 def test_unknown_data_is_a_clean_error(tmp_path, capsys):
@@ -53,9 +56,13 @@ def test_unknown_data_is_a_clean_error(tmp_path, capsys):
     assert "--data must be one of" in capsys.readouterr().err
 
 
-def test_bad_normal_class_is_rejected_by_the_parser(npz):
-    with pytest.raises(SystemExit):
+def test_bad_normal_class_is_rejected_by_the_parser(npz, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main(["train", "--data", str(npz), "--normal-class", "a,b", "--out", "x"])
+    assert exit_info.value.code == 2  # argparse's usage error, before any loading
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "memae train: error: argument --normal-class: expected comma-separated non-negative "
+        "integers, e.g. 0,1,7. Received: 'a,b'")
 
 
 def test_presets_lists_all(capsys):

@@ -167,19 +167,35 @@ def test_mlbench_unknown_table_needs_label_column():
 
 
 def test_fetch_mlbench_copies_tables_from_extracted_package(tmp_path, monkeypatch):
-    # apt-get and dpkg are replaced: "download" writes a .deb, "extract" lays out the
-    # package tree with one table; fetch_mlbench must copy that table to its destination.
+    # apt-get and dpkg are replaced by their documented effects: `apt-get download PKG`
+    # writes PKG_VERSION_ARCH.deb into the working folder, `dpkg -x DEB DIR` lays out the
+    # tree of the archive it is given. Each checks its arguments, so a wrong package name,
+    # a wrong archive or an unchecked failure makes the fetch fail.
+    calls = []
+
     def fake_run(command, cwd=None, check=False, timeout=None, capture_output=False):
-        if command[0] == "apt-get":
-            Path(cwd, "r-cran-mlbench_2.1_all.deb").write_bytes(b"deb")
+        calls.append(command)
+        assert check, "a failed download or extraction must raise"
+        if command[:2] == ["apt-get", "download"]:
+            (package,) = command[2:]
+            Path(cwd, f"{package}_2.1-3_all.deb").write_text(package)
+        elif command[:2] == ["dpkg", "-x"]:
+            archive, root = command[2:]
+            if Path(archive).read_text() == "r-cran-mlbench":
+                data = Path(root) / "usr/lib/R/site-library/mlbench/data"
+                data.mkdir(parents=True)
+                (data / "Zoo.rda").write_bytes(b"table")
+                (data / "README").write_bytes(b"not a table")
         else:
-            data = Path(command[-1]) / "usr/lib/R/site-library/mlbench/data"
-            data.mkdir(parents=True)
-            (data / "Zoo.rda").write_bytes(b"table")
+            raise AssertionError(f"unexpected command {command}")
         return subprocess.CompletedProcess(command, 0)
 
     monkeypatch.setattr("memae_tf.data.sources.subprocess.run", fake_run)
     monkeypatch.setattr("memae_tf.data.sources.shutil.which", lambda tool: f"/usr/bin/{tool}")
     folder = fetch_mlbench(tmp_path / "out")
     assert folder == tmp_path / "out"
+    assert [c[:3] for c in calls] == [["apt-get", "download", "r-cran-mlbench"],
+                                      ["dpkg", "-x", calls[1][2]]]
+    assert Path(calls[1][2]).name == "r-cran-mlbench_2.1-3_all.deb"
+    assert sorted(p.name for p in folder.iterdir()) == ["Zoo.rda"]
     assert (folder / "Zoo.rda").read_bytes() == b"table"

@@ -121,4 +121,5 @@ def test_cli_trains_and_evaluates_one_class_on_a_tfds_dataset(data_dir, tmp_path
     assert main(["evaluate", "--model", str(out / "detector.keras"), "--data", "tfds:mnist:test",
                  "--tfds-data-dir", str(data_dir), "--normal-class", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert 0.0 <= report["auroc"] <= 1.0 and "f1" in report
+    # Ones against the other digits: measured 0.993; an inverted score gives 1 - AUROC.
+    assert report["auroc"] > 0.9 and "f1" in report

@@ -4,8 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_memory_layer import numpy_memory
 
 from memae_tf import MemAE
+from memae_tf.models.memory_block import encode_queries, find_memory_layer
 
 TINY_DENSE = {"input_shape": (8,), "units": (6, 3), "num_items": 10}
 TINY_IMAGE = {"input_shape": (12, 12, 1), "filters": (4, 8), "kernel_sizes": 3, "num_items": 10}
@@ -114,17 +116,33 @@ def test_preprocess_scales_uint8_into_the_preset_input_range():
     np.testing.assert_allclose(prepared[:, 0, 0, 0, 0], [-1.0, -0.6, 1.0], rtol=1e-6)
 
 
-def test_fit_accepts_tf_data(normal_rows):
-    detector = MemAE.from_preset("kdd", variant="memae-nonspar", **TINY_DENSE)
+def test_fit_on_tf_data_trains_as_on_the_same_array(normal_rows):
+    # (x, y) pairs whose y is zeros: the inputs are the targets, the labels are ignored.
     dataset = tf.data.Dataset.from_tensor_slices((normal_rows, np.zeros(len(normal_rows))))
-    history = detector.fit(dataset, epochs=1, batch_size=50, verbose=0)
-    assert len(history.history["loss"]) == 1
+    losses = []
+    for x in (normal_rows, dataset):
+        keras.utils.set_random_seed(0)
+        detector = MemAE.from_preset("kdd", variant="memae-nonspar", **TINY_DENSE)
+        history = detector.fit(x, epochs=2, batch_size=50, shuffle=False, memory_init="keep",
+                               verbose=0)
+        losses.append(history.history["loss"])
+    assert len(losses[0]) == 2
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)
 
 
-def test_memory_attention_rows_are_sparse_distributions(fitted, normal_rows):
-    attention = fitted.memory_attention(normal_rows[:20])
-    assert attention.shape == (20, 10)
+def test_memory_attention_rows_are_sparse_distributions(normal_rows):
+    # λ = 1/N (the paper's): the hard shrinkage zeroes the weights below it.
+    keras.utils.set_random_seed(0)
+    detector = MemAE.from_preset("kdd", **TINY_DENSE, shrink_threshold=0.1)
+    detector.fit(normal_rows, epochs=3, batch_size=32, verbose=0, seed=0)
+    x = normal_rows[:50]
+    attention = detector.memory_attention(x)
+    queries = encode_queries(detector.model, detector.preprocess(x))
+    memory = find_memory_layer(detector.model).memory.numpy()
+    _, expected, _ = numpy_memory(queries, memory, 0.1, "dot")
+    np.testing.assert_allclose(attention, expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(attention.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all((attention == 0.0).sum(axis=1) >= 2)  # a dense softmax has no zero
     with pytest.raises(ValueError, match="no MemoryLayer"):
         MemAE.from_preset("kdd", variant="ae", **TINY_DENSE).memory_attention(normal_rows[:2])
 
@@ -133,7 +151,10 @@ def test_custom_keras_model_is_accepted():
     inputs = keras.Input((4,))
     outputs = keras.layers.Dense(4)(keras.layers.Dense(2)(inputs))
     detector = MemAE(keras.Model(inputs, outputs))
-    assert detector.score(np.ones((3, 4), "float32")).shape == (3,)
+    x = np.random.default_rng(2).uniform(size=(3, 4)).astype("float32")
+    reconstruction = detector.model(x).numpy().astype(np.float64)
+    np.testing.assert_allclose(detector.score(x), ((x - reconstruction) ** 2).mean(axis=1),
+                               rtol=1e-5)
     with pytest.raises(ValueError, match="same shape"):
         MemAE(keras.Model(inputs, keras.layers.Dense(2)(inputs)))
 
@@ -168,5 +189,10 @@ def test_bad_fit_arguments_raise(kwargs, message, normal_rows):
 def test_fit_accepts_a_learning_rate_schedule(normal_rows):
     schedule = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=20)
     detector = MemAE.from_preset("kdd", **TINY_DENSE)
-    history = detector.fit(normal_rows[:128], epochs=1, learning_rate=schedule, verbose=0)
-    assert len(history.history["loss"]) == 1
+    detector.fit(normal_rows[:128], epochs=1, batch_size=32, learning_rate=schedule, verbose=0)
+    optimizer = detector.model.optimizer
+    assert int(optimizer.iterations) == 4
+    # The schedule's own rate at the step reached, not a constant or the cosine epoch decay.
+    step = 4
+    expected = 1e-3 * 0.5 * (1 + np.cos(np.pi * step / 20))
+    assert float(optimizer.learning_rate) == pytest.approx(expected, rel=1e-6)

@@ -33,11 +33,21 @@ def results(out):
     return json.loads((out / "results.json").read_text())
 
 
-def assert_reports(out, n_tasks, units):
+# An AUROC that an inverted score (1 - AUROC) or a random one (about 0.5) cannot reach.
+# Only for models whose tiny run separates its data: one epoch on a few images leaves the
+# neural variants at 0.33-0.65 on MNIST, random CIFAR pixels have no anomalies, and 16-frame
+# clips of 20-frame videos all hold the same bright frames (measured with this suite's runs).
+SEPARATED = 0.8
+
+
+def assert_reports(out, n_tasks, units, separated=()):
+    """The stored results and their plots; `separated`: the models that must rank anomalies."""
     stored = results(out)
     assert len(stored["tasks"]) == n_tasks
-    for task in stored["tasks"].values():
-        assert 0.0 <= task["metrics"]["auroc"] <= 1.0
+    for name, task in stored["tasks"].items():
+        auroc = task["metrics"]["auroc"]
+        assert 0.0 <= auroc <= 1.0
+        assert name.split("/")[0] not in separated or auroc > SEPARATED, (name, auroc)
     assert len((out / "results.csv").read_text().strip().splitlines()) == n_tasks + 1
     assert "## AUROC per unit" in (out / "results.md").read_text()
     for unit in units:
@@ -119,7 +129,7 @@ def test_mnist_tiny_runs_every_variant_and_baseline(tmp_path):
     status, _ = experiment(["mnist", "--tiny", "--baselines", "ocsvm,iforest", "--classes", "7",
                             "--out", str(out)])
     assert status == 0
-    assert_reports(out, n_tasks=5, units=["class7"])
+    assert_reports(out, n_tasks=5, units=["class7"], separated=("ocsvm", "iforest"))
     config = results(out)["config"]
     assert config["tiny"] and config["epochs"] == 1
 
@@ -136,7 +146,7 @@ def test_mnist_tiny_with_gcn_preprocessing(tmp_path):
     out = tmp_path / "gcn"
     experiment(["mnist", "--tiny", "--variants", "ae", "--baselines", "iforest", "--classes", "4",
                 "--preprocess", "gcn", "--out", str(out)])
-    assert_reports(out, n_tasks=2, units=["class4"])
+    assert_reports(out, n_tasks=2, units=["class4"], separated=("iforest",))
     assert json.loads((out / "results.json").read_text())["config"]["preprocess"] == "gcn"
 
 
@@ -156,7 +166,7 @@ def test_kdd_tiny_reports_precision_recall_f1(tmp_path):
     out = tmp_path / "kdd"
     experiment(["kdd", "--tiny", "--variants", "memae", "--baselines", "iforest",
                 "--data-path", str(path), "--out", str(out)])
-    assert_reports(out, n_tasks=2, units=["run0"])
+    assert_reports(out, n_tasks=2, units=["run0"], separated=("memae", "iforest"))
     task = results(out)["tasks"]["memae/run=0"]
     assert {"precision", "recall", "f1", "aupr"} <= task["metrics"].keys()
     assert task["info"]["flagged_share"] == 0.2
@@ -173,7 +183,7 @@ def test_tabular_tiny_from_a_csv_file(tmp_path):
     out = tmp_path / "tabular"
     experiment(["tabular", "--tiny", "--variants", "ae", "--data-path", str(path),
                 "--label-column", "kind", "--normal-classes", "usual", "--out", str(out)])
-    assert_reports(out, n_tasks=1, units=["run0"])
+    assert_reports(out, n_tasks=1, units=["run0"], separated=("ae",))
     assert results(out)["tasks"]["ae/run=0"]["info"]["anomaly_share"] > 0
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,11 @@ def _epoch_lines(output: str) -> list[str]:
     return [line.strip() for line in output.splitlines() if line.startswith("Epoch ")]
 
 
+def _last_loss(output: str) -> float:
+    """The training loss of the last epoch in Keras' `verbose=2` log."""
+    return float(re.findall(r" - loss: ([0-9.e+-]+)", output)[-1])
+
+
 def test_memae_train_killed_mid_epoch_resumes_with_the_same_command(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "data.npz", x_train=rng.uniform(size=(2000, 12)).astype("f4"))
@@ -37,6 +43,9 @@ def test_memae_train_killed_mid_epoch_resumes_with_the_same_command(tmp_path):
                "--override", "input_shape=[12]", "--override", "units=[8,3]",
                "--epochs", str(EPOCHS), "--batch-size", "16", "--verbose", "2",
                "--out", str(tmp_path / "run")]
+    uninterrupted = _memae(*command[:-1], str(tmp_path / "uninterrupted"))
+    expected_out, err = uninterrupted.communicate(timeout=900)
+    assert uninterrupted.returncode == 0, err[-3000:]
     first = _memae(*command)
     for line in first.stdout:  # "Epoch 2/4" is printed when the second epoch begins
         if line.startswith(f"Epoch 2/{EPOCHS}"):
@@ -54,8 +63,17 @@ def test_memae_train_killed_mid_epoch_resumes_with_the_same_command(tmp_path):
     epochs = _epoch_lines(out)
     assert epochs[0] == f"Epoch {finished + 1}/{EPOCHS}"
     assert epochs[-1] == f"Epoch {EPOCHS}/{EPOCHS}"
-    assert MemAE.load(tmp_path / "run" / "detector.keras").threshold_ > 0
     assert not (tmp_path / "run" / ".backup" / "training_metadata.json").exists()
+    # It ends where the uninterrupted run of the same command (same seed) ends. The two differ
+    # only in the shuffling order after the resume (tf.data draws it again from the seed):
+    # measured 0.005% on the mean score, 0.3% on the threshold. Resuming from fresh weights
+    # (the epochs left, from scratch) ends 2.5% higher in each.
+    resumed = MemAE.load(tmp_path / "run" / "detector.keras")
+    expected = MemAE.load(tmp_path / "uninterrupted" / "detector.keras")
+    assert _last_loss(out) == pytest.approx(_last_loss(expected_out), rel=5e-3)
+    x = np.load(tmp_path / "data.npz")["x_train"]
+    assert resumed.score(x).mean() == pytest.approx(expected.score(x).mean(), rel=5e-3)
+    assert resumed.threshold_ == pytest.approx(expected.threshold_, rel=1e-2)
 
 
 def test_memae_experiment_killed_mid_training_resumes_with_the_same_command(tmp_path):
@@ -83,7 +101,9 @@ def test_memae_experiment_killed_mid_training_resumes_with_the_same_command(tmp_
     assert second.returncode == 0, err[-3000:]
     assert f"Resuming training after epoch {finished}" in err
     tasks = json.loads((out / "results.json").read_text())["tasks"]
-    assert 0 <= tasks["ae/run=0"]["metrics"]["auroc"] <= 1
+    # The rare rows sit one unit up in `c` (measured 0.98): an inverted or random score cannot
+    # reach the bound.
+    assert tasks["ae/run=0"]["metrics"]["auroc"] > 0.8
 
 
 class _ExplodeAfter(keras.optimizers.schedules.LearningRateSchedule):
