@@ -9,41 +9,35 @@ scores), defined once in `memae_tf.common.contract`. Install it alone with
 `pip install ./client` (see client/README.md).
 """
 
-from memae_tf.client._protocol import (
-    ModelInfo,
-    ModelMetadata,
-    SignatureInfo,
-    TensorInfo,
-    VersionStatus,
-)
-from memae_tf.client.aio import AsyncMemAEClient
-from memae_tf.client.batching import read_max_batch_size
-from memae_tf.client.client import MemAEClient
-from memae_tf.client.errors import (
-    DeadlineExceededError,
-    FailedPreconditionError,
-    InvalidArgumentError,
-    MemAEClientError,
-    NotFoundError,
-    UnavailableError,
-)
-from memae_tf.client.monitor import MonitorReport, ScoreMonitor
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "AsyncMemAEClient",
-    "DeadlineExceededError",
-    "FailedPreconditionError",
-    "InvalidArgumentError",
-    "MemAEClient",
-    "MemAEClientError",
-    "ModelInfo",
-    "ModelMetadata",
-    "MonitorReport",
-    "NotFoundError",
-    "ScoreMonitor",
-    "SignatureInfo",
-    "TensorInfo",
-    "UnavailableError",
-    "VersionStatus",
-    "read_max_batch_size",
-]
+# Each public name is imported from its module on first use (PEP 562), as
+# memae_tf._lazy does for the full package (which this distribution does not
+# ship): `memae --help` builds the `memae monitor` parser from
+# memae_tf.client.cli without importing gRPC.
+_EXPORTS = {
+    "memae_tf.client._protocol": ("ModelInfo", "ModelMetadata", "SignatureInfo",
+                                  "TensorInfo", "VersionStatus"),
+    "memae_tf.client.aio": ("AsyncMemAEClient",),
+    "memae_tf.client.batching": ("read_max_batch_size",),
+    "memae_tf.client.client": ("MemAEClient",),
+    "memae_tf.client.errors": ("DeadlineExceededError", "FailedPreconditionError",
+                               "InvalidArgumentError", "MemAEClientError", "NotFoundError",
+                               "UnavailableError"),
+    "memae_tf.client.monitor": ("MonitorReport", "ScoreMonitor"),
+}
+_MODULES = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_MODULES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
