@@ -29,36 +29,55 @@ def _absolute(package: str, module: str, level: int = 0) -> str:
     return module
 
 
+def _export_table(node: ast.AST) -> dict[str, list[str]] | None:
+    """`{module: [names]}` if `node` is a dict literal of that shape, else None."""
+    if not isinstance(node, ast.Dict) or not node.keys:
+        return None
+    table = {}
+    for key, value in zip(node.keys, node.values, strict=True):
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)
+                and isinstance(value, (ast.List, ast.Tuple))
+                and all(isinstance(v, ast.Constant) and isinstance(v.value, str)
+                        for v in value.elts)):
+            return None
+        table[key.value] = [v.value for v in value.elts]
+    return table
+
+
 def public_names(init: Path, package: str) -> dict[str, str]:
     """`{public name: module that holds it}` for the names of a package's `__all__`.
 
     The modules come from the `from module import name` lines and from the
-    `lazy_exports(__name__, {module: [names]})` call of the `__init__.py`;
-    `__all__` is a list of names, possibly starting with `*` the lazy names.
+    `{module: [names]}` tables of names imported on first use (the argument of
+    `lazy_exports`, or a package's own table). `__all__` is a list of names,
+    where `*...` stands for the lazily imported ones, or is computed from such a
+    table, in which case it is all of them.
     """
     tree = ast.parse(init.read_text())
     origin: dict[str, str] = {}
     lazy: list[str] = []
-    exported: list[str] | None = None
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node in tree.body:
             for alias in node.names:
                 origin[alias.asname or alias.name] = _absolute(
                     package, node.module or "", node.level)
-        value = getattr(node, "value", None)
-        if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "lazy_exports":
-            table = value.args[1]
-            for module, names in zip(table.keys, table.values, strict=True):
-                for name in ast.literal_eval(names):
-                    origin[name] = _absolute(package, ast.literal_eval(module))
+        table = _export_table(node)
+        if table and all(m.startswith((".", "memae_tf")) for m in table):
+            for module, names in table.items():
+                for name in names:
+                    origin[name] = _absolute(package, module)
                     lazy.append(name)
-            if any(getattr(t, "id", "") == "__all__" for t in ast.walk(node.targets[0])):
-                exported = list(lazy)
-        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.List)
-                and any(getattr(t, "id", "") == "__all__" for t in node.targets)):
+    exported: list[str] | None = None
+    for node in tree.body:
+        targets = [t for target in getattr(node, "targets", []) for t in ast.walk(target)]
+        if not any(getattr(t, "id", "") == "__all__" for t in targets):
+            continue
+        if isinstance(node.value, ast.List):
             exported = []
             for item in node.value.elts:
                 exported += lazy if isinstance(item, ast.Starred) else [ast.literal_eval(item)]
+        else:  # computed from the table: `lazy_exports(...)`, `sorted(_MODULES)`
+            exported = list(lazy)
     return {name: origin.get(name, package) for name in exported or []}
 
 
