@@ -2,7 +2,7 @@
 # the Jobs of serving/k8s/training/ (train) and serving/k8s/publish/ (export a new
 # model version). Build from the repository root:
 #
-#   docker build -t memae-tf:0.1.0 .
+#   docker build -t memae-tf:0.2.0 .
 #
 # The base is pinned by its full version tag. Pin it by digest too where the build
 # can check one (`docker buildx imagetools inspect python:3.11.14-slim-bookworm`
@@ -27,7 +27,7 @@ RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
 # Runtime stage: Python, the environment and an unprivileged user; no compiler, no
 # pip cache, no sources.
 FROM ${PYTHON_IMAGE}
-ARG VERSION=0.1.0
+ARG VERSION=0.2.0
 LABEL org.opencontainers.image.title="memae-tf" \
       org.opencontainers.image.description="MemAE anomaly detectors on TensorFlow/Keras: train and export SavedModels for TF Serving" \
       org.opencontainers.image.version="${VERSION}" \

@@ -10,6 +10,7 @@ import math
 import os
 import pathlib
 import re
+import shutil
 import socket
 import subprocess
 import urllib.request
@@ -17,6 +18,7 @@ import urllib.request
 import grpc
 import jsonpatch
 import jsonschema
+import keras
 import kubernetes_validate
 import numpy as np
 import prometheus_client
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from google.protobuf import text_format
 from serving_helpers import reference_outputs, small_model, wait_for
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf import cli
@@ -195,6 +198,19 @@ def _monitoring_path() -> str:
     return config.prometheus_config.path
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[keras.Model, pathlib.Path]:
+    """A small model exported once as version 1 (`_install` copies it where needed)."""
+    model = small_model(7)
+    base = tmp_path_factory.mktemp("export") / "memae"
+    export_saved_model(model, base, threshold=0.1)
+    return model, base
+
+
+def _install(exported: tuple[keras.Model, pathlib.Path], base_path: pathlib.Path) -> None:
+    shutil.copytree(exported[1], base_path)
+
+
 # ------------------------------------------------------------------ probes
 
 
@@ -226,13 +242,13 @@ def test_readiness_probe_asks_for_the_served_model_on_the_rest_port():
     assert f"/dev/tcp/127.0.0.1/{_flags()['rest_api_port']}" in command
 
 
-def test_readiness_probe_passes_only_while_a_version_is_available(tmp_path):
+def test_readiness_probe_passes_only_while_a_version_is_available(tmp_path, exported):
     """TF Serving answers GET /v1/models/NAME with 200 for any known version state
     (tensorflow_serving/model_servers/get_model_status_impl.cc), a failed load
     included; the probe must look for AVAILABLE in the JSON that
     http_rest_api_util.cc prints. The local server answers the same way."""
     (entry,) = _served_models()
-    export_saved_model(small_model(3), tmp_path / "good" / entry.name, threshold=0.1)
+    _install(exported, tmp_path / "good" / entry.name)
     broken = tmp_path / "broken" / entry.name / "1"
     broken.mkdir(parents=True)
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
@@ -484,12 +500,12 @@ def _local_deployment(tmp_path: pathlib.Path, args: list[str],
     return local
 
 
-def test_tls_component_serves_grpc_over_tls_with_the_scripts_ssl_config(tmp_path):
+def test_tls_component_serves_grpc_over_tls_with_the_scripts_ssl_config(tmp_path, exported):
     """The Deployment's args plus the component's --ssl_config_file, read by the local
     server as TF Serving reads it (server.cc, BuildServerCredentials)."""
     (entry,) = _served_models()
-    model = small_model(7)
-    export_saved_model(model, tmp_path / "models" / entry.name, threshold=0.1)
+    model = exported[0]
+    _install(exported, tmp_path / "models" / entry.name)
     cert, key = _pem_pair(tmp_path, "localhost")
     secret = tmp_path / "secret"
     secret.mkdir()
@@ -719,6 +735,48 @@ def test_alert_evaluation_follows_prometheus_on_a_hand_computed_case():
     assert _evaluate(ratio, now, before) == {frozenset({("model_name", "m")}): 0.25}
     assert _firing("MemAEServingErrorRate", now, before)
     assert not _firing("MemAEServingErrorRate", now, now)  # no requests: no ratio
+
+
+def test_error_rate_alert_reads_the_counter_the_server_exports(tmp_path, exported):
+    """The local server started with the Deployment's args and monitoring.config
+    exports TF Serving's request counter (util.cc, RecordModelRequestCount; names
+    from prometheus_exporter.cc) at the ServiceMonitor's path: the rule stays quiet
+    on successes and fires once requests fail with INVALID_ARGUMENT."""
+    (entry,) = _served_models()
+    _install(exported, tmp_path / "models" / entry.name)
+    args = _local_deployment(tmp_path, _container()["args"], {})
+    (endpoint,) = _monitoring("ServiceMonitor")["spec"]["endpoints"]
+    counter = _tf_serving_metric("/tensorflow/serving/request_count")
+    rows = np.random.default_rng(0).uniform(0, 1, (4, 12)).astype("float32")
+    wrong = predict_pb2.PredictRequest()
+    wrong.model_spec.name = entry.name
+    wrong.inputs["x"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 13), np.float32)))
+    with start_model_server(parse_flags(args), host="127.0.0.1") as server:
+        def scrape() -> dict:
+            url = f"http://127.0.0.1:{server.rest_port}{endpoint['path']}"
+            with urllib.request.urlopen(url, timeout=30) as response:
+                return _scrape(response.read().decode())
+
+        def count(samples: dict, status: str) -> float:
+            return samples.get(counter, {}).get(
+                frozenset({("model_name", entry.name), ("status", status)}), 0.0)
+
+        before = scrape()
+        with MemAEClient(f"127.0.0.1:{server.port}", entry.name, timeout=30) as client:
+            for _ in range(10):
+                client.score(rows)
+        successes = scrape()
+        assert count(successes, "OK") - count(before, "OK") >= 10
+        assert not _firing("MemAEServingErrorRate", successes, before)
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            for _ in range(2):
+                with pytest.raises(grpc.RpcError) as error:
+                    stub.Predict(wrong, timeout=30)
+                assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        failures = scrape()
+    assert count(failures, "INVALID_ARGUMENT") - count(before, "INVALID_ARGUMENT") == 2
+    assert _firing("MemAEServingErrorRate", failures, before)
 
 
 def _monitor_scrape(scores: np.ndarray, reference: np.ndarray) -> dict:
