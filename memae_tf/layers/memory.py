@@ -48,8 +48,10 @@ class MemoryLayer(keras.layers.Layer):
     Args:
         num_items: Positive integer, number of memory items N.
         shrink_threshold: Shrinkage threshold λ. `None` (default) means
-            `1 / num_items`; the paper recommends λ in `[1/N, 3/N]`. `0` disables
-            shrinkage and the L1 renormalisation.
+            `1 / num_items`; the paper recommends λ in `[1/N, 3/N]`, but a flat
+            addressing (`"euclidean"`, `"cosine"`) can leave every weight of a
+            query below 3/N, which then becomes the zero vector (`MemAE.fit`
+            warns). `0` disables shrinkage and the L1 renormalisation.
         entropy_weight: Non-negative float, weight of the entropy loss on the
             addressing weights (the paper's α, 2e-4 by default). `0` disables it.
         similarity: `"dot"`, `"cosine"` or `"euclidean"`.
