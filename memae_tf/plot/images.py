@@ -42,7 +42,7 @@ def reconstruction_grid(
     default the first); the columns show its `n` most anomalous samples, then
     its `n` least anomalous ones. The first row is the input; each detector
     adds a row of reconstructions and a row of error maps (`score_map`:
-    squared errors, or absolute ones for `error="l1"` detectors), all error
+    the detector's error per pixel: squared, absolute or 1 − SSIM), all error
     maps on one colour scale with one colour bar, and
     each map labelled with that detector's score. With MemAE next to a plain
     AE, this shows the paper's point: the memory refuses to rebuild what it
