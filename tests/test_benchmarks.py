@@ -93,3 +93,17 @@ def test_machine_record_names_the_vector_extensions_in_a_fixed_order():
     assert _common.vector_extensions(cpuinfo) == "avx512f avx512_vnni avx2 fma"
     assert _common.vector_extensions("flags : fpu sse2 avx2 fma") == "avx2 fma"
     assert _common.vector_extensions("model name : old\nflags : fpu sse2") == "none listed"
+
+
+def test_first_call_profile_separates_the_one_time_set_up():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "first_call.py"), "--samples", "256", "--epochs", "1",
+         "--score", "64"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout)
+    first, second = report["first_fit"], report["second_fit"]
+    # The memory items are drawn from encodings once, at the first fit only.
+    assert first["phases_cpu_s"]["adapt_memory"] > 0
+    assert "adapt_memory" not in second["phases_cpu_s"]
+    assert len(first["epochs_cpu_s"]) == len(second["epochs_cpu_s"]) == 1
+    assert "vector extensions" in report["machine"]
