@@ -16,7 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
+import threading
 import urllib.error
 import urllib.request
 
@@ -36,6 +36,7 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
+from memae_tf.cli import main
 from memae_tf.export import export_saved_model
 from memae_tf.serving import ModelRegistry, ServingError, parse_flags, start_model_server
 from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
@@ -205,24 +206,29 @@ def test_the_deployments_args_and_configmap_files_serve_requests(tmp_path, expor
 
 
 def test_the_model_server_command_serves_until_sigterm(exported, rows):
-    # tensorflow_serving/model_servers/main.cc: flags in, serve until terminated.
+    # tensorflow_serving/model_servers/main.cc: flags in, serve until terminated. The
+    # command runs in this (main) thread, where Python handles signals; another
+    # thread queries it, then sends SIGTERM once the command's handler is in place.
     base, scores = exported
-    port = _free_port()
-    script = "import sys; from memae_tf.cli import main; sys.exit(main(sys.argv[1:]))"
-    process = subprocess.Popen(
-        [sys.executable, "-c", script, "model-server", f"--port={port}",
-         "--model_name=kdd", f"--model_base_path={base}", "--file_system_poll_wait_seconds=0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    try:
+    port, default = _free_port(), signal.getsignal(signal.SIGTERM)
+    answers = []
+
+    def query_then_terminate() -> None:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=120)
-            _check_answer(channel, rows, scores, "kdd", 3)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
-    finally:
-        process.kill()
+            answers.append(_answer(channel, rows, "kdd"))
+        wait_for(lambda: signal.getsignal(signal.SIGTERM) is not default, timeout=30)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=query_then_terminate)
+    thread.start()
+    code = main(["model-server", f"--port={port}", "--model_name=kdd",
+                 f"--model_base_path={base}", "--file_system_poll_wait_seconds=0"])
+    thread.join()
+    assert code == 0 and signal.getsignal(signal.SIGTERM) is default
+    ((version, served),) = answers
+    assert version == 3
+    np.testing.assert_allclose(served, scores[3], rtol=1e-5)
 
 
 # ------------------------------------ several models, policies, labels, reload
