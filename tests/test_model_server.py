@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -311,6 +312,19 @@ def test_labels_route_grpc_and_rest_requests_and_move_on_reload(several, exporte
     np.testing.assert_allclose(body["outputs"]["score"], scores[3], rtol=1e-5)
 
 
+def test_a_reload_other_than_a_model_config_list_is_refused(several):
+    # tensorflow_serving/model_servers/model_service_impl.cc (HandleReloadConfigRequest).
+    _, channel, _ = several
+    request = model_management_pb2.ReloadConfigRequest()
+    request.config.custom_model_config.type_url = "type.example/Custom"
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    error = _rpc_error(lambda: stub.HandleReloadConfigRequest(request, timeout=30))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == ("ServerModelConfig type not supported by "
+                               "HandleReloadConfigRequest. Only ModelConfigList is currently "
+                               "supported")
+
+
 def test_an_unknown_label_is_invalid_argument_in_grpc_and_rest(several, rows):
     # tensorflow_serving/model_servers/server_core.cc (GetModelVersionForLabel).
     server, channel, _ = several
@@ -415,6 +429,11 @@ def test_canary_rollout_promotion_and_rollback_by_models_config_edits(tmp_path, 
         _check_answer(channel, rows, scores, "memae", 1)
         edit("versions: 1", {"stable": 1})
         wait_for(lambda: label_points("stable", 1), timeout=30)
+        # A file that does not parse is logged and the models serve on unchanged
+        # (server.cc, PollFilesystemAndReloadConfig); two polls pass.
+        _write_config(config, "model_config_list { config { name: ")
+        time.sleep(2.5)
+        _check_answer(channel, rows, scores, "memae", 1, label="stable")
 
         # Publish version 2 (the exporter writes a hidden directory, then renames it).
         export_saved_model(canary_model, base, threshold=0.1, version=2)

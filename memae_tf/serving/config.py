@@ -48,8 +48,8 @@ def read_text_proto(path: str | os.PathLike, message_type: type[Message]) -> Mes
     Example:
 
     >>> from memae_tf.serving.proto import MonitoringConfig
-    >>> read_text_proto("monitoring.config", MonitoringConfig).prometheus_config.enable
-    ... # doctest: +SKIP
+    >>> config = read_text_proto("monitoring.config", MonitoringConfig)  # doctest: +SKIP
+    >>> config.prometheus_config.enable  # doctest: +SKIP
     True
     """
     try:

@@ -51,9 +51,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
 
     Example:
 
-    >>> registry = ModelRegistry()  # doctest: +SKIP
-    >>> registry.reload_config(read_text_proto("models.config", ModelServerConfig))
-    ... # doctest: +SKIP
+    >>> registry = ModelRegistry()
+    >>> registry.reload_config_file("models.config")  # doctest: +SKIP
     >>> registry["memae"].servable(None).version  # doctest: +SKIP
     2
     """
