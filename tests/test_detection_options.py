@@ -63,7 +63,12 @@ def test_invalid_latent_arguments_are_rejected(overrides, match):
 
 def test_memory_attention_of_a_global_latent_has_one_row_per_sample(global_l1, images):
     attention = global_l1.memory_attention(images[:5])
-    assert attention.shape == (5, 10)
+    queries = encode_queries(global_l1.model, global_l1.preprocess(images[:5]))
+    assert queries.shape == (5, 6)  # one latent_dim code per sample
+    layer = find_memory_layer(global_l1.model)
+    _, expected, _ = numpy_memory(queries, layer.memory.numpy(),
+                                  layer.effective_shrink_threshold, layer.similarity)
+    np.testing.assert_allclose(attention, expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(attention.sum(axis=-1), 1.0, rtol=1e-5)
 
 

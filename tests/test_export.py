@@ -14,6 +14,7 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
+from test_memory_layer import numpy_memory
 
 from memae_tf.export import (
     BatchingParameters,
@@ -21,7 +22,7 @@ from memae_tf.export import (
     write_batching_parameters,
     write_models_config,
 )
-from memae_tf.models import build_autoencoder
+from memae_tf.models import build_autoencoder, encode_queries, find_memory_layer
 from memae_tf.scoring_graph import ScoringGraph, reconstruction_outputs
 
 IMAGE_SHAPE = (16, 16, 1)
@@ -145,8 +146,11 @@ def test_fresh_process_without_memae_tf_reproduces_in_process_scores(
                                rtol=1e-4, atol=1e-7)
     attention = served["memory_attention/memory_attention"]
     np.testing.assert_allclose(attention.sum(axis=-1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(attention, ScoringGraph(model).attention(images).numpy(),
-                               rtol=1e-5, atol=1e-7)
+    # the addressing of the layer's NumPy reference, from the encoder's queries
+    layer = find_memory_layer(model)
+    _, expected, _ = numpy_memory(encode_queries(model, images), layer.memory.numpy(),
+                                  layer.effective_shrink_threshold, layer.similarity)
+    np.testing.assert_allclose(attention, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_model_without_memory_has_no_attention_signature(tmp_path):

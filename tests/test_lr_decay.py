@@ -65,15 +65,19 @@ def test_with_several_steps_per_call_the_rate_changes_once_per_call():
     np.testing.assert_allclose(recorder.rates, expected, rtol=1e-5)
 
 
-def test_the_decayed_rate_reaches_the_weights():
-    # Same start, same batches: the runs part once the rates differ.
-    weights = []
-    for decay in ("none", "cosine"):
+def test_the_decayed_rate_is_the_rate_the_optimizer_applies():
+    # Same start, same batches. The reference is Keras' own CosineDecay schedule, which Adam
+    # evaluates at each step inside the train step: the half cosine over the 8 steps.
+    weights = {}
+    for name, settings in (("none", {"lr_decay": "none"}), ("cosine", {"lr_decay": "cosine"}),
+                           ("schedule", {"learning_rate": keras.optimizers.schedules.CosineDecay(
+                               1e-2, decay_steps=2 * 4)})):
         keras.utils.set_random_seed(1)
         detector = MemAE.from_preset("kdd", **TINY_DENSE)
-        fit(detector, RateRecorder(), epochs=2, lr_decay=decay)
-        weights.append(np.concatenate([w.ravel() for w in detector.model.get_weights()]))
-    assert not np.allclose(weights[0], weights[1])
+        fit(detector, RateRecorder(), epochs=2, **settings)
+        weights[name] = np.concatenate([w.ravel() for w in detector.model.get_weights()])
+    np.testing.assert_allclose(weights["cosine"], weights["schedule"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(weights["none"], weights["schedule"], rtol=1e-3)
 
 
 def test_the_callback_works_in_a_plain_keras_fit():

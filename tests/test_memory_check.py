@@ -8,7 +8,7 @@ import pytest
 from memory_reference import numpy_memory
 
 from memae_tf import MemAE, MemoryLayer
-from memae_tf.models import build_dense_autoencoder, find_memory_layer
+from memae_tf.models import build_dense_autoencoder, encode_queries, find_memory_layer
 from memae_tf.training import MemoryCollapseCheck, TrainingConfig, empty_query_share, items_used
 
 THRESHOLD = 0.2
@@ -84,7 +84,9 @@ def test_restart_draws_a_collapsed_memory_from_the_encodings(positive_rows):
     # every item is now one of the queries (the encoder is the identity)
     distance = np.abs(items[:, None, :] - positive_rows[None]).max(axis=-1).min(axis=1)
     np.testing.assert_allclose(distance, 0.0, atol=1e-6)
-    assert items_used(model, positive_rows) == restart.last_items_used > 1
+    expected = _reference_items_used(positive_rows, items)
+    assert expected > 1
+    assert restart.last_items_used == expected == items_used(model, positive_rows)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         restart.on_train_end()  # no longer collapsed: no warning
@@ -123,7 +125,11 @@ def test_fit_with_memory_restart_logs_the_items_used_every_epoch():
     history = detector.fit(x, epochs=3, batch_size=32, seed=0, verbose=0, memory_restart=True)
     used = history.history["memory_items_used"]
     assert len(used) == 3 and all(1 <= u <= 10 for u in used)
-    assert used[-1] == items_used(detector.model, x)  # the last count is of the final weights
+    # The last count is of the final weights: the NumPy count over the final queries.
+    layer = find_memory_layer(detector.model)
+    weights = numpy_memory(encode_queries(detector.model, x), layer.memory.numpy(),
+                           layer.effective_shrink_threshold, layer.similarity)[1]
+    assert used[-1] == int((weights > 0.0).any(axis=0).sum())
 
 
 def test_fit_checks_the_memory_by_default_and_not_for_an_autoencoder():

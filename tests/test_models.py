@@ -101,20 +101,28 @@ def test_dense_custom_shape():
 
 
 @pytest.mark.parametrize(
-    "call, message",
+    "call, error, message",
     [
-        (lambda: build_autoencoder("imagenet"), "Unknown preset"),
-        (lambda: build_autoencoder("mnist", "vae"), "memory"),
-        (lambda: build_autoencoder("mnist", activation="gelu"), "activation"),
-        (lambda: build_autoencoder("mnist", input_shape=(28, 28)), "input_shape"),
-        (lambda: build_autoencoder("kdd", input_shape=(0,)), "input_shape"),
-        (lambda: build_autoencoder("mnist", kernel_sizes=(3, 3, 3, 3, 3)), "kernel_sizes"),
-        (lambda: build_autoencoder("kdd", unknown_option=1), "Invalid override"),
+        (lambda: build_autoencoder("imagenet"), ValueError, "Unknown preset 'imagenet'"),
+        (lambda: build_autoencoder("mnist", "vae"), ValueError,
+         r"expected one of \('memae', 'memae-nonspar', 'ae'\)\. Received: memory='vae'"),
+        (lambda: build_autoencoder("mnist", activation="gelu"), ValueError,
+         "Received: activation='gelu'"),
+        (lambda: build_autoencoder("mnist", input_shape=(28, 28)), ValueError,
+         r"3 positive integers .* Received: input_shape=\(28, 28\)"),
+        (lambda: build_autoencoder("kdd", input_shape=(0,)), ValueError,
+         r"Received: input_shape=\(0,\)"),
+        (lambda: build_autoencoder("mnist", kernel_sizes=(3, 3, 3, 3, 3)), ValueError,
+         r"one entry per encoder layer \(3\)\. Received: kernel_sizes=\(3, 3, 3, 3, 3\)"),
+        # An unknown keyword is Python's TypeError, with the preset named.
+        (lambda: build_autoencoder("kdd", unknown_option=1), TypeError,
+         "Invalid override for preset 'kdd': .* 'unknown_option'"),
     ],
 )
-def test_bad_builder_arguments_raise_clear_errors(call, message):
-    with pytest.raises((ValueError, TypeError), match=message):
+def test_bad_builder_arguments_raise_clear_errors(call, error, message):
+    with pytest.raises(error, match=message) as raised:
         call()
+    assert type(raised.value) is error
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (27, 13, 2)])
