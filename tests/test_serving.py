@@ -296,7 +296,8 @@ def test_client_splits_batches_beyond_the_message_limit(base_path, model):
         np.testing.assert_allclose(outputs["score"], expected["score"], rtol=1e-5)
         np.testing.assert_allclose(outputs["reconstruction"], expected["reconstruction"],
                                    rtol=1e-5, atol=1e-6)
-        unsplit = MemAEClient(target, "kdd", max_message_mb=64, timeout=60)
+        unsplit = MemAEClient(target, "kdd", max_message_mb=64, max_batch_size=None,
+                              timeout=60)
         with unsplit, pytest.raises(MemAEClientError) as info:
             unsplit.score(big)
         assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED

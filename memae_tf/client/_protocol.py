@@ -341,7 +341,8 @@ def as_batch(x: Any) -> np.ndarray:
 
     Raises:
         ValueError: If `x` is not numeric or has no batch axis.
-        InvalidArgumentError: If the batch is empty (not sent).
+        InvalidArgumentError: Without sending, if the batch is empty or holds
+            NaN or Inf values (the exported model would score them +inf).
     """
     batch = np.asarray(x)
     if batch.dtype != np.uint8:
@@ -359,6 +360,14 @@ def as_batch(x: Any) -> np.ndarray:
         )
     if len(batch) == 0:
         raise _not_sent(f"Expected at least one sample. Received: x.shape={batch.shape}")
+    if batch.dtype != np.uint8:
+        finite = np.isfinite(batch.reshape(len(batch), -1)).all(axis=1)
+        if not finite.all():
+            raise _not_sent(
+                f"Expected finite numbers; samples "
+                f"{_row_list(np.flatnonzero(~finite), len(batch))} hold NaN or Inf values "
+                "(the exported model would score them +inf, an anomaly)"
+            )
     return batch
 
 
@@ -367,8 +376,8 @@ def prepare_batch(batch: np.ndarray, info: ModelInfo | None, check_range: bool =
     """Returns a batch of `as_batch` as the float32 batch the served model takes.
 
     uint8 images are scaled into the model's input range as `MemAE.preprocess`
-    does (`memae_tf.common.scaling.scale_uint8`); float inputs must be finite
-    and, with `check_range`, inside the range.
+    does (`memae_tf.common.scaling.scale_uint8`); float inputs must, with
+    `check_range`, lie inside the range.
 
     Args:
         batch: uint8 images or float32 numbers, `(batch, *input_shape)`.
@@ -376,10 +385,9 @@ def prepare_batch(batch: np.ndarray, info: ModelInfo | None, check_range: bool =
         check_range: Whether float inputs outside the range are refused.
 
     Raises:
-        InvalidArgumentError: Without sending, if the batch holds NaN or Inf
-            values (the exported model would score them +inf), values outside
-            the input range, or is uint8 for an export without `model_info`
-            (its range is unknown).
+        InvalidArgumentError: Without sending, if the batch holds values
+            outside the input range, or is uint8 for an export that does not
+            say its input range.
     """
     input_range = None if info is None else info.input_range
     if batch.dtype == np.uint8:
@@ -392,14 +400,8 @@ def prepare_batch(batch: np.ndarray, info: ModelInfo | None, check_range: bool =
                 "or export the model again with MemAE.export"
             )
         return scale_uint8(batch, input_range)
-    rows = batch.reshape(len(batch), -1)
-    finite = np.isfinite(rows).all(axis=1)
-    if not finite.all():
-        raise _not_sent(
-            f"Expected finite numbers; samples {_row_list(np.flatnonzero(~finite), len(batch))}"
-            " hold NaN or Inf values (the exported model would score them +inf, an anomaly)"
-        )
     if input_range is not None and check_range:
+        rows = batch.reshape(len(batch), -1)
         low, high = input_range
         outside = ((rows < low) | (rows > high)).any(axis=1)
         if outside.any():
