@@ -290,7 +290,8 @@ def test_client_splits_batches_beyond_the_message_limit(base_path, model):
     assert big.nbytes > 4 * 2**20
     with serve(base_path, "kdd", port=0, host="127.0.0.1", max_message_mb=4) as server:
         target = f"127.0.0.1:{server.port}"
-        with MemAEClient(target, "kdd", max_message_mb=1, timeout=60) as client:
+        with MemAEClient(target, "kdd", max_message_mb=1, max_batch_size=None,
+                         timeout=60) as client:
             outputs = client.predict(big)
         expected = reference_outputs(model, big)
         np.testing.assert_allclose(outputs["score"], expected["score"], rtol=1e-5)
