@@ -61,6 +61,20 @@ def aspired_versions(policy: VersionPolicy, versions: Iterable[int]) -> list[int
     return found[-count:]
 
 
+def check_poll_seconds(name: str, value: object) -> float:
+    """Returns `value` as float if it is a non-negative number of seconds, else raises.
+
+    Raises:
+        ValueError: Naming `name`, for a bool, a non-number or a negative number.
+    """
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and value >= 0):
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a non-negative number of "
+            f"seconds (0 lists once). Received: {name}={value!r}"
+        )
+    return float(value)
+
+
 @dataclass(frozen=True)
 class VersionState:
     """Where a version is in its life cycle, as `GetModelStatus` reports it.
@@ -126,13 +140,7 @@ class ModelManager:
                 "Received an invalid value for `model_name`, expected a non-empty name "
                 f"without '/'. Received: model_name={model_name!r}"
             )
-        if isinstance(poll_interval, bool) or not (
-            isinstance(poll_interval, (int, float)) and poll_interval >= 0
-        ):
-            raise ValueError(
-                "Received an invalid value for `poll_interval`, expected a non-negative "
-                f"number of seconds (0 lists once). Received: poll_interval={poll_interval!r}"
-            )
+        check_poll_seconds("poll_interval", poll_interval)
         self.model_name = model_name
         self.model_base_path = pathlib.Path(model_base_path)
         self.poll_interval = float(poll_interval)

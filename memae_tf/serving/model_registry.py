@@ -20,7 +20,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from memae_tf.serving.config import check_model_config_list, read_text_proto
 from memae_tf.serving.errors import ServingError, invalid_argument
 from memae_tf.serving.metrics import ServingMetrics
-from memae_tf.serving.model_manager import ModelManager, VersionState
+from memae_tf.serving.model_manager import ModelManager, VersionState, check_poll_seconds
 
 logger = logging.getLogger(__name__)
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
@@ -63,16 +63,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
         allow_version_labels_for_unavailable_models: bool = False,
         metrics: ServingMetrics | None = None,
     ) -> None:
-        if isinstance(file_system_poll_wait_seconds, bool) or not (
-            isinstance(file_system_poll_wait_seconds, (int, float))
-            and file_system_poll_wait_seconds >= 0
-        ):
-            raise ValueError(
-                "Received an invalid value for `file_system_poll_wait_seconds`, expected a "
-                "non-negative number of seconds. Received: "
-                f"file_system_poll_wait_seconds={file_system_poll_wait_seconds!r}"
-            )
-        self.file_system_poll_wait_seconds = float(file_system_poll_wait_seconds)
+        self.file_system_poll_wait_seconds = check_poll_seconds(
+            "file_system_poll_wait_seconds", file_system_poll_wait_seconds)
         self.allow_version_labels_for_unavailable_models = bool(
             allow_version_labels_for_unavailable_models
         )

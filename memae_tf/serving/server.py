@@ -27,7 +27,7 @@ from memae_tf.serving.errors import invalid_argument
 from memae_tf.serving.flags import ModelServerOptions
 from memae_tf.serving.grpc_services import ModelServicer, PredictionServicer
 from memae_tf.serving.metrics import DEFAULT_PROMETHEUS_PATH, ServingMetrics
-from memae_tf.serving.model_manager import ModelManager
+from memae_tf.serving.model_manager import ModelManager, check_poll_seconds
 from memae_tf.serving.model_registry import ModelRegistry
 from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
 from memae_tf.serving.rest import RestServer
@@ -244,7 +244,8 @@ def serve(
         max_batch_size=max_batch_size,
         max_message_bytes=None if max_message_mb is None else int(max_message_mb * 2**20),
     )
-    models = ModelRegistry(poll_interval, metrics=ServingMetrics())
+    models = ModelRegistry(check_poll_seconds("poll_interval", poll_interval),
+                           metrics=ServingMetrics())
     models.reload_config(single_model_config(model_name, os.path.abspath(model_base_path)))
     return _open_ports(models, port, rest_port, host=host, max_workers=max_workers,
                        server_credentials=server_credentials, limits=limits,
