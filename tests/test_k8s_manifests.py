@@ -48,6 +48,7 @@ from memae_tf.export import (
     write_models_config,
 )
 from memae_tf.serving import serve
+from memae_tf.serving.errors import ServingError
 from memae_tf.serving.flags import parse_flags
 from memae_tf.serving.proto import serving_config_pb2
 from memae_tf.serving.server import start_model_server
@@ -212,6 +213,33 @@ def _install(exported: tuple[keras.Model, pathlib.Path], base_path: pathlib.Path
     shutil.copytree(exported[1], base_path)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _local_deployment(tmp_path: pathlib.Path, args: list[str],
+                      mounts: dict[str, pathlib.Path]) -> list[str]:
+    """`args` of the TF Serving container with its mounts moved to local folders: the
+    ConfigMap's files written to one, `models.config`'s base paths moved to another,
+    and free ports instead of 8500/8501."""
+    config = tmp_path / "config"
+    config.mkdir()
+    for key, text in _config_map().items():
+        (config / key).write_text(text.replace(f'"{DEFAULT_SERVING_ROOT}/',
+                                               f'"{tmp_path / "models"}/'))
+    mounts = {"/etc/tfserving": config, DEFAULT_SERVING_ROOT: tmp_path / "models", **mounts}
+    ports = {"port": _free_port(), "rest_api_port": _free_port()}
+    local = []
+    for arg in args:
+        name, value = arg.removeprefix("--").split("=", 1)
+        for mount, folder in mounts.items():
+            value = value.replace(f"{mount}/", f"{folder}/")
+        local.append(f"--{name}={ports.get(name, value)}")
+    return local
+
+
 # ------------------------------------------------------------------ probes
 
 
@@ -286,11 +314,33 @@ def test_startup_probe_gives_slow_loads_minutes_before_liveness_counts():
     assert "initialDelaySeconds" not in liveness
 
 
-def test_restarted_pods_accept_version_labels_of_models_config():
-    """ServerCore::ReloadConfig applies version_labels before the first load
-    (server_core.cc, UpdateModelVersionLabelMap), so a pod restarting with canary or
-    stable labels in models.config fails unless this flag is set."""
-    assert _flags()["allow_version_labels_for_unavailable_models"] == "true"
+def test_restarted_pods_start_with_version_labels_in_models_config(tmp_path, exported):
+    """TF Serving assigns version_labels before the first load (server_core.cc,
+    ServerCore::ReloadConfig calls UpdateModelVersionLabelMap first), so a pod that
+    restarts with labels in models.config fails to start unless the Deployment allows
+    labels for versions not yet available (tensorflow/serving#1608). The local server,
+    started with the Deployment's args, behaves the same with and without the flag."""
+    (entry,) = _served_models()
+    _install(exported, tmp_path / "models" / entry.name)
+    args = _local_deployment(tmp_path, _container()["args"], {})
+    models_config = tmp_path / "config" / MODELS_CONFIG_FILENAME
+    config = text_format.Parse(models_config.read_text(),
+                               model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    model.model_version_policy.specific.versions.append(1)
+    model.version_labels["stable"] = 1
+    models_config.write_text(text_format.MessageToString(config))
+    rows = np.random.default_rng(0).uniform(0, 1, (3, 12)).astype("float32")
+
+    with start_model_server(parse_flags(args), host="127.0.0.1") as server, \
+            MemAEClient(f"127.0.0.1:{server.port}", entry.name, version_label="stable",
+                        timeout=30) as client:
+        np.testing.assert_allclose(client.score(rows),
+                                   reference_outputs(exported[0], rows)["score"], rtol=1e-5)
+    without = [a for a in args if a != "--allow_version_labels_for_unavailable_models=true"]
+    assert len(without) == len(args) - 1
+    with pytest.raises(ServingError, match="not currently available for inference"):
+        start_model_server(parse_flags(without), host="127.0.0.1")
 
 
 # ------------------------------------------------------------ publish job
@@ -487,33 +537,6 @@ def test_ssl_config_script_with_a_client_ca_requires_client_certificates(tmp_pat
     assert result.returncode == 0, result.stderr
     config = text_format.Parse(result.stdout, serving_config_pb2.SSLConfig())
     assert (config.custom_ca, config.client_verify) == (ca.read_text(), True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _local_deployment(tmp_path: pathlib.Path, args: list[str],
-                      mounts: dict[str, pathlib.Path]) -> list[str]:
-    """`args` of the TF Serving container with its mounts moved to local folders: the
-    ConfigMap's files written to one, `models.config`'s base paths moved to another,
-    and free ports instead of 8500/8501."""
-    config = tmp_path / "config"
-    config.mkdir()
-    for key, text in _config_map().items():
-        (config / key).write_text(text.replace(f'"{DEFAULT_SERVING_ROOT}/',
-                                               f'"{tmp_path / "models"}/'))
-    mounts = {"/etc/tfserving": config, DEFAULT_SERVING_ROOT: tmp_path / "models", **mounts}
-    ports = {"port": _free_port(), "rest_api_port": _free_port()}
-    local = []
-    for arg in args:
-        name, value = arg.removeprefix("--").split("=", 1)
-        for mount, folder in mounts.items():
-            value = value.replace(f"{mount}/", f"{folder}/")
-        local.append(f"--{name}={ports.get(name, value)}")
-    return local
 
 
 def test_tls_component_serves_grpc_over_tls_with_the_scripts_ssl_config(tmp_path, exported,
