@@ -1,5 +1,7 @@
 """Small trained detectors and their data, shared by the client tests."""
 
+import functools
+
 import keras
 import numpy as np
 from serving_helpers import FEATURES
@@ -25,6 +27,7 @@ def uint8_rows(count: int) -> np.ndarray:
     return np.random.default_rng(9).integers(0, 256, size=(count, FEATURES), dtype=np.uint8)
 
 
+@functools.cache  # trained once per test process; the tests only read it
 def trained_detector(seed: int, input_range: tuple[float, float]) -> MemAE:
     """A dense MemAE fitted on normal rows, its threshold at fpr 0.05 on 1,000 held-out ones."""
     keras.utils.set_random_seed(seed)

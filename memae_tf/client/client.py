@@ -180,10 +180,9 @@ class MemAEClient(BaseClient):
     ...     outputs = client.predict(images)                    # score, is_anomaly, ...
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._pool: futures.ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+    # The threads that send the chunks after the first, made on first use.
+    _pool: futures.ThreadPoolExecutor | None = None
+    _pool_lock = threading.Lock()
 
     def _invoke(self, call: Call, timing: CallTiming) -> Any:
         rpc = self._rpcs[call.method]
@@ -269,7 +268,10 @@ class MemAEClient(BaseClient):
         return self._run(self._metadata_exchange(), self._timing(timeout, None))
 
     def model_info(self, *, timeout: float | None = None) -> ModelInfo | None:
-        """Returns the served version's `model_info` (cached), or None if it has none.
+        """Returns the served version's `model_info`, or None if it has none.
+
+        Fetched with the metadata and cached; fetched again by `metadata()` and
+        whenever a call is answered by another version than the cached one.
 
         Example:
 
