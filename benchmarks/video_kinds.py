@@ -11,6 +11,9 @@ its seed) and the frame scores it stored, prints per anomaly kind:
 - `rise`: (median score of the kind's frames − median of normal frames) / the
   standard deviation of normal frames' scores, per model.
 
+and per model, `crowd`: the correlation of normal frames' scores with their
+foreground share (pixels more than 25 grey levels from the median training frame).
+
     python benchmarks/video_kinds.py runs/i27/vt-dev --dataset vtest-dev --seed 100
 """
 
@@ -76,6 +79,15 @@ def main(argv: list[str] | None = None) -> int:
                 normal = scores[labels == 0]
                 rise = (np.median(scores[kinds == kind]) - np.median(normal)) / normal.std()
                 lines.append(f"  {run} {stored.stem}: rise {rise:+.2f} normal-score SDs")
+    background = np.median(footage[:400], axis=0)
+    foreground = np.concatenate([(np.abs(f - background) > 25).mean(axis=(1, 2))
+                                 for f in test.frames])
+    for run in args.runs:
+        for stored in sorted((Path(run) / "scores").glob("*.npz")):
+            scores = np.load(stored)["scores"]
+            normal = labels == 0
+            crowd = np.corrcoef(scores[normal], foreground[normal])[0, 1]
+            lines.append(f"crowd: {run} {stored.stem}: correlation {crowd:+.2f}")
     print("\n".join(lines))
     return 0
 
