@@ -1,9 +1,10 @@
-"""The closed sets of names that the API and the `memae` command accept.
+"""The closed sets of names that the API and the `memae` command accept, and shared defaults.
 
 They live here, in a module that imports nothing, so that the command line can
 build its parser (and answer `--help`) without importing TensorFlow. Each is
 re-exported by the module that owns the concept (`models.memory_block`,
-`distribute`, `evaluation.baselines`, `evaluation.one_class`, `scoring`).
+`distribute`, `evaluation.baselines`, `evaluation.one_class`, `evaluation.video`,
+`scoring_graph`). Check a value with `memae_tf.common.checks.check_choice`.
 """
 
 VARIANTS = ("memae", "memae-nonspar", "ae")
@@ -17,19 +18,10 @@ PREPROCESSING = ("none", "gcn")
 # absolute error of the authors' released code, and one minus the structural
 # similarity (SSIM) of image and reconstruction (images only).
 ERRORS = ("mse", "l1", "ssim")
+DEFAULT_ERROR = "mse"  # of a custom model, and of presets that name none
+SCORE_BATCH_SIZE = 256  # samples per forward pass when scoring
+# Video evaluation (`evaluation.video`): frames no clip scores are interpolated or
+# dropped; the frame a clip's score belongs to.
+FILLS = ("interpolate", "drop")
+ALIGNMENTS = ("end", "centre")
 
-
-def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
-    """Returns `value` if it is one of `choices`, else raises a ValueError naming both.
-
-    Example:
-
-    >>> check_choice("error", "l1", ERRORS)
-    'l1'
-    """
-    if value not in choices:
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected one of {choices}. "
-            f"Received: {name}={value!r}"
-        )
-    return value

@@ -19,10 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from memae_tf.choices import ERRORS, LR_DECAYS, MEMORY_INITS, PRECISIONS, STRATEGIES, VARIANTS
+from memae_tf.choices import (
+    ERRORS,
+    LR_DECAYS,
+    MEMORY_INITS,
+    PRECISIONS,
+    SCORE_BATCH_SIZE,
+    STRATEGIES,
+    VARIANTS,
+)
 from memae_tf.client.cli import add_monitor_command
 from memae_tf.evaluation.cli import add_experiment_command, parse_ints, parse_override
 from memae_tf.serving.cli import add_model_server_command, add_serve_command
+from memae_tf.training.config import BATCH_SIZE, EPOCHS, LEARNING_RATE
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
 
@@ -370,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def data_options(p: argparse.ArgumentParser, batch_size: int = 256,
+    def data_options(p: argparse.ArgumentParser, batch_size: int = SCORE_BATCH_SIZE,
                      batch_help: str = "samples per forward pass") -> None:
         p.add_argument("--data", required=True,
                        help="mnist, fashion-mnist, cifar10, tfds:NAME[:SPLIT] (a prepared "
@@ -382,14 +391,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a detector on normal data")
     # Training batches are TrainingConfig's (64 per replica); scoring batches are larger.
-    data_options(train, batch_size=64, batch_help="training batch size per replica")
+    data_options(train, batch_size=BATCH_SIZE, batch_help="training batch size per replica")
     train.add_argument("--preset", default="mnist", help="network preset (memae presets)")
     train.add_argument("--variant", default="memae", choices=VARIANTS,
                        help="memory variant: the paper's ablation")
     train.add_argument("--normal-class", type=parse_ints,
                        help="label(s) of the normal class, e.g. 0 or 1,7")
-    train.add_argument("--epochs", type=int, default=10, help="passes over the training data")
-    train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate")
+    train.add_argument("--epochs", type=int, default=EPOCHS, help="passes over the training data")
+    train.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
+                       help="Adam's learning rate")
     train.add_argument("--lr-decay", choices=LR_DECAYS, default="auto",
                        help="learning-rate decay over the epochs: auto (default: cosine, none "
                             "for clips), cosine or none")

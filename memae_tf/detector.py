@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from memae_tf import saving
+from memae_tf.choices import DEFAULT_ERROR, SCORE_BATCH_SIZE
 from memae_tf.data.inputs import prepare_inputs
 from memae_tf.export import export_saved_model
 from memae_tf.inspection import MemoryReport, memory_report
@@ -106,7 +107,7 @@ class MemAE:
             None if model is None and self.config is not None else check_autoencoder(model))
         self.model = model
         self.input_range = (low, high)
-        self.error = check_error("mse" if error is None else error, self.input_shape)
+        self.error = check_error(DEFAULT_ERROR if error is None else error, self.input_shape)
         if self.config is not None:
             self.config["error"] = self.error
         self.threshold_: float | None = None if threshold is None else float(threshold)
@@ -236,7 +237,7 @@ class MemAE:
             self._graph = ScoringGraph(self.model, self.error, value_range=self.input_range)
         return self._graph
 
-    def score(self, x: Any, batch_size: int = 256) -> np.ndarray:
+    def score(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
         """Anomaly scores `(n,)`: the mean reconstruction error per sample (`error`).
 
         Higher = more anomalous. `x` is an array `(n, *input_shape)` (uint8
@@ -246,15 +247,15 @@ class MemAE:
 
     decision_function = score
 
-    def score_map(self, x: Any, batch_size: int = 256) -> np.ndarray:
+    def score_map(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
         """Per-element error (squared, absolute or 1 − SSIM), shaped like the input."""
         return self.scoring_graph.run(self.preprocess(x), batch_size, "score_map")
 
-    def reconstruct(self, x: Any, batch_size: int = 256) -> np.ndarray:
+    def reconstruct(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
         """Reconstructions of `x`, shape `(n, *input_shape)`, in the input range."""
         return self.scoring_graph.run(self.preprocess(x), batch_size, "reconstruction")
 
-    def memory_attention(self, x: Any, batch_size: int = 256) -> np.ndarray:
+    def memory_attention(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
         """Memory addressing weights ŵ of each latent position, `(n, *positions, num_items)`.
 
         Raises:
@@ -262,13 +263,13 @@ class MemAE:
         """
         return self.scoring_graph.run(self.preprocess(x), batch_size, "memory_attention")
 
-    def memory_report(self, x: Any, batch_size: int = 256) -> MemoryReport:
+    def memory_report(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> MemoryReport:
         """Item usage and addressing sparsity over the queries of `x` (`memae_tf.inspection`)."""
         return memory_report(self.memory_attention(x, batch_size))
 
     def infer_threshold(
         self, x: Any, fpr: float | None = None, contamination: float | None = None,
-        batch_size: int = 256,
+        batch_size: int = SCORE_BATCH_SIZE,
     ) -> float:
         """Sets `threshold_` from the scores of `x`, and returns it.
 
@@ -285,7 +286,7 @@ class MemAE:
         self.reference_quantiles_ = reference_quantiles(scores)
         return self.threshold_
 
-    def predict(self, x: Any, batch_size: int = 256) -> np.ndarray:
+    def predict(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
         """Labels: 1 for samples scoring above `threshold_` (anomalies), else 0.
 
         Raises:
@@ -323,7 +324,8 @@ class MemAE:
         """
         model, metadata = saving.load_archive(path)
         detector = cls(model, input_range=metadata.get("input_range"),
-                       threshold=metadata.get("threshold"), error=metadata.get("error", "mse"))
+                       threshold=metadata.get("threshold"),
+                       error=metadata.get("error", DEFAULT_ERROR))
         detector.config = metadata.get("config")
         detector.expected_rate_ = metadata.get("expected_rate")
         quantiles = metadata.get("reference_quantiles")

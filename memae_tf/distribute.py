@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from memae_tf.choices import PRECISIONS as PRECISIONS
 from memae_tf.choices import STRATEGIES as STRATEGIES
-from memae_tf.choices import check_choice
+from memae_tf.common.checks import check_choice
 from memae_tf.models.bn_folding import output_layer_names
 
 # A process can hold one MultiWorkerMirroredStrategy (it configures the

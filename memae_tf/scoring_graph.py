@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from memae_tf.choices import DEFAULT_ERROR, SCORE_BATCH_SIZE
 from memae_tf.choices import ERRORS as ERRORS
-from memae_tf.choices import check_choice
-from memae_tf.common.checks import check_positive_int
+from memae_tf.common.checks import check_choice, check_positive_int
 from memae_tf.common.contract import INPUT_NAME
 from memae_tf.models.bn_folding import inference_model
 from memae_tf.models.memory_block import find_memory_layer, make_encoder
@@ -131,7 +131,7 @@ def ssim_blur_matrix(size: int) -> np.ndarray:
 
 
 def reconstruction_outputs(
-    model: keras.Model, x: tf.Tensor, error: str = "mse",
+    model: keras.Model, x: tf.Tensor, error: str = DEFAULT_ERROR,
     value_range: tuple[float, float] = (0.0, 1.0),
 ) -> dict[str, tf.Tensor]:
     """Reconstructs `x` and measures the error, in inference mode.
@@ -216,7 +216,7 @@ class ScoringGraph:
     >>> graph.outputs(tf.zeros((2, 28, 28, 1)))["score"]  # doctest: +SKIP
     """
 
-    def __init__(self, model: keras.Model, error: str = "mse", jit_compile: bool = False,
+    def __init__(self, model: keras.Model, error: str = DEFAULT_ERROR, jit_compile: bool = False,
                  value_range: tuple[float, float] = (0.0, 1.0)) -> None:
         self.model = model
         self.input_shape = tuple(model.input_shape[1:])
@@ -241,7 +241,9 @@ class ScoringGraph:
                 jit_compile=jit_compile,
             )
 
-    def run(self, x: np.ndarray, batch_size: int = 256, output: str = "score") -> np.ndarray:
+    def run(
+        self, x: np.ndarray, batch_size: int = SCORE_BATCH_SIZE, output: str = "score"
+    ) -> np.ndarray:
         """Computes one output over a prepared float32 array, `batch_size` samples at a time.
 
         Args:

@@ -103,7 +103,7 @@ def test_dense_custom_shape():
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        (lambda: build_autoencoder("imagenet"), ValueError, "Unknown preset 'imagenet'"),
+        (lambda: build_autoencoder("imagenet"), ValueError, "Received: preset='imagenet'"),
         (lambda: build_autoencoder("mnist", "vae"), ValueError,
          r"expected one of \('memae', 'memae-nonspar', 'ae'\)\. Received: memory='vae'"),
         (lambda: build_autoencoder("mnist", activation="gelu"), ValueError,

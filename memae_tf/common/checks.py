@@ -37,3 +37,30 @@ def check_positive_int(name: str, value: object, *, allow_none: bool = False) ->
             f"Received: {name}={value!r}"
         )
     return int(value)
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    """Returns `value` if it is one of `choices`, else raises a ValueError naming both.
+
+    Args:
+        name: The argument's name, quoted in the message.
+        value: The value received.
+        choices: The accepted values.
+
+    Returns:
+        `value`.
+
+    Raises:
+        ValueError: If `value` is not one of `choices`.
+
+    Example:
+
+    >>> check_choice("error", "l1", ("mse", "l1", "ssim"))
+    'l1'
+    """
+    if value not in choices:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected one of {tuple(choices)}. "
+            f"Received: {name}={value!r}"
+        )
+    return value

@@ -24,7 +24,7 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.svm import OneClassSVM
 
 from memae_tf.choices import BASELINES as BASELINES
-from memae_tf.common.checks import check_positive_int
+from memae_tf.common.checks import check_choice, check_positive_int
 
 
 def flatten(x: np.ndarray) -> np.ndarray:
@@ -109,6 +109,7 @@ def make_baseline(
     Returns:
         An unfitted `SklearnBaseline`.
     """
+    check_choice("baseline", name, BASELINES)
     if name == "ocsvm":
         return SklearnBaseline(OneClassSVM(kernel="rbf", nu=nu, gamma="scale"),
                                max_train_samples, seed)
@@ -127,4 +128,3 @@ def make_baseline(
                 "The ecod baseline needs PyOD: pip install 'memae-tf[bench]'."
             ) from error
         return SklearnBaseline(ECOD(), None, seed, higher_is_normal=False)
-    raise ValueError(f"Unknown baseline {name!r}. Expected one of {list(BASELINES)}.")

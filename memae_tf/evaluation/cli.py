@@ -54,8 +54,18 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memae_tf.choices import BASELINES, ERRORS, LR_DECAYS, MEMORY_INITS, PREPROCESSING, VARIANTS
+from memae_tf.choices import (
+    ALIGNMENTS,
+    BASELINES,
+    ERRORS,
+    FILLS,
+    LR_DECAYS,
+    MEMORY_INITS,
+    PREPROCESSING,
+    VARIANTS,
+)
 from memae_tf.evaluation.datasets import DATASETS
+from memae_tf.training.config import BATCH_SIZE, EPOCHS, LEARNING_RATE
 
 if TYPE_CHECKING:
     from memae_tf.evaluation.experiment import ExperimentConfig
@@ -124,9 +134,10 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
                    help="MemAE variants, comma-separated (default: all three)")
     p.add_argument("--baselines", type=parse_list(BASELINES), default=[],
                    help="baselines, comma-separated: ocsvm,iforest (default: none)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
-    p.add_argument("--batch-size", type=int, default=64, help="default 64")
-    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam, default 1e-3")
+    p.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="training batch size")
+    p.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
+                   help="Adam's learning rate")
     p.add_argument("--lr-decay", choices=LR_DECAYS, default="auto",
                    help="learning-rate decay over the epochs: auto (default: cosine, none for "
                         "clips), cosine or none")
@@ -172,9 +183,9 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
                    help="video: frames between training clips (default 1)")
     p.add_argument("--test-stride", type=int, default=1,
                    help="video: frames between test clips (default 1)")
-    p.add_argument("--fill", choices=["interpolate", "drop"], default="interpolate",
+    p.add_argument("--fill", choices=FILLS, default="interpolate",
                    help="video: frames without a clip are interpolated or dropped")
-    p.add_argument("--alignment", choices=["end", "centre"], default="end",
+    p.add_argument("--alignment", choices=ALIGNMENTS, default="end",
                    help="video: a clip's score belongs to its last frame (end, default) or "
                         "its centre frame")
     p.add_argument("--smoothing", type=int, default=1,

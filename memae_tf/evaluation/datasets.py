@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from memae_tf import data as datasets
+from memae_tf.common.checks import check_choice
 
 ONE_CLASS, TABULAR, VIDEO = "one-class", "tabular", "video"
 
@@ -109,8 +110,7 @@ DATASETS: dict[str, DatasetSpec] = {
 
 def get_dataset(name: str) -> DatasetSpec:
     """Returns the spec of dataset `name`, or raises a ValueError listing the known ones."""
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}. Expected one of {list(DATASETS)}.")
+    check_choice("dataset", name, tuple(DATASETS))
     return DATASETS[name]
 
 

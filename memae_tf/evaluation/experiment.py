@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from memae_tf.choices import LR_DECAYS, check_choice
-from memae_tf.common.checks import check_positive_int
+from memae_tf.choices import LR_DECAYS
+from memae_tf.common.checks import check_choice, check_positive_int
 from memae_tf.evaluation import datasets
 from memae_tf.evaluation.experiment_models import MODELS, make_scorer
 from memae_tf.evaluation.metrics import Evaluation
@@ -44,7 +44,7 @@ from memae_tf.evaluation.tabular import evaluate_tabular
 from memae_tf.evaluation.video import ALIGNMENTS, evaluate_video
 from memae_tf.models.memory_block import MEMORY_INITS
 from memae_tf.scoring_graph import check_error
-from memae_tf.training import TrainingConfig
+from memae_tf.training.config import BATCH_SIZE, EPOCHS, LEARNING_RATE, TrainingConfig
 
 RESULTS_FILE = "results.json"
 COMMAND_FILE = "command.txt"  # the `memae experiment` command line, for `memae report`
@@ -99,9 +99,9 @@ class ExperimentConfig:
     """
 
     dataset: str
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
+    epochs: int = EPOCHS
+    batch_size: int = BATCH_SIZE
+    learning_rate: float = LEARNING_RATE
     lr_decay: str = "auto"
     seed: int = 0
     memory_init: str = "data"

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import keras
 import numpy as np
 
+from memae_tf.common.checks import check_choice
 from memae_tf.detector import MemAE
 from memae_tf.evaluation.baselines import BASELINES, make_baseline
 from memae_tf.models import VARIANTS
@@ -106,10 +107,9 @@ def make_scorer(
     Raises:
         ValueError: If `name` is unknown.
     """
+    check_choice("model", name, tuple(MODELS))
     training = training or DEFAULT_TRAINING
     if name in VARIANTS:
         return MemAEScorer(preset, name, dict(overrides or {}), training, error)
-    if name in BASELINES:
-        seed = 0 if training.seed is None else training.seed
-        return make_baseline(name, seed=seed, **(baseline_options or {}))
-    raise ValueError(f"Unknown model {name!r}. Expected one of {list(MODELS)}.")
+    seed = 0 if training.seed is None else training.seed
+    return make_baseline(name, seed=seed, **(baseline_options or {}))

@@ -46,13 +46,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from memae_tf.common.checks import check_positive_int
+from memae_tf.choices import ALIGNMENTS as ALIGNMENTS
+from memae_tf.choices import FILLS as FILLS
+from memae_tf.common.checks import check_choice, check_positive_int
 from memae_tf.data import Videos, make_clips
 from memae_tf.evaluation.experiment_models import Scorer
 from memae_tf.evaluation.metrics import Evaluation, auroc, ranking_metrics
-
-FILLS = ("interpolate", "drop")
-ALIGNMENTS = ("end", "centre")
 
 
 def scored_frames(starts: np.ndarray, clip_length: int, alignment: str = "end") -> np.ndarray:
@@ -74,9 +73,7 @@ def scored_frames(starts: np.ndarray, clip_length: int, alignment: str = "end") 
     >>> scored_frames(np.array([0, 4]), 16, alignment="centre")
     array([ 8, 12])
     """
-    if alignment not in ALIGNMENTS:
-        raise ValueError(
-            f"Expected `alignment` in {ALIGNMENTS}. Received: alignment={alignment!r}")
+    check_choice("alignment", alignment, ALIGNMENTS)
     offset = clip_length - 1 if alignment == "end" else clip_length // 2
     return np.asarray(starts, np.int64) + offset
 
@@ -122,8 +119,7 @@ def frame_scores(
     >>> frame_scores(np.array([1.0, 3.0]), np.array([[0, 0], [0, 2]]), [6], 2, "drop")
     [array([nan,  1., nan,  3., nan, nan])]
     """
-    if fill not in FILLS:
-        raise ValueError(f"Expected `fill` in {FILLS}. Received: fill={fill!r}")
+    check_choice("fill", fill, FILLS)
     clip_scores = np.asarray(clip_scores, np.float64).reshape(-1)
     index = np.asarray(index, np.int64).reshape(-1, 2)
     if len(clip_scores) != len(index):

@@ -8,6 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from memae_tf.common.checks import check_choice
+
 # How each method centres and scales a feature (statistics of the adapted data).
 SCALINGS = ("standard", "robust", "minmax")
 
@@ -53,11 +55,7 @@ class FeatureScaler(keras.layers.Layer):
     """
 
     def __init__(self, method: str = "standard", invert: bool = False, **kwargs: Any) -> None:
-        if method not in SCALINGS:
-            raise ValueError(
-                f"Received an invalid value for `method`, expected one of {SCALINGS}. "
-                f"Received: method={method!r}"
-            )
+        check_choice("method", method, SCALINGS)
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.method = method

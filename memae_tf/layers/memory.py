@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from memae_tf.common.checks import check_positive_int
+from memae_tf.common.checks import check_choice, check_positive_int
 
 _EPSILON = 1e-12
 _SIMILARITIES = ("dot", "cosine", "euclidean")
@@ -107,11 +107,7 @@ class MemoryLayer(keras.layers.Layer):
                 "Received an invalid value for `entropy_weight`, expected a "
                 f"non-negative float. Received: entropy_weight={entropy_weight!r}"
             )
-        if similarity not in _SIMILARITIES:
-            raise ValueError(
-                f"Received an invalid value for `similarity`, expected one of "
-                f"{_SIMILARITIES}. Received: similarity={similarity!r}"
-            )
+        check_choice("similarity", similarity, _SIMILARITIES)
         self.num_items = num_items
         self.shrink_threshold = None if shrink_threshold is None else float(shrink_threshold)
         self.entropy_weight = float(entropy_weight)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import keras
 
-from memae_tf.common.checks import check_positive_int
+from memae_tf.common.checks import check_choice, check_positive_int
 from memae_tf.models.activations import activation_layer
 from memae_tf.models.memory_block import memory_bottleneck
 
@@ -85,11 +85,7 @@ def build_conv_autoencoder(
     dense layer → BN → activation maps the memory's output back to the feature
     map the decoder starts from.
     """
-    if latent not in LATENTS:
-        raise ValueError(
-            f"Received an invalid value for `latent`, expected one of {LATENTS}. "
-            f"Received: latent={latent!r}"
-        )
+    check_choice("latent", latent, LATENTS)
     latent_dim = check_positive_int("latent_dim", latent_dim)
     conv = {2: keras.layers.Conv2D, 3: keras.layers.Conv3D}[rank]
     deconv = {2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}[rank]

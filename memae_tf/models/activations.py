@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import keras
 
+from memae_tf.common.checks import check_choice
+
 _ACTIVATIONS = ("relu", "leaky_relu", "tanh", "elu")
 
 
 def activation_layer(name: str, prefix: str) -> keras.layers.Layer:
     """Returns the hidden activation layer `name` (LeakyReLU uses slope 0.2)."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(
-            f"Received an invalid value for `activation`, expected one of {_ACTIVATIONS}. "
-            f"Received: activation={name!r}"
-        )
+    check_choice("activation", name, _ACTIVATIONS)
     if name == "leaky_relu":
         return keras.layers.LeakyReLU(negative_slope=0.2, name=prefix)
     return keras.layers.Activation(name, name=prefix)

@@ -7,7 +7,7 @@ import numpy as np
 
 from memae_tf.choices import MEMORY_INITS as MEMORY_INITS
 from memae_tf.choices import VARIANTS as VARIANTS
-from memae_tf.choices import check_choice
+from memae_tf.common.checks import check_choice
 from memae_tf.layers.memory import MemoryLayer
 
 MEMORY_LAYER_NAME = "memory"

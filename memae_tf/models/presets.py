@@ -8,6 +8,8 @@ from typing import Any
 
 import keras
 
+from memae_tf.choices import DEFAULT_ERROR
+from memae_tf.common.checks import check_choice
 from memae_tf.models.conv2d import build_conv2d_autoencoder
 from memae_tf.models.conv3d import build_conv3d_autoencoder
 from memae_tf.models.dense import build_dense_autoencoder
@@ -40,7 +42,7 @@ class Preset:
     kwargs: dict[str, Any] = field(default_factory=dict)
     input_range: tuple[float, float] = (0.0, 1.0)
     description: str = ""
-    error: str = "mse"
+    error: str = DEFAULT_ERROR
     training: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -117,11 +119,7 @@ PRESETS: dict[str, Preset] = {
 
 def get_preset(name: str) -> Preset:
     """Returns the preset called `name`, or raises a ValueError listing the known ones."""
-    if name not in PRESETS:
-        raise ValueError(
-            f"Unknown preset {name!r}. Expected one of {sorted(PRESETS)}."
-        )
-    return PRESETS[name]
+    return PRESETS[check_choice("preset", name, tuple(sorted(PRESETS)))]
 
 
 def build_autoencoder(

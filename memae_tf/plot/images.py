@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from memae_tf.choices import SCORE_BATCH_SIZE
 from memae_tf.common.checks import check_positive_int
 from memae_tf.plot._common import (
     ANOMALY_COLOUR,
@@ -34,7 +35,7 @@ def reconstruction_grid(
     n: int = 4,
     rank_by: str | None = None,
     title: str | None = None,
-    batch_size: int = 256,
+    batch_size: int = SCORE_BATCH_SIZE,
 ) -> Figure:
     """Inputs, reconstructions and error maps, several detectors side by side.
 

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
+from memae_tf.choices import LR_DECAYS, MEMORY_INITS, PRECISIONS, STRATEGIES
+from memae_tf.common.checks import check_choice, check_positive_int
 
-from memae_tf.choices import LR_DECAYS, MEMORY_INITS, PRECISIONS, STRATEGIES, check_choice
-from memae_tf.common.checks import check_positive_int
+if TYPE_CHECKING:
+    import keras
+
+# The defaults of every way to train (`MemAE.fit`, `memae train`, `memae experiment`): the
+# command lines read them from here, a module that imports no TensorFlow.
+EPOCHS = 10
+BATCH_SIZE = 64
+LEARNING_RATE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -98,9 +105,9 @@ class TrainingConfig:
     True
     """
 
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3
+    epochs: int = EPOCHS
+    batch_size: int = BATCH_SIZE
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = LEARNING_RATE
     lr_decay: str = "auto"
     seed: int | None = None
     memory_init: str = "data"
@@ -147,6 +154,10 @@ class TrainingConfig:
     @property
     def has_schedule(self) -> bool:
         """Whether `learning_rate` is a Keras schedule (which sets the rate itself)."""
+        if isinstance(self.learning_rate, (int, float)):
+            return False
+        import keras
+
         return isinstance(self.learning_rate, keras.optimizers.schedules.LearningRateSchedule)
 
     def decays(self, sample_shape: tuple) -> bool:

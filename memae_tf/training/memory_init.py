@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from memae_tf.data.inputs import prepare_inputs
 from memae_tf.data.pipeline import reconstruction_dataset
-from memae_tf.models.memory_block import adapt_memory, find_memory_layer
+from memae_tf.models.memory_block import find_memory_layer
 
 # Samples whose encodings form the pool the memory items are drawn from: enough
 # for about 16 candidate vectors per item, within [batch_size, MAX_INIT_SAMPLES].
@@ -64,27 +64,3 @@ def memory_samples(
     rows = np.sort(np.random.default_rng(seed).permutation(len(x))[:wanted])
     return prepare_inputs(x[rows], input_shape, input_range)
 
-
-def initialise_memory(
-    model: keras.Model,
-    x: Any,
-    input_range: Sequence[float],
-    batch_size: int,
-    seed: int | None = None,
-) -> None:
-    """Draws the memory items of `model` from encodings of training samples.
-
-    The samples are those of `memory_samples`; `memae_tf.models.adapt_memory`
-    encodes them and picks the items. A model without a `MemoryLayer` is left
-    alone.
-
-    Args:
-        model: The autoencoder.
-        x: Training samples, as `MemAE.fit` takes them.
-        input_range: `(low, high)` range the model expects.
-        batch_size: Batch size of the encoding passes (and the least sample count).
-        seed: Seed of the subset and of `adapt_memory`.
-    """
-    samples = memory_samples(model, x, input_range, batch_size, seed)
-    if samples is not None:
-        adapt_memory(model, samples, seed, batch_size)
