@@ -48,6 +48,8 @@ REFERENCE_QUANTILE_COUNT = 101
 SIGNATURE_DEF_FIELD = "signature_def"
 # The MetaGraph tag TF Serving loads.
 SERVE_TAG = "serve"
+# TF Serving's default gRPC port (tensorflow_serving/model_servers/server.h, `grpc_port`).
+GRPC_PORT = 8500
 WARMUP_DIRNAME = "assets.extra"
 WARMUP_FILENAME = "tf_serving_warmup_requests"
 

@@ -14,6 +14,8 @@ import logging
 import pathlib
 import sys
 
+from memae_tf.common.contract import GRPC_PORT
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Runs the development server until interrupted."""
@@ -121,7 +123,7 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
                        help="directory of the model's versions, e.g. models/memae")
     serve.add_argument("--model-name",
                        help="name clients ask for (default: the base path's name)")
-    serve.add_argument("--port", type=int, default=8500, help="gRPC port")
+    serve.add_argument("--port", type=int, default=GRPC_PORT, help="gRPC port")
     serve.add_argument("--rest-port", type=int, help="REST port (default: no REST)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="interface to bind (default loopback only; 0.0.0.0 or :: for all)")

@@ -14,6 +14,8 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from memae_tf.common.contract import GRPC_PORT
+
 
 def _flag(default: object, help: str) -> object:
     return field(default=default, metadata={"help": help})
@@ -32,7 +34,7 @@ class ModelServerOptions:
     0
     """
 
-    port: int = _flag(8500, "gRPC port; TF Serving needs one, so 0 is refused")
+    port: int = _flag(GRPC_PORT, "gRPC port; TF Serving needs one, so 0 is refused")
     rest_api_port: int = _flag(0, "REST port; 0 serves no REST API")
     model_name: str = _flag("default", "name of the single model (ignored with "
                                        "--model_config_file)")

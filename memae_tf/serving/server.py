@@ -21,6 +21,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.common.checks import check_positive_int
+from memae_tf.common.contract import GRPC_PORT
 from memae_tf.serving.config import read_text_proto, single_model_config
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import invalid_argument
@@ -171,7 +172,7 @@ def _open_ports(
 def serve(
     model_base_path: str | os.PathLike,
     model_name: str,
-    port: int = 8500,
+    port: int = GRPC_PORT,
     rest_port: int | None = None,
     *,
     host: str = "127.0.0.1",
@@ -407,7 +408,7 @@ def wait_for_signal(handle: ServingHandle, grace: float = 30.0) -> None:
 def run_server(
     model_base_path: str | os.PathLike,
     model_name: str,
-    port: int = 8500,
+    port: int = GRPC_PORT,
     rest_port: int | None = None,
     *,
     grace: float = 30.0,
