@@ -24,6 +24,7 @@ from memae_tf.client.proto import tf_serving_pb2 as pb
 from memae_tf.client.tensors import numpy_dtype, to_ndarray, to_tensor_proto
 from memae_tf.common.checks import check_positive_int
 from memae_tf.common.contract import (
+    DEFAULT_MAX_BATCH_SIZE,
     EXPECTED_RATE_OUTPUT,
     INPUT_RANGE_OUTPUT,
     MODEL_INFO_SIGNATURE,
@@ -46,9 +47,6 @@ METHODS: dict[str, tuple[str, type[Message], type[Message]]] = {
     "GetModelStatus": ("/tensorflow.serving.ModelService/GetModelStatus",
                        pb.GetModelStatusRequest, pb.GetModelStatusResponse),
 }
-# The shipped batching_parameters.txt (serving/k8s/configmap.yaml) and
-# memae_tf.export.BatchingParameters() both say max_batch_size 64.
-DEFAULT_MAX_BATCH_SIZE = 64
 # Room for everything in a PredictRequest/Response besides the tensor bytes.
 _ENVELOPE_BYTES = 64 * 1024
 _INITIAL_BACKOFF_S = 0.1

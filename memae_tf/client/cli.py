@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from memae_tf.common.contract import DEFAULT_MAX_BATCH_SIZE
+
 
 def read_rows(path: str | pathlib.Path) -> np.ndarray:
     """Loads the rows of a `.npy` file, or of the `x` (else the only) array of a `.npz`."""
@@ -56,7 +58,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         monitor = ScoreMonitor.from_model_info(client.model_info(), window=args.window,
                                                model_name=args.model_name)
         if args.metrics_port is not None:
-            import prometheus_client
+            try:
+                import prometheus_client
+            except ImportError as error:
+                raise SystemExit("--metrics-port needs prometheus_client: "
+                                 'pip install "memae-tf[monitor]"') from error
 
             registry = prometheus_client.CollectorRegistry()
             monitor.export_metrics(registry)
@@ -87,7 +93,7 @@ def add_monitor_command(subparsers: argparse._SubParsersAction) -> None:
     monitor.add_argument("--model-name", default="memae", help="served model name")
     monitor.add_argument("--version-label", help="e.g. canary (default: the latest version)")
     monitor.add_argument("--rows", type=int, default=1000, help="rows per client call")
-    monitor.add_argument("--max-batch-size", type=int, default=64,
+    monitor.add_argument("--max-batch-size", type=int, default=DEFAULT_MAX_BATCH_SIZE,
                          help="rows per request: the server's batching max_batch_size")
     monitor.add_argument("--deadline", type=float, help="seconds for each client call")
     monitor.add_argument("--window", type=int, default=10_000,

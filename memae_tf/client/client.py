@@ -12,7 +12,6 @@ import grpc
 import numpy as np
 
 from memae_tf.client._protocol import (
-    DEFAULT_MAX_BATCH_SIZE,
     METHODS,
     Call,
     CallTiming,
@@ -30,7 +29,7 @@ from memae_tf.client._protocol import (
     retry_delays,
     status_exchange,
 )
-from memae_tf.common.contract import SCORE_OUTPUT, SERVING_SIGNATURE
+from memae_tf.common.contract import DEFAULT_MAX_BATCH_SIZE, SCORE_OUTPUT, SERVING_SIGNATURE
 
 Exchange = Generator[list[Call], Any, Any]
 

@@ -44,6 +44,10 @@ EXPECTED_RATE_OUTPUT = "expected_rate"
 REFERENCE_QUANTILES_OUTPUT = "reference_quantiles"
 # Reference quantiles at levels i / (REFERENCE_QUANTILE_COUNT - 1): 0%, 1%, ..., 100%.
 REFERENCE_QUANTILE_COUNT = 101
+# The `max_batch_size` of the batching_parameters.txt that `memae export` writes and
+# serving/k8s/configmap.yaml ships: with batching, TF Serving refuses larger requests,
+# so it is also the client's default row limit per request.
+DEFAULT_MAX_BATCH_SIZE = 64
 # The `GetModelMetadataRequest.metadata_field` TF Serving answers.
 SIGNATURE_DEF_FIELD = "signature_def"
 # The MetaGraph tag TF Serving loads.

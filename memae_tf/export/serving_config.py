@@ -18,6 +18,8 @@ from dataclasses import dataclass, fields
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from memae_tf.common.contract import DEFAULT_MAX_BATCH_SIZE
+
 MODELS_CONFIG_FILENAME = "models.config"
 BATCHING_PARAMETERS_FILENAME = "batching_parameters.txt"
 DEFAULT_SERVING_ROOT = "/models"
@@ -44,7 +46,7 @@ class BatchingParameters:
     max_batch_size { value: 32 }
     """
 
-    max_batch_size: int = 64
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     batch_timeout_micros: int = 2000
     max_enqueued_batches: int = 100
     num_batch_threads: int = 4
