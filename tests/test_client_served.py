@@ -5,7 +5,7 @@ References are in-process: `MemAE.score` of the exported detector, on the same
 float or uint8 inputs. TF Serving behaviours the tests lean on: a batching
 server refuses a request larger than `max_batch_size` (batching_session.cc,
 tensorflow/serving#1401) and resolves `version_label` to a version number
-(servable_handle lookup in server_core.cc).
+(ServerCore::GetServableHandle's kVersionLabel case, server_core.cc).
 """
 
 import asyncio

@@ -117,8 +117,11 @@ def _signature_functions(
         return {SCORE_MAP_OUTPUT: graph.outputs(x)["score_map"]}
 
     def model_info(x: tf.Tensor) -> dict[str, tf.Tensor]:
-        # One row per input row: TF Serving's batching session splits every output
-        # along axis 0 and refuses outputs without one (batching_session.cc).
+        # It takes the usual `x` although it ignores its values: TF Serving's Predict
+        # runs a signature only on exactly its inputs (predict_util.cc,
+        # VerifyRequestInputsSize). One row per input row: TF Serving's batching
+        # session splits every output along axis 0 and refuses outputs without one
+        # (batching_session.cc).
         rows = tf.shape(x)[:1]
         values = {name: tf.constant(value) for name, value in info.items()}
         values[THRESHOLD_OUTPUT] = tf.convert_to_tensor(threshold)
