@@ -73,6 +73,7 @@ def read_archive_metadata(path: str | os.PathLike) -> dict[str, Any]:
             damaged = archive.testzip()
             names = archive.namelist()
             raw = archive.read(METADATA_ENTRY) if METADATA_ENTRY in names else None
+            config = archive.read(KERAS_CONFIG_ENTRY) if KERAS_CONFIG_ENTRY in names else None
     except (zipfile.BadZipFile, EOFError, OSError) as error:
         raise ValueError(
             f"{where} is not a complete .keras archive (truncated or not a zip file): {error}"
@@ -87,18 +88,26 @@ def read_archive_metadata(path: str | os.PathLike) -> dict[str, Any]:
             f"{where} is a zip file but not a Keras model archive: expected an entry "
             f"{KERAS_CONFIG_ENTRY!r}. Received entries: {sorted(names)[:10]}"
         )
-    if raw is None:
-        return {}
-    try:
-        metadata = json.loads(raw)
-    except ValueError as error:
-        raise ValueError(f"{where}: its {METADATA_ENTRY} is not valid JSON: {error}") from error
-    if not isinstance(metadata, dict):
+    model_config = _json_object(config, KERAS_CONFIG_ENTRY, where)
+    if not {"class_name", "config"} <= model_config.keys():
         raise ValueError(
-            f"{where}: expected {METADATA_ENTRY} to hold a JSON object. "
-            f"Received: {type(metadata).__name__}"
+            f"{where}: expected {KERAS_CONFIG_ENTRY} to hold a serialised Keras model (keys "
+            f"'class_name' and 'config'). Received keys: {sorted(model_config)[:10]}"
         )
-    return metadata
+    return {} if raw is None else _json_object(raw, METADATA_ENTRY, where)
+
+
+def _json_object(raw: bytes, entry: str, where: str) -> dict[str, Any]:
+    """The JSON object in the archive entry `entry`, or a ValueError naming the file."""
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise ValueError(f"{where}: its {entry} is not valid JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{where}: expected {entry} to hold a JSON object. Received: {type(value).__name__}"
+        )
+    return value
 
 
 def load_archive(path: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
@@ -111,6 +120,8 @@ def load_archive(path: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
         FileNotFoundError: If there is no file at `path`.
         ValueError: If the file is truncated, corrupt or tampered with, or is
             not a Keras archive of a model (the message says which).
+        TypeError: Keras' error for a model config naming a class this
+            installation cannot find; other TypeErrors are bugs and pass as they are.
     """
     path = Path(path)
     if not path.is_file():
@@ -118,7 +129,7 @@ def load_archive(path: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
     metadata = read_archive_metadata(path)
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:  # Keras raises many types; the caller needs one
+    except (ValueError, OSError, KeyError) as error:  # what Keras and h5py raise for bad content
         raise ValueError(
             f"Could not load a detector from {str(path)!r}: {type(error).__name__}: {error}"
         ) from error

@@ -97,3 +97,41 @@ def test_archive_that_would_run_code_is_refused_by_safe_mode(tmp_path):
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="No saved detector"):
         MemAE.load(tmp_path / "absent.keras")
+
+
+def _rewritten(original, tmp_path, entry, content):
+    """A copy of the archive `original` with `entry` replaced (its checksum is valid)."""
+    with zipfile.ZipFile(original) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    entries[entry] = content
+    path = tmp_path / "rewritten.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_unreadable_weights_are_refused_naming_the_file(saved, tmp_path):
+    path = _rewritten(saved[1], tmp_path, WEIGHTS_ENTRY, b"not an HDF5 file" * 64)
+    with pytest.raises(ValueError, match=r"Could not load a detector from .*rewritten\.keras"
+                                         r".*OSError"):
+        MemAE.load(path)
+
+
+@pytest.mark.parametrize(("config", "match"), [
+    (b"{not json", "its config.json is not valid JSON"),
+    (b"[1, 2]", "expected config.json to hold a JSON object. Received: list"),
+    (b'{"module": "keras"}', r"a serialised Keras model .* Received keys: \['module'\]"),
+])
+def test_a_model_config_that_is_not_a_keras_model_is_refused(saved, tmp_path, config, match):
+    with pytest.raises(ValueError, match=match):
+        MemAE.load(_rewritten(saved[1], tmp_path, "config.json", config))
+
+
+def test_a_bug_while_loading_is_not_reported_as_a_corrupt_file(saved, monkeypatch):
+    def load_model(*args, **kwargs):
+        raise TypeError("a bug in the loading code")
+
+    monkeypatch.setattr(keras.saving, "load_model", load_model)
+    with pytest.raises(TypeError, match="a bug in the loading code"):
+        MemAE.load(saved[1])
