@@ -67,7 +67,7 @@ def test_items_used_of_a_collapsed_memory_is_one(positive_rows):
 
 
 def test_items_used_is_none_without_memory():
-    model = build_dense_autoencoder((4,), units=(3, 2), memory="ae")
+    model = build_dense_autoencoder((4,), units=(3, 2), variant="ae")
     assert items_used(model, np.zeros((4, 4), "float32")) is None
 
 
@@ -136,7 +136,7 @@ def test_fit_checks_the_memory_by_default_and_not_for_an_autoencoder():
     x = np.random.default_rng(2).random((64, 8)).astype("float32")
     detector = MemAE(build_dense_autoencoder((8,), units=(6, 3), num_items=10))
     assert len(detector.fit(x, epochs=2, verbose=0).history["memory_items_used"]) == 2
-    plain = MemAE(build_dense_autoencoder((8,), units=(6, 3), memory="ae"))
+    plain = MemAE(build_dense_autoencoder((8,), units=(6, 3), variant="ae"))
     assert "memory_items_used" not in plain.fit(x, epochs=1, verbose=0).history
 
 

@@ -78,7 +78,7 @@ def test_adapt_memory_uses_training_mode_encodings_and_leaves_statistics_alone()
 
 
 def test_adapt_memory_without_memory_does_nothing():
-    model = build_conv2d_autoencoder((8, 8, 1), filters=(4, 6), kernel_sizes=3, memory="ae")
+    model = build_conv2d_autoencoder((8, 8, 1), filters=(4, 6), kernel_sizes=3, variant="ae")
     weights = [w.numpy().copy() for w in model.weights]
     assert adapt_memory(model, np.zeros((4, 8, 8, 1), "float32")) == 0
     for before, weight in zip(weights, model.weights, strict=True):

@@ -95,7 +95,7 @@ def test_odd_spatial_sizes_are_restored_exactly():
 
 
 def test_dense_custom_shape():
-    model = build_dense_autoencoder((36,), units=(16, 4), num_items=20, memory="memae")
+    model = build_dense_autoencoder((36,), units=(16, 4), num_items=20, variant="memae")
     assert model.output_shape == (None, 36)
     assert memory_layers(model)[0].memory.shape == (20, 4)
 
@@ -105,7 +105,7 @@ def test_dense_custom_shape():
     [
         (lambda: build_autoencoder("imagenet"), ValueError, "Received: preset='imagenet'"),
         (lambda: build_autoencoder("mnist", "vae"), ValueError,
-         r"expected one of \('memae', 'memae-nonspar', 'ae'\)\. Received: memory='vae'"),
+         r"expected one of \('memae', 'memae-nonspar', 'ae'\)\. Received: variant='vae'"),
         (lambda: build_autoencoder("mnist", activation="gelu"), ValueError,
          "Received: activation='gelu'"),
         (lambda: build_autoencoder("mnist", input_shape=(28, 28)), ValueError,
@@ -141,6 +141,19 @@ def test_a_memory_override_that_contradicts_the_variant_is_refused():
         build_autoencoder("kdd", "memae", memory="ae")
 
 
-def test_a_memory_override_equal_to_the_variant_is_harmless():
-    model = build_autoencoder("kdd", "ae", memory="ae", input_shape=(6,), units=(4, 2))
+def test_a_memory_override_equal_to_the_variant_is_deprecated_and_harmless():
+    with pytest.warns(DeprecationWarning, match="`memory` argument is now called `variant`"):
+        model = build_autoencoder("kdd", "ae", memory="ae", input_shape=(6,), units=(4, 2))
     assert not memory_layers(model)
+
+
+@pytest.mark.parametrize("builder, kwargs", [
+    (build_dense_autoencoder, {"input_shape": (6,), "units": (4, 2)}),
+    (build_conv2d_autoencoder, {"input_shape": (8, 8, 1), "filters": (4, 6), "kernel_sizes": 3}),
+])
+def test_the_builders_deprecated_memory_keyword_still_chooses_the_variant(builder, kwargs):
+    with pytest.warns(DeprecationWarning, match="now called `variant`"):
+        model = builder(**kwargs, memory="ae")
+    assert not memory_layers(model)
+    with pytest.raises(ValueError, match="Received: variant='memae-nonspar', memory='ae'"):
+        builder(**kwargs, variant="memae-nonspar", memory="ae")

@@ -62,7 +62,7 @@ def build_conv_autoencoder(
     activation: str,
     batch_norm: bool,
     output_activation: str | None,
-    memory: str,
+    variant: str,
     num_items: int,
     shrink_threshold: float | None,
     entropy_weight: float,
@@ -130,7 +130,7 @@ def build_conv_autoencoder(
         feature_shape = tuple(x.shape[1:])
         x = keras.layers.Flatten(name="encoder_flatten")(x)
         x = keras.layers.Dense(latent_dim, name="encoder_code")(x)
-    x = memory_bottleneck(x, memory, num_items, shrink_threshold, entropy_weight, similarity)
+    x = memory_bottleneck(x, variant, num_items, shrink_threshold, entropy_weight, similarity)
     if latent == "global":
         x = keras.layers.Dense(math.prod(feature_shape), use_bias=not batch_norm,
                                name="decoder_code")(x)

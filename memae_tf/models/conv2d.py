@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 
 from memae_tf.models._conv import build_conv_autoencoder
+from memae_tf.models.memory_block import builder_variant
 
 
 def build_conv2d_autoencoder(
@@ -17,7 +18,7 @@ def build_conv2d_autoencoder(
     activation: str = "relu",
     batch_norm: bool = True,
     output_activation: str | None = "sigmoid",
-    memory: str = "memae",
+    variant: str = "memae",
     num_items: int = 100,
     shrink_threshold: float | None = None,
     entropy_weight: float = 2e-4,
@@ -25,6 +26,7 @@ def build_conv2d_autoencoder(
     latent: str = "local",
     latent_dim: int = 16,
     name: str = "memae_conv2d",
+    memory: str | None = None,
 ) -> keras.Model:
     """Builds a 2D convolutional (Mem)AE with a mirrored decoder.
 
@@ -43,7 +45,7 @@ def build_conv2d_autoencoder(
         batch_norm: Whether hidden layers use batch normalisation.
         output_activation: Activation of the reconstruction (`"sigmoid"` for
             images in [0, 1], `None` for linear).
-        memory: `"memae"`, `"memae-nonspar"` or `"ae"`.
+        variant: The paper's ablation: `"memae"`, `"memae-nonspar"` or `"ae"`.
         num_items: Memory size N.
         shrink_threshold: λ for `"memae"` (None = 1/N).
         entropy_weight: Entropy loss weight for `"memae"`.
@@ -53,6 +55,7 @@ def build_conv2d_autoencoder(
             into one `latent_dim` code per sample, addressed as one query.
         latent_dim: Size of the global code (ignored for `"local"`).
         name: Model name.
+        memory: Deprecated name of `variant`.
 
     Input shape:
         `(batch, H, W, C)`.
@@ -62,12 +65,15 @@ def build_conv2d_autoencoder(
 
     Example:
 
-    >>> model = build_conv2d_autoencoder((28, 28, 1), memory="memae")
+    >>> model = build_conv2d_autoencoder((28, 28, 1), variant="memae")
     >>> model.output_shape
     (None, 28, 28, 1)
     """
     return build_conv_autoencoder(
-        2, input_shape, filters, kernel_sizes, strides, activation, batch_norm,
-        output_activation, memory, num_items, shrink_threshold, entropy_weight,
-        similarity, name, latent, latent_dim,
+        rank=2, input_shape=input_shape, filters=filters, kernel_sizes=kernel_sizes,
+        strides=strides, activation=activation, batch_norm=batch_norm,
+        output_activation=output_activation, variant=builder_variant(variant, memory),
+        num_items=num_items, shrink_threshold=shrink_threshold,
+        entropy_weight=entropy_weight, similarity=similarity, name=name, latent=latent,
+        latent_dim=latent_dim,
     )

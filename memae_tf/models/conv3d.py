@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 
 from memae_tf.models._conv import build_conv_autoencoder
+from memae_tf.models.memory_block import builder_variant
 
 
 def build_conv3d_autoencoder(
@@ -17,7 +18,7 @@ def build_conv3d_autoencoder(
     activation: str = "leaky_relu",
     batch_norm: bool = True,
     output_activation: str | None = None,
-    memory: str = "memae",
+    variant: str = "memae",
     num_items: int = 2000,
     shrink_threshold: float | None = None,
     entropy_weight: float = 2e-4,
@@ -25,6 +26,7 @@ def build_conv3d_autoencoder(
     latent: str = "local",
     latent_dim: int = 64,
     name: str = "memae_conv3d",
+    memory: str | None = None,
 ) -> keras.Model:
     """Builds a 3D convolutional (Mem)AE over clips of frames.
 
@@ -42,7 +44,7 @@ def build_conv3d_autoencoder(
         activation: Hidden activation (`"leaky_relu"` uses slope 0.2).
         batch_norm: Whether hidden layers use batch normalisation.
         output_activation: Activation of the reconstruction (None = linear).
-        memory: `"memae"`, `"memae-nonspar"` or `"ae"`.
+        variant: The paper's ablation: `"memae"`, `"memae-nonspar"` or `"ae"`.
         num_items: Memory size N.
         shrink_threshold: λ for `"memae"` (None = 1/N).
         entropy_weight: Entropy loss weight for `"memae"`.
@@ -52,6 +54,7 @@ def build_conv3d_autoencoder(
             into one `latent_dim` code per sample, addressed as one query.
         latent_dim: Size of the global code (ignored for `"local"`).
         name: Model name.
+        memory: Deprecated name of `variant`.
 
     Input shape:
         `(batch, T, H, W, C)`.
@@ -66,7 +69,10 @@ def build_conv3d_autoencoder(
     (None, 16, 32, 32, 1)
     """
     return build_conv_autoencoder(
-        3, input_shape, filters, kernel_sizes, strides, activation, batch_norm,
-        output_activation, memory, num_items, shrink_threshold, entropy_weight,
-        similarity, name, latent, latent_dim,
+        rank=3, input_shape=input_shape, filters=filters, kernel_sizes=kernel_sizes,
+        strides=strides, activation=activation, batch_norm=batch_norm,
+        output_activation=output_activation, variant=builder_variant(variant, memory),
+        num_items=num_items, shrink_threshold=shrink_threshold,
+        entropy_weight=entropy_weight, similarity=similarity, name=name, latent=latent,
+        latent_dim=latent_dim,
     )

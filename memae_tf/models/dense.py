@@ -9,7 +9,7 @@ import keras
 
 from memae_tf.layers.feature_scaler import FeatureScaler
 from memae_tf.models.activations import activation_layer
-from memae_tf.models.memory_block import memory_bottleneck
+from memae_tf.models.memory_block import builder_variant, memory_bottleneck
 
 
 def tabular_units(width: int) -> tuple[int, int, int]:
@@ -35,13 +35,14 @@ def build_dense_autoencoder(
     units: Sequence[int] | None = (60, 30, 10, 3),
     activation: str = "tanh",
     output_activation: str | None = None,
-    memory: str = "memae",
+    variant: str = "memae",
     num_items: int = 50,
     shrink_threshold: float | None = None,
     entropy_weight: float = 2e-4,
     similarity: str = "dot",
     scaling: str | None = None,
     name: str = "memae_dense",
+    memory: str | None = None,
 ) -> keras.Model:
     """Builds a fully connected (Mem)AE.
 
@@ -65,7 +66,7 @@ def build_dense_autoencoder(
             derives them from `d` (`tabular_units`).
         activation: Hidden activation (`"tanh"`, `"relu"`, `"leaky_relu"`, `"elu"`).
         output_activation: Activation of the reconstruction (None = linear).
-        memory: `"memae"`, `"memae-nonspar"` or `"ae"`.
+        variant: The paper's ablation: `"memae"`, `"memae-nonspar"` or `"ae"`.
         num_items: Memory size N.
         shrink_threshold: λ for `"memae"` (None = 1/N).
         entropy_weight: Entropy loss weight for `"memae"`.
@@ -73,6 +74,7 @@ def build_dense_autoencoder(
         scaling: None (features go in as given), or `"standard"`, `"robust"` or
             `"minmax"`: the `FeatureScaler` method for raw features.
         name: Model name.
+        memory: Deprecated name of `variant`.
 
     Input shape:
         `(batch, d)`.
@@ -104,7 +106,8 @@ def build_dense_autoencoder(
         x = keras.layers.Dense(width, name=f"encoder_dense{i + 1}")(x)
         if i < len(units) - 1:
             x = activation_layer(activation, f"encoder_act{i + 1}")(x)
-    x = memory_bottleneck(x, memory, num_items, shrink_threshold, entropy_weight, similarity)
+    x = memory_bottleneck(x, builder_variant(variant, memory), num_items, shrink_threshold,
+                          entropy_weight, similarity)
     for j, width in enumerate(reversed(units[:-1])):
         x = keras.layers.Dense(width, name=f"decoder_dense{j + 1}")(x)
         x = activation_layer(activation, f"decoder_act{j + 1}")(x)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -13,14 +15,38 @@ from memae_tf.layers.memory import MemoryLayer
 MEMORY_LAYER_NAME = "memory"
 
 
-def check_variant(memory: str) -> str:
-    """Returns `memory` if it names a known variant, else raises a ValueError."""
-    return check_choice("memory", memory, VARIANTS)
+def check_variant(variant: str) -> str:
+    """Returns `variant` if it names a known variant, else raises a ValueError."""
+    return check_choice("variant", variant, VARIANTS)
+
+
+def builder_variant(variant: str, memory: str | None) -> str:
+    """The variant of a builder call that may still use the deprecated name `memory`.
+
+    Args:
+        variant: The builder's `variant` argument.
+        memory: Its former name (deprecated); None when not given.
+
+    Returns:
+        The checked variant: `memory` when given (with a DeprecationWarning),
+        else `variant`.
+
+    Raises:
+        ValueError: If the variant is unknown, or `memory` and a `variant`
+            other than the default disagree.
+    """
+    if memory is None:
+        return check_variant(variant)
+    warnings.warn("The builders' `memory` argument is now called `variant`; `memory` will be "
+                  "removed.", DeprecationWarning, stacklevel=3)
+    if variant not in ("memae", memory):
+        raise ValueError(f"Pass `variant` only. Received: variant={variant!r}, memory={memory!r}")
+    return check_variant(memory)
 
 
 def memory_bottleneck(
     z,
-    memory: str,
+    variant: str,
     num_items: int,
     shrink_threshold: float | None = None,
     entropy_weight: float = 2e-4,
@@ -35,7 +61,7 @@ def memory_bottleneck(
 
     Args:
         z: Symbolic encoder output, rank 2, 4 or 5.
-        memory: Variant name, one of `VARIANTS`.
+        variant: Variant name, one of `VARIANTS`.
         num_items: Memory size N (ignored for `"ae"`).
         shrink_threshold: λ for `"memae"`.
         entropy_weight: Entropy loss weight for `"memae"`.
@@ -44,10 +70,10 @@ def memory_bottleneck(
     Returns:
         The symbolic latent passed to the decoder, shaped like `z`.
     """
-    check_variant(memory)
-    if memory == "ae":
+    check_variant(variant)
+    if variant == "ae":
         return z
-    if memory == "memae-nonspar":
+    if variant == "memae-nonspar":
         shrink_threshold, entropy_weight = 0.0, 0.0
     layer = MemoryLayer(
         num_items,

@@ -28,7 +28,7 @@ class Preset:
 
     Attributes:
         family: `"dense"`, `"conv2d"` or `"conv3d"`.
-        kwargs: Builder arguments (without `memory`).
+        kwargs: Builder arguments (without `variant`).
         input_range: `(low, high)` range of the model's inputs; uint8 images
             are scaled into it.
         description: One line for listings.
@@ -135,8 +135,8 @@ def build_autoencoder(
             (memory, no shrinkage, no entropy loss) or `"ae"` (no memory).
         **overrides: Builder arguments that replace the preset's, e.g.
             `input_shape=(36,)`, `num_items=20`, `shrink_threshold=0.0025`,
-            `entropy_weight=2e-4`, `filters=(8, 16)`. The builders' `memory`
-            argument is `variant` here: a `memory` override must equal it.
+            `entropy_weight=2e-4`, `filters=(8, 16)`. A `memory` override (the
+            deprecated name of `variant`) must equal `variant`.
 
     Returns:
         An uncompiled functional `keras.Model` mapping inputs to reconstructions.
@@ -154,10 +154,10 @@ def build_autoencoder(
     builder = BUILDERS[spec.family]
     if "memory" in overrides and overrides["memory"] != variant:
         raise ValueError(
-            "The builders' `memory` is the presets' `variant`: pass `variant` only. Received: "
+            "`memory` is the deprecated name of `variant`: pass `variant` only. Received: "
             f"variant={variant!r}, memory={overrides['memory']!r}"
         )
-    kwargs = {**spec.kwargs, **overrides, "memory": check_variant(variant)}
+    kwargs = {**spec.kwargs, **overrides, "variant": check_variant(variant)}
     kwargs.setdefault("name", f"{variant.replace('-', '_')}_{preset}")
     try:
         return builder(**kwargs)
