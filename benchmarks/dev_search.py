@@ -67,7 +67,7 @@ def errors_of(x: np.ndarray, reconstruction: np.ndarray, low: float, high: float
     """Per-sample scores of each candidate (from one reconstruction)."""
     axes = tuple(range(1, x.ndim))
     similarity = tf.reduce_mean(ssim_map(tf.constant(x, tf.float32),
-                                         tf.constant(reconstruction, tf.float32), high - low),
+                                         tf.constant(reconstruction, tf.float32), (low, high)),
                                 axis=axes).numpy()
     x = x.astype(np.float64)
     diff = x - reconstruction

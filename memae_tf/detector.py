@@ -234,7 +234,7 @@ class MemAE:
         """The traced scoring functions (shared with the exported SavedModel)."""
         self._require_model()
         if self._graph is None:
-            self._graph = ScoringGraph(self.model, self.error, value_range=self.input_range)
+            self._graph = ScoringGraph(self.model, self.error, input_range=self.input_range)
         return self._graph
 
     def score(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:

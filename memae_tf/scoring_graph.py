@@ -6,6 +6,8 @@ functions defined here, so that a served score equals an in-process score.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -43,7 +45,7 @@ def check_error(error: str, input_shape: tuple | None = None) -> str:
     return error
 
 
-def ssim_map(x: tf.Tensor, y: tf.Tensor, value_range: float) -> tf.Tensor:
+def ssim_map(x: tf.Tensor, y: tf.Tensor, input_range: Sequence[float]) -> tf.Tensor:
     """Local structural similarity of two image (or clip) batches, per pixel and channel.
 
     The means, variances and covariance are Gaussian-weighted over an 11×11
@@ -55,13 +57,12 @@ def ssim_map(x: tf.Tensor, y: tf.Tensor, value_range: float) -> tf.Tensor:
     SSIM = (2 μx μy + C1)(2 σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2))
     ```
 
-    with C1 = (0.01 L)², C2 = (0.03 L)², L = `value_range`.
+    with C1 = (0.01 L)², C2 = (0.03 L)² and L = high − low, the dynamic range of the pixels.
 
     Args:
         x: Float32 images `(batch, H, W, C)` or clips `(batch, T, H, W, C)`.
         y: Float32 tensor of the same shape.
-        value_range: The dynamic range L of the pixel values (1 for [0, 1],
-            2 for [-1, 1]).
+        input_range: `(low, high)` range of the pixel values, e.g. `(0, 1)` or `(-1, 1)`.
 
     Returns:
         Float32 of the shape of `x`, 1 where the two agree locally.
@@ -69,12 +70,12 @@ def ssim_map(x: tf.Tensor, y: tf.Tensor, value_range: float) -> tf.Tensor:
     Example:
 
     >>> x = tf.random.uniform((2, 16, 16, 1))
-    >>> float(tf.reduce_min(ssim_map(x, x, 1.0))) > 0.9999
+    >>> float(tf.reduce_min(ssim_map(x, x, (0.0, 1.0)))) > 0.9999
     True
     """
     if len(x.shape) == 5:
         frames = (-1, *x.shape[2:])
-        similarity = ssim_map(tf.reshape(x, frames), tf.reshape(y, frames), value_range)
+        similarity = ssim_map(tf.reshape(x, frames), tf.reshape(y, frames), input_range)
         return tf.reshape(similarity, tf.shape(x))
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     rows, columns = tf.constant(ssim_blur_matrix(height)), tf.constant(ssim_blur_matrix(width))
@@ -90,7 +91,8 @@ def ssim_map(x: tf.Tensor, y: tf.Tensor, value_range: float) -> tf.Tensor:
     blurred = (tf.reshape(blurred, tf.shape(stacked)) if channels == 1
                else tf.transpose(blurred, [0, 2, 3, 1]))
     mu_x, mu_y, xx, yy, xy = tf.split(blurred, 5, axis=0)
-    c1, c2 = (0.01 * value_range) ** 2, (0.03 * value_range) ** 2
+    dynamic_range = float(input_range[1]) - float(input_range[0])
+    c1, c2 = (0.01 * dynamic_range) ** 2, (0.03 * dynamic_range) ** 2
     var_x, var_y = xx - mu_x * mu_x, yy - mu_y * mu_y
     covariance = xy - mu_x * mu_y
     return ((2.0 * mu_x * mu_y + c1) * (2.0 * covariance + c2)) / (
@@ -132,7 +134,7 @@ def ssim_blur_matrix(size: int) -> np.ndarray:
 
 def reconstruction_outputs(
     model: keras.Model, x: tf.Tensor, error: str = DEFAULT_ERROR,
-    value_range: tuple[float, float] = (0.0, 1.0),
+    input_range: Sequence[float] = (0.0, 1.0),
 ) -> dict[str, tf.Tensor]:
     """Reconstructs `x` and measures the error, in inference mode.
 
@@ -143,7 +145,7 @@ def reconstruction_outputs(
             error, the score of the authors' released code) or `"ssim"`
             (one minus the local structural similarity, `ssim_map`; images
             and clips, frame by frame).
-        value_range: `(low, high)` input range; sets SSIM's constants.
+        input_range: `(low, high)` range of the model's inputs; sets SSIM's constants.
 
     Returns:
         Dict with `reconstruction` (shape of `x`), `score_map` (the error per
@@ -162,7 +164,7 @@ def reconstruction_outputs(
     elif error == "l1":
         score_map = tf.abs(target - rebuilt)
     else:
-        score_map = 1.0 - ssim_map(x, reconstruction, value_range[1] - value_range[0])
+        score_map = 1.0 - ssim_map(x, reconstruction, input_range)
     axes = list(range(1, len(x.shape)))
     return {
         "reconstruction": reconstruction,
@@ -207,8 +209,8 @@ class ScoringGraph:
         model: The autoencoder.
         error: The reconstruction error of `score` and `score_map` (`ERRORS`).
         jit_compile: Compile the functions with XLA.
-        value_range: `(low, high)` range of the model's inputs (SSIM's
-            dynamic range).
+        input_range: `(low, high)` range of the model's inputs (SSIM's
+            dynamic range), as `MemAE.input_range`.
 
     Example:
 
@@ -217,16 +219,16 @@ class ScoringGraph:
     """
 
     def __init__(self, model: keras.Model, error: str = DEFAULT_ERROR, jit_compile: bool = False,
-                 value_range: tuple[float, float] = (0.0, 1.0)) -> None:
+                 input_range: Sequence[float] = (0.0, 1.0)) -> None:
         self.model = model
         self.input_shape = tuple(model.input_shape[1:])
         self.error = check_error(error, self.input_shape)
-        self.value_range = (float(value_range[0]), float(value_range[1]))
+        self.input_range = (float(input_range[0]), float(input_range[1]))
         signature = [tf.TensorSpec((None, *self.input_shape), tf.float32, name=INPUT_NAME)]
         compute = inference_model(model)
         self.outputs = tf.function(
             lambda x: flag_non_finite(
-                x, reconstruction_outputs(compute, x, self.error, self.value_range)),
+                x, reconstruction_outputs(compute, x, self.error, self.input_range)),
             input_signature=signature,
             jit_compile=jit_compile,
         )

@@ -159,11 +159,12 @@ def test_ssim_map_matches_a_scipy_rederivation_and_known_answers():
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, size=(3, 16, 13, 2)).astype("float32")
     y = (x + rng.normal(0, 0.3, size=x.shape)).astype("float32")
-    computed = ssim_map(tf.constant(x), tf.constant(y), 2.0).numpy()
+    computed = ssim_map(tf.constant(x), tf.constant(y), (-1.0, 1.0)).numpy()
     np.testing.assert_allclose(computed, _ssim_reference(x, y, 2.0), atol=2e-5)
-    np.testing.assert_allclose(ssim_map(tf.constant(x), tf.constant(x), 2.0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(ssim_map(tf.constant(x), tf.constant(x), (-1.0, 1.0)), 1.0,
+                               atol=1e-5)
     flat = np.full((1, 12, 12, 1), 0.5, np.float32)  # constant images: luminance term only
-    np.testing.assert_allclose(ssim_map(tf.constant(flat), tf.constant(-flat), 2.0),
+    np.testing.assert_allclose(ssim_map(tf.constant(flat), tf.constant(-flat), (-1.0, 1.0)),
                                (-0.5 + 4e-4) / (0.5 + 4e-4), rtol=1e-5)
 
 
