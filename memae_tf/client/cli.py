@@ -11,10 +11,14 @@ import json
 import pathlib
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from memae_tf.common.contract import DEFAULT_MAX_BATCH_SIZE
+
+if TYPE_CHECKING:  # gRPC is imported when a command runs, not for `memae --help`
+    import grpc
 
 
 def read_rows(path: str | pathlib.Path) -> np.ndarray:
@@ -33,7 +37,7 @@ def read_rows(path: str | pathlib.Path) -> np.ndarray:
     raise ValueError(f"Expected a .npy or .npz file. Received: {path}")
 
 
-def _credentials(args: argparse.Namespace):  # -> grpc.ChannelCredentials | None
+def _credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
     if not (args.ca_cert or args.client_cert or args.client_key):
         return None
     import grpc
