@@ -11,6 +11,7 @@ import pytest
 import scipy.special
 from client_helpers import anomalous_rows, normal_rows, trained_detector
 
+from memae_tf import MemAE
 from memae_tf.client import ModelInfo
 from memae_tf.client.monitor import EMPTY_BIN_SHARE, ScoreMonitor, decile_bins
 
@@ -50,6 +51,12 @@ def test_the_reference_is_the_quantiles_of_the_threshold_data(detector):
     assert detector.expected_rate_ == 0.05
     # The threshold is the reference's 95% quantile.
     assert detector.threshold_ == pytest.approx(detector.reference_quantiles_[95])
+
+
+def test_the_reference_survives_save_and_load(detector, tmp_path):
+    loaded = MemAE.load(detector.save(tmp_path / "detector.keras"))
+    assert loaded.expected_rate_ == detector.expected_rate_
+    np.testing.assert_array_equal(loaded.reference_quantiles_, detector.reference_quantiles_)
 
 
 def test_normal_traffic_shows_no_drift_and_the_expected_rate(detector):
