@@ -12,9 +12,11 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy import special
 
 from memae_tf import saving
 from memae_tf.choices import DEFAULT_ERROR, SCORE_BATCH_SIZE
+from memae_tf.common.checks import check_choice
 from memae_tf.data.inputs import prepare_inputs
 from memae_tf.export import export_saved_model
 from memae_tf.inspection import MemoryReport, memory_report
@@ -23,6 +25,9 @@ from memae_tf.models.presets import build_from_config, get_preset
 from memae_tf.scoring_graph import ScoringGraph, check_error
 from memae_tf.thresholds import flagged_share, quantile_threshold, reference_quantiles
 from memae_tf.training import Trainer, TrainingConfig
+
+# How `predict_proba` maps scores to probabilities (PyOD's two methods).
+PROBA_METHODS = ("linear", "unify")
 
 
 def _require_tensorflow_backend() -> None:
@@ -53,10 +58,18 @@ class MemAE:
     (`variant="memae"`), the latent code is rebuilt from a few learned
     prototypes of normality, so anomalies reconstruct badly.
 
-    The vocabulary is PyOD's (`score`/`decision_function`, `infer_threshold`,
-    `predict` → 0/1 labels); fitted state follows scikit-learn: `threshold_`
-    (set by `infer_threshold` or `fit(..., contamination=...)`) and `history_`,
-    the Keras `History` that `fit` returns, as Keras users expect.
+    The vocabulary is PyOD's: `score`/`decision_function` (higher = more
+    abnormal), `infer_threshold`, `predict` (0 inlier / 1 outlier),
+    `fit_predict` and `predict_proba`. Fitted state follows scikit-learn, in
+    attributes with a trailing underscore: `decision_scores_` (the scores of
+    the training samples after `fit`, of the samples given to
+    `infer_threshold` after it), `labels_` (those samples' 0/1 labels, once a
+    threshold is set), `threshold_` (the decision threshold in effect: the
+    one set by `infer_threshold` or `fit(..., contamination=...)`, else the
+    constructor's `threshold`) and `history_`, the Keras `History` that `fit`
+    returns. (`MemAEClient.predict` is TF Serving's Predict call: it returns
+    the served signature's outputs, whose `is_anomaly` is this `predict` as
+    booleans.)
     `infer_threshold` also keeps the reference that the export carries for
     monitoring: `expected_rate_` (the `fpr` or `contamination` it used) and
     `reference_quantiles_` (101 quantiles of the scores it was given).
@@ -110,7 +123,10 @@ class MemAE:
         self.error = check_error(DEFAULT_ERROR if error is None else error, self.input_shape)
         if self.config is not None:
             self.config["error"] = self.error
-        self.threshold_: float | None = None if threshold is None else float(threshold)
+        self.threshold = None if threshold is None else float(threshold)
+        self._fitted_threshold: float | None = None
+        self.decision_scores_: np.ndarray | None = None
+        self.labels_: np.ndarray | None = None
         self.expected_rate_: float | None = None
         self.reference_quantiles_: np.ndarray | None = None
         self.history_: keras.callbacks.History | None = None
@@ -227,7 +243,36 @@ class MemAE:
             self._graph = None
         if contamination is not None:
             self.infer_threshold(x, contamination=contamination)
+        elif not isinstance(x, tf.data.Dataset):
+            self._set_decision_scores(self.score(x))
         return self.history_
+
+    def fit_predict(self, x: Any, contamination: float = 0.1, **fit_options: Any) -> np.ndarray:
+        """Trains on `x`, sets the threshold so that `contamination` of it is flagged.
+
+        PyOD's `fit_predict`: `fit(x, contamination=contamination,
+        **fit_options)`, then the 0/1 labels of `x` (`labels_`).
+
+        Args:
+            x: Training samples, an array `(n, *input_shape)`.
+            contamination: Share of `x` flagged as anomalous (PyOD's default 0.1).
+            **fit_options: Arguments of `fit` (`epochs`, `batch_size`, ...).
+
+        Returns:
+            int64 labels `(n,)`: 1 for anomalies, 0 for normal samples.
+        """
+        self.fit(x, contamination=contamination, **fit_options)
+        return self.labels_
+
+    @property
+    def threshold_(self) -> float | None:
+        """The decision threshold in effect (None when none was given or inferred)."""
+        return self.threshold if self._fitted_threshold is None else self._fitted_threshold
+
+    def _set_decision_scores(self, scores: np.ndarray) -> None:
+        self.decision_scores_ = scores
+        threshold = self.threshold_
+        self.labels_ = None if threshold is None else (scores > threshold).astype(np.int64)
 
     @property
     def scoring_graph(self) -> ScoringGraph:
@@ -281,9 +326,10 @@ class MemAE:
         for monitoring (`memae_tf.client.ScoreMonitor`).
         """
         scores = self.score(x, batch_size=batch_size)
-        self.threshold_ = quantile_threshold(scores, fpr, contamination)
+        self._fitted_threshold = quantile_threshold(scores, fpr, contamination)
         self.expected_rate_ = flagged_share(fpr, contamination)
         self.reference_quantiles_ = reference_quantiles(scores)
+        self._set_decision_scores(scores)
         return self.threshold_
 
     def predict(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
@@ -298,6 +344,43 @@ class MemAE:
                 "fit(..., contamination=...) before predict()."
             )
         return (self.score(x, batch_size) > self.threshold_).astype(np.int64)
+
+    def predict_proba(
+        self, x: Any, method: str = "linear", batch_size: int = SCORE_BATCH_SIZE
+    ) -> np.ndarray:
+        """Outlier probabilities `(n, 2)`: columns P(normal), P(anomaly), as PyOD's.
+
+        The scores of `x` are put on the scale of `decision_scores_` (the
+        training scores, or those given to `infer_threshold`):
+
+        - `"linear"`: min-max scaling, `(s − min) / (max − min)` clipped to
+          [0, 1];
+        - `"unify"`: Kriegel et al.'s unification (SDM 2011),
+          `max(0, erf((s − mean) / (std · √2)))`.
+
+        Args:
+            x: Samples, as `score` takes them.
+            method: `"linear"` or `"unify"`.
+            batch_size: Samples per forward pass.
+
+        Raises:
+            RuntimeError: Before `fit` or `infer_threshold` (no reference scores).
+        """
+        check_choice("method", method, PROBA_METHODS)
+        if self.decision_scores_ is None:
+            raise RuntimeError(
+                "No reference scores: call fit(x) or infer_threshold(x) before predict_proba()."
+            )
+        scores = self.score(x, batch_size).astype(np.float64)
+        reference = self.decision_scores_.astype(np.float64)
+        if method == "linear":
+            low, high = reference.min(), reference.max()
+            anomaly = np.clip((scores - low) / max(high - low, np.finfo(np.float64).tiny), 0, 1)
+        else:
+            spread = max(reference.std(), np.finfo(np.float64).tiny)
+            anomaly = np.clip(special.erf((scores - reference.mean()) / (spread * np.sqrt(2))),
+                              0, 1)
+        return np.stack([1.0 - anomaly, anomaly], axis=1)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Saves the detector atomically as a `.keras` archive; returns the path.
@@ -324,8 +407,8 @@ class MemAE:
         """
         model, metadata = saving.load_archive(path)
         detector = cls(model, input_range=metadata.get("input_range"),
-                       threshold=metadata.get("threshold"),
                        error=metadata.get("error", DEFAULT_ERROR))
+        detector._fitted_threshold = metadata.get("threshold")
         detector.config = metadata.get("config")
         detector.expected_rate_ = metadata.get("expected_rate")
         quantiles = metadata.get("reference_quantiles")

@@ -1,5 +1,7 @@
 """The MemAE detector API: fit / score / threshold / predict / save / errors."""
 
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -196,3 +198,56 @@ def test_fit_accepts_a_learning_rate_schedule(normal_rows):
     step = 4
     expected = 1e-3 * 0.5 * (1 + np.cos(np.pi * step / 20))
     assert float(optimizer.learning_rate) == pytest.approx(expected, rel=1e-6)
+
+
+def test_fit_keeps_the_training_scores_and_infer_threshold_their_labels(normal_rows):
+    keras.utils.set_random_seed(0)
+    detector = MemAE.from_preset("kdd", variant="ae", **TINY_DENSE)
+    detector.fit(normal_rows[:128], epochs=1, verbose=0)
+    np.testing.assert_allclose(detector.decision_scores_, detector.score(normal_rows[:128]),
+                               rtol=1e-6)
+    assert detector.labels_ is None  # no threshold yet
+    held_out = normal_rows[128:328]
+    threshold = detector.infer_threshold(held_out, fpr=0.1)
+    scores = detector.score(held_out)
+    np.testing.assert_allclose(detector.decision_scores_, scores, rtol=1e-6)
+    np.testing.assert_array_equal(detector.labels_, (scores > threshold).astype(np.int64))
+    assert detector.labels_.sum() == 20  # 10% of 200 above the 90% quantile
+
+
+def test_fit_predict_flags_the_contamination_share_of_its_training_data(normal_rows):
+    keras.utils.set_random_seed(0)
+    detector = MemAE.from_preset("kdd", variant="ae", **TINY_DENSE)
+    labels = detector.fit_predict(normal_rows[:200], contamination=0.1, epochs=1, verbose=0)
+    assert labels.dtype == np.int64 and labels.sum() == 20
+    np.testing.assert_array_equal(labels, detector.predict(normal_rows[:200]))
+    np.testing.assert_array_equal(labels, detector.labels_)
+
+
+def test_predict_proba_scales_scores_as_pyod_does(fitted, normal_rows):
+    fitted.infer_threshold(normal_rows[:300], fpr=0.05)
+    reference = fitted.score(normal_rows[:300]).astype(np.float64)
+    x = np.concatenate([normal_rows[300:310],
+                        np.random.default_rng(7).uniform(size=(5, 8)).astype("float32")])
+    scores = fitted.score(x).astype(np.float64)
+    linear = np.clip((scores - reference.min()) / (reference.max() - reference.min()), 0, 1)
+    unify = np.array([max(0.0, math.erf((s - reference.mean()) / (reference.std() * 2 ** 0.5)))
+                      for s in scores])
+    for method, anomaly in (("linear", linear), ("unify", unify)):
+        proba = fitted.predict_proba(x, method=method)
+        np.testing.assert_allclose(proba[:, 1], anomaly, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert proba[10:, 1].mean() > proba[:10, 1].mean()  # the uniform rows are the anomalies
+    with pytest.raises(ValueError, match="Received: method='rank'"):
+        fitted.predict_proba(x, method="rank")
+    with pytest.raises(RuntimeError, match="before predict_proba"):
+        MemAE.from_preset("kdd", **TINY_DENSE).predict_proba(x)
+
+
+def test_the_constructors_threshold_is_a_parameter_not_a_fitted_attribute(normal_rows):
+    detector = MemAE.from_preset("kdd", variant="ae", **TINY_DENSE)
+    given = MemAE(detector.model, threshold=0.25)
+    assert given.threshold == given.threshold_ == 0.25  # in effect until one is inferred
+    inferred = given.infer_threshold(normal_rows, fpr=0.1)
+    assert given.threshold_ == inferred != 0.25
+    assert given.threshold == 0.25
