@@ -18,6 +18,7 @@ SMALL = {
     "cifar10": {"filters": (8, 8, 8, 8), "num_items": 20},
     "video": {"input_shape": (16, 32, 32, 1), "filters": (4, 4, 8, 8), "num_items": 20},
     "kdd": {},
+    "tabular": {"input_shape": (7,)},  # its width otherwise comes from MemAE's first fit
 }
 
 
