@@ -61,7 +61,8 @@ class SuiteConfig:
             (e.g. `{"similarity": "euclidean"}`).
         training: `TrainingConfig` settings replacing the preset's (e.g.
             `{"epochs": 2}`); the seed is the task's.
-        data_path: Folder holding the mlbench `.rda` files (None: searched).
+        data_path: Folder holding the mlbench `.rda` files (None: searched as
+            `load_mlbench` does, never downloaded: `make data` fetches them).
     """
 
     overrides: dict[str, Any] = field(default_factory=dict)
