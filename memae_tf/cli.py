@@ -21,7 +21,6 @@ import numpy as np
 
 from memae_tf.choices import (
     ERRORS,
-    LR_DECAYS,
     MEMORY_INITS,
     PRECISIONS,
     SCORE_BATCH_SIZE,
@@ -29,9 +28,14 @@ from memae_tf.choices import (
     VARIANTS,
 )
 from memae_tf.client.cli import add_monitor_command
-from memae_tf.evaluation.cli import add_experiment_command, parse_ints, parse_override
+from memae_tf.evaluation.cli import (
+    add_experiment_command,
+    add_training_options,
+    parse_ints,
+    parse_override,
+)
 from memae_tf.serving.cli import add_model_server_command, add_serve_command
-from memae_tf.training.config import BATCH_SIZE, EPOCHS, LEARNING_RATE
+from memae_tf.training.config import BATCH_SIZE
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
 
@@ -397,12 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="memory variant: the paper's ablation")
     train.add_argument("--normal-class", type=parse_ints,
                        help="label(s) of the normal class, e.g. 0 or 1,7")
-    train.add_argument("--epochs", type=int, default=EPOCHS, help="passes over the training data")
-    train.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
-                       help="Adam's learning rate")
-    train.add_argument("--lr-decay", choices=LR_DECAYS, default="auto",
-                       help="learning-rate decay over the epochs: auto (default: cosine, none "
-                            "for clips), cosine or none")
+    add_training_options(train)
     train.add_argument("--validation-split", type=float, default=0.1,
                        help="share of normal data held out to set the threshold")
     train.add_argument("--fpr", type=float, default=0.05,

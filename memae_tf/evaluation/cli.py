@@ -115,6 +115,19 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, tuple(parsed) if isinstance(parsed, list) else parsed
 
 
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Adds `--epochs`, `--learning-rate` and `--lr-decay`, with `TrainingConfig`'s defaults.
+
+    The options of a training run that `memae train` and `memae experiment` share.
+    """
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="passes over the training data")
+    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
+                        help="Adam's learning rate")
+    parser.add_argument("--lr-decay", choices=LR_DECAYS, default="auto",
+                        help="learning-rate decay over the epochs: auto (default: cosine, none "
+                             "for clips), cosine or none")
+
+
 def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Registers `memae experiment` on the `memae` parser's subparsers.
 
@@ -134,13 +147,8 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
                    help="MemAE variants, comma-separated (default: all three)")
     p.add_argument("--baselines", type=parse_list(BASELINES), default=[],
                    help="baselines, comma-separated: ocsvm,iforest (default: none)")
-    p.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs")
+    add_training_options(p)
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="training batch size")
-    p.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
-                   help="Adam's learning rate")
-    p.add_argument("--lr-decay", choices=LR_DECAYS, default="auto",
-                   help="learning-rate decay over the epochs: auto (default: cosine, none for "
-                        "clips), cosine or none")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     p.add_argument("--preprocess", choices=PREPROCESSING, default="none",
                    help="one-class images: none (pixels as they are, default) or gcn (global "
