@@ -58,12 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             if not mine.any():
                 continue
             scaled = frames / 127.5 - 1.0
-            if footage is None:  # the moving digits: only spill, rise and crowd
-                pass
-            elif kind == "fast":
+            if footage is not None and kind == "fast":
                 motion = np.square(np.diff(scaled, axis=0)).mean(axis=(1, 2))
                 energy.append((motion[mine[1:]].mean(), motion[~mine[1:]].mean()))
-            else:
+            elif footage is not None:  # the digits: only spill, rise and crowd
                 original = _without_injection(frames, footage, split)
                 difference = np.square(scaled - original / 127.5 + 1.0)[mine]
                 changed.append((difference > 0).mean())
