@@ -156,5 +156,6 @@ def test_the_builders_deprecated_memory_keyword_still_chooses_the_variant(builde
     with pytest.warns(DeprecationWarning, match="now called `variant`"):
         model = builder(**kwargs, memory="ae")
     assert not memory_layers(model)
-    with pytest.raises(ValueError, match="Received: variant='memae-nonspar', memory='ae'"):
+    with pytest.raises(ValueError, match="Received: variant='memae-nonspar', memory='ae'"), \
+            pytest.warns(DeprecationWarning):
         builder(**kwargs, variant="memae-nonspar", memory="ae")
