@@ -34,6 +34,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from memae_tf.choices import BASELINES, VARIANTS
+from memae_tf.common.checks import check_choice
 from memae_tf.data.table_protocols import (
     DEVELOPMENT_PROTOCOLS,
     get_protocol,
@@ -94,6 +95,7 @@ def evaluate_task(config: SuiteConfig, model: str, data: Any, split: int, seed: 
     Returns:
         An `Evaluation` with `auroc` and `aupr` over the test rows.
     """
+    check_choice("model", model, tuple(SUITE_MODELS))
     train, test = protocol_split(data.y, split)
     x_train, x_test = data.x[train], data.x[test]
     if model in VARIANTS:
@@ -101,15 +103,13 @@ def evaluate_task(config: SuiteConfig, model: str, data: Any, split: int, seed: 
         detector = MemAE.from_preset("tabular", model, **config.overrides)
         detector.fit(x_train, verbose=0, **{**config.training, "seed": seed})
         scores = detector.score(x_test)
-    elif model in BASELINES:
+    else:
         mean, std = x_train.mean(axis=0), x_train.std(axis=0)
         std[std == 0] = 1.0
         baseline = make_baseline(model, seed=seed,
                                  max_train_samples=OCSVM_MAX_TRAIN if model == "ocsvm" else None)
         baseline.fit((x_train - mean) / std)
         scores = baseline.score((x_test - mean) / std)
-    else:
-        raise ValueError(f"Unknown model {model!r}. Expected one of {list(SUITE_MODELS)}.")
     labels = data.y[test]
     return Evaluation(np.asarray(scores, np.float64), labels,
                       ranking_metrics(labels, np.asarray(scores, np.float64)),
