@@ -68,7 +68,7 @@ def test_bad_normal_class_is_rejected_by_the_parser(npz, capsys):
 def test_presets_lists_all(capsys):
     assert main(["presets"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == ["mnist", "cifar10", "video", "kdd"]
+    assert listed == ["mnist", "cifar10", "video", "kdd", "tabular"]
 
 
 def _imported_packages(argv: list[str]) -> tuple[set[str], str]:
