@@ -24,7 +24,8 @@ from memae_tf.models.autoencoder import check_autoencoder
 from memae_tf.models.presets import build_from_config, get_preset
 from memae_tf.scoring_graph import ScoringGraph, check_error
 from memae_tf.thresholds import flagged_share, quantile_threshold, reference_quantiles
-from memae_tf.training import Trainer, TrainingConfig
+from memae_tf.training.config import TrainingConfig
+from memae_tf.training.trainer import Trainer
 
 # How `predict_proba` maps scores to probabilities (PyOD's two methods).
 PROBA_METHODS = ("linear", "unify")

@@ -18,7 +18,7 @@ from memae_tf.common.checks import check_choice
 from memae_tf.detector import MemAE
 from memae_tf.evaluation.baselines import BASELINES, make_baseline
 from memae_tf.models import VARIANTS
-from memae_tf.training import TrainingConfig
+from memae_tf.training.config import TrainingConfig
 
 # Experiments are seeded: `seed=0` unless the config says otherwise.
 DEFAULT_TRAINING = TrainingConfig(seed=0)
