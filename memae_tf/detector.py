@@ -22,6 +22,7 @@ from memae_tf.export import export_saved_model
 from memae_tf.inspection import MemoryReport, memory_report
 from memae_tf.models.autoencoder import check_autoencoder
 from memae_tf.models.presets import build_from_config, get_preset
+from memae_tf.models.scaling import input_scaler
 from memae_tf.scoring_graph import ScoringGraph, check_error
 from memae_tf.thresholds import flagged_share, quantile_threshold, reference_quantiles
 from memae_tf.training.config import TrainingConfig
@@ -428,14 +429,18 @@ class MemAE:
         range, the threshold, `expected_rate_` and `reference_quantiles_`.
         Served inputs are float32 in the input range: `MemAEClient` scales
         uint8 images itself from `model_info`; other clients call `preprocess`.
+        A model that scales its own raw features (the `tabular` preset's
+        `FeatureScaler`) has no input range to keep: its `model_info` leaves
+        the range out, so clients send raw rows as they are.
 
         `model_base_path` is the directory of the model's versions (e.g.
         `models/memae`); `version` None means one more than the latest;
         `options` are `model_name`, `serving_root` or `batching`. Raises a
         ValueError if no threshold is set (`infer_threshold` first).
         """
+        raw_features = input_scaler(self.model) is not None
         return export_saved_model(self.model, model_base_path, threshold=self.threshold_,
                                   version=version, scoring_graph=self.scoring_graph,
-                                  input_range=self.input_range,
+                                  input_range=None if raw_features else self.input_range,
                                   expected_rate=self.expected_rate_,
                                   reference_quantiles=self.reference_quantiles_, **options)

@@ -126,8 +126,9 @@ def test_served_model_takes_raw_features_and_equals_in_process_scores(tmp_path, 
     fitted.export(tmp_path / "table")
     test = _raw_rows(32, seed=5)
     with serve(tmp_path / "table", "table", port=0, host="127.0.0.1") as server, \
-            MemAEClient(f"127.0.0.1:{server.port}", "table", timeout=30,
-                        check_range=False) as client:  # raw features leave [0, 1]
+            MemAEClient(f"127.0.0.1:{server.port}", "table", timeout=30) as client:
+        # The model scales its own features: its model_info has no input range to check.
+        assert client.model_info().input_range is None
         outputs = client.predict(test)
     np.testing.assert_allclose(outputs["score"], fitted.score(test), rtol=1e-5)
     np.testing.assert_allclose(outputs["reconstruction"], fitted.reconstruct(test),
