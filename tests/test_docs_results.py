@@ -77,6 +77,7 @@ SECTIONS = {
     "fashion-mnist": "Fashion-MNIST",
     "animal-mnist": "Animal-MNIST",
     "moving-mnist video": "Moving-MNIST video",
+    "walkway video": "Walkway video",
     "shuttle": "Shuttle",
     "satellite": "Satellite",
 }
