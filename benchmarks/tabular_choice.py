@@ -5,6 +5,14 @@ Per table, the candidates' MemAE runs are ranked by mean AUROC over the splits
 by the mean AUROC over the tables, then by the order given.
 
     python benchmarks/tabular_choice.py runs/tabular/c1 runs/tabular/c2 runs/tabular/c3
+
+With `--within SUITE`, each candidate's MemAE is instead ranked among the other
+models of the suite folder SUITE (its AE and baselines, the same seeds), and its
+mean rank among them is its score (the second choice of TABULAR_PROTOCOL.md);
+`--table` prints the suite's table with the first candidate as MemAE:
+
+    python benchmarks/tabular_choice.py --within runs/tabular/c1 \\
+        runs/tabular/c1 runs/tabular/m200 runs/tabular/m500
 """
 
 from __future__ import annotations
@@ -16,15 +24,25 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
-from memae_tf.evaluation.tabular_suite import suite_summary
+from memae_tf.evaluation.tabular_suite import suite_summary, suite_table
+
+
+def _tasks(folder: Path, seeds: set[int]) -> dict[str, dict]:
+    tasks = json.loads((folder / "results.json").read_text())["tasks"]
+    return {key: task for key, task in tasks.items() if task["seed"] in seeds}
 
 
 def candidate_means(folder: Path) -> dict[str, float]:
     """Table → MemAE's mean AUROC over the stored seed-0 runs of a suite folder."""
-    tasks = json.loads((folder / "results.json").read_text())["tasks"]
-    memae = {key: task for key, task in tasks.items()
-             if task["model"] == "memae" and task["seed"] == 0}
+    memae = {key: task for key, task in _tasks(folder, {0}).items() if task["model"] == "memae"}
     return {table: means["memae"] for table, means in suite_summary(memae)["mean"].items()}
+
+
+def within_suite(folder: Path, suite: Path, seeds: set[int]) -> dict[str, dict]:
+    """The suite folder's non-MemAE tasks with `folder`'s MemAE tasks, on `seeds`."""
+    others = {key: task for key, task in _tasks(suite, seeds).items() if task["model"] != "memae"}
+    memae = {key: task for key, task in _tasks(folder, seeds).items() if task["model"] == "memae"}
+    return {**others, **memae}
 
 
 def choose(means: dict[str, dict[str, float]]) -> list[tuple[str, float, float]]:
@@ -42,7 +60,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--within", type=Path, help="rank MemAE among this suite's models")
+    parser.add_argument("--seeds", default="0", help="seeds of --within (default 0)")
+    parser.add_argument("--table", action="store_true", help="print the first one's suite table")
     args = parser.parse_args()
+    if args.within is not None:
+        seeds = {int(seed) for seed in args.seeds.split(",")}
+        merged = {folder.name: within_suite(folder, args.within, seeds) for folder in args.folders}
+        if args.table:
+            print(suite_table(merged[args.folders[0].name]))
+        summaries = [(name, suite_summary(tasks)) for name, tasks in merged.items()]
+        order = sorted(range(len(summaries)), key=lambda i: (
+            summaries[i][1]["mean_rank"]["memae"], -summaries[i][1]["mean_auroc"]["memae"], i))
+        for position, i in enumerate(order, start=1):
+            name, summary = summaries[i]
+            print(f"{position}. {name}: MemAE's mean rank {summary['mean_rank']['memae']:.3f}"
+                  f" among {len(summary['models'])} models, mean AUROC "
+                  f"{summary['mean_auroc']['memae']:.4f}")
+        return
     means = {folder.name: candidate_means(folder) for folder in args.folders}
     tables = sorted(set.intersection(*(set(m) for m in means.values())))
     print("| table | " + " | ".join(means) + " |")
