@@ -100,3 +100,18 @@ def test_error_names_every_place_tried_in_order(home, tmp_path):
     )
     assert isinstance(error.value, FileNotFoundError)
     assert "demo" in str(error.value) and "network unreachable" in str(error.value)
+
+
+def test_empty_folder_left_by_an_interrupted_download_does_not_hide_offline_copy(home, tmp_path):
+    # keras.datasets creates ~/.keras/datasets/NAME before it fetches; offline, the
+    # fetch fails and the empty folder stays.
+    (home / ".keras" / "datasets" / "d").mkdir(parents=True)
+    shipped = tmp_path / "debian" / "d"
+    write(shipped / "data.txt", "shipped")
+
+    def read(folder: Path) -> str:
+        return (folder / "data.txt").read_text()
+
+    assert resolve("d", read, filenames=["d"], offline={"debian": shipped}) == "shipped"
+    with pytest.raises(DatasetNotFoundError, match=r"datasets/d \(empty\)"):
+        resolve("d", read, filenames=["d"], allow_download=False)

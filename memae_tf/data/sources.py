@@ -150,6 +150,14 @@ def fetch_debian_files(
     return destination
 
 
+def _holds_data(candidate: Path) -> bool:
+    # An empty folder is what an interrupted download leaves behind (keras.datasets
+    # creates its cache folder before fetching): it must not hide the copies after it.
+    if candidate.is_dir():
+        return any(candidate.iterdir())
+    return candidate.exists()
+
+
 def resolve(
     dataset: str,
     read: Callable[[Path], T],
@@ -194,9 +202,9 @@ def resolve(
     for folder in data_dirs():
         for name in filenames:
             candidate = folder / name
-            if candidate.exists():
+            if _holds_data(candidate):
                 return read(candidate)
-            tried.append(str(candidate))
+            tried.append(str(candidate) + (" (empty)" if candidate.exists() else ""))
     for description, candidate in (offline or {}).items():
         if candidate is None:
             tried.append(f"{description} (not installed)")
