@@ -107,7 +107,8 @@ GRPC_CASES = {
     "missing model spec": (lambda r: r.ClearField("model_spec"), CODE.INVALID_ARGUMENT,
                            "Missing ModelSpec"),
     "unknown signature": (_set("model_spec.signature_name", "nope"), CODE.FAILED_PRECONDITION,
-                          "Expected one of ['memory_attention', 'score_map', 'serving_default']"),
+                          "Expected one of ['memory_attention', 'model_info', 'score_map', "
+                          "'serving_default']"),
     "unknown input name": (_rename_input, CODE.INVALID_ARGUMENT, "Missing but required: {x}"),
     "extra input": (_extra_input, CODE.INVALID_ARGUMENT, "Sent extra: {mask}"),
     "wrong dtype": (_set("inputs.x.dtype", types_pb2.DT_DOUBLE), CODE.INVALID_ARGUMENT,
