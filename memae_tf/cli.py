@@ -35,7 +35,7 @@ from memae_tf.evaluation.cli import (
     parse_override,
 )
 from memae_tf.serving.cli import add_model_server_command, add_serve_command
-from memae_tf.training.config import BATCH_SIZE
+from memae_tf.training.config import BATCH_SIZE, TrainingConfig
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
 
@@ -133,12 +133,42 @@ def _log(message: str) -> None:
     print(f"[memae] {message}", file=sys.stderr, flush=True)
 
 
+def training_config(args: argparse.Namespace, **settings: Any) -> TrainingConfig:
+    """The `TrainingConfig` of `memae train`: the preset's training settings, then the options.
+
+    `--epochs` and `--batch-size` replace the preset's values only when given,
+    so `memae train --preset tabular` trains as `MemAE.fit` does (20 epochs of
+    100 steps of 32 rows).
+
+    Args:
+        args: The parsed `memae train` options.
+        **settings: Further `TrainingConfig` fields (backup folder, strategy).
+
+    Returns:
+        The config.
+
+    Example:
+
+    >>> args = build_parser().parse_args(["train", "--data", "x.npz", "--preset", "tabular",
+    ...                                   "--out", "runs/table"])
+    >>> training_config(args).steps_per_epoch
+    100
+    """
+    from memae_tf.models.presets import get_preset
+
+    given = {name: getattr(args, name) for name in ("epochs", "batch_size")
+             if getattr(args, name) is not None}
+    return TrainingConfig(**{**get_preset(args.preset).training, **given,
+                             "learning_rate": args.learning_rate, "lr_decay": args.lr_decay,
+                             "seed": args.seed, "verbose": args.verbose,
+                             "memory_init": args.memory_init, **settings})
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import keras
 
     from memae_tf import distribute
     from memae_tf.detector import MemAE
-    from memae_tf.training import TrainingConfig
 
     options = distribute.distribution_options(args)  # before TF runs any op (multi-worker)
     normal = args.normal_class
@@ -148,8 +178,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     order = rng.permutation(len(x))
     n_val = max(1, int(len(x) * args.validation_split))
     x_val, x_fit = x[order[:n_val]], x[order[n_val:]]
-    _log(f"training {args.preset}/{args.variant} on {len(x_fit)} samples "
-         f"({n_val} held out for the threshold), {args.epochs} epochs")
     keras.utils.set_random_seed(args.seed)  # the same command trains the same weights
     detector = MemAE.from_preset(args.preset, variant=args.variant, error=args.error,
                                  **dict(args.override))
@@ -157,11 +185,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     backup = None
     if distribute.is_chief(options["strategy"]):
         backup = Path(args.backup_dir) if args.backup_dir else Path(args.out) / ".backup"
-    config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size,
-                            learning_rate=args.learning_rate, lr_decay=args.lr_decay,
-                            seed=args.seed,
-                            verbose=args.verbose, memory_init=args.memory_init,
-                            backup_dir=backup, **options)
+    config = training_config(args, backup_dir=backup, **options)
+    _log(f"training {args.preset}/{args.variant} on {len(x_fit)} samples "
+         f"({n_val} held out for the threshold), {config.epochs} epochs")
     detector.fit(x_fit, validation_data=x_val, config=config)
     seconds = time.perf_counter() - start
     threshold = detector.infer_threshold(x_val, fpr=args.fpr)
@@ -171,7 +197,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     path = detector.save(out / "detector.keras")
     summary = {"preset": args.preset, "variant": args.variant, "data": args.data,
-               "normal_class": normal, "epochs": args.epochs, "train_seconds": seconds,
+               "normal_class": normal, "epochs": config.epochs, "train_seconds": seconds,
                "threshold": threshold, "fpr": args.fpr, "samples": len(x_fit),
                "data_path": args.data_path, "tfds_data_dir": args.tfds_data_dir,
                "command": shlex.join(["memae", *args.argv])}
@@ -383,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def data_options(p: argparse.ArgumentParser, batch_size: int = SCORE_BATCH_SIZE,
+    def data_options(p: argparse.ArgumentParser, batch_size: int | None = SCORE_BATCH_SIZE,
                      batch_help: str = "samples per forward pass") -> None:
         p.add_argument("--data", required=True,
                        help="mnist, fashion-mnist, cifar10, tfds:NAME[:SPLIT] (a prepared "
@@ -395,13 +421,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a detector on normal data")
     # Training batches are TrainingConfig's (64 per replica); scoring batches are larger.
-    data_options(train, batch_size=BATCH_SIZE, batch_help="training batch size per replica")
+    data_options(train, batch_size=None,
+                 batch_help=f"training batch size per replica (default: the preset's training "
+                            f"settings, {BATCH_SIZE} unless the preset sets them)")
     train.add_argument("--preset", default="mnist", help="network preset (memae presets)")
     train.add_argument("--variant", default="memae", choices=VARIANTS,
                        help="memory variant: the paper's ablation")
     train.add_argument("--normal-class", type=parse_ints,
                        help="label(s) of the normal class, e.g. 0 or 1,7")
-    add_training_options(train)
+    add_training_options(train, preset_epochs=True)
     train.add_argument("--validation-split", type=float, default=0.1,
                        help="share of normal data held out to set the threshold")
     train.add_argument("--fpr", type=float, default=0.05,

@@ -53,7 +53,7 @@ def test_every_optional_option_shows_its_default(command):
 def test_help_shows_the_value_of_a_default():
     train = subcommands()["memae train"]
     text = train.format_help()
-    assert "passes over the training data (default: 10)" in " ".join(text.split())
+    assert "learning rate (default: 0.001)" in " ".join(text.split())
     assert "(default: mnist)" in text
 
 

@@ -115,12 +115,23 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, tuple(parsed) if isinstance(parsed, list) else parsed
 
 
-def add_training_options(parser: argparse.ArgumentParser) -> None:
+def add_training_options(parser: argparse.ArgumentParser, preset_epochs: bool = False) -> None:
     """Adds `--epochs`, `--learning-rate` and `--lr-decay`, with `TrainingConfig`'s defaults.
 
     The options of a training run that `memae train` and `memae experiment` share.
+
+    Args:
+        parser: The subcommand's parser.
+        preset_epochs: If True, `--epochs` is unset by default and the preset's
+            training settings apply (`memae train`).
     """
-    parser.add_argument("--epochs", type=int, default=EPOCHS, help="passes over the training data")
+    if preset_epochs:
+        parser.add_argument("--epochs", type=int,
+                            help=f"passes over the training data (default: the preset's "
+                                 f"training settings, {EPOCHS} unless the preset sets them)")
+    else:
+        parser.add_argument("--epochs", type=int, default=EPOCHS,
+                            help="passes over the training data")
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
                         help="Adam's learning rate")
     parser.add_argument("--lr-decay", choices=LR_DECAYS, default="auto",
