@@ -1,7 +1,14 @@
 """Helpers shared by the serving tests and the reliability suite: a small MemAE,
-numpy reference outputs, polling."""
+numpy reference outputs, polling, REST calls, the generated protobuf code's check."""
 
+import filecmp
+import json
+import pathlib
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 
 import keras
 import numpy as np
@@ -32,3 +39,35 @@ def wait_for(condition, timeout: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def rest_call(port: int, method: str, path: str, body: object = None) -> tuple[int, dict]:
+    """One REST request to 127.0.0.1:`port`: (HTTP status, decoded JSON body), errors included.
+
+    `body` is sent as it is when it is bytes, as JSON otherwise.
+    """
+    data = None if body is None else (body if isinstance(body, bytes) else
+                                      json.dumps(body).encode())
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                     method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def assert_generated_code_is_current(proto: pathlib.Path, scratch: pathlib.Path) -> None:
+    """Runs `make proto`'s protoc command on `proto` (relative to the repository) into
+    `scratch` and fails unless the committed `_pb2.py` and `_pb2.pyi` are identical."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", f"-I{root}", f"--python_out={scratch}",
+         f"--pyi_out={scratch}", str(root / proto)],
+        check=True, timeout=120,
+    )
+    for suffix in ("_pb2.py", "_pb2.pyi"):
+        name = proto.with_name(proto.stem + suffix)
+        assert filecmp.cmp(scratch / name, root / name, shallow=False), (
+            f"{name} is out of date: run `make proto`"
+        )

@@ -1,6 +1,5 @@
 """The TensorFlow-free client distribution (`client/`): its packaging, messages and install."""
 
-import filecmp
 import json
 import pathlib
 import shutil
@@ -12,6 +11,7 @@ import tomllib
 import keras
 import numpy as np
 import pytest
+from serving_helpers import assert_generated_code_is_current
 
 from memae_tf.export import export_saved_model
 from memae_tf.models import build_autoencoder
@@ -34,17 +34,7 @@ def test_client_distribution_requires_exactly_the_client_extra():
 
 
 def test_committed_messages_are_what_make_proto_generates(tmp_path):
-    # The command of `make proto`, into a scratch folder.
-    subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT}", f"--python_out={tmp_path}",
-         f"--pyi_out={tmp_path}", str(ROOT / PROTO)],
-        check=True, timeout=120,
-    )
-    for suffix in ("_pb2.py", "_pb2.pyi"):
-        name = PROTO.with_name(PROTO.stem + suffix)
-        assert filecmp.cmp(tmp_path / name, ROOT / name, shallow=False), (
-            f"{name} is out of date: run `make proto`"
-        )
+    assert_generated_code_is_current(PROTO, tmp_path)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ tensorflow-serving-api's own stubs, and every answer is checked for the version
 that gave it (`model_spec.version`) and against that version's in-process scores.
 """
 
-import json
 import os
 import pathlib
 import re
@@ -27,7 +26,7 @@ import pytest
 import tensorflow as tf
 import yaml
 from google.protobuf import text_format
-from serving_helpers import FEATURES, reference_outputs, small_model, wait_for
+from serving_helpers import FEATURES, reference_outputs, rest_call, small_model, wait_for
 from tensorflow_serving.apis import (
     get_model_status_pb2,
     model_management_pb2,
@@ -122,24 +121,13 @@ def _rpc_error(call) -> grpc.RpcError:
     return info.value
 
 
-def _rest(port, method, path, body=None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                     method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 # ------------------------------------------------- the Kubernetes Deployment
 
 
 def _probe(probe: dict, rest_port: int, local_ports) -> bool:
     """Runs a container probe of the Deployment against the local server: True if it passes."""
     if "httpGet" in probe:
-        status, body = _rest(rest_port, "GET", probe["httpGet"]["path"])
+        status, body = rest_call(rest_port, "GET", probe["httpGet"]["path"])
         return status == 200 and "AVAILABLE" in {s["state"] for s in body["model_version_status"]}
     command = [local_ports(part) for part in probe["exec"]["command"]]
     return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
@@ -299,7 +287,7 @@ def test_labels_route_grpc_and_rest_requests_and_move_on_reload(several, exporte
     assert _reload(channel, _model_config(base, labelled)).status.error_code == 0
     _check_answer(channel, rows, scores, "every", 1, label="stable")
     _check_answer(channel, rows, scores, "every", 2, label="canary")
-    status, body = _rest(server.rest_port, "POST", "/v1/models/every/labels/canary:predict",
+    status, body = rest_call(server.rest_port, "POST", "/v1/models/every/labels/canary:predict",
                          {"instances": rows.tolist()})
     assert status == 200
     np.testing.assert_allclose([p["score"] for p in body["predictions"]], scores[2], rtol=1e-5)
@@ -307,7 +295,7 @@ def test_labels_route_grpc_and_rest_requests_and_move_on_reload(several, exporte
     labelled["every"] = labelled["every"].replace("value: 1", "value: 3")
     _reload(channel, _model_config(base, labelled))
     _check_answer(channel, rows, scores, "every", 3, label="stable")
-    status, body = _rest(server.rest_port, "POST", "/v1/models/every/labels/stable:predict",
+    status, body = rest_call(server.rest_port, "POST", "/v1/models/every/labels/stable:predict",
                          {"inputs": {"x": rows.tolist()}})
     np.testing.assert_allclose(body["outputs"]["score"], scores[3], rtol=1e-5)
 
@@ -325,13 +313,13 @@ def test_a_reload_other_than_a_model_config_list_is_refused(several):
                                "supported")
 
 
-def test_an_unknown_label_is_invalid_argument_in_grpc_and_rest(several, rows):
+def test_an_unknown_label_is_invalid_argument_in_grpc_andrest_call(several, rows):
     # tensorflow_serving/model_servers/server_core.cc (GetModelVersionForLabel).
     server, channel, _ = several
     error = _rpc_error(lambda: _predict(channel, rows, "first", label="nope"))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == "Unrecognized servable version label: nope"
-    status, body = _rest(server.rest_port, "POST", "/v1/models/first/labels/nope:predict",
+    status, body = rest_call(server.rest_port, "POST", "/v1/models/first/labels/nope:predict",
                          {"instances": rows.tolist()})
     assert (status, body["error"]) == (400, "Unrecognized servable version label: nope")
 

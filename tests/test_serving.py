@@ -1,14 +1,11 @@
 """The development server end to end over loopback: gRPC via MemAEClient, REST, TLS, reloads."""
 
 import asyncio
-import json
 import shutil
 import socket
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import grpc
 import keras
@@ -16,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from serving_helpers import FEATURES, reference_outputs, small_model, wait_for
+from serving_helpers import FEATURES, reference_outputs, rest_call, small_model, wait_for
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -91,15 +88,7 @@ def _rpc_error(call, request) -> grpc.RpcError:
 
 
 def _rest(server, method: str, path: str, body: object = None) -> tuple[int, dict]:
-    data = None if body is None else (body if isinstance(body, bytes) else
-                                      json.dumps(body).encode())
-    request = urllib.request.Request(f"http://127.0.0.1:{server.rest_port}{path}", data=data,
-                                     method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return rest_call(server.rest_port, method, path, body)
 
 
 # ---------------------------------------------------------------- gRPC Predict

@@ -5,14 +5,12 @@ started here except where the startup itself is refused; see
 tests/test_model_server.py for the running server.
 """
 
-import filecmp
 import pathlib
-import subprocess
-import sys
 
 import grpc
 import pytest
 from google.protobuf import text_format
+from serving_helpers import assert_generated_code_is_current
 from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.cli import main
@@ -28,17 +26,7 @@ PROTO = pathlib.Path("memae_tf/serving/proto/serving_config.proto")
 
 
 def test_committed_messages_are_what_make_proto_generates(tmp_path):
-    # The command of `make proto`, into a scratch folder.
-    subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT}", f"--python_out={tmp_path}",
-         f"--pyi_out={tmp_path}", str(ROOT / PROTO)],
-        check=True, timeout=120,
-    )
-    for suffix in ("_pb2.py", "_pb2.pyi"):
-        name = PROTO.with_name(PROTO.stem + suffix)
-        assert filecmp.cmp(tmp_path / name, ROOT / name, shallow=False), (
-            f"{name} is out of date: run `make proto`"
-        )
+    assert_generated_code_is_current(PROTO, tmp_path)
 
 
 # (field, number, type) as declared in TF Serving's .proto files, read from
