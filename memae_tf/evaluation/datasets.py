@@ -71,6 +71,13 @@ class DatasetSpec:
     frame_size: tuple[int, int] | None = None
 
 
+# The video network on the generated moving-digit videos (64×64) and on the walkway
+# footage (48×64): one spec per frame size, shared by a dataset's splits or variants.
+_MOVING_DIGITS = DatasetSpec(VIDEO, "video", overrides=_MOVING_NETWORK,
+                             tiny_overrides=_TINY_VIDEO, frame_size=(64, 64))
+_WALKWAY = DatasetSpec(VIDEO, "video", overrides=_MOVING_NETWORK,
+                       tiny_overrides=_TINY_VIDEO, frame_size=(48, 64))
+
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(ONE_CLASS, "mnist", tiny_overrides=_TINY_CONV),
     "fashion-mnist": DatasetSpec(ONE_CLASS, "mnist", tiny_overrides=_TINY_CONV),
@@ -85,26 +92,14 @@ DATASETS: dict[str, DatasetSpec] = {
     "shanghaitech": DatasetSpec(
         VIDEO, "video", tiny_overrides=_TINY_VIDEO, frame_size=(256, 256)
     ),
-    "moving-mnist": DatasetSpec(
-        VIDEO, "video", overrides=_MOVING_NETWORK, tiny_overrides=_TINY_VIDEO,
-        frame_size=(64, 64),
-    ),
+    "moving-mnist": _MOVING_DIGITS,
     # The same generator over Fashion-MNIST garments (normal: classes 0-4, T-shirt to
     # coat): the development set of the video network, as Fashion-MNIST is for images.
-    "moving-fashion-mnist": DatasetSpec(
-        VIDEO, "video", overrides=_MOVING_NETWORK, tiny_overrides=_TINY_VIDEO,
-        frame_size=(64, 64),
-    ),
+    "moving-fashion-mnist": _MOVING_DIGITS,
     # Real footage: OpenCV's vtest.avi walkway with injected anomalies, at 48×64
     # (memae_tf.data.vtest); vtest-dev is its development split, vtest its test split.
-    "vtest-dev": DatasetSpec(
-        VIDEO, "video", overrides=_MOVING_NETWORK, tiny_overrides=_TINY_VIDEO,
-        frame_size=(48, 64),
-    ),
-    "vtest": DatasetSpec(
-        VIDEO, "video", overrides=_MOVING_NETWORK, tiny_overrides=_TINY_VIDEO,
-        frame_size=(48, 64),
-    ),
+    "vtest-dev": _WALKWAY,
+    "vtest": _WALKWAY,
 }
 
 
