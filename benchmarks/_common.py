@@ -51,6 +51,37 @@ def vector_extensions(cpuinfo: str) -> str:
     return " ".join(flag for flag in _VECTOR_FLAGS if flag in flags) or "none listed"
 
 
+# Environment variables that cap the vector instructions each library's kernels may use,
+# per cap: oneDNN (TensorFlow's and PyTorch's), XLA:CPU's code generator and PyTorch's
+# ATen dispatch. TensorFlow's Eigen kernels are compiled for AVX and need no cap.
+ISA_CAPS = {
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "XLA_FLAGS": "--xla_cpu_max_isa=AVX2",
+             "ATEN_CPU_CAPABILITY": "avx2"},
+}
+
+
+def cap_isa(cap: str | None) -> None:
+    """Caps the instruction set of TensorFlow's, XLA's and PyTorch's CPU kernels.
+
+    Sets the environment variables of `ISA_CAPS[cap]` for this process and its
+    children; must run before TensorFlow or PyTorch is imported. On an AVX-512
+    machine, `cap_isa("avx2")` makes the libraries pick the kernels an AVX2-only
+    machine runs (the cores stay the same, so it is a proxy, not that machine).
+
+    Args:
+        cap: a key of `ISA_CAPS`, or None for no cap.
+    """
+    if cap is None:
+        return
+    if cap not in ISA_CAPS:
+        raise ValueError(f"Expected an instruction-set cap in {sorted(ISA_CAPS)}. "
+                         f"Received: cap={cap!r}")
+    for name, value in ISA_CAPS[cap].items():
+        if name == "XLA_FLAGS" and os.environ.get(name):
+            value = f"{os.environ[name]} {value}"
+        os.environ[name] = value
+
+
 def machine() -> dict[str, str]:
     """CPU, its vector extensions, core count, load, GPU and package versions, for the record."""
     cpu = platform.processor() or platform.machine()
@@ -69,6 +100,9 @@ def machine() -> dict[str, str]:
         "load average (1/5/15 min) at start": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
         "python": sys.version.split()[0],
         "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (oneDNN on)"),
+        "instruction-set cap": ", ".join(
+            f"{name}={os.environ[name]}" for name in ISA_CAPS["avx2"] if os.environ.get(name)
+        ) or "none (the CPU's own)",
         **{name: _version(name) for name in ("tensorflow", "keras", "numpy", "torch")},
     }
     import tensorflow as tf

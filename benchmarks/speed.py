@@ -11,6 +11,7 @@ and the table gives the ratios.
 
     python benchmarks/speed.py --quick                # seconds; proves it works (CI)
     python benchmarks/speed.py --torch --grpc --write # full CPU run → RESULTS.md "Speed"
+    python benchmarks/speed.py --torch --presets mnist --isa-cap avx2  # AVX2 kernels only
 
 Timings are medians (and bests) over `--repeats` rounds.
 """
@@ -517,6 +518,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=_common.RESULTS,
                         help="markdown file for --write")
     parser.add_argument("--section", default="Speed", help="section title for --write")
+    parser.add_argument("--isa-cap", choices=sorted(_common.ISA_CAPS),
+                        help="cap the CPU kernels' instruction set of TensorFlow, XLA and "
+                             "PyTorch (e.g. avx2 on an AVX-512 machine; default: no cap)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -532,6 +536,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    _common.cap_isa(args.isa_cap)
     if args.torch:
         # Idle OpenMP threads spin-wait by default, which collapses under a shared load.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

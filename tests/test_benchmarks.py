@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -107,3 +108,38 @@ def test_first_call_profile_separates_the_one_time_set_up():
     assert "adapt_memory" not in second["phases_cpu_s"]
     assert len(first["epochs_cpu_s"]) == len(second["epochs_cpu_s"]) == 1
     assert "vector extensions" in report["machine"]
+
+
+def test_isa_cap_makes_onednn_and_pytorch_pick_avx2_kernels():
+    """`cap_isa("avx2")` is a proxy for an AVX2-only machine only if the libraries obey it:
+    oneDNN reports the ISA it dispatches to (ONEDNN_VERBOSE's `info,cpu,isa` line, oneDNN's
+    documented `ONEDNN_MAX_CPU_ISA`) and PyTorch its ATen capability."""
+    if "avx2" not in _common.vector_extensions(pathlib.Path("/proc/cpuinfo").read_text()).split():
+        pytest.skip("this CPU has no AVX2")
+    prelude = ("import os, sys; sys.path.insert(0, sys.argv[1]); import _common;"
+               "_common.cap_isa('avx2'); os.environ['ONEDNN_VERBOSE'] = '1';")
+    checks = {
+        "tensorflow": "import tensorflow as tf; tf.nn.conv2d(tf.ones([1, 8, 8, 1]), "
+                      "tf.ones([3, 3, 1, 4]), 1, 'SAME')",
+        "torch": "import torch; print('aten', torch.backends.cpu.get_cpu_capability())",
+    }
+    outputs = {}
+    for library, code in checks.items():
+        result = subprocess.run([sys.executable, "-c", prelude + code, str(BENCHMARKS)],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-4000:]
+        outputs[library] = result.stdout
+    assert "aten AVX2" in outputs["torch"]
+    isa_lines = [line for line in outputs["tensorflow"].splitlines() if ",info,cpu,isa:" in line]
+    assert isa_lines and all(line.endswith("Intel AVX2") for line in isa_lines), isa_lines
+
+
+def test_isa_cap_rejects_an_unknown_cap_and_keeps_earlier_xla_flags(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    for name in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="Received: cap='avx3'"):
+        _common.cap_isa("avx3")
+    _common.cap_isa("avx2")
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false --xla_cpu_max_isa=AVX2"
+    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2"
