@@ -28,7 +28,13 @@ shared_batch_scheduler.h), configured from `BatchingParameters`
 - with `allowed_batch_sizes`, a batch is padded up to the smallest allowed
   size with copies of the first row of its last request, and the padding rows
   are dropped from the outputs (batching_session.cc `MergeInputTensors`,
-  `SplitOutputTensors`; batching_util.cc `RoundToLowestAllowedBatchSize`).
+  `SplitOutputTensors`; batching_util.cc `RoundToLowestAllowedBatchSize`);
+- a request may carry a timeout (`RunOptions.timeout_in_ms`, see
+  `deadlines`), counted from when it is queued. When a batch is taken and
+  every request in it has waited past its timeout, the batch does not run and
+  each gets RESOURCE_EXHAUSTED, "Run() timeout exceeded while waiting in
+  batching queue"; otherwise it runs, bounded by the latest of its requests'
+  deadlines (batching_session.cc `ProcessBatch`).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from memae_tf.serving.deadlines import QUEUE_TIMEOUT_MESSAGE, run_with_timeout
 from memae_tf.serving.errors import ServingError, invalid_argument
 from memae_tf.serving.metrics import ServingMetrics
 
@@ -259,11 +266,15 @@ def padded_size(allowed_batch_sizes: Sequence[int], rows: int) -> int:
 class _Result:
     """What the requester waits for: the outputs of each piece of its request."""
 
-    def __init__(self, pieces: int, enqueued: float) -> None:
+    def __init__(self, pieces: int, enqueued: float, timeout_in_ms: int = 0) -> None:
         self.pieces: list[Arrays | None] = [None] * pieces
         self.left = pieces
         self.error: BaseException | None = None
         self.enqueued = enqueued
+        # batching_session.cc: a timeout <= 0 is none; the pieces of a split request
+        # share its enqueue time and timeout (SplitInputTask copies both).
+        self.deadline = (enqueued + timeout_in_ms / 1000 if timeout_in_ms > 0
+                         else float("inf"))
         self.done = threading.Event()
 
     def finish_piece(self, index: int, outputs: Arrays | None, error: BaseException | None) -> None:
@@ -341,14 +352,14 @@ class _Queue:
                 f"currently {len(self.batches)} batches enqueued and max_enqueued_batches is "
                 f"{options.max_enqueued_batches}")
 
-    def enqueue(self, inputs: Arrays, rows: int, now: float) -> _Result:
+    def enqueue(self, inputs: Arrays, rows: int, now: float, timeout_in_ms: int = 0) -> _Result:
         self.check_room(rows)
         room = self.limit - self.batches[-1].size
         if rows <= room or not self.options.enable_large_batch_splitting:
             pieces = [rows]
         else:
             pieces = split_sizes(rows, room, self.limit)
-        result = _Result(len(pieces), now)
+        result = _Result(len(pieces), now, timeout_in_ms)
         start = 0
         for index, piece in enumerate(pieces):
             if self.batches[-1].size + piece > self.limit:
@@ -423,7 +434,8 @@ class BatchScheduler:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, key: Hashable, run: RunBatch, inputs: Mapping[str, np.ndarray]) -> Arrays:
+    def submit(self, key: Hashable, run: RunBatch, inputs: Mapping[str, np.ndarray],
+               timeout_in_ms: int = 0) -> Arrays:
         """Queues a request, waits for its batch to run and returns its rows of the outputs.
 
         Args:
@@ -432,14 +444,18 @@ class BatchScheduler:
             run: Runs the signature on merged inputs and returns every output,
                 batch-major; the first request of a key sets it.
             inputs: Input name → array, the request's checked inputs.
+            timeout_in_ms: The request's `RunOptions.timeout_in_ms`, counted
+                from now; 0 or less for none (see the module docstring).
 
         Returns:
             Output name → this request's rows of the output.
 
         Raises:
             ServingError: INVALID_ARGUMENT for a request above `max_batch_size`,
-                UNAVAILABLE for a full queue or a stopped scheduler, or the
-                error of the batch's run.
+                UNAVAILABLE for a full queue or a stopped scheduler,
+                RESOURCE_EXHAUSTED when its whole batch waited past its
+                timeouts, DEADLINE_EXCEEDED when the batch's run took longer
+                than the batch's timeout, or the error of the batch's run.
         """
         inputs = dict(inputs)
         rows = batch_size_of(inputs)
@@ -454,7 +470,7 @@ class BatchScheduler:
             if queue is None:
                 queue = self._queues[key] = _Queue(key, run, self.options)
             try:
-                result = queue.enqueue(inputs, rows, time.monotonic())
+                result = queue.enqueue(inputs, rows, time.monotonic(), timeout_in_ms)
             finally:
                 if queue.idle():
                     del self._queues[key]
@@ -526,10 +542,18 @@ class BatchScheduler:
                 # TF Serving's model server creates its BatchingSession with
                 # thread_pool_name "" (bundle_factory_util.cc), hence this label.
                 self.metrics.record_queuing("", (now - task.result.enqueued) * 1e6)
+        # batching_session.cc ProcessBatch: the batch runs if one of its tasks is still
+        # within its timeout, bounded by the latest deadline, in whole milliseconds
+        # (0 left, like no timeout at all, runs without one).
+        deadline = max(task.result.deadline for task in batch.tasks)
+        if deadline <= now:
+            return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, QUEUE_TIMEOUT_MESSAGE)
+        timeout_in_ms = 0 if deadline == float("inf") else int((deadline - now) * 1000)
+        if self.metrics is not None:
             self.metrics.record_batch(batch.size, padded)
         try:
             merged = _merge(batch.tasks, padded - batch.size)
-            outputs = queue.run(merged)
+            outputs = run_with_timeout(queue.run, merged, timeout_in_ms)
             return _split(outputs, batch.tasks, padded)
         except BaseException as error:  # every request of the batch gets the error
             if not isinstance(error, ServingError):

@@ -18,6 +18,7 @@ from tensorflow_serving.apis import (
 
 from memae_tf.common.contract import SERVING_SIGNATURE, SIGNATURE_DEF_FIELD
 from memae_tf.serving.batching import BatchingOptions, BatchScheduler
+from memae_tf.serving.deadlines import run_with_timeout
 from memae_tf.serving.errors import invalid_argument, not_found
 from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.model_manager import ModelManager
@@ -112,8 +113,22 @@ class ServingCore:
         """Returns the inputs of a signature, e.g. to convert JSON values to their dtypes."""
         return self.servable(spec).signature_def(signature_name).inputs
 
-    def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-        """Runs a `PredictRequest` (TF Serving's PredictionService.Predict)."""
+    def predict(
+        self, request: predict_pb2.PredictRequest, timeout_in_ms: int = 0
+    ) -> predict_pb2.PredictResponse:
+        """Runs a `PredictRequest` (TF Serving's PredictionService.Predict).
+
+        Args:
+            request: The request.
+            timeout_in_ms: TF Serving's `RunOptions.timeout_in_ms` for this
+                request (the gRPC deadline's time left, or REST's
+                `--rest_api_timeout_in_ms`); 0 or less for none. It bounds the
+                wait in the batching queue and the signature's run (see
+                `memae_tf.serving.deadlines`).
+
+        Raises:
+            ServingError: With TF Serving's status and message.
+        """
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
         servable = self.servable(request.model_spec)
@@ -121,14 +136,14 @@ class ServingCore:
         inputs = servable.decode_inputs(signature_name, request.inputs, self.limits)
         aliases = servable.check_request(signature_name, inputs, list(request.output_filter))
         started = time.perf_counter()
+        run = functools.partial(servable.run, signature_name)
         if self.batching is None:
-            outputs = servable.run(signature_name, inputs)
+            outputs = run_with_timeout(run, inputs, timeout_in_ms)
         else:
             # One queue per servable version and signature, as TF Serving's batching
             # session (one per loaded version) keeps one per signature.
-            outputs = self.batching.submit((servable, signature_name),
-                                           functools.partial(servable.run, signature_name),
-                                           inputs)
+            outputs = self.batching.submit((servable, signature_name), run, inputs,
+                                           timeout_in_ms)
         # predict_util.cc records the session run, which includes the batching queue.
         self.metrics.record_runtime(request.model_spec.name, "Predict",
                                     (time.perf_counter() - started) * 1e6)

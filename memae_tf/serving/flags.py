@@ -36,6 +36,9 @@ class ModelServerOptions:
 
     port: int = _flag(GRPC_PORT, "gRPC port; TF Serving needs one, so 0 is refused")
     rest_api_port: int = _flag(0, "REST port; 0 serves no REST API")
+    rest_api_timeout_in_ms: int = _flag(
+        30000, "timeout of each REST predict, counted from the batching queue (429 past it "
+               "there) or the run (504); 0 or less for none")
     model_name: str = _flag("default", "name of the single model (ignored with "
                                        "--model_config_file)")
     model_base_path: str = _flag("", "base path of the single model (ignored with "

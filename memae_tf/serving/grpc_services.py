@@ -11,15 +11,18 @@ import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from memae_tf.serving.core import ServingCore
+from memae_tf.serving.deadlines import timeout_in_ms
 from memae_tf.serving.errors import ServingError
 
 logger = logging.getLogger(__name__)
 
 
-def _answer(context: grpc.ServicerContext, handler: Callable[[Any], Any], request: Any) -> Any:
+def _answer(
+    context: grpc.ServicerContext, handler: Callable[..., Any], request: Any, *args: Any
+) -> Any:
     """Runs a handler and turns any failure into a gRPC status, never into a crash."""
     try:
-        return handler(request)
+        return handler(request, *args)
     except ServingError as error:
         context.abort(error.code, error.message)
     except Exception as error:  # the server must outlive any request
@@ -38,7 +41,9 @@ def _unimplemented(context: grpc.ServicerContext, method: str) -> None:
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """`tensorflow.serving.PredictionService`: Predict and GetModelMetadata.
 
-    Classify, Regress and MultiInference answer UNIMPLEMENTED.
+    Classify, Regress and MultiInference answer UNIMPLEMENTED. A Predict's
+    run timeout is the time left until the call's deadline, as TF Serving
+    (`enforce_session_run_timeout`, on by default) sets it.
 
     Args:
         core: The shared request handler.
@@ -50,7 +55,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):  # noqa: N802 (gRPC method name)
         started = time.perf_counter()
         try:
-            return _answer(context, self.core.predict, request)
+            # prediction_service_impl.cc: the deadline's time left when Predict starts.
+            return _answer(context, self.core.predict, request,
+                           timeout_in_ms(context.time_remaining()))
         finally:
             # As prediction_service_impl.cc: every Predict is counted by status, the
             # latency of the successful ones only.

@@ -7,7 +7,13 @@ Paths, JSON formats and status codes follow TF Serving:
 - `POST /v1/models/NAME[/versions/N]:predict` with `{"instances": [...]}` (row
   format, answered with `{"predictions": ...}`) or `{"inputs": ...}` (columnar
   format, answered with `{"outputs": ...}`), and an optional `signature_name`;
-- errors as `{"error": "..."}` with the HTTP status of the gRPC code;
+- errors as `{"error": "..."}` with the HTTP status of the gRPC code
+  (http_server.cc `ToHTTPStatusCode`);
+- each predict runs with the server's timeout (`--rest_api_timeout_in_ms`,
+  30000 by default) as its `RunOptions.timeout_in_ms`: a request whose batch
+  waited past it in the batching queue gets 429 (RESOURCE_EXHAUSTED), one
+  whose run took longer 504 (DEADLINE_EXCEEDED), with TensorFlow's messages
+  (see `memae_tf.serving.deadlines`);
 - `GET <monitoring_path>` → TF Serving's metrics in Prometheus' text format,
   when the server is given a path (`prometheus_config`).
 """
@@ -309,7 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
         request = predict_pb2.PredictRequest(model_spec=spec)
         for name, array in inputs.items():
             request.inputs[name].CopyFrom(encode_tensor(array))
-        response = core.predict(request)
+        response = core.predict(request, self.server.timeout_in_ms)
         outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
         return format_predict_outputs(outputs, row_format)
 
@@ -334,6 +340,11 @@ class RestServer(ThreadingHTTPServer):
             format (TF Serving's `prometheus_config.path`, by default
             `/monitoring/prometheus/metrics`); None answers 404 there, as TF
             Serving does when `prometheus_config.enable` is false.
+        timeout_in_ms: The timeout of each predict, in milliseconds (TF
+            Serving's `--rest_api_timeout_in_ms`, default 30000); 0 or less
+            for none. It is counted from when the request reaches the batching
+            queue or, without batching, the signature's run: reading and
+            parsing the body do not count, as in TF Serving.
     """
 
     daemon_threads = True
@@ -349,7 +360,13 @@ class RestServer(ThreadingHTTPServer):
         ssl_context: ssl.SSLContext | None = None,
         *,
         monitoring_path: str | None = None,
+        timeout_in_ms: int = 30000,
     ) -> None:
+        if isinstance(timeout_in_ms, bool) or not isinstance(timeout_in_ms, int):
+            raise ValueError(
+                "Received an invalid value for `timeout_in_ms`, expected an integer number of "
+                f"milliseconds (0 or less for none). Received: timeout_in_ms={timeout_in_ms!r}"
+            )
         if monitoring_path is not None and not monitoring_path.startswith("/"):
             raise ValueError(
                 "Received an invalid value for `monitoring_path`, expected None or a path "
@@ -364,6 +381,7 @@ class RestServer(ThreadingHTTPServer):
             )
         self.core = core
         self.monitoring_path = monitoring_path
+        self.timeout_in_ms = timeout_in_ms
         self.stopping = False
         self._in_flight = 0
         self._idle = threading.Condition()

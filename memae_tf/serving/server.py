@@ -113,11 +113,13 @@ def _open_ports(
     rest_ssl_context: ssl.SSLContext | None,
     batching: BatchingParameters | None = None,
     monitoring_path: str | None = None,
+    rest_timeout_in_ms: int = 30000,
 ) -> ServingHandle:
     """Serves started `models` on the gRPC port (and REST port); stops them on failure.
 
     `batching` merges concurrent Predicts (`ServingCore`); `monitoring_path`
-    serves the models' metrics (`models.metrics`) on the REST port.
+    serves the models' metrics (`models.metrics`) on the REST port;
+    `rest_timeout_in_ms` is each REST predict's timeout (`RestServer`).
     """
     health_servicer = health.HealthServicer()
 
@@ -155,7 +157,8 @@ def _open_ports(
             raise OSError(f"Could not bind the gRPC port {address}.")
         if rest_port is not None:
             rest_server = RestServer(core, host, rest_port, rest_ssl_context,
-                                     monitoring_path=monitoring_path)
+                                     monitoring_path=monitoring_path,
+                                     timeout_in_ms=rest_timeout_in_ms)
     except BaseException:
         core.stop()
         models.stop()
@@ -303,7 +306,8 @@ def start_model_server(
     `--rest_api_port` 0 serves no REST, and a REST port equal to the gRPC
     port is skipped with an error logged, as TF Serving does; the REST port
     serves TF Serving's metrics at the Prometheus path of
-    `--monitoring_config_file` when it enables them.
+    `--monitoring_config_file` when it enables them, and gives each REST
+    predict the timeout `--rest_api_timeout_in_ms`.
 
     Args:
         options: The flags, e.g. `parse_flags(container_args)`.
@@ -372,7 +376,8 @@ def start_model_server(
     return _open_ports(models, options.port, rest_port, host=host, max_workers=max_workers,
                        server_credentials=credentials, limits=RequestLimits(),
                        rest_ssl_context=None, batching=batching,
-                       monitoring_path=monitoring_path)
+                       monitoring_path=monitoring_path,
+                       rest_timeout_in_ms=options.rest_api_timeout_in_ms)
 
 
 def wait_for_signal(handle: ServingHandle, grace: float = 30.0) -> None:
