@@ -8,7 +8,8 @@ from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 from memae_tf import MemAE
 from memae_tf.client import MemAEClient
 from memae_tf.layers import FeatureScaler
-from memae_tf.models.dense import tabular_units
+from memae_tf.models.dense import build_dense_autoencoder, tabular_units
+from memae_tf.models.presets import build_autoencoder
 from memae_tf.serving import serve
 
 # A few steps: these tests check plumbing and exact equalities, not detection quality.
@@ -66,6 +67,35 @@ def test_unknown_scaling_is_refused():
                                           (36, (64, 32, 8)), (120, (64, 32, 8))])
 def test_layer_widths_follow_the_number_of_features(width, units):
     assert tabular_units(width) == units
+
+
+# code = ceil(d * scale / 4) within [2, min(8 * scale, hidden / 2)], worked out by hand.
+@pytest.mark.parametrize("width, scale, units", [
+    (8, 2, (16, 8, 4)), (9, 2, (16, 8, 5)), (18, 2, (32, 16, 9)), (60, 2, (64, 32, 16)),
+    (8, 4, (16, 8, 8)), (9, 4, (16, 8, 8)), (18, 4, (32, 16, 16)), (33, 4, (64, 32, 32)),
+    (120, 4, (64, 32, 32)), (1, 0.5, (16, 8, 2)), (36, 1, (64, 32, 8))])
+def test_code_scale_widens_the_code_only(width, scale, units):
+    assert tabular_units(width, code_scale=scale) == units
+
+
+def test_tabular_network_takes_the_code_scale():
+    model = build_autoencoder("tabular", "ae", input_shape=(18,), code_scale=2)
+    widths = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert widths == [32, 16, 9, 16, 32, 18]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"width": 0}, "Received: width=0"), ({"width": 9, "code_scale": 0}, "Received: code_scale=0"),
+    ({"width": 9, "code_scale": float("nan")}, "Received: code_scale=nan"),
+    ({"width": 9, "code_scale": "2"}, "Received: code_scale='2'")])
+def test_tabular_units_refuses_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tabular_units(**kwargs)
+
+
+def test_code_scale_with_explicit_units_is_refused():
+    with pytest.raises(ValueError, match="Received: units=\\(16, 4\\), code_scale=2"):
+        build_dense_autoencoder((36,), units=(16, 4), code_scale=2)
 
 
 @pytest.fixture(scope="module")

@@ -6,28 +6,50 @@ import math
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 
 from memae_tf.layers.feature_scaler import FeatureScaler
 from memae_tf.models.activations import activation_layer
 from memae_tf.models.memory_block import builder_variant, memory_bottleneck
 
 
-def tabular_units(width: int) -> tuple[int, int, int]:
+def tabular_units(width: int, code_scale: float = 1) -> tuple[int, int, int]:
     """Encoder widths `(hidden, hidden // 2, code)` derived from the number of features.
 
     hidden = the power of two at or above `width`, within [16, 64]; code =
-    `ceil(width / 4)` within [2, 8]. Nine features give (16, 8, 3), 36 give
+    `ceil(width * code_scale / 4)` within [2, min(8 * code_scale, hidden // 2)].
+    With the default `code_scale=1`, nine features give (16, 8, 3), 36 give
     (64, 32, 8), 120 give (64, 32, 8).
+
+    Args:
+        width: The number of features d.
+        code_scale: Factor on the code's width (and on its cap of 8); the
+            hidden widths do not change, and the code never exceeds the
+            second hidden layer.
+
+    Returns:
+        `(hidden, hidden // 2, code)`.
+
+    Raises:
+        ValueError: If `width` is not a positive integer or `code_scale` not a
+            positive number.
 
     Example:
 
     >>> tabular_units(9), tabular_units(36)
     ((16, 8, 3), (64, 32, 8))
+    >>> tabular_units(36, code_scale=2)
+    (64, 32, 16)
     """
-    if int(width) < 1:
+    if isinstance(width, bool) or not isinstance(width, int | np.integer) or width < 1:
         raise ValueError(f"Expected a positive number of features. Received: width={width!r}")
+    if (isinstance(code_scale, bool) or not isinstance(code_scale, int | float | np.number)
+            or not math.isfinite(code_scale) or code_scale <= 0):
+        raise ValueError(
+            f"`code_scale` must be a positive number. Received: code_scale={code_scale!r}")
     hidden = min(64, max(16, 2 ** math.ceil(math.log2(width))))
-    return hidden, hidden // 2, min(8, max(2, math.ceil(width / 4)))
+    code = min(8 * code_scale, hidden // 2, max(2, math.ceil(width * code_scale / 4)))
+    return hidden, hidden // 2, int(code)
 
 
 def build_dense_autoencoder(
@@ -43,6 +65,7 @@ def build_dense_autoencoder(
     scaling: str | None = None,
     name: str = "memae_dense",
     memory: str | None = None,
+    code_scale: float = 1,
 ) -> keras.Model:
     """Builds a fully connected (Mem)AE.
 
@@ -64,6 +87,8 @@ def build_dense_autoencoder(
         input_shape: `(d,)`, the number of features.
         units: Encoder layer widths, the last one being the code size; None
             derives them from `d` (`tabular_units`).
+        code_scale: With `units=None`, the factor on the derived code's width
+            (`tabular_units(d, code_scale)`); must stay 1 when `units` is given.
         activation: Hidden activation (`"tanh"`, `"relu"`, `"leaky_relu"`, `"elu"`).
         output_activation: Activation of the reconstruction (None = linear).
         variant: The paper's ablation: `"memae"`, `"memae-nonspar"` or `"ae"`.
@@ -95,7 +120,12 @@ def build_dense_autoencoder(
             f"Received: input_shape={input_shape!r}"
         )
     if units is None:
-        units = tabular_units(int(input_shape[0]))
+        units = tabular_units(int(input_shape[0]), code_scale)
+    elif code_scale != 1:
+        raise ValueError(
+            "`code_scale` applies to the widths derived from the data (`units=None`). "
+            f"Received: units={tuple(units)!r}, code_scale={code_scale!r}"
+        )
     if not units or any(int(u) < 1 for u in units):
         raise ValueError(
             f"`units` must be a non-empty sequence of positive integers. Received: {units!r}"
