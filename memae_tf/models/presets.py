@@ -101,7 +101,7 @@ PRESETS: dict[str, Preset] = {
     # (or `input_shape=(d,)`), the layer widths from the width (`tabular_units`), and
     # the scaling is part of the model (`FeatureScaler`, adapted on the training rows,
     # saved and exported with it). Settings chosen on the tabular development suite
-    # (benchmarks/TABULAR_PROTOCOL.md; RESULTS.md, "Tabular development suite").
+    # (benchmarks/TABULAR_PROTOCOL.md; RESULTS.md, "Tabular preset: the development suite").
     # Numbers only: categorical columns are one-hot encoded before (`encode_table` and
     # `load_table` in memae_tf.data do it, as `column=value` 0/1 columns, which the
     # scaler then scales like any other); ordinal codes may go in as numbers.
