@@ -138,8 +138,13 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-message-mb", type=float,
                        help="largest request (gRPC message or REST body) in MiB, refused "
                             "before it is read (default: gRPC's 2 GiB)")
-    serve.add_argument("--max-batch-size", type=int,
-                       help="largest batch of one request (default: no limit)")
+    serve.add_argument("--max-batch-size", type=int, metavar="N",
+                       help="refuse a request of more than N rows with TF Serving's batching "
+                            "error (INVALID_ARGUMENT 'Task size ... is larger than maximum "
+                            "input batch size N'), as TF Serving with --enable_batching and "
+                            "this max_batch_size answers; requests are not merged (for "
+                            "server-side batching run 'memae model-server --enable_batching "
+                            "--batching_parameters_file=...') (default: no limit)")
     serve.add_argument("--drain-seconds", type=float, default=30.0,
                        help="on SIGTERM/SIGINT, seconds in-flight requests get to finish")
     serve.set_defaults(func=cmd_serve)

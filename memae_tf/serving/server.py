@@ -215,8 +215,12 @@ def serve(
         max_message_mb: Largest gRPC message accepted or sent and largest REST
             body accepted, in MiB, refused before it is read; None means no
             limit beyond gRPC's own 2 GiB, as in TF Serving.
-        max_batch_size: Largest batch of one request (INVALID_ARGUMENT above
-            it, as TF Serving's batching answers); None for no limit.
+        max_batch_size: Largest batch of one request: a larger one is refused
+            with INVALID_ARGUMENT and TF Serving's batching message, as TF
+            Serving with `--enable_batching` and this `max_batch_size`
+            answers; None for no limit. Requests are not merged: for
+            server-side batching use `start_model_server` with
+            `--enable_batching` (`memae model-server`).
         rest_ssl_context: A server-side `ssl.SSLContext` for HTTPS on the REST
             port (see `tls.server_ssl_context`); None serves plain HTTP.
 
