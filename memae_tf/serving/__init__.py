@@ -13,6 +13,7 @@ from memae_tf._lazy import lazy_exports
 __getattr__, __all__ = lazy_exports(__name__, {
     ".errors": ["ServingError"],
     ".flags": ["ModelServerOptions", "parse_flags"],
+    ".metrics": ["ServingMetrics"],
     ".model_manager": ["ModelManager", "VersionState"],
     ".model_registry": ["ModelRegistry"],
     ".server": ["ServingHandle", "run_server", "serve", "start_model_server"],
