@@ -21,6 +21,7 @@ import numpy as np
 
 from memae_tf.choices import (
     ERRORS,
+    FRAME_SCORES,
     MEMORY_INITS,
     PRECISIONS,
     SCORE_BATCH_SIZE,
@@ -28,6 +29,7 @@ from memae_tf.choices import (
     VARIANTS,
 )
 from memae_tf.client.cli import add_monitor_command
+from memae_tf.common.deprecation import add_deprecated_alias
 from memae_tf.evaluation.cli import (
     add_experiment_command,
     add_training_options,
@@ -125,7 +127,7 @@ def _select_normal(x: np.ndarray, y: np.ndarray | None, normal: list[int] | None
     if normal is None:
         return x
     if y is None:
-        raise ValueError("--normal-class needs labelled data, but the data has no labels.")
+        raise ValueError("--normal-classes needs labelled data, but the data has no labels.")
     return x[np.isin(y, normal)]
 
 
@@ -171,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from memae_tf.detector import MemAE
 
     options = distribute.distribution_options(args)  # before TF runs any op (multi-worker)
-    normal = args.normal_class
+    normal = args.normal_classes
     x, y = load_split(args.data, "train", args.data_path, args.tfds_data_dir)
     x = _select_normal(x, y, normal)
     rng = np.random.default_rng(args.seed)
@@ -197,7 +199,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     path = detector.save(out / "detector.keras")
     summary = {"preset": args.preset, "variant": args.variant, "data": args.data,
-               "normal_class": normal, "epochs": config.epochs, "train_seconds": seconds,
+               "normal_classes": normal, "epochs": config.epochs, "train_seconds": seconds,
                "threshold": threshold, "fpr": args.fpr, "samples": len(x_fit),
                "data_path": args.data_path, "tfds_data_dir": args.tfds_data_dir,
                "command": shlex.join(["memae", *args.argv])}
@@ -234,7 +236,8 @@ def cmd_score_video(args: argparse.Namespace) -> int:
 
     detector = MemAE.load(args.model)
     result = score_video(detector, args.video, max_frames=args.max_frames,
-                         error_maps=args.overlay, batch_size=args.batch_size)
+                         error_maps=args.overlay, batch_size=args.batch_size,
+                         frame_score=args.frame_score)
     written = write_video_scores(result, args.out, fps=args.fps or video_fps(args.video))
     scored = result.scores[~np.isnan(result.scores)]
     _log(f"scored {len(scored)} of {len(result.scores)} frames (the first "
@@ -249,7 +252,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from memae_tf.detector import MemAE
     from memae_tf.evaluation.metrics import metrics_at_threshold, ranking_metrics
 
-    normal = args.normal_class
+    normal = args.normal_classes
     x, y = load_split(args.data, args.split, args.data_path, args.tfds_data_dir)
     detector = MemAE.load(args.model)
     if y is None:
@@ -281,7 +284,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise ValueError(f"{run_dir} has no {html_report.TRAIN_SUMMARY}: pass --data.")
         x, y = load_split(data, args.split, args.data_path or summary.get("data_path"),
                           args.tfds_data_dir or summary.get("tfds_data_dir"))
-        normal = args.normal_class or summary.get("normal_class")
+        normal = args.normal_classes or summary.get("normal_classes",
+                                                     summary.get("normal_class"))
         if y is None:
             raise ValueError("A detector report needs labelled test data; the data has none.")
         labels = (~np.isin(y, normal)).astype(int) if normal is not None else np.asarray(y)
@@ -309,7 +313,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from memae_tf.demo import run_demo
 
-    run_demo(normal_class=args.normal_class, epochs=args.epochs, out=Path(args.out))
+    run_demo(normal_classes=args.normal_classes, epochs=args.epochs, out=Path(args.out))
     return 0
 
 
@@ -370,6 +374,15 @@ def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the weights after every epoch here (chief only)")
 
 
+def add_normal_classes_option(parser: argparse.ArgumentParser, help_text: str,
+                              default: list[int] | None = None) -> None:
+    """Adds `--normal-classes` (comma-separated labels), with `--normal-class` as a
+    deprecated alias: the one name of the normal class(es) in every command."""
+    action = parser.add_argument("--normal-classes", type=parse_ints, default=default,
+                                 metavar="LABELS", help=help_text)
+    add_deprecated_alias(parser, action, "--normal-class")
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Help that shows every option's default, descriptions kept as written.
 
@@ -427,8 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default="mnist", help="network preset (memae presets)")
     train.add_argument("--variant", default="memae", choices=VARIANTS,
                        help="memory variant: the paper's ablation")
-    train.add_argument("--normal-class", type=parse_ints,
-                       help="label(s) of the normal class, e.g. 0 or 1,7")
+    add_normal_classes_option(train, "label(s) of the normal class(es), e.g. 0 or 1,7 "
+                                     "(default: all the training data)")
     add_training_options(train, preset_epochs=True)
     train.add_argument("--validation-split", type=float, default=0.1,
                        help="share of normal data held out to set the threshold")
@@ -474,14 +487,19 @@ def build_parser() -> argparse.ArgumentParser:
                              help="frames a second for the plot's time axis (default: the "
                                   "file's, read with OpenCV)")
     score_video.add_argument("--batch-size", type=int, default=32, help="clips scored at once")
+    score_video.add_argument("--frame-score", choices=FRAME_SCORES, default="clip",
+                             help="how a clip's per-pixel error scores its last frame: mean "
+                                  "over the clip (clip, default; the threshold applies), over "
+                                  "the last frame (last), the last frame's worst 8x8 patch "
+                                  "(patch), or its error per unit of moving content (relative)")
     score_video.set_defaults(func=cmd_score_video)
 
     evaluate = sub.add_parser("evaluate", help="AUROC / AUPR / P-R-F1 on labelled data")
     data_options(evaluate)
     evaluate.add_argument("--model", required=True)
     evaluate.add_argument("--split", default="test", choices=["train", "test"])
-    evaluate.add_argument("--normal-class", type=parse_ints,
-                          help="normal label(s); without it labels must already be 0/1")
+    add_normal_classes_option(evaluate,
+                              "normal label(s); without it labels must already be 0/1")
     evaluate.set_defaults(func=cmd_evaluate)
 
     report = sub.add_parser(
@@ -496,8 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--data-path", help="explicit location of the named dataset's files")
     report.add_argument("--tfds-data-dir", help="TensorFlow Datasets data folder")
     report.add_argument("--split", default="test", choices=["train", "test"])
-    report.add_argument("--normal-class", type=parse_ints,
-                        help="normal label(s) (default: the training run's)")
+    add_normal_classes_option(report, "normal label(s) (default: the training run's)")
     report.add_argument("--max-samples", type=int, default=5000,
                         help="score a random subset of at most this many test samples")
     report.set_defaults(func=cmd_report)
@@ -511,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train MemAE, AE and two baselines on real MNIST, "
                                        "compare them, export, serve and query")
-    demo.add_argument("--normal-class", type=int, default=8, help="the normal MNIST digit")
+    add_normal_classes_option(demo, "the normal MNIST digit(s), e.g. 8 or 3,5", default=[8])
     demo.add_argument("--epochs", type=int, default=5, help="training epochs of each network")
     demo.add_argument("--out", default="runs/demo", help="folder for the models and the export")
     demo.set_defaults(func=cmd_demo)

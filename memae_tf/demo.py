@@ -1,7 +1,7 @@
 """`make demo`: MemAE against a plain AE and two classic baselines on real MNIST, then served.
 
 Trains MemAE, the plain AE, scikit-learn's One-Class SVM and Isolation Forest on
-one digit (the normal class), compares their test AUROC, exports MemAE as a TF
+one digit or a few (the normal classes), compares their test AUROC, exports MemAE as a TF
 Serving SavedModel, starts the TF Serving-compatible development server on
 loopback and scores a few test images through `MemAEClient`.
 """
@@ -9,6 +9,7 @@ loopback and scores a few test images through `MemAEClient`.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from memae_tf.client import MemAEClient
 from memae_tf.common.contract import IS_ANOMALY_OUTPUT, SCORE_OUTPUT
+from memae_tf.common.deprecation import renamed_argument
 from memae_tf.data import load_mnist
 from memae_tf.detector import MemAE
 from memae_tf.evaluation.baselines import make_baseline
@@ -69,30 +71,38 @@ def baseline_row(name: str, x_fit: np.ndarray, x_test: np.ndarray, labels: np.nd
 
 
 def run_demo(
-    normal_class: int = 8, epochs: int = 5, out: Path = Path("runs/demo")
+    normal_classes: Sequence[int] = (8,), epochs: int = 5, out: Path = Path("runs/demo"),
+    *, normal_class: int | None = None,
 ) -> list[DemoRow]:
-    """Trains MemAE, AE and two baselines on one MNIST digit and prints their test AUROC.
+    """Trains MemAE, AE and two baselines on MNIST digits and prints their test AUROC.
 
     Args:
-        normal_class: The digit treated as normal; the nine others are anomalies.
+        normal_classes: The digits treated as normal; the others are anomalies.
         epochs: Training epochs for each model.
         out: Folder for the saved detectors.
+        normal_class: Deprecated: one digit, the former spelling of
+            `normal_classes=[digit]`.
 
     Returns:
         The table rows (model, AUROC, training time, saved path).
     """
-    if not 0 <= normal_class <= 9:
-        raise ValueError(f"`normal_class` must be a digit 0-9. Received: {normal_class!r}")
+    if normal_class is not None:
+        normal_classes = [renamed_argument("normal_class", "normal_classes", normal_class,
+                                           None)]
+    digits = sorted({int(c) for c in normal_classes})
+    if not digits or not all(0 <= c <= 9 for c in digits) or len(digits) == 10:
+        raise ValueError("`normal_classes` must be one to nine digits 0-9. "
+                         f"Received: normal_classes={list(normal_classes)!r}")
     (x_train, y_train), (x_test, y_test) = load_mnist()
-    normal = x_train[y_train == normal_class]
+    normal = x_train[np.isin(y_train, digits)]
     order = np.random.default_rng(0).permutation(len(normal))
     n_val = len(normal) // 10
     x_val, x_fit = normal[order[:n_val]], normal[order[n_val:]]
-    labels = (y_test != normal_class).astype(int)
+    labels = (~np.isin(y_test, digits)).astype(int)
     rows = [train_and_evaluate(v, x_fit, x_val, x_test, labels, epochs, out)[1]
             for v in ("memae", "ae")]
     rows += [baseline_row(name, x_fit, x_test, labels) for name in ("ocsvm", "iforest")]
-    print(f"\nMNIST, normal digit {normal_class}: {len(x_fit)} training images, "
+    print(f"\nMNIST, normal digits {digits}: {len(x_fit)} training images, "
           f"test {len(x_test)} images ({int(labels.sum())} anomalies), {epochs} epochs")
     print(f"{'model':8s} {'AUROC':>7s} {'train s':>8s}  saved to")
     for row in rows:

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ def npz(tmp_path_factory):
 
 def test_train_score_evaluate(npz, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--preset", "kdd", "--data", str(npz), "--normal-class", "0",
+    code = main(["train", "--preset", "kdd", "--data", str(npz), "--normal-classes", "0",
                  "--epochs", "2", "--verbose", "0", "--out", str(out),
                  "--override", "input_shape=[12]", "--override", "units=[6,3]",
                  "--override", "num_items=10"])
@@ -58,11 +59,99 @@ def test_unknown_data_is_a_clean_error(tmp_path, capsys):
 
 def test_bad_normal_class_is_rejected_by_the_parser(npz, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--data", str(npz), "--normal-class", "a,b", "--out", "x"])
+        main(["train", "--data", str(npz), "--normal-classes", "a,b", "--out", "x"])
     assert exit_info.value.code == 2  # argparse's usage error, before any loading
     assert capsys.readouterr().err.splitlines()[-1] == (
-        "memae train: error: argument --normal-class: expected comma-separated non-negative "
+        "memae train: error: argument --normal-classes: expected comma-separated non-negative "
         "integers, e.g. 0,1,7. Received: 'a,b'")
+
+
+# --- one name for the normal classes: --normal-classes, --normal-class kept as an alias ---------
+
+TINY_KDD = ["--preset", "kdd", "--epochs", "1", "--verbose", "0", "--override", "input_shape=[12]",
+            "--override", "units=[6,3]", "--override", "num_items=10"]
+
+
+@pytest.fixture(scope="module")
+def three_classes(tmp_path_factory):
+    """300 training rows of classes 0, 1, 2 (100 each); 90 test rows, class 2 far off."""
+    rng = np.random.default_rng(1)
+    path = tmp_path_factory.mktemp("data") / "classes.npz"
+    y_train, y_test = np.arange(300) % 3, np.arange(90) % 3
+    def rows(y):
+        return (rng.normal(0.3, 0.05, (len(y), 12)) + 0.4 * (y == 2)[:, None]).astype("float32")
+    np.savez(path, x_train=rows(y_train), y_train=y_train, x_test=rows(y_test), y_test=y_test)
+    return path
+
+
+@pytest.mark.parametrize(("option", "classes", "samples"),
+                         [("--normal-classes", "0,2", 180), ("--normal-class", "1", 90)])
+def test_train_keeps_the_rows_of_the_normal_classes(three_classes, tmp_path, capsys, option,
+                                                    classes, samples):
+    # 100 rows a class; 10% of the kept rows are held out for the threshold.
+    out = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["train", "--data", str(three_classes), option, classes, *TINY_KDD,
+                     "--out", str(out)]) == 0
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["samples"] == samples
+    assert summary["normal_classes"] == [int(c) for c in classes.split(",")]
+    deprecated = [str(w.message) for w in caught if w.category is DeprecationWarning
+                  and "--normal-class " in str(w.message)]
+    noted = "memae train: warning: --normal-class is deprecated" in capsys.readouterr().err
+    assert (deprecated != [], noted) == ((True, True) if option == "--normal-class"
+                                         else (False, False))
+
+
+def test_evaluate_labels_the_other_classes_as_anomalies(three_classes, tmp_path, capsys):
+    from sklearn.metrics import roc_auc_score
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(three_classes), "--normal-classes", "0,1", *TINY_KDD,
+                 "--out", str(out)]) == 0
+    x_test, y_test = load_split(str(three_classes), "test")
+    scores = MemAE.load(out / "detector.keras").score(x_test)
+    reports = {}
+    for option, classes in (("--normal-classes", "0"), ("--normal-classes", "0,1"),
+                            ("--normal-class", "0,1")):
+        capsys.readouterr()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            assert main(["evaluate", "--model", str(out / "detector.keras"),
+                         "--data", str(three_classes), option, classes]) == 0
+        reports[option, classes] = json.loads(capsys.readouterr().out)["auroc"]
+    for (_, classes), auroc in reports.items():
+        normal = [int(c) for c in classes.split(",")]
+        assert auroc == pytest.approx(roc_auc_score(~np.isin(y_test, normal), scores))
+    # Class 1 is normal data, so counting it as anomalous (--normal-classes 0) must change
+    # the AUROC: a command that dropped the option would report the same figure twice.
+    assert reports["--normal-classes", "0"] != pytest.approx(reports["--normal-classes", "0,1"])
+
+
+@pytest.mark.parametrize("command", [["report", "run"], ["demo"]])
+def test_every_command_takes_normal_classes_and_the_old_spelling(command, capsys):
+    from memae_tf.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args([*command, "--normal-classes", "3,5"]).normal_classes == [3, 5]
+    with pytest.warns(DeprecationWarning, match="--normal-class is deprecated"):
+        assert parser.parse_args([*command, "--normal-class", "3"]).normal_classes == [3]
+    assert "--normal-class is deprecated and will be removed; use --normal-classes" in (
+        capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        parser.parse_args([command[0], "--help"])
+    usage = capsys.readouterr().out  # the alias is hidden from the help
+    assert "--normal-classes" in usage and "--normal-class " not in usage
+
+
+def test_demo_receives_the_normal_classes(capsys):
+    # run_demo checks the digits before it loads MNIST: the refusal quotes what it received.
+    assert main(["demo", "--normal-classes", "0,1,2,3,4,5,6,7,8,9"]) == 2
+    assert "Received: normal_classes=[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]" in capsys.readouterr().err
+    with pytest.warns(DeprecationWarning):
+        assert main(["demo", "--normal-class", "12"]) == 2
+    assert "Received: normal_classes=[12]" in capsys.readouterr().err
 
 
 def test_presets_lists_all(capsys):

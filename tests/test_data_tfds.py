@@ -111,7 +111,7 @@ def test_cli_trains_and_evaluates_one_class_on_a_tfds_dataset(data_dir, tmp_path
     overrides = [f"--override=filters={json.dumps(TINY['filters'])}",
                  "--override=kernel_sizes=3", "--override=num_items=10"]
     assert main(["train", "--data", "tfds:mnist", "--tfds-data-dir", str(data_dir),
-                 "--normal-class", "1", "--epochs", "1", "--verbose", "0",
+                 "--normal-classes", "1", "--epochs", "1", "--verbose", "0",
                  "--out", str(out), *overrides]) == 0
     summary = json.loads((out / "train_summary.json").read_text())
     _, y_train = load_tfds("mnist", "train", data_dir=data_dir)
@@ -120,7 +120,7 @@ def test_cli_trains_and_evaluates_one_class_on_a_tfds_dataset(data_dir, tmp_path
     assert summary["command"].startswith("memae train --data tfds:mnist")
     capsys.readouterr()
     assert main(["evaluate", "--model", str(out / "detector.keras"), "--data", "tfds:mnist:test",
-                 "--tfds-data-dir", str(data_dir), "--normal-class", "1"]) == 0
+                 "--tfds-data-dir", str(data_dir), "--normal-classes", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
     # One epoch on a few hundred images ranks the digits by chance (0.03-0.99 over seeds), so
     # the report is checked against scikit-learn's AUROC of the detector's own test scores,

@@ -126,26 +126,30 @@ def shanghaitech_layout(root):
 
 def test_mnist_tiny_runs_every_variant_and_baseline(tmp_path):
     out = tmp_path / "mnist"
-    status, _ = experiment(["mnist", "--tiny", "--baselines", "ocsvm,iforest", "--classes", "7",
-                            "--out", str(out)])
+    status, _ = experiment(["mnist", "--tiny", "--baselines", "ocsvm,iforest",
+                            "--normal-classes", "7", "--out", str(out)])
     assert status == 0
     assert_reports(out, n_tasks=5, units=["class7"], separated=("ocsvm", "iforest"))
     config = results(out)["config"]
     assert config["tiny"] and config["epochs"] == 1
 
 
-def test_fashion_mnist_tiny(tmp_path):
+def test_fashion_mnist_tiny_with_the_deprecated_classes_option(tmp_path, capsys):
     out = tmp_path / "fashion"
-    experiment(["fashion-mnist", "--tiny", "--variants", "memae", "--classes", "3",
-                "--memory-init", "keep", "--out", str(out)])
+    with pytest.warns(DeprecationWarning, match="--classes is deprecated"):
+        experiment(["fashion-mnist", "--tiny", "--variants", "memae", "--classes", "3",
+                    "--memory-init", "keep", "--out", str(out)])
+    assert "warning: --classes is deprecated and will be removed; use --normal-classes" in (
+        capsys.readouterr().err)
     assert_reports(out, n_tasks=1, units=["class3"])
+    assert list(results(out)["tasks"]) == ["memae/class=3"]
     assert json.loads((out / "results.json").read_text())["config"]["memory_init"] == "keep"
 
 
 def test_mnist_tiny_with_gcn_preprocessing(tmp_path):
     out = tmp_path / "gcn"
-    experiment(["mnist", "--tiny", "--variants", "ae", "--baselines", "iforest", "--classes", "4",
-                "--preprocess", "gcn", "--out", str(out)])
+    experiment(["mnist", "--tiny", "--variants", "ae", "--baselines", "iforest",
+                "--normal-classes", "4", "--preprocess", "gcn", "--out", str(out)])
     assert_reports(out, n_tasks=2, units=["class4"], separated=("iforest",))
     assert json.loads((out / "results.json").read_text())["config"]["preprocess"] == "gcn"
 
@@ -184,6 +188,7 @@ def test_tabular_tiny_from_a_csv_file(tmp_path):
     experiment(["tabular", "--tiny", "--variants", "ae", "--data-path", str(path),
                 "--label-column", "kind", "--normal-classes", "usual", "--out", str(out)])
     assert_reports(out, n_tasks=1, units=["run0"], separated=("ae",))
+    assert results(out)["config"]["normal_classes"] == ["usual"]
     assert results(out)["tasks"]["ae/run=0"]["info"]["anomaly_share"] > 0
 
 
@@ -274,14 +279,20 @@ def test_overwrite_replaces_previous_results(kdd_run):
 def test_invalid_arguments_are_reported():
     with pytest.raises(SystemExit):
         experiment(["mnist", "--variants", "memae,vae", "--out", "x"])
-    with pytest.raises(ValueError, match="--classes applies to one-class"):
-        experiment(["kdd", "--tiny", "--classes", "1", "--out", "x"])
+    with pytest.raises(ValueError, match="--normal-classes applies to the one-class datasets "
+                                         "and tabular, not kdd"):
+        experiment(["kdd", "--tiny", "--normal-classes", "1", "--out", "x"])
+    with pytest.raises(ValueError, match="not tabular-suite"):
+        experiment(["tabular-suite", "--tiny", "--normal-classes", "good", "--out", "x"])
+    with pytest.raises(ValueError, match="--normal-classes of mnist: expected comma-separated "
+                                         "non-negative integers"):
+        experiment(["mnist", "--tiny", "--normal-classes", "shirt", "--out", "x"])
     with pytest.raises(ValueError, match="`preprocess` applies to the one-class"):
         experiment(["kdd", "--tiny", "--preprocess", "gcn", "--out", "x"])
 
 
 def test_animal_mnist_tiny(tmp_path):
     out = tmp_path / "animal"
-    experiment(["animal-mnist", "--tiny", "--variants", "memae", "--classes", "6",
+    experiment(["animal-mnist", "--tiny", "--variants", "memae", "--normal-classes", "6",
                 "--out", str(out)])
     assert_reports(out, n_tasks=1, units=["class6"])

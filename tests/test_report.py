@@ -65,7 +65,7 @@ def test_cli_reports_a_trained_detector_with_its_memory(tmp_path):
     np.savez(data, x_train=images[:120], y_train=classes[:120], x_test=images[120:],
              y_test=classes[120:])
     run = tmp_path / "run"
-    assert main(["train", "--data", str(data), "--normal-class", "0", "--epochs", "1",
+    assert main(["train", "--data", str(data), "--normal-classes", "0", "--epochs", "1",
                  "--verbose", "0", "--out", str(run), "--override", "input_shape=[16,16,1]",
                  "--override", "filters=[4,8]", "--override", "kernel_sizes=3",
                  "--override", "num_items=6"]) == 0

@@ -64,7 +64,8 @@ from memae_tf.choices import (
     PREPROCESSING,
     VARIANTS,
 )
-from memae_tf.evaluation.datasets import DATASETS
+from memae_tf.common.deprecation import add_deprecated_alias
+from memae_tf.evaluation.datasets import DATASETS, ONE_CLASS
 from memae_tf.training.config import BATCH_SIZE, EPOCHS, LEARNING_RATE
 
 if TYPE_CHECKING:
@@ -101,6 +102,39 @@ def parse_ints(text: str) -> list[int]:
             f"expected comma-separated non-negative integers, e.g. 0,1,7. Received: {text!r}"
         )
     return values
+
+
+def parse_names(text: str) -> list[str]:
+    """argparse type: comma-separated names, e.g. `Rad.Flow` or `red soil,grey soil`."""
+    names = [name for name in text.split(",") if name]
+    if not names:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated names, e.g. 0,1 or Rad.Flow. Received: {text!r}"
+        )
+    return names
+
+
+def normal_classes(args: argparse.Namespace) -> list[int] | list[str] | None:
+    """`--normal-classes` of `memae experiment`: class numbers of a one-class dataset,
+    the class names of a `tabular` one, None when not given.
+
+    Raises:
+        ValueError: If given for another dataset (whose normal data is fixed), or
+            if a one-class dataset's classes are not numbers.
+    """
+    if args.normal_classes is None:
+        return None
+    if args.dataset != "tabular" and (
+        args.dataset not in DATASETS or DATASETS[args.dataset].protocol != ONE_CLASS
+    ):
+        raise ValueError("--normal-classes applies to the one-class datasets and tabular, not "
+                         f"{args.dataset}.")
+    if args.dataset == "tabular":
+        return list(args.normal_classes)
+    try:
+        return parse_ints(",".join(args.normal_classes))
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(f"--normal-classes of {args.dataset}: {error}") from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -171,8 +205,12 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--error", choices=ERRORS,
                    help="reconstruction error that scores the MemAE variants (default: the "
                         "preset's)")
-    p.add_argument("--classes", type=parse_ints,
-                   help="one-class datasets: normal classes to run (default: 0-9; tiny: 0,1)")
+    option = p.add_argument(
+        "--normal-classes", type=parse_names, metavar="CLASSES",
+        help="one-class datasets: the classes to take in turn as the normal class, one run "
+             "each (default: 0-9; tiny: 0,1); tabular: the classes that together are normal, "
+             "comma-separated, e.g. Rad.Flow")
+    add_deprecated_alias(p, option, "--classes")
     p.add_argument("--runs", type=int, default=5,
                    help="tabular datasets: number of seeded random splits (default 5; tiny 1)")
     p.add_argument("--tables", help=f"{SUITE}: table protocols, comma-separated (default: "
@@ -194,7 +232,6 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
                    help="OCSVM training subsample size (default 2000)")
     p.add_argument("--mlbench", help="tabular: mlbench table name, e.g. Shuttle")
     p.add_argument("--label-column", help="tabular: class column")
-    p.add_argument("--normal-classes", help="tabular: normal classes, comma-separated")
     p.add_argument("--frame-size", type=parse_ints,
                    help="video: HEIGHT,WIDTH of frames (default: see above; tiny 32,32)")
     p.add_argument("--clip-length", type=int, default=16, help="video: frames a clip (16)")
@@ -230,7 +267,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
     if args.frame_size is not None and len(args.frame_size) != 2:
         raise ValueError(f"--frame-size expects HEIGHT,WIDTH. Received: {args.frame_size}")
-    normal = tuple(c for c in (args.normal_classes or "").split(",") if c)
+    classes = normal_classes(args)
     # Options whose value the config takes as it is.
     same = ("dataset", "batch_size", "learning_rate", "lr_decay", "seed", "memory_init",
             "preprocess", "tiny", "data_path", "error", "anomaly_share", "max_train", "max_test",
@@ -240,7 +277,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         **{name: getattr(args, name) for name in same},
         epochs=1 if args.tiny else args.epochs,
         overrides=dict(args.override),
-        normal_classes=normal,
+        normal_classes=tuple(classes) if args.dataset == "tabular" and classes else (),
         frame_size=None if args.frame_size is None else tuple(args.frame_size),
         smoothing_candidates=tuple(args.smoothing_candidates),
     )
@@ -254,10 +291,9 @@ def run_experiment_command(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     models = [*args.variants, *args.baselines]
-    if args.classes is not None:
-        if config.protocol != "one-class":
-            raise ValueError(f"--classes applies to one-class datasets, not {args.dataset}.")
-        units = [f"class={c}" for c in args.classes]
+    classes = normal_classes(args)
+    if classes is not None and config.protocol == ONE_CLASS:
+        units = [f"class={c}" for c in classes]
     else:
         units = default_units(config, args.runs)
     experiment = Experiment(config, log=lambda line: print(f"[memae] {line}", flush=True))
@@ -271,6 +307,7 @@ def run_suite_command(args: argparse.Namespace) -> int:
     """Runs `memae experiment tabular-suite` for parsed arguments; returns the exit status."""
     from memae_tf.evaluation.tabular_suite import SuiteConfig, run_suite
 
+    normal_classes(args)  # the suite's tables have their own normal classes: refused
     config = SuiteConfig(overrides=dict(args.override),
                          training=SUITE_TINY_TRAINING if args.tiny else {},
                          data_path=args.data_path)
