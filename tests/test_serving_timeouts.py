@@ -167,9 +167,9 @@ def test_a_run_longer_than_its_timeout_is_deadline_exceeded(make_scheduler):
     # batching_session.cc passes the time left to the wrapped session's Run();
     # direct_session.cc WaitForNotification: DEADLINE_EXCEEDED past it.
     scheduler = make_scheduler(max_batch_size=64, num_batch_threads=1)
-    signature = Signature(seconds=0.6)
+    signature = Signature(seconds=1.2)
     with pytest.raises(ServingError) as failed:
-        scheduler.submit("m", signature, {"x": rows(2, 7)}, 100)
+        scheduler.submit("m", signature, {"x": rows(2, 7)}, 400)
     assert (failed.value.code, failed.value.message) == (
         grpc.StatusCode.DEADLINE_EXCEEDED, RUN_TIMEOUT_MESSAGE)
     assert signature.calls == [2]
