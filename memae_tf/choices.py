@@ -24,4 +24,8 @@ SCORE_BATCH_SIZE = 256  # samples per forward pass when scoring
 # dropped; the frame a clip's score belongs to.
 FILLS = ("interpolate", "drop")
 ALIGNMENTS = ("end", "centre")
+# How a clip's per-pixel error becomes the score of the frame it scores
+# (`evaluation.frame_score`): the whole clip's mean, its last frame's mean, the
+# last frame's worst patch, the last frame's error per unit of moving content.
+FRAME_SCORES = ("clip", "last", "patch", "relative")
 

@@ -6,7 +6,9 @@ grayscale, resized to the model's frame size) and cut into every clip of
 (`memae_tf.evaluation.video`, `alignment="end"`), so frame `t` gets the score
 of frames `t - clip_length + 1 .. t` and the first `clip_length - 1` frames
 get none (NaN): the same scores a live stream gets from
-`memae_tf.client.stream.StreamScorer`, frame for frame.
+`memae_tf.client.stream.StreamScorer`, frame for frame. By default a frame's
+score is its clip's mean error (`MemAE.score`); `frame_score` selects another
+number of the clip's per-pixel error (`memae_tf.evaluation.frame_score`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from memae_tf.common.checks import check_choice
 from memae_tf.data import read_frames
 from memae_tf.detector import MemAE
+from memae_tf.evaluation.frame_score import FRAME_SCORES, clip_frame_scores
 from memae_tf.plot import error_overlay, score_over_time
 
 
@@ -32,13 +36,17 @@ class VideoScores:
         scores: float64 `(t,)`; NaN for the first `clip_length - 1` frames.
         error_maps: float64 `(t, H, W)`: each scored frame's error map (the last
             frame of its clip's `score_map`), NaN where unscored; None unless asked for.
-        threshold: The detector's threshold (None when it has none).
+        threshold: The detector's threshold (None when it has none, or when
+            `frame_score` is not `"clip"`: the threshold is set on clip scores).
+        frame_score: How a clip's error scored its frame (`"clip"`, `"last"`,
+            `"patch"`, `"relative"`).
     """
 
     frames: np.ndarray
     scores: np.ndarray
     error_maps: np.ndarray | None
     threshold: float | None
+    frame_score: str = "clip"
 
 
 def score_video(
@@ -48,6 +56,7 @@ def score_video(
     max_frames: int | None = None,
     error_maps: bool = False,
     batch_size: int = 32,
+    frame_score: str = "clip",
 ) -> VideoScores:
     """Scores every frame of a video file (or uint8 frames) with a video MemAE.
 
@@ -57,6 +66,9 @@ def score_video(
         max_frames: Score only the first `max_frames` frames.
         error_maps: Also compute each scored frame's error map.
         batch_size: Clips scored at once (bounds the memory used).
+        frame_score: How a clip's per-pixel error scores its last frame:
+            `"clip"` (its mean over the clip, `MemAE.score`), `"last"`,
+            `"patch"` or `"relative"` (`memae_tf.evaluation.frame_score`).
 
     Returns:
         A `VideoScores`.
@@ -68,6 +80,7 @@ def score_video(
     result.scores[15:]  # one score per frame from the 16th on
     ```
     """
+    check_choice("frame_score", frame_score, FRAME_SCORES)
     shape = tuple(detector.model.input_shape[1:])
     if len(shape) != 4 or shape[-1] != 1:
         raise ValueError(f"Expected a video model with inputs (clip_length, H, W, 1). "
@@ -88,10 +101,17 @@ def score_video(
         clips = np.moveaxis(windows[first : first + batch_size], -1, 1)[..., None]
         clips = np.ascontiguousarray(clips)
         last = first + clip_length - 1
-        scores[last : last + len(clips)] = detector.score(clips, batch_size=batch_size)
-        if maps is not None:
-            maps[last : last + len(clips)] = detector.score_map(clips, batch_size)[:, -1, ..., 0]
-    return VideoScores(frames, scores, maps, detector.threshold_)
+        if frame_score == "clip":
+            scores[last : last + len(clips)] = detector.score(clips, batch_size=batch_size)
+        if maps is not None or frame_score != "clip":
+            clip_maps = detector.score_map(clips, batch_size)
+            if frame_score != "clip":
+                scores[last : last + len(clips)] = clip_frame_scores(
+                    detector.preprocess(clips), clip_maps, frame_score)
+            if maps is not None:
+                maps[last : last + len(clips)] = clip_maps[:, -1, ..., 0]
+    threshold = detector.threshold_ if frame_score == "clip" else None
+    return VideoScores(frames, scores, maps, threshold, frame_score)
 
 
 def write_video_scores(result: VideoScores, out: str | os.PathLike,

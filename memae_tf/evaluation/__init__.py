@@ -2,6 +2,7 @@
 
 - `one_class`: each image class in turn normal; AUROC per class and the mean.
 - `video`: clip scores → frames → frame-level AUROC (raw pooled; per-video normalised; per kind).
+- `frame_score`: which number of a clip's per-pixel error scores its frame.
 - `tabular`: random 50% splits, top-q% threshold; precision / recall / F1, AUROC, AUPR.
 - `baselines`: One-Class SVM and Isolation Forest on the same inputs.
 - `experiment`, `cli`: `memae experiment`, resumable, with JSON/CSV/markdown/PNG reports.
@@ -20,6 +21,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
                  "top_share_threshold"],
     ".one_class": ["evaluate_one_class", "gcn_minmax", "one_class_split"],
     ".experiment_models": ["MemAEScorer", "TrainingConfig", "make_scorer"],
+    ".frame_score": ["clip_frame_scores", "frame_score_table", "max_patch_mean"],
     ".tabular": ["evaluate_tabular", "random_split"],
     ".video": ["centre_frames", "choose_smoothing", "evaluate_video", "frame_level_evaluation",
                "frame_scores", "normalise_per_video", "regularity_scores", "scored_frames",

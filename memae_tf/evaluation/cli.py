@@ -59,6 +59,7 @@ from memae_tf.choices import (
     BASELINES,
     ERRORS,
     FILLS,
+    FRAME_SCORES,
     LR_DECAYS,
     MEMORY_INITS,
     PREPROCESSING,
@@ -250,6 +251,14 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--smoothing-candidates", type=parse_ints, default=(),
                    help="video, development sets: widths to compare (recorded in "
                         "results.json), e.g. 1,4,8,16")
+    p.add_argument("--frame-score", choices=FRAME_SCORES, default="clip",
+                   help="video: how a clip's per-pixel error scores its last frame: mean over "
+                        "the clip (clip, default), over the last frame (last), the last "
+                        "frame's worst 8x8 patch (patch), or the last frame's error per unit "
+                        "of moving content (relative)")
+    p.add_argument("--frame-score-candidates", type=parse_list(FRAME_SCORES), default=[],
+                   help="video, development sets: frame scores to compare from the one "
+                        "trained network (recorded in results.json info)")
     p.add_argument("--tiny", action="store_true",
                    help="tiny data and networks, 1 epoch: proves the path end to end")
     group = p.add_mutually_exclusive_group()
@@ -272,7 +281,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     same = ("dataset", "batch_size", "learning_rate", "lr_decay", "seed", "memory_init",
             "preprocess", "tiny", "data_path", "error", "anomaly_share", "max_train", "max_test",
             "ocsvm_max_train", "label_column", "mlbench", "clip_length", "train_stride",
-            "test_stride", "fill", "alignment", "smoothing")
+            "test_stride", "fill", "alignment", "smoothing", "frame_score")
     return ExperimentConfig(
         **{name: getattr(args, name) for name in same},
         epochs=1 if args.tiny else args.epochs,
@@ -280,6 +289,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         normal_classes=tuple(classes) if args.dataset == "tabular" and classes else (),
         frame_size=None if args.frame_size is None else tuple(args.frame_size),
         smoothing_candidates=tuple(args.smoothing_candidates),
+        frame_score_candidates=tuple(args.frame_score_candidates),
     )
 
 

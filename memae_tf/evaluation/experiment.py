@@ -41,7 +41,7 @@ from memae_tf.evaluation.one_class import (
 )
 from memae_tf.evaluation.report import SCORES_DIR, score_file, write_reports
 from memae_tf.evaluation.tabular import evaluate_tabular
-from memae_tf.evaluation.video import ALIGNMENTS, evaluate_video
+from memae_tf.evaluation.video import ALIGNMENTS, FRAME_SCORES, evaluate_video
 from memae_tf.models.memory_block import MEMORY_INITS
 from memae_tf.scoring_graph import check_error
 from memae_tf.training.config import BATCH_SIZE, EPOCHS, LEARNING_RATE, TrainingConfig
@@ -96,6 +96,10 @@ class ExperimentConfig:
         smoothing: Video: width of the causal moving average of frame scores.
         smoothing_candidates: Video, development sets: widths compared in
             `info` (`choose_smoothing`).
+        frame_score: Video: how a clip's per-pixel error scores its frame
+            (`evaluation.frame_score`: `"clip"`, `"last"`, `"patch"`, `"relative"`).
+        frame_score_candidates: Video, development sets: frame scores compared
+            in `info` from the one trained network (`evaluate_video`).
     """
 
     dataset: str
@@ -126,6 +130,8 @@ class ExperimentConfig:
     alignment: str = "end"
     smoothing: int = 1
     smoothing_candidates: tuple[int, ...] = ()
+    frame_score: str = "clip"
+    frame_score_candidates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.spec = datasets.get_dataset(self.dataset)
@@ -147,6 +153,8 @@ class ExperimentConfig:
         check_choice("alignment", self.alignment, ALIGNMENTS)
         for width in self.smoothing_candidates:
             check_positive_int("smoothing_candidates", width)
+        for name in (self.frame_score, *self.frame_score_candidates):
+            check_choice("frame_score", name, FRAME_SCORES)
         if not self.learning_rate > 0:
             raise ValueError(f"Expected a positive `learning_rate`. Received: "
                              f"{self.learning_rate!r}")
@@ -343,7 +351,7 @@ class Experiment:
         train, test = self.data()
         return evaluate_video(scorer, train, test, c.clip_length, c.train_stride,
                               c.test_stride, c.fill, c.alignment, c.smoothing,
-                              c.smoothing_candidates)
+                              c.smoothing_candidates, c.frame_score, c.frame_score_candidates)
 
     def run(self, models: Sequence[str], units: Sequence[str], out: Path,
             resume: bool = False, overwrite: bool = False) -> ResultStore:

@@ -77,6 +77,12 @@ class MemAEScorer:
             raise RuntimeError("Call fit() before score().")
         return self.detector.score(x)
 
+    def score_map(self, x: np.ndarray) -> np.ndarray:
+        """Per-element reconstruction error, shaped like `x` (`MemAE.score_map`)."""
+        if self.detector is None:
+            raise RuntimeError("Call fit() before score_map().")
+        return self.detector.score_map(x)
+
 
 MODELS = (*VARIANTS, *BASELINES)
 

@@ -51,6 +51,8 @@ from memae_tf.choices import FILLS as FILLS
 from memae_tf.common.checks import check_choice, check_positive_int
 from memae_tf.data import Videos, make_clips
 from memae_tf.evaluation.experiment_models import Scorer
+from memae_tf.evaluation.frame_score import FRAME_SCORES as FRAME_SCORES
+from memae_tf.evaluation.frame_score import frame_score_table
 from memae_tf.evaluation.metrics import Evaluation, auroc, ranking_metrics
 
 
@@ -351,6 +353,8 @@ def evaluate_video(
     alignment: str = "end",
     smoothing: int = 1,
     smoothing_candidates: Sequence[int] = (),
+    frame_score: str = "clip",
+    frame_score_candidates: Sequence[str] = (),
 ) -> Evaluation:
     """Trains on the clips of the normal training videos and evaluates frame by frame.
 
@@ -367,10 +371,24 @@ def evaluate_video(
         smoothing_candidates: On development data, widths to compare: `info`
             then holds `smoothing_auroc` (`{width: raw pooled AUROC}`) and
             `smoothing_chosen` (`choose_smoothing`).
+        frame_score: How a clip's per-pixel error scores its frame
+            (`memae_tf.evaluation.frame_score`): `"clip"` (its mean over the
+            clip, `scorer.score`), `"last"`, `"patch"` or `"relative"`; all but
+            `"clip"` need a scorer with `score_map(x)`.
+        frame_score_candidates: On development data, frame scores to compare,
+            all computed from the one trained network: `info` then holds
+            `frame_score_auroc` (`{name: raw pooled AUROC}`, at `smoothing`)
+            and `frame_score_metrics` (`{name: video_metrics}`).
 
     Returns:
         An `Evaluation` as in `frame_level_evaluation`, with the clip counts in `info`.
     """
+    names = list(dict.fromkeys([frame_score, *frame_score_candidates]))
+    for name in names:
+        check_choice("frame_score", name, FRAME_SCORES)
+    if names != ["clip"] and not hasattr(scorer, "score_map"):
+        raise ValueError(f"Frame scores other than 'clip' need a scorer with per-pixel errors "
+                         f"(`score_map`). Received: {type(scorer).__name__} for {names}")
     x_train, _ = make_clips(train, clip_length, train_stride)
     if len(x_train) == 0:
         raise ValueError(
@@ -381,13 +399,40 @@ def evaluate_video(
     n_train_clips = len(x_train)
     del x_train  # clips are large; free them before cutting the test clips
     x_test, index = make_clips(test, clip_length, test_stride)
-    clip_scores = np.asarray(scorer.score(x_test), np.float64)
+    if names == ["clip"]:
+        by_name = {"clip": np.asarray(scorer.score(x_test), np.float64)}
+    else:
+        by_name = _frame_scores_of(scorer, x_test, names)
+    clip_scores = by_name[frame_score]
     evaluation = frame_level_evaluation(clip_scores, index, test, clip_length, fill, alignment,
                                         smoothing)
-    evaluation.info.update({"n_train_clips": n_train_clips, "n_test_clips": len(index)})
+    evaluation.info.update({"n_train_clips": n_train_clips, "n_test_clips": len(index),
+                            "frame_score": frame_score})
+    if frame_score_candidates:
+        metrics = {
+            name: frame_level_evaluation(by_name[name], index, test, clip_length, fill,
+                                         alignment, smoothing).metrics
+            for name in frame_score_candidates
+        }
+        evaluation.info.update({
+            "frame_score_auroc": {name: m["auroc"] for name, m in metrics.items()},
+            "frame_score_metrics": metrics,
+        })
     if smoothing_candidates:
         lengths = [len(f) for f in test.frames]
         raw = frame_scores(clip_scores, index, lengths, clip_length, fill, alignment)
         chosen, by_width = choose_smoothing(raw, test.labels, smoothing_candidates)
         evaluation.info.update({"smoothing_auroc": by_width, "smoothing_chosen": chosen})
     return evaluation
+
+
+def _frame_scores_of(scorer: Scorer, clips: np.ndarray, names: Sequence[str],
+                     batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Frame scores `names` of every clip, from the scorer's error maps, a batch at a time."""
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for start in range(0, len(clips), batch_size):
+        batch = clips[start : start + batch_size]
+        for name, scores in frame_score_table(batch, scorer.score_map(batch), names).items():
+            parts[name].append(scores)
+    return {name: np.concatenate(chunks) if chunks else np.zeros(0)
+            for name, chunks in parts.items()}

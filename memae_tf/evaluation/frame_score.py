@@ -1,0 +1,136 @@
+"""Frame scores of video clips: which number of a clip's error scores the frame it belongs to.
+
+A video MemAE reconstructs a clip `x` of `L` frames; `e = (x - x̂)²` (or the
+model's other error) is its per-pixel error. A clip scores its last frame
+(`memae_tf.evaluation.video`, `alignment="end"`), and `frame_score` says how:
+
+- `"clip"`: the mean of `e` over the whole clip (`MemAE.score`);
+- `"last"`: the mean of `e` over the clip's last frame only, so an anomaly
+  does not spill onto the `L - 1` frames after it;
+- `"patch"`: the largest mean of the last frame's `e` over the
+  `patch_size × patch_size` windows at a stride of `patch_stride` pixels
+  (windows wholly inside the frame): a local error that does not grow with
+  the number of objects elsewhere in view;
+- `"relative"`: the mean of the last frame's `e` divided by that frame's
+  moving content, `mean((x[L-1] - x̄)²) + content_floor`, where `x̄` is the
+  clip's per-pixel mean over its `L` frames (computed from the input, not
+  the network): the error per unit of what moves.
+
+Each uses only the clip (the frame and the `L - 1` before it) and its
+reconstruction, so each can be computed on a live stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from memae_tf.choices import FRAME_SCORES as FRAME_SCORES
+from memae_tf.common.checks import check_choice, check_positive_int
+
+PATCH_SIZE = 8
+PATCH_STRIDE = 4
+CONTENT_FLOOR = 1e-3
+
+
+def _frames(array: np.ndarray, name: str) -> np.ndarray:
+    array = np.asarray(array, np.float64)
+    if array.ndim == 5 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 4:
+        raise ValueError(f"Expected `{name}` of shape (n, clip_length, H, W) or "
+                         f"(n, clip_length, H, W, 1). Received: {array.shape}")
+    return array
+
+
+def max_patch_mean(images: np.ndarray, patch_size: int = PATCH_SIZE,
+                   patch_stride: int = PATCH_STRIDE) -> np.ndarray:
+    """The largest mean over the square windows of each image.
+
+    Windows of `patch_size × patch_size` pixels start every `patch_stride`
+    pixels from the top-left corner and lie wholly inside the image; a side
+    shorter than `patch_size` takes one window of its full length.
+
+    Args:
+        images: float array `(n, H, W)`.
+        patch_size: Window side in pixels, positive.
+        patch_stride: Pixels between window starts, positive.
+
+    Returns:
+        float64 array `(n,)`.
+
+    Example:
+
+    >>> image = np.zeros((1, 4, 4)); image[0, 3, 3] = 4.0
+    >>> max_patch_mean(image, patch_size=2, patch_stride=2)
+    array([1.])
+    >>> max_patch_mean(image, patch_size=2, patch_stride=3)
+    array([0.])
+    """
+    patch_size = check_positive_int("patch_size", patch_size)
+    patch_stride = check_positive_int("patch_stride", patch_stride)
+    images = np.asarray(images, np.float64)
+    if images.ndim != 3:
+        raise ValueError(f"Expected images of shape (n, H, W). Received: {images.shape}")
+    window = (min(patch_size, images.shape[1]), min(patch_size, images.shape[2]))
+    windows = np.lib.stride_tricks.sliding_window_view(images, window, axis=(1, 2))
+    windows = windows[:, ::patch_stride, ::patch_stride]
+    return windows.mean(axis=(-2, -1)).reshape(len(images), -1).max(axis=1)
+
+
+def clip_frame_scores(
+    clips: np.ndarray,
+    errors: np.ndarray,
+    frame_score: str = "clip",
+    patch_size: int = PATCH_SIZE,
+    patch_stride: int = PATCH_STRIDE,
+    content_floor: float = CONTENT_FLOOR,
+) -> np.ndarray:
+    """The score of the frame each clip scores (its last), from the clip's per-pixel error.
+
+    Args:
+        clips: The model's input clips `(n, L, H, W)` or `(n, L, H, W, 1)`
+            (for `"relative"`; the other scores read only `errors`).
+        errors: Per-pixel error of each clip (`MemAE.score_map`), shaped like `clips`.
+        frame_score: `"clip"`, `"last"`, `"patch"` or `"relative"` (module docstring).
+        patch_size: `"patch"`: window side in pixels.
+        patch_stride: `"patch"`: pixels between windows.
+        content_floor: `"relative"`: added to the moving content, positive.
+
+    Returns:
+        float64 array `(n,)`, higher = more anomalous.
+
+    Example:
+
+    >>> clips = np.zeros((1, 2, 2, 2)); clips[0, 1, 0, 0] = 2.0
+    >>> errors = np.zeros((1, 2, 2, 2)); errors[0, 1] = 0.5
+    >>> clip_frame_scores(clips, errors, "clip"), clip_frame_scores(clips, errors, "last")
+    (array([0.25]), array([0.5]))
+    >>> clip_frame_scores(clips, errors, "relative", content_floor=0.75)
+    array([0.5])
+    """
+    check_choice("frame_score", frame_score, FRAME_SCORES)
+    if not content_floor > 0:
+        raise ValueError(f"Expected a positive `content_floor`. Received: {content_floor!r}")
+    errors = _frames(errors, "errors")
+    if frame_score == "clip":
+        return errors.mean(axis=(1, 2, 3))
+    last = errors[:, -1]
+    if frame_score == "last":
+        return last.mean(axis=(1, 2))
+    if frame_score == "patch":
+        return max_patch_mean(last, patch_size, patch_stride)
+    clips = _frames(clips, "clips")
+    if clips.shape != errors.shape:
+        raise ValueError(f"Expected one error per clip pixel. Received: clips {clips.shape}, "
+                         f"errors {errors.shape}")
+    content = ((clips[:, -1] - clips.mean(axis=1)) ** 2).mean(axis=(1, 2))
+    return last.mean(axis=(1, 2)) / (content + content_floor)
+
+
+def frame_score_table(
+    clips: np.ndarray, errors: np.ndarray, frame_scores: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """`clip_frame_scores` of several frame scores at once: `{name: (n,) scores}`."""
+    return {name: clip_frame_scores(clips, errors, name) for name in frame_scores}

@@ -1,0 +1,207 @@
+"""Frame scores of video clips (`memae_tf.evaluation.frame_score`) against loop references.
+
+Each reference below is written from the definition with explicit Python
+loops over clips, windows and pixels, independently of the vectorised code,
+and a few cases have answers worked out by hand.
+"""
+
+import numpy as np
+import pytest
+
+from memae_tf.data import Videos
+from memae_tf.evaluation import clip_frame_scores, evaluate_video, max_patch_mean
+from memae_tf.evaluation.experiment import ExperimentConfig
+
+
+def reference_patch_max(image: np.ndarray, size: int, stride: int) -> float:
+    height, width = image.shape
+    rows, columns = min(size, height), min(size, width)
+    best = -np.inf
+    for top in range(0, height - rows + 1, stride):
+        for left in range(0, width - columns + 1, stride):
+            total = 0.0
+            for i in range(top, top + rows):
+                for j in range(left, left + columns):
+                    total += image[i, j]
+            best = max(best, total / (rows * columns))
+    return best
+
+
+def reference_scores(clips: np.ndarray, errors: np.ndarray, name: str) -> np.ndarray:
+    """Loop reference of the four frame scores for clips `(n, L, H, W)`."""
+    out = []
+    for clip, error in zip(clips, errors, strict=True):
+        length, height, width = error.shape
+        last = error[length - 1]
+        if name == "clip":
+            out.append(sum(float(v) for v in error.ravel()) / error.size)
+        elif name == "last":
+            out.append(sum(float(v) for v in last.ravel()) / last.size)
+        elif name == "patch":
+            out.append(reference_patch_max(last, 8, 4))
+        else:
+            content = 0.0
+            for i in range(height):
+                for j in range(width):
+                    mean = sum(clip[t, i, j] for t in range(length)) / length
+                    content += (clip[length - 1, i, j] - mean) ** 2
+            content /= height * width
+            out.append((sum(float(v) for v in last.ravel()) / last.size) / (content + 1e-3))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name", ["clip", "last", "patch", "relative"])
+@pytest.mark.parametrize("shape", [(3, 4, 13, 18), (2, 3, 8, 8), (2, 2, 5, 11)])
+def test_frame_scores_match_a_loop_reference(name, shape):
+    rng = np.random.default_rng(sum(shape))
+    clips = rng.uniform(-1, 1, shape)
+    errors = rng.random(shape) ** 3
+    expected = reference_scores(clips, errors, name)
+    np.testing.assert_allclose(clip_frame_scores(clips, errors, name), expected, rtol=1e-12)
+    # The model's layout, with a channel axis of 1, gives the same scores.
+    np.testing.assert_allclose(clip_frame_scores(clips[..., None], errors[..., None], name),
+                               expected, rtol=1e-12)
+
+
+def test_last_and_patch_ignore_errors_of_earlier_frames():
+    errors = np.zeros((1, 4, 8, 8))
+    errors[0, 0] = 1.0  # an anomaly three frames back: it spills into `clip` only
+    clips = np.zeros_like(errors)
+    assert clip_frame_scores(clips, errors, "clip")[0] == pytest.approx(0.25)
+    assert clip_frame_scores(clips, errors, "last")[0] == 0.0
+    assert clip_frame_scores(clips, errors, "patch")[0] == 0.0
+
+
+def test_patch_finds_a_local_error_that_the_frame_mean_dilutes():
+    errors = np.zeros((1, 1, 16, 16))
+    errors[0, 0, 4:12, 8:16] = 2.0  # exactly the window starting at row 4, column 8
+    clips = np.zeros_like(errors)
+    assert clip_frame_scores(clips, errors, "last")[0] == pytest.approx(2.0 * 64 / 256)
+    assert clip_frame_scores(clips, errors, "patch")[0] == pytest.approx(2.0)
+    # Shifted by two pixels the block straddles windows at a stride of 4: the best
+    # window (rows 4-11, columns 8-15 against a block at rows 6-13) holds 6 of its 8 rows.
+    errors = np.roll(errors, 2, axis=2)
+    assert clip_frame_scores(clips, errors, "patch")[0] == pytest.approx(2.0 * 48 / 64)
+
+
+def test_a_frame_smaller_than_the_patch_is_one_window():
+    image = np.arange(12.0).reshape(1, 3, 4)
+    np.testing.assert_allclose(max_patch_mean(image), [5.5])
+
+
+def test_relative_divides_by_what_moves_in_the_clip():
+    # One pixel goes from -1 to 1 in the last of 4 frames: the clip mean there is
+    # -0.5, the deviation 1.5, its square 2.25 over 4 pixels = 0.5625 of content.
+    clips = -np.ones((1, 4, 2, 2))
+    clips[0, 3, 0, 0] = 1.0
+    errors = np.zeros_like(clips)
+    errors[0, 3] = 0.5
+    assert clip_frame_scores(clips, errors, "relative")[0] == pytest.approx(0.5 / 0.5635)
+    # A still clip has no moving content: the floor alone divides.
+    still = -np.ones((1, 4, 2, 2))
+    assert clip_frame_scores(still, errors, "relative")[0] == pytest.approx(0.5 / 1e-3)
+
+
+def test_bad_names_and_shapes_are_refused():
+    clips = np.zeros((1, 2, 4, 4))
+    with pytest.raises(ValueError, match="frame_score"):
+        clip_frame_scores(clips, clips, "median")
+    with pytest.raises(ValueError, match="shape"):
+        clip_frame_scores(clips, np.zeros((2, 4, 4)), "last")
+    with pytest.raises(ValueError, match="one error per clip pixel"):
+        clip_frame_scores(np.zeros((1, 3, 4, 4)), clips, "relative")
+    with pytest.raises(ValueError, match="frame_score"):
+        ExperimentConfig("moving-mnist", frame_score="median")
+
+
+class PixelBrightness:
+    """A stand-in network whose per-pixel error is the pixel's brightness in [0, 1]."""
+
+    def fit(self, x):
+        return self
+
+    def score(self, x):
+        return self.score_map(x).mean(axis=(1, 2, 3, 4))
+
+    def score_map(self, x):
+        return (np.asarray(x) + 1.0) / 2.0
+
+
+class ClipBrightness:
+    def fit(self, x):
+        return self
+
+    def score(self, x):
+        return (np.asarray(x).mean(axis=(1, 2, 3, 4)) + 1.0) / 2.0
+
+
+def bright_video():
+    frames = np.zeros((12, 4, 4), np.uint8)
+    frames[6:9] = 255  # bright, anomalous frames 6-8
+    labels = np.zeros(12, np.int64)
+    labels[6:9] = 1
+    train = Videos((np.zeros((5, 4, 4), np.uint8),), (np.zeros(5, np.int64),), ("t",))
+    return train, Videos((frames,), (labels,), ("v",))
+
+
+def test_scoring_the_last_frame_ends_the_spill_of_an_anomaly():
+    train, test = bright_video()
+    # With the clip's mean, frames 9 and 10 still see the bright frames (2/3, 1/3)
+    # while frame 6 sees one (1/3): 25 of the 27 pairs are ordered. The last
+    # frame's own error ranks the three bright frames above the nine others.
+    result = evaluate_video(PixelBrightness(), train, test, clip_length=3,
+                            frame_score="last",
+                            frame_score_candidates=("clip", "last", "patch", "relative"))
+    assert result.metrics["auroc"] == 1.0
+    assert result.info["frame_score"] == "last"
+    by_name = result.info["frame_score_auroc"]
+    assert by_name["clip"] == pytest.approx(25 / 27)
+    assert by_name["last"] == 1.0 and by_name["patch"] == 1.0
+    assert set(result.info["frame_score_metrics"]) == {"clip", "last", "patch", "relative"}
+    # The "clip" candidate is the scorer's own clip score.
+    plain = evaluate_video(PixelBrightness(), train, test, clip_length=3)
+    assert plain.metrics["auroc"] == pytest.approx(by_name["clip"])
+
+
+def test_frame_scores_other_than_clip_need_per_pixel_errors():
+    train, test = bright_video()
+    assert evaluate_video(ClipBrightness(), train, test, clip_length=3).metrics["auroc"] > 0
+    with pytest.raises(ValueError, match="score_map"):
+        evaluate_video(ClipBrightness(), train, test, clip_length=3, frame_score="patch")
+
+
+def test_score_video_scores_each_frame_by_the_chosen_frame_score():
+    from memae_tf.data import make_clips
+    from memae_tf.detector import MemAE
+    from memae_tf.video_scoring import score_video
+
+    detector = MemAE.from_preset("video", input_shape=(4, 16, 16, 1), filters=(2, 2, 2, 2),
+                                 num_items=5)
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, size=(9, 16, 16), dtype=np.uint8)
+    clips, index = make_clips(Videos((frames,), (np.zeros(9, np.int64),), ("v",)), 4)
+    errors = detector.score_map(clips)[..., 0]
+    for name in ("last", "patch", "relative"):
+        result = score_video(detector, frames, batch_size=4, frame_score=name)
+        expected = reference_scores(clips[..., 0].astype(np.float64), errors, name)
+        assert np.isnan(result.scores[:3]).all()
+        np.testing.assert_allclose(result.scores[index[:, 1] + 3], expected, rtol=1e-5)
+        assert result.frame_score == name and result.threshold is None
+
+
+def test_the_command_line_takes_the_frame_score_and_its_candidates():
+    from memae_tf.cli import build_parser
+    from memae_tf.evaluation.cli import config_from_args
+
+    args = build_parser().parse_args([
+        "experiment", "moving-mnist", "--out", "r", "--frame-score", "patch",
+        "--frame-score-candidates", "clip,relative"])
+    config = config_from_args(args)
+    assert config.frame_score == "patch"
+    assert config.frame_score_candidates == ("clip", "relative")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["experiment", "moving-mnist", "--out", "r",
+                                   "--frame-score-candidates", "clip,median"])
+    video = build_parser().parse_args(["score-video", "v.avi", "--model", "m.keras",
+                                       "--out", "o", "--frame-score", "last"])
+    assert video.frame_score == "last"
