@@ -14,7 +14,7 @@ ANIMAL_WHEEL := animal-mnist==0.4
 # keeps the long notebook runs from piling up on one worker.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test lint data browser clean proto docs figures
+.PHONY: demo test lint data browser clean proto docs figures mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,12 @@ figures: $(VENV)/.installed
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check memae_tf tests benchmarks
+
+# Mutation testing of the core modules with their fast tests (benchmarks/mutation.py):
+# a score per module and the surviving mutants. Not part of `make test` (tens of minutes).
+# MUTATION_MODULES=memae_tf/thresholds.py picks modules.
+mutation: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/mutation.py $(MUTATION_MODULES)
 
 # The client's messages (memae_tf/client/proto/tf_serving.proto) and the server's
 # configuration messages (memae_tf/serving/proto/serving_config.proto), generated and

@@ -1,0 +1,59 @@
+"""The mutation runner (benchmarks/mutation.py, `make mutation`) on a module small enough to
+know every mutant's fate by hand."""
+
+import ast
+import importlib.util
+import io
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("mutation_runner",
+                                              ROOT / "benchmarks" / "mutation.py")
+mutation = importlib.util.module_from_spec(spec)
+sys.modules["mutation_runner"] = mutation   # dataclasses look their module up by name
+spec.loader.exec_module(mutation)
+
+CLAMP = '''"""A docstring with 3 numbers and a < sign."""
+
+
+def clamp(value: int, low: int, high: int) -> int:
+    if value < low:
+        raise ValueError(f"below {low + 1}")
+    return min(value, high)
+'''
+
+CLAMP_TEST = '''from tiny import clamp
+import pytest
+
+
+def test_clamp():
+    assert clamp(7, 0, 5) == 5
+    with pytest.raises(ValueError):
+        clamp(-1, 0, 5)
+'''
+
+
+def test_mutants_leave_docstrings_annotations_and_messages_alone():
+    found = mutation.mutants(CLAMP)
+    assert [(m.line, m.description) for m in found] == [
+        (5, "condition negated"), (5, "`<` -> `<=`"), (7, "returns None")]
+    mutated = mutation.mutated_source(CLAMP, found[1])
+    assert "if value <= low:" in mutated
+    assert ast.dump(ast.parse(mutated).body[0]) == ast.dump(ast.parse(CLAMP).body[0])
+
+
+def test_runner_kills_tested_behaviour_and_reports_the_boundary_no_test_pins(tmp_path):
+    (tmp_path / "tiny.py").write_text(CLAMP)
+    (tmp_path / "test_tiny.py").write_text(CLAMP_TEST)
+    report = io.StringIO()
+    outcomes = mutation.run_module("tiny.py", ["test_tiny.py"], root=tmp_path,
+                                   workdir=tmp_path / "work", out=report)
+    assert {o.mutant.description: o.status for o in outcomes} == {
+        "condition negated": "killed",
+        "`<` -> `<=`": "survived",        # clamp(0, 0, 5) is never asked
+        "returns None": "killed",
+    }
+    summary = mutation.summary("tiny.py", outcomes, CLAMP.splitlines())
+    assert summary.startswith("tiny.py: score 66.7% (2 killed, 0 timeout, 1 survived")
+    assert "#2 line 5 `<` -> `<=`: if value < low:" in summary

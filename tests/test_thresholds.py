@@ -1,0 +1,74 @@
+"""Decision thresholds from reference scores, against quantiles worked out by hand."""
+
+import numpy as np
+import pytest
+
+from memae_tf.thresholds import flagged_share, quantile_threshold, reference_quantiles
+
+
+def linear_quantile(values, level):
+    """The quantile with linear interpolation between the sorted values (NumPy's default)."""
+    ordered = sorted(float(value) for value in values)
+    position = level * (len(ordered) - 1)
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (position - below) * (ordered[above] - ordered[below])
+
+
+def test_fpr_threshold_is_the_upper_quantile_of_normal_scores():
+    scores = [7.0, 1.0, 4.0, 0.0, 9.0, 3.0, 2.0, 8.0, 5.0, 6.0, 10.0]   # 0..10, shuffled
+    # (1 - 0.25) * 10 = 7.5: halfway between the sorted values 7 and 8.
+    assert quantile_threshold(scores, fpr=0.25) == pytest.approx(7.5)
+
+
+def test_contamination_threshold_is_the_upper_quantile_of_contaminated_scores():
+    scores = np.arange(101.0)[::-1]
+    assert quantile_threshold(scores, contamination=0.2) == pytest.approx(80.0)
+
+
+def test_threshold_flags_the_requested_share_of_reference_scores():
+    scores = np.random.default_rng(0).normal(size=2000)
+    for share in (0.01, 0.05, 0.3):
+        threshold = quantile_threshold(scores, fpr=share)
+        assert threshold == pytest.approx(linear_quantile(scores, 1 - share))
+        assert np.mean(scores > threshold) == pytest.approx(share, abs=1 / len(scores))
+
+
+def test_default_flags_five_percent():
+    assert flagged_share() == 0.05
+    assert quantile_threshold(np.arange(101.0)) == pytest.approx(95.0)
+
+
+def test_flagged_share_is_the_share_given():
+    assert flagged_share(fpr=0.2) == 0.2
+    assert flagged_share(contamination=0.3) == 0.3
+
+
+def test_fpr_and_contamination_together_are_refused():
+    with pytest.raises(ValueError, match="not both"):
+        flagged_share(fpr=0.1, contamination=0.1)
+    with pytest.raises(ValueError, match="not both"):
+        quantile_threshold(np.arange(5.0), fpr=0.1, contamination=0.2)
+
+
+@pytest.mark.parametrize("share", [0, 0.0, 1, 1.0, -0.1, 1.5, True, False, "0.1"])
+def test_share_outside_the_open_unit_interval_is_refused_by_name(share):
+    with pytest.raises(ValueError, match=r"`fpr` must be a float in \(0, 1\)"):
+        flagged_share(fpr=share)
+    with pytest.raises(ValueError, match=r"`contamination` must be a float in \(0, 1\)"):
+        flagged_share(contamination=share)
+
+
+def test_reference_quantiles_are_the_percentiles_of_the_scores():
+    scores = np.random.default_rng(1).exponential(size=57).astype(np.float32)
+    quantiles = reference_quantiles(scores)
+    assert quantiles.dtype == np.float64
+    assert quantiles.shape == (101,)
+    expected = [linear_quantile(scores.astype(np.float64), level / 100) for level in range(101)]
+    np.testing.assert_allclose(quantiles, expected, rtol=1e-12)
+    assert quantiles[0] == scores.min() and quantiles[-1] == scores.max()
+
+
+def test_reference_quantiles_of_two_points_are_the_levels():
+    np.testing.assert_allclose(reference_quantiles([1.0, 0.0]), np.arange(101) / 100,
+                               rtol=0, atol=1e-15)
