@@ -193,3 +193,29 @@ def test_train_takes_the_presets_training_settings_unless_options_are_given():
     assert (given.epochs, given.batch_size, given.steps_per_epoch) == (3, 8, 100)
     mnist = config("--preset", "mnist")
     assert (mnist.epochs, mnist.batch_size, mnist.steps_per_epoch) == (10, 64, None)
+
+
+# --- memae serve: option names match serve()'s arguments -----------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["current", "former"])
+def test_serve_options_reach_the_server(monkeypatch, capsys, spelling):
+    import memae_tf.serving.server as server
+
+    received = {}
+    monkeypatch.setattr(server, "run_server",
+                        lambda *args, **kwargs: received.update(args=args, **kwargs))
+    names = {"current": ("--max-message-mib", "--poll-interval", "--grace"),
+             "former": ("--max-message-mb", "--poll-seconds", "--drain-seconds")}[spelling]
+    argv = ["serve", "--model-base-path", "models/memae", names[0], "4.5", names[1], "0.25",
+            names[2], "7"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(argv) == 0
+    assert (received["max_message_mib"], received["poll_interval"], received["grace"]) == (
+        4.5, 0.25, 7.0)
+    deprecated = {str(w.message).split()[0] for w in caught if w.category is DeprecationWarning}
+    assert deprecated == (set(names) if spelling == "former" else set())
+    err = capsys.readouterr().err
+    assert all((f"memae serve: warning: {name} is deprecated" in err) == (spelling == "former")
+               for name in names)

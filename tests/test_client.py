@@ -138,7 +138,7 @@ def test_each_call_has_a_deadline(service, x):
 
 def test_large_batches_are_split_under_the_limit_and_reassembled_in_order(service, x):
     limit = int(0.1 * 2**20)
-    with MemAEClient(service.target, "m", max_message_mb=0.1) as client:
+    with MemAEClient(service.target, "m", max_message_mib=0.1) as client:
         scores = client.score(x)
     np.testing.assert_array_equal(scores, x[:, 0])
     sizes = [tf.make_ndarray(r.inputs["x"]).shape[0] for r in service.requests]
@@ -146,8 +146,21 @@ def test_large_batches_are_split_under_the_limit_and_reassembled_in_order(servic
     assert all(r.ByteSize() < limit for r in service.requests)
 
 
+def test_the_former_max_message_mb_still_sets_the_limit_with_a_warning(service, x):
+    with pytest.warns(DeprecationWarning, match="use `max_message_mib`"):
+        client = MemAEClient(service.target, "m", max_message_mb=0.1)
+    with client:
+        np.testing.assert_array_equal(client.score(x), x[:, 0])
+    assert len(service.requests) > 1
+    assert all(r.ByteSize() < int(0.1 * 2**20) for r in service.requests)
+    with pytest.warns(DeprecationWarning), pytest.raises(
+        ValueError, match="pass `max_message_mib` only"
+    ):
+        MemAEClient(service.target, "m", max_message_mib=1, max_message_mb=0.1)
+
+
 def test_later_chunks_ask_for_the_version_that_answered_the_first(service, x):
-    with MemAEClient(service.target, "m", max_message_mb=0.1) as client:
+    with MemAEClient(service.target, "m", max_message_mib=0.1) as client:
         client.score(x)
     first, *rest = service.requests
     assert not first.model_spec.HasField("version")
@@ -289,8 +302,8 @@ def test_a_batching_file_that_is_not_batching_parameters_is_refused(tmp_path):
 
 
 def test_a_sample_larger_than_the_limit_is_rejected_before_sending(service):
-    with MemAEClient(service.target, "m", max_message_mb=0.01) as client, pytest.raises(
-        ValueError, match="raise `max_message_mb`"
+    with MemAEClient(service.target, "m", max_message_mib=0.01) as client, pytest.raises(
+        ValueError, match="raise `max_message_mib`"
     ):
         client.score(np.zeros((2, 2**20), np.float32))
     assert service.requests == []
@@ -307,7 +320,7 @@ def test_a_sample_larger_than_the_limit_is_rejected_before_sending(service):
         ({"version": 0}, "positive integer"),
         ({"signature": ""}, "expected a non-empty string"),
         ({"timeout": 0}, "positive number of seconds"),
-        ({"max_message_mb": 0}, r"number in \(0, 2048\)"),
+        ({"max_message_mib": 0}, r"number in \(0, 2048\)"),
         ({"retries": -1}, "non-negative integer"),
         ({"max_batch_size": 0}, "positive integer"),
         ({"concurrency": 0}, "positive integer"),

@@ -277,16 +277,16 @@ def test_async_client_scores_like_the_blocking_client(server, client, rows):
 def test_client_splits_batches_beyond_the_message_limit(base_path, model):
     big = np.random.default_rng(2).uniform(size=(100_000, FEATURES)).astype("float32")
     assert big.nbytes > 4 * 2**20
-    with serve(base_path, "kdd", port=0, host="127.0.0.1", max_message_mb=4) as server:
+    with serve(base_path, "kdd", port=0, host="127.0.0.1", max_message_mib=4) as server:
         target = f"127.0.0.1:{server.port}"
-        with MemAEClient(target, "kdd", max_message_mb=1, max_batch_size=None,
+        with MemAEClient(target, "kdd", max_message_mib=1, max_batch_size=None,
                          timeout=60) as client:
             outputs = client.predict(big)
         expected = reference_outputs(model, big)
         np.testing.assert_allclose(outputs["score"], expected["score"], rtol=1e-5)
         np.testing.assert_allclose(outputs["reconstruction"], expected["reconstruction"],
                                    rtol=1e-5, atol=1e-6)
-        unsplit = MemAEClient(target, "kdd", max_message_mb=64, max_batch_size=None,
+        unsplit = MemAEClient(target, "kdd", max_message_mib=64, max_batch_size=None,
                               timeout=60)
         with unsplit, pytest.raises(MemAEClientError) as info:
             unsplit.score(big)
@@ -465,3 +465,12 @@ def test_rest_errors_use_tf_serving_status_codes(server, method, path, body, sta
     got_status, got_body = _rest(server, method, path, body)
     assert got_status == status
     assert message in got_body["error"]
+
+
+def test_serve_takes_the_former_max_message_mb_with_a_warning():
+    # The limit is checked before anything is loaded: the refusal quotes the value passed
+    # under the former name, so it reached the check.
+    with pytest.warns(DeprecationWarning, match="use `max_message_mib`"), pytest.raises(
+        ValueError, match=r"Received: max_message_mib=-1"
+    ):
+        serve("no-such-models", "m", port=0, max_message_mb=-1)

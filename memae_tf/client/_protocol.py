@@ -156,7 +156,7 @@ class ClientConfig:
         version: int | None,
         signature: str,
         timeout: float,
-        max_message_mb: float,
+        max_message_mib: float,
         retries: int,
         *,
         version_label: str | None = None,
@@ -185,12 +185,12 @@ class ClientConfig:
         check_signature(signature)
         check_timeout(timeout)
         check_deadline(deadline)
-        if isinstance(max_message_mb, bool) or not (
-            isinstance(max_message_mb, (int, float)) and 0 < max_message_mb < 2048
+        if isinstance(max_message_mib, bool) or not (
+            isinstance(max_message_mib, (int, float)) and 0 < max_message_mib < 2048
         ):
             raise ValueError(
-                "Received an invalid value for `max_message_mb`, expected a number in "
-                f"(0, 2048). Received: max_message_mb={max_message_mb!r}"
+                "Received an invalid value for `max_message_mib`, expected a number in "
+                f"(0, 2048). Received: max_message_mib={max_message_mib!r}"
             )
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(
@@ -205,7 +205,7 @@ class ClientConfig:
                 f"Received: check_range={check_range!r}"
             )
         return cls(model_name, version, signature, float(timeout),
-                   int(max_message_mb * 2**20), retries, version_label, max_batch_size,
+                   int(max_message_mib * 2**20), retries, version_label, max_batch_size,
                    concurrency, None if deadline is None else float(deadline), check_range)
 
     def channel_options(self, extra: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
@@ -538,8 +538,8 @@ def rows_per_request(
     rows = (config.max_message_bytes - _ENVELOPE_BYTES) // row
     if rows < 1:
         raise ValueError(
-            f"One sample needs {row} bytes in a message, more than max_message_mb="
-            f"{config.max_message_bytes / 2**20:g} allows; raise `max_message_mb`."
+            f"One sample needs {row} bytes in a message, more than max_message_mib="
+            f"{config.max_message_bytes / 2**20:g} allows; raise `max_message_mib`."
         )
     return rows if config.max_batch_size is None else min(rows, config.max_batch_size)
 

@@ -37,7 +37,7 @@ class AsyncMemAEClient(BaseClient):
         signature: Default signature of `predict` and `score`.
         timeout: Deadline of each RPC in seconds.
         credentials: `grpc.ssl_channel_credentials(...)` for TLS; None for plaintext.
-        max_message_mb: Largest gRPC message sent or received, in MiB.
+        max_message_mib: Largest gRPC message sent or received, in MiB.
         retries: How many times a call failing with UNAVAILABLE is retried.
         version_label: A version label, e.g. `"canary"`; exclusive with `version`.
         max_batch_size: Most rows in one request (64 by default; None: no limit).
@@ -45,6 +45,7 @@ class AsyncMemAEClient(BaseClient):
         deadline: Seconds for a whole `predict`/`score` call; None for none.
         check_range: Whether float inputs outside the input range are refused.
         channel_options: Extra gRPC channel arguments.
+        max_message_mb: Deprecated name of `max_message_mib`.
 
     Example:
 

@@ -30,6 +30,7 @@ from memae_tf.client._protocol import (
     status_exchange,
 )
 from memae_tf.common.contract import DEFAULT_MAX_BATCH_SIZE, SCORE_OUTPUT, SERVING_SIGNATURE
+from memae_tf.common.deprecation import renamed_argument
 
 Exchange = Generator[list[Call], Any, Any]
 
@@ -61,9 +62,10 @@ class BaseClient:
         signature: str = SERVING_SIGNATURE,
         timeout: float = 10.0,
         credentials: grpc.ChannelCredentials | None = None,
-        max_message_mb: float = 64,
+        max_message_mib: float = 64,
         retries: int = 3,
         *,
+        max_message_mb: float | None = None,
         version_label: str | None = None,
         max_batch_size: int | None = DEFAULT_MAX_BATCH_SIZE,
         concurrency: int = 4,
@@ -84,7 +86,10 @@ class BaseClient:
             )
         self.target = target
         self._config = ClientConfig.create(
-            model_name, version, signature, timeout, max_message_mb, retries,
+            model_name, version, signature, timeout,
+            renamed_argument("max_message_mb", "max_message_mib", max_message_mb,
+                             max_message_mib, default=64),
+            retries,
             version_label=version_label, max_batch_size=max_batch_size,
             concurrency=concurrency, deadline=deadline, check_range=check_range,
         )
@@ -134,7 +139,7 @@ class MemAEClient(BaseClient):
 
     Works unchanged against TF Serving and the development server (`memae
     serve`). A batch is split into requests of at most `max_batch_size` rows
-    that also stay under `max_message_mb`; the first request goes alone, the
+    that also stay under `max_message_mib`; the first request goes alone, the
     others up to `concurrency` at a time, all to the version that answered the
     first, and the results come back in order. Each RPC gets `timeout`
     seconds, the whole call `deadline` seconds; calls failing with UNAVAILABLE
@@ -155,7 +160,7 @@ class MemAEClient(BaseClient):
         signature: Default signature of `predict` and `score`.
         timeout: Deadline of each RPC in seconds.
         credentials: `grpc.ssl_channel_credentials(...)` for TLS; None for plaintext.
-        max_message_mb: Largest gRPC message sent or received, in MiB.
+        max_message_mib: Largest gRPC message sent or received, in MiB.
         retries: How many times a call failing with UNAVAILABLE is retried.
         version_label: A version label of the server's `models.config`, e.g.
             `"canary"`; exclusive with `version`.
@@ -171,6 +176,7 @@ class MemAEClient(BaseClient):
             features of new data).
         channel_options: Extra gRPC channel arguments, e.g.
             `[("grpc.lb_policy_name", "round_robin")]`.
+        max_message_mb: Deprecated name of `max_message_mib`.
 
     Example:
 

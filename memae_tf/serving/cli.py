@@ -15,6 +15,7 @@ import pathlib
 import sys
 
 from memae_tf.common.contract import GRPC_PORT
+from memae_tf.common.deprecation import add_deprecated_alias
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -34,10 +35,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             context = server_ssl_context(args.ssl_cert, args.ssl_key, args.ssl_client_ca)
     model_name = args.model_name or pathlib.Path(args.model_base_path).resolve().name
     run_server(args.model_base_path, model_name, args.port, args.rest_port,
-               host=args.host, poll_interval=args.poll_seconds,
+               host=args.host, poll_interval=args.poll_interval,
                server_credentials=credentials, rest_ssl_context=context,
-               max_message_mb=args.max_message_mb, max_batch_size=args.max_batch_size,
-               grace=args.drain_seconds)
+               max_message_mib=args.max_message_mib, max_batch_size=args.max_batch_size,
+               grace=args.grace)
     return 0
 
 
@@ -127,17 +128,19 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--rest-port", type=int, help="REST port (default: no REST)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="interface to bind (default loopback only; 0.0.0.0 or :: for all)")
-    serve.add_argument("--poll-seconds", type=float, default=1.0,
-                       help="seconds between two checks for new versions")
+    poll = serve.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS",
+                              help="seconds between two checks for new versions")
+    add_deprecated_alias(serve, poll, "--poll-seconds")
     serve.add_argument("--ssl-cert",
                        help="PEM certificate chain for TLS on the gRPC and REST ports")
     serve.add_argument("--ssl-key", help="PEM private key for TLS on the gRPC and REST ports")
     serve.add_argument("--ssl-client-ca",
                        help="PEM CA certificates: require client certificates signed by them "
                             "(mutual TLS)")
-    serve.add_argument("--max-message-mb", type=float,
-                       help="largest request (gRPC message or REST body) in MiB, refused "
-                            "before it is read (default: gRPC's 2 GiB)")
+    size = serve.add_argument("--max-message-mib", type=float, metavar="MIB",
+                              help="largest request (gRPC message or REST body) in MiB, "
+                                   "refused before it is read (default: gRPC's 2 GiB)")
+    add_deprecated_alias(serve, size, "--max-message-mb")
     serve.add_argument("--max-batch-size", type=int, metavar="N",
                        help="refuse a request of more than N rows with TF Serving's batching "
                             "error (INVALID_ARGUMENT 'Task size ... is larger than maximum "
@@ -145,6 +148,8 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
                             "this max_batch_size answers; requests are not merged (for "
                             "server-side batching run 'memae model-server --enable_batching "
                             "--batching_parameters_file=...') (default: no limit)")
-    serve.add_argument("--drain-seconds", type=float, default=30.0,
-                       help="on SIGTERM/SIGINT, seconds in-flight requests get to finish")
+    grace = serve.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
+                               help="on SIGTERM/SIGINT, seconds in-flight requests get to "
+                                    "finish")
+    add_deprecated_alias(serve, grace, "--drain-seconds")
     serve.set_defaults(func=cmd_serve)

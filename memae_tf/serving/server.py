@@ -22,6 +22,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.common.checks import check_positive_int
 from memae_tf.common.contract import GRPC_PORT
+from memae_tf.common.deprecation import renamed_argument
 from memae_tf.serving.config import read_text_proto, single_model_config
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import invalid_argument
@@ -182,9 +183,10 @@ def serve(
     poll_interval: float = 1.0,
     max_workers: int = 8,
     server_credentials: grpc.ServerCredentials | None = None,
-    max_message_mb: float | None = None,
+    max_message_mib: float | None = None,
     max_batch_size: int | None = None,
     rest_ssl_context: ssl.SSLContext | None = None,
+    max_message_mb: float | None = None,
 ) -> ServingHandle:
     """Starts a TF Serving-compatible server for one model and returns at once.
 
@@ -212,7 +214,7 @@ def serve(
         server_credentials: `grpc.ssl_server_credentials(...)` for TLS on the
             gRPC port (mutual TLS with `root_certificates=` and
             `require_client_auth=True`); None serves plaintext.
-        max_message_mb: Largest gRPC message accepted or sent and largest REST
+        max_message_mib: Largest gRPC message accepted or sent and largest REST
             body accepted, in MiB, refused before it is read; None means no
             limit beyond gRPC's own 2 GiB, as in TF Serving.
         max_batch_size: Largest batch of one request: a larger one is refused
@@ -223,6 +225,7 @@ def serve(
             `--enable_batching` (`memae model-server`).
         rest_ssl_context: A server-side `ssl.SSLContext` for HTTPS on the REST
             port (see `tls.server_ssl_context`); None serves plain HTTP.
+        max_message_mb: Deprecated name of `max_message_mib`.
 
     Returns:
         A `ServingHandle`.
@@ -236,12 +239,14 @@ def serve(
     if rest_port is not None:
         _check_port("rest_port", rest_port)
     check_positive_int("max_workers", max_workers)
-    if max_message_mb is not None and not (
-        isinstance(max_message_mb, (int, float)) and max_message_mb > 0
+    max_message_mib = renamed_argument("max_message_mb", "max_message_mib", max_message_mb,
+                                       max_message_mib)
+    if max_message_mib is not None and not (
+        isinstance(max_message_mib, (int, float)) and max_message_mib > 0
     ):
         raise ValueError(
-            "Received an invalid value for `max_message_mb`, expected None or a positive "
-            f"number. Received: max_message_mb={max_message_mb!r}"
+            "Received an invalid value for `max_message_mib`, expected None or a positive "
+            f"number. Received: max_message_mib={max_message_mib!r}"
         )
     if not isinstance(model_name, str) or not model_name or "/" in model_name:
         raise ValueError(
@@ -250,7 +255,7 @@ def serve(
         )
     limits = RequestLimits(
         max_batch_size=max_batch_size,
-        max_message_bytes=None if max_message_mb is None else int(max_message_mb * 2**20),
+        max_message_bytes=None if max_message_mib is None else int(max_message_mib * 2**20),
     )
     models = ModelRegistry(check_poll_seconds("poll_interval", poll_interval),
                            metrics=ServingMetrics())

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from reliability_helpers import FEATURES, MAX_BATCH, MAX_MESSAGE_MB, reference_scores, small_model
+from reliability_helpers import FEATURES, MAX_BATCH, MAX_MESSAGE_MIB, reference_scores, small_model
 
 from memae_tf.export import export_saved_model
 from memae_tf.serving import serve
@@ -35,6 +35,6 @@ def base_path(tmp_path_factory, model, threshold):
 def server(base_path):
     """gRPC + REST on loopback, with a batch limit and a 1 MiB message limit."""
     handle = serve(base_path, "kdd", port=0, rest_port=0, max_batch_size=MAX_BATCH,
-                   max_message_mb=MAX_MESSAGE_MB)
+                   max_message_mib=MAX_MESSAGE_MIB)
     yield handle
     handle.stop(grace=0)

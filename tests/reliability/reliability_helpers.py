@@ -17,7 +17,7 @@ from tensorflow.core.framework import tensor_pb2
 from memae_tf.client.tensors import to_tensor_proto
 
 MAX_BATCH = 64
-MAX_MESSAGE_MB = 1
+MAX_MESSAGE_MIB = 1
 
 
 def reference_scores(model: keras.Model, x: np.ndarray) -> np.ndarray:

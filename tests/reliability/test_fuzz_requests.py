@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_helpers import FEATURES, MAX_BATCH, MAX_MESSAGE_MB, reference_scores
+from reliability_helpers import FEATURES, MAX_BATCH, MAX_MESSAGE_MIB, reference_scores
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
@@ -162,7 +162,7 @@ def test_grpc_server_survives_random_bytes(channel, model, payload):
     raw_predict = channel.unary_unary(
         PREDICT_METHOD, request_serializer=None,
         response_deserializer=predict_pb2.PredictResponse.FromString)
-    if len(payload) > MAX_MESSAGE_MB * 2**20:
+    if len(payload) > MAX_MESSAGE_MIB * 2**20:
         with pytest.raises(grpc.RpcError) as info:
             raw_predict(payload, timeout=60)
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

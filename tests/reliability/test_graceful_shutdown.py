@@ -85,7 +85,7 @@ def gated_server(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "memae_tf.cli", "serve", "--model-base-path",
          str(tmp_path / "gated"), "--port", str(port), "--rest-port", str(rest_port),
-         "--drain-seconds", "120"],
+         "--grace", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         # The server gets TensorFlow's default thread pools even when the tests run
         # with one thread each: the held requests spin in their ops, and with one

@@ -10,7 +10,7 @@ import tensorflow as tf
 from reliability_helpers import (
     FEATURES,
     MAX_BATCH,
-    MAX_MESSAGE_MB,
+    MAX_MESSAGE_MIB,
     reference_scores,
     rest_call,
     tensor_proto,
@@ -162,7 +162,7 @@ def test_bad_grpc_request_gets_tf_serving_code_and_expected_value(stub, rows, mo
 
 
 def test_message_above_the_limit_is_refused_by_grpc_before_parsing(stub, rows, model):
-    big = np.zeros((MAX_MESSAGE_MB * 2**20 // (4 * FEATURES) + 1, FEATURES), np.float32)
+    big = np.zeros((MAX_MESSAGE_MIB * 2**20 // (4 * FEATURES) + 1, FEATURES), np.float32)
     with pytest.raises(grpc.RpcError) as info:
         stub.Predict(_request(big), timeout=60)
     assert info.value.code() == CODE.RESOURCE_EXHAUSTED
@@ -239,9 +239,9 @@ def _raw_post(port: int, headers: dict, body: bytes = b"") -> tuple[int, dict, s
 def test_rest_body_above_the_limit_is_refused_from_its_length_without_reading_it(server):
     # The body announced is never sent: the answer comes from the header alone.
     status, answer, connection = _raw_post(
-        server.rest_port, {"Content-Length": str(MAX_MESSAGE_MB * 2**20 + 1)})
+        server.rest_port, {"Content-Length": str(MAX_MESSAGE_MIB * 2**20 + 1)})
     assert status == 429
-    assert f"expected at most {MAX_MESSAGE_MB * 2**20} bytes" in answer["error"]
+    assert f"expected at most {MAX_MESSAGE_MIB * 2**20} bytes" in answer["error"]
     assert connection == "close"
 
 
