@@ -13,6 +13,15 @@ mean rank among them is its score (the second choice of TABULAR_PROTOCOL.md);
 
     python benchmarks/tabular_choice.py --within runs/tabular/c1 \\
         runs/tabular/c1 runs/tabular/m200 runs/tabular/m500
+
+With `--models memae,ae` each candidate brings its own AE too (a candidate
+that changes the network changes its AE; the third choice), and the suite
+folder gives the baselines only. Each candidate's line then also gives its
+MemAE's seed spread against IsolationForest's (the stability criterion):
+
+    python benchmarks/tabular_choice.py --within runs/tabular/i26-base \\
+        --models memae,ae --seeds 0,1,2 \\
+        runs/tabular/i26-c0 runs/tabular/i26-w2 runs/tabular/i26-w4
 """
 
 from __future__ import annotations
@@ -38,11 +47,27 @@ def candidate_means(folder: Path) -> dict[str, float]:
     return {table: means["memae"] for table, means in suite_summary(memae)["mean"].items()}
 
 
-def within_suite(folder: Path, suite: Path, seeds: set[int]) -> dict[str, dict]:
-    """The suite folder's non-MemAE tasks with `folder`'s MemAE tasks, on `seeds`."""
-    others = {key: task for key, task in _tasks(suite, seeds).items() if task["model"] != "memae"}
-    memae = {key: task for key, task in _tasks(folder, seeds).items() if task["model"] == "memae"}
-    return {**others, **memae}
+def within_suite(folder: Path, suite: Path, seeds: set[int],
+                 models: tuple[str, ...] = ("memae",)) -> dict[str, dict]:
+    """The suite folder's tasks of other models with `folder`'s tasks of `models`, on `seeds`."""
+    others = {key: task for key, task in _tasks(suite, seeds).items()
+              if task["model"] not in models}
+    own = {key: task for key, task in _tasks(folder, seeds).items() if task["model"] in models}
+    return {**others, **own}
+
+
+def stability(summary: dict) -> str:
+    """MemAE's seed spread against IsolationForest's: mean over tables and the widest gap."""
+    spread = summary["seed_spread"]
+    tables = [t for t in summary["tables"] if spread[t].get("memae") is not None
+              and spread[t].get("iforest") is not None]
+    if not tables:
+        return "seed spread: needs two seeds of MemAE and IsolationForest"
+    gaps = {t: spread[t]["memae"] - spread[t]["iforest"] for t in tables}
+    widest = max(gaps, key=gaps.get)
+    return (f"seed spread MemAE {np.mean([spread[t]['memae'] for t in tables]):.4f} against "
+            f"IsolationForest {np.mean([spread[t]['iforest'] for t in tables]):.4f}; "
+            f"widest gap {widest} {gaps[widest]:.3f}")
 
 
 def choose(means: dict[str, dict[str, float]]) -> list[tuple[str, float, float]]:
@@ -63,10 +88,14 @@ def main() -> None:
     parser.add_argument("--within", type=Path, help="rank MemAE among this suite's models")
     parser.add_argument("--seeds", default="0", help="seeds of --within (default 0)")
     parser.add_argument("--table", action="store_true", help="print the first one's suite table")
+    parser.add_argument("--models", default="memae",
+                        help="with --within: models taken from each candidate (default memae)")
     args = parser.parse_args()
     if args.within is not None:
         seeds = {int(seed) for seed in args.seeds.split(",")}
-        merged = {folder.name: within_suite(folder, args.within, seeds) for folder in args.folders}
+        models = tuple(m for m in args.models.split(",") if m)
+        merged = {folder.name: within_suite(folder, args.within, seeds, models)
+                  for folder in args.folders}
         if args.table:
             print(suite_table(merged[args.folders[0].name]))
         summaries = [(name, suite_summary(tasks)) for name, tasks in merged.items()]
@@ -76,7 +105,7 @@ def main() -> None:
             name, summary = summaries[i]
             print(f"{position}. {name}: MemAE's mean rank {summary['mean_rank']['memae']:.3f}"
                   f" among {len(summary['models'])} models, mean AUROC "
-                  f"{summary['mean_auroc']['memae']:.4f}")
+                  f"{summary['mean_auroc']['memae']:.4f}; {stability(summary)}")
         return
     means = {folder.name: candidate_means(folder) for folder in args.folders}
     tables = sorted(set.intersection(*(set(m) for m in means.values())))
