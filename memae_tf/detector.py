@@ -69,9 +69,9 @@ class MemAE:
     threshold is set), `threshold_` (the decision threshold in effect: the
     one set by `infer_threshold` or `fit(..., contamination=...)`, else the
     constructor's `threshold`) and `history_`, the Keras `History` that `fit`
-    returns. (`MemAEClient.predict` is TF Serving's Predict call: it returns
-    the served signature's outputs, whose `is_anomaly` is this `predict` as
-    booleans.)
+    returns. (`MemAEClient.run_signature` is TF Serving's Predict call: it
+    returns the served signature's outputs, whose `is_anomaly` is this
+    `predict` as booleans.)
     `infer_threshold` also keeps the reference that the export carries for
     monitoring: `expected_rate_` (the `fpr` or `contamination` it used) and
     `reference_quantiles_` (101 quantiles of the scores it was given).
@@ -167,7 +167,7 @@ class MemAE:
         uint8 images are scaled into `input_range`; a missing channel axis of
         1 is added; bad shapes, empty batches and NaN/Inf values raise (see
         `memae_tf.data.prepare_inputs`). Use it to prepare requests for the
-        exported model (`MemAEClient.predict(detector.preprocess(images))`).
+        exported model (`MemAEClient.run_signature(detector.preprocess(images))`).
 
         Example:
 
@@ -198,6 +198,7 @@ class MemAE:
         self.model, self.config, _ = build_from_config({**self.config, "overrides": overrides})
         self.input_shape = check_autoencoder(self.model)
         self._trainer = Trainer(self.model, self.input_range)
+        self._graph = None
 
     def fit(
         self,
@@ -239,10 +240,9 @@ class MemAE:
             raise ValueError(
                 "`contamination` needs array inputs; call infer_threshold() on an array."
             )
-        try:
-            self.history_ = self._trainer.fit(x, validation_data, config, callbacks)
-        finally:
-            self._graph = None
+        # The scoring graph reads the model's live variables: traced once, it
+        # scores the weights of every later fit.
+        self.history_ = self._trainer.fit(x, validation_data, config, callbacks)
         if contamination is not None:
             self.infer_threshold(x, contamination=contamination)
         elif not isinstance(x, tf.data.Dataset):

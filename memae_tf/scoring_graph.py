@@ -226,11 +226,15 @@ class ScoringGraph:
         self.input_range = (float(input_range[0]), float(input_range[1]))
         signature = [tf.TensorSpec((None, *self.input_shape), tf.float32, name=INPUT_NAME)]
         compute = inference_model(model)
+        # No AutoGraph: the scoring code branches on Python values only, and
+        # converting its functions cost a new detector's first score about 0.5 s
+        # of CPU (2 cores).
         self.outputs = tf.function(
             lambda x: flag_non_finite(
                 x, reconstruction_outputs(compute, x, self.error, self.input_range)),
             input_signature=signature,
             jit_compile=jit_compile,
+            autograph=False,
         )
         encoder = make_encoder(model)
         self.memory_layer = find_memory_layer(model)
@@ -241,6 +245,7 @@ class ScoringGraph:
                 lambda x: layer.addressing(encoder(x, training=False)),
                 input_signature=signature,
                 jit_compile=jit_compile,
+                autograph=False,
             )
 
     def run(

@@ -215,6 +215,22 @@ def test_fit_keeps_the_training_scores_and_infer_threshold_their_labels(normal_r
     assert detector.labels_.sum() == 20  # 10% of 200 above the 90% quantile
 
 
+def test_scores_after_a_second_fit_are_those_of_the_new_weights():
+    # The scoring graph is traced once and reused by later fits: it must read the
+    # weights (batch-norm statistics folded in) that the second fit left.
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(3).uniform(size=(96, 12, 12, 1)).astype("float32")
+    detector = MemAE.from_preset("mnist", error="mse", **TINY_IMAGE)
+    detector.fit(x, epochs=1, batch_size=32, verbose=0, seed=0)
+    first = detector.score(x[:16])
+    detector.fit(x, epochs=2, batch_size=32, verbose=0, seed=1)
+    reconstruction = detector.model(x[:16], training=False).numpy().astype(np.float64)
+    expected = ((x[:16] - reconstruction) ** 2).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(detector.decision_scores_[:16], expected, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(detector.score(x[:16]), expected, rtol=1e-4, atol=1e-7)
+    assert np.abs(first - expected).max() > 1e-4  # the second fit changed the scores
+
+
 def test_fit_predict_flags_the_contamination_share_of_its_training_data(normal_rows):
     keras.utils.set_random_seed(0)
     detector = MemAE.from_preset("kdd", variant="ae", **TINY_DENSE)
