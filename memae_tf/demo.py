@@ -128,7 +128,7 @@ def serve_and_query(
     ) as client:
         print(f"development server on 127.0.0.1:{server.port}, model status: "
               f"{client.status()}")
-        served = client.predict(inputs)
+        served = client.run_signature(inputs)
     print(f"{'digit':>5s} {'gRPC score':>11s} {'in-process':>11s} {'anomaly':>8s}")
     scores, flags = served[SCORE_OUTPUT], served[IS_ANOMALY_OUTPUT]
     for digit, remote, here, flag in zip(y, scores, local, flags, strict=True):

@@ -174,11 +174,29 @@ def test_score_asks_the_server_for_the_score_output_only(service, x):
     assert list(request.output_filter) == ["score"]
 
 
-def test_predict_asks_for_every_output_unless_filtered(service, x):
+def test_run_signature_asks_for_every_output_unless_filtered(service, x):
     with MemAEClient(service.target, "m") as client:
-        client.predict(x[:5])
-        client.predict(x[:5], output_filter=["score"])
+        client.run_signature(x[:5])
+        client.run_signature(x[:5], output_filter=["score"])
     assert [list(r.output_filter) for r in service.requests] == [[], ["score"]]
+
+
+@pytest.mark.parametrize("transport", ["blocking", "asyncio"])
+def test_the_former_predict_runs_the_signature_with_a_warning(service, x, transport):
+    # The clients' predict was the signature call; renamed so that `predict` does not mean
+    # the outputs dict here and MemAE.predict's 0/1 labels on the detector.
+    async def predict_async() -> dict:
+        async with AsyncMemAEClient(service.target, "m") as client:
+            return await client.predict(x[:5], output_filter=["score"])
+
+    def predict() -> dict:
+        with MemAEClient(service.target, "m") as client:
+            return client.predict(x[:5], output_filter=["score"])
+
+    with pytest.warns(DeprecationWarning, match="renamed run_signature"):
+        outputs = asyncio.run(predict_async()) if transport == "asyncio" else predict()
+    np.testing.assert_array_equal(outputs["score"], x[:5, 0])
+    assert [list(r.output_filter) for r in service.requests] == [["score"]]
 
 
 def _rows_sent(service) -> list[int]:

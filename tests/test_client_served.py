@@ -140,7 +140,7 @@ def test_async_client_scores_equal_in_process_scores(deployment, detector, rows,
 def test_predict_returns_every_output_of_every_chunk_in_order(deployment, detector, rows):
     target, _ = deployment
     with MemAEClient(target, "memae") as client:
-        outputs = client.predict(rows[:200])
+        outputs = client.run_signature(rows[:200])
     np.testing.assert_allclose(outputs["reconstruction"], detector.reconstruct(rows[:200]),
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(outputs["is_anomaly"],

@@ -95,7 +95,7 @@ def _rest(server, method: str, path: str, body: object = None) -> tuple[int, dic
 
 
 def test_predict_matches_in_process_scores(client, model, rows, threshold):
-    outputs = client.predict(rows)
+    outputs = client.run_signature(rows)
     expected = reference_outputs(model, rows)
     assert set(outputs) == {"score", "is_anomaly", "reconstruction"}
     np.testing.assert_allclose(outputs["score"], expected["score"], rtol=1e-5)
@@ -111,15 +111,15 @@ def test_score_returns_only_the_scores(client, model, rows):
 
 
 def test_signature_selection_runs_the_named_signature(client, model, rows):
-    outputs = client.predict(rows, signature="score_map")
+    outputs = client.run_signature(rows, signature="score_map")
     np.testing.assert_allclose(outputs["score_map"], reference_outputs(model, rows)["score_map"],
                                rtol=1e-4, atol=1e-7)
-    attention = client.predict(rows, signature="memory_attention")["memory_attention"]
+    attention = client.run_signature(rows, signature="memory_attention")["memory_attention"]
     assert attention.shape == (len(rows), 10)
 
 
 def test_output_filter_returns_only_the_requested_outputs(client, rows):
-    assert set(client.predict(rows, output_filter=["is_anomaly"])) == {"is_anomaly"}
+    assert set(client.run_signature(rows, output_filter=["is_anomaly"])) == {"is_anomaly"}
 
 
 def test_specific_version_is_answered_by_that_version(tmp_path, base_path, model, rows):
@@ -206,12 +206,12 @@ def test_wrong_dtype_is_invalid_argument_naming_the_expected_dtype(stub, rows):
 
 def test_unknown_output_filter_is_invalid_argument(client, rows):
     with pytest.raises(InvalidArgumentError, match="output tensor alias not found"):
-        client.predict(rows, output_filter=["nope"])
+        client.run_signature(rows, output_filter=["nope"])
 
 
 def test_unknown_signature_fails_the_precondition_listing_the_signatures(client, rows):
     with pytest.raises(FailedPreconditionError, match="serving_default"):
-        client.predict(rows, signature="nope")
+        client.run_signature(rows, signature="nope")
 
 
 def test_a_label_the_config_does_not_define_is_invalid_argument(stub, rows):
@@ -281,7 +281,7 @@ def test_client_splits_batches_beyond_the_message_limit(base_path, model):
         target = f"127.0.0.1:{server.port}"
         with MemAEClient(target, "kdd", max_message_mib=1, max_batch_size=None,
                          timeout=60) as client:
-            outputs = client.predict(big)
+            outputs = client.run_signature(big)
         expected = reference_outputs(model, big)
         np.testing.assert_allclose(outputs["score"], expected["score"], rtol=1e-5)
         np.testing.assert_allclose(outputs["reconstruction"], expected["reconstruction"],

@@ -159,7 +159,7 @@ def test_served_model_takes_raw_features_and_equals_in_process_scores(tmp_path, 
             MemAEClient(f"127.0.0.1:{server.port}", "table", timeout=30) as client:
         # The model scales its own features: its model_info has no input range to check.
         assert client.model_info().input_range is None
-        outputs = client.predict(test)
+        outputs = client.run_signature(test)
     np.testing.assert_allclose(outputs["score"], fitted.score(test), rtol=1e-5)
     np.testing.assert_allclose(outputs["reconstruction"], fitted.reconstruct(test),
                                rtol=1e-5, atol=1e-3)

@@ -18,7 +18,7 @@ from memae_tf.client._protocol import (
     next_retry,
     retry_delays,
 )
-from memae_tf.client.client import BaseClient, Exchange
+from memae_tf.client.client import BaseClient, Exchange, warn_predict_renamed
 from memae_tf.common.contract import SCORE_OUTPUT
 
 
@@ -34,7 +34,7 @@ class AsyncMemAEClient(BaseClient):
         target: Server address, `"host:port"`.
         model_name: The served model name.
         version: A specific version, or None for the latest (or the label's).
-        signature: Default signature of `predict` and `score`.
+        signature: Default signature of `run_signature` and `score`.
         timeout: Deadline of each RPC in seconds.
         credentials: `grpc.ssl_channel_credentials(...)` for TLS; None for plaintext.
         max_message_mib: Largest gRPC message sent or received, in MiB.
@@ -42,7 +42,7 @@ class AsyncMemAEClient(BaseClient):
         version_label: A version label, e.g. `"canary"`; exclusive with `version`.
         max_batch_size: Most rows in one request (64 by default; None: no limit).
         concurrency: How many requests of one call are in flight at once.
-        deadline: Seconds for a whole `predict`/`score` call; None for none.
+        deadline: Seconds for a whole `run_signature`/`score` call; None for none.
         check_range: Whether float inputs outside the input range are refused.
         channel_options: Extra gRPC channel arguments.
         max_message_mb: Deprecated name of `max_message_mib`.
@@ -89,7 +89,7 @@ class AsyncMemAEClient(BaseClient):
         except StopIteration as finished:
             return finished.value
 
-    async def predict(
+    async def run_signature(
         self,
         x: Any,
         *,
@@ -98,7 +98,7 @@ class AsyncMemAEClient(BaseClient):
         timeout: float | None = None,
         deadline: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """Runs a signature on a batch; see `MemAEClient.predict`."""
+        """Runs a signature on a batch: its outputs; see `MemAEClient.run_signature`."""
         return await self._run(self._predict_exchange(x, signature, output_filter),
                                self._timing(timeout, deadline))
 
@@ -106,9 +106,14 @@ class AsyncMemAEClient(BaseClient):
         self, x: Any, *, timeout: float | None = None, deadline: float | None = None
     ) -> np.ndarray:
         """Returns the anomaly scores (float32, `(batch,)`, higher = more anomalous)."""
-        outputs = await self.predict(x, output_filter=[SCORE_OUTPUT], timeout=timeout,
-                                     deadline=deadline)
+        outputs = await self.run_signature(x, output_filter=[SCORE_OUTPUT], timeout=timeout,
+                                           deadline=deadline)
         return outputs[SCORE_OUTPUT]
+
+    async def predict(self, x: Any, **options: Any) -> dict[str, np.ndarray]:
+        """Deprecated name of `run_signature` (it is not `MemAE.predict`)."""
+        warn_predict_renamed(type(self).__name__)
+        return await self.run_signature(x, **options)
 
     async def metadata(self, *, timeout: float | None = None) -> ModelMetadata:
         """Returns the served version and its signatures (`GetModelMetadata`)."""

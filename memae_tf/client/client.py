@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Generator, Sequence
 from concurrent import futures
 from typing import Any
@@ -46,6 +47,15 @@ def _check_output_filter(output_filter: Sequence[str] | None) -> list[str]:
             f"output names such as ['score']. Received: output_filter={output_filter!r}"
         )
     return list(output_filter)
+
+
+def warn_predict_renamed(client: str) -> None:
+    """The DeprecationWarning of the clients' former `predict`."""
+    warnings.warn(
+        f"{client}.predict is renamed run_signature: it returns the served signature's "
+        "outputs, not MemAE.predict's 0/1 labels; predict will be removed.",
+        DeprecationWarning, stacklevel=3,
+    )
 
 
 class BaseClient:
@@ -157,7 +167,7 @@ class MemAEClient(BaseClient):
             `"dns:///memae-serving-headless:8500"`).
         model_name: The served model name.
         version: A specific version, or None for the latest (or the label's).
-        signature: Default signature of `predict` and `score`.
+        signature: Default signature of `run_signature` and `score`.
         timeout: Deadline of each RPC in seconds.
         credentials: `grpc.ssl_channel_credentials(...)` for TLS; None for plaintext.
         max_message_mib: Largest gRPC message sent or received, in MiB.
@@ -169,7 +179,7 @@ class MemAEClient(BaseClient):
             64, the shipped ConfigMap's, by default; None for no row limit
             (servers without batching).
         concurrency: How many requests of one call are in flight at once.
-        deadline: Seconds for a whole `predict`/`score` call, every chunk,
+        deadline: Seconds for a whole `run_signature`/`score` call, every chunk,
             retry and backoff included; None for only the per-RPC `timeout`.
         check_range: Whether float inputs outside the model's input range are
             refused; False for data that may leave it (e.g. min-max scaled
@@ -182,7 +192,7 @@ class MemAEClient(BaseClient):
 
     >>> with MemAEClient("localhost:8500", "memae") as client:  # doctest: +SKIP
     ...     scores = client.score(images)                       # float32 (batch,)
-    ...     outputs = client.predict(images)                    # score, is_anomaly, ...
+    ...     outputs = client.run_signature(images)              # score, is_anomaly, ...
     """
 
     # The threads that send the chunks after the first, made on first use.
@@ -222,7 +232,7 @@ class MemAEClient(BaseClient):
         except StopIteration as finished:
             return finished.value
 
-    def predict(
+    def run_signature(
         self,
         x: Any,
         *,
@@ -231,7 +241,10 @@ class MemAEClient(BaseClient):
         timeout: float | None = None,
         deadline: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """Runs a signature on a batch.
+        """Runs a signature on a batch (TF Serving's `Predict` call): its outputs.
+
+        Not `MemAE.predict`'s 0/1 labels: those are the `is_anomaly` output of
+        `serving_default`, as booleans.
 
         Args:
             x: Array `(batch, *input_shape)`: uint8 images (scaled into the
@@ -260,10 +273,15 @@ class MemAEClient(BaseClient):
     ) -> np.ndarray:
         """Returns the anomaly scores (float32, `(batch,)`, higher = more anomalous).
 
-        Same inputs, timeouts and errors as `predict`.
+        Same inputs, timeouts and errors as `run_signature`.
         """
-        return self.predict(x, output_filter=[SCORE_OUTPUT], timeout=timeout,
-                            deadline=deadline)[SCORE_OUTPUT]
+        return self.run_signature(x, output_filter=[SCORE_OUTPUT], timeout=timeout,
+                                  deadline=deadline)[SCORE_OUTPUT]
+
+    def predict(self, x: Any, **options: Any) -> dict[str, np.ndarray]:
+        """Deprecated name of `run_signature` (it is not `MemAE.predict`)."""
+        warn_predict_renamed(type(self).__name__)
+        return self.run_signature(x, **options)
 
     def metadata(self, *, timeout: float | None = None) -> ModelMetadata:
         """Returns the served version and its signatures (`GetModelMetadata`).
