@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from memae_tf.common.deprecation import add_deprecated_alias
 from memae_tf.detector import MemAE
 from memae_tf.evaluation import datasets
 from memae_tf.evaluation.cli import parse_ints, parse_list, parse_override
@@ -145,7 +146,7 @@ def search(args: argparse.Namespace) -> None:
     train, test = datasets.load_images(args.dataset, None)
     preset = datasets.get_dataset(args.dataset).preset
     for variant in args.variants:
-        for normal in args.classes:
+        for normal in args.normal_classes:
             key = f"{variant}/class={normal}"
             if key in stored["runs"]:
                 continue
@@ -208,7 +209,9 @@ def main() -> None:
     parser.add_argument("dataset", nargs="?", default="fashion-mnist",
                         choices=["fashion-mnist", "mnist"])
     parser.add_argument("--variants", type=parse_list(VARIANTS), default=["memae", "ae"])
-    parser.add_argument("--classes", type=parse_ints, default=list(range(10)))
+    classes = parser.add_argument("--normal-classes", type=parse_ints, default=list(range(10)),
+                                  help="the classes taken in turn as the normal class")
+    add_deprecated_alias(parser, classes, "--classes")
     parser.add_argument("--checkpoints", type=parse_ints, default=[5, 10, 20, 30])
     parser.add_argument("--override", type=parse_override, action="append", default=[])
     parser.add_argument("--fit", type=parse_override, action="append", default=[],
