@@ -1,8 +1,10 @@
 """The private Keras surface that memae_tf relies on, pinned to what was tested.
 
 `memae_tf.distribute` overrides `Model._maybe_symbolic_build` (multi-worker
-training) and `memae_tf.models.bn_folding` reads the serialised graph of a
-functional model (`inbound_nodes`, `keras_history`, `output_layers`). Neither is
+training), `memae_tf.models.bn_folding` reads the serialised graph of a
+functional model (`inbound_nodes`, `keras_history`, `output_layers`) and
+`memae_tf.training.fused_adam` replaces `Adam.update_step` and reads Adam's
+slots (`_momentums`, `_velocities`, `_get_variable_index`). None is
 public API; when a Keras release changes them these tests fail by name, instead
 of multi-worker training breaking or batch-norm folding silently turning off.
 """
@@ -83,3 +85,13 @@ def test_batch_norm_is_actually_folded():
     view = bn_folding.inference_model(model)
     assert view is not model
     assert "norm" not in {layer.name for layer in view.layers}
+
+
+def test_the_adam_internals_the_fused_update_reads_exist():
+    parameters = list(inspect.signature(keras.optimizers.Adam.update_step).parameters)
+    assert parameters == ["self", "gradient", "variable", "learning_rate"], parameters
+    optimizer = keras.optimizers.Adam()
+    variable = keras.Variable([1.0, 2.0])
+    optimizer.build([variable])
+    index = optimizer._get_variable_index(variable)
+    assert optimizer._momentums[index].shape == optimizer._velocities[index].shape == (2,)

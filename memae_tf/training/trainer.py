@@ -16,6 +16,7 @@ from memae_tf.fault_tolerance import fault_tolerance_callbacks
 from memae_tf.models.memory_block import adapt_memory
 from memae_tf.models.scaling import adapt_feature_scalers, feature_scalers, reconstruction_loss
 from memae_tf.training.config import TrainingConfig
+from memae_tf.training.fused_adam import fused_adam
 from memae_tf.training.memory_check import MemoryCollapseCheck
 from memae_tf.training.memory_init import memory_samples
 from memae_tf.training.schedules import CosineLearningRateDecay
@@ -152,7 +153,7 @@ class Trainer:
             return
         with strategy.scope():
             model.compile(
-                optimizer=keras.optimizers.Adam(config.learning_rate),
+                optimizer=fused_adam(config.learning_rate),
                 loss=reconstruction_loss(model),
                 jit_compile=jit_compile, steps_per_execution=steps,
             )
