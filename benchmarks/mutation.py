@@ -39,7 +39,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FunctionType, ModuleType
+from types import CellType, FunctionType, ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/thresholds.py": ["tests/test_thresholds.py"],
     "memae_tf/evaluation/metrics.py": [
         "tests/test_evaluation_protocols.py",
-        "-k", "auroc or aupr or scorer or threshold_metrics or metrics_reject"],
+        "-k", "auroc or aupr or scorer or threshold_metrics or metrics_reject or frozen"],
     "memae_tf/client/tensors.py": [
         "tests/test_client_wire.py", "-k", "not importing_the_client"],
     "memae_tf/evaluation/video.py": [
@@ -100,6 +100,7 @@ class Mutant:
     node_index: int
     kind: str
     line: int
+    column: int
     description: str
 
 
@@ -138,8 +139,10 @@ def _kinds(node: ast.AST) -> Iterator[tuple[str, str]]:
         for position, op in enumerate(node.ops):
             swap = _COMPARE_SWAPS.get(type(op))
             if swap is not None:
+                which = f" (comparison {position + 1} of {len(node.ops)})" if len(
+                    node.ops) > 1 else ""
                 yield (f"compare:{position}",
-                       f"`{_SYMBOLS[type(op)]}` -> `{_SYMBOLS[swap]}`")
+                       f"`{_SYMBOLS[type(op)]}` -> `{_SYMBOLS[swap]}`{which}")
     elif isinstance(node, (ast.BinOp, ast.AugAssign)):
         swap = _BINOP_SWAPS.get(type(node.op))
         if swap is not None:
@@ -174,8 +177,8 @@ def mutants(source: str) -> list[Mutant]:
             found.append((getattr(node, "lineno", 0), getattr(node, "col_offset", 0),
                           index, kind, description))
     found.sort()
-    return [Mutant(number, index, kind, line, description)
-            for number, (line, _, index, kind, description) in enumerate(found, start=1)]
+    return [Mutant(number, index, kind, line, column, description)
+            for number, (line, column, index, kind, description) in enumerate(found, start=1)]
 
 
 def _negated(test: ast.expr) -> ast.expr:
@@ -232,20 +235,42 @@ def module_name(path: str) -> str:
 _MISSING = object()
 
 
-def _patch_function(old: Any, new: Any) -> None:
+def _patch_function(old: Any, new: Any) -> bool:
     """Gives the function object `old` the code and defaults of `new`, keeping its identity
-    (every module that imported it, every decorator that wrapped it, sees the mutant)."""
+    (every module that imported it, every decorator that wrapped it, sees the mutant).
+    Returns False where the code cannot be swapped (the mutant changed its free variables,
+    e.g. a `return super()...` became `return`)."""
+    swapped = True
     if isinstance(old, FunctionType) and isinstance(new, FunctionType):
-        if old.__code__.co_freevars == new.__code__.co_freevars:
-            old.__code__ = new.__code__
+        if old.__code__.co_freevars != new.__code__.co_freevars:
+            return False
+        old.__code__ = new.__code__
         old.__defaults__, old.__kwdefaults__ = new.__defaults__, new.__kwdefaults__
     for name in ("__wrapped__", "__func__", "fget", "fset", "fdel"):
         inner_old, inner_new = getattr(old, name, None), getattr(new, name, None)
         if inner_old is not None and inner_new is not None and inner_old is not old:
-            _patch_function(inner_old, inner_new)
+            swapped = _patch_function(inner_old, inner_new) and swapped
+    return swapped
+
+
+def _rebound(function: Any, cls: type) -> Any:
+    """`function` (a mutated method) with its `__class__` cell (zero-argument `super()`)
+    pointing at the original class."""
+    if not isinstance(function, FunctionType) or "__class__" not in function.__code__.co_freevars:
+        return function
+    cells = tuple(CellType(cls) if name == "__class__" else cell for name, cell in
+                  zip(function.__code__.co_freevars, function.__closure__, strict=True))
+    rebound = FunctionType(function.__code__, function.__globals__, function.__name__,
+                           function.__defaults__, cells)
+    rebound.__kwdefaults__ = function.__kwdefaults__
+    rebound.__qualname__ = function.__qualname__
+    return rebound
 
 
 def _patch_class(old: type, new: type) -> None:
+    for name in set(vars(old)) - set(vars(new)) - {"__dict__", "__weakref__"}:
+        with contextlib.suppress(AttributeError, TypeError):
+            delattr(old, name)   # e.g. the __setattr__ of a dataclass no longer frozen
     for name, value in vars(new).items():
         if name in ("__dict__", "__weakref__", "__doc__"):
             continue
@@ -253,10 +278,8 @@ def _patch_class(old: type, new: type) -> None:
         if isinstance(value, type) and isinstance(current, type):
             _patch_class(current, value)
         elif callable(value) or isinstance(value, (staticmethod, classmethod, property)):
-            if current is _MISSING:
-                setattr(old, name, value)
-            else:
-                _patch_function(current, value)
+            if current is _MISSING or not _patch_function(current, value):
+                setattr(old, name, _rebound(value, old))
         else:
             with contextlib.suppress(AttributeError, TypeError):
                 setattr(old, name, value)
@@ -301,7 +324,8 @@ def apply_mutant(module: ModuleType, source: str) -> None:
             _patch_class(old, new)
             classes[new] = old
         elif callable(new) and callable(old) and not isinstance(new, type):
-            _patch_function(old, new)
+            if not _patch_function(old, new):
+                setattr(module, name, new)
         else:
             setattr(module, name, new)
     for name, value in vars(module).items():
@@ -486,7 +510,7 @@ def run_module(path: str, tests: Sequence[str], only: Sequence[int] = (), root: 
                 continue
             mutant = every[record["number"]]
             outcomes.append(Outcome(mutant, record["status"], record["seconds"]))
-            print(f"  #{mutant.number} line {mutant.line} {mutant.description}: "
+            print(f"  #{mutant.number} line {mutant.line}:{mutant.column} {mutant.description}: "
                   f"{record['status']} ({record['seconds']:.1f} s)", file=out, flush=True)
         seen = len(lines)
 
@@ -517,8 +541,8 @@ def summary(path: str, outcomes: Sequence[Outcome], source_lines: Sequence[str])
         if outcome.status in ("survived", "not covered"):
             mutant = outcome.mutant
             line = source_lines[mutant.line - 1].strip()
-            text.append(f"  {outcome.status:11} #{mutant.number} line {mutant.line} "
-                        f"{mutant.description}: {line}")
+            text.append(f"  {outcome.status:11} #{mutant.number} line {mutant.line}:"
+                        f"{mutant.column} {mutant.description}: {line}")
     return "\n".join(text)
 
 
@@ -539,7 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if arguments.show == mutant.number:
                     print(mutated_source(source, mutant))
                 elif arguments.list:
-                    print(f"{path} #{mutant.number} line {mutant.line} {mutant.description}")
+                    print(f"{path} #{mutant.number} line {mutant.line}:{mutant.column} "
+                          f"{mutant.description}")
         return 0
     for package in PRELOAD:
         __import__(package)

@@ -5,6 +5,7 @@ import pytest
 
 from memae_tf.data import TabularData, Videos
 from memae_tf.evaluation import (
+    Evaluation,
     aupr,
     auroc,
     centre_frames,
@@ -16,6 +17,7 @@ from memae_tf.evaluation import (
     frame_scores,
     gcn_minmax,
     make_baseline,
+    metrics_at_threshold,
     normalise_per_video,
     one_class_split,
     random_split,
@@ -54,7 +56,31 @@ def test_threshold_metrics_flag_the_top_share():
     assert m["precision"] == pytest.approx(1 / 2)
     assert m["recall"] == pytest.approx(1 / 3)
     assert m["f1"] == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))
-    assert 7.0 < m["threshold"] < 8.0
+    # The 80th percentile: position 0.8 × 9 = 7.2, between the sorted values 7 and 8.
+    assert m["threshold"] == pytest.approx(7.2)
+
+
+@pytest.mark.parametrize("share", [0, 0.0, 1, 1.0, -0.2])
+def test_threshold_metrics_refuse_a_share_outside_the_open_unit_interval(share):
+    with pytest.raises(ValueError, match="share"):
+        threshold_metrics([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], share=share)
+
+
+def test_threshold_metrics_flag_scores_strictly_above_the_threshold():
+    # 0.6 sits on the threshold and is not flagged: only 0.9 is, one of two anomalies.
+    m = metrics_at_threshold([0, 1, 1], [0.1, 0.6, 0.9], threshold=0.6)
+    assert (m["precision"], m["recall"]) == (1.0, 0.5)
+
+
+def test_threshold_metrics_with_nothing_flagged_have_precision_and_f1_zero():
+    m = metrics_at_threshold([0, 1, 1], [0.1, 0.6, 0.9], threshold=1.0)
+    assert (m["precision"], m["recall"], m["f1"]) == (0.0, 0.0, 0.0)
+
+
+def test_evaluation_record_is_frozen():
+    evaluation = Evaluation(np.zeros(2), np.array([0, 1]), {"auroc": 0.5})
+    with pytest.raises(AttributeError):
+        evaluation.metrics = {}
 
 
 def test_metrics_reject_a_single_class_and_mismatched_shapes():

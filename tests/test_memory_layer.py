@@ -160,3 +160,44 @@ def test_xla_compiled_call_matches_eager():
     compiled = tf.function(layer, jit_compile=True)(z)
     for a, b in zip(eager, compiled, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_default_entropy_weight_is_the_papers_0_0002():
+    z = np.random.default_rng(5).normal(size=(4, 3)).astype("float32")
+    layer = MemoryLayer(6)
+    layer(z, training=True)
+    _, _, entropy = numpy_memory(z, layer.memory.numpy(), 1.0 / 6, "dot")
+    np.testing.assert_allclose(float(layer.losses[0]), 2e-4 * entropy, rtol=1e-4)
+
+
+def test_addressing_keeps_the_leading_axes_of_a_rank_4_input():
+    z = np.random.default_rng(6).normal(size=(2, 3, 2, 5)).astype("float32")
+    layer = MemoryLayer(7)
+    weights = np.asarray(layer.addressing(z))
+    assert weights.shape == (2, 3, 2, 7)
+    _, ref_w, _ = numpy_memory(z, layer.memory.numpy(), 1.0 / 7, "dot")
+    np.testing.assert_allclose(weights, ref_w, rtol=1e-4, atol=1e-6)
+
+
+def test_output_shapes_with_attention_follow_the_input():
+    layer = MemoryLayer(7, return_attention=True)
+    assert layer.compute_output_shape((None, 4, 4, 3)) == ((None, 4, 4, 3), (None, 4, 4, 7))
+    assert MemoryLayer(7).compute_output_shape((None, 3)) == (None, 3)
+    out, attention = layer(keras.Input((4, 4, 3)))
+    assert (tuple(out.shape), tuple(attention.shape)) == ((None, 4, 4, 3), (None, 4, 4, 7))
+    assert attention.dtype == "float32"
+
+
+def test_config_holds_every_constructor_argument():
+    arguments = {"num_items": 9, "shrink_threshold": 0.05, "entropy_weight": 1e-3,
+                 "similarity": "euclidean", "return_attention": True}
+    config = MemoryLayer(**arguments, name="mem").get_config()
+    assert {key: config[key] for key in arguments} == arguments
+    assert MemoryLayer.from_config(config).get_config() == config
+
+
+def test_adapt_takes_a_single_query_vector():
+    layer = MemoryLayer(num_items=4)
+    layer.build((None, 3))
+    assert layer.adapt(np.array([1.0, 2.0, 3.0], "float32"), seed=0) == 1
+    np.testing.assert_array_equal(layer.memory.numpy()[0], [1.0, 2.0, 3.0])

@@ -56,4 +56,37 @@ def test_runner_kills_tested_behaviour_and_reports_the_boundary_no_test_pins(tmp
     }
     summary = mutation.summary("tiny.py", outcomes, CLAMP.splitlines())
     assert summary.startswith("tiny.py: score 66.7% (2 killed, 0 timeout, 1 survived")
-    assert "#2 line 5 `<` -> `<=`: if value < low:" in summary
+    assert "#2 line 5:7 `<` -> `<=`: if value < low:" in summary
+
+
+BASE = '''
+class Base:
+    def describe(self):
+        return {"kind": "base"}
+
+
+class Child(Base):
+    def describe(self):
+        return {**super().describe(), "size": 2}
+
+
+def size():
+    return Child().describe()["size"]
+'''
+
+
+def test_a_mutant_is_swapped_into_the_imported_module_in_place(tmp_path, monkeypatch):
+    (tmp_path / "family.py").write_text(BASE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import family
+
+    child, size = family.Child, family.size
+    by_kind = {(m.line, m.description): m for m in mutation.mutants(BASE)}
+    mutation.apply_mutant(family, mutation.mutated_source(BASE, by_kind[(9, "`2` -> `3`")]))
+    assert size() == 3 and family.Child is child and family.size is size
+    # `return super()...` -> `return`: the method loses its free variable and is replaced
+    mutation.apply_mutant(family, mutation.mutated_source(BASE, by_kind[(9, "returns None")]))
+    assert child().describe() is None
+    mutation.apply_mutant(family, BASE)
+    assert child().describe() == {"kind": "base", "size": 2}
+    sys.modules.pop("family")
