@@ -213,6 +213,20 @@ def test_per_video_min_max_normalisation_and_regularity():
     np.testing.assert_allclose(regularity_scores(videos)[0], [1.0, 0.0, 0.5])
 
 
+def test_per_video_normalisation_of_a_span_below_one_and_of_one_scored_frame():
+    videos = [np.array([0.1, 0.6, 0.35]), np.array([np.nan, 7.0]), np.array([np.nan, np.nan])]
+    normalised = normalise_per_video(videos)
+    np.testing.assert_allclose(normalised[0], [0.0, 1.0, 0.5])
+    np.testing.assert_array_equal(normalised[1], [np.nan, 0.0])   # one frame: no spread
+    np.testing.assert_array_equal(normalised[2], [np.nan, np.nan])
+
+
+def test_a_clip_scored_beyond_its_video_is_refused():
+    # A 2-frame clip starting at frame 1 of a 2-frame video scores frame 2, which is not there.
+    with pytest.raises(ValueError, match="beyond its 2 frames"):
+        frame_scores(np.array([1.0]), np.array([[0, 1]]), [2], clip_length=2)
+
+
 def test_headline_auroc_pools_raw_scores_and_normalised_is_labelled_beside_it():
     # Clip length 3, "end" alignment: clips 0..3 score frames 2..5; frames 0, 1 take clip 0's.
     index = np.array([[v, s] for v in range(2) for s in range(4)])
@@ -302,6 +316,31 @@ def test_video_protocol_end_to_end_with_a_known_scorer():
     # ties one normal, 2/3 ties one, so 7.5 + 8.5 + 9 = 25 are ordered.
     causal = evaluate_video(ClipBrightness(), train, test, clip_length=3)
     assert causal.metrics["auroc"] == pytest.approx(25 / 27)
+
+
+def test_video_protocol_defaults_to_16_frame_clips_and_unsmoothed_frame_scores():
+    # A 16-frame training video gives exactly one clip of the default length; an 18-frame
+    # test video gives three, scoring frames 15, 16 and 17 (the first fills frames 0-14).
+    train = Videos((np.zeros((16, 4, 4), np.uint8),), (np.zeros(16, np.int64),), ("t",))
+    frames = np.zeros((18, 4, 4), np.uint8)
+    frames[17] = 255
+    labels = (np.arange(18) == 17).astype(np.int64)
+    test = Videos((frames,), (labels,), ("v",))
+    result = evaluate_video(ClipBrightness(), train, test)
+    assert result.info["n_train_clips"] == 1 and result.info["n_test_clips"] == 3
+    assert result.metrics["auroc"] == 1.0
+    assert "frame_score_auroc" not in result.info and "smoothing_auroc" not in result.info
+    direct = frame_level_evaluation(np.array([1.0, 2.0, 5.0]), np.array([[0, 0], [0, 1], [0, 2]]),
+                                    test, clip_length=16)
+    np.testing.assert_array_equal(direct.scores, [1.0] * 16 + [2.0, 5.0])
+    assert direct.info["smoothing"] == 1
+
+
+def test_video_frame_scores_other_than_the_clips_need_a_scorer_with_error_maps():
+    train = Videos((np.zeros((5, 4, 4), np.uint8),), (np.zeros(5, np.int64),), ("t",))
+    test = Videos((np.zeros((5, 4, 4), np.uint8),), (np.array([0, 0, 1, 0, 0]),), ("v",))
+    with pytest.raises(ValueError, match="score_map"):
+        evaluate_video(ClipBrightness(), train, test, clip_length=3, frame_score="last")
 
 
 # --- tabular ------------------------------------------------------------------------------------
