@@ -63,7 +63,7 @@ MODULES: dict[str, list[str]] = {
         "-k", "frame or clip or video or smoothing or regularity or normalis or auroc"],
     "memae_tf/serving/batching.py": ["tests/test_serving_batching.py"],
     "memae_tf/client/_protocol.py": [
-        "tests/test_client_wire.py", "tests/test_client.py",
+        "tests/test_client_protocol.py", "tests/test_client_wire.py", "tests/test_client.py",
         "-k", "not importing_the_client and not import_no_training_code"],
 }
 
@@ -549,7 +549,8 @@ def run_module(path: str, tests: Sequence[str], only: Sequence[int] = (), root: 
     return outcomes
 
 
-def summary(path: str, outcomes: Sequence[Outcome], source_lines: Sequence[str]) -> str:
+def summary(path: str, outcomes: Sequence[Outcome], source_lines: Sequence[str],
+            seconds: float | None = None) -> str:
     """Returns the score line and the surviving mutants of one module."""
     count = {status: sum(outcome.status == status for outcome in outcomes)
              for status in ("killed", "timeout", "survived", "not covered")}
@@ -557,7 +558,7 @@ def summary(path: str, outcomes: Sequence[Outcome], source_lines: Sequence[str])
     score = (count["killed"] + count["timeout"]) / total if total else float("nan")
     text = [f"{path}: score {score:.1%} ({count['killed']} killed, {count['timeout']} "
             f"timeout, {count['survived']} survived, {count['not covered']} not covered, "
-            f"of {total})"]
+            f"of {total}" + ("" if seconds is None else f"; {seconds / 60:.1f} min") + ")"]
     for outcome in outcomes:
         if outcome.status in ("survived", "not covered"):
             mutant = outcome.mutant
@@ -592,8 +593,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports, records = [], []
     for path in modules:
         tests = arguments.tests or MODULES[path]
+        start = time.monotonic()
         outcomes = run_module(path, tests, arguments.only)
-        reports.append(summary(path, outcomes, (ROOT / path).read_text().splitlines()))
+        reports.append(summary(path, outcomes, (ROOT / path).read_text().splitlines(),
+                               time.monotonic() - start))
         records += [{"module": path, "number": o.mutant.number, "line": o.mutant.line,
                      "mutation": o.mutant.description, "status": o.status,
                      "seconds": round(o.seconds, 2)} for o in outcomes]

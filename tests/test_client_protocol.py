@@ -1,0 +1,131 @@
+"""The client's I/O-free protocol pieces (`memae_tf/client/_protocol.py`) on their own, with
+the answers worked out by hand: request sizing, settings, records, retry timing."""
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from memae_tf.client._protocol import (
+    Call,
+    CallTiming,
+    ClientConfig,
+    ModelInfo,
+    ModelMetadata,
+    SignatureInfo,
+    TensorInfo,
+    VersionStatus,
+    check_deadline,
+    check_timeout,
+    retry_delays,
+    rows_per_request,
+)
+from memae_tf.client.errors import DeadlineExceededError
+from memae_tf.common.contract import DEFAULT_MAX_BATCH_SIZE
+
+ENVELOPE = 64 * 1024   # bytes kept free in every message for everything but the tensor
+
+
+def config(**options):
+    arguments = {"model_name": "memae", "version": None, "signature": "serving_default",
+                 "timeout": 5.0, "max_message_mib": 1, "retries": 2, "max_batch_size": None}
+    return ClientConfig.create(**{**arguments, **options})
+
+
+def test_a_request_carries_as_many_rows_as_fit_beside_the_envelope():
+    batch = np.zeros((3, 1000), np.float32)          # 4,000 bytes a row, in and out
+    assert rows_per_request(config(), batch, None, ()) == (2**20 - ENVELOPE) // 4000
+    assert rows_per_request(config(max_batch_size=100), batch, None, ()) == 100
+
+
+def test_the_response_size_follows_the_requested_outputs():
+    batch = np.zeros((3, 10), np.float32)            # 40 bytes a row in
+    signature = SignatureInfo(
+        inputs={},
+        outputs={"score": TensorInfo(np.dtype(np.float32), (None,)),
+                 "reconstruction": TensorInfo(np.dtype(np.float64), (None, 125)),
+                 "unknown": TensorInfo(np.dtype(np.float32), (None, None))},
+        method_name="tensorflow/serving/predict")
+    free = 2**20 - ENVELOPE
+    # Out: 4 + 125 * 8 + (unknown sample shape: as large as an input row) 40 = 1,044 bytes.
+    assert rows_per_request(config(), batch, signature, ()) == free // 1044
+    assert rows_per_request(config(), batch, signature, ("reconstruction",)) == free // 1000
+    assert rows_per_request(config(), batch, signature, ("score",)) == free // 40
+
+
+def test_a_row_larger_than_the_message_limit_is_refused_before_sending():
+    with pytest.raises(ValueError, match="raise `max_message_mib`"):
+        rows_per_request(config(), np.zeros((1, 2**18), np.float32), None, ())
+
+
+def test_config_defaults_and_sizes():
+    made = ClientConfig.create("memae", None, "serving_default", 5, 1.5, 0)
+    assert made.max_message_bytes == int(1.5 * 2**20)
+    assert (made.concurrency, made.check_range, made.max_batch_size, made.deadline) == (
+        4, True, DEFAULT_MAX_BATCH_SIZE, None)
+    assert made.timeout == 5.0 and isinstance(made.timeout, float)
+
+
+def test_version_and_version_label_together_are_refused():
+    with pytest.raises(ValueError, match="not both"):
+        config(version=2, version_label="stable")
+    assert config(version_label="stable").model_spec(None).version_label == "stable"
+    assert config(version_label="stable").model_spec(3).version.value == 3
+    assert not config().model_spec(None).HasField("version")
+
+
+@pytest.mark.parametrize("options", [{"model_name": 7}, {"max_message_mib": 2048},
+                                     {"max_message_mib": True}, {"retries": True},
+                                     {"retries": 1.0}, {"check_range": 1}])
+def test_config_refuses_arguments_of_the_wrong_kind(options):
+    with pytest.raises(ValueError, match="Received an invalid value"):
+        config(**options)
+
+
+def test_timeouts_and_deadlines_are_positive_seconds():
+    assert check_timeout(2) == 2.0 and isinstance(check_timeout(2), float)
+    assert check_deadline(None) is None and check_deadline(3) == 3.0
+    for bad in (0, -1.0, True, "1"):
+        with pytest.raises(ValueError, match="timeout"):
+            check_timeout(bad)
+        with pytest.raises(ValueError, match="deadline"):
+            check_deadline(bad)
+
+
+def test_retries_back_off_exponentially_with_jitter_up_to_five_seconds():
+    caps = [min(0.1 * 2**attempt, 5.0) for attempt in range(8)]   # 0.1, 0.2, ... 5, 5
+    for _ in range(50):
+        delays = retry_delays(8)
+        assert len(delays) == 8
+        assert all(cap / 2 <= delay <= cap for delay, cap in zip(delays, caps, strict=True))
+    assert retry_delays(0) == []
+
+
+def test_rpc_timeout_is_cut_to_what_is_left_of_the_call_deadline():
+    assert CallTiming(timeout=2.0, deadline=None).rpc_timeout() == 2.0
+    assert CallTiming(timeout=2.0, deadline=None).left() == float("inf")
+    late = CallTiming(timeout=2.0, deadline=10.0, started=time.monotonic() - 9.0)
+    assert 0.5 < late.rpc_timeout() <= 1.0
+    spent = CallTiming(timeout=2.0, deadline=10.0, started=time.monotonic() - 11.0)
+    with pytest.raises(DeadlineExceededError, match="deadline of 10 s ran out"):
+        spent.rpc_timeout()
+
+
+def test_protocol_records_are_immutable():
+    info = TensorInfo(np.dtype(np.float32), (None, 4))
+    records = [info, SignatureInfo({}, {"score": info}, "m"), ModelMetadata("m", 1, {}),
+               ModelInfo(1, (0.0, 1.0), 0.5, 0.05, np.linspace(0.0, 1.0, 101)),
+               VersionStatus(1, "AVAILABLE", "OK", ""), Call("Predict", None), config()]
+    for record in records:
+        field = dataclasses.fields(record)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, field, None)
+
+
+def test_model_info_compares_and_hashes_by_identity_despite_its_array():
+    quantiles = np.linspace(0.0, 1.0, 101)
+    first = ModelInfo(1, (0.0, 1.0), 0.5, 0.05, quantiles)
+    second = ModelInfo(1, (0.0, 1.0), 0.5, 0.05, quantiles.copy())
+    assert first != second and first == first
+    assert len({first, second}) == 2
