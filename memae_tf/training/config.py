@@ -78,6 +78,12 @@ class TrainingConfig:
             cores) costs more than it saves below about 35 epochs of 6,000
             images, and XLA:CPU runs 3D convolutions an order of magnitude
             slower. Pass True for long CPU runs of 2D or dense networks.
+            With `TF_XLA_FLAGS=--tf_xla_persistent_cache_directory=DIR` in
+            the environment before TensorFlow starts, the compiled step is
+            kept in DIR, and a later process that trains the same
+            configuration loads it instead of compiling it again (on 2 CPU
+            cores the `mnist` preset's first 5-epoch `fit` then took 11.9 CPU
+            seconds, against 14.6 without XLA and 20.2 compiling).
         steps_per_epoch: None: an epoch is one pass over the training data.
             An int: an epoch is this many batches of the training data,
             repeated and reshuffled as needed, so that small tables train as
