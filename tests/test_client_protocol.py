@@ -16,12 +16,17 @@ from memae_tf.client._protocol import (
     SignatureInfo,
     TensorInfo,
     VersionStatus,
+    _tensor_info,
+    as_batch,
     check_deadline,
+    check_signature,
     check_timeout,
+    prepare_batch,
     retry_delays,
     rows_per_request,
 )
-from memae_tf.client.errors import DeadlineExceededError
+from memae_tf.client.errors import DeadlineExceededError, InvalidArgumentError
+from memae_tf.client.proto import tf_serving_pb2 as pb
 from memae_tf.common.contract import DEFAULT_MAX_BATCH_SIZE
 
 ENVELOPE = 64 * 1024   # bytes kept free in every message for everything but the tensor
@@ -83,7 +88,14 @@ def test_config_refuses_arguments_of_the_wrong_kind(options):
         config(**options)
 
 
+def test_channel_options_set_both_message_limits_before_the_extra_ones():
+    assert config(max_message_mib=2).channel_options([("grpc.enable_retries", 0)]) == [
+        ("grpc.max_send_message_length", 2 * 2**20),
+        ("grpc.max_receive_message_length", 2 * 2**20), ("grpc.enable_retries", 0)]
+
+
 def test_timeouts_and_deadlines_are_positive_seconds():
+    assert check_signature("score_map") == "score_map"
     assert check_timeout(2) == 2.0 and isinstance(check_timeout(2), float)
     assert check_deadline(None) is None and check_deadline(3) == 3.0
     for bad in (0, -1.0, True, "1"):
@@ -108,8 +120,10 @@ def test_rpc_timeout_is_cut_to_what_is_left_of_the_call_deadline():
     late = CallTiming(timeout=2.0, deadline=10.0, started=time.monotonic() - 9.0)
     assert 0.5 < late.rpc_timeout() <= 1.0
     spent = CallTiming(timeout=2.0, deadline=10.0, started=time.monotonic() - 11.0)
-    with pytest.raises(DeadlineExceededError, match="deadline of 10 s ran out"):
+    with pytest.raises(DeadlineExceededError, match="deadline of 10 s ran out;"):
         spent.rpc_timeout()
+    assert "ran out (before retrying UNAVAILABLE);" in str(spent.expired("before retrying "
+                                                                        "UNAVAILABLE"))
 
 
 def test_protocol_records_are_immutable():
@@ -129,3 +143,47 @@ def test_model_info_compares_and_hashes_by_identity_despite_its_array():
     second = ModelInfo(1, (0.0, 1.0), 0.5, 0.05, quantiles.copy())
     assert first != second and first == first
     assert len({first, second}) == 2
+
+
+def test_a_batch_needs_a_batch_axis_and_at_least_one_finite_sample():
+    assert as_batch([1.0, 2.0, 3.0]).shape == (3,)        # three scalar samples
+    assert as_batch(np.zeros((2, 2), np.uint8)).dtype == np.uint8
+    with pytest.raises(ValueError, match="batch axis"):
+        as_batch(1.0)
+    with pytest.raises(InvalidArgumentError, match="at least one sample"):
+        as_batch(np.zeros((0, 3)))
+    with pytest.raises(InvalidArgumentError, match=r"samples \[0, 2\] of 3 hold NaN or Inf"):
+        as_batch([[0.0, np.nan], [1.0, 2.0], [np.inf, 0.0]])
+    rows = np.zeros((12, 2))
+    rows[:, 1] = np.nan
+    with pytest.raises(InvalidArgumentError, match=r"\[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\]\.\.\. of 12"):
+        as_batch(rows)
+
+
+def test_float_inputs_outside_the_served_range_are_refused_unless_asked_not_to():
+    info = ModelInfo(1, (0.0, 1.0), 0.5, None, None)
+    inside = np.array([[0.0, 1.0], [0.5, 0.25]], np.float32)     # the bounds are inside
+    assert prepare_batch(inside, info) is inside
+    outside = np.array([[0.0, 1.5], [0.5, 0.5], [-0.1, 0.0]], np.float32)
+    with pytest.raises(InvalidArgumentError, match=r"samples \[0, 2\] of 3 lie outside"):
+        prepare_batch(outside, info)
+    assert prepare_batch(outside, info, check_range=False) is outside
+    assert prepare_batch(outside, None) is outside
+
+
+def test_uint8_inputs_are_scaled_into_the_served_range_or_refused_without_it():
+    images = np.array([[0, 255]], np.uint8)
+    scaled = prepare_batch(images, ModelInfo(1, (-1.0, 1.0), 0.5, None, None))
+    np.testing.assert_allclose(scaled, [[-1.0, 1.0]])
+    with pytest.raises(InvalidArgumentError, match="does not say its input range"):
+        prepare_batch(images, None)
+
+
+def test_unknown_dimensions_of_a_signature_tensor_read_as_none():
+    proto = pb.TensorInfo(dtype=pb.DT_FLOAT)
+    proto.tensor_shape.dim.add(size=-1)
+    proto.tensor_shape.dim.add(size=0)
+    proto.tensor_shape.dim.add(size=3)
+    assert _tensor_info(proto) == TensorInfo(np.dtype(np.float32), (None, 0, 3))
+    proto.tensor_shape.unknown_rank = True
+    assert _tensor_info(proto).shape is None
