@@ -8,7 +8,7 @@ from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 from memae_tf import MemAE
 from memae_tf.client import MemAEClient
 from memae_tf.layers import FeatureScaler
-from memae_tf.models.dense import build_dense_autoencoder, tabular_units
+from memae_tf.models.dense import tabular_units
 from memae_tf.models.presets import build_autoencoder
 from memae_tf.serving import serve
 
@@ -93,9 +93,18 @@ def test_tabular_units_refuses_bad_arguments(kwargs, message):
         tabular_units(**kwargs)
 
 
-def test_code_scale_with_explicit_units_is_refused():
-    with pytest.raises(ValueError, match="Received: units=\\(16, 4\\), code_scale=2"):
-        build_dense_autoencoder((36,), units=(16, 4), code_scale=2)
+def test_explicit_units_take_precedence_over_the_code_scale():
+    # The `tabular` preset sets a code_scale; a user's `units` override still decides.
+    model = build_autoencoder("tabular", "ae", input_shape=(36,), units=(16, 4))
+    widths = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert widths == [16, 4, 16, 36]
+
+
+def test_tabular_preset_code_is_four_times_the_derived_width():
+    # 9 features: hidden 16, 8; code ceil(9 * 4 / 4) = 9, capped at the second layer's 8.
+    model = build_autoencoder("tabular", "memae", input_shape=(9,))
+    widths = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert widths == [16, 8, 8, 8, 16, 9]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +123,8 @@ def test_width_is_taken_from_the_first_fit(fitted):
     assert fitted.input_shape == (5,)
     dense = [layer.units for layer in fitted.model.layers
              if isinstance(layer, keras.layers.Dense)]
-    assert dense == [16, 8, 2, 8, 16, 5]  # encoder 16-8-2, decoder 8-16, then 5 features
+    # encoder 16-8-5 (the preset's code_scale 4: ceil(5 * 4 / 4) = 5), decoder 8-16, 5 features
+    assert dense == [16, 8, 5, 8, 16, 5]
     assert fitted.get_config()["overrides"]["input_shape"] == [5]
 
 

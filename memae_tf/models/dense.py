@@ -88,7 +88,8 @@ def build_dense_autoencoder(
         units: Encoder layer widths, the last one being the code size; None
             derives them from `d` (`tabular_units`).
         code_scale: With `units=None`, the factor on the derived code's width
-            (`tabular_units(d, code_scale)`); must stay 1 when `units` is given.
+            (`tabular_units(d, code_scale)`); explicit `units` take precedence
+            and leave it unused.
         activation: Hidden activation (`"tanh"`, `"relu"`, `"leaky_relu"`, `"elu"`).
         output_activation: Activation of the reconstruction (None = linear).
         variant: The paper's ablation: `"memae"`, `"memae-nonspar"` or `"ae"`.
@@ -121,11 +122,6 @@ def build_dense_autoencoder(
         )
     if units is None:
         units = tabular_units(int(input_shape[0]), code_scale)
-    elif code_scale != 1:
-        raise ValueError(
-            "`code_scale` applies to the widths derived from the data (`units=None`). "
-            f"Received: units={tuple(units)!r}, code_scale={code_scale!r}"
-        )
     if not units or any(int(u) < 1 for u in units):
         raise ValueError(
             f"`units` must be a non-empty sequence of positive integers. Received: {units!r}"
