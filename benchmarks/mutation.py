@@ -59,8 +59,9 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/client/tensors.py": [
         "tests/test_client_wire.py", "-k", "not importing_the_client"],
     "memae_tf/evaluation/video.py": [
-        "tests/test_evaluation_protocols.py",
-        "-k", "frame or clip or video or smoothing or regularity or normalis or auroc"],
+        "tests/test_evaluation_protocols.py", "tests/test_frame_score.py",
+        "-k", "(frame or clip or video or smoothing or regularity or normalis or auroc) "
+              "and not score_video and not command_line"],
     "memae_tf/serving/batching.py": ["tests/test_serving_batching.py"],
     "memae_tf/client/_protocol.py": [
         "tests/test_client_protocol.py", "tests/test_client_wire.py", "tests/test_client.py",

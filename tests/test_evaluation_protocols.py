@@ -336,13 +336,6 @@ def test_video_protocol_defaults_to_16_frame_clips_and_unsmoothed_frame_scores()
     assert direct.info["smoothing"] == 1
 
 
-def test_video_frame_scores_other_than_the_clips_need_a_scorer_with_error_maps():
-    train = Videos((np.zeros((5, 4, 4), np.uint8),), (np.zeros(5, np.int64),), ("t",))
-    test = Videos((np.zeros((5, 4, 4), np.uint8),), (np.array([0, 0, 1, 0, 0]),), ("v",))
-    with pytest.raises(ValueError, match="score_map"):
-        evaluate_video(ClipBrightness(), train, test, clip_length=3, frame_score="last")
-
-
 # --- tabular ------------------------------------------------------------------------------------
 
 
