@@ -59,6 +59,11 @@ def test_the_response_size_follows_the_requested_outputs():
     assert rows_per_request(config(), batch, signature, ("score",)) == free // 40
 
 
+def test_a_row_that_fits_once_is_sent_alone():
+    batch = np.zeros((2, (2**20 - ENVELOPE) // 4), np.float32)   # exactly the free bytes
+    assert rows_per_request(config(), batch, None, ()) == 1
+
+
 def test_a_row_larger_than_the_message_limit_is_refused_before_sending():
     with pytest.raises(ValueError, match="raise `max_message_mib`"):
         rows_per_request(config(), np.zeros((1, 2**18), np.float32), None, ())
