@@ -7,11 +7,16 @@ makes a test fail is *killed*, one that passes them all *survives* and names a
 behaviour no test pins down (or a change that does not alter behaviour: an equivalent
 mutant).
 
-TensorFlow takes seconds to import, so the runner imports the heavy third-party
-packages once and forks a child per mutant; the child swaps the mutated source in
-through an import hook (the working tree is never written) and runs pytest with `-x`
-under a timeout. The lines the tests execute are traced once on the unmutated code, and
-mutants on lines no test reaches are reported as *not covered* without being run.
+TensorFlow takes seconds to import and pytest seconds to collect, so the runner imports
+the heavy third-party packages once, collects the module's tests once in a forked
+process, and from there forks a child per mutant. The child runs the mutated source and
+moves its definitions into the already imported module (`apply_mutant`: functions and
+methods keep their identity and take the mutant's code, so every module that imported
+them sees it; the working tree is never written), then runs the collected tests up to the
+first failure under a timeout (3x the unmutated run + 20 s). The lines the tests execute
+are traced once on the unmutated code, and mutants on lines no test reaches are reported
+as *not covered* without being run. Values other modules imported by name
+(`from m import CONSTANT`) keep their original value.
 
 Usage:
 
