@@ -9,6 +9,8 @@ TensorFlow's tensorflow/core/kernels/batching_util/shared_batch_scheduler.h
 (queue, timeout, capacity and their messages) with input_split_metadata.cc.
 """
 
+import dataclasses
+import os
 import threading
 import time
 
@@ -324,6 +326,8 @@ def test_splitting_without_max_execution_batch_size_uses_max_batch_size():
     ({"batch_timeout_micros": -1}, "batch_timeout_micros must be non-negative; was -1"),
     ({"max_batch_size": 16, "allowed_batch_sizes": (8, 4, 16)},
      "allowed_batch_sizes entries must be monotonically increasing"),
+    ({"max_batch_size": 16, "allowed_batch_sizes": (8, 8, 16)},
+     "allowed_batch_sizes entries must be monotonically increasing"),
 ])
 def test_settings_tf_serving_refuses_are_refused_with_its_message(options, message):
     # bundle_factory_util.cc WrapSessionForBatching, shared_batch_scheduler.h AddQueue,
@@ -338,3 +342,256 @@ def test_zero_max_enqueued_batches_means_one_without_splitting():
     assert BatchingOptions(max_enqueued_batches=0).max_enqueued_batches == 1
     with pytest.raises(ValueError, match="max_enqueued_batches must be positive"):
         BatchingOptions(max_enqueued_batches=0, enable_large_batch_splitting=True)
+
+
+def test_accepted_allowed_batch_sizes_and_default_thread_count():
+    # batching_session.cc CreateBasicBatchingSession refuses only entries that do not
+    # strictly increase (`size <= last_size`) and a last entry other than max_batch_size;
+    # shared_batch_scheduler.h Options: num_batch_threads defaults to port::MaxParallelism().
+    options = BatchingOptions(max_batch_size=16, allowed_batch_sizes=(1, 2, 16))
+    assert options.allowed_batch_sizes == (1, 2, 16)
+    single = BatchingOptions(max_batch_size=16, allowed_batch_sizes=(16,))
+    assert single.allowed_batch_sizes == (16,)
+    assert BatchingOptions().num_batch_threads == os.cpu_count()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.max_batch_size = 32  # type: ignore[misc]
+
+
+def test_scalar_inputs_are_refused_and_vectors_batch_by_their_rows(make_scheduler):
+    # batching_session.cc ComputeInputSize: every input needs a 0th dimension, the batch one.
+    scheduler = make_scheduler(max_batch_size=8, num_batch_threads=1)
+    with pytest.raises(ServingError) as refused:
+        scheduler.submit("m", lambda inputs: inputs, {"x": np.float64(1.0)})
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.message == "Batching Run() input tensors must have at least one dimension"
+    answer = scheduler.submit("v", lambda inputs: {"y": inputs["x"] * 2}, {"x": np.arange(3.0)})
+    np.testing.assert_array_equal(answer["y"], [0.0, 2.0, 4.0])
+
+
+def test_split_sizes_with_one_row_of_room_or_one_row_left():
+    # input_split_metadata.cc: a head of one row when one is left in the open batch,
+    # and a last piece of one row.
+    assert split_sizes(5, 1, 4) == [1, 4]
+    assert split_sizes(65, 0, 32) == [32, 32, 1]
+
+
+def test_a_request_waiting_past_its_timeout_is_refused_and_one_within_it_runs(make_scheduler):
+    # batching_session.cc ProcessBatch: a task's deadline is its enqueue time plus
+    # RunOptions.timeout_in_ms (> 0; 0 is none); a batch whose tasks are all past their
+    # deadlines is not run, and each gets RESOURCE_EXHAUSTED.
+    scheduler = make_scheduler(max_batch_size=8, batch_timeout_micros=200_000,
+                               num_batch_threads=1)
+    signature = CountingSignature()
+    with pytest.raises(ServingError) as refused:
+        scheduler.submit("m", signature, {"x": rows(2, 0)}, timeout_in_ms=1)
+    assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert refused.value.message == "Run() timeout exceeded while waiting in batching queue"
+    assert signature.calls == []
+    answer = scheduler.submit("m", signature, {"x": rows(2, 1)}, timeout_in_ms=60_000)
+    np.testing.assert_allclose(answer["y"], affine(rows(2, 1))["y"], rtol=1e-12)
+
+
+def test_splitting_capacity_counts_enqueued_batches_and_the_open_batch_room(make_scheduler):
+    # shared_batch_scheduler.h SchedulingCapacityInternal: (max_enqueued_batches -
+    # enqueued batches, the open one included) * max_execution_batch_size + room left in
+    # the open batch; ValidateBatchTaskQueueCapacity refuses a larger task (UNAVAILABLE).
+    # input_split_metadata.cc: an accepted task first fills the open batch.
+    scheduler = make_scheduler(max_batch_size=8, enable_large_batch_splitting=True,
+                               max_execution_batch_size=4, max_enqueued_batches=2,
+                               batch_timeout_micros=10_000_000, num_batch_threads=1)
+    gate = threading.Event()
+    signature = CountingSignature(gate)
+    answers = {}
+
+    def submit(name, x):
+        thread = threading.Thread(target=lambda: answers.setdefault(
+            name, scheduler.submit("m", signature, {"x": x})))
+        thread.start()
+        return thread
+
+    threads = [submit("full", rows(4, 0))]
+    assert signature.started.wait(10)  # a full batch runs; the only thread is now busy
+    threads.append(submit("open", rows(3, 1)))
+    time.sleep(0.1)  # the open batch now holds 3 of 4 rows: capacity (2 - 1) * 4 + 1 = 5
+    with pytest.raises(ServingError) as refused:
+        scheduler.submit("m", signature, {"x": rows(6, 2)})
+    assert refused.value.code == grpc.StatusCode.UNAVAILABLE
+    assert refused.value.message == (
+        "The batch scheduling queue to which this task was submitted is full; task size is 6 "
+        "but scheduling capacity is only 5 (num_enqueued_batches=1, max_enqueued_batches=2, "
+        "open_batch_size=3, max_execution_batch_size=4)")
+    threads.append(submit("split", rows(5, 3)))  # exactly the capacity: 1 + 4 rows
+    time.sleep(0.1)
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert [call.shape[0] for call in signature.calls] == [4, 4, 4]
+    np.testing.assert_array_equal(signature.calls[1], np.concatenate([rows(3, 1), rows(5, 3)[:1]]))
+    for name, seed, size in (("full", 0, 4), ("open", 1, 3), ("split", 3, 5)):
+        np.testing.assert_allclose(answers[name]["y"], affine(rows(size, seed))["y"], rtol=1e-12)
+
+
+def test_without_splitting_a_request_that_does_not_fit_closes_the_open_batch(make_scheduler):
+    # shared_batch_scheduler.h Queue::Schedule: without splitting a task that does not fit
+    # the open batch starts a new one, and a batch followed by another is schedulable at
+    # once (IsOpenBatchSchedulable only applies to the last batch).
+    scheduler = make_scheduler(max_batch_size=4, batch_timeout_micros=60_000_000,
+                               num_batch_threads=1)
+    signature = CountingSignature()
+    answers = {}
+    threads = []
+    for seed in (0, 1):
+        threads.append(threading.Thread(target=lambda seed=seed: answers.setdefault(
+            seed, scheduler.submit("m", signature, {"x": rows(3, seed)}))))
+        threads[-1].start()
+        time.sleep(0.1)
+    assert signature.started.wait(10)
+    assert [call.shape[0] for call in signature.calls] == [3]
+    scheduler.stop(timeout=10)  # runs the open batch without waiting for its timeout
+    for thread in threads:
+        thread.join(10)
+    assert [call.shape[0] for call in signature.calls] == [3, 3]
+    for seed in (0, 1):
+        np.testing.assert_allclose(answers[seed]["y"], affine(rows(3, seed))["y"], rtol=1e-12)
+
+
+def test_stop_waits_for_the_batch_threads_at_most_its_timeout():
+    # BatchScheduler.stop's contract (TF's ~SharedBatchScheduler joins its threads):
+    # with a timeout it returns once the threads end or the timeout passes.
+    pool = "stop_timeout_test"
+    batch_threads = lambda: [t for t in threading.enumerate() if t.name.startswith(pool)]  # noqa: E731
+    gate = threading.Event()
+    signature = CountingSignature(gate)
+    scheduler = BatchScheduler(BatchingOptions(max_batch_size=8, num_batch_threads=2,
+                                               thread_pool_name=pool))
+    assert len(batch_threads()) == 2
+    assert all(thread.daemon for thread in batch_threads())  # never holds the process up
+    waiting = threading.Thread(target=lambda: scheduler.submit("m", signature, {"x": rows(2, 0)}))
+    waiting.start()
+    assert signature.started.wait(10)
+    stopper = threading.Thread(target=scheduler.stop, kwargs={"timeout": 0.2})
+    stopper.start()
+    stopper.join(5)
+    assert not stopper.is_alive()  # returned while the batch is still running
+    assert waiting.is_alive()
+    threading.Timer(0.3, gate.set).start()
+    scheduler.stop(timeout=10)
+    assert batch_threads() == []  # returned only once the batch ended
+    waiting.join(10)
+
+
+def test_a_split_request_gets_the_first_error_of_its_pieces(make_scheduler):
+    # batching_session.cc SplitInputTask: the pieces share a ThreadSafeStatus, whose
+    # Update keeps the first error (threadsafe_status.cc); one thread runs them in order.
+    scheduler = make_scheduler(max_batch_size=12, enable_large_batch_splitting=True,
+                               max_execution_batch_size=4, num_batch_threads=1)
+    calls = []
+
+    def broken(inputs):
+        calls.append(len(inputs["x"]))
+        raise ServingError(grpc.StatusCode.INTERNAL, f"call {len(calls)} broke")
+
+    with pytest.raises(ServingError) as failed:
+        scheduler.submit("m", broken, {"x": rows(12, 0)})
+    assert calls == [4, 4, 4]
+    assert (failed.value.code, failed.value.message) == (grpc.StatusCode.INTERNAL,
+                                                         "call 1 broke")
+
+
+def test_batch_threads_take_the_queues_in_turn(make_scheduler):
+    # shared_batch_scheduler.h GetNextWorkItem_Locked: the threads try one queue after
+    # another in the order they were added, moving past each queue tried (one that gave a
+    # batch included) and wrapping at the end, so no model's full batches starve another's.
+    scheduler = make_scheduler(max_batch_size=2, batch_timeout_micros=60_000_000,
+                               num_batch_threads=1)
+    gate = threading.Event()
+    order = []
+
+    def signature_of(key):
+        def run(inputs):
+            order.append(key)
+            if len(order) == 1:
+                assert gate.wait(10)
+            return affine(inputs["x"])
+        return run
+
+    threads = []
+
+    def submit(key, count):
+        threads.append(threading.Thread(
+            target=lambda: scheduler.submit(key, signature_of(key), {"x": rows(count, 0)})))
+        threads[-1].start()
+        time.sleep(0.05)
+
+    submit("a", 2)  # a full batch: the only thread takes it and waits at the gate
+    for key, count in (("b", 1), ("c", 2), ("c", 2), ("a", 2), ("a", 2)):
+        submit(key, count)  # b's batch stays open (not full, long batch timeout)
+    assert order == ["a"]
+    gate.set()
+    deadline = time.monotonic() + 10
+    while len(order) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert order == ["a", "a", "c", "a", "c"]
+    scheduler.stop(timeout=10)  # runs b's open batch
+    for thread in threads:
+        thread.join(10)
+    assert order == ["a", "a", "c", "a", "c", "b"]
+
+
+def test_a_batch_runs_bounded_by_its_requests_timeout_and_unbounded_without_one(
+        make_scheduler):
+    # batching_session.cc ProcessBatch: the merged run's RunOptions.timeout_in_ms is the
+    # latest task deadline minus the dequeue time, none when a task has no timeout; a run
+    # past it is DEADLINE_EXCEEDED (direct_session.cc WaitForNotification).
+    scheduler = make_scheduler(max_batch_size=8, num_batch_threads=1)
+
+    def slow(seconds):
+        def run(inputs):
+            time.sleep(seconds)
+            return affine(inputs["x"])
+        return run
+
+    answer = scheduler.submit("unbounded", slow(0.05), {"x": rows(2, 0)})
+    np.testing.assert_allclose(answer["y"], affine(rows(2, 0))["y"], rtol=1e-12)
+    with pytest.raises(ServingError) as late:
+        scheduler.submit("bounded", slow(0.5), {"x": rows(2, 1)}, timeout_in_ms=100)
+    assert late.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert late.value.message == "Timed out waiting for notification"
+
+
+def test_queuing_latency_is_the_wait_in_microseconds(make_scheduler):
+    # batching_session.cc RecordBatchingSessionQueuingLatency: microseconds from enqueue
+    # to the batch's processing; a lone request waits batch_timeout_micros.
+    metrics = ServingMetrics()
+    scheduler = make_scheduler(metrics, max_batch_size=8, batch_timeout_micros=100_000,
+                               num_batch_threads=1)
+    scheduler.submit("m", CountingSignature(), {"x": rows(1, 0)})
+    limits = metrics.queuing_latency.bucket_limits
+    counts = metrics.queuing_latency.cumulative_counts("")
+    below = max(index for index, limit in enumerate(limits) if limit <= 100_000)
+    assert counts[below] == 0  # waited at least the batch timeout
+    assert counts[-2] == 1 == counts[-1]  # and less than the largest finite bucket limit
+
+
+def test_a_partial_batch_runs_on_its_timeout_while_another_models_batch_runs(
+        make_scheduler):
+    # shared_batch_scheduler.h: an idle thread polls the queues (every millisecond) and
+    # takes an open batch once its timeout passes, whatever the other threads are running.
+    scheduler = make_scheduler(max_batch_size=2, batch_timeout_micros=300_000,
+                               num_batch_threads=2)
+    gate = threading.Event()
+    answers = {}
+    partial = threading.Thread(target=lambda: answers.setdefault(
+        "partial", scheduler.submit("partial", CountingSignature(), {"x": rows(1, 0)})))
+    partial.start()
+    time.sleep(0.05)
+    blocked = CountingSignature(gate)
+    full = threading.Thread(target=lambda: scheduler.submit("full", blocked, {"x": rows(2, 1)}))
+    full.start()
+    try:
+        assert blocked.started.wait(10)
+        partial.join(5)  # well before the gated run gives up waiting (10 s)
+        assert "partial" in answers  # answered while the full batch still runs
+    finally:
+        gate.set()
+        full.join(10)
