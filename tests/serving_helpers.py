@@ -4,8 +4,10 @@ numpy reference outputs, polling, REST calls, the generated protobuf code's chec
 import filecmp
 import json
 import pathlib
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +18,13 @@ import numpy as np
 from memae_tf.models import build_autoencoder
 
 FEATURES = 12
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def small_model(seed: int) -> keras.Model:
@@ -71,3 +80,35 @@ def assert_generated_code_is_current(proto: pathlib.Path, scratch: pathlib.Path)
         assert filecmp.cmp(scratch / name, root / name, shallow=False), (
             f"{name} is out of date: run `make proto`"
         )
+
+
+def random_rows(count: int, seed: int, columns: int = 3) -> np.ndarray:
+    """`count` rows of standard normal values, the same for the same seed."""
+    return np.random.default_rng(seed).normal(size=(count, columns))
+
+
+def submit_concurrently(scheduler, signature, requests, key="model/1/serving_default",
+                        timeouts=None) -> list:
+    """Submits each request (rows of "x") to a batch scheduler from its own thread at
+    once, with its timeout in ms where `timeouts` gives one; outputs or errors in order."""
+    from memae_tf.serving.errors import ServingError
+
+    timeouts = [0] * len(requests) if timeouts is None else timeouts
+    answers = [None] * len(requests)
+    barrier = threading.Barrier(len(requests))
+
+    def one(index):
+        barrier.wait()
+        try:
+            answers[index] = scheduler.submit(key, signature, {"x": requests[index]},
+                                              timeouts[index])
+        except ServingError as error:
+            answers[index] = error
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return answers
+

@@ -13,7 +13,6 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import time
 import urllib.request
 
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 from client_helpers import anomalous_rows, normal_rows, trained_detector, uint8_rows
-from serving_helpers import wait_for
+from serving_helpers import free_port, wait_for
 
 from memae_tf import MemAE
 from memae_tf.cli import main
@@ -36,12 +35,6 @@ from memae_tf.serving import parse_flags, serve, start_model_server
 
 K8S = pathlib.Path(__file__).resolve().parents[1] / "serving" / "k8s"
 CONFIG_MOUNT, MODELS_MOUNT = "/etc/tfserving", "/models"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _publish(detector: MemAE, base: pathlib.Path, version: int, scratch: pathlib.Path) -> None:
@@ -81,7 +74,7 @@ def deployment(tmp_path_factory, detector):
     for name, text in configmap["data"].items():
         (local[CONFIG_MOUNT] / name).write_text(rewrite(text))
     _publish(detector, local[MODELS_MOUNT] / "memae", 1, root / "exports")
-    ports = {"--port": str(_free_port()), "--rest_api_port": str(_free_port())}
+    ports = {"--port": str(free_port()), "--rest_api_port": str(free_port())}
     args = [f"{flag}={ports[flag]}" if flag in ports else rewrite(argument)
             for argument in container["args"] for flag in [argument.partition("=")[0]]]
     with start_model_server(parse_flags(args), host="127.0.0.1") as server:
@@ -217,7 +210,7 @@ def test_version_labels_choose_the_labelled_version(tmp_path, detector, newer):
         'versions: 2 } } version_labels { key: "stable" value: 1 } '
         'version_labels { key: "canary" value: 2 } } }\n'
     )
-    flags = [f"--port={_free_port()}", "--rest_api_port=0", f"--model_config_file={config}",
+    flags = [f"--port={free_port()}", "--rest_api_port=0", f"--model_config_file={config}",
              "--allow_version_labels_for_unavailable_models=true"]
     with start_model_server(parse_flags(flags), host="127.0.0.1") as server:
         target = f"127.0.0.1:{server.port}"
@@ -283,7 +276,7 @@ def test_memae_monitor_reports_drift_once_anomalous_traffic_arrives(
     target, _ = deployment
     np.save(tmp_path / "normal.npy", normal_rows(1000, seed=21))
     np.savez(tmp_path / "anomalous.npz", x=anomalous_rows(1000, seed=22))
-    port = _free_port()
+    port = free_port()
     assert main(["monitor", "--target", target, "--rows", "500", "--metrics-port", str(port),
                  str(tmp_path / "normal.npy"), str(tmp_path / "anomalous.npz")]) == 0
     reports = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

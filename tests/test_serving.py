@@ -2,7 +2,6 @@
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -13,7 +12,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from serving_helpers import FEATURES, reference_outputs, rest_call, small_model, wait_for
+from serving_helpers import (
+    FEATURES,
+    free_port,
+    reference_outputs,
+    rest_call,
+    small_model,
+    wait_for,
+)
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -75,12 +81,6 @@ def stub(server):
         yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _rpc_error(call, request) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as info:
         call(request, timeout=30)
@@ -130,7 +130,7 @@ def test_specific_version_is_answered_by_that_version(tmp_path, base_path, model
     config = tmp_path / "models.config"
     config.write_text(f'model_config_list {{ config {{ name: "kdd" base_path: "{tmp_path / "kdd"}"'
                       ' model_platform: "tensorflow" model_version_policy { all {} } } }')
-    options = ModelServerOptions(port=_free_port(), model_config_file=str(config))
+    options = ModelServerOptions(port=free_port(), model_config_file=str(config))
     with start_model_server(options, host="127.0.0.1") as server, \
             grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)

@@ -18,6 +18,8 @@ import grpc
 import numpy as np
 import pytest
 from google.protobuf import text_format
+from serving_helpers import random_rows as rows
+from serving_helpers import submit_concurrently
 
 from memae_tf.serving.batching import (
     BatchingOptions,
@@ -53,44 +55,6 @@ class CountingSignature:
         if self.gate is not None:
             self.gate.wait(10)
         return affine(inputs["x"])
-
-
-def rows(count: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(count, 3))
-
-
-def submit_concurrently(scheduler, signature, requests, key="model/1/serving_default"):
-    """Submits each request from its own thread at once; returns outputs or errors in order."""
-    answers = [None] * len(requests)
-    barrier = threading.Barrier(len(requests))
-
-    def one(index):
-        barrier.wait()
-        try:
-            answers[index] = scheduler.submit(key, signature, {"x": requests[index]})
-        except ServingError as error:
-            answers[index] = error
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return answers
-
-
-@pytest.fixture
-def make_scheduler():
-    schedulers = []
-
-    def make(metrics=None, **options):
-        scheduler = BatchScheduler(BatchingOptions(**options), metrics)
-        schedulers.append(scheduler)
-        return scheduler
-
-    yield make
-    for scheduler in schedulers:
-        scheduler.stop(timeout=10)
 
 
 def test_concurrent_requests_are_merged_into_one_call(make_scheduler):

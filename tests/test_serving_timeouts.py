@@ -26,20 +26,26 @@ exceed (or shorter than the one it must not), so that a loaded machine only
 makes them slower.
 """
 
-import socket
-import threading
 import time
 
 import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from serving_helpers import FEATURES, reference_outputs, rest_call, small_model, wait_for
+from serving_helpers import (
+    FEATURES,
+    free_port,
+    random_rows,
+    reference_outputs,
+    rest_call,
+    small_model,
+    submit_concurrently,
+    wait_for,
+)
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from memae_tf.export import export_saved_model
 from memae_tf.serving import parse_flags, start_model_server
-from memae_tf.serving.batching import BatchingOptions, BatchScheduler
 from memae_tf.serving.deadlines import QUEUE_TIMEOUT_MESSAGE, RUN_TIMEOUT_MESSAGE, timeout_in_ms
 from memae_tf.serving.errors import ServingError
 from memae_tf.serving.metrics import ServingMetrics, parse_exposition
@@ -60,45 +66,6 @@ class Signature:
         return {"y": inputs["x"] * 2.0 + 1.0}
 
 
-def rows(count: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(count, 3))
-
-
-@pytest.fixture
-def make_scheduler():
-    schedulers = []
-
-    def make(metrics=None, **options):
-        scheduler = BatchScheduler(BatchingOptions(**options), metrics)
-        schedulers.append(scheduler)
-        return scheduler
-
-    yield make
-    for scheduler in schedulers:
-        scheduler.stop(timeout=10)
-
-
-def submit_together(scheduler, signature, requests):
-    """Submits (rows, timeout_in_ms) pairs from one thread each at once; outputs or errors."""
-    answers = [None] * len(requests)
-    barrier = threading.Barrier(len(requests))
-
-    def one(index):
-        x, timeout = requests[index]
-        barrier.wait()
-        try:
-            answers[index] = scheduler.submit("m", signature, {"x": x}, timeout)
-        except ServingError as error:
-            answers[index] = error
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return answers
-
-
 def test_a_request_that_waited_past_its_timeout_in_the_queue_is_refused_without_a_run(
         make_scheduler):
     # batching_session.cc ProcessBatch: all tasks past their deadline → RESOURCE_EXHAUSTED,
@@ -109,7 +76,7 @@ def test_a_request_that_waited_past_its_timeout_in_the_queue_is_refused_without_
                                num_batch_threads=1)
     signature = Signature()
     with pytest.raises(ServingError) as refused:
-        scheduler.submit("m", signature, {"x": rows(2, 0)}, 100)
+        scheduler.submit("m", signature, {"x": random_rows(2, 0)}, 100)
     assert (refused.value.code, refused.value.message) == (
         grpc.StatusCode.RESOURCE_EXHAUSTED, QUEUE_TIMEOUT_MESSAGE)
     assert signature.calls == []
@@ -122,7 +89,7 @@ def test_a_request_within_its_timeout_is_served(make_scheduler):
     # batching_session.cc: the deadline is enqueue time + timeout; a batch taken before it runs.
     scheduler = make_scheduler(max_batch_size=64, batch_timeout_micros=100_000,
                                num_batch_threads=1)
-    x = rows(3, 1)
+    x = random_rows(3, 1)
     answer = scheduler.submit("m", Signature(), {"x": x}, 5_000)
     np.testing.assert_allclose(answer["y"], x * 2.0 + 1.0)
 
@@ -133,7 +100,7 @@ def test_a_zero_timeout_means_none(make_scheduler):
     scheduler = make_scheduler(max_batch_size=64, batch_timeout_micros=300_000,
                                num_batch_threads=1)
     for timeout in (0, -5):
-        x = rows(2, 2)
+        x = random_rows(2, 2)
         np.testing.assert_allclose(scheduler.submit("m", Signature(), {"x": x}, timeout)["y"],
                                    x * 2.0 + 1.0)
 
@@ -145,8 +112,8 @@ def test_a_batch_runs_for_all_its_requests_when_one_is_still_within_its_timeout(
     scheduler = make_scheduler(max_batch_size=64, batch_timeout_micros=600_000,
                                num_batch_threads=1)
     signature = Signature()
-    expired, alive = rows(2, 3), rows(3, 4)
-    answers = submit_together(scheduler, signature, [(expired, 100), (alive, 20_000)])
+    expired, alive = random_rows(2, 3), random_rows(3, 4)
+    answers = submit_concurrently(scheduler, signature, [expired, alive], "m", [100, 20_000])
     assert signature.calls == [5]
     np.testing.assert_allclose(answers[0]["y"], expired * 2.0 + 1.0)
     np.testing.assert_allclose(answers[1]["y"], alive * 2.0 + 1.0)
@@ -157,7 +124,8 @@ def test_every_request_of_an_expired_batch_gets_the_queue_timeout(make_scheduler
     scheduler = make_scheduler(max_batch_size=64, batch_timeout_micros=800_000,
                                num_batch_threads=1)
     signature = Signature()
-    answers = submit_together(scheduler, signature, [(rows(1, 5), 100), (rows(2, 6), 150)])
+    answers = submit_concurrently(scheduler, signature, [random_rows(1, 5), random_rows(2, 6)], "m",
+                                  [100, 150])
     assert signature.calls == []
     assert [(a.code, a.message) for a in answers] == [
         (grpc.StatusCode.RESOURCE_EXHAUSTED, QUEUE_TIMEOUT_MESSAGE)] * 2
@@ -169,7 +137,7 @@ def test_a_run_longer_than_its_timeout_is_deadline_exceeded(make_scheduler):
     scheduler = make_scheduler(max_batch_size=64, num_batch_threads=1)
     signature = Signature(seconds=1.2)
     with pytest.raises(ServingError) as failed:
-        scheduler.submit("m", signature, {"x": rows(2, 7)}, 400)
+        scheduler.submit("m", signature, {"x": random_rows(2, 7)}, 400)
     assert (failed.value.code, failed.value.message) == (
         grpc.StatusCode.DEADLINE_EXCEEDED, RUN_TIMEOUT_MESSAGE)
     assert signature.calls == [2]
@@ -182,8 +150,8 @@ def test_the_batch_run_is_bounded_by_the_latest_deadline_of_its_requests(make_sc
     scheduler = make_scheduler(max_batch_size=64, batch_timeout_micros=100_000,
                                num_batch_threads=1)
     signature = Signature(seconds=0.6)
-    short, long = rows(1, 8), rows(2, 9)
-    answers = submit_together(scheduler, signature, [(short, 300), (long, 20_000)])
+    short, long = random_rows(1, 8), random_rows(2, 9)
+    answers = submit_concurrently(scheduler, signature, [short, long], "m", [300, 20_000])
     assert signature.calls == [3]
     np.testing.assert_allclose(answers[0]["y"], short * 2.0 + 1.0)
     np.testing.assert_allclose(answers[1]["y"], long * 2.0 + 1.0)
@@ -199,7 +167,7 @@ def test_a_split_request_shares_its_timeout_across_its_pieces(make_scheduler):
                                num_batch_threads=1)
     signature = Signature()
     with pytest.raises(ServingError) as refused:
-        scheduler.submit("m", signature, {"x": rows(6, 10)}, 300)
+        scheduler.submit("m", signature, {"x": random_rows(6, 10)}, 300)
     assert (refused.value.code, refused.value.message) == (
         grpc.StatusCode.RESOURCE_EXHAUSTED, QUEUE_TIMEOUT_MESSAGE)
     assert signature.calls == [4]
@@ -225,12 +193,6 @@ def test_rest_timeout_flag_defaults_to_tf_servings_30_seconds():
 # tensorflow-serving-api's stub and plain HTTP.
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def model():
     return small_model(23)
@@ -245,7 +207,7 @@ def base_path(tmp_path_factory, model):
 
 def _server(base_path, *flags):
     return start_model_server(parse_flags([
-        f"--port={_free_port()}", f"--rest_api_port={_free_port()}",
+        f"--port={free_port()}", f"--rest_api_port={free_port()}",
         f"--model_name={MODEL}", f"--model_base_path={base_path}", *flags]), host="127.0.0.1")
 
 

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,16 +19,11 @@ from reliability_helpers import (
     tensor_proto,
     wait_for,
 )
+from serving_helpers import free_port
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from memae_tf.client.tensors import to_ndarray
 from memae_tf.serving import rest
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _batch(tag: int, held: bool) -> np.ndarray:
@@ -81,7 +75,7 @@ def gated_server(tmp_path):
     gate = tmp_path / "gate"
     gate.mkdir()
     export_gated_model(tmp_path / "gated", gate)
-    port, rest_port = _free_port(), _free_port()
+    port, rest_port = free_port(), free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "memae_tf.cli", "serve", "--model-base-path",
          str(tmp_path / "gated"), "--port", str(port), "--rest-port", str(rest_port),
