@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from memae_tf.common.contract import REFERENCE_QUANTILE_COUNT
@@ -45,7 +47,10 @@ def flagged_share(fpr: float | None = None, contamination: float | None = None) 
         raise ValueError("Give `fpr` or `contamination`, not both.")
     name, share = ("contamination", contamination) if contamination is not None else (
         "fpr", 0.05 if fpr is None else fpr)
-    if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0.0 < share < 1.0):
+    # NumPy scalars (a share read from an array, `np.float32(0.1)`) are real numbers too;
+    # bools are not shares.
+    if isinstance(share, (bool, np.bool_)) or not (
+            isinstance(share, numbers.Real) and 0.0 < share < 1.0):
         raise ValueError(f"`{name}` must be a float in (0, 1). Received: {name}={share!r}")
     return float(share)
 

@@ -44,6 +44,15 @@ def test_flagged_share_is_the_share_given():
     assert flagged_share(contamination=0.3) == 0.3
 
 
+@pytest.mark.parametrize("share", [np.float32(0.25), np.float64(0.25), np.float16(0.25)])
+def test_numpy_scalar_shares_are_accepted_as_plain_floats(share):
+    # A share read from an array (e.g. the anomaly rate of labels, `y.mean()`) is a NumPy
+    # scalar; 0.25 is exact in every float width, so the share returned is 0.25 itself.
+    assert flagged_share(fpr=share) == 0.25
+    assert type(flagged_share(contamination=share)) is float
+    assert quantile_threshold(np.arange(101.0), fpr=share) == pytest.approx(75.0)
+
+
 def test_fpr_and_contamination_together_are_refused():
     with pytest.raises(ValueError, match="not both"):
         flagged_share(fpr=0.1, contamination=0.1)
@@ -51,7 +60,8 @@ def test_fpr_and_contamination_together_are_refused():
         quantile_threshold(np.arange(5.0), fpr=0.1, contamination=0.2)
 
 
-@pytest.mark.parametrize("share", [0, 0.0, 1, 1.0, -0.1, 1.5, True, False, "0.1"])
+@pytest.mark.parametrize(
+    "share", [0, 0.0, 1, 1.0, -0.1, 1.5, True, False, np.True_, np.float32(1.5), "0.1"])
 def test_share_outside_the_open_unit_interval_is_refused_by_name(share):
     with pytest.raises(ValueError, match=r"`fpr` must be a float in \(0, 1\)"):
         flagged_share(fpr=share)
