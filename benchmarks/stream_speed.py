@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", default="1,4,8", help="stream counts, comma-separated")
     parser.add_argument("--frames", type=int, default=64, help="frames pushed per stream")
+    parser.add_argument("--frame-score", default="clip",
+                        help="StreamScorer's frame score: clip, last, patch or relative")
     args = parser.parse_args(argv)
 
     from _common import machine
@@ -51,14 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     detector = MemAE.from_preset("video", input_shape=(CLIP, *SIZE, 1), filters=(16, 32, 64, 64))
     clips = np.lib.stride_tricks.sliding_window_view(frames[:32], CLIP, axis=0)
     detector.infer_threshold(np.moveaxis(clips, -1, 1)[..., None].copy())
-    results = {"machine": machine(), "frames": source, "frames_per_stream": args.frames}
+    results = {"machine": machine(), "frames": source, "frames_per_stream": args.frames,
+               "frame_score": args.frame_score}
     with tempfile.TemporaryDirectory() as folder:
         detector.export(Path(folder) / "walkway")
         handle = serve(Path(folder) / "walkway", "walkway", port=0, host="127.0.0.1")
         try:
             with MemAEClient(f"127.0.0.1:{handle.port}", "walkway", timeout=120) as client:
                 for count in (int(c) for c in args.streams.split(",")):
-                    scorer = StreamScorer(client, CLIP)
+                    scorer = StreamScorer(client, CLIP, frame_score=args.frame_score)
                     for t in range(CLIP):  # fill the windows; the last step is a warm-up
                         scorer.push({s: frames[t] for s in range(count)})
                     start = time.perf_counter()

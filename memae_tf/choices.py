@@ -28,4 +28,9 @@ ALIGNMENTS = ("end", "centre")
 # (`evaluation.frame_score`): the whole clip's mean, its last frame's mean, the
 # last frame's worst patch, the last frame's error per unit of moving content.
 FRAME_SCORES = ("clip", "last", "patch", "relative")
+# `"patch"`: the side of its square windows and the pixels between them;
+# `"relative"`: the floor added to the frame's moving content.
+FRAME_SCORE_PATCH_SIZE = 8
+FRAME_SCORE_PATCH_STRIDE = 4
+FRAME_SCORE_CONTENT_FLOOR = 1e-3
 

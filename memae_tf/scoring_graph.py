@@ -12,7 +12,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from memae_tf.choices import DEFAULT_ERROR, SCORE_BATCH_SIZE
+from memae_tf.choices import (
+    DEFAULT_ERROR,
+    FRAME_SCORE_CONTENT_FLOOR,
+    FRAME_SCORE_PATCH_SIZE,
+    FRAME_SCORE_PATCH_STRIDE,
+    FRAME_SCORES,
+    SCORE_BATCH_SIZE,
+)
 from memae_tf.choices import ERRORS as ERRORS
 from memae_tf.common.checks import check_choice, check_positive_int
 from memae_tf.common.contract import INPUT_NAME
@@ -173,6 +180,50 @@ def reconstruction_outputs(
     }
 
 
+def clip_frame_scores(x: tf.Tensor, score_map: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The score of the frame each clip scores (its last), by every rule of `FRAME_SCORES`.
+
+    For a clip `x` of `L` frames and its per-element error `e` (`score_map`):
+    `"clip"` is the mean of `e` over the clip; `"last"` its mean over the last
+    frame; `"patch"` the largest mean of the last frame's `e` (averaged over
+    channels) over the `FRAME_SCORE_PATCH_SIZE`-pixel square windows every
+    `FRAME_SCORE_PATCH_STRIDE` pixels, wholly inside the frame (a side shorter
+    than the window takes one window of its length); `"relative"` the last
+    frame's mean error over its moving content, `mean((x[L-1] - x̄)²) +
+    FRAME_SCORE_CONTENT_FLOOR` with `x̄` the clip's per-pixel mean over its
+    frames. `memae_tf.evaluation.frame_score` says why each exists and
+    computes the same in NumPy from stored error maps.
+
+    Args:
+        x: Float32 clips `(batch, L, H, W, C)` in the model's input range.
+        score_map: Their error per element, the shape of `x`.
+
+    Returns:
+        Dict frame-score name → float32 `(batch,)`.
+    """
+    height, width = score_map.shape[2], score_map.shape[3]
+    last = score_map[:, -1]
+    window = (min(FRAME_SCORE_PATCH_SIZE, height), min(FRAME_SCORE_PATCH_SIZE, width))
+    patches = tf.nn.avg_pool2d(tf.reduce_mean(last, axis=-1, keepdims=True), window,
+                               FRAME_SCORE_PATCH_STRIDE, "VALID")
+    content = tf.reduce_mean(tf.math.squared_difference(x[:, -1], tf.reduce_mean(x, axis=1)),
+                             axis=[1, 2, 3])
+    last_mean = tf.reduce_mean(last, axis=[1, 2, 3])
+    scores = {
+        "clip": tf.reduce_mean(score_map, axis=[1, 2, 3, 4]),
+        "last": last_mean,
+        "patch": tf.reduce_max(patches, axis=[1, 2, 3]),
+        "relative": last_mean / (content + FRAME_SCORE_CONTENT_FLOOR),
+    }
+    return {name: scores[name] for name in FRAME_SCORES}
+
+
+def _infinite_where_not_finite(x: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+    axes = list(range(1, len(x.shape)))
+    finite = tf.reduce_all(tf.math.is_finite(x), axis=axes) & tf.math.is_finite(scores)
+    return tf.where(finite, scores, tf.fill(tf.shape(scores), tf.constant(float("inf"))))
+
+
 def flag_non_finite(x: tf.Tensor, outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     """Gives a sample with any NaN or Inf value (or a non-finite score) the score +inf.
 
@@ -188,10 +239,7 @@ def flag_non_finite(x: tf.Tensor, outputs: dict[str, tf.Tensor]) -> dict[str, tf
     Returns:
         `outputs` with `score` replaced by +inf where the sample is not finite.
     """
-    axes = list(range(1, len(x.shape)))
-    finite = tf.reduce_all(tf.math.is_finite(x), axis=axes) & tf.math.is_finite(outputs["score"])
-    infinity = tf.fill(tf.shape(outputs["score"]), tf.constant(float("inf"), tf.float32))
-    return {**outputs, "score": tf.where(finite, outputs["score"], infinity)}
+    return {**outputs, "score": _infinite_where_not_finite(x, outputs["score"])}
 
 
 class ScoringGraph:
@@ -199,9 +247,11 @@ class ScoringGraph:
 
     `outputs(x)` returns the dict of `reconstruction_outputs`, where a sample
     with any NaN or Inf value scores +inf (`flag_non_finite`); `attention(x)`
-    returns the memory addressing weights (None when the model has no memory).
-    Both are `tf.function`s with an explicit `[None, *input_shape]` float32
-    signature, so they trace once and can be exported as serving signatures.
+    returns the memory addressing weights (None when the model has no memory);
+    for a video model (inputs `(L, H, W, C)`), `frame_scores(x)` returns the
+    dict of `clip_frame_scores` (None for other models). All are `tf.function`s
+    with an explicit `[None, *input_shape]` float32 signature, so they trace
+    once and can be exported as serving signatures.
     `outputs` evaluates `inference_model(model)`: the same layers and live
     variables, with batch norm folded into the convolutions.
 
@@ -236,6 +286,17 @@ class ScoringGraph:
             jit_compile=jit_compile,
             autograph=False,
         )
+        self.frame_scores = None
+        if len(self.input_shape) == 4:
+
+            def scored_frames(x: tf.Tensor) -> dict[str, tf.Tensor]:
+                score_map = reconstruction_outputs(compute, x, self.error,
+                                                   self.input_range)["score_map"]
+                return {name: _infinite_where_not_finite(x, scores)
+                        for name, scores in clip_frame_scores(x, score_map).items()}
+
+            self.frame_scores = tf.function(scored_frames, input_signature=signature,
+                                            jit_compile=jit_compile, autograph=False)
         encoder = make_encoder(model)
         self.memory_layer = find_memory_layer(model)
         self.attention = None
@@ -257,21 +318,27 @@ class ScoringGraph:
             x: Float32 array `(n, *input_shape)` (see `memae_tf.data.prepare_inputs`).
             batch_size: Samples per call of the traced function.
             output: A key of `outputs` (`"score"`, `"score_map"`,
-                `"reconstruction"`) or `"memory_attention"`.
+                `"reconstruction"`), `"memory_attention"` or, for a video
+                model, a frame score of `FRAME_SCORES` (`frame_scores`).
 
         Returns:
             The output of every sample, concatenated along the batch axis.
 
         Raises:
-            ValueError: For a bad `batch_size`, or `"memory_attention"` of a
-                model without memory.
+            ValueError: For a bad `batch_size`, `"memory_attention"` of a
+                model without memory, or a frame score of a model without clips.
         """
         check_positive_int("batch_size", batch_size)
         if output == "memory_attention" and self.attention is None:
             raise ValueError("This model has no MemoryLayer, so it has no memory attention.")
+        if output in FRAME_SCORES and self.frame_scores is None:
+            raise ValueError(f"Frame scores need a video model with inputs (clip_length, H, W, "
+                             f"C). Received a model with inputs {self.input_shape}")
+        function = (self.attention if output == "memory_attention"
+                    else self.frame_scores if output in FRAME_SCORES else self.outputs)
         parts = []
         for start in range(0, len(x), batch_size):
             batch = tf.constant(x[start:start + batch_size])
-            parts.append(self.attention(batch) if output == "memory_attention"
-                         else self.outputs(batch)[output])
+            result = function(batch)
+            parts.append(result if output == "memory_attention" else result[output])
         return np.concatenate([np.asarray(part) for part in parts], axis=0)

@@ -8,7 +8,9 @@ of frames `t - clip_length + 1 .. t` and the first `clip_length - 1` frames
 get none (NaN): the same scores a live stream gets from
 `memae_tf.client.stream.StreamScorer`, frame for frame. By default a frame's
 score is its clip's mean error (`MemAE.score`); `frame_score` selects another
-number of the clip's per-pixel error (`memae_tf.evaluation.frame_score`).
+number of the clip's per-pixel error (`memae_tf.evaluation.frame_score`),
+computed by the detector's scoring graph, the function that the exported
+`frame_score` signature serves to a stream.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 from memae_tf.common.checks import check_choice
 from memae_tf.data import read_frames
 from memae_tf.detector import MemAE
-from memae_tf.evaluation.frame_score import FRAME_SCORES, clip_frame_scores
+from memae_tf.evaluation.frame_score import FRAME_SCORES
 from memae_tf.plot import error_overlay, score_over_time
 
 
@@ -101,15 +103,13 @@ def score_video(
         clips = np.moveaxis(windows[first : first + batch_size], -1, 1)[..., None]
         clips = np.ascontiguousarray(clips)
         last = first + clip_length - 1
-        if frame_score == "clip":
-            scores[last : last + len(clips)] = detector.score(clips, batch_size=batch_size)
-        if maps is not None or frame_score != "clip":
-            clip_maps = detector.score_map(clips, batch_size)
-            if frame_score != "clip":
-                scores[last : last + len(clips)] = clip_frame_scores(
-                    detector.preprocess(clips), clip_maps, frame_score)
-            if maps is not None:
-                maps[last : last + len(clips)] = clip_maps[:, -1, ..., 0]
+        # The scoring graph's frame scores: the very function the exported
+        # `frame_score` signature serves to `StreamScorer`.
+        scores[last : last + len(clips)] = (
+            detector.score(clips, batch_size=batch_size) if frame_score == "clip"
+            else detector.scoring_graph.run(detector.preprocess(clips), batch_size, frame_score))
+        if maps is not None:
+            maps[last : last + len(clips)] = detector.score_map(clips, batch_size)[:, -1, ..., 0]
     threshold = detector.threshold_ if frame_score == "clip" else None
     return VideoScores(frames, scores, maps, threshold, frame_score)
 

@@ -85,6 +85,11 @@ def test_signatures_have_the_documented_inputs_and_outputs(exported):
         assert got == outputs
 
 
+def test_only_video_models_export_frame_score(exported):
+    # An image model has no clip frames to score (test_video_streaming.py serves a video one).
+    assert "frame_score" not in _signature_defs(exported[2])
+
+
 def test_saved_model_uses_only_standard_tensorflow_ops(exported):
     saved_model = saved_model_pb2.SavedModel.FromString(
         (exported[2] / "saved_model.pb").read_bytes()

@@ -63,6 +63,37 @@ def test_frame_scores_match_a_loop_reference(name, shape):
                                expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(3, 4, 13, 18), (2, 3, 8, 8), (2, 2, 5, 11)])
+def test_the_scoring_graph_computes_the_same_frame_scores(shape):
+    # The TensorFlow version that `score_video` and the exported `frame_score`
+    # signature (a stream's scores) use.
+    import tensorflow as tf
+
+    from memae_tf.scoring_graph import clip_frame_scores as graph_frame_scores
+
+    rng = np.random.default_rng(sum(shape))
+    clips = rng.uniform(-1, 1, shape)
+    errors = rng.random(shape) ** 3
+    scores = graph_frame_scores(tf.constant(clips[..., None], tf.float32),
+                                tf.constant(errors[..., None], tf.float32))
+    assert list(scores) == ["clip", "last", "patch", "relative"]
+    for name, values in scores.items():
+        np.testing.assert_allclose(values.numpy(), reference_scores(clips, errors, name),
+                                   rtol=1e-5)
+
+
+def test_a_clip_with_a_non_finite_pixel_scores_inf_by_every_frame_score():
+    from memae_tf.detector import MemAE
+
+    detector = MemAE.from_preset("video", input_shape=(4, 16, 16, 1), filters=(2, 2, 2, 2),
+                                 num_items=5)
+    clips = np.zeros((2, 4, 16, 16, 1), np.float32)
+    clips[1, 0, 3, 3, 0] = np.nan  # an early frame: outside the last frame's error
+    for name in ("clip", "last", "patch", "relative"):
+        scores = detector.scoring_graph.run(clips, output=name)
+        assert np.isfinite(scores[0]) and scores[1] == np.inf
+
+
 def test_last_and_patch_ignore_errors_of_earlier_frames():
     errors = np.zeros((1, 4, 8, 8))
     errors[0, 0] = 1.0  # an anomaly three frames back: it spills into `clip` only

@@ -119,6 +119,59 @@ def test_streams_over_grpc_get_the_offline_scores_in_one_request_per_step(detect
     assert counting.batches == [3] * (22 - (CLIP - 1))
 
 
+@pytest.fixture(scope="module")
+def served(detector, tmp_path_factory):
+    """The detector exported and served over gRPC on loopback: its port."""
+    from memae_tf.serving import serve
+
+    base = tmp_path_factory.mktemp("served") / "walkway"
+    detector.export(base)
+    handle = serve(base, "walkway", port=0, host="127.0.0.1")
+    yield handle.port
+    handle.stop(grace=0)
+
+
+def test_the_served_video_model_has_a_float_output_per_frame_score(served):
+    from memae_tf.choices import FRAME_SCORES
+    from memae_tf.common.contract import FRAME_SCORE_OUTPUTS, FRAME_SCORE_SIGNATURE
+
+    with MemAEClient(f"127.0.0.1:{served}", "walkway", timeout=60) as client:
+        signature = client.metadata().signatures[FRAME_SCORE_SIGNATURE]
+    assert FRAME_SCORE_OUTPUTS == FRAME_SCORES
+    assert sorted(signature.outputs) == sorted(FRAME_SCORES)
+    assert {(info.dtype, info.shape) for info in signature.outputs.values()} == {
+        (np.dtype(np.float32), (None,))}
+
+
+@pytest.mark.parametrize("frame_score", ["last", "patch", "relative"])
+def test_streams_get_the_offline_frame_score_of_score_video(detector, served, frame_score):
+    from memae_tf.evaluation import clip_frame_scores
+    from memae_tf.video_scoring import score_video
+
+    streams = {name: moving_blobs(20, seed) for seed, name in enumerate(("a", "b"))}
+    with MemAEClient(f"127.0.0.1:{served}", "walkway", timeout=60) as client:
+        scorer = StreamScorer(client, clip_length=CLIP, frame_score=frame_score)
+        pushed = [scorer.push({name: frames[t] for name, frames in streams.items()})
+                  for t in range(20)]
+    for name, frames in streams.items():
+        streamed = np.array([step[name] for step in pushed])
+        offline = score_video(detector, frames, frame_score=frame_score).scores
+        np.testing.assert_array_equal(np.isnan(streamed), np.arange(20) < CLIP - 1)
+        np.testing.assert_allclose(streamed[CLIP - 1 :], offline[CLIP - 1 :], rtol=1e-5)
+        # And by the NumPy definition, from the detector's in-process error maps.
+        video = Videos((frames,), (np.zeros(len(frames), np.int64),), ("v",))
+        clips, _ = make_clips(video, CLIP, stride=1)
+        expected = clip_frame_scores(detector.preprocess(clips), detector.score_map(clips),
+                                     frame_score)
+        np.testing.assert_allclose(streamed[CLIP - 1 :], expected, rtol=1e-5)
+
+
+def test_a_stream_refuses_an_unknown_frame_score():
+    with pytest.raises(ValueError, match=r"expected one of \('clip', 'last', 'patch', "
+                                         r"'relative'\)\. Received: frame_score='mean'"):
+        StreamScorer(CountingClient(None), frame_score="mean")
+
+
 def test_a_window_refuses_frames_of_another_shape_or_dtype():
     window = FrameWindow(clip_length=2)
     window.push(np.zeros((4, 4, 1), np.uint8))

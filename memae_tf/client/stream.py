@@ -8,6 +8,12 @@ and `memae score-video` do offline, so a stream gets exactly the offline
 scores. The first `clip_length - 1` frames of a stream complete no clip and
 get NaN. Frames of several streams pushed together travel in one request.
 
+`frame_score` chooses how a clip's error scores its frame, as `memae
+score-video --frame-score` does: `"clip"` (the default) is the served
+`score`, the clip's mean error; `"last"`, `"patch"` and `"relative"` are the
+outputs of the exported `frame_score` signature (`memae_tf.common.contract`),
+computed by the same graph function as offline.
+
 Only numpy and the public `MemAEClient` API: no TensorFlow.
 """
 
@@ -20,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from memae_tf.common.checks import check_positive_int
+from memae_tf.common.checks import check_choice, check_positive_int
+from memae_tf.common.contract import FRAME_SCORE_OUTPUTS, FRAME_SCORE_SIGNATURE
 
 
 class FrameWindow:
@@ -73,24 +80,30 @@ class StreamScorer:
     """Scores the frames of live video streams with a served video model, one score per frame.
 
     Args:
-        client: A `MemAEClient` (or any object with its `score(x)` method) for
-            a model whose input is `(clip_length, H, W, 1)`; uint8 frames are
-            scaled into the model's input range by the client.
+        client: A `MemAEClient` for a model whose input is `(clip_length, H, W,
+            1)`; uint8 frames are scaled into the model's input range by the
+            client. With `frame_score="clip"` any object with its `score(x)`
+            method will do; otherwise one with its `run_signature`.
         clip_length: Frames a clip of the served model (16 for MemAE's video network).
+        frame_score: How a clip's error scores its last frame: `"clip"`
+            (its mean over the clip, the served `score`), `"last"`, `"patch"`
+            or `"relative"` (`memae_tf.evaluation.frame_score`; served by the
+            `frame_score` signature of a video model exported by this version).
 
     Example:
 
     ```python
     with MemAEClient("localhost:8500", "walkway") as client:
-        scorer = StreamScorer(client)
+        scorer = StreamScorer(client, frame_score="last")
         for frame_a, frame_b in zip(camera_a, camera_b):
             scores = scorer.push({"a": frame_a, "b": frame_b})  # one request for both
     ```
     """
 
-    def __init__(self, client: Any, clip_length: int = 16) -> None:
+    def __init__(self, client: Any, clip_length: int = 16, frame_score: str = "clip") -> None:
         self.client = client
         self.clip_length = check_positive_int("clip_length", clip_length)
+        self.frame_score = check_choice("frame_score", frame_score, FRAME_SCORE_OUTPUTS)
         self._windows: dict[Hashable, FrameWindow] = {}
         self._lock = threading.Lock()
 
@@ -120,9 +133,16 @@ class StreamScorer:
             shapes = {clip.shape for clip in clips.values()}
             for shape in shapes:
                 same = [stream for stream, clip in clips.items() if clip.shape == shape]
-                values = self.client.score(np.stack([clips[stream] for stream in same]))
+                values = self._score(np.stack([clips[stream] for stream in same]))
                 scores.update(zip(same, np.asarray(values, np.float64).tolist(), strict=True))
         return scores
+
+    def _score(self, clips: np.ndarray) -> np.ndarray:
+        if self.frame_score == "clip":
+            return self.client.score(clips)
+        outputs = self.client.run_signature(clips, signature=FRAME_SCORE_SIGNATURE,
+                                            output_filter=[self.frame_score])
+        return outputs[self.frame_score]
 
     def score_frames(self, frames: Iterable[Any], stream: Hashable = 0) -> np.ndarray:
         """Pushes the frames of one stream one by one; returns their scores `(t,)` (float64).

@@ -17,7 +17,11 @@ model's other error) is its per-pixel error. A clip scores its last frame
   the network): the error per unit of what moves.
 
 Each uses only the clip (the frame and the `L - 1` before it) and its
-reconstruction, so each can be computed on a live stream.
+reconstruction, so each can be computed on a live stream. The detector's
+scoring graph computes the same in TensorFlow
+(`memae_tf.scoring_graph.clip_frame_scores`) for `memae score-video` and for
+the exported `frame_score` signature that `StreamScorer` asks; this NumPy
+version scores stored error maps (`evaluate_video`, the experiments).
 """
 
 from __future__ import annotations
@@ -26,12 +30,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from memae_tf.choices import FRAME_SCORE_CONTENT_FLOOR as CONTENT_FLOOR
+from memae_tf.choices import FRAME_SCORE_PATCH_SIZE as PATCH_SIZE
+from memae_tf.choices import FRAME_SCORE_PATCH_STRIDE as PATCH_STRIDE
 from memae_tf.choices import FRAME_SCORES as FRAME_SCORES
 from memae_tf.common.checks import check_choice, check_positive_int
-
-PATCH_SIZE = 8
-PATCH_STRIDE = 4
-CONTENT_FLOOR = 1e-3
 
 
 def _frames(array: np.ndarray, name: str) -> np.ndarray:

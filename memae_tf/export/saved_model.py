@@ -18,6 +18,7 @@ from memae_tf.common.contract import (
     ATTENTION_OUTPUT,
     ATTENTION_SIGNATURE,
     EXPECTED_RATE_OUTPUT,
+    FRAME_SCORE_SIGNATURE,
     INPUT_NAME,
     INPUT_RANGE_OUTPUT,
     IS_ANOMALY_OUTPUT,
@@ -136,6 +137,12 @@ def _signature_functions(
             return {ATTENTION_OUTPUT: graph.attention(x)}
 
         functions[ATTENTION_SIGNATURE] = memory_attention
+    if graph.frame_scores is not None:
+
+        def frame_score(x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return graph.frame_scores(x)
+
+        functions[FRAME_SCORE_SIGNATURE] = frame_score
     return functions
 
 
@@ -167,6 +174,11 @@ def export_saved_model(
     - `score_map` → `score_map` (that error per element, shape of `x`);
     - `memory_attention` → `memory_attention` (the memory addressing weights),
       only when the model has a `MemoryLayer`;
+    - `frame_score` → `clip`, `last`, `patch`, `relative` (float32 `[None]`
+      each: the score of each clip's last frame by that rule of
+      `memae_tf.evaluation.frame_score`), only for a video model (inputs
+      `(clip_length, H, W, C)`), so that a stream (`StreamScorer`) gets the
+      frame score chosen offline;
     - `model_info` → `threshold` and, when given, `input_range`,
       `expected_rate` and `reference_quantiles`, each repeated once per input
       row (see `memae_tf.common.contract`): what a client needs to scale
