@@ -219,3 +219,26 @@ def test_serve_options_reach_the_server(monkeypatch, capsys, spelling):
     err = capsys.readouterr().err
     assert all((f"memae serve: warning: {name} is deprecated" in err) == (spelling == "former")
                for name in names)
+
+
+def test_serve_defaults_are_those_of_the_python_api(monkeypatch):
+    # `memae serve` with no option serves as `run_server()` / `serve()` / `ModelManager` do
+    # with none: one poll a second (TF Serving's file_system_poll_wait_seconds default is
+    # 1 too) and 30 s to drain on SIGTERM (Kubernetes' default terminationGracePeriodSeconds).
+    import inspect
+
+    import memae_tf.serving.server as server
+    from memae_tf.serving.model_manager import ModelManager
+
+    defaults = {(fn.__qualname__, name): parameter.default
+                for fn in (server.serve, server.run_server, server.wait_for_signal,
+                           ModelManager.__init__)
+                for name, parameter in inspect.signature(fn).parameters.items()
+                if name in ("poll_interval", "grace")}
+    assert defaults == {("serve", "poll_interval"): 1.0, ("run_server", "grace"): 30.0,
+                        ("wait_for_signal", "grace"): 30.0,
+                        ("ModelManager.__init__", "poll_interval"): 1.0}
+    received = {}
+    monkeypatch.setattr(server, "run_server", lambda *args, **kwargs: received.update(kwargs))
+    assert main(["serve", "--model-base-path", "models/memae"]) == 0
+    assert (received["poll_interval"], received["grace"]) == (1.0, 30.0)

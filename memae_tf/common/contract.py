@@ -62,6 +62,11 @@ SIGNATURE_DEF_FIELD = "signature_def"
 SERVE_TAG = "serve"
 # TF Serving's default gRPC port (tensorflow_serving/model_servers/server.h, `grpc_port`).
 GRPC_PORT = 8500
+# `memae serve`'s defaults, shared by `serve()` and its command line (which must not
+# import gRPC to print its help): seconds between two listings of the model base path,
+# and seconds in-flight requests get to finish after SIGTERM/SIGINT.
+SERVE_POLL_INTERVAL_SECONDS = 1.0
+SERVE_GRACE_SECONDS = 30.0
 WARMUP_DIRNAME = "assets.extra"
 WARMUP_FILENAME = "tf_serving_warmup_requests"
 

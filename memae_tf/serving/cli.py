@@ -14,7 +14,7 @@ import logging
 import pathlib
 import sys
 
-from memae_tf.common.contract import GRPC_PORT
+from memae_tf.common.contract import GRPC_PORT, SERVE_GRACE_SECONDS, SERVE_POLL_INTERVAL_SECONDS
 from memae_tf.common.deprecation import add_deprecated_alias
 
 
@@ -128,7 +128,8 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--rest-port", type=int, help="REST port (default: no REST)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="interface to bind (default loopback only; 0.0.0.0 or :: for all)")
-    poll = serve.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS",
+    poll = serve.add_argument("--poll-interval", type=float,
+                              default=SERVE_POLL_INTERVAL_SECONDS, metavar="SECONDS",
                               help="seconds between two checks for new versions")
     add_deprecated_alias(serve, poll, "--poll-seconds")
     serve.add_argument("--ssl-cert",
@@ -148,7 +149,8 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
                             "this max_batch_size answers; requests are not merged (for "
                             "server-side batching run 'memae model-server --enable_batching "
                             "--batching_parameters_file=...') (default: no limit)")
-    grace = serve.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
+    grace = serve.add_argument("--grace", type=float, default=SERVE_GRACE_SECONDS,
+                               metavar="SECONDS",
                                help="on SIGTERM/SIGINT, seconds in-flight requests get to "
                                     "finish")
     add_deprecated_alias(serve, grace, "--drain-seconds")

@@ -13,7 +13,7 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2
 
-from memae_tf.common.contract import version_directories
+from memae_tf.common.contract import SERVE_POLL_INTERVAL_SECONDS, version_directories
 from memae_tf.serving.errors import ServingError, not_found
 from memae_tf.serving.layout import directory_fingerprint
 from memae_tf.serving.metrics import ServingMetrics
@@ -131,7 +131,7 @@ class ModelManager:
         self,
         model_name: str,
         model_base_path: str | os.PathLike,
-        poll_interval: float = 1.0,
+        poll_interval: float = SERVE_POLL_INTERVAL_SECONDS,
         version_policy: VersionPolicy | None = None,
         metrics: ServingMetrics | None = None,
     ) -> None:

@@ -21,7 +21,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.common.checks import check_positive_int
-from memae_tf.common.contract import GRPC_PORT
+from memae_tf.common.contract import GRPC_PORT, SERVE_GRACE_SECONDS, SERVE_POLL_INTERVAL_SECONDS
 from memae_tf.common.deprecation import renamed_argument
 from memae_tf.serving.config import read_text_proto, single_model_config
 from memae_tf.serving.core import ServingCore
@@ -180,7 +180,7 @@ def serve(
     rest_port: int | None = None,
     *,
     host: str = "127.0.0.1",
-    poll_interval: float = 1.0,
+    poll_interval: float = SERVE_POLL_INTERVAL_SECONDS,
     max_workers: int = 8,
     server_credentials: grpc.ServerCredentials | None = None,
     max_message_mib: float | None = None,
@@ -389,7 +389,7 @@ def start_model_server(
                        rest_timeout_in_ms=options.rest_api_timeout_in_ms)
 
 
-def wait_for_signal(handle: ServingHandle, grace: float = 30.0) -> None:
+def wait_for_signal(handle: ServingHandle, grace: float = SERVE_GRACE_SECONDS) -> None:
     """Serves until SIGINT or SIGTERM, then stops `handle` gracefully.
 
     On the signal, health turns NOT_SERVING, both ports stop accepting new
@@ -425,7 +425,7 @@ def run_server(
     port: int = GRPC_PORT,
     rest_port: int | None = None,
     *,
-    grace: float = 30.0,
+    grace: float = SERVE_GRACE_SECONDS,
     **options,
 ) -> None:
     """Runs `serve(...)` until SIGINT or SIGTERM, then stops gracefully (`wait_for_signal`).
