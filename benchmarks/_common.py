@@ -82,6 +82,18 @@ def cap_isa(cap: str | None) -> None:
         os.environ[name] = value
 
 
+def onednn_state() -> str:
+    """`TF_ENABLE_ONEDNN_OPTS` and whether TensorFlow's oneDNN kernels are on in this process.
+
+    Unset, TensorFlow turns them on only on CPUs with AVX-512 VNNI, AVX-512
+    BF16 or AMX, not on AVX2-only machines: the variable alone does not tell.
+    """
+    from tensorflow.python.util import _pywrap_util_port
+
+    state = "on" if _pywrap_util_port.IsMklEnabled() else "off"
+    return f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')} (oneDNN {state})"
+
+
 def machine() -> dict[str, str]:
     """CPU, its vector extensions, core count, load, GPU and package versions, for the record."""
     cpu = platform.processor() or platform.machine()
@@ -99,7 +111,7 @@ def machine() -> dict[str, str]:
         "vector extensions": extensions,
         "load average (1/5/15 min) at start": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
         "python": sys.version.split()[0],
-        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (oneDNN on)"),
+        "TF_ENABLE_ONEDNN_OPTS": onednn_state(),
         "instruction-set cap": ", ".join(
             f"{name}={os.environ[name]}" for name in ISA_CAPS["avx2"] if os.environ.get(name)
         ) or "none (the CPU's own)",

@@ -96,6 +96,19 @@ def test_machine_record_names_the_vector_extensions_in_a_fixed_order():
     assert _common.vector_extensions("model name : old\nflags : fpu sse2") == "none listed"
 
 
+def test_machine_record_reports_the_onednn_state_tensorflow_applies():
+    """Unset, TensorFlow decides by the CPU (off on AVX2-only machines): the record says
+    what TensorFlow applied, checked against the variable set both ways in fresh processes."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import _common;"
+            "print(_common.onednn_state())")
+    for value, state in (("0", "off"), ("1", "on")):
+        env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": value, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        result = subprocess.run([sys.executable, "-c", code, str(BENCHMARKS)], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert result.stdout.strip().splitlines()[-1] == f"{value} (oneDNN {state})"
+
+
 def test_first_call_profile_separates_the_one_time_set_up():
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / "first_call.py"), "--samples", "256", "--epochs", "1",
