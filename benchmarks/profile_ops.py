@@ -22,6 +22,10 @@ from pathlib import Path
 
 import _common
 
+# Before TensorFlow, as a user's `from memae_tf import MemAE` comes: the import
+# sets TensorFlow's oneDNN switch (see memae_tf/__init__.py).
+import memae_tf  # noqa: F401
+
 _SUFFIXES = re.compile(r"(_inference)?(_\d+)?$")
 # Runtime and input-pipeline events that wrap or overlap the operations.
 _RUNTIME = ("Dataset", ":Execute", ":ExecuteAsyncOnStream")

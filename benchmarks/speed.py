@@ -33,6 +33,10 @@ from typing import Any
 
 import _common
 
+# Before TensorFlow, as a user's `from memae_tf import MemAE` comes: the import
+# sets TensorFlow's oneDNN switch (see memae_tf/__init__.py).
+import memae_tf  # noqa: F401
+
 PRESETS = ("mnist", "cifar10", "kdd", "video")
 # Untimed epochs: tracing and XLA compilation can spill into the second one.
 _WARM_EPOCHS = 2
