@@ -19,7 +19,7 @@ from importlib import metadata as _metadata
 from memae_tf._lazy import lazy_exports
 
 # TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI,
-# BF16 or AMX. On an AVX2-only CPU its Eigen kernels took 1.1x (batch 256) to 1.6x
+# BF16 or AMX. On an AVX2-only CPU its Eigen kernels took 1.2x (batch 256) to 1.6x
 # (batch 1024) the CPU time of `MemAE.score`, and about 0.9x that of `fit`
 # (benchmarks/HISTORY.md, "Speed: scoring under AVX2 kernels"). TensorFlow
 # reads the variable when it is imported, so this only takes effect when memae_tf
