@@ -7,7 +7,7 @@ from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 from memae_tf import MemAE
 from memae_tf.client import MemAEClient
-from memae_tf.layers import FeatureScaler
+from memae_tf.layers import FeatureScaler, MemoryLayer
 from memae_tf.models.dense import tabular_units
 from memae_tf.models.presets import build_autoencoder
 from memae_tf.serving import serve
@@ -105,6 +105,14 @@ def test_tabular_preset_code_is_four_times_the_derived_width():
     model = build_autoencoder("tabular", "memae", input_shape=(9,))
     widths = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert widths == [16, 8, 8, 8, 16, 9]
+
+
+def test_tabular_preset_memory_shrinks_at_one_over_its_size():
+    # λ = 1/N: 0.005 for the preset's 200 items.
+    model = build_autoencoder("tabular", "memae", input_shape=(9,))
+    memory = next(layer for layer in model.layers if isinstance(layer, MemoryLayer))
+    assert memory.num_items == 200
+    assert memory.effective_shrink_threshold == pytest.approx(1 / 200)
 
 
 @pytest.fixture(scope="module")
