@@ -78,6 +78,10 @@ class TrainingConfig:
             cores) costs more than it saves below about 35 epochs of 6,000
             images, and XLA:CPU runs 3D convolutions an order of magnitude
             slower. Pass True for long CPU runs of 2D or dense networks.
+            XLA compiles the step once per batch shape: a last, smaller
+            batch (6,000 images in batches of 64 end with 48) is a second
+            compilation, which a `batch_size` dividing the number of
+            samples avoids.
             With `TF_XLA_FLAGS=--tf_xla_persistent_cache_directory=DIR` in
             the environment before TensorFlow starts, the compiled step is
             kept in DIR, and a later process that trains the same

@@ -165,8 +165,13 @@ class Trainer:
         """XLA for the train step on one GPU replica; not on CPU-only hosts.
 
         On 2 CPU cores XLA compiled the MNIST preset's train step in about
-        12 s and then ran an epoch 15% faster: a net loss below about 200,000
-        training samples (35 epochs of 6,000 images), and 3D convolutions
-        run an order of magnitude slower under XLA:CPU (RESULTS.md, "Speed").
+        12 s (twice: once for the batches of 64 and once for the last batch
+        of 48 of 6,000 images) and then ran an epoch 15% faster: a net loss
+        below about 200,000 training samples (35 epochs of 6,000 images), and
+        3D convolutions run an order of magnitude slower under XLA:CPU
+        (RESULTS.md, "Speed"). XLA's own options do not change that: lower
+        LLVM optimisation cut the compilation by a third and made the
+        compiled step more than twice as slow (HISTORY.md, "Speed: the
+        default path's training step").
         """
         return replicas == 1 and bool(tf.config.list_physical_devices("GPU"))
