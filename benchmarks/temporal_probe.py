@@ -34,17 +34,18 @@ RATIO_FLOOR = 1e-4
 
 def temporal_scores(x: np.ndarray, rebuilt: np.ndarray, errors: np.ndarray) -> dict:
     """The candidates of clips `x`, reconstructions and per-pixel errors `(n, L, H, W, C)`."""
+    from memae_tf.evaluation.frame_score import clip_frame_scores, temporal_error
+
     x, rebuilt = np.asarray(x, np.float64), np.asarray(rebuilt, np.float64)
     axes = tuple(range(1, x.ndim - 1))
     change, rebuilt_change = x[:, -1] - x[:, -2], rebuilt[:, -1] - rebuilt[:, -2]
-    last = np.asarray(errors, np.float64)[:, -1].mean(axis=axes)
-    temporal = ((change - rebuilt_change) ** 2).mean(axis=axes)
     return {
-        "last": last,
-        "temporal": temporal,
+        "last": clip_frame_scores(x, errors, "last"),
+        "temporal": temporal_error(x, rebuilt),
         "change_ratio": (change**2).mean(axis=axes) / ((rebuilt_change**2).mean(axis=axes)
                                                        + RATIO_FLOOR),
-        "last_plus_temporal": last + temporal,
+        "last_plus_temporal": clip_frame_scores(x, errors, "last_plus_temporal",
+                                                reconstructions=rebuilt),
     }
 
 

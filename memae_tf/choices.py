@@ -26,8 +26,9 @@ FILLS = ("interpolate", "drop")
 ALIGNMENTS = ("end", "centre")
 # How a clip's per-pixel error becomes the score of the frame it scores
 # (`evaluation.frame_score`): the whole clip's mean, its last frame's mean, the
-# last frame's worst patch, the last frame's error per unit of moving content.
-FRAME_SCORES = ("clip", "last", "patch", "relative")
+# last frame's worst patch, the last frame's error per unit of moving content,
+# the last frame's mean plus the error of its change from the frame before.
+FRAME_SCORES = ("clip", "last", "patch", "relative", "last_plus_temporal")
 # `"patch"`: the side of its square windows and the pixels between them;
 # `"relative"`: the floor added to the frame's moving content.
 FRAME_SCORE_PATCH_SIZE = 8

@@ -491,7 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="how a clip's per-pixel error scores its last frame: mean "
                                   "over the clip (clip, default; the threshold applies), over "
                                   "the last frame (last), the last frame's worst 8x8 patch "
-                                  "(patch), or its error per unit of moving content (relative)")
+                                  "(patch), its error per unit of moving content (relative), or "
+                                  "the last frame's mean plus the error of its change from the "
+                                  "frame before (last_plus_temporal)")
     score_video.set_defaults(func=cmd_score_video)
 
     evaluate = sub.add_parser("evaluate", help="AUROC / AUPR / P-R-F1 on labelled data")

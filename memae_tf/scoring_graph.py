@@ -180,7 +180,9 @@ def reconstruction_outputs(
     }
 
 
-def clip_frame_scores(x: tf.Tensor, score_map: tf.Tensor) -> dict[str, tf.Tensor]:
+def clip_frame_scores(
+    x: tf.Tensor, score_map: tf.Tensor, reconstruction: tf.Tensor
+) -> dict[str, tf.Tensor]:
     """The score of the frame each clip scores (its last), by every rule of `FRAME_SCORES`.
 
     For a clip `x` of `L` frames and its per-element error `e` (`score_map`):
@@ -191,12 +193,15 @@ def clip_frame_scores(x: tf.Tensor, score_map: tf.Tensor) -> dict[str, tf.Tensor
     than the window takes one window of its length); `"relative"` the last
     frame's mean error over its moving content, `mean((x[L-1] - x̄)²) +
     FRAME_SCORE_CONTENT_FLOOR` with `x̄` the clip's per-pixel mean over its
-    frames. `memae_tf.evaluation.frame_score` says why each exists and
-    computes the same in NumPy from stored error maps.
+    frames; `"last_plus_temporal"` is `"last"` plus the mean over the last
+    frame of `(Δx - Δx̂)²`, with `Δ` the change from frame `L-2` to frame
+    `L-1` and `x̂` the reconstruction. `memae_tf.evaluation.frame_score` says
+    why each exists and computes the same in NumPy from stored arrays.
 
     Args:
         x: Float32 clips `(batch, L, H, W, C)` in the model's input range.
         score_map: Their error per element, the shape of `x`.
+        reconstruction: Their reconstruction, the shape of `x`.
 
     Returns:
         Dict frame-score name → float32 `(batch,)`.
@@ -214,6 +219,9 @@ def clip_frame_scores(x: tf.Tensor, score_map: tf.Tensor) -> dict[str, tf.Tensor
         "last": last_mean,
         "patch": tf.reduce_max(patches, axis=[1, 2, 3]),
         "relative": last_mean / (content + FRAME_SCORE_CONTENT_FLOOR),
+        "last_plus_temporal": last_mean + tf.reduce_mean(tf.math.squared_difference(
+            x[:, -1] - x[:, -2], reconstruction[:, -1] - reconstruction[:, -2]),
+            axis=[1, 2, 3]),
     }
     return {name: scores[name] for name in FRAME_SCORES}
 
@@ -290,10 +298,10 @@ class ScoringGraph:
         if len(self.input_shape) == 4:
 
             def scored_frames(x: tf.Tensor) -> dict[str, tf.Tensor]:
-                score_map = reconstruction_outputs(compute, x, self.error,
-                                                   self.input_range)["score_map"]
-                return {name: _infinite_where_not_finite(x, scores)
-                        for name, scores in clip_frame_scores(x, score_map).items()}
+                outputs = reconstruction_outputs(compute, x, self.error, self.input_range)
+                scores = clip_frame_scores(x, outputs["score_map"], outputs["reconstruction"])
+                return {name: _infinite_where_not_finite(x, value)
+                        for name, value in scores.items()}
 
             self.frame_scores = tf.function(scored_frames, input_signature=signature,
                                             jit_compile=jit_compile, autograph=False)

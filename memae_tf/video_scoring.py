@@ -8,7 +8,7 @@ of frames `t - clip_length + 1 .. t` and the first `clip_length - 1` frames
 get none (NaN): the same scores a live stream gets from
 `memae_tf.client.stream.StreamScorer`, frame for frame. By default a frame's
 score is its clip's mean error (`MemAE.score`); `frame_score` selects another
-number of the clip's per-pixel error (`memae_tf.evaluation.frame_score`),
+number of the clip's error and reconstruction (`memae_tf.evaluation.frame_score`),
 computed by the detector's scoring graph, the function that the exported
 `frame_score` signature serves to a stream.
 """
@@ -41,7 +41,7 @@ class VideoScores:
         threshold: The detector's threshold (None when it has none, or when
             `frame_score` is not `"clip"`: the threshold is set on clip scores).
         frame_score: How a clip's error scored its frame (`"clip"`, `"last"`,
-            `"patch"`, `"relative"`).
+            `"patch"`, `"relative"`, `"last_plus_temporal"`).
     """
 
     frames: np.ndarray
@@ -70,7 +70,9 @@ def score_video(
         batch_size: Clips scored at once (bounds the memory used).
         frame_score: How a clip's per-pixel error scores its last frame:
             `"clip"` (its mean over the clip, `MemAE.score`), `"last"`,
-            `"patch"` or `"relative"` (`memae_tf.evaluation.frame_score`).
+            `"patch"`, `"relative"` or `"last_plus_temporal"` (the last
+            frame's mean error plus that of its change from the frame
+            before; `memae_tf.evaluation.frame_score`).
 
     Returns:
         A `VideoScores`.

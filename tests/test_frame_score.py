@@ -27,13 +27,25 @@ def reference_patch_max(image: np.ndarray, size: int, stride: int) -> float:
     return best
 
 
-def reference_scores(clips: np.ndarray, errors: np.ndarray, name: str) -> np.ndarray:
-    """Loop reference of the four frame scores for clips `(n, L, H, W)`."""
+def reference_scores(clips: np.ndarray, errors: np.ndarray, name: str,
+                     rebuilt: np.ndarray | None = None) -> np.ndarray:
+    """Loop reference of the frame scores for clips `(n, L, H, W)` (and reconstructions)."""
     out = []
-    for clip, error in zip(clips, errors, strict=True):
+    for n, (clip, error) in enumerate(zip(clips, errors, strict=True)):
         length, height, width = error.shape
         last = error[length - 1]
-        if name == "clip":
+        if name == "last_plus_temporal":
+            # The last frame's mean error plus the mean squared difference of the
+            # input's and the reconstruction's change from frame L-2 to frame L-1.
+            total = 0.0
+            for i in range(height):
+                for j in range(width):
+                    moved = clip[length - 1, i, j] - clip[length - 2, i, j]
+                    rebuilt_moved = rebuilt[n, length - 1, i, j] - rebuilt[n, length - 2, i, j]
+                    total += (moved - rebuilt_moved) ** 2
+            out.append(sum(float(v) for v in last.ravel()) / last.size
+                       + total / (height * width))
+        elif name == "clip":
             out.append(sum(float(v) for v in error.ravel()) / error.size)
         elif name == "last":
             out.append(sum(float(v) for v in last.ravel()) / last.size)
@@ -50,16 +62,19 @@ def reference_scores(clips: np.ndarray, errors: np.ndarray, name: str) -> np.nda
     return np.array(out)
 
 
-@pytest.mark.parametrize("name", ["clip", "last", "patch", "relative"])
+@pytest.mark.parametrize("name", ["clip", "last", "patch", "relative", "last_plus_temporal"])
 @pytest.mark.parametrize("shape", [(3, 4, 13, 18), (2, 3, 8, 8), (2, 2, 5, 11)])
 def test_frame_scores_match_a_loop_reference(name, shape):
     rng = np.random.default_rng(sum(shape))
     clips = rng.uniform(-1, 1, shape)
     errors = rng.random(shape) ** 3
-    expected = reference_scores(clips, errors, name)
-    np.testing.assert_allclose(clip_frame_scores(clips, errors, name), expected, rtol=1e-12)
+    rebuilt = rng.uniform(-1, 1, shape)
+    expected = reference_scores(clips, errors, name, rebuilt)
+    np.testing.assert_allclose(clip_frame_scores(clips, errors, name, reconstructions=rebuilt),
+                               expected, rtol=1e-12)
     # The model's layout, with a channel axis of 1, gives the same scores.
-    np.testing.assert_allclose(clip_frame_scores(clips[..., None], errors[..., None], name),
+    np.testing.assert_allclose(clip_frame_scores(clips[..., None], errors[..., None], name,
+                                                 reconstructions=rebuilt[..., None]),
                                expected, rtol=1e-12)
 
 
@@ -74,12 +89,14 @@ def test_the_scoring_graph_computes_the_same_frame_scores(shape):
     rng = np.random.default_rng(sum(shape))
     clips = rng.uniform(-1, 1, shape)
     errors = rng.random(shape) ** 3
+    rebuilt = rng.uniform(-1, 1, shape)
     scores = graph_frame_scores(tf.constant(clips[..., None], tf.float32),
-                                tf.constant(errors[..., None], tf.float32))
-    assert list(scores) == ["clip", "last", "patch", "relative"]
+                                tf.constant(errors[..., None], tf.float32),
+                                tf.constant(rebuilt[..., None], tf.float32))
+    assert list(scores) == ["clip", "last", "patch", "relative", "last_plus_temporal"]
     for name, values in scores.items():
-        np.testing.assert_allclose(values.numpy(), reference_scores(clips, errors, name),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(values.numpy(),
+                                   reference_scores(clips, errors, name, rebuilt), rtol=1e-5)
 
 
 def test_a_clip_with_a_non_finite_pixel_scores_inf_by_every_frame_score():
@@ -89,7 +106,7 @@ def test_a_clip_with_a_non_finite_pixel_scores_inf_by_every_frame_score():
                                  num_items=5)
     clips = np.zeros((2, 4, 16, 16, 1), np.float32)
     clips[1, 0, 3, 3, 0] = np.nan  # an early frame: outside the last frame's error
-    for name in ("clip", "last", "patch", "relative"):
+    for name in ("clip", "last", "patch", "relative", "last_plus_temporal"):
         scores = detector.scoring_graph.run(clips, output=name)
         assert np.isfinite(scores[0]) and scores[1] == np.inf
 
@@ -141,6 +158,8 @@ def test_bad_names_and_shapes_are_refused():
         clip_frame_scores(clips, np.zeros((2, 4, 4)), "last")
     with pytest.raises(ValueError, match="one error per clip pixel"):
         clip_frame_scores(np.zeros((1, 3, 4, 4)), clips, "relative")
+    with pytest.raises(ValueError, match=r"Expected `reconstructions`.*Received: None"):
+        clip_frame_scores(clips, clips, "last_plus_temporal")
     with pytest.raises(ValueError, match="frame_score"):
         ExperimentConfig("moving-mnist", frame_score="median")
 
@@ -194,11 +213,34 @@ def test_scoring_the_last_frame_ends_the_spill_of_an_anomaly():
     assert plain.metrics["auroc"] == pytest.approx(by_name["clip"])
 
 
+class StillReconstruction(PixelBrightness):
+    """The stand-in with a reconstruction that never moves: all change is unexplained."""
+
+    def reconstruct(self, x):
+        return np.zeros_like(x)
+
+
+def test_evaluate_video_scores_last_plus_temporal_from_the_reconstructions():
+    train, test = bright_video()
+    result = evaluate_video(StillReconstruction(), train, test, clip_length=3,
+                            frame_score="last_plus_temporal",
+                            frame_score_candidates=("last", "last_plus_temporal"))
+    assert result.info["frame_score"] == "last_plus_temporal"
+    assert set(result.info["frame_score_auroc"]) == {"last", "last_plus_temporal"}
+    # Frames 6 (brightens) and 9 (darkens) change: each adds 2² = 4 to its frame's
+    # last-frame brightness, so the darkening frame 9 (0 + 4) outranks the bright
+    # frames 7 and 8 (1 + 0): 2 of the 27 pairs are misordered.
+    assert result.metrics["auroc"] == pytest.approx(25 / 27)
+
+
 def test_frame_scores_other_than_clip_need_per_pixel_errors():
     train, test = bright_video()
     assert evaluate_video(ClipBrightness(), train, test, clip_length=3).metrics["auroc"] > 0
     with pytest.raises(ValueError, match="score_map"):
         evaluate_video(ClipBrightness(), train, test, clip_length=3, frame_score="patch")
+    with pytest.raises(ValueError, match="reconstruct"):
+        evaluate_video(PixelBrightness(), train, test, clip_length=3,
+                       frame_score="last_plus_temporal")
 
 
 def test_score_video_scores_each_frame_by_the_chosen_frame_score():
@@ -212,9 +254,10 @@ def test_score_video_scores_each_frame_by_the_chosen_frame_score():
     frames = rng.integers(0, 256, size=(9, 16, 16), dtype=np.uint8)
     clips, index = make_clips(Videos((frames,), (np.zeros(9, np.int64),), ("v",)), 4)
     errors = detector.score_map(clips)[..., 0]
-    for name in ("last", "patch", "relative"):
+    rebuilt = detector.reconstruct(clips)[..., 0]
+    for name in ("last", "patch", "relative", "last_plus_temporal"):
         result = score_video(detector, frames, batch_size=4, frame_score=name)
-        expected = reference_scores(clips[..., 0].astype(np.float64), errors, name)
+        expected = reference_scores(clips[..., 0].astype(np.float64), errors, name, rebuilt)
         assert np.isnan(result.scores[:3]).all()
         np.testing.assert_allclose(result.scores[index[:, 1] + 3], expected, rtol=1e-5)
         assert result.frame_score == name and result.threshold is None
@@ -234,5 +277,5 @@ def test_the_command_line_takes_the_frame_score_and_its_candidates():
         build_parser().parse_args(["experiment", "moving-mnist", "--out", "r",
                                    "--frame-score-candidates", "clip,median"])
     video = build_parser().parse_args(["score-video", "v.avi", "--model", "m.keras",
-                                       "--out", "o", "--frame-score", "last"])
-    assert video.frame_score == "last"
+                                       "--out", "o", "--frame-score", "last_plus_temporal"])
+    assert video.frame_score == "last_plus_temporal"

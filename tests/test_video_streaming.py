@@ -143,7 +143,7 @@ def test_the_served_video_model_has_a_float_output_per_frame_score(served):
         (np.dtype(np.float32), (None,))}
 
 
-@pytest.mark.parametrize("frame_score", ["last", "patch", "relative"])
+@pytest.mark.parametrize("frame_score", ["last", "patch", "relative", "last_plus_temporal"])
 def test_streams_get_the_offline_frame_score_of_score_video(detector, served, frame_score):
     from memae_tf.evaluation import clip_frame_scores
     from memae_tf.video_scoring import score_video
@@ -162,13 +162,14 @@ def test_streams_get_the_offline_frame_score_of_score_video(detector, served, fr
         video = Videos((frames,), (np.zeros(len(frames), np.int64),), ("v",))
         clips, _ = make_clips(video, CLIP, stride=1)
         expected = clip_frame_scores(detector.preprocess(clips), detector.score_map(clips),
-                                     frame_score)
+                                     frame_score, reconstructions=detector.reconstruct(clips))
         np.testing.assert_allclose(streamed[CLIP - 1 :], expected, rtol=1e-5)
 
 
 def test_a_stream_refuses_an_unknown_frame_score():
     with pytest.raises(ValueError, match=r"expected one of \('clip', 'last', 'patch', "
-                                         r"'relative'\)\. Received: frame_score='mean'"):
+                                         r"'relative', 'last_plus_temporal'\)\. "
+                                         r"Received: frame_score='mean'"):
         StreamScorer(CountingClient(None), frame_score="mean")
 
 

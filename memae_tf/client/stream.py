@@ -10,9 +10,9 @@ get NaN. Frames of several streams pushed together travel in one request.
 
 `frame_score` chooses how a clip's error scores its frame, as `memae
 score-video --frame-score` does: `"clip"` (the default) is the served
-`score`, the clip's mean error; `"last"`, `"patch"` and `"relative"` are the
-outputs of the exported `frame_score` signature (`memae_tf.common.contract`),
-computed by the same graph function as offline.
+`score`, the clip's mean error; `"last"`, `"patch"`, `"relative"` and
+`"last_plus_temporal"` are the outputs of the exported `frame_score`
+signature (`memae_tf.common.contract`), computed by the same graph function as offline.
 
 Only numpy and the public `MemAEClient` API: no TensorFlow.
 """
@@ -86,8 +86,9 @@ class StreamScorer:
             method will do; otherwise one with its `run_signature`.
         clip_length: Frames a clip of the served model (16 for MemAE's video network).
         frame_score: How a clip's error scores its last frame: `"clip"`
-            (its mean over the clip, the served `score`), `"last"`, `"patch"`
-            or `"relative"` (`memae_tf.evaluation.frame_score`; served by the
+            (its mean over the clip, the served `score`), `"last"`, `"patch"`,
+            `"relative"` or `"last_plus_temporal"`
+            (`memae_tf.evaluation.frame_score`; served by the
             `frame_score` signature of a video model exported by this version).
 
     Example:

@@ -7,7 +7,8 @@ these signatures, all taking the float32 input `x` (`[None, *input_shape]`):
   `score > threshold`) and `reconstruction` (shape of `x`);
 - `score_map` → `score_map` (error per element, shape of `x`);
 - `memory_attention` → `memory_attention` (only for models with a memory);
-- `frame_score` → `clip`, `last`, `patch` and `relative` (float32 `[None]`
+- `frame_score` → `clip`, `last`, `patch`, `relative` and
+  `last_plus_temporal` (float32 `[None]`
   each; only for video models, inputs `(clip_length, H, W, C)`): the score
   of the frame each clip scores, its last, by each rule of
   `memae_tf.evaluation.frame_score` (the names of `FRAME_SCORE_OUTPUTS`);
@@ -39,7 +40,7 @@ SCORE_MAP_SIGNATURE = "score_map"
 ATTENTION_SIGNATURE = "memory_attention"
 FRAME_SCORE_SIGNATURE = "frame_score"
 # The outputs of `frame_score`, named after the frame scores (`memae_tf.choices.FRAME_SCORES`).
-FRAME_SCORE_OUTPUTS = ("clip", "last", "patch", "relative")
+FRAME_SCORE_OUTPUTS = ("clip", "last", "patch", "relative", "last_plus_temporal")
 SCORE_OUTPUT = "score"
 IS_ANOMALY_OUTPUT = "is_anomaly"
 RECONSTRUCTION_OUTPUT = "reconstruction"

@@ -254,8 +254,9 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--frame-score", choices=FRAME_SCORES, default="clip",
                    help="video: how a clip's per-pixel error scores its last frame: mean over "
                         "the clip (clip, default), over the last frame (last), the last "
-                        "frame's worst 8x8 patch (patch), or the last frame's error per unit "
-                        "of moving content (relative)")
+                        "frame's worst 8x8 patch (patch), the last frame's error per unit "
+                        "of moving content (relative), or the last frame's mean plus the "
+                        "error of its change from the frame before (last_plus_temporal)")
     p.add_argument("--frame-score-candidates", type=parse_list(FRAME_SCORES), default=[],
                    help="video, development sets: frame scores to compare from the one "
                         "trained network (recorded in results.json info)")

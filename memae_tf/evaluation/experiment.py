@@ -97,7 +97,8 @@ class ExperimentConfig:
         smoothing_candidates: Video, development sets: widths compared in
             `info` (`choose_smoothing`).
         frame_score: Video: how a clip's per-pixel error scores its frame
-            (`evaluation.frame_score`: `"clip"`, `"last"`, `"patch"`, `"relative"`).
+            (`evaluation.frame_score`: `"clip"`, `"last"`, `"patch"`, `"relative"`,
+            `"last_plus_temporal"`).
         frame_score_candidates: Video, development sets: frame scores compared
             in `info` from the one trained network (`evaluate_video`).
     """

@@ -83,6 +83,12 @@ class MemAEScorer:
             raise RuntimeError("Call fit() before score_map().")
         return self.detector.score_map(x)
 
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """Reconstructions of `x`, shaped like `x` (`MemAE.reconstruct`)."""
+        if self.detector is None:
+            raise RuntimeError("Call fit() before reconstruct().")
+        return self.detector.reconstruct(x)
+
 
 MODELS = (*VARIANTS, *BASELINES)
 

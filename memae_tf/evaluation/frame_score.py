@@ -14,14 +14,20 @@ model's other error) is its per-pixel error. A clip scores its last frame
 - `"relative"`: the mean of the last frame's `e` divided by that frame's
   moving content, `mean((x[L-1] - x̄)²) + content_floor`, where `x̄` is the
   clip's per-pixel mean over its `L` frames (computed from the input, not
-  the network): the error per unit of what moves.
+  the network): the error per unit of what moves;
+- `"last_plus_temporal"`: `"last"` plus `temporal_error`, the mean over the
+  last frame of `(Δx - Δx̂)²`, where `Δ` is the change from frame `L - 2` to
+  frame `L - 1` and `x̂` the reconstruction: it also sees motion the network
+  does not reproduce (the score the walkway's development set chose,
+  `benchmarks/VIDEO_PROTOCOL.md`). It needs the reconstructions, not only
+  the error maps.
 
 Each uses only the clip (the frame and the `L - 1` before it) and its
 reconstruction, so each can be computed on a live stream. The detector's
 scoring graph computes the same in TensorFlow
 (`memae_tf.scoring_graph.clip_frame_scores`) for `memae score-video` and for
 the exported `frame_score` signature that `StreamScorer` asks; this NumPy
-version scores stored error maps (`evaluate_video`, the experiments).
+version scores stored arrays (`evaluate_video`, the experiments).
 """
 
 from __future__ import annotations
@@ -82,6 +88,35 @@ def max_patch_mean(images: np.ndarray, patch_size: int = PATCH_SIZE,
     return windows.mean(axis=(-2, -1)).reshape(len(images), -1).max(axis=1)
 
 
+def temporal_error(clips: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Mean squared error of each clip's last frame-to-frame change, `mean((Δx - Δx̂)²)`.
+
+    `Δ` is the change from frame `L - 2` to frame `L - 1`; the mean is over
+    the last frame's pixels (and channels).
+
+    Args:
+        clips: The model's input clips `(n, L, H, W)` or `(n, L, H, W, 1)`, `L >= 2`.
+        reconstructions: Their reconstructions, shaped like `clips`.
+
+    Returns:
+        float64 array `(n,)`.
+
+    Example:
+
+    >>> clips = np.zeros((1, 2, 1, 2)); clips[0, 1, 0, 0] = 1.0
+    >>> temporal_error(clips, np.zeros_like(clips))
+    array([0.5])
+    """
+    clips, reconstructions = _frames(clips, "clips"), _frames(reconstructions, "reconstructions")
+    if clips.shape != reconstructions.shape or clips.shape[1] < 2:
+        raise ValueError(f"Expected clips of at least 2 frames and one reconstruction per clip "
+                         f"pixel. Received: clips {clips.shape}, reconstructions "
+                         f"{reconstructions.shape}")
+    change = clips[:, -1] - clips[:, -2]
+    rebuilt_change = reconstructions[:, -1] - reconstructions[:, -2]
+    return ((change - rebuilt_change) ** 2).mean(axis=(1, 2))
+
+
 def clip_frame_scores(
     clips: np.ndarray,
     errors: np.ndarray,
@@ -89,17 +124,22 @@ def clip_frame_scores(
     patch_size: int = PATCH_SIZE,
     patch_stride: int = PATCH_STRIDE,
     content_floor: float = CONTENT_FLOOR,
+    reconstructions: np.ndarray | None = None,
 ) -> np.ndarray:
     """The score of the frame each clip scores (its last), from the clip's per-pixel error.
 
     Args:
         clips: The model's input clips `(n, L, H, W)` or `(n, L, H, W, 1)`
-            (for `"relative"`; the other scores read only `errors`).
+            (for `"relative"` and `"last_plus_temporal"`; the other scores
+            read only `errors`).
         errors: Per-pixel error of each clip (`MemAE.score_map`), shaped like `clips`.
-        frame_score: `"clip"`, `"last"`, `"patch"` or `"relative"` (module docstring).
+        frame_score: `"clip"`, `"last"`, `"patch"`, `"relative"` or
+            `"last_plus_temporal"` (module docstring).
         patch_size: `"patch"`: window side in pixels.
         patch_stride: `"patch"`: pixels between windows.
         content_floor: `"relative"`: added to the moving content, positive.
+        reconstructions: `"last_plus_temporal"` (required there): the clips'
+            reconstructions (`MemAE.reconstruct`), shaped like `clips`.
 
     Returns:
         float64 array `(n,)`, higher = more anomalous.
@@ -124,6 +164,12 @@ def clip_frame_scores(
         return last.mean(axis=(1, 2))
     if frame_score == "patch":
         return max_patch_mean(last, patch_size, patch_stride)
+    if frame_score == "last_plus_temporal":
+        if reconstructions is None:
+            raise ValueError("Expected `reconstructions` (the clips' reconstructions, shaped "
+                             "like `clips`) for frame_score='last_plus_temporal', which scores "
+                             "the reconstruction's frame-to-frame change. Received: None")
+        return last.mean(axis=(1, 2)) + temporal_error(clips, reconstructions)
     clips = _frames(clips, "clips")
     if clips.shape != errors.shape:
         raise ValueError(f"Expected one error per clip pixel. Received: clips {clips.shape}, "
@@ -133,7 +179,9 @@ def clip_frame_scores(
 
 
 def frame_score_table(
-    clips: np.ndarray, errors: np.ndarray, frame_scores: Sequence[str]
+    clips: np.ndarray, errors: np.ndarray, frame_scores: Sequence[str],
+    reconstructions: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """`clip_frame_scores` of several frame scores at once: `{name: (n,) scores}`."""
-    return {name: clip_frame_scores(clips, errors, name) for name in frame_scores}
+    return {name: clip_frame_scores(clips, errors, name, reconstructions=reconstructions)
+            for name in frame_scores}

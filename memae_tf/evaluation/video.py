@@ -373,8 +373,9 @@ def evaluate_video(
             `smoothing_chosen` (`choose_smoothing`).
         frame_score: How a clip's per-pixel error scores its frame
             (`memae_tf.evaluation.frame_score`): `"clip"` (its mean over the
-            clip, `scorer.score`), `"last"`, `"patch"` or `"relative"`; all but
-            `"clip"` need a scorer with `score_map(x)`.
+            clip, `scorer.score`), `"last"`, `"patch"`, `"relative"` or
+            `"last_plus_temporal"`; all but `"clip"` need a scorer with
+            `score_map(x)`, and `"last_plus_temporal"` one with `reconstruct(x)`.
         frame_score_candidates: On development data, frame scores to compare,
             all computed from the one trained network: `info` then holds
             `frame_score_auroc` (`{name: raw pooled AUROC}`, at `smoothing`)
@@ -389,6 +390,9 @@ def evaluate_video(
     if names != ["clip"] and not hasattr(scorer, "score_map"):
         raise ValueError(f"Frame scores other than 'clip' need a scorer with per-pixel errors "
                          f"(`score_map`). Received: {type(scorer).__name__} for {names}")
+    if "last_plus_temporal" in names and not hasattr(scorer, "reconstruct"):
+        raise ValueError(f"The frame score 'last_plus_temporal' needs a scorer with "
+                         f"reconstructions (`reconstruct`). Received: {type(scorer).__name__}")
     x_train, _ = make_clips(train, clip_length, train_stride)
     if len(x_train) == 0:
         raise ValueError(
@@ -428,11 +432,14 @@ def evaluate_video(
 
 def _frame_scores_of(scorer: Scorer, clips: np.ndarray, names: Sequence[str],
                      batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Frame scores `names` of every clip, from the scorer's error maps, a batch at a time."""
+    """Frame scores `names` of every clip, from the scorer's error maps (and
+    reconstructions, for `"last_plus_temporal"`), a batch at a time."""
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for start in range(0, len(clips), batch_size):
         batch = clips[start : start + batch_size]
-        for name, scores in frame_score_table(batch, scorer.score_map(batch), names).items():
+        rebuilt = scorer.reconstruct(batch) if "last_plus_temporal" in names else None
+        for name, scores in frame_score_table(batch, scorer.score_map(batch), names,
+                                              rebuilt).items():
             parts[name].append(scores)
     return {name: np.concatenate(chunks) if chunks else np.zeros(0)
             for name, chunks in parts.items()}

@@ -174,7 +174,8 @@ def export_saved_model(
     - `score_map` → `score_map` (that error per element, shape of `x`);
     - `memory_attention` → `memory_attention` (the memory addressing weights),
       only when the model has a `MemoryLayer`;
-    - `frame_score` → `clip`, `last`, `patch`, `relative` (float32 `[None]`
+    - `frame_score` → `clip`, `last`, `patch`, `relative`,
+      `last_plus_temporal` (float32 `[None]`
       each: the score of each clip's last frame by that rule of
       `memae_tf.evaluation.frame_score`), only for a video model (inputs
       `(clip_length, H, W, C)`), so that a stream (`StreamScorer`) gets the
