@@ -226,9 +226,14 @@ def clip_frame_scores(
     return {name: scores[name] for name in FRAME_SCORES}
 
 
-def _infinite_where_not_finite(x: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
-    axes = list(range(1, len(x.shape)))
-    finite = tf.reduce_all(tf.math.is_finite(x), axis=axes) & tf.math.is_finite(scores)
+def _finite_samples(x: tf.Tensor) -> tf.Tensor:
+    """True for each sample of `x` without a NaN or Inf value, `(batch,)`."""
+    return tf.reduce_all(tf.math.is_finite(x), axis=list(range(1, len(x.shape))))
+
+
+def _infinite_unless(finite: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+    """`scores`, with +inf where the sample is not `finite` or its score is not finite."""
+    finite = finite & tf.math.is_finite(scores)
     return tf.where(finite, scores, tf.fill(tf.shape(scores), tf.constant(float("inf"))))
 
 
@@ -247,7 +252,7 @@ def flag_non_finite(x: tf.Tensor, outputs: dict[str, tf.Tensor]) -> dict[str, tf
     Returns:
         `outputs` with `score` replaced by +inf where the sample is not finite.
     """
-    return {**outputs, "score": _infinite_where_not_finite(x, outputs["score"])}
+    return {**outputs, "score": _infinite_unless(_finite_samples(x), outputs["score"])}
 
 
 class ScoringGraph:
@@ -300,8 +305,8 @@ class ScoringGraph:
             def scored_frames(x: tf.Tensor) -> dict[str, tf.Tensor]:
                 outputs = reconstruction_outputs(compute, x, self.error, self.input_range)
                 scores = clip_frame_scores(x, outputs["score_map"], outputs["reconstruction"])
-                return {name: _infinite_where_not_finite(x, value)
-                        for name, value in scores.items()}
+                finite = _finite_samples(x)  # once for every frame score
+                return {name: _infinite_unless(finite, value) for name, value in scores.items()}
 
             self.frame_scores = tf.function(scored_frames, input_signature=signature,
                                             jit_compile=jit_compile, autograph=False)
