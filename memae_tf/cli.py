@@ -29,6 +29,7 @@ from memae_tf.choices import (
     VARIANTS,
 )
 from memae_tf.client.cli import add_monitor_command
+from memae_tf.common.contract import DEFAULT_FRAME_SCORE
 from memae_tf.common.deprecation import add_deprecated_alias
 from memae_tf.evaluation.cli import (
     add_experiment_command,
@@ -245,6 +246,9 @@ def cmd_score_video(args: argparse.Namespace) -> int:
          + ", ".join(str(path) for path in written.values()))
     if result.threshold is not None:
         _log(f"{int((scored > result.threshold).sum())} frames above the threshold")
+    elif detector.threshold_ is not None:
+        _log(f"no frame flagged: the detector's threshold is set on clip scores, not on "
+             f"{args.frame_score} (--frame-score clip flags frames)")
     return 0
 
 
@@ -487,13 +491,14 @@ def build_parser() -> argparse.ArgumentParser:
                              help="frames a second for the plot's time axis (default: the "
                                   "file's, read with OpenCV)")
     score_video.add_argument("--batch-size", type=int, default=32, help="clips scored at once")
-    score_video.add_argument("--frame-score", choices=FRAME_SCORES, default="clip",
-                             help="how a clip's per-pixel error scores its last frame: mean "
-                                  "over the clip (clip, default; the threshold applies), over "
+    score_video.add_argument("--frame-score", choices=FRAME_SCORES, default=DEFAULT_FRAME_SCORE,
+                             help="how a clip's per-pixel error scores its last frame: the "
+                                  "last frame's mean plus the error of its change from the "
+                                  "frame before (last_plus_temporal, default), the mean over "
                                   "the last frame (last), the last frame's worst 8x8 patch "
                                   "(patch), its error per unit of moving content (relative), or "
-                                  "the last frame's mean plus the error of its change from the "
-                                  "frame before (last_plus_temporal)")
+                                  "the mean over the clip (clip; the only one the detector's "
+                                  "threshold applies to, for is_anomaly)")
     score_video.set_defaults(func=cmd_score_video)
 
     evaluate = sub.add_parser("evaluate", help="AUROC / AUPR / P-R-F1 on labelled data")

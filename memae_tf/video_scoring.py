@@ -6,11 +6,14 @@ grayscale, resized to the model's frame size) and cut into every clip of
 (`memae_tf.evaluation.video`, `alignment="end"`), so frame `t` gets the score
 of frames `t - clip_length + 1 .. t` and the first `clip_length - 1` frames
 get none (NaN): the same scores a live stream gets from
-`memae_tf.client.stream.StreamScorer`, frame for frame. By default a frame's
-score is its clip's mean error (`MemAE.score`); `frame_score` selects another
-number of the clip's error and reconstruction (`memae_tf.evaluation.frame_score`),
-computed by the detector's scoring graph, the function that the exported
-`frame_score` signature serves to a stream.
+`memae_tf.client.stream.StreamScorer`, frame for frame. `frame_score` says
+which number of the clip's error and reconstruction scores the frame
+(`memae_tf.evaluation.frame_score`); by default `"last_plus_temporal"`, the
+last frame's mean error plus that of its change from the frame before (the
+score chosen on real footage, `benchmarks/VIDEO_PROTOCOL.md`). The detector's
+scoring graph computes it, the function that the exported `frame_score`
+signature serves to a stream; `"clip"`, the clip's mean error
+(`MemAE.score`), is the score the detector's threshold is set on.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from memae_tf.common.checks import check_choice
+from memae_tf.common.contract import DEFAULT_FRAME_SCORE
 from memae_tf.data import read_frames
 from memae_tf.detector import MemAE
 from memae_tf.evaluation.frame_score import FRAME_SCORES
@@ -48,7 +52,7 @@ class VideoScores:
     scores: np.ndarray
     error_maps: np.ndarray | None
     threshold: float | None
-    frame_score: str = "clip"
+    frame_score: str = DEFAULT_FRAME_SCORE
 
 
 def score_video(
@@ -58,7 +62,7 @@ def score_video(
     max_frames: int | None = None,
     error_maps: bool = False,
     batch_size: int = 32,
-    frame_score: str = "clip",
+    frame_score: str = DEFAULT_FRAME_SCORE,
 ) -> VideoScores:
     """Scores every frame of a video file (or uint8 frames) with a video MemAE.
 
@@ -69,10 +73,11 @@ def score_video(
         error_maps: Also compute each scored frame's error map.
         batch_size: Clips scored at once (bounds the memory used).
         frame_score: How a clip's per-pixel error scores its last frame:
-            `"clip"` (its mean over the clip, `MemAE.score`), `"last"`,
-            `"patch"`, `"relative"` or `"last_plus_temporal"` (the last
-            frame's mean error plus that of its change from the frame
-            before; `memae_tf.evaluation.frame_score`).
+            `"last_plus_temporal"` (the default: the last frame's mean error
+            plus that of its change from the frame before), `"last"`,
+            `"patch"`, `"relative"` (`memae_tf.evaluation.frame_score`) or
+            `"clip"` (its mean over the clip, `MemAE.score`; only this one
+            is compared with the detector's threshold).
 
     Returns:
         A `VideoScores`.

@@ -64,7 +64,7 @@ def test_score_video_writes_the_offline_scores_plot_and_overlay(detector, tmp_pa
     model = detector.save(tmp_path / "video.keras")
     out = tmp_path / "scored"
     assert main(["score-video", str(video), "--model", str(model), "--out", str(out),
-                 "--max-frames", "40", "--overlay"]) == 0
+                 "--max-frames", "40", "--overlay", "--frame-score", "clip"]) == 0
 
     with open(out / "scores.csv") as file:
         rows = list(csv.DictReader(file))
@@ -81,6 +81,37 @@ def test_score_video_writes_the_offline_scores_plot_and_overlay(detector, tmp_pa
     assert [p.name for p in overlays[:2]] == ["frame_00015.png", "frame_00016.png"]
     assert len(overlays) == 40 - (CLIP - 1)
     assert read_frames(out / "overlay.avi", None).shape == (25, HEIGHT, WIDTH)
+
+
+def test_score_video_scores_last_plus_temporal_by_default_and_flags_nothing(detector, tmp_path,
+                                                                           capsys):
+    from PIL import Image
+
+    from memae_tf.cli import main
+    from memae_tf.data import read_frames
+    from memae_tf.evaluation import clip_frame_scores
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, frame in enumerate(moving_blobs(20, seed=4)):
+        Image.fromarray(frame).save(folder / f"{t:03d}.png")
+    model = detector.save(tmp_path / "video.keras")
+    out = tmp_path / "scored"
+    assert main(["score-video", str(folder), "--model", str(model), "--out", str(out)]) == 0
+
+    with open(out / "scores.csv") as file:
+        rows = list(csv.DictReader(file))
+    written = np.array([float(row["score"]) for row in rows[CLIP - 1 :]])
+    frames = read_frames(folder, (HEIGHT, WIDTH))
+    video = Videos((frames,), (np.zeros(len(frames), np.int64),), ("v",))
+    clips, _ = make_clips(video, CLIP, stride=1)
+    # The NumPy definition: the last frame's mean error plus its temporal error.
+    expected = clip_frame_scores(detector.preprocess(clips), detector.score_map(clips),
+                                 "last_plus_temporal", reconstructions=detector.reconstruct(clips))
+    np.testing.assert_allclose(written, expected, rtol=1e-5)
+    # The threshold is set on clip scores: no frame is flagged, and the log says why.
+    assert {row["is_anomaly"] for row in rows} == {""}
+    assert "--frame-score clip flags frames" in capsys.readouterr().err
 
 
 class CountingClient:
@@ -105,7 +136,7 @@ def test_streams_over_grpc_get_the_offline_scores_in_one_request_per_step(detect
     try:
         with MemAEClient(f"127.0.0.1:{handle.port}", "walkway", timeout=60) as client:
             counting = CountingClient(client)
-            scorer = StreamScorer(counting, clip_length=CLIP)
+            scorer = StreamScorer(counting, clip_length=CLIP, frame_score="clip")
             pushed = [scorer.push({name: frames[t] for name, frames in streams.items()})
                       for t in range(22)]
     finally:
@@ -164,6 +195,42 @@ def test_streams_get_the_offline_frame_score_of_score_video(detector, served, fr
         expected = clip_frame_scores(detector.preprocess(clips), detector.score_map(clips),
                                      frame_score, reconstructions=detector.reconstruct(clips))
         np.testing.assert_allclose(streamed[CLIP - 1 :], expected, rtol=1e-5)
+
+
+def test_a_stream_and_score_video_give_the_same_frame_score_by_default(detector, served):
+    from memae_tf.video_scoring import score_video
+
+    frames = moving_blobs(20, seed=5)
+    with MemAEClient(f"127.0.0.1:{served}", "walkway", timeout=60) as client:
+        scorer = StreamScorer(client, clip_length=CLIP)
+        streamed = scorer.score_frames(frames)
+    offline = score_video(detector, frames)
+    assert scorer.frame_score == offline.frame_score == "last_plus_temporal"
+    np.testing.assert_allclose(streamed[CLIP - 1 :], offline.scores[CLIP - 1 :], rtol=1e-5)
+
+
+def test_a_stream_of_a_model_without_the_frame_score_signature_says_how_to_go_on(tmp_path):
+    from memae_tf.detector import MemAE
+    from memae_tf.serving import serve
+
+    # A served model without the `frame_score` signature (as an export of an earlier
+    # version has none): a table model, whose signatures are the other four.
+    table = MemAE.from_preset("kdd", "ae", input_shape=(6,))
+    rows = np.random.default_rng(0).uniform(size=(32, 6)).astype(np.float32)
+    table.fit(rows, epochs=1, verbose=0)
+    table.infer_threshold(rows, fpr=0.1)
+    table.export(tmp_path / "table")
+    handle = serve(tmp_path / "table", "table", port=0, host="127.0.0.1")
+    try:
+        with MemAEClient(f"127.0.0.1:{handle.port}", "table", timeout=60) as client:
+            scorer = StreamScorer(client, clip_length=2)
+            scorer.push({"a": np.zeros((1, 6), np.uint8)})
+            with pytest.raises(ValueError, match=r"`frame_score` output 'last_plus_temporal'.*"
+                                                 r"signatures \['model_info', 'score_map', "
+                                                 r"'serving_default'\].*frame_score='clip'"):
+                scorer.push({"a": np.zeros((1, 6), np.uint8)})
+    finally:
+        handle.stop(grace=0)
 
 
 def test_a_stream_refuses_an_unknown_frame_score():

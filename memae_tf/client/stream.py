@@ -9,10 +9,11 @@ scores. The first `clip_length - 1` frames of a stream complete no clip and
 get NaN. Frames of several streams pushed together travel in one request.
 
 `frame_score` chooses how a clip's error scores its frame, as `memae
-score-video --frame-score` does: `"clip"` (the default) is the served
-`score`, the clip's mean error; `"last"`, `"patch"`, `"relative"` and
-`"last_plus_temporal"` are the outputs of the exported `frame_score`
-signature (`memae_tf.common.contract`), computed by the same graph function as offline.
+score-video --frame-score` does: `"clip"` is the served `score`, the clip's
+mean error (the score the threshold is set on); `"last"`, `"patch"`,
+`"relative"` and `"last_plus_temporal"` (the default, `DEFAULT_FRAME_SCORE`)
+are the outputs of the exported `frame_score` signature
+(`memae_tf.common.contract`), computed by the same graph function as offline.
 
 Only numpy and the public `MemAEClient` API: no TensorFlow.
 """
@@ -26,8 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from memae_tf.client.errors import MemAEClientError
 from memae_tf.common.checks import check_choice, check_positive_int
-from memae_tf.common.contract import FRAME_SCORE_OUTPUTS, FRAME_SCORE_SIGNATURE
+from memae_tf.common.contract import (
+    DEFAULT_FRAME_SCORE,
+    FRAME_SCORE_OUTPUTS,
+    FRAME_SCORE_SIGNATURE,
+)
 
 
 class FrameWindow:
@@ -83,25 +89,29 @@ class StreamScorer:
         client: A `MemAEClient` for a model whose input is `(clip_length, H, W,
             1)`; uint8 frames are scaled into the model's input range by the
             client. With `frame_score="clip"` any object with its `score(x)`
-            method will do; otherwise one with its `run_signature`.
+            method will do; otherwise one with its `run_signature` and `metadata`.
         clip_length: Frames a clip of the served model (16 for MemAE's video network).
-        frame_score: How a clip's error scores its last frame: `"clip"`
-            (its mean over the clip, the served `score`), `"last"`, `"patch"`,
-            `"relative"` or `"last_plus_temporal"`
-            (`memae_tf.evaluation.frame_score`; served by the
-            `frame_score` signature of a video model exported by this version).
+        frame_score: How a clip's error scores its last frame:
+            `"last_plus_temporal"` (the default: the last frame's mean error
+            plus that of its change from the frame before, the score chosen
+            on real footage), `"last"`, `"patch"`, `"relative"`
+            (`memae_tf.evaluation.frame_score`; served by the `frame_score`
+            signature of a video model exported by this version) or `"clip"`
+            (its mean over the clip, the served `score`: the score the
+            model's threshold is set on, served by every export).
 
     Example:
 
     ```python
     with MemAEClient("localhost:8500", "walkway") as client:
-        scorer = StreamScorer(client, frame_score="last")
+        scorer = StreamScorer(client)  # frame_score="last_plus_temporal"
         for frame_a, frame_b in zip(camera_a, camera_b):
             scores = scorer.push({"a": frame_a, "b": frame_b})  # one request for both
     ```
     """
 
-    def __init__(self, client: Any, clip_length: int = 16, frame_score: str = "clip") -> None:
+    def __init__(self, client: Any, clip_length: int = 16,
+                 frame_score: str = DEFAULT_FRAME_SCORE) -> None:
         self.client = client
         self.clip_length = check_positive_int("clip_length", clip_length)
         self.frame_score = check_choice("frame_score", frame_score, FRAME_SCORE_OUTPUTS)
@@ -118,6 +128,11 @@ class StreamScorer:
         Returns:
             Stream id → the new frame's score; NaN while the stream has fewer
             than `clip_length` frames.
+
+        Raises:
+            ValueError: If the served model has no `frame_score` output of
+                this scorer's `frame_score` (an export of an earlier version,
+                or not a video model).
         """
         with self._lock:
             clips = {}
@@ -141,8 +156,21 @@ class StreamScorer:
     def _score(self, clips: np.ndarray) -> np.ndarray:
         if self.frame_score == "clip":
             return self.client.score(clips)
-        outputs = self.client.run_signature(clips, signature=FRAME_SCORE_SIGNATURE,
-                                            output_filter=[self.frame_score])
+        try:
+            outputs = self.client.run_signature(clips, signature=FRAME_SCORE_SIGNATURE,
+                                                output_filter=[self.frame_score])
+        except MemAEClientError as error:
+            signatures = self.client.metadata().signatures
+            served = signatures.get(FRAME_SCORE_SIGNATURE)
+            if served is not None and self.frame_score in served.outputs:
+                raise
+            raise ValueError(
+                f"Expected a served video model with the `{FRAME_SCORE_SIGNATURE}` output "
+                f"{self.frame_score!r} (exported by this version). Received a model with "
+                + (f"the outputs {sorted(served.outputs)}" if served is not None
+                   else f"the signatures {sorted(n for n in signatures if n[:2] != '__')}")
+                + ": export it again, or pass frame_score='clip' (the served `score`)"
+            ) from error
         return outputs[self.frame_score]
 
     def score_frames(self, frames: Iterable[Any], stream: Hashable = 0) -> np.ndarray:

@@ -41,6 +41,10 @@ ATTENTION_SIGNATURE = "memory_attention"
 FRAME_SCORE_SIGNATURE = "frame_score"
 # The outputs of `frame_score`, named after the frame scores (`memae_tf.choices.FRAME_SCORES`).
 FRAME_SCORE_OUTPUTS = ("clip", "last", "patch", "relative", "last_plus_temporal")
+# The frame score `memae score-video`, `score_video` and `StreamScorer` give when none
+# is named: the one chosen on real footage (the walkway's development split,
+# benchmarks/VIDEO_PROTOCOL.md); "clip" is the served `score` the threshold is set on.
+DEFAULT_FRAME_SCORE = "last_plus_temporal"
 SCORE_OUTPUT = "score"
 IS_ANOMALY_OUTPUT = "is_anomaly"
 RECONSTRUCTION_OUTPUT = "reconstruction"
