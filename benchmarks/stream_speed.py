@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", default="1,4,8", help="stream counts, comma-separated")
     parser.add_argument("--frames", type=int, default=64, help="frames pushed per stream")
     parser.add_argument("--frame-score", default="clip",
-                        help="StreamScorer's frame score: clip, last, patch or relative")
+                        help="StreamScorer's frame score: clip (the figures in RESULTS), last, "
+                             "patch, relative or last_plus_temporal (StreamScorer's default)")
     args = parser.parse_args(argv)
 
     from _common import machine
