@@ -107,12 +107,12 @@ def test_tabular_preset_code_is_four_times_the_derived_width():
     assert widths == [16, 8, 8, 8, 16, 9]
 
 
-def test_tabular_preset_memory_shrinks_at_one_over_its_size():
-    # λ = 1/N: 0.005 for the preset's 200 items.
+def test_tabular_preset_memory_shrinks_at_two_over_its_size():
+    # λ = 2/N: 0.01 for the preset's 200 items.
     model = build_autoencoder("tabular", "memae", input_shape=(9,))
     memory = next(layer for layer in model.layers if isinstance(layer, MemoryLayer))
     assert memory.num_items == 200
-    assert memory.effective_shrink_threshold == pytest.approx(1 / 200)
+    assert memory.effective_shrink_threshold == pytest.approx(2 / 200)
 
 
 @pytest.fixture(scope="module")
