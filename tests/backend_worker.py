@@ -34,11 +34,13 @@ from memae_tf.models import build_autoencoder
 
 SHAPES = {2: (6, 5), 4: (2, 3, 4, 5), 5: (2, 2, 3, 3, 5)}
 # Per builder family: preset, overrides that keep the run small, input shape, epochs.
+# Two epochs suffice for the conv families' loss to fall: the second epoch's mean loss
+# is 11-30% below the first's on JAX, PyTorch and TensorFlow (4 epochs cost twice as much).
 FAMILIES = {
     "dense": ("kdd", {"input_shape": (12,), "units": (8, 3), "num_items": 10}, (12,), 8),
-    "conv2d": ("mnist", {}, (28, 28, 1), 4),
+    "conv2d": ("mnist", {}, (28, 28, 1), 2),
     "conv3d": ("video", {"input_shape": (4, 16, 16, 1), "filters": (4, 8),
-                         "strides": ((1, 2, 2), 2), "num_items": 20}, (4, 16, 16, 1), 4),
+                         "strides": ((1, 2, 2), 2), "num_items": 20}, (4, 16, 16, 1), 2),
 }
 
 
