@@ -120,6 +120,13 @@ def test_first_call_profile_separates_the_one_time_set_up():
     assert first["phases_cpu_s"]["adapt_memory"] > 0
     assert "adapt_memory" not in second["phases_cpu_s"]
     assert len(first["epochs_cpu_s"]) == len(second["epochs_cpu_s"]) == 1
+    # 256 images are 4 batches of 64: one call of the 32-step train function per epoch,
+    # the training data scored once per fit for decision_scores_.
+    for call in (first, second, report["third_fit"]):
+        assert len(call["train_calls_cpu_s"]) == 1
+        assert {"train_steps", "memory_checks", "decision_scores", "other"} <= set(
+            call["phases_cpu_s"])
+        assert "main (Python)" in call["threads_cpu_s"]
     assert "vector extensions" in report["machine"]
 
 
