@@ -58,6 +58,7 @@ def _check_served_under_tensorflow(out: pathlib.Path, family: str, tmp_path: pat
 
 # One test per backend (the worker is one process; split tests would run it once per
 # pytest-xdist worker that picked one of them up).
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch", "tensorflow"])
 def test_layer_and_builders_on_the_backend_then_served_by_tensorflow(backend, tmp_path):
     report = _run_worker(backend, tmp_path / "worker")
@@ -72,6 +73,7 @@ def test_layer_and_builders_on_the_backend_then_served_by_tensorflow(backend, tm
         _check_served_under_tensorflow(tmp_path / "worker", family, tmp_path)
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_script_runs_on_jax_without_tensorflow(tmp_path):
     # benchmarks/gpu_keras_jax.py blocks `import tensorflow` itself, as on the
     # accelerator machines that have JAX but no TensorFlow.

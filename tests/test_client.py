@@ -367,6 +367,7 @@ def test_inputs_must_be_a_numeric_batch(bad):
 # ----------------------------------------------------------------- isolation
 
 
+@pytest.mark.slow
 def test_client_and_server_import_no_training_code():
     script = textwrap.dedent(
         """

@@ -165,6 +165,7 @@ def _assert_same_weights(actual: list[np.ndarray], expected: list[np.ndarray]) -
         np.testing.assert_allclose(a, e, rtol=1e-4, atol=WEIGHT_ATOL)
 
 
+@pytest.mark.slow
 def test_mirrored_training_equals_single_device_training_on_the_global_batch(
         distributed_runs):
     weights, loss = _load(distributed_runs / "mirrored.npz")
@@ -173,6 +174,7 @@ def test_mirrored_training_equals_single_device_training_on_the_global_batch(
     np.testing.assert_allclose(loss, reference_loss, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_multiworker_training_equals_single_device_training_on_the_global_batch(
         distributed_runs):
     reference, reference_loss = _load(distributed_runs / "single.npz")
@@ -182,6 +184,7 @@ def test_multiworker_training_equals_single_device_training_on_the_global_batch(
         np.testing.assert_allclose(loss, reference_loss, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_equivalence_check_would_catch_a_mis_scaled_entropy_loss(distributed_runs):
     weights, _ = _load(distributed_runs / "mirrored.npz")
     mis_scaled, _ = _load(distributed_runs / "mis_scaled.npz")
@@ -189,6 +192,7 @@ def test_the_equivalence_check_would_catch_a_mis_scaled_entropy_loss(distributed
     assert largest > 50 * WEIGHT_ATOL
 
 
+@pytest.mark.slow
 def test_only_the_chief_writes_checkpoints(distributed_runs):
     assert sorted(p.name for p in (distributed_runs / "checkpoints0").iterdir()) == [
         "epoch-001.weights.h5"]

@@ -58,6 +58,7 @@ def test_the_pages_with_examples_have_them_collected():
     assert counts["docs/guides/kubernetes.md"] >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "page", [page for page in PAGES if python_blocks(page.read_text())],
     ids=lambda page: page.relative_to(ROOT).as_posix())

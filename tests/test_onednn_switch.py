@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def _fresh_python(code: str, **env: str) -> list[str]:
     environment = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
@@ -18,6 +20,7 @@ def _fresh_python(code: str, **env: str) -> list[str]:
     return done.stdout.split()
 
 
+@pytest.mark.slow
 def test_importing_memae_tf_first_turns_tensorflows_onednn_kernels_on():
     printed = _fresh_python(
         "import os, memae_tf, tensorflow\n"

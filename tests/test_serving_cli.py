@@ -64,6 +64,7 @@ def test_serve_command_defaults_follow_tf_serving():
     assert (args.port, args.rest_port, args.model_name) == (8500, None, None)
 
 
+@pytest.mark.slow
 def test_serve_command_serves_until_sigterm(saved_detector, tmp_path):
     path, rows = saved_detector
     args = _parse(["export", "--model", str(path), "--model-base-path", str(tmp_path / "kdd")])

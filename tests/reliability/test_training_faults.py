@@ -36,6 +36,7 @@ def _last_loss(output: str) -> float:
     return float(re.findall(r" - loss: ([0-9.e+-]+)", output)[-1])
 
 
+@pytest.mark.slow
 def test_memae_train_killed_mid_epoch_resumes_with_the_same_command(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "data.npz", x_train=rng.uniform(size=(2000, 12)).astype("f4"))
@@ -76,6 +77,7 @@ def test_memae_train_killed_mid_epoch_resumes_with_the_same_command(tmp_path):
     assert resumed.threshold_ == pytest.approx(expected.threshold_, rel=1e-2)
 
 
+@pytest.mark.slow
 def test_memae_experiment_killed_mid_training_resumes_with_the_same_command(tmp_path):
     rng = np.random.default_rng(0)
     kinds = np.where(rng.random(4000) < 0.1, "rare", "usual")
