@@ -16,6 +16,7 @@ sys.path.insert(0, str(BENCHMARKS))
 import _common  # noqa: E402
 
 
+@pytest.mark.slow
 def test_speed_quick_mode_reports_every_measurement():
     command = [sys.executable, str(BENCHMARKS / "speed.py"), "--quick", "--presets", "mnist,kdd",
                "--steps-per-execution", "2"]
@@ -32,6 +33,7 @@ def test_speed_quick_mode_reports_every_measurement():
         assert "| training |" in result.stdout and "| MemAE.score |" in result.stdout
 
 
+@pytest.mark.slow
 def test_profile_quick_mode_lists_the_costliest_operations():
     result = subprocess.run([sys.executable, str(BENCHMARKS / "profile_ops.py"), "--quick"],
                             capture_output=True, text=True, timeout=600)
@@ -96,6 +98,7 @@ def test_machine_record_names_the_vector_extensions_in_a_fixed_order():
     assert _common.vector_extensions("model name : old\nflags : fpu sse2") == "none listed"
 
 
+@pytest.mark.slow
 def test_machine_record_reports_the_onednn_state_tensorflow_applies():
     """Unset, TensorFlow decides by the CPU (off on AVX2-only machines): the record says
     what TensorFlow applied, checked against the variable set both ways in fresh processes."""
@@ -109,6 +112,7 @@ def test_machine_record_reports_the_onednn_state_tensorflow_applies():
         assert result.stdout.strip().splitlines()[-1] == f"{value} (oneDNN {state})"
 
 
+@pytest.mark.slow
 def test_first_call_profile_separates_the_one_time_set_up():
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / "first_call.py"), "--samples", "256", "--epochs", "1",
@@ -130,6 +134,7 @@ def test_first_call_profile_separates_the_one_time_set_up():
     assert "vector extensions" in report["machine"]
 
 
+@pytest.mark.slow
 def test_isa_cap_makes_onednn_and_pytorch_pick_avx2_kernels():
     """`cap_isa("avx2")` is a proxy for an AVX2-only machine only if the libraries obey it:
     oneDNN reports the ISA it dispatches to (ONEDNN_VERBOSE's `info,cpu,isa` line, oneDNN's
