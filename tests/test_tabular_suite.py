@@ -112,3 +112,38 @@ def test_suite_command_writes_the_table_and_memae_detects_real_anomalies(tmp_pat
           "--tables", "BreastCancer", "--tiny", "--data-path", str(REAL), "--out", str(out),
           "--resume"])
     assert "0 tasks to run" in capsys.readouterr().out
+
+
+@needs_mlbench
+def test_suite_command_trains_with_the_given_training_options(tmp_path, monkeypatch, capsys):
+    from memae_tf.detector import MemAE
+
+    seen, fit = [], MemAE.fit
+
+    def recording_fit(self, x, **settings):
+        seen.append(settings)
+        return fit(self, x, **settings)
+
+    monkeypatch.setattr(MemAE, "fit", recording_fit)
+    out = tmp_path / "suite"
+    main(["experiment", "tabular-suite", "--variants", "ae", "--baselines", "",
+          "--tables", "Glass", "--splits", "0", "--epochs", "1", "--batch-size", "16",
+          "--learning-rate", "0.01", "--lr-decay", "none", "--data-path", str(REAL),
+          "--out", str(out)])
+    given = {"epochs": 1, "batch_size": 16, "learning_rate": 0.01, "lr_decay": "none"}
+    assert seen == [{"verbose": 0, **given, "seed": 0}]
+    # The options are part of the folder's identity: a resume without them is refused.
+    assert main(["experiment", "tabular-suite", "--variants", "ae", "--baselines", "",
+                 "--tables", "Glass", "--splits", "0", "--data-path", str(REAL),
+                 "--out", str(out), "--resume"]) != 0
+    assert "different config (training:" in capsys.readouterr().err
+
+
+@needs_mlbench
+def test_suite_command_without_training_options_trains_as_the_preset(tmp_path, monkeypatch):
+    from memae_tf.evaluation import tabular_suite
+
+    seen = []
+    monkeypatch.setattr(tabular_suite, "run_suite", lambda config, *a, **k: seen.append(config))
+    main(["experiment", "tabular-suite", "--variants", "ae", "--out", str(tmp_path / "s")])
+    assert seen[0].training == {}

@@ -27,8 +27,10 @@ Datasets and protocols:
   PimaIndiansDiabetes, BreastCancer, Vehicle, Glass, Vowel, Sonar from mlbench;
   `--tables Satellite` for the test table), ODDS-style: training on half of
   the normal rows, 5 splits (`--splits`) × `--seeds`; preset tabular with raw
-  features and its own training defaults; one table of AUROC, mean rank and
-  spread over seeds (benchmarks/TABULAR_PROTOCOL.md).
+  features and its training settings (20 epochs of 100 batches of 32 rows)
+  unless `--epochs`, `--batch-size`, `--learning-rate` or `--lr-decay` replace
+  them; one table of AUROC, mean rank and spread over seeds
+  (benchmarks/TABULAR_PROTOCOL.md).
 - ucsd-ped2, avenue, shanghaitech (256×256 frames), moving-mnist (64×64,
   generated from MNIST; `--data-path` locates MNIST), moving-fashion-mnist (the
   same from Fashion-MNIST: the development set for clips): frame-level AUROC of
@@ -73,6 +75,9 @@ if TYPE_CHECKING:
     from memae_tf.evaluation.experiment import ExperimentConfig
 
 SUITE = "tabular-suite"
+# The training options of `memae experiment`: unset unless given, so that the suite
+# trains with the preset's settings and the other datasets with ExperimentConfig's.
+TRAINING_OPTIONS = ("epochs", "batch_size", "learning_rate", "lr_decay")
 # --tiny suite runs: two epochs of the preset's 100 steps, one split.
 SUITE_TINY_TRAINING = {"epochs": 2}
 
@@ -194,7 +199,8 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--baselines", type=parse_list(BASELINES), default=[],
                    help="baselines, comma-separated: ocsvm,iforest (default: none)")
     add_training_options(p)
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="training batch size")
+    p.add_argument("--batch-size", type=int, help=f"training batch size (default {BATCH_SIZE})")
+    p.set_defaults(**dict.fromkeys(TRAINING_OPTIONS))
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     p.add_argument("--preprocess", choices=PREPROCESSING, default="none",
                    help="one-class images: none (pixels as they are, default) or gcn (global "
@@ -271,6 +277,12 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     return p
 
 
+def given_training_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The training options given on the `memae experiment` command line, by name."""
+    return {name: getattr(args, name) for name in TRAINING_OPTIONS
+            if getattr(args, name) is not None}
+
+
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     """The `ExperimentConfig` of parsed `memae experiment` arguments."""
     from memae_tf.evaluation.experiment import ExperimentConfig  # TensorFlow: not for --help
@@ -279,13 +291,13 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         raise ValueError(f"--frame-size expects HEIGHT,WIDTH. Received: {args.frame_size}")
     classes = normal_classes(args)
     # Options whose value the config takes as it is.
-    same = ("dataset", "batch_size", "learning_rate", "lr_decay", "seed", "memory_init",
-            "preprocess", "tiny", "data_path", "error", "anomaly_share", "max_train", "max_test",
-            "ocsvm_max_train", "label_column", "mlbench", "clip_length", "train_stride",
-            "test_stride", "fill", "alignment", "smoothing", "frame_score")
+    same = ("dataset", "seed", "memory_init", "preprocess", "tiny", "data_path", "error",
+            "anomaly_share", "max_train", "max_test", "ocsvm_max_train", "label_column",
+            "mlbench", "clip_length", "train_stride", "test_stride", "fill", "alignment",
+            "smoothing", "frame_score")
     return ExperimentConfig(
         **{name: getattr(args, name) for name in same},
-        epochs=1 if args.tiny else args.epochs,
+        **{**given_training_options(args), **({"epochs": 1} if args.tiny else {})},
         overrides=dict(args.override),
         normal_classes=tuple(classes) if args.dataset == "tabular" and classes else (),
         frame_size=None if args.frame_size is None else tuple(args.frame_size),
@@ -320,7 +332,8 @@ def run_suite_command(args: argparse.Namespace) -> int:
 
     normal_classes(args)  # the suite's tables have their own normal classes: refused
     config = SuiteConfig(overrides=dict(args.override),
-                         training=SUITE_TINY_TRAINING if args.tiny else {},
+                         training={**given_training_options(args),
+                                   **(SUITE_TINY_TRAINING if args.tiny else {})},
                          data_path=args.data_path)
     tables = [t for t in (args.tables or "").split(",") if t]
     run_suite(config, [*args.variants, *args.baselines], args.out,
