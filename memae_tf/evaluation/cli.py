@@ -27,10 +27,9 @@ Datasets and protocols:
   PimaIndiansDiabetes, BreastCancer, Vehicle, Glass, Vowel, Sonar from mlbench;
   `--tables Satellite` for the test table), ODDS-style: training on half of
   the normal rows, 5 splits (`--splits`) × `--seeds`; preset tabular with raw
-  features and its training settings (20 epochs of 100 batches of 32 rows)
-  unless `--epochs`, `--batch-size`, `--learning-rate` or `--lr-decay` replace
-  them; one table of AUROC, mean rank and spread over seeds
-  (benchmarks/TABULAR_PROTOCOL.md).
+  features, trained with the preset's settings unless `--epochs`,
+  `--batch-size`, `--learning-rate` or `--lr-decay` replace them; one table of
+  AUROC, mean rank and spread over seeds (benchmarks/TABULAR_PROTOCOL.md).
 - ucsd-ped2, avenue, shanghaitech (256×256 frames), moving-mnist (64×64,
   generated from MNIST; `--data-path` locates MNIST), moving-fashion-mnist (the
   same from Fashion-MNIST: the development set for clips): frame-level AUROC of
