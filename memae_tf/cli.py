@@ -245,10 +245,12 @@ def cmd_score_video(args: argparse.Namespace) -> int:
          f"{len(result.scores) - len(scored)} complete no clip); wrote "
          + ", ".join(str(path) for path in written.values()))
     if result.threshold is not None:
-        _log(f"{int((scored > result.threshold).sum())} frames above the threshold")
+        _log(f"{int((scored > result.threshold).sum())} frames above the threshold "
+             f"{result.threshold:.6g} on {args.frame_score} scores")
     elif detector.threshold_ is not None:
-        _log(f"no frame flagged: the detector's threshold is set on clip scores, not on "
-             f"{args.frame_score} (--frame-score clip flags frames)")
+        _log(f"no frame flagged: the detector has no threshold on {args.frame_score} scores "
+             "(saved before infer_threshold set one per frame score): set it again with "
+             "infer_threshold on normal clips and save, or use --frame-score clip")
     return 0
 
 
@@ -497,8 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "frame before (last_plus_temporal, default), the mean over "
                                   "the last frame (last), the last frame's worst 8x8 patch "
                                   "(patch), its error per unit of moving content (relative), or "
-                                  "the mean over the clip (clip; the only one the detector's "
-                                  "threshold applies to, for is_anomaly)")
+                                  "the mean over the clip (clip); is_anomaly flags the frames "
+                                  "above the detector's threshold on that score, set with the "
+                                  "clip threshold on the same held-out normal clips")
     score_video.set_defaults(func=cmd_score_video)
 
     evaluate = sub.add_parser("evaluate", help="AUROC / AUPR / P-R-F1 on labelled data")

@@ -15,7 +15,7 @@ import tensorflow as tf
 from scipy import special
 
 from memae_tf import saving
-from memae_tf.choices import DEFAULT_ERROR, SCORE_BATCH_SIZE
+from memae_tf.choices import DEFAULT_ERROR, FRAME_SCORES, SCORE_BATCH_SIZE
 from memae_tf.common.checks import check_choice
 from memae_tf.data.inputs import prepare_inputs
 from memae_tf.export import export_saved_model
@@ -74,7 +74,13 @@ class MemAE:
     `predict` as booleans.)
     `infer_threshold` also keeps the reference that the export carries for
     monitoring: `expected_rate_` (the `fpr` or `contamination` it used) and
-    `reference_quantiles_` (101 quantiles of the scores it was given).
+    `reference_quantiles_` (101 quantiles of the scores it was given). For a
+    video model it also sets `frame_thresholds_`, the threshold of each other
+    frame score (`"last"`, `"patch"`, `"relative"`, `"last_plus_temporal"`;
+    `memae_tf.evaluation.frame_score`) by the same rule on the same clips:
+    `frame_threshold(name)` is the threshold on any frame score (`threshold_`
+    for `"clip"`), the one `memae score-video` and a served model's
+    `frame_score` signature flag frames at.
 
     Args:
         model: A Keras autoencoder (one input → reconstructions of the same,
@@ -131,6 +137,7 @@ class MemAE:
         self.labels_: np.ndarray | None = None
         self.expected_rate_: float | None = None
         self.reference_quantiles_: np.ndarray | None = None
+        self.frame_thresholds_: dict[str, float] | None = None
         self.history_: keras.callbacks.History | None = None
         self._trainer = None if model is None else Trainer(model, self.input_range)
         self._graph: ScoringGraph | None = None
@@ -326,13 +333,48 @@ class MemAE:
         (that share) and `reference_quantiles_` (the 101 quantiles of the
         scores of `x`), which `export` writes into the `model_info` signature
         for monitoring (`memae_tf.client.ScoreMonitor`).
+
+        For a video model (clips `(n, clip_length, H, W, C)`), also sets
+        `frame_thresholds_`: each frame score but `"clip"` (the score of a
+        clip's last frame, `memae_tf.evaluation.frame_score`) gets its own
+        threshold, the same quantile of that score over the clips of `x`
+        (all computed in one pass of the scoring graph's `frame_scores`).
+        A clip scores its last frame, so normal clips give the reference
+        distribution of normal frames' scores. Other models get None.
         """
-        scores = self.score(x, batch_size=batch_size)
+        prepared = self.preprocess(x)
+        scores = self.scoring_graph.run(prepared, batch_size, "score")
         self._fitted_threshold = quantile_threshold(scores, fpr, contamination)
         self.expected_rate_ = flagged_share(fpr, contamination)
         self.reference_quantiles_ = reference_quantiles(scores)
+        self.frame_thresholds_ = None
+        if self.scoring_graph.frame_scores is not None:
+            frame_scores = self.scoring_graph.run_frame_scores(prepared, batch_size)
+            self.frame_thresholds_ = {
+                name: quantile_threshold(frame_scores[name], fpr, contamination)
+                for name in FRAME_SCORES if name != "clip"}
         self._set_decision_scores(scores)
         return self.threshold_
+
+    def frame_threshold(self, frame_score: str) -> float | None:
+        """The threshold on a frame score of a video detector, None when none is set.
+
+        `threshold_` for `"clip"` (the clip's mean error is `score`); for
+        `"last"`, `"patch"`, `"relative"` and `"last_plus_temporal"`, the one
+        of `frame_thresholds_` that `infer_threshold` set on held-out clips
+        (None before, and for a detector saved without them: call
+        `infer_threshold` on normal clips again).
+
+        Args:
+            frame_score: A name of `memae_tf.evaluation.FRAME_SCORES`.
+
+        Raises:
+            ValueError: For another name.
+        """
+        check_choice("frame_score", frame_score, FRAME_SCORES)
+        if frame_score == "clip":
+            return self.threshold_
+        return None if self.frame_thresholds_ is None else self.frame_thresholds_[frame_score]
 
     def predict(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
         """Labels: 1 for samples scoring above `threshold_` (anomalies), else 0.
@@ -388,7 +430,8 @@ class MemAE:
         """Saves the detector atomically as a `.keras` archive; returns the path.
 
         A standard Keras file with one extra entry (preset, input range,
-        threshold, error): see `memae_tf.saving`.
+        threshold, error, and a video model's `frame_thresholds_`): see
+        `memae_tf.saving`.
         """
         return saving.save_archive(self.model, path, {
             "config": self.get_config(), "input_range": list(self.input_range),
@@ -396,6 +439,7 @@ class MemAE:
             "expected_rate": self.expected_rate_,
             "reference_quantiles": None if self.reference_quantiles_ is None
             else self.reference_quantiles_.tolist(),
+            "frame_thresholds": self.frame_thresholds_,
         })
 
     @classmethod
@@ -415,6 +459,8 @@ class MemAE:
         detector.expected_rate_ = metadata.get("expected_rate")
         quantiles = metadata.get("reference_quantiles")
         detector.reference_quantiles_ = None if quantiles is None else np.asarray(quantiles)
+        # Files saved before frame thresholds existed have none: frame_threshold() is None.
+        detector.frame_thresholds_ = metadata.get("frame_thresholds")
         detector._trainer.memory_trained = True
         return detector
 
@@ -425,8 +471,10 @@ class MemAE:
 
         The one export path (`memae export` calls it too): the signatures of
         `memae_tf.export.export_saved_model`, traced from the graph of `score`,
-        with `is_anomaly` at `threshold_`, and `model_info` with the input
-        range, the threshold, `expected_rate_` and `reference_quantiles_`.
+        with `is_anomaly` at `threshold_`, a video model's `frame_score`
+        signature with a flag per frame score at `frame_thresholds_` (when
+        set), and `model_info` with the input range, the threshold,
+        `expected_rate_` and `reference_quantiles_`.
         Served inputs are float32 in the input range: `MemAEClient` scales
         uint8 images itself from `model_info`; other clients call `preprocess`.
         A model that scales its own raw features (the `tabular` preset's
@@ -443,4 +491,5 @@ class MemAE:
                                   version=version, scoring_graph=self.scoring_graph,
                                   input_range=None if raw_features else self.input_range,
                                   expected_rate=self.expected_rate_,
-                                  reference_quantiles=self.reference_quantiles_, **options)
+                                  reference_quantiles=self.reference_quantiles_,
+                                  frame_thresholds=self.frame_thresholds_, **options)

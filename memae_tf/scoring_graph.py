@@ -6,7 +6,8 @@ functions defined here, so that a served score equals an in-process score.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -341,17 +342,46 @@ class ScoringGraph:
             ValueError: For a bad `batch_size`, `"memory_attention"` of a
                 model without memory, or a frame score of a model without clips.
         """
-        check_positive_int("batch_size", batch_size)
-        if output == "memory_attention" and self.attention is None:
-            raise ValueError("This model has no MemoryLayer, so it has no memory attention.")
-        if output in FRAME_SCORES and self.frame_scores is None:
+        if output in FRAME_SCORES:
+            return self.run_frame_scores(x, batch_size)[output]
+        if output == "memory_attention":
+            if self.attention is None:
+                raise ValueError("This model has no MemoryLayer, so it has no memory attention.")
+            return _concatenated(_batched(self.attention, x, batch_size))
+        return _concatenated(result[output] for result in _batched(self.outputs, x, batch_size))
+
+    def run_frame_scores(
+        self, x: np.ndarray, batch_size: int = SCORE_BATCH_SIZE
+    ) -> dict[str, np.ndarray]:
+        """Computes every frame score of a video model over prepared clips, in one pass.
+
+        Args:
+            x: Float32 clips `(n, clip_length, H, W, C)` (see
+                `memae_tf.data.prepare_inputs`).
+            batch_size: Clips per call of `frame_scores`.
+
+        Returns:
+            Dict frame-score name (`FRAME_SCORES`) → float32 `(n,)`.
+
+        Raises:
+            ValueError: For a bad `batch_size` or a model without clip inputs.
+        """
+        if self.frame_scores is None:
             raise ValueError(f"Frame scores need a video model with inputs (clip_length, H, W, "
                              f"C). Received a model with inputs {self.input_shape}")
-        function = (self.attention if output == "memory_attention"
-                    else self.frame_scores if output in FRAME_SCORES else self.outputs)
-        parts = []
-        for start in range(0, len(x), batch_size):
-            batch = tf.constant(x[start:start + batch_size])
-            result = function(batch)
-            parts.append(result if output == "memory_attention" else result[output])
-        return np.concatenate([np.asarray(part) for part in parts], axis=0)
+        results = list(_batched(self.frame_scores, x, batch_size))
+        return {name: _concatenated(result[name] for result in results)
+                for name in FRAME_SCORES}
+
+
+def _batched(
+    function: Callable[[tf.Tensor], Any], x: np.ndarray, batch_size: int
+) -> Iterator[Any]:
+    """Yields `function` of each batch of `batch_size` samples of `x`."""
+    check_positive_int("batch_size", batch_size)
+    for start in range(0, len(x), batch_size):
+        yield function(tf.constant(x[start:start + batch_size]))
+
+
+def _concatenated(parts: Iterable[Any]) -> np.ndarray:
+    return np.concatenate([np.asarray(part) for part in parts], axis=0)

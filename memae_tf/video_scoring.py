@@ -12,8 +12,10 @@ which number of the clip's error and reconstruction scores the frame
 last frame's mean error plus that of its change from the frame before (the
 score chosen on real footage, `benchmarks/VIDEO_PROTOCOL.md`). The detector's
 scoring graph computes it, the function that the exported `frame_score`
-signature serves to a stream; `"clip"`, the clip's mean error
-(`MemAE.score`), is the score the detector's threshold is set on.
+signature serves to a stream; `"clip"` is the clip's mean error
+(`MemAE.score`). A frame is flagged when its score is above the detector's
+threshold on that frame score (`MemAE.frame_threshold`), which
+`infer_threshold` sets on held-out normal clips for every frame score.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ class VideoScores:
         scores: float64 `(t,)`; NaN for the first `clip_length - 1` frames.
         error_maps: float64 `(t, H, W)`: each scored frame's error map (the last
             frame of its clip's `score_map`), NaN where unscored; None unless asked for.
-        threshold: The detector's threshold (None when it has none, or when
-            `frame_score` is not `"clip"`: the threshold is set on clip scores).
+        threshold: The detector's threshold on `frame_score`
+            (`MemAE.frame_threshold`; None when it has none).
         frame_score: How a clip's error scored its frame (`"clip"`, `"last"`,
             `"patch"`, `"relative"`, `"last_plus_temporal"`).
     """
@@ -76,8 +78,9 @@ def score_video(
             `"last_plus_temporal"` (the default: the last frame's mean error
             plus that of its change from the frame before), `"last"`,
             `"patch"`, `"relative"` (`memae_tf.evaluation.frame_score`) or
-            `"clip"` (its mean over the clip, `MemAE.score`; only this one
-            is compared with the detector's threshold).
+            `"clip"` (its mean over the clip, `MemAE.score`). The detector's
+            threshold on that score (`MemAE.frame_threshold`) is returned
+            with the scores.
 
     Returns:
         A `VideoScores`.
@@ -117,8 +120,7 @@ def score_video(
             else detector.scoring_graph.run(detector.preprocess(clips), batch_size, frame_score))
         if maps is not None:
             maps[last : last + len(clips)] = detector.score_map(clips, batch_size)[:, -1, ..., 0]
-    threshold = detector.threshold_ if frame_score == "clip" else None
-    return VideoScores(frames, scores, maps, threshold, frame_score)
+    return VideoScores(frames, scores, maps, detector.frame_threshold(frame_score), frame_score)
 
 
 def write_video_scores(result: VideoScores, out: str | os.PathLike,

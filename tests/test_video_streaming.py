@@ -38,16 +38,33 @@ def moving_blobs(n_frames: int, seed: int) -> np.ndarray:
     return frames
 
 
+def clips_of(frames: np.ndarray, stride: int = 1) -> np.ndarray:
+    """The uint8 clips `(n, CLIP, H, W, 1)` of one video, by `make_clips`."""
+    video = Videos((frames,), (np.zeros(len(frames), np.int64),), ("v",))
+    return make_clips(video, CLIP, stride=stride)[0]
+
+
+# The fixture's training clips, on which its thresholds are set at fpr=0.1.
+TRAINING_FRAMES_SEED, FPR = 9, 0.1
+
+
+def numpy_frame_scores(detector, clips: np.ndarray, frame_score: str) -> np.ndarray:
+    """`frame_score` of each clip by the NumPy definition, from in-process error maps."""
+    from memae_tf.evaluation import clip_frame_scores
+
+    return clip_frame_scores(detector.preprocess(clips), detector.score_map(clips), frame_score,
+                             reconstructions=detector.reconstruct(clips))
+
+
 @pytest.fixture(scope="module")
 def detector():
     from memae_tf.detector import MemAE
 
     detector = MemAE.from_preset("video", input_shape=(CLIP, HEIGHT, WIDTH, 1),
                                  filters=(2, 4, 4, 4), num_items=10)
-    train = Videos((moving_blobs(40, seed=9),), (np.zeros(40, np.int64),), ("t",))
-    clips, _ = make_clips(train, CLIP, stride=2)
+    clips = clips_of(moving_blobs(40, seed=TRAINING_FRAMES_SEED), stride=2)
     detector.fit(clips, epochs=1, batch_size=8)
-    detector.infer_threshold(clips, fpr=0.1)
+    detector.infer_threshold(clips, fpr=FPR)
     return detector
 
 
@@ -83,17 +100,16 @@ def test_score_video_writes_the_offline_scores_plot_and_overlay(detector, tmp_pa
     assert read_frames(out / "overlay.avi", None).shape == (25, HEIGHT, WIDTH)
 
 
-def test_score_video_scores_last_plus_temporal_by_default_and_flags_nothing(detector, tmp_path,
-                                                                           capsys):
+def test_score_video_flags_frames_by_the_threshold_on_its_default_frame_score(detector,
+                                                                            tmp_path, capsys):
     from PIL import Image
 
     from memae_tf.cli import main
     from memae_tf.data import read_frames
-    from memae_tf.evaluation import clip_frame_scores
 
     folder = tmp_path / "frames"
     folder.mkdir()
-    for t, frame in enumerate(moving_blobs(20, seed=4)):
+    for t, frame in enumerate(moving_blobs(40, seed=4)):
         Image.fromarray(frame).save(folder / f"{t:03d}.png")
     model = detector.save(tmp_path / "video.keras")
     out = tmp_path / "scored"
@@ -102,16 +118,74 @@ def test_score_video_scores_last_plus_temporal_by_default_and_flags_nothing(dete
     with open(out / "scores.csv") as file:
         rows = list(csv.DictReader(file))
     written = np.array([float(row["score"]) for row in rows[CLIP - 1 :]])
-    frames = read_frames(folder, (HEIGHT, WIDTH))
-    video = Videos((frames,), (np.zeros(len(frames), np.int64),), ("v",))
-    clips, _ = make_clips(video, CLIP, stride=1)
+    clips = clips_of(read_frames(folder, (HEIGHT, WIDTH)))
     # The NumPy definition: the last frame's mean error plus its temporal error.
-    expected = clip_frame_scores(detector.preprocess(clips), detector.score_map(clips),
-                                 "last_plus_temporal", reconstructions=detector.reconstruct(clips))
+    expected = numpy_frame_scores(detector, clips, "last_plus_temporal")
     np.testing.assert_allclose(written, expected, rtol=1e-5)
-    # The threshold is set on clip scores: no frame is flagged, and the log says why.
-    assert {row["is_anomaly"] for row in rows} == {""}
-    assert "--frame-score clip flags frames" in capsys.readouterr().err
+    # Flagged above the threshold set on that score: the NumPy quantile rule over the
+    # training clips' frame scores (1 - fpr quantile).
+    threshold = np.quantile(numpy_frame_scores(
+        detector, clips_of(moving_blobs(40, seed=TRAINING_FRAMES_SEED), stride=2),
+        "last_plus_temporal"), 1 - FPR)
+    flags = np.array([int(row["is_anomaly"]) for row in rows[CLIP - 1 :]])
+    np.testing.assert_array_equal(flags, written > threshold)
+    assert 0 < flags.sum() < len(flags)  # a threshold on the wrong score would flag all or none
+    assert f"{flags.sum()} frames above the threshold" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("frame_score", ["last", "patch", "relative", "last_plus_temporal"])
+def test_infer_threshold_sets_each_frame_score_threshold_by_the_quantile_rule(detector,
+                                                                              frame_score):
+    clips = clips_of(moving_blobs(40, seed=TRAINING_FRAMES_SEED), stride=2)
+    expected = np.quantile(numpy_frame_scores(detector, clips, frame_score), 1 - FPR)
+    assert detector.frame_threshold(frame_score) == detector.frame_thresholds_[frame_score]
+    np.testing.assert_allclose(detector.frame_thresholds_[frame_score], expected, rtol=1e-5)
+
+
+def test_the_clip_frame_score_is_flagged_at_the_clip_threshold(detector):
+    assert sorted(detector.frame_thresholds_) == ["last", "last_plus_temporal", "patch",
+                                                  "relative"]
+    assert detector.frame_threshold("clip") == detector.threshold_
+    with pytest.raises(ValueError, match=r"Received: frame_score='mean'"):
+        detector.frame_threshold("mean")
+
+
+def test_frame_thresholds_survive_save_and_load(detector, tmp_path):
+    from memae_tf.detector import MemAE
+    from memae_tf.video_scoring import score_video
+
+    restored = MemAE.load(detector.save(tmp_path / "video.keras"))
+    assert restored.frame_thresholds_ == detector.frame_thresholds_
+    result = score_video(restored, moving_blobs(20, seed=6))
+    assert result.threshold == detector.frame_thresholds_["last_plus_temporal"]
+
+
+def test_a_detector_saved_without_frame_thresholds_loads_and_says_why_nothing_is_flagged(
+        detector, tmp_path, capsys):
+    from PIL import Image
+
+    from memae_tf import saving
+    from memae_tf.cli import main
+    from memae_tf.detector import MemAE
+
+    # A file written before frame thresholds existed: its metadata lacks the entry.
+    metadata = saving.read_archive_metadata(detector.save(tmp_path / "new.keras"))
+    del metadata["frame_thresholds"], metadata["format_version"]
+    old = saving.save_archive(detector.model, tmp_path / "old.keras", metadata)
+    restored = MemAE.load(old)
+    assert restored.frame_thresholds_ is None and restored.threshold_ == detector.threshold_
+    assert restored.frame_threshold("last_plus_temporal") is None
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for t, frame in enumerate(moving_blobs(18, seed=4)):
+        Image.fromarray(frame).save(frames / f"{t:03d}.png")
+    assert main(["score-video", str(frames), "--model", str(old), "--out",
+                 str(tmp_path / "scored")]) == 0
+    with open(tmp_path / "scored" / "scores.csv") as file:
+        assert {row["is_anomaly"] for row in csv.DictReader(file)} == {""}
+    assert "infer_threshold on normal clips and save, or use --frame-score clip" in (
+        capsys.readouterr().err)
 
 
 class CountingClient:
@@ -162,16 +236,73 @@ def served(detector, tmp_path_factory):
     handle.stop(grace=0)
 
 
-def test_the_served_video_model_has_a_float_output_per_frame_score(served):
+def test_the_served_video_model_has_a_float_output_and_a_flag_per_frame_score(served):
     from memae_tf.choices import FRAME_SCORES
     from memae_tf.common.contract import FRAME_SCORE_OUTPUTS, FRAME_SCORE_SIGNATURE
 
     with MemAEClient(f"127.0.0.1:{served}", "walkway", timeout=60) as client:
         signature = client.metadata().signatures[FRAME_SCORE_SIGNATURE]
     assert FRAME_SCORE_OUTPUTS == FRAME_SCORES
-    assert sorted(signature.outputs) == sorted(FRAME_SCORES)
-    assert {(info.dtype, info.shape) for info in signature.outputs.values()} == {
-        (np.dtype(np.float32), (None,))}
+    flags = ["is_anomaly_last", "is_anomaly_last_plus_temporal", "is_anomaly_patch",
+             "is_anomaly_relative"]
+    assert sorted(signature.outputs) == sorted([*FRAME_SCORES, *flags])
+    assert {(signature.outputs[name].dtype, signature.outputs[name].shape)
+            for name in FRAME_SCORES} == {(np.dtype(np.float32), (None,))}
+    assert {(signature.outputs[name].dtype, signature.outputs[name].shape)
+            for name in flags} == {(np.dtype(bool), (None,))}
+
+
+@pytest.mark.parametrize("frame_score", ["clip", "last_plus_temporal", "patch"])
+def test_served_flags_equal_the_in_process_flags(detector, served, frame_score):
+    from memae_tf.video_scoring import score_video
+
+    frames = moving_blobs(40, seed=4)
+    with MemAEClient(f"127.0.0.1:{served}", "walkway", timeout=60) as client:
+        scorer = StreamScorer(client, clip_length=CLIP, frame_score=frame_score)
+        pushed = [scorer.push_flagged({"a": frame})["a"] for frame in frames]
+    offline = score_video(detector, frames, frame_score=frame_score)
+    assert [frame.is_anomaly for frame in pushed[: CLIP - 1]] == [None] * (CLIP - 1)
+    assert np.isnan([frame.score for frame in pushed[: CLIP - 1]]).all()
+    flags = np.array([frame.is_anomaly for frame in pushed[CLIP - 1 :]])
+    np.testing.assert_array_equal(flags, offline.scores[CLIP - 1 :] > offline.threshold)
+    assert offline.threshold == detector.frame_threshold(frame_score)
+    np.testing.assert_allclose([frame.score for frame in pushed[CLIP - 1 :]],
+                               offline.scores[CLIP - 1 :], rtol=1e-5)
+
+
+def test_flags_of_an_export_without_frame_thresholds_say_how_to_go_on(detector, tmp_path):
+    import copy
+
+    from memae_tf.serving import serve
+
+    # As a detector whose threshold was given, not inferred: no frame thresholds.
+    unset = copy.copy(detector)
+    unset.frame_thresholds_ = None
+    unset.export(tmp_path / "walkway")
+    handle = serve(tmp_path / "walkway", "walkway", port=0, host="127.0.0.1")
+    try:
+        with MemAEClient(f"127.0.0.1:{handle.port}", "walkway", timeout=60) as client:
+            scorer = StreamScorer(client, clip_length=CLIP)
+            frames = moving_blobs(CLIP, seed=3)
+            scores = scorer.score_frames(frames[:-1])  # scores alone still work
+            assert np.isnan(scores).all()
+            with pytest.raises(ValueError, match=r"output 'is_anomaly_last_plus_temporal'.*"
+                                                 r"infer_threshold\(normal_clips, fpr=\.\.\.\) "
+                                                 r"and export it again"):
+                scorer.push_flagged({0: frames[-1]})
+    finally:
+        handle.stop(grace=0)
+
+
+def test_only_video_models_export_frame_thresholds(tmp_path):
+    from memae_tf.export import export_saved_model
+    from memae_tf.models import build_autoencoder
+
+    model = build_autoencoder("kdd", "memae", input_shape=(6,), units=(4, 2))
+    with pytest.raises(ValueError, match=r"frame_thresholds.*Received: frame_thresholds="
+                                         r"\{'last': 1.0\} for a model with inputs \(6,\)"):
+        export_saved_model(model, tmp_path / "table", threshold=1.0,
+                           frame_thresholds={"last": 1.0})
 
 
 @pytest.mark.parametrize("frame_score", ["last", "patch", "relative", "last_plus_temporal"])

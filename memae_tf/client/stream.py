@@ -10,10 +10,11 @@ get NaN. Frames of several streams pushed together travel in one request.
 
 `frame_score` chooses how a clip's error scores its frame, as `memae
 score-video --frame-score` does: `"clip"` is the served `score`, the clip's
-mean error (the score the threshold is set on); `"last"`, `"patch"`,
-`"relative"` and `"last_plus_temporal"` (the default, `DEFAULT_FRAME_SCORE`)
-are the outputs of the exported `frame_score` signature
-(`memae_tf.common.contract`), computed by the same graph function as offline.
+mean error; `"last"`, `"patch"`, `"relative"` and `"last_plus_temporal"` (the
+default, `DEFAULT_FRAME_SCORE`) are the outputs of the exported `frame_score`
+signature (`memae_tf.common.contract`), computed by the same graph function as
+offline. `push_flagged` also returns the served flag of each frame: the served
+model's threshold on that frame score, as `memae score-video` flags frames.
 
 Only numpy and the public `MemAEClient` API: no TensorFlow.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -33,7 +34,26 @@ from memae_tf.common.contract import (
     DEFAULT_FRAME_SCORE,
     FRAME_SCORE_OUTPUTS,
     FRAME_SCORE_SIGNATURE,
+    IS_ANOMALY_OUTPUT,
+    SCORE_OUTPUT,
+    SERVING_SIGNATURE,
+    frame_flag_output,
 )
+
+
+class ScoredFrame(NamedTuple):
+    """A stream's new frame as `StreamScorer.push_flagged` returns it.
+
+    Attributes:
+        score: The frame's score; NaN while the stream has fewer than
+            `clip_length` frames.
+        is_anomaly: Whether the served model flags it (its score above the
+            model's threshold on the scorer's frame score); None while the
+            stream has fewer than `clip_length` frames.
+    """
+
+    score: float
+    is_anomaly: bool | None
 
 
 class FrameWindow:
@@ -97,8 +117,7 @@ class StreamScorer:
             on real footage), `"last"`, `"patch"`, `"relative"`
             (`memae_tf.evaluation.frame_score`; served by the `frame_score`
             signature of a video model exported by this version) or `"clip"`
-            (its mean over the clip, the served `score`: the score the
-            model's threshold is set on, served by every export).
+            (its mean over the clip, the served `score`, served by every export).
 
     Example:
 
@@ -134,6 +153,29 @@ class StreamScorer:
                 this scorer's `frame_score` (an export of an earlier version,
                 or not a video model).
         """
+        return {stream: frame.score for stream, frame in self._push(frames, False).items()}
+
+    def push_flagged(self, frames: Mapping[Hashable, Any]) -> dict[Hashable, ScoredFrame]:
+        """As `push`, with the served model's flag of each new frame.
+
+        The flag is the served model's own: `is_anomaly` of `serving_default`
+        for `frame_score="clip"`, else the `frame_score` signature's
+        `is_anomaly_<frame_score>`, which a video detector exports once
+        `infer_threshold` has set its frame thresholds.
+
+        Args:
+            frames: Stream id → its new uint8 frame `(H, W)`.
+
+        Returns:
+            Stream id → `ScoredFrame(score, is_anomaly)`.
+
+        Raises:
+            ValueError: If the served model has no flag for this scorer's
+                `frame_score` (exported without frame thresholds).
+        """
+        return self._push(frames, True)
+
+    def _push(self, frames: Mapping[Hashable, Any], flags: bool) -> dict[Hashable, ScoredFrame]:
         with self._lock:
             clips = {}
             for stream, frame in frames.items():
@@ -143,35 +185,44 @@ class StreamScorer:
                 clip = window.push(frame)
                 if clip is not None:
                     clips[stream] = clip
-        scores = dict.fromkeys(frames, float("nan"))
-        if clips:
-            # One request: streams of one frame size stack into one batch.
-            shapes = {clip.shape for clip in clips.values()}
-            for shape in shapes:
-                same = [stream for stream, clip in clips.items() if clip.shape == shape]
-                values = self._score(np.stack([clips[stream] for stream in same]))
-                scores.update(zip(same, np.asarray(values, np.float64).tolist(), strict=True))
-        return scores
+        results = dict.fromkeys(frames, ScoredFrame(float("nan"), None))
+        # One request: streams of one frame size stack into one batch.
+        for shape in {clip.shape for clip in clips.values()}:
+            same = [stream for stream, clip in clips.items() if clip.shape == shape]
+            scores, flagged = self._score(np.stack([clips[stream] for stream in same]), flags)
+            scores = np.asarray(scores, np.float64).tolist()
+            flagged = [None] * len(same) if flagged is None else np.asarray(flagged).tolist()
+            results.update((stream, ScoredFrame(score, flag))
+                           for stream, score, flag in zip(same, scores, flagged, strict=True))
+        return results
 
-    def _score(self, clips: np.ndarray) -> np.ndarray:
-        if self.frame_score == "clip":
-            return self.client.score(clips)
+    def _score(self, clips: np.ndarray, flags: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.frame_score == "clip" and not flags:
+            return self.client.score(clips), None
+        signature, score, flag = (
+            (SERVING_SIGNATURE, SCORE_OUTPUT, IS_ANOMALY_OUTPUT) if self.frame_score == "clip"
+            else (FRAME_SCORE_SIGNATURE, self.frame_score, frame_flag_output(self.frame_score)))
+        names = [score, flag] if flags else [score]
         try:
-            outputs = self.client.run_signature(clips, signature=FRAME_SCORE_SIGNATURE,
-                                                output_filter=[self.frame_score])
+            outputs = self.client.run_signature(clips, signature=signature, output_filter=names)
         except MemAEClientError as error:
             signatures = self.client.metadata().signatures
-            served = signatures.get(FRAME_SCORE_SIGNATURE)
-            if served is not None and self.frame_score in served.outputs:
+            served = signatures.get(signature)
+            missing = [name for name in names if served is None or name not in served.outputs]
+            if not missing:
                 raise
+            fix = (": export it again, or pass frame_score='clip' (the served `score`)"
+                   if score in missing else
+                   ": set its frame thresholds with infer_threshold(normal_clips, fpr=...) "
+                   "and export it again, or call push() for scores only")
             raise ValueError(
-                f"Expected a served video model with the `{FRAME_SCORE_SIGNATURE}` output "
-                f"{self.frame_score!r} (exported by this version). Received a model with "
+                f"Expected a served video model with the `{signature}` output "
+                f"{missing[0]!r} (exported by this version). Received a model with "
                 + (f"the outputs {sorted(served.outputs)}" if served is not None
                    else f"the signatures {sorted(n for n in signatures if n[:2] != '__')}")
-                + ": export it again, or pass frame_score='clip' (the served `score`)"
+                + fix
             ) from error
-        return outputs[self.frame_score]
+        return outputs[score], outputs[flag] if flags else None
 
     def score_frames(self, frames: Iterable[Any], stream: Hashable = 0) -> np.ndarray:
         """Pushes the frames of one stream one by one; returns their scores `(t,)` (float64).

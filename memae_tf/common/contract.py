@@ -12,7 +12,12 @@ these signatures, all taking the float32 input `x` (`[None, *input_shape]`):
   each; only for video models, inputs `(clip_length, H, W, C)`): the score
   of the frame each clip scores, its last, by each rule of
   `memae_tf.evaluation.frame_score` (the names of `FRAME_SCORE_OUTPUTS`);
-  a clip with any NaN or Inf value scores +inf;
+  a clip with any NaN or Inf value scores +inf. When the detector's threshold
+  was set by `infer_threshold`, also `is_anomaly_last`, `is_anomaly_patch`,
+  `is_anomaly_relative` and `is_anomaly_last_plus_temporal` (bool `[None]`,
+  that frame score above its own threshold, `MemAE.frame_thresholds_`;
+  `frame_flag_output`); the `clip` score's flag is `serving_default`'s
+  `is_anomaly`;
 - `model_info` → constants that let a client prepare inputs and watch the
   served scores, one row per input row (TF Serving's batching splits every
   output along its first axis): `threshold` (float32 `[None]`, the one
@@ -43,7 +48,7 @@ FRAME_SCORE_SIGNATURE = "frame_score"
 FRAME_SCORE_OUTPUTS = ("clip", "last", "patch", "relative", "last_plus_temporal")
 # The frame score `memae score-video`, `score_video` and `StreamScorer` give when none
 # is named: the one chosen on real footage (the walkway's development split,
-# benchmarks/VIDEO_PROTOCOL.md); "clip" is the served `score` the threshold is set on.
+# benchmarks/VIDEO_PROTOCOL.md); "clip" is the served `score`.
 DEFAULT_FRAME_SCORE = "last_plus_temporal"
 SCORE_OUTPUT = "score"
 IS_ANOMALY_OUTPUT = "is_anomaly"
@@ -74,6 +79,20 @@ SERVE_POLL_INTERVAL_SECONDS = 1.0
 SERVE_GRACE_SECONDS = 30.0
 WARMUP_DIRNAME = "assets.extra"
 WARMUP_FILENAME = "tf_serving_warmup_requests"
+
+
+def frame_flag_output(frame_score: str) -> str:
+    """Returns the `frame_score` signature's output that flags frames by `frame_score`.
+
+    The flag of each frame score but `"clip"` (whose flag is the served
+    `is_anomaly`): that score above its threshold.
+
+    Example:
+
+    >>> frame_flag_output("last_plus_temporal")
+    'is_anomaly_last_plus_temporal'
+    """
+    return f"{IS_ANOMALY_OUTPUT}_{frame_score}"
 
 
 def version_directories(model_base_path: str | os.PathLike) -> dict[int, pathlib.Path]:

@@ -7,7 +7,7 @@ import os
 import pathlib
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -18,6 +18,7 @@ from memae_tf.common.contract import (
     ATTENTION_OUTPUT,
     ATTENTION_SIGNATURE,
     EXPECTED_RATE_OUTPUT,
+    FRAME_SCORE_OUTPUTS,
     FRAME_SCORE_SIGNATURE,
     INPUT_NAME,
     INPUT_RANGE_OUTPUT,
@@ -31,6 +32,7 @@ from memae_tf.common.contract import (
     SCORE_OUTPUT,
     SERVING_SIGNATURE,
     THRESHOLD_OUTPUT,
+    frame_flag_output,
     version_directories,
 )
 from memae_tf.export.serving_config import (
@@ -56,6 +58,23 @@ def _check_threshold(threshold: float) -> float:
             f"Received: threshold={threshold!r}"
         )
     return float(threshold)
+
+
+def _check_frame_thresholds(
+    frame_thresholds: Mapping[str, float] | None, graph: ScoringGraph
+) -> dict[str, float]:
+    """Checks the thresholds of frame scores against the graph's; returns them as floats."""
+    if frame_thresholds is None:
+        return {}
+    flagged = tuple(name for name in FRAME_SCORE_OUTPUTS if name != "clip")
+    if graph.frame_scores is None or not isinstance(frame_thresholds, Mapping) or (
+            set(frame_thresholds) - set(flagged)):
+        raise ValueError(
+            f"Expected `frame_thresholds` to map frame scores of {flagged} to thresholds, "
+            "for a video model (inputs (clip_length, H, W, C)). Received: "
+            f"frame_thresholds={frame_thresholds!r} for a model with inputs {graph.input_shape}"
+        )
+    return {name: _check_threshold(value) for name, value in frame_thresholds.items()}
 
 
 def _model_info_constants(
@@ -102,7 +121,8 @@ def _model_info_constants(
 
 
 def _signature_functions(
-    graph: ScoringGraph, threshold: tf.Variable, info: dict[str, np.ndarray]
+    graph: ScoringGraph, threshold: tf.Variable, info: dict[str, np.ndarray],
+    frame_thresholds: dict[str, float],
 ) -> dict[str, Callable[[tf.Tensor], dict[str, tf.Tensor]]]:
     """The serving signatures, each a thin view over the `ScoringGraph` functions."""
 
@@ -140,7 +160,12 @@ def _signature_functions(
     if graph.frame_scores is not None:
 
         def frame_score(x: tf.Tensor) -> dict[str, tf.Tensor]:
-            return graph.frame_scores(x)
+            scores = graph.frame_scores(x)
+            # Compared in float64, as `score_video` compares the float32 scores with the
+            # detector's float64 thresholds: the served flags are the in-process ones.
+            flags = {frame_flag_output(name): tf.cast(scores[name], tf.float64) > value
+                     for name, value in frame_thresholds.items()}
+            return {**scores, **flags}
 
         functions[FRAME_SCORE_SIGNATURE] = frame_score
     return functions
@@ -159,6 +184,7 @@ def export_saved_model(
     input_range: Sequence[float] | None = None,
     expected_rate: float | None = None,
     reference_quantiles: Sequence[float] | None = None,
+    frame_thresholds: Mapping[str, float] | None = None,
 ) -> pathlib.Path:
     """Exports an autoencoder as a TF Serving SavedModel version.
 
@@ -179,7 +205,9 @@ def export_saved_model(
       each: the score of each clip's last frame by that rule of
       `memae_tf.evaluation.frame_score`), only for a video model (inputs
       `(clip_length, H, W, C)`), so that a stream (`StreamScorer`) gets the
-      frame score chosen offline;
+      frame score chosen offline; with `frame_thresholds`, also
+      `is_anomaly_<name>` (bool `[None]`, that score above its threshold)
+      for each frame score given one;
     - `model_info` → `threshold` and, when given, `input_range`,
       `expected_rate` and `reference_quantiles`, each repeated once per input
       row (see `memae_tf.common.contract`): what a client needs to scale
@@ -215,6 +243,11 @@ def export_saved_model(
         reference_quantiles: The 101 quantiles of the reference scores
             (`memae_tf.thresholds.reference_quantiles`); given with
             `expected_rate` or not at all.
+        frame_thresholds: For a video model, frame-score name (`"last"`,
+            `"patch"`, `"relative"`, `"last_plus_temporal"`) → finite
+            threshold (`MemAE.frame_thresholds_`), each exported as the flag
+            `is_anomaly_<name>` of the `frame_score` signature; None exports
+            the frame scores without flags.
 
     Returns:
         The version directory written.
@@ -256,12 +289,13 @@ def export_saved_model(
             f"of model {scoring_graph.model.name!r} for model {model.name!r}."
         )
     info = _model_info_constants(input_range, expected_rate, reference_quantiles)
+    frame_thresholds = _check_frame_thresholds(frame_thresholds, scoring_graph)
     threshold_variable = tf.Variable(threshold, dtype=tf.float32, trainable=False,
                                      name="threshold")
     archive = keras.export.ExportArchive()
     archive.track(model)
     signature = [tf.TensorSpec((None, *input_shape), tf.float32, name=INPUT_NAME)]
-    functions = _signature_functions(scoring_graph, threshold_variable, info)
+    functions = _signature_functions(scoring_graph, threshold_variable, info, frame_thresholds)
     for name, function in functions.items():
         archive.add_endpoint(name, function, input_signature=signature)
 
