@@ -204,6 +204,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                "threshold": threshold, "fpr": args.fpr, "samples": len(x_fit),
                "data_path": args.data_path, "tfds_data_dir": args.tfds_data_dir,
                "command": shlex.join(["memae", *args.argv])}
+    if detector.frame_thresholds_ is not None:  # a video detector's threshold per frame score
+        summary["frame_thresholds"] = detector.frame_thresholds_
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     _log(f"trained in {seconds:.1f} s; threshold {threshold:.6g} (fpr {args.fpr}); saved {path}")
     return 0
@@ -211,6 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from memae_tf.detector import MemAE
+    from memae_tf.thresholds import above_threshold
 
     x, _ = load_split(args.data, args.split, args.data_path, args.tfds_data_dir)
     detector = MemAE.load(args.model)
@@ -227,7 +230,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     quantiles = np.quantile(scores, [0.0, 0.5, 0.95, 1.0])
     _log("scores min/median/p95/max: " + " / ".join(f"{q:.6g}" for q in quantiles))
     if detector.threshold_ is not None:
-        _log(f"{int((scores > detector.threshold_).sum())} of {len(scores)} above the threshold")
+        flagged = int(above_threshold(scores, detector.threshold_).sum())
+        _log(f"{flagged} of {len(scores)} above the threshold")
     return 0
 
 

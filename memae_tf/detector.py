@@ -24,7 +24,12 @@ from memae_tf.models.autoencoder import check_autoencoder
 from memae_tf.models.presets import build_from_config, get_preset
 from memae_tf.models.scaling import input_scaler
 from memae_tf.scoring_graph import ScoringGraph, check_error
-from memae_tf.thresholds import flagged_share, quantile_threshold, reference_quantiles
+from memae_tf.thresholds import (
+    above_threshold,
+    flagged_share,
+    quantile_threshold,
+    reference_quantiles,
+)
 from memae_tf.training.config import TrainingConfig
 from memae_tf.training.trainer import Trainer
 
@@ -281,7 +286,8 @@ class MemAE:
     def _set_decision_scores(self, scores: np.ndarray) -> None:
         self.decision_scores_ = scores
         threshold = self.threshold_
-        self.labels_ = None if threshold is None else (scores > threshold).astype(np.int64)
+        self.labels_ = (None if threshold is None
+                        else above_threshold(scores, threshold).astype(np.int64))
 
     @property
     def scoring_graph(self) -> ScoringGraph:
@@ -379,6 +385,9 @@ class MemAE:
     def predict(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
         """Labels: 1 for samples scoring above `threshold_` (anomalies), else 0.
 
+        Each float32 score is compared with the float64 threshold exactly
+        (`memae_tf.thresholds.above_threshold`), as the exported `is_anomaly`.
+
         Raises:
             RuntimeError: If no threshold was set (call `infer_threshold`).
         """
@@ -387,7 +396,7 @@ class MemAE:
                 "No threshold set: call infer_threshold(x_normal, fpr=...) or "
                 "fit(..., contamination=...) before predict()."
             )
-        return (self.score(x, batch_size) > self.threshold_).astype(np.int64)
+        return above_threshold(self.score(x, batch_size), self.threshold_).astype(np.int64)
 
     def predict_proba(
         self, x: Any, method: str = "linear", batch_size: int = SCORE_BATCH_SIZE

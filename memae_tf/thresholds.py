@@ -32,6 +32,30 @@ def quantile_threshold(
     return float(np.quantile(scores, 1.0 - flagged_share(fpr, contamination)))
 
 
+def above_threshold(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Flags the scores above a threshold: `score > threshold`, compared in float64.
+
+    The rule of `MemAE.predict` and of the exported `is_anomaly` outputs. NumPy
+    compares a float32 array with a Python float in float32 (NEP 50), which
+    first rounds the threshold to the nearest float32: a score just above the
+    threshold but equal to its rounding would then not be flagged. Compared in
+    float64, every float32 score is compared with the threshold exactly.
+
+    Args:
+        scores: Scores of any shape and float dtype.
+        threshold: The decision threshold.
+
+    Returns:
+        Bool array of the shape of `scores`.
+
+    Example:
+
+    >>> above_threshold(np.array([0.1], np.float32), 0.1)  # float32 0.1 is 0.10000000149
+    array([ True])
+    """
+    return np.asarray(scores, dtype=np.float64) > np.float64(threshold)
+
+
 def flagged_share(fpr: float | None = None, contamination: float | None = None) -> float:
     """Returns the share of samples a quantile threshold flags: `fpr`, `contamination` or 0.05.
 

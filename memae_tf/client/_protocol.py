@@ -26,12 +26,14 @@ from memae_tf.common.checks import check_positive_int
 from memae_tf.common.contract import (
     DEFAULT_MAX_BATCH_SIZE,
     EXPECTED_RATE_OUTPUT,
+    FRAME_SCORE_OUTPUTS,
     INPUT_RANGE_OUTPUT,
     MODEL_INFO_SIGNATURE,
     REFERENCE_QUANTILES_OUTPUT,
     SERVING_SIGNATURE,
     SIGNATURE_DEF_FIELD,
     THRESHOLD_OUTPUT,
+    frame_threshold_output,
 )
 from memae_tf.common.contract import INPUT_NAME as INPUT_NAME
 from memae_tf.common.scaling import scale_uint8
@@ -89,12 +91,19 @@ class ModelInfo:
         input_range: `(low, high)`: uint8 inputs are scaled into it, float
             inputs outside it are refused; None when the export does not say
             (a bare `export_saved_model` without `input_range`).
-        threshold: The score above which `is_anomaly` is true.
+        threshold: The score above which `is_anomaly` is true: the largest
+            float32 not above the detector's `threshold_`, so that a served
+            score is above it exactly when it is flagged.
         expected_rate: Share of reference samples above the threshold (the
             `fpr` or `contamination` given to `infer_threshold`), or None when
             the threshold was set by hand.
         reference_quantiles: Float64 `(101,)`, the scores at levels 0, 0.01,
             ..., 1 of the data the threshold was set on, or None (as above).
+        frame_thresholds: For a video model exported with frame thresholds,
+            frame score (`"last"`, `"patch"`, `"relative"`,
+            `"last_plus_temporal"`) → the score of the `frame_score`
+            signature above which its `is_anomaly_<name>` is true (as
+            `threshold`, of `MemAE.frame_thresholds_`); None for other exports.
     """
 
     version: int
@@ -102,6 +111,7 @@ class ModelInfo:
     threshold: float
     expected_rate: float | None
     reference_quantiles: np.ndarray | None
+    frame_thresholds: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -475,6 +485,9 @@ def model_info_exchange(
     input_range = outputs.get(INPUT_RANGE_OUTPUT)
     rate = outputs.get(EXPECTED_RATE_OUTPUT)
     quantiles = outputs.get(REFERENCE_QUANTILES_OUTPUT)
+    frame_thresholds = {name: float(outputs[frame_threshold_output(name)])
+                        for name in FRAME_SCORE_OUTPUTS
+                        if frame_threshold_output(name) in outputs}
     return ModelInfo(
         version=response.model_spec.version.value or metadata.version,
         input_range=None if input_range is None else (float(input_range[0]),
@@ -482,6 +495,7 @@ def model_info_exchange(
         threshold=float(outputs[THRESHOLD_OUTPUT]),
         expected_rate=None if rate is None else float(rate),
         reference_quantiles=None if quantiles is None else quantiles.astype(np.float64),
+        frame_thresholds=frame_thresholds or None,
     )
 
 

@@ -4,7 +4,8 @@ One SavedModel version per integer directory of a model base path, each with
 these signatures, all taking the float32 input `x` (`[None, *input_shape]`):
 
 - `serving_default` → `score` (float32 `[None]`), `is_anomaly` (bool `[None]`,
-  `score > threshold`) and `reconstruction` (shape of `x`);
+  `score > threshold`, compared in float64 as `MemAE.predict` compares) and
+  `reconstruction` (shape of `x`);
 - `score_map` → `score_map` (error per element, shape of `x`);
 - `memory_attention` → `memory_attention` (only for models with a memory);
 - `frame_score` → `clip`, `last`, `patch`, `relative` and
@@ -20,8 +21,13 @@ these signatures, all taking the float32 input `x` (`[None, *input_shape]`):
   `is_anomaly`;
 - `model_info` → constants that let a client prepare inputs and watch the
   served scores, one row per input row (TF Serving's batching splits every
-  output along its first axis): `threshold` (float32 `[None]`, the one
-  `is_anomaly` uses), `input_range` (float64 `[None, 2]`, the model's
+  output along its first axis): `threshold` (float32 `[None]`, the largest
+  float32 not above the threshold `is_anomaly` uses, so that a served float32
+  score is above it exactly when `is_anomaly` is true), for a video model
+  exported with frame thresholds `threshold_last`, `threshold_patch`,
+  `threshold_relative` and `threshold_last_plus_temporal` (float32 `[None]`,
+  the same for each `is_anomaly_<name>`; `frame_threshold_output`),
+  `input_range` (float64 `[None, 2]`, the model's
   `(low, high)`; every `MemAE.export` has it) and, for detectors whose
   threshold came from `infer_threshold`, `expected_rate` (float64 `[None]`,
   the `fpr` or `contamination` it used) and `reference_quantiles` (float64
@@ -93,6 +99,17 @@ def frame_flag_output(frame_score: str) -> str:
     'is_anomaly_last_plus_temporal'
     """
     return f"{IS_ANOMALY_OUTPUT}_{frame_score}"
+
+
+def frame_threshold_output(frame_score: str) -> str:
+    """Returns the `model_info` output holding the threshold of `frame_flag_output(frame_score)`.
+
+    Example:
+
+    >>> frame_threshold_output("last_plus_temporal")
+    'threshold_last_plus_temporal'
+    """
+    return f"{THRESHOLD_OUTPUT}_{frame_score}"
 
 
 def version_directories(model_base_path: str | os.PathLike) -> dict[int, pathlib.Path]:

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics
 
+from memae_tf.thresholds import above_threshold
+
 
 def check_scored_labels(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Validates one 0/1 label and one finite score per sample.
@@ -142,7 +144,7 @@ def metrics_at_threshold(labels: np.ndarray, scores: np.ndarray,
     0.5
     """
     labels, scores = check_scored_labels(labels, scores)
-    predicted = (scores > threshold).astype(np.int64)
+    predicted = above_threshold(scores, threshold).astype(np.int64)
     precision, recall, f1, _ = metrics.precision_recall_fscore_support(
         labels, predicted, average="binary", pos_label=1, zero_division=0
     )

@@ -33,6 +33,7 @@ from memae_tf.common.contract import (
     SERVING_SIGNATURE,
     THRESHOLD_OUTPUT,
     frame_flag_output,
+    frame_threshold_output,
     version_directories,
 )
 from memae_tf.export.serving_config import (
@@ -120,8 +121,39 @@ def _model_info_constants(
     return constants
 
 
+def _float32_at_or_below(threshold: float) -> np.float32:
+    """Returns the largest float32 not above `threshold`.
+
+    A float32 score is above `threshold` exactly when it is above this value,
+    so `model_info` exports each threshold as this float32: a client comparing
+    the served float32 scores with it gets the served flags. (The nearest
+    float32 may lie above `threshold`, and a score equal to it would then
+    compare the other way.)
+
+    Example:
+
+    >>> float(_float32_at_or_below(0.1)) < 0.1 < float(np.float32(0.1))
+    True
+    """
+    with np.errstate(over="ignore"):  # beyond float32's range: ±inf, or the largest float32
+        rounded = np.float32(threshold)
+        # float(): NumPy would compare a float32 with a Python float in float32.
+        if float(rounded) <= threshold:
+            return rounded
+        return np.nextafter(rounded, np.float32(-np.inf))
+
+
+def _above(scores: tf.Tensor, threshold: float) -> tf.Tensor:
+    """The `is_anomaly` rule, `scores > threshold` in float64.
+
+    As in process (`memae_tf.thresholds.above_threshold`): a float32
+    comparison would round the threshold to the nearest float32 first.
+    """
+    return tf.cast(scores, tf.float64) > tf.constant(threshold, tf.float64)
+
+
 def _signature_functions(
-    graph: ScoringGraph, threshold: tf.Variable, info: dict[str, np.ndarray],
+    graph: ScoringGraph, threshold: float, info: dict[str, np.ndarray],
     frame_thresholds: dict[str, float],
 ) -> dict[str, Callable[[tf.Tensor], dict[str, tf.Tensor]]]:
     """The serving signatures, each a thin view over the `ScoringGraph` functions."""
@@ -130,7 +162,7 @@ def _signature_functions(
         outputs = graph.outputs(x)
         return {
             SCORE_OUTPUT: outputs["score"],
-            IS_ANOMALY_OUTPUT: outputs["score"] > threshold,
+            IS_ANOMALY_OUTPUT: _above(outputs["score"], threshold),
             RECONSTRUCTION_OUTPUT: outputs["reconstruction"],
         }
 
@@ -145,7 +177,6 @@ def _signature_functions(
         # (batching_session.cc).
         rows = tf.shape(x)[:1]
         values = {name: tf.constant(value) for name, value in info.items()}
-        values[THRESHOLD_OUTPUT] = tf.convert_to_tensor(threshold)
         return {name: tf.broadcast_to(value, tf.concat([rows, tf.shape(value)], 0))
                 for name, value in values.items()}
 
@@ -161,9 +192,7 @@ def _signature_functions(
 
         def frame_score(x: tf.Tensor) -> dict[str, tf.Tensor]:
             scores = graph.frame_scores(x)
-            # Compared in float64, as `score_video` compares the float32 scores with the
-            # detector's float64 thresholds: the served flags are the in-process ones.
-            flags = {frame_flag_output(name): tf.cast(scores[name], tf.float64) > value
+            flags = {frame_flag_output(name): _above(scores[name], value)
                      for name, value in frame_thresholds.items()}
             return {**scores, **flags}
 
@@ -193,8 +222,9 @@ def export_saved_model(
     `memae_tf.scoring_graph.ScoringGraph` (the graph behind in-process scoring):
 
     - `serving_default` → `score` (float32 `[None]`, the mean reconstruction
-      error of the scoring graph's `error`), `is_anomaly` (bool `[None]`, `score > threshold`) and
-      `reconstruction` (shape of `x`). A sample with any NaN or Inf value
+      error of the scoring graph's `error`), `is_anomaly` (bool `[None]`,
+      `score > threshold`, compared in float64 as `MemAE.predict` compares)
+      and `reconstruction` (shape of `x`). A sample with any NaN or Inf value
       scores +inf and so is always an anomaly (TF Serving checks no values;
       `memae serve` and `MemAEClient` refuse such requests before the graph);
     - `score_map` → `score_map` (that error per element, shape of `x`);
@@ -206,12 +236,15 @@ def export_saved_model(
       `memae_tf.evaluation.frame_score`), only for a video model (inputs
       `(clip_length, H, W, C)`), so that a stream (`StreamScorer`) gets the
       frame score chosen offline; with `frame_thresholds`, also
-      `is_anomaly_<name>` (bool `[None]`, that score above its threshold)
-      for each frame score given one;
-    - `model_info` → `threshold` and, when given, `input_range`,
-      `expected_rate` and `reference_quantiles`, each repeated once per input
-      row (see `memae_tf.common.contract`): what a client needs to scale
-      `uint8` inputs, check float ones and monitor the served scores.
+      `is_anomaly_<name>` (bool `[None]`, that score above its threshold,
+      in float64) for each frame score given one;
+    - `model_info` → `threshold`, `threshold_<name>` for each frame score
+      given one (each the largest float32 not above that threshold, so that a
+      served score is above it exactly when it is flagged) and, when given,
+      `input_range`, `expected_rate` and `reference_quantiles`, each repeated
+      once per input row (see `memae_tf.common.contract`): what a client
+      needs to scale `uint8` inputs, check float ones, flag and monitor the
+      served scores.
 
     The SavedModel holds only standard TensorFlow ops and loads with
     `tf.saved_model.load` without any code of this package. The version is written
@@ -246,8 +279,9 @@ def export_saved_model(
         frame_thresholds: For a video model, frame-score name (`"last"`,
             `"patch"`, `"relative"`, `"last_plus_temporal"`) → finite
             threshold (`MemAE.frame_thresholds_`), each exported as the flag
-            `is_anomaly_<name>` of the `frame_score` signature; None exports
-            the frame scores without flags.
+            `is_anomaly_<name>` of the `frame_score` signature and as
+            `threshold_<name>` of `model_info`; None exports the frame scores
+            without flags.
 
     Returns:
         The version directory written.
@@ -290,12 +324,13 @@ def export_saved_model(
         )
     info = _model_info_constants(input_range, expected_rate, reference_quantiles)
     frame_thresholds = _check_frame_thresholds(frame_thresholds, scoring_graph)
-    threshold_variable = tf.Variable(threshold, dtype=tf.float32, trainable=False,
-                                     name="threshold")
+    info[THRESHOLD_OUTPUT] = _float32_at_or_below(threshold)
+    for name, value in frame_thresholds.items():
+        info[frame_threshold_output(name)] = _float32_at_or_below(value)
     archive = keras.export.ExportArchive()
     archive.track(model)
     signature = [tf.TensorSpec((None, *input_shape), tf.float32, name=INPUT_NAME)]
-    functions = _signature_functions(scoring_graph, threshold_variable, info, frame_thresholds)
+    functions = _signature_functions(scoring_graph, threshold, info, frame_thresholds)
     for name, function in functions.items():
         archive.add_endpoint(name, function, input_signature=signature)
 
