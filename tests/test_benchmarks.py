@@ -15,6 +15,8 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import _common  # noqa: E402
 
+from memae_tf.choices import SCORE_BATCH_SIZE  # noqa: E402
+
 
 @pytest.mark.slow
 def test_speed_quick_mode_reports_every_measurement():
@@ -31,6 +33,8 @@ def test_speed_quick_mode_reports_every_measurement():
     assert "| second `fit` call (compiled) |" in result.stdout
     if "--torch" in command:
         assert "| training |" in result.stdout and "| MemAE.score |" in result.stdout
+        # `score(x)` as a user calls it, at the detector's default batch.
+        assert f"| `score(x)`, default batch ({SCORE_BATCH_SIZE}) |" in result.stdout
 
 
 @pytest.mark.slow
