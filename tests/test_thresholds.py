@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from memae_tf.thresholds import flagged_share, quantile_threshold, reference_quantiles
+from memae_tf.thresholds import (
+    above_threshold,
+    flagged_share,
+    quantile_threshold,
+    reference_quantiles,
+)
 
 
 def linear_quantile(values, level):
@@ -13,6 +18,12 @@ def linear_quantile(values, level):
     below = int(position)
     above = min(below + 1, len(ordered) - 1)
     return ordered[below] + (position - below) * (ordered[above] - ordered[below])
+
+
+def exact_flags(scores, threshold):
+    """`score > threshold` by Python's float comparison: exact, every float32 is a Python float."""
+    return np.array([float(score) > threshold for score in np.ravel(scores)]).reshape(
+        np.shape(scores))
 
 
 def test_fpr_threshold_is_the_upper_quantile_of_normal_scores():
@@ -82,3 +93,37 @@ def test_reference_quantiles_are_the_percentiles_of_the_scores():
 def test_reference_quantiles_of_two_points_are_the_levels():
     np.testing.assert_allclose(reference_quantiles([1.0, 0.0]), np.arange(101) / 100,
                                rtol=0, atol=1e-15)
+
+
+# Five consecutive float32 scores around 0.3 (spacing 2**-25) and a threshold `offset` spacings
+# from the middle one, in float64: -0.25 and -0.5 round onto the middle score in float32.
+@pytest.mark.parametrize("offset, flagged", [
+    (-1.0, [False, False, True, True, True]),    # equal to the score below the middle one
+    (-0.5, [False, False, True, True, True]),
+    (-0.25, [False, False, True, True, True]),
+    (0.0, [False, False, False, True, True]),    # equal to the middle score: not above it
+    (0.25, [False, False, False, True, True]),
+])
+def test_above_threshold_compares_float32_scores_with_the_threshold_exactly(offset, flagged):
+    middle = np.float32(0.3)
+    spacing = 2.0 ** -25
+    scores = np.array([float(middle) + step * spacing for step in range(-2, 3)], np.float32)
+    threshold = float(middle) + offset * spacing
+    result = above_threshold(scores, threshold)
+    np.testing.assert_array_equal(result, exact_flags(scores, threshold))
+    np.testing.assert_array_equal(result, flagged)
+    if offset in (-0.5, -0.25):
+        # The comparison NumPy makes by itself misses the middle score: the test can tell.
+        assert not (scores > threshold)[2]
+
+
+def test_above_threshold_keeps_the_shape_of_scores_of_any_float_dtype():
+    scores = np.array([[0.5, 1.5, 1.0], [2.5, 0.0, 1.0000001]])
+    # float16 rounds 1.0000001 to 1.0; float32 and float64 keep it above 1.0.
+    last_flagged = {np.float16: False, np.float32: True, np.float64: True}
+    for dtype, flagged in last_flagged.items():
+        typed = scores.astype(dtype)
+        result = above_threshold(typed, 1.0)
+        assert result.dtype == np.bool_ and result.shape == (2, 3)
+        np.testing.assert_array_equal(result, exact_flags(typed, 1.0))
+        np.testing.assert_array_equal(result, [[False, True, False], [True, False, flagged]])
