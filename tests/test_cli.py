@@ -180,7 +180,7 @@ def test_help_imports_no_tensorflow(command):
 
 
 def test_train_takes_the_presets_training_settings_unless_options_are_given():
-    # The tabular preset trains 20 epochs of 100 steps of 32 rows (presets.py), as
+    # The tabular preset trains 60 epochs of 100 steps of 32 rows (presets.py), as
     # MemAE.fit does; the other presets use TrainingConfig's 10 epochs of 64.
     def config(*extra):
         from memae_tf.cli import build_parser, training_config
@@ -188,7 +188,7 @@ def test_train_takes_the_presets_training_settings_unless_options_are_given():
         return training_config(args)
 
     tabular = config("--preset", "tabular")
-    assert (tabular.epochs, tabular.batch_size, tabular.steps_per_epoch) == (20, 32, 100)
+    assert (tabular.epochs, tabular.batch_size, tabular.steps_per_epoch) == (60, 32, 100)
     given = config("--preset", "tabular", "--epochs", "3", "--batch-size", "8")
     assert (given.epochs, given.batch_size, given.steps_per_epoch) == (3, 8, 100)
     mnist = config("--preset", "mnist")

@@ -9,7 +9,7 @@ from memae_tf import MemAE
 from memae_tf.client import MemAEClient
 from memae_tf.layers import FeatureScaler, MemoryLayer
 from memae_tf.models.dense import tabular_units
-from memae_tf.models.presets import build_autoencoder
+from memae_tf.models.presets import build_autoencoder, get_preset
 from memae_tf.serving import serve
 
 # A few steps: these tests check plumbing and exact equalities, not detection quality.
@@ -113,6 +113,12 @@ def test_tabular_preset_memory_shrinks_at_two_over_its_size():
     memory = next(layer for layer in model.layers if isinstance(layer, MemoryLayer))
     assert memory.num_items == 200
     assert memory.effective_shrink_threshold == pytest.approx(2 / 200)
+
+
+def test_tabular_preset_trains_6000_steps_of_32_rows():
+    # 60 epochs of 100 batches of 32 rows, whatever the table's size.
+    assert get_preset("tabular").training == {"batch_size": 32, "steps_per_epoch": 100,
+                                              "epochs": 60}
 
 
 @pytest.fixture(scope="module")
