@@ -140,7 +140,7 @@ def training_config(args: argparse.Namespace, **settings: Any) -> TrainingConfig
     """The `TrainingConfig` of `memae train`: the preset's training settings, then the options.
 
     `--epochs` and `--batch-size` replace the preset's values only when given,
-    so `memae train --preset tabular` trains as `MemAE.fit` does (20 epochs of
+    so `memae train --preset tabular` trains as `MemAE.fit` does (60 epochs of
     100 steps of 32 rows).
 
     Args:

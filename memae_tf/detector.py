@@ -232,7 +232,7 @@ class MemAE:
                 training samples scores above it (array inputs only).
             callbacks: Keras callbacks (they run on every worker).
             config: A `TrainingConfig`; None means its defaults with the
-                preset's `training` settings (the `tabular` preset's: 20
+                preset's `training` settings (the `tabular` preset's: 60
                 epochs of 100 batches of 32 rows, whatever the table's size).
             **settings: `TrainingConfig` fields replacing the config's (`epochs`,
                 `batch_size`, `learning_rate`, `seed`, `memory_init`, `strategy`, ...).
