@@ -36,7 +36,7 @@ import _common
 # Before TensorFlow, as a user's `from memae_tf import MemAE` comes: the import
 # sets TensorFlow's oneDNN switch (see memae_tf/__init__.py).
 import memae_tf  # noqa: F401
-from memae_tf.choices import SCORE_BATCH_SIZE
+from memae_tf.choices import score_batch_size
 
 PRESETS = ("mnist", "cifar10", "kdd", "video")
 # Untimed epochs: tracing and XLA compilation can spill into the second one.
@@ -207,7 +207,7 @@ def _score(detector, x, work: Workload, args, serve, torch_bench) -> dict[str, A
         # As a user calls it: `score(x)` at its default batch, PyTorch at the same batch.
         functions["score.default"] = timed(lambda: detector.score(x))
         functions["torch.score.default"] = timed(
-            lambda: torch_bench.score(data, SCORE_BATCH_SIZE))
+            lambda: torch_bench.score(data, score_batch_size(x.shape[1:])))
     for function in functions.values():
         function()  # warm-up
     rounds = _common.interleave(functions, args.repeats)
@@ -481,7 +481,8 @@ def report(rows: list[dict[str, Any]], facts: dict[str, str], args, command: str
             if "score.default" in score:
                 ours, theirs = score["score.default"], score["torch.score.default"]
                 paired = _paired(row["seconds"], "score.default", "torch.score.default")
-                lines.append(f"| `score(x)`, default batch ({SCORE_BATCH_SIZE}) | {_fmt(ours)} | "
+                default = score_batch_size(tuple(row["input_shape"]))
+                lines.append(f"| `score(x)`, default batch ({default}) | {_fmt(ours)} | "
                              f"{_fmt(theirs)} | {ours[0] / theirs[0]:.2f}× | "
                              f"{ours[1] / theirs[1]:.2f}× | {paired:.2f}× | ≥ 2.5× |")
         if "default_path" in row:

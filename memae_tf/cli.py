@@ -24,7 +24,6 @@ from memae_tf.choices import (
     FRAME_SCORES,
     MEMORY_INITS,
     PRECISIONS,
-    SCORE_BATCH_SIZE,
     STRATEGIES,
     VARIANTS,
 )
@@ -432,8 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def data_options(p: argparse.ArgumentParser, batch_size: int | None = SCORE_BATCH_SIZE,
-                     batch_help: str = "samples per forward pass") -> None:
+    def data_options(p: argparse.ArgumentParser, batch_size: int | None = None,
+                     batch_help: str = "samples per forward pass (default: as many as hold "
+                                       "2^20 input values, at most 1024)") -> None:
         p.add_argument("--data", required=True,
                        help="mnist, fashion-mnist, cifar10, tfds:NAME[:SPLIT] (a prepared "
                             "TensorFlow Datasets set, e.g. tfds:cifar10), or a .npz/.npy file")

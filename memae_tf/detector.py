@@ -15,7 +15,7 @@ import tensorflow as tf
 from scipy import special
 
 from memae_tf import saving
-from memae_tf.choices import DEFAULT_ERROR, FRAME_SCORES, SCORE_BATCH_SIZE
+from memae_tf.choices import DEFAULT_ERROR, FRAME_SCORES
 from memae_tf.common.checks import check_choice
 from memae_tf.data.inputs import prepare_inputs
 from memae_tf.export import export_saved_model
@@ -297,25 +297,29 @@ class MemAE:
             self._graph = ScoringGraph(self.model, self.error, input_range=self.input_range)
         return self._graph
 
-    def score(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
+    def score(self, x: Any, batch_size: int | None = None) -> np.ndarray:
         """Anomaly scores `(n,)`: the mean reconstruction error per sample (`error`).
 
         Higher = more anomalous. `x` is an array `(n, *input_shape)` (uint8
         images are scaled) or a finite `tf.data.Dataset` as `fit` takes it.
+        `batch_size` samples go through the network at a time; by default as
+        many as hold 2²⁰ input values, at most 1,024
+        (`memae_tf.choices.score_batch_size`: 1,024 28×28 images, 16 clips of
+        16×64×64). The other methods that take `batch_size` do the same.
         """
         return self.scoring_graph.run(self.preprocess(x), batch_size, "score")
 
     decision_function = score
 
-    def score_map(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
+    def score_map(self, x: Any, batch_size: int | None = None) -> np.ndarray:
         """Per-element error (squared, absolute or 1 − SSIM), shaped like the input."""
         return self.scoring_graph.run(self.preprocess(x), batch_size, "score_map")
 
-    def reconstruct(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
+    def reconstruct(self, x: Any, batch_size: int | None = None) -> np.ndarray:
         """Reconstructions of `x`, shape `(n, *input_shape)`, in the input range."""
         return self.scoring_graph.run(self.preprocess(x), batch_size, "reconstruction")
 
-    def memory_attention(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
+    def memory_attention(self, x: Any, batch_size: int | None = None) -> np.ndarray:
         """Memory addressing weights ŵ of each latent position, `(n, *positions, num_items)`.
 
         Raises:
@@ -323,13 +327,13 @@ class MemAE:
         """
         return self.scoring_graph.run(self.preprocess(x), batch_size, "memory_attention")
 
-    def memory_report(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> MemoryReport:
+    def memory_report(self, x: Any, batch_size: int | None = None) -> MemoryReport:
         """Item usage and addressing sparsity over the queries of `x` (`memae_tf.inspection`)."""
         return memory_report(self.memory_attention(x, batch_size))
 
     def infer_threshold(
         self, x: Any, fpr: float | None = None, contamination: float | None = None,
-        batch_size: int = SCORE_BATCH_SIZE,
+        batch_size: int | None = None,
     ) -> float:
         """Sets `threshold_` from the scores of `x`, and returns it.
 
@@ -382,7 +386,7 @@ class MemAE:
             return self.threshold_
         return None if self.frame_thresholds_ is None else self.frame_thresholds_[frame_score]
 
-    def predict(self, x: Any, batch_size: int = SCORE_BATCH_SIZE) -> np.ndarray:
+    def predict(self, x: Any, batch_size: int | None = None) -> np.ndarray:
         """Labels: 1 for samples scoring above `threshold_` (anomalies), else 0.
 
         Each float32 score is compared with the float64 threshold exactly
@@ -399,7 +403,7 @@ class MemAE:
         return above_threshold(self.score(x, batch_size), self.threshold_).astype(np.int64)
 
     def predict_proba(
-        self, x: Any, method: str = "linear", batch_size: int = SCORE_BATCH_SIZE
+        self, x: Any, method: str = "linear", batch_size: int | None = None
     ) -> np.ndarray:
         """Outlier probabilities `(n, 2)`: columns P(normal), P(anomaly), as PyOD's.
 
@@ -414,7 +418,7 @@ class MemAE:
         Args:
             x: Samples, as `score` takes them.
             method: `"linear"` or `"unify"`.
-            batch_size: Samples per forward pass.
+            batch_size: Samples per forward pass (None: as `score` chooses).
 
         Raises:
             RuntimeError: Before `fit` or `infer_threshold` (no reference scores).

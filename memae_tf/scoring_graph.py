@@ -19,7 +19,7 @@ from memae_tf.choices import (
     FRAME_SCORE_PATCH_SIZE,
     FRAME_SCORE_PATCH_STRIDE,
     FRAME_SCORES,
-    SCORE_BATCH_SIZE,
+    score_batch_size,
 )
 from memae_tf.choices import ERRORS as ERRORS
 from memae_tf.common.checks import check_choice, check_positive_int
@@ -324,13 +324,15 @@ class ScoringGraph:
             )
 
     def run(
-        self, x: np.ndarray, batch_size: int = SCORE_BATCH_SIZE, output: str = "score"
+        self, x: np.ndarray, batch_size: int | None = None, output: str = "score"
     ) -> np.ndarray:
         """Computes one output over a prepared float32 array, `batch_size` samples at a time.
 
         Args:
             x: Float32 array `(n, *input_shape)` (see `memae_tf.data.prepare_inputs`).
-            batch_size: Samples per call of the traced function.
+            batch_size: Samples per call of the traced function; None for
+                `memae_tf.choices.score_batch_size` of the sample shape
+                (1,024 28×28 images, 256 32×32×3 images, 16 clips of 16×64×64).
             output: A key of `outputs` (`"score"`, `"score_map"`,
                 `"reconstruction"`), `"memory_attention"` or, for a video
                 model, a frame score of `FRAME_SCORES` (`frame_scores`).
@@ -351,14 +353,15 @@ class ScoringGraph:
         return _concatenated(result[output] for result in _batched(self.outputs, x, batch_size))
 
     def run_frame_scores(
-        self, x: np.ndarray, batch_size: int = SCORE_BATCH_SIZE
+        self, x: np.ndarray, batch_size: int | None = None
     ) -> dict[str, np.ndarray]:
         """Computes every frame score of a video model over prepared clips, in one pass.
 
         Args:
             x: Float32 clips `(n, clip_length, H, W, C)` (see
                 `memae_tf.data.prepare_inputs`).
-            batch_size: Clips per call of `frame_scores`.
+            batch_size: Clips per call of `frame_scores`; None for
+                `memae_tf.choices.score_batch_size` of the clip shape.
 
         Returns:
             Dict frame-score name (`FRAME_SCORES`) → float32 `(n,)`.
@@ -375,9 +378,11 @@ class ScoringGraph:
 
 
 def _batched(
-    function: Callable[[tf.Tensor], Any], x: np.ndarray, batch_size: int
+    function: Callable[[tf.Tensor], Any], x: np.ndarray, batch_size: int | None
 ) -> Iterator[Any]:
-    """Yields `function` of each batch of `batch_size` samples of `x`."""
+    """Yields `function` of each batch of `batch_size` samples of `x` (None: the default)."""
+    if batch_size is None:
+        batch_size = score_batch_size(x.shape[1:])
     check_positive_int("batch_size", batch_size)
     for start in range(0, len(x), batch_size):
         yield function(tf.constant(x[start:start + batch_size]))

@@ -15,7 +15,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import _common  # noqa: E402
 
-from memae_tf.choices import SCORE_BATCH_SIZE  # noqa: E402
+from memae_tf.choices import score_batch_size  # noqa: E402
 
 
 @pytest.mark.slow
@@ -34,7 +34,7 @@ def test_speed_quick_mode_reports_every_measurement():
     if "--torch" in command:
         assert "| training |" in result.stdout and "| MemAE.score |" in result.stdout
         # `score(x)` as a user calls it, at the detector's default batch.
-        assert f"| `score(x)`, default batch ({SCORE_BATCH_SIZE}) |" in result.stdout
+        assert f"| `score(x)`, default batch ({score_batch_size((28, 28, 1))}) |" in result.stdout
 
 
 @pytest.mark.slow

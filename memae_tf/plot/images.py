@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from memae_tf.choices import SCORE_BATCH_SIZE
 from memae_tf.common.checks import check_positive_int
 from memae_tf.plot._common import (
     ANOMALY_COLOUR,
@@ -35,7 +34,7 @@ def reconstruction_grid(
     n: int = 4,
     rank_by: str | None = None,
     title: str | None = None,
-    batch_size: int = SCORE_BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> Figure:
     """Inputs, reconstructions and error maps, several detectors side by side.
 
@@ -58,7 +57,7 @@ def reconstruction_grid(
         n: Samples in each group (most / least anomalous).
         rank_by: Name of the detector whose scores rank the samples.
         title: Optional figure title.
-        batch_size: Samples per forward pass.
+        batch_size: Samples per forward pass (None: as `MemAE.score` chooses).
 
     Returns:
         The Figure: `1 + 2 × len(detectors)` rows of `2n` image axes, and the
