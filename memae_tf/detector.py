@@ -353,16 +353,19 @@ class MemAE:
         distribution of normal frames' scores. Other models get None.
         """
         prepared = self.preprocess(x)
-        scores = self.scoring_graph.run(prepared, batch_size, "score")
-        self._fitted_threshold = quantile_threshold(scores, fpr, contamination)
-        self.expected_rate_ = flagged_share(fpr, contamination)
-        self.reference_quantiles_ = reference_quantiles(scores)
         self.frame_thresholds_ = None
-        if self.scoring_graph.frame_scores is not None:
+        if self.scoring_graph.frame_scores is None:
+            scores = self.scoring_graph.run(prepared, batch_size, "score")
+        else:
+            # One pass gives every frame score; `"clip"` is the clip's mean error, `score`.
             frame_scores = self.scoring_graph.run_frame_scores(prepared, batch_size)
+            scores = frame_scores["clip"]
             self.frame_thresholds_ = {
                 name: quantile_threshold(frame_scores[name], fpr, contamination)
                 for name in FRAME_SCORES if name != "clip"}
+        self._fitted_threshold = quantile_threshold(scores, fpr, contamination)
+        self.expected_rate_ = flagged_share(fpr, contamination)
+        self.reference_quantiles_ = reference_quantiles(scores)
         self._set_decision_scores(scores)
         return self.threshold_
 
