@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from memae_tf.data import Videos
-from memae_tf.evaluation import clip_frame_scores, evaluate_video, max_patch_mean
+from memae_tf.evaluation import MemAEScorer, clip_frame_scores, evaluate_video, max_patch_mean
 from memae_tf.evaluation.experiment import ExperimentConfig
 
 
@@ -231,6 +231,71 @@ def test_evaluate_video_scores_last_plus_temporal_from_the_reconstructions():
     # last-frame brightness, so the darkening frame 9 (0 + 4) outranks the bright
     # frames 7 and 8 (1 + 0): 2 of the 27 pairs are misordered.
     assert result.metrics["auroc"] == pytest.approx(25 / 27)
+
+
+class CountedMemAEScorer(MemAEScorer):
+    """A `MemAEScorer` whose network calls record the clips they score, after `fit`."""
+
+    def fit(self, x):
+        super().fit(x)
+        self.clips_scored = []
+        graph = self.detector.scoring_graph
+        for name in ("outputs", "frame_scores"):
+            setattr(graph, name, self._counted(name, getattr(graph, name)))
+        return self
+
+    def _counted(self, name, function):
+        def call(x):
+            self.clips_scored.append((name, int(x.shape[0])))
+            return function(x)
+        return call
+
+
+def tiny_video_scorer():
+    from memae_tf.training import TrainingConfig
+
+    return CountedMemAEScorer(
+        "video", "memae", {"input_shape": (4, 16, 16, 1), "filters": (2, 2, 2, 2),
+                           "num_items": 5},
+        TrainingConfig(seed=0, epochs=1, batch_size=4, verbose=0))
+
+
+def noise_videos():
+    rng = np.random.default_rng(5)
+    train = Videos((rng.integers(0, 256, (10, 16, 16), np.uint8),), (np.zeros(10, np.int64),),
+                   ("t",))
+    frames = rng.integers(0, 256, (11, 16, 16), np.uint8)
+    labels = np.zeros(11, np.int64)
+    labels[[5, 8, 9]] = 1
+    return train, Videos((frames,), (labels,), ("v",))
+
+
+def test_evaluate_video_runs_the_network_once_per_clip_for_every_frame_score():
+    from memae_tf.data import make_clips
+    from memae_tf.evaluation import frame_level_evaluation
+
+    train, test = noise_videos()
+    scorer = tiny_video_scorer()
+    result = evaluate_video(scorer, train, test, clip_length=4,
+                            frame_score="last_plus_temporal",
+                            frame_score_candidates=("clip", "last", "patch", "relative"))
+    # 8 test clips, each through the network once, by the scoring graph's frame scores.
+    assert [name for name, _ in scorer.clips_scored] == ["frame_scores"]
+    assert sum(n for _, n in scorer.clips_scored) == result.info["n_test_clips"] == 8
+
+    # The scores are the NumPy loop reference's, from the network's error maps and
+    # reconstructions of the same clips.
+    clips, index = make_clips(test, 4)
+    errors = scorer.detector.score_map(clips)[..., 0]
+    rebuilt = scorer.detector.reconstruct(clips)[..., 0]
+    plain = clips[..., 0].astype(np.float64)
+    expected = reference_scores(plain, errors, "last_plus_temporal", rebuilt)
+    np.testing.assert_allclose(result.scores[3:], expected, rtol=1e-5)
+    np.testing.assert_allclose(result.scores[:3], expected[0], rtol=1e-5)  # the first clip's
+    for name in ("clip", "last", "patch", "relative"):
+        reference = frame_level_evaluation(reference_scores(plain, errors, name, rebuilt),
+                                           index, test, 4).metrics
+        assert result.info["frame_score_auroc"][name] == pytest.approx(reference["auroc"])
 
 
 def test_frame_scores_other_than_clip_need_per_pixel_errors():

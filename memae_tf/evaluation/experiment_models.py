@@ -89,6 +89,19 @@ class MemAEScorer:
             raise RuntimeError("Call fit() before reconstruct().")
         return self.detector.reconstruct(x)
 
+    def frame_score_table(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every frame score of each clip of `x`, `{name: (n,)}`, in one pass of the network.
+
+        The detector's scoring graph computes them (`memae_tf.scoring_graph.clip_frame_scores`,
+        the function `memae score-video` and the exported `frame_score` signature run), so
+        an experiment scores frames as a deployed model does.
+        """
+        if self.detector is None:
+            raise RuntimeError("Call fit() before frame_score_table().")
+        graph = self.detector.scoring_graph
+        return {name: np.asarray(scores, np.float64)
+                for name, scores in graph.run_frame_scores(self.detector.preprocess(x)).items()}
+
 
 MODELS = (*VARIANTS, *BASELINES)
 

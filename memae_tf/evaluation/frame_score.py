@@ -25,9 +25,12 @@ model's other error) is its per-pixel error. A clip scores its last frame
 Each uses only the clip (the frame and the `L - 1` before it) and its
 reconstruction, so each can be computed on a live stream. The detector's
 scoring graph computes the same in TensorFlow
-(`memae_tf.scoring_graph.clip_frame_scores`) for `memae score-video` and for
-the exported `frame_score` signature that `StreamScorer` asks; this NumPy
-version scores stored arrays (`evaluate_video`, the experiments).
+(`memae_tf.scoring_graph.clip_frame_scores`) for `memae score-video`, for
+the exported `frame_score` signature that `StreamScorer` asks and for the
+experiments (`MemAEScorer.frame_score_table`, one pass of the network for
+every frame score); this NumPy version scores stored arrays: error maps and
+reconstructions already computed (`evaluate_video` with a scorer that gives
+only those).
 """
 
 from __future__ import annotations

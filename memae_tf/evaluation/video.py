@@ -375,7 +375,10 @@ def evaluate_video(
             (`memae_tf.evaluation.frame_score`): `"clip"` (its mean over the
             clip, `scorer.score`), `"last"`, `"patch"`, `"relative"` or
             `"last_plus_temporal"`; all but `"clip"` need a scorer with
-            `score_map(x)`, and `"last_plus_temporal"` one with `reconstruct(x)`.
+            `frame_score_table(x)` (every frame score of each clip in one pass,
+            as `MemAEScorer` computes them with the detector's scoring graph)
+            or with `score_map(x)` (and, for `"last_plus_temporal"`,
+            `reconstruct(x)`), from which the NumPy definitions compute them.
         frame_score_candidates: On development data, frame scores to compare,
             all computed from the one trained network: `info` then holds
             `frame_score_auroc` (`{name: raw pooled AUROC}`, at `smoothing`)
@@ -387,10 +390,12 @@ def evaluate_video(
     names = list(dict.fromkeys([frame_score, *frame_score_candidates]))
     for name in names:
         check_choice("frame_score", name, FRAME_SCORES)
-    if names != ["clip"] and not hasattr(scorer, "score_map"):
+    table = getattr(scorer, "frame_score_table", None)
+    if names != ["clip"] and table is None and not hasattr(scorer, "score_map"):
         raise ValueError(f"Frame scores other than 'clip' need a scorer with per-pixel errors "
                          f"(`score_map`). Received: {type(scorer).__name__} for {names}")
-    if "last_plus_temporal" in names and not hasattr(scorer, "reconstruct"):
+    if ("last_plus_temporal" in names and table is None
+            and not hasattr(scorer, "reconstruct")):
         raise ValueError(f"The frame score 'last_plus_temporal' needs a scorer with "
                          f"reconstructions (`reconstruct`). Received: {type(scorer).__name__}")
     x_train, _ = make_clips(train, clip_length, train_stride)
@@ -405,6 +410,8 @@ def evaluate_video(
     x_test, index = make_clips(test, clip_length, test_stride)
     if names == ["clip"]:
         by_name = {"clip": np.asarray(scorer.score(x_test), np.float64)}
+    elif table is not None:
+        by_name = table(x_test)
     else:
         by_name = _frame_scores_of(scorer, x_test, names)
     clip_scores = by_name[frame_score]
