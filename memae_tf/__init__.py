@@ -9,7 +9,8 @@ Imported before TensorFlow (and Keras), memae_tf sets `TF_ENABLE_ONEDNN_OPTS=1`
 unless the variable is set already: TensorFlow then runs its oneDNN kernels on
 every x86 CPU, not only on those with AVX-512 VNNI or newer, as it does by
 default. It applies to the whole process, other Keras models included; imported
-after TensorFlow, memae_tf changes nothing (set the variable before Python starts).
+after TensorFlow, memae_tf changes nothing (set the variable before Python starts),
+and the first `MemAE` warns (`memae_tf.detector.OneDNNOffWarning`) if the kernels are off.
 """
 
 import os as _os
