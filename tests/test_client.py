@@ -33,15 +33,27 @@ from memae_tf.client import (
 )
 
 FEATURES = 4
+# gRPC sends a deadline as a timeout rounded up (grpc-core's timeout encoding keeps three
+# significant figures), so the server's deadline may lie up to 1% past the client's.
+SENT_DEADLINE_ROUNDING = 1.01
 
 
 class ScriptedService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """Answers Predict with `score = x[:, 0]` after the scripted failures or delay."""
+    """Answers Predict with `score = x[:, 0]` after the scripted failures or delay.
+
+    Requests past the first `answered` are held until the client ends them (its
+    deadline), so that a test sees a deadline act without timing anything; each
+    request's `time_remaining` is the deadline the server received with it (gRPC
+    propagates the client's deadline), and `events` orders the starts and ends.
+    """
 
     def __init__(self) -> None:
         self.requests: list[predict_pb2.PredictRequest] = []
+        self.time_remaining: list[float | None] = []
+        self.events: list[tuple[str, int]] = []
         self.failures: list[grpc.StatusCode] = []
         self.delay = 0.0
+        self.answered: int | None = None
         self.lock = threading.Lock()
         self.in_flight = 0
         self.most_in_flight = 0
@@ -63,15 +75,23 @@ class ScriptedService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):  # noqa: N802
         with self.lock:
             self.requests.append(request)
+            self.time_remaining.append(context.time_remaining())
+            number = len(self.requests) - 1
             failure = self.failures.pop(0) if self.failures else None
         if failure is not None:
             context.abort(failure, f"scripted {failure.name}")
         with self.lock:
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.events.append(("start", number))
+        if self.answered is not None and number >= self.answered:
+            ended = threading.Event()
+            context.add_callback(ended.set)
+            ended.wait(60)  # a client without a deadline gets its answer after 60 s
         time.sleep(self.delay)
         with self.lock:
             self.in_flight -= 1
+            self.events.append(("end", number))
         x = tf.make_ndarray(request.inputs["x"])
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
@@ -127,13 +147,15 @@ def test_other_errors_are_not_retried(service, x):
 
 
 def test_each_call_has_a_deadline(service, x):
-    service.delay = 2.0
-    with MemAEClient(service.target, "m", timeout=0.3) as client:
-        start = time.monotonic()
-        with pytest.raises(DeadlineExceededError):
-            client.score(x[:5])
-    assert time.monotonic() - start < 1.5
-    assert len(service.requests) == 1
+    service.answered = 0  # held until the client's deadline ends it
+    with MemAEClient(service.target, "m", timeout=0.3) as client, pytest.raises(
+        DeadlineExceededError
+    ) as info:
+        client.score(x[:5])
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The RPC carried the 0.3 s deadline to the server, and was not retried.
+    (remaining,) = service.time_remaining
+    assert 0 < remaining <= 0.3 * SENT_DEADLINE_ROUNDING
 
 
 def test_large_batches_are_split_under_the_limit_and_reassembled_in_order(service, x):
@@ -227,12 +249,10 @@ def test_chunks_after_the_first_run_concurrently_up_to_the_limit_and_keep_their_
 ):
     service.delay = 0.2
     with MemAEClient(service.target, "m", max_batch_size=10, concurrency=3) as client:
-        start = time.monotonic()
-        scores = client.score(x[:70])  # 1 alone, then 6 in two waves of 3
-        elapsed = time.monotonic() - start
+        scores = client.score(x[:70])  # 1 alone, then 6 at most 3 at a time
     np.testing.assert_array_equal(scores, x[:70, 0])
+    assert service.events[:2] == [("start", 0), ("end", 0)]  # the first chunk alone
     assert service.most_in_flight == 3
-    assert 0.6 <= elapsed < 1.35  # sequential: 7 x 0.2 = 1.4 s
 
 
 def test_the_async_client_bounds_its_concurrent_chunks_too(service, x):
@@ -251,9 +271,11 @@ def test_the_async_client_bounds_its_concurrent_chunks_too(service, x):
 def test_a_deadline_that_runs_out_across_chunks_raises_the_deadline_error(
     service, x, transport
 ):
-    # Each chunk is well within the per-RPC timeout; together they are not.
-    service.delay = 0.15
-    options = {"max_batch_size": 10, "concurrency": 1, "timeout": 5.0}
+    # The first chunk is answered, the second held: only the whole call's deadline,
+    # never the per-RPC timeout of 60 s, can end it.
+    service.answered = 1
+    service.delay = 0.05  # at least this much of the deadline is spent on the first
+    options = {"max_batch_size": 10, "concurrency": 1, "timeout": 60.0}
 
     async def score_async() -> None:
         async with AsyncMemAEClient(service.target, "m", **options) as client:
@@ -263,26 +285,25 @@ def test_a_deadline_that_runs_out_across_chunks_raises_the_deadline_error(
         with MemAEClient(service.target, "m", **options) as client:
             client.score(x[:100], deadline=0.5)
 
-    start = time.monotonic()
     with pytest.raises(DeadlineExceededError, match=r"deadline of 0\.5 s ran out") as info:
         asyncio.run(score_async()) if transport == "asyncio" else score()
     assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert time.monotonic() - start < 0.9
-    assert 2 <= len(service.requests) <= 5
+    # The second RPC's timeout is what the first left of the 0.5 s; nothing came after it.
+    first, second = service.time_remaining
+    assert first <= 0.5 * SENT_DEADLINE_ROUNDING
+    assert 0 < second <= (first - 0.05) * SENT_DEADLINE_ROUNDING
 
 
 def test_retries_stop_at_the_whole_call_deadline(service, x):
     service.failures = [grpc.StatusCode.UNAVAILABLE] * 50
-    with MemAEClient(service.target, "m", retries=20) as client:
-        start = time.monotonic()
+    with MemAEClient(service.target, "m", retries=20) as client, pytest.raises(
+        DeadlineExceededError, match=r"deadline of 2 s ran out"
+    ):
         # The deadline ends the retries, during a backoff wait ("before retrying
         # UNAVAILABLE: ...") or just after one.
-        with pytest.raises(DeadlineExceededError, match=r"deadline of 2 s ran out"):
-            client.score(x[:5], deadline=2.0)
+        client.score(x[:5], deadline=2.0)
     # All 20 retries would wait at least 38 s of backoff (0.1 s doubling to 5 s,
-    # jitter ≥ 0.5), and 2 s holds at least two attempts even on a loaded machine;
-    # the bound leaves room past the deadline.
-    assert time.monotonic() - start < 6.0
+    # jitter ≥ 0.5), and 2 s holds at least two attempts even on a loaded machine.
     assert 2 <= len(service.requests) < 21  # retried, but not all 20 retries
 
 
