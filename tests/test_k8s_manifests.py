@@ -179,6 +179,23 @@ def test_container_has_resource_requests_and_limits():
     assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}
 
 
+def test_tensorflows_thread_pools_match_the_cpu_limit():
+    # Unset, TF Serving sizes both pools by the node's CPUs (server.cc passes 0 to
+    # the session config: auto-configured), which a CPU limit then throttles.
+    limit = _container()["resources"]["limits"]["cpu"]
+    cpus = int(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
+    flags = _flags()
+    assert "tensorflow_session_parallelism" not in flags
+    assert (int(flags["tensorflow_intra_op_parallelism"]),
+            int(flags["tensorflow_inter_op_parallelism"])) == (cpus, cpus)
+
+
+def test_the_serving_readme_lists_the_deployments_flags():
+    readme = (K8S.parent / "README.md").read_text()
+    block = readme.split("TF Serving's flags in the Deployment:", 1)[1].split("```")[1]
+    assert block.split() == _container()["args"]
+
+
 def test_services_select_the_serving_pods_and_one_is_headless():
     pod_labels = _resource("Deployment", "memae-serving")["spec"]["template"]["metadata"][
         "labels"]

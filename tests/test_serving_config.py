@@ -1,16 +1,20 @@
 """TF Serving's flags and configuration files, read by the server as TF Serving reads them.
 
 Each test names the TF Serving source whose behaviour it checks. No server is
-started here except where the startup itself is refused; see
-tests/test_model_server.py for the running server.
+started here except where the startup itself is refused and, in a fresh
+process, to read TensorFlow's thread pools; see tests/test_model_server.py for
+the running server.
 """
 
+import os
 import pathlib
+import subprocess
+import sys
 
 import grpc
 import pytest
 from google.protobuf import text_format
-from serving_helpers import assert_generated_code_is_current
+from serving_helpers import assert_generated_code_is_current, free_port
 from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.cli import main
@@ -20,6 +24,7 @@ from memae_tf.serving.flags import ModelServerOptions, parse_flags
 from memae_tf.serving.model_manager import VersionPolicy, aspired_versions
 from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
 from memae_tf.serving.server import start_model_server
+from memae_tf.serving.threads import thread_pools
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROTO = pathlib.Path("memae_tf/serving/proto/serving_config.proto")
@@ -181,7 +186,8 @@ def test_boolean_flags_take_tensorflows_flag_syntax(argument, value):
     (["--port", "8500"], "Flag --port needs a value"),  # TF's flags take no separate value
     (["--port=eighty"], "Couldn't interpret value eighty for flag port."),
     (["--enable_batching=yes"], "Couldn't interpret value yes for flag enable_batching."),
-    (["--tensorflow_session_parallelism=2"], "unknown argument: --tensorflow_session_parallelism"),
+    (["--tensorflow_session_config_file=/etc/s.txt"],
+     "unknown argument: --tensorflow_session_config_file"),
 ])
 def test_flags_outside_the_syntax_are_refused_saying_what_was_expected(argv, message):
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(")):
@@ -197,6 +203,12 @@ def test_flags_outside_the_syntax_are_refused_saying_what_was_expected(argv, mes
      grpc.StatusCode.INVALID_ARGUMENT,
      "server_options.batching_parameters_file is set without setting "
      "server_options.enable_batching to true."),
+    (["--model_base_path=/m/a", "--tensorflow_session_parallelism=2",
+      "--tensorflow_intra_op_parallelism=2", "--tensorflow_inter_op_parallelism=2"],
+     grpc.StatusCode.INVALID_ARGUMENT,
+     "Either configure server_options.tensorflow_session_parallelism or "
+     "(server_options.tensorflow_intra_op_parallelism, "
+     "server_options.tensorflow_inter_op_parallelism) separately. You cannot configure all."),
 ])
 def test_startup_refuses_the_flag_combinations_tf_serving_refuses(argv, code, message):
     # tensorflow_serving/model_servers/server.cc (Server::BuildAndStart).
@@ -218,3 +230,48 @@ def test_the_model_server_command_prints_tf_servings_start_failure(capsys):
     assert main(["model-server", "--port=0", "--model_base_path=/m/a"]) == 255
     assert ("Failed to start server. Error: INVALID_ARGUMENT: At least one of "
             "server_options.grpc_port") in capsys.readouterr().err
+
+
+# ------------------------------------------ TensorFlow's thread pools (server.cc)
+
+
+@pytest.mark.parametrize(("session", "intra", "inter", "pools"), [
+    (0, 0, 0, (0, 0)),  # all auto-configured
+    (4, 0, 0, (4, 4)),  # the session flag sizes both pools
+    (4, 2, 0, (2, 0)),  # a positive intra/inter flag wins; the other stays auto
+    (4, 0, 3, (0, 3)),
+    (0, 2, 3, (2, 3)),
+])
+def test_thread_pools_follow_tf_servings_rule(session, intra, inter, pools):
+    # tensorflow_serving/model_servers/server.cc (Server::BuildAndStart): intra > 0 or
+    # inter > 0 sets the session config from those two flags, else from
+    # --tensorflow_session_parallelism for both.
+    options = ModelServerOptions(tensorflow_session_parallelism=session,
+                                 tensorflow_intra_op_parallelism=intra,
+                                 tensorflow_inter_op_parallelism=inter)
+    assert thread_pools(options) == pools
+
+
+@pytest.mark.slow
+def test_a_fresh_server_runs_tensorflow_with_the_flags_thread_pools(tmp_path):
+    # TensorFlow's inter-op pool threads are named tf_Compute: counted after a
+    # server started with --tensorflow_inter_op_parallelism=7 has run an op, they
+    # are the flag's seven, not one per CPU.
+    code = (
+        "import collections, os, sys\n"
+        "from memae_tf.serving.flags import parse_flags\n"
+        "from memae_tf.serving.server import start_model_server\n"
+        "import tensorflow as tf\n"
+        "server = start_model_server(parse_flags(sys.argv[1:]), host='127.0.0.1')\n"
+        "tf.function(lambda x: tf.matmul(x, x) + tf.reduce_sum(x))(tf.ones((64, 64)))\n"
+        "names = collections.Counter(open(f'/proc/self/task/{t}/comm').read().strip()\n"
+        "                            for t in os.listdir('/proc/self/task'))\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(), names['tf_Compute'])\n"
+        "server.stop()\n")
+    flags = [f"--port={free_port()}", f"--model_base_path={tmp_path}",
+             "--file_system_poll_wait_seconds=0",
+             "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=7"]
+    done = subprocess.run([sys.executable, "-c", code, *flags], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "7"]

@@ -55,6 +55,13 @@ class ModelServerOptions:
     monitoring_config_file: str = _flag(
         "", "text-format MonitoringConfig: the Prometheus path on the REST port")
     ssl_config_file: str = _flag("", "text-format SSLConfig: TLS or mutual TLS on the gRPC port")
+    tensorflow_session_parallelism: int = _flag(
+        0, "threads of both TensorFlow op pools; 0 auto-configures (one per CPU); ignored "
+           "when either of the next two is positive")
+    tensorflow_intra_op_parallelism: int = _flag(
+        0, "threads that run one op; 0 auto-configures (match the container's CPU limit)")
+    tensorflow_inter_op_parallelism: int = _flag(
+        0, "ops run at once; 0 auto-configures (match the container's CPU limit)")
     allow_version_labels_for_unavailable_models: bool = _flag(
         False, "let a new version label point at a version not yet AVAILABLE")
 

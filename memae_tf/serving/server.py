@@ -33,6 +33,7 @@ from memae_tf.serving.model_manager import ModelManager, check_poll_seconds
 from memae_tf.serving.model_registry import ModelRegistry
 from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
 from memae_tf.serving.rest import RestServer
+from memae_tf.serving.threads import apply_thread_pools, thread_pools
 from memae_tf.serving.tls import ssl_config_credentials
 from memae_tf.serving.validation import RequestLimits
 
@@ -312,9 +313,10 @@ def start_model_server(
     `--file_system_poll_wait_seconds`; `--enable_batching` merges concurrent
     Predicts with the settings of `--batching_parameters_file` (TF Serving's
     defaults without one); `--ssl_config_file` secures the gRPC port;
-    `--rest_api_port` 0 serves no REST, and a REST port equal to the gRPC
-    port is skipped with an error logged, as TF Serving does; the REST port
-    serves TF Serving's metrics at the Prometheus path of
+    the `--tensorflow_*_parallelism` flags size TensorFlow's op thread pools
+    (`memae_tf.serving.threads`); `--rest_api_port` 0 serves no REST, and a
+    REST port equal to the gRPC port is skipped with an error logged, as TF
+    Serving does; the REST port serves TF Serving's metrics at the Prometheus path of
     `--monitoring_config_file` when it enables them, and gives each REST
     predict the timeout `--rest_api_timeout_in_ms`.
 
@@ -362,6 +364,7 @@ def start_model_server(
     else:
         config = single_model_config(options.model_name, options.model_base_path)
     batching = _batching_parameters(options)
+    intra_op_threads, inter_op_threads = thread_pools(options)
     credentials = _ssl_credentials(options)
     rest_port = options.rest_api_port or None
     if rest_port == options.port:
@@ -369,6 +372,7 @@ def start_model_server(
                      "different port for HTTP/REST API. Skipped exporting HTTP/REST API.")
         rest_port = None
     monitoring_path = None if rest_port is None else _monitoring_path(options)
+    apply_thread_pools(intra_op_threads, inter_op_threads)
     models = ModelRegistry(options.file_system_poll_wait_seconds,
                            options.allow_version_labels_for_unavailable_models,
                            metrics=ServingMetrics())
