@@ -32,6 +32,8 @@ from memae_tf.models.scaling import input_scaler
 # C1 = (0.01 L)², C2 = (0.03 L)² for a dynamic range L.
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
+# The key of `frame_scores_and_maps`'s error map of each clip's last frame.
+LAST_SCORE_MAP = "last_score_map"
 
 
 def check_error(error: str, input_shape: tuple | None = None) -> str:
@@ -263,7 +265,9 @@ class ScoringGraph:
     with any NaN or Inf value scores +inf (`flag_non_finite`); `attention(x)`
     returns the memory addressing weights (None when the model has no memory);
     for a video model (inputs `(L, H, W, C)`), `frame_scores(x)` returns the
-    dict of `clip_frame_scores` (None for other models). All are `tf.function`s
+    dict of `clip_frame_scores`, and `frame_scores_and_maps(x)` the same dict
+    with the error map of each clip's last frame under `LAST_SCORE_MAP`
+    (both None for other models). All are `tf.function`s
     with an explicit `[None, *input_shape]` float32 signature, so they trace
     once and can be exported as serving signatures.
     `outputs` evaluates `inference_model(model)`: the same layers and live
@@ -300,17 +304,24 @@ class ScoringGraph:
             jit_compile=jit_compile,
             autograph=False,
         )
-        self.frame_scores = None
+        self.frame_scores = self.frame_scores_and_maps = None
         if len(self.input_shape) == 4:
 
-            def scored_frames(x: tf.Tensor) -> dict[str, tf.Tensor]:
+            def scored_frames(x: tf.Tensor, last_maps: bool = False) -> dict[str, tf.Tensor]:
                 outputs = reconstruction_outputs(compute, x, self.error, self.input_range)
                 scores = clip_frame_scores(x, outputs["score_map"], outputs["reconstruction"])
                 finite = _finite_samples(x)  # once for every frame score
-                return {name: _infinite_unless(finite, value) for name, value in scores.items()}
+                scored = {name: _infinite_unless(finite, value) for name, value in scores.items()}
+                if last_maps:
+                    scored[LAST_SCORE_MAP] = outputs["score_map"][:, -1]
+                return scored
 
             self.frame_scores = tf.function(scored_frames, input_signature=signature,
                                             jit_compile=jit_compile, autograph=False)
+            # Traced on first use only: the scores and the maps an overlay shows, one pass.
+            self.frame_scores_and_maps = tf.function(
+                lambda x: scored_frames(x, last_maps=True), input_signature=signature,
+                jit_compile=jit_compile, autograph=False)
         encoder = make_encoder(model)
         self.memory_layer = find_memory_layer(model)
         self.attention = None
@@ -369,12 +380,38 @@ class ScoringGraph:
         Raises:
             ValueError: For a bad `batch_size` or a model without clip inputs.
         """
-        if self.frame_scores is None:
-            raise ValueError(f"Frame scores need a video model with inputs (clip_length, H, W, "
-                             f"C). Received a model with inputs {self.input_shape}")
+        self._check_clips()
         results = list(_batched(self.frame_scores, x, batch_size))
         return {name: _concatenated(result[name] for result in results)
                 for name in FRAME_SCORES}
+
+    def run_frame_scores_and_maps(
+        self, x: np.ndarray, batch_size: int | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """`run_frame_scores` and the error map of each clip's last frame, in one pass.
+
+        Args:
+            x: Float32 clips `(n, clip_length, H, W, C)`.
+            batch_size: Clips per call of `frame_scores_and_maps`; None for
+                `memae_tf.choices.score_batch_size` of the clip shape.
+
+        Returns:
+            `(scores, maps)`: the dict of `run_frame_scores` and float32
+            `(n, H, W, C)`, the last frame of each clip's `score_map`.
+
+        Raises:
+            ValueError: For a bad `batch_size` or a model without clip inputs.
+        """
+        self._check_clips()
+        results = list(_batched(self.frame_scores_and_maps, x, batch_size))
+        return ({name: _concatenated(result[name] for result in results)
+                 for name in FRAME_SCORES},
+                _concatenated(result[LAST_SCORE_MAP] for result in results))
+
+    def _check_clips(self) -> None:
+        if self.frame_scores is None:
+            raise ValueError(f"Frame scores need a video model with inputs (clip_length, H, W, "
+                             f"C). Received a model with inputs {self.input_shape}")
 
 
 def _batched(

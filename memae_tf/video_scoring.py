@@ -114,12 +114,15 @@ def score_video(
         clips = np.ascontiguousarray(clips)
         last = first + clip_length - 1
         # The scoring graph's frame scores: the very function the exported
-        # `frame_score` signature serves to `StreamScorer`.
-        scores[last : last + len(clips)] = (
-            detector.score(clips, batch_size=batch_size) if frame_score == "clip"
-            else detector.scoring_graph.run(detector.preprocess(clips), batch_size, frame_score))
-        if maps is not None:
-            maps[last : last + len(clips)] = detector.score_map(clips, batch_size)[:, -1, ..., 0]
+        # `frame_score` signature serves to `StreamScorer` (its "clip" is `MemAE.score`).
+        prepared = detector.preprocess(clips)
+        if maps is None:
+            by_name = detector.scoring_graph.run_frame_scores(prepared, batch_size)
+        else:  # the same network pass gives the overlay's error maps
+            by_name, last_maps = detector.scoring_graph.run_frame_scores_and_maps(prepared,
+                                                                                   batch_size)
+            maps[last : last + len(clips)] = last_maps[..., 0]
+        scores[last : last + len(clips)] = by_name[frame_score]
     return VideoScores(frames, scores, maps, detector.frame_threshold(frame_score), frame_score)
 
 

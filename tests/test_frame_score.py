@@ -233,22 +233,28 @@ def test_evaluate_video_scores_last_plus_temporal_from_the_reconstructions():
     assert result.metrics["auroc"] == pytest.approx(25 / 27)
 
 
+def count_network_calls(graph) -> list[tuple[str, int]]:
+    """Wraps the scoring graph's network functions; returns the list of (function, clips) calls."""
+    calls = []
+
+    def counted(name, function):
+        def call(x):
+            calls.append((name, int(x.shape[0])))
+            return function(x)
+        return call
+
+    for name in ("outputs", "frame_scores", "frame_scores_and_maps"):
+        setattr(graph, name, counted(name, getattr(graph, name)))
+    return calls
+
+
 class CountedMemAEScorer(MemAEScorer):
     """A `MemAEScorer` whose network calls record the clips they score, after `fit`."""
 
     def fit(self, x):
         super().fit(x)
-        self.clips_scored = []
-        graph = self.detector.scoring_graph
-        for name in ("outputs", "frame_scores"):
-            setattr(graph, name, self._counted(name, getattr(graph, name)))
+        self.clips_scored = count_network_calls(self.detector.scoring_graph)
         return self
-
-    def _counted(self, name, function):
-        def call(x):
-            self.clips_scored.append((name, int(x.shape[0])))
-            return function(x)
-        return call
 
 
 def tiny_video_scorer():
@@ -326,6 +332,38 @@ def test_score_video_scores_each_frame_by_the_chosen_frame_score():
         assert np.isnan(result.scores[:3]).all()
         np.testing.assert_allclose(result.scores[index[:, 1] + 3], expected, rtol=1e-5)
         assert result.frame_score == name and result.threshold is None
+
+
+def test_score_video_with_error_maps_runs_the_network_once_per_clip():
+    from memae_tf.data import make_clips
+    from memae_tf.detector import MemAE
+    from memae_tf.video_scoring import score_video
+
+    detector = MemAE.from_preset("video", input_shape=(4, 16, 16, 1), filters=(2, 2, 2, 2),
+                                 num_items=5)
+    frames = np.random.default_rng(4).integers(0, 256, size=(9, 16, 16), dtype=np.uint8)
+    clips, _ = make_clips(Videos((frames,), (np.zeros(9, np.int64),), ("v",)), 4)
+    # The uint8 clips, scaled by the detector as `score_video` has them scaled.
+    uint8_clips = np.stack([frames[start : start + 4] for start in range(6)])[..., None]
+    errors = detector.score_map(uint8_clips, batch_size=4)
+    rebuilt = detector.reconstruct(uint8_clips)[..., 0]
+    clip_scores = detector.score(uint8_clips, batch_size=4)
+    without_maps = {name: score_video(detector, frames, batch_size=4, frame_score=name).scores
+                    for name in ("clip", "last_plus_temporal")}
+    calls = count_network_calls(detector.scoring_graph)
+    for name in ("clip", "last_plus_temporal"):
+        calls.clear()
+        result = score_video(detector, frames, batch_size=4, error_maps=True, frame_score=name)
+        # 6 clips in batches of 4: each through the network once, scores and maps together.
+        assert calls == [("frame_scores_and_maps", 4), ("frame_scores_and_maps", 2)]
+        assert np.isnan(result.error_maps[:3]).all() and np.isnan(result.scores[:3]).all()
+        np.testing.assert_array_equal(result.error_maps[3:], errors[:, -1, ..., 0])
+        np.testing.assert_array_equal(result.scores, without_maps[name])
+    np.testing.assert_allclose(result.scores[3:], reference_scores(
+        clips[..., 0].astype(np.float64), errors[..., 0], "last_plus_temporal", rebuilt),
+        rtol=1e-5)
+    # The "clip" frame score is `MemAE.score`, bit for bit.
+    np.testing.assert_array_equal(without_maps["clip"][3:], clip_scores)
 
 
 def test_the_command_line_takes_the_frame_score_and_its_candidates():
