@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -37,12 +38,102 @@ def test_speed_quick_mode_reports_every_measurement():
         assert f"| `score(x)`, default batch ({score_batch_size((28, 28, 1))}) |" in result.stdout
 
 
+def _profile_tables(stdout: str) -> dict[str, tuple[float, list[tuple[float, int, str]]]]:
+    """profile_ops.py's tables: title → (total ms per call, [(ms, share %, label)])."""
+    tables = {}
+    for line in stdout.splitlines():
+        title = re.fullmatch(r"\*\*(.+)\*\* — ([\d.]+) ms of operations per call", line)
+        row = re.fullmatch(r"\| ([\d.]+) \| (\d+)% \| (.+) \|", line)
+        if title:
+            rows = []
+            tables[title.group(1)] = (float(title.group(2)), rows)
+        elif row:
+            rows.append((float(row.group(1)), int(row.group(2)), row.group(3)))
+    return tables
+
+
 @pytest.mark.slow
-def test_profile_quick_mode_lists_the_costliest_operations():
-    result = subprocess.run([sys.executable, str(BENCHMARKS / "profile_ops.py"), "--quick"],
-                            capture_output=True, text=True, timeout=600)
+def test_profile_quick_mode_attributes_each_call_to_the_networks_layers():
+    from memae_tf import MemAE
+
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "profile_ops.py"), "--quick", "--top", "100000"],
+        capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "| ms/call |" in result.stdout
+    tables = _profile_tables(result.stdout)
+    assert list(tables) == ["Training step (XLA, batch 64)",
+                            "MemAE.score (TensorFlow graph, batch 1024)"]
+    layers = {layer.name for layer in MemAE.from_preset("mnist").model.layers}
+    convolutions = {"encoder_conv1", "encoder_conv2", "encoder_conv3", "decoder_deconv1",
+                    "decoder_deconv2", "reconstruction"}
+    assert convolutions <= layers
+    seen = {}
+    for title, (total, rows) in tables.items():
+        # Every operation listed (--top above their number): the rows make up the total,
+        # costliest first, each share its part of the total (both rounded as printed).
+        ms = np.array([row[0] for row in rows])
+        assert len(rows) > 10 and np.all(ms >= 0) and np.all(np.diff(ms) <= 0)
+        assert abs(ms.sum() - total) <= 0.005 + 0.0005 * len(rows)
+        for value, share, _ in rows:
+            assert abs(share - 100 * value / total) <= 0.5 + 100 * 0.0005 / total + 1e-9
+        places = {label.split(" · ")[0] for _, _, label in rows}
+        seen[title] = places
+        assert places <= ({"optimizer", "–"} | layers
+                          | {f"{where} (backward)" for where in layers | {"–"}}), places
+        # A convolutional network: its convolutions take most of each call, and most of
+        # the time is put on a layer of the network.
+        conv_ms = sum(value for value, _, label in rows
+                      if "conv" in label.split(" · ")[1].lower())
+        named_ms = sum(value for value, _, label in rows
+                       if not label.startswith(("–", "optimizer")))
+        assert conv_ms > total / 2 and named_ms > total / 2
+    training, scoring = seen.values()
+    # Training runs each convolution forward and backward, and the optimizer's update;
+    # scoring runs forward only.
+    assert {f"{name} (backward)" for name in convolutions} <= training
+    assert "optimizer" in training and convolutions <= training
+    assert not any(place == "optimizer" or place.endswith("(backward)") for place in scoring)
+
+
+def test_profile_labels_name_the_layer_the_pass_and_the_operation():
+    import profile_ops
+
+    layers = {"encoder_conv2", "memory"}
+    label = profile_ops._label
+    assert label("memae/encoder_conv2/convolution:Conv2D", layers) == "encoder_conv2 · Conv2D"
+    # Keras' and tf.function's name suffixes (`_1`, `_inference_12`) are not part of the name.
+    assert label("memae_1/encoder_conv2_1/Relu:Relu", layers) == "encoder_conv2 · Relu"
+    assert label("memae/memory_inference_12/MatMul:MatMul", layers) == "memory · MatMul"
+    assert label("gradient_tape/memae/encoder_conv2/Conv2DBackpropInput:Conv2DBackpropInput",
+                 layers) == "encoder_conv2 (backward) · Conv2DBackpropInput"
+    assert label("adam/Mul_3:Mul", layers) == "optimizer · Mul"
+    assert label("memae/Square:Square", layers) == "– · Square"
+
+
+def test_profile_maps_xla_instructions_to_the_tensorflow_ops_they_compile(tmp_path):
+    import profile_ops
+
+    (tmp_path / "module_0001.train_step.after_optimizations.txt").write_text(
+        'ENTRY %main {\n'
+        '  %convolution.3 = f32[64,14,14,16]{3,2,1,0} convolution(%p0, %p1), '
+        'metadata={op_type="Conv2D" op_name="memae/encoder_conv2/convolution"}\n'
+        '  ROOT %add_fusion.1 = f32[64]{0} fusion(%x), kind=kLoop, '
+        'metadata={op_type="AddV2" op_name="adam/add"}\n'
+        '  %p2 = f32[4]{0} parameter(2)\n}\n')
+    (tmp_path / "module_0001.train_step.before_optimizations.txt").write_text(
+        '  %dot.7 = f32[2]{0} dot(%a, %b), metadata={op_name="ignored/before"}\n')
+    assert profile_ops._hlo_op_names(tmp_path) == {
+        "convolution.3": "memae/encoder_conv2/convolution", "add_fusion.1": "adam/add"}
+
+
+def test_profile_table_shares_are_parts_of_every_operations_total():
+    import profile_ops
+
+    table = profile_ops._table("T", [(3.0, "a · X"), (0.6, "b · Y"), (0.4, "c · Z")], top=2)
+    assert table.splitlines() == [
+        "**T** — 4.00 ms of operations per call", "",
+        "| ms/call | share | layer · operation |", "|---|---|---|",
+        "| 3.000 | 75% | a · X |", "| 0.600 | 15% | b · Y |"]
 
 
 @pytest.mark.parametrize("existing", ["", "# Results\n\n## Paper reproduction\n\nTheirs.\n"])
