@@ -10,9 +10,10 @@ once instead of after a long install. Data are synthetic (throughput only).
     KERAS_BACKEND=jax python benchmarks/gpu_keras_jax.py --quick         # seconds, CPU (CI)
     KERAS_BACKEND=jax python benchmarks/gpu_keras_jax.py --precision mixed_float16
 
-It prints one line per preset: the device JAX trains on, the batch, the median
-samples/s over `--repeats` timed epochs (the first, compiling epoch is not timed)
-and the last loss; `--json PATH` writes them too.
+It prints one JSON line per preset: the device JAX trains on, the batch, the
+seconds of each of the `--repeats` timed epochs (`epoch_s`; the first, compiling
+epoch is timed apart, `first_epoch_s`), their median samples/s and each epoch's
+loss (`losses`, the last also as `last_loss`); `--json PATH` writes them too.
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ def measure(keras, build_autoencoder, preset: str, workload, repeats: int,
     return {
         "preset": preset, "input_shape": list(shape), "batch": batch, "samples": count,
         "device": str(jax.devices()[0]), "precision": precision,
-        "first_epoch_s": round(seconds[0], 2),
+        "first_epoch_s": round(seconds[0], 2), "epoch_s": seconds[1:],
         "samples_per_s": round(count / statistics.median(seconds[1:]), 1),
+        "losses": [float(loss) for loss in history.history["loss"]],
         "last_loss": float(history.history["loss"][-1]),
     }
 

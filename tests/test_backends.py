@@ -80,10 +80,32 @@ def test_gpu_benchmark_script_runs_on_jax_without_tensorflow(tmp_path):
     script = TESTS.parent / "benchmarks" / "gpu_keras_jax.py"
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     result = subprocess.run(
-        [sys.executable, str(script), "--quick", "--repeats", "1", "--presets", "mnist",
+        [sys.executable, str(script), "--quick", "--repeats", "2", "--presets", "mnist",
          "--json", str(tmp_path / "out.json")],
         env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     (row,) = json.loads((tmp_path / "out.json").read_text())
-    assert row["preset"] == "mnist" and row["device"].startswith("cpu")
-    assert row["samples_per_s"] > 0 and np.isfinite(row["last_loss"])
+    # The line printed is the row written.
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == row
+    # --quick's mnist workload: 64 images of 28x28x1 in batches of 32, on the CPU.
+    assert {key: row[key] for key in ("preset", "input_shape", "batch", "samples",
+                                      "precision")} == {
+        "preset": "mnist", "input_shape": [28, 28, 1], "batch": 32, "samples": 64,
+        "precision": "float32"}
+    assert row["device"].startswith("cpu")
+    # The compiling epoch, then --repeats timed ones: samples/s is their median's rate.
+    assert len(row["epoch_s"]) == 2 and len(row["losses"]) == 3
+    assert row["samples_per_s"] == round(64 / float(np.median(row["epoch_s"])), 1)
+    assert row["first_epoch_s"] > 0
+    # It trains: seeded, the loss falls every epoch.
+    assert row["last_loss"] == row["losses"][-1]
+    assert np.all(np.diff(row["losses"]) < 0), row["losses"]
+
+
+def test_gpu_benchmark_script_refuses_to_run_outside_jax():
+    script = TESTS.parent / "benchmarks" / "gpu_keras_jax.py"
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    result = subprocess.run([sys.executable, str(script), "--quick"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "run with KERAS_BACKEND=jax. Received: KERAS_BACKEND='tensorflow'" in result.stderr
