@@ -28,11 +28,8 @@ SCORE_BATCH_MAX = 1024
 # dropped; the frame a clip's score belongs to.
 FILLS = ("interpolate", "drop")
 ALIGNMENTS = ("end", "centre")
-# How a clip's per-pixel error becomes the score of the frame it scores
-# (`evaluation.frame_score`): the whole clip's mean, its last frame's mean, the
-# last frame's worst patch, the last frame's error per unit of moving content,
-# the last frame's mean plus the error of its change from the frame before.
-FRAME_SCORES = ("clip", "last", "patch", "relative", "last_plus_temporal")
+# Settings of the frame scores (`evaluation.frame_score`; their names,
+# `FRAME_SCORES`, are the serving contract's, `memae_tf.common.contract`):
 # `"patch"`: the side of its square windows and the pixels between them;
 # `"relative"`: the floor added to the frame's moving content.
 FRAME_SCORE_PATCH_SIZE = 8

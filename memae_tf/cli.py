@@ -21,14 +21,13 @@ import numpy as np
 
 from memae_tf.choices import (
     ERRORS,
-    FRAME_SCORES,
     MEMORY_INITS,
     PRECISIONS,
     STRATEGIES,
     VARIANTS,
 )
 from memae_tf.client.cli import add_monitor_command
-from memae_tf.common.contract import DEFAULT_FRAME_SCORE
+from memae_tf.common.contract import DEFAULT_FRAME_SCORE, FRAME_SCORES
 from memae_tf.common.deprecation import add_deprecated_alias
 from memae_tf.evaluation.cli import (
     add_experiment_command,

@@ -16,8 +16,9 @@ import tensorflow as tf
 from scipy import special
 
 from memae_tf import saving
-from memae_tf.choices import DEFAULT_ERROR, FRAME_SCORES
+from memae_tf.choices import DEFAULT_ERROR
 from memae_tf.common.checks import check_choice
+from memae_tf.common.contract import FRAME_SCORES
 from memae_tf.data.inputs import prepare_inputs
 from memae_tf.export import export_saved_model
 from memae_tf.inspection import MemoryReport, memory_report
@@ -428,7 +429,7 @@ class MemAE:
         `infer_threshold` on normal clips again).
 
         Args:
-            frame_score: A name of `memae_tf.evaluation.FRAME_SCORES`.
+            frame_score: A name of `memae_tf.common.contract.FRAME_SCORES`.
 
         Raises:
             ValueError: For another name.

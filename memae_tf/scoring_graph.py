@@ -18,12 +18,11 @@ from memae_tf.choices import (
     FRAME_SCORE_CONTENT_FLOOR,
     FRAME_SCORE_PATCH_SIZE,
     FRAME_SCORE_PATCH_STRIDE,
-    FRAME_SCORES,
     score_batch_size,
 )
 from memae_tf.choices import ERRORS as ERRORS
 from memae_tf.common.checks import check_choice, check_positive_int
-from memae_tf.common.contract import INPUT_NAME
+from memae_tf.common.contract import FRAME_SCORES, INPUT_NAME
 from memae_tf.models.bn_folding import inference_model
 from memae_tf.models.memory_block import find_memory_layer, make_encoder
 from memae_tf.models.scaling import input_scaler

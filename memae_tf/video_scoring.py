@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from memae_tf.common.checks import check_choice
-from memae_tf.common.contract import DEFAULT_FRAME_SCORE
+from memae_tf.common.contract import DEFAULT_FRAME_SCORE, FRAME_SCORES
 from memae_tf.data import read_frames
 from memae_tf.detector import MemAE
-from memae_tf.evaluation.frame_score import FRAME_SCORES
 from memae_tf.plot import error_overlay, score_over_time
 
 

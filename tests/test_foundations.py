@@ -1,5 +1,8 @@
 """The dependency-free foundations: the argument check and the serving contract."""
 
+import ast
+import pathlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -46,3 +49,18 @@ def test_the_exported_signatures_follow_the_contract(tmp_path):
     attention = loaded.signatures[contract.ATTENTION_SIGNATURE].structured_outputs
     assert set(score_map) == {contract.SCORE_MAP_OUTPUT}
     assert set(attention) == {contract.ATTENTION_OUTPUT}
+
+
+def test_the_frame_score_names_are_written_once_in_the_contract():
+    # The exporter, the client, the scoring graph and the command line all take them
+    # from `contract.FRAME_SCORES`: a second list could drift from the served outputs.
+    package = pathlib.Path(contract.__file__).parents[1]
+    written = sorted(
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Tuple | ast.List | ast.Set)
+        and {"last", "patch", "relative"} <= {getattr(item, "value", None) for item in node.elts}
+    )
+    assert written == ["common/contract.py"]
+    assert contract.FRAME_SCORES == ("clip", "last", "patch", "relative", "last_plus_temporal")

@@ -32,8 +32,8 @@ from memae_tf.client.errors import MemAEClientError
 from memae_tf.common.checks import check_choice, check_positive_int
 from memae_tf.common.contract import (
     DEFAULT_FRAME_SCORE,
-    FRAME_SCORE_OUTPUTS,
     FRAME_SCORE_SIGNATURE,
+    FRAME_SCORES,
     IS_ANOMALY_OUTPUT,
     SCORE_OUTPUT,
     SERVING_SIGNATURE,
@@ -133,7 +133,7 @@ class StreamScorer:
                  frame_score: str = DEFAULT_FRAME_SCORE) -> None:
         self.client = client
         self.clip_length = check_positive_int("clip_length", clip_length)
-        self.frame_score = check_choice("frame_score", frame_score, FRAME_SCORE_OUTPUTS)
+        self.frame_score = check_choice("frame_score", frame_score, FRAME_SCORES)
         self._windows: dict[Hashable, FrameWindow] = {}
         self._lock = threading.Lock()
 

@@ -12,7 +12,7 @@ these signatures, all taking the float32 input `x` (`[None, *input_shape]`):
   `last_plus_temporal` (float32 `[None]`
   each; only for video models, inputs `(clip_length, H, W, C)`): the score
   of the frame each clip scores, its last, by each rule of
-  `memae_tf.evaluation.frame_score` (the names of `FRAME_SCORE_OUTPUTS`);
+  `memae_tf.evaluation.frame_score` (the names of `FRAME_SCORES`);
   a clip with any NaN or Inf value scores +inf. When the detector's threshold
   was set by `infer_threshold`, also `is_anomaly_last`, `is_anomaly_patch`,
   `is_anomaly_relative` and `is_anomaly_last_plus_temporal` (bool `[None]`,
@@ -50,8 +50,12 @@ SERVING_SIGNATURE = "serving_default"
 SCORE_MAP_SIGNATURE = "score_map"
 ATTENTION_SIGNATURE = "memory_attention"
 FRAME_SCORE_SIGNATURE = "frame_score"
-# The outputs of `frame_score`, named after the frame scores (`memae_tf.choices.FRAME_SCORES`).
-FRAME_SCORE_OUTPUTS = ("clip", "last", "patch", "relative", "last_plus_temporal")
+# How a clip's per-pixel error becomes the score of the frame it scores
+# (`memae_tf.evaluation.frame_score`): the whole clip's mean, its last frame's mean, the
+# last frame's worst patch, the last frame's error per unit of moving content, the last
+# frame's mean plus the error of its change from the frame before. They name the
+# outputs of the `frame_score` signature, and are what `--frame-score` accepts.
+FRAME_SCORES = ("clip", "last", "patch", "relative", "last_plus_temporal")
 # The frame score `memae score-video`, `score_video` and `StreamScorer` give when none
 # is named: the one chosen on real footage (the walkway's development split,
 # benchmarks/VIDEO_PROTOCOL.md); "clip" is the served `score`.

@@ -60,12 +60,12 @@ from memae_tf.choices import (
     BASELINES,
     ERRORS,
     FILLS,
-    FRAME_SCORES,
     LR_DECAYS,
     MEMORY_INITS,
     PREPROCESSING,
     VARIANTS,
 )
+from memae_tf.common.contract import FRAME_SCORES
 from memae_tf.common.deprecation import add_deprecated_alias
 from memae_tf.evaluation.datasets import DATASETS, ONE_CLASS
 from memae_tf.training.config import BATCH_SIZE, EPOCHS, LEARNING_RATE

@@ -42,8 +42,8 @@ import numpy as np
 from memae_tf.choices import FRAME_SCORE_CONTENT_FLOOR as CONTENT_FLOOR
 from memae_tf.choices import FRAME_SCORE_PATCH_SIZE as PATCH_SIZE
 from memae_tf.choices import FRAME_SCORE_PATCH_STRIDE as PATCH_STRIDE
-from memae_tf.choices import FRAME_SCORES as FRAME_SCORES
 from memae_tf.common.checks import check_choice, check_positive_int
+from memae_tf.common.contract import FRAME_SCORES as FRAME_SCORES
 
 
 def _frames(array: np.ndarray, name: str) -> np.ndarray:

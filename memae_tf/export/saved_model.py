@@ -18,8 +18,8 @@ from memae_tf.common.contract import (
     ATTENTION_OUTPUT,
     ATTENTION_SIGNATURE,
     EXPECTED_RATE_OUTPUT,
-    FRAME_SCORE_OUTPUTS,
     FRAME_SCORE_SIGNATURE,
+    FRAME_SCORES,
     INPUT_NAME,
     INPUT_RANGE_OUTPUT,
     IS_ANOMALY_OUTPUT,
@@ -67,7 +67,7 @@ def _check_frame_thresholds(
     """Checks the thresholds of frame scores against the graph's; returns them as floats."""
     if frame_thresholds is None:
         return {}
-    flagged = tuple(name for name in FRAME_SCORE_OUTPUTS if name != "clip")
+    flagged = tuple(name for name in FRAME_SCORES if name != "clip")
     if graph.frame_scores is None or not isinstance(frame_thresholds, Mapping) or (
             set(frame_thresholds) - set(flagged)):
         raise ValueError(
