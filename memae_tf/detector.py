@@ -18,7 +18,7 @@ from scipy import special
 from memae_tf import saving
 from memae_tf.choices import DEFAULT_ERROR
 from memae_tf.common.checks import check_choice
-from memae_tf.common.contract import FRAME_SCORES
+from memae_tf.common.contract import FLAGGED_FRAME_SCORES, FRAME_SCORES
 from memae_tf.data.inputs import prepare_inputs
 from memae_tf.export import export_saved_model
 from memae_tf.inspection import MemoryReport, memory_report
@@ -412,7 +412,7 @@ class MemAE:
             scores = frame_scores["clip"]
             self.frame_thresholds_ = {
                 name: quantile_threshold(frame_scores[name], fpr, contamination)
-                for name in FRAME_SCORES if name != "clip"}
+                for name in FLAGGED_FRAME_SCORES}
         self._fitted_threshold = quantile_threshold(scores, fpr, contamination)
         self.expected_rate_ = flagged_share(fpr, contamination)
         self.reference_quantiles_ = reference_quantiles(scores)

@@ -64,3 +64,19 @@ def test_the_frame_score_names_are_written_once_in_the_contract():
     )
     assert written == ["common/contract.py"]
     assert contract.FRAME_SCORES == ("clip", "last", "patch", "relative", "last_plus_temporal")
+
+
+def test_the_flagged_frame_scores_are_derived_once_in_the_contract():
+    # Every frame score but "clip" has its own threshold and flag; the detector that
+    # sets the thresholds, the exporter that checks them and the client that reads
+    # them back all take the list from `contract.FLAGGED_FRAME_SCORES`.
+    package = pathlib.Path(contract.__file__).parents[1]
+    derived = sorted(
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.comprehension) and node.ifs
+        and getattr(node.iter, "id", None) == "FRAME_SCORES"
+    )
+    assert derived == ["common/contract.py"]
+    assert contract.FLAGGED_FRAME_SCORES == ("last", "patch", "relative", "last_plus_temporal")

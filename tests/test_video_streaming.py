@@ -303,6 +303,19 @@ def test_only_video_models_export_frame_thresholds(tmp_path):
                            frame_thresholds={"last": 1.0})
 
 
+def test_a_video_export_refuses_a_frame_threshold_for_the_clip_score(detector, tmp_path):
+    # "clip" is flagged by the served `is_anomaly` at `threshold_`: no threshold of its own.
+    from memae_tf.common.contract import version_directories
+    from memae_tf.export import export_saved_model
+
+    with pytest.raises(ValueError, match=r"frame scores of \('last', 'patch', 'relative', "
+                                         r"'last_plus_temporal'\) to thresholds.*Received: "
+                                         r"frame_thresholds=\{'clip': 1.0\}"):
+        export_saved_model(detector.model, tmp_path / "walkway", threshold=1.0,
+                           frame_thresholds={"clip": 1.0})
+    assert version_directories(tmp_path / "walkway") == {}  # no version written
+
+
 @pytest.mark.parametrize("frame_score", ["last", "patch", "relative", "last_plus_temporal"])
 def test_streams_get_the_offline_frame_score_of_score_video(detector, served, frame_score):
     from memae_tf.evaluation import clip_frame_scores

@@ -26,7 +26,7 @@ from memae_tf.common.checks import check_positive_int
 from memae_tf.common.contract import (
     DEFAULT_MAX_BATCH_SIZE,
     EXPECTED_RATE_OUTPUT,
-    FRAME_SCORES,
+    FLAGGED_FRAME_SCORES,
     INPUT_RANGE_OUTPUT,
     MODEL_INFO_SIGNATURE,
     REFERENCE_QUANTILES_OUTPUT,
@@ -486,7 +486,7 @@ def model_info_exchange(
     rate = outputs.get(EXPECTED_RATE_OUTPUT)
     quantiles = outputs.get(REFERENCE_QUANTILES_OUTPUT)
     frame_thresholds = {name: float(outputs[frame_threshold_output(name)])
-                        for name in FRAME_SCORES
+                        for name in FLAGGED_FRAME_SCORES
                         if frame_threshold_output(name) in outputs}
     return ModelInfo(
         version=response.model_spec.version.value or metadata.version,

@@ -56,6 +56,10 @@ FRAME_SCORE_SIGNATURE = "frame_score"
 # frame's mean plus the error of its change from the frame before. They name the
 # outputs of the `frame_score` signature, and are what `--frame-score` accepts.
 FRAME_SCORES = ("clip", "last", "patch", "relative", "last_plus_temporal")
+# The frame scores with a threshold and a flag of their own (`MemAE.frame_thresholds_`,
+# `frame_threshold_output`, `frame_flag_output`): all but "clip", whose threshold is
+# the detector's `threshold_` and whose flag is the served `is_anomaly`.
+FLAGGED_FRAME_SCORES = tuple(name for name in FRAME_SCORES if name != "clip")
 # The frame score `memae score-video`, `score_video` and `StreamScorer` give when none
 # is named: the one chosen on real footage (the walkway's development split,
 # benchmarks/VIDEO_PROTOCOL.md); "clip" is the served `score`.

@@ -18,8 +18,8 @@ from memae_tf.common.contract import (
     ATTENTION_OUTPUT,
     ATTENTION_SIGNATURE,
     EXPECTED_RATE_OUTPUT,
+    FLAGGED_FRAME_SCORES,
     FRAME_SCORE_SIGNATURE,
-    FRAME_SCORES,
     INPUT_NAME,
     INPUT_RANGE_OUTPUT,
     IS_ANOMALY_OUTPUT,
@@ -67,12 +67,11 @@ def _check_frame_thresholds(
     """Checks the thresholds of frame scores against the graph's; returns them as floats."""
     if frame_thresholds is None:
         return {}
-    flagged = tuple(name for name in FRAME_SCORES if name != "clip")
     if graph.frame_scores is None or not isinstance(frame_thresholds, Mapping) or (
-            set(frame_thresholds) - set(flagged)):
+            set(frame_thresholds) - set(FLAGGED_FRAME_SCORES)):
         raise ValueError(
-            f"Expected `frame_thresholds` to map frame scores of {flagged} to thresholds, "
-            "for a video model (inputs (clip_length, H, W, C)). Received: "
+            f"Expected `frame_thresholds` to map frame scores of {FLAGGED_FRAME_SCORES} to "
+            "thresholds, for a video model (inputs (clip_length, H, W, C)). Received: "
             f"frame_thresholds={frame_thresholds!r} for a model with inputs {graph.input_shape}"
         )
     return {name: _check_threshold(value) for name, value in frame_thresholds.items()}
