@@ -268,6 +268,27 @@ def test_served_flags_equal_the_in_process_flags(detector, served, frame_score):
                                offline.scores[CLIP - 1 :], rtol=1e-5)
 
 
+def largest_float32_not_above(value: float) -> float:
+    """The served form of a threshold: a float32 score is above it iff above `value`."""
+    below = np.float32(value)
+    return float(np.nextafter(below, np.float32(-np.inf)) if below > value else below)
+
+
+@pytest.mark.parametrize("frame_score", ["clip", "last_plus_temporal", "relative"])
+def test_a_stream_reads_the_served_threshold_that_its_flags_use(detector, served, frame_score):
+    # The frames the thresholds were set on (at fpr=0.1): some frames score above each.
+    frames = moving_blobs(40, seed=TRAINING_FRAMES_SEED)
+    with MemAEClient(f"127.0.0.1:{served}", "walkway", timeout=60) as client:
+        scorer = StreamScorer(client, clip_length=CLIP, frame_score=frame_score)
+        threshold = scorer.threshold
+        pushed = [scorer.push_flagged({"a": frame})["a"] for frame in frames][CLIP - 1 :]
+    assert threshold == largest_float32_not_above(detector.frame_threshold(frame_score))
+    scores = np.array([frame.score for frame in pushed])
+    flags = np.array([frame.is_anomaly for frame in pushed])
+    np.testing.assert_array_equal(flags, scores > threshold)
+    assert 0 < flags.sum() < len(flags)  # a threshold of another score would flag all or none
+
+
 def test_flags_of_an_export_without_frame_thresholds_say_how_to_go_on(detector, tmp_path):
     import copy
 
@@ -281,6 +302,9 @@ def test_flags_of_an_export_without_frame_thresholds_say_how_to_go_on(detector, 
     try:
         with MemAEClient(f"127.0.0.1:{handle.port}", "walkway", timeout=60) as client:
             scorer = StreamScorer(client, clip_length=CLIP)
+            assert scorer.threshold is None
+            assert StreamScorer(client, frame_score="clip").threshold == (
+                largest_float32_not_above(detector.threshold_))
             frames = moving_blobs(CLIP, seed=3)
             scores = scorer.score_frames(frames[:-1])  # scores alone still work
             assert np.isnan(scores).all()

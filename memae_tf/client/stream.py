@@ -14,7 +14,8 @@ mean error; `"last"`, `"patch"`, `"relative"` and `"last_plus_temporal"` (the
 default, `DEFAULT_FRAME_SCORE`) are the outputs of the exported `frame_score`
 signature (`memae_tf.common.contract`), computed by the same graph function as
 offline. `push_flagged` also returns the served flag of each frame: the served
-model's threshold on that frame score, as `memae score-video` flags frames.
+model's threshold on that frame score, as `memae score-video` flags frames;
+`threshold` says what that threshold is.
 
 Only numpy and the public `MemAEClient` API: no TensorFlow.
 """
@@ -109,7 +110,8 @@ class StreamScorer:
         client: A `MemAEClient` for a model whose input is `(clip_length, H, W,
             1)`; uint8 frames are scaled into the model's input range by the
             client. With `frame_score="clip"` any object with its `score(x)`
-            method will do; otherwise one with its `run_signature` and `metadata`.
+            method will do; otherwise one with its `run_signature` and
+            `metadata`. `threshold` asks its `model_info`.
         clip_length: Frames a clip of the served model (16 for MemAE's video network).
         frame_score: How a clip's error scores its last frame:
             `"last_plus_temporal"` (the default: the last frame's mean error
@@ -239,6 +241,31 @@ class StreamScorer:
         """Forgets a stream's window (its next frame starts a new stream)."""
         with self._lock:
             self._windows.pop(stream, None)
+
+    @property
+    def threshold(self) -> float | None:
+        """The served model's threshold on this scorer's frame score, or None if it has none.
+
+        `push_flagged` flags a frame whose score is above it. For
+        `frame_score="clip"` it is `model_info`'s `threshold`, else that frame
+        score's entry of its `frame_thresholds` (None for a model exported
+        without frame thresholds, or without `model_info`). It is read from
+        the client's cache of the served version's `model_info` (fetched once,
+        and again when another version answers), so it follows a new version.
+
+        Example:
+
+        ```python
+        scorer = StreamScorer(client)
+        scorer.threshold  # the served threshold on "last_plus_temporal"
+        ```
+        """
+        info = self.client.model_info()
+        if info is None:
+            return None
+        if self.frame_score == "clip":
+            return info.threshold
+        return (info.frame_thresholds or {}).get(self.frame_score)
 
     @property
     def streams(self) -> list[Hashable]:
