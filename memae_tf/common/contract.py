@@ -15,7 +15,8 @@ these signatures, all taking the float32 input `x` (`[None, *input_shape]`):
   `memae_tf.evaluation.frame_score` (the names of `FRAME_SCORES`);
   a clip with any NaN or Inf value scores +inf. When the detector's threshold
   was set by `infer_threshold`, also `is_anomaly_last`, `is_anomaly_patch`,
-  `is_anomaly_relative` and `is_anomaly_last_plus_temporal` (bool `[None]`,
+  `is_anomaly_relative` and `is_anomaly_last_plus_temporal` (one for each of
+  `FLAGGED_FRAME_SCORES`; bool `[None]`,
   that frame score above its own threshold, `MemAE.frame_thresholds_`;
   `frame_flag_output`); the `clip` score's flag is `serving_default`'s
   `is_anomaly`;
