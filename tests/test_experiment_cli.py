@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from scipy.io import savemat
 
+from memae_tf.common.contract import DEFAULT_FRAME_SCORE
 from memae_tf.data.cifar10 import TEST_BATCH, TRAIN_BATCHES
 from memae_tf.data.kdd import FLAGS, PROTOCOLS, SERVICES
 from memae_tf.evaluation.cli import add_experiment_command
@@ -212,8 +213,18 @@ def test_video_datasets_tiny_from_their_layouts(tmp_path, dataset, layout):
 def test_moving_mnist_tiny_with_a_baseline(tmp_path):
     out = tmp_path / "moving"
     experiment(["moving-mnist", "--tiny", "--variants", "ae", "--baselines", "iforest",
-                "--out", str(out)])
+                "--frame-score", "clip", "--out", str(out)])
     assert_reports(out, n_tasks=2, units=["all"])
+
+
+def test_video_baselines_need_the_clip_score_and_say_so_before_training(tmp_path):
+    # A baseline scores a clip as a whole: no per-pixel error to score a frame by.
+    out = tmp_path / "moving"
+    with pytest.raises(ValueError, match=r"expected frame_score='clip' .*Received: "
+                                         r"frame_score='last_plus_temporal'"):
+        experiment(["moving-mnist", "--tiny", "--variants", "ae", "--baselines", "iforest",
+                    "--out", str(out)])
+    assert not (out / "results.json").exists()
 
 
 def test_moving_fashion_mnist_tiny_scored_by_ssim(tmp_path):
@@ -222,6 +233,8 @@ def test_moving_fashion_mnist_tiny_scored_by_ssim(tmp_path):
                 "--out", str(out)])
     assert_reports(out, n_tasks=1, units=["all"])
     assert results(out)["config"]["error"] == "ssim"
+    # Scored frame by frame as `memae score-video` and StreamScorer score by default.
+    assert results(out)["config"]["frame_score"] == DEFAULT_FRAME_SCORE
 
 
 def test_moving_fashion_mnist_draws_garments_not_digits():

@@ -65,7 +65,7 @@ from memae_tf.choices import (
     PREPROCESSING,
     VARIANTS,
 )
-from memae_tf.common.contract import FRAME_SCORES
+from memae_tf.common.contract import DEFAULT_FRAME_SCORE, FRAME_SCORES
 from memae_tf.common.deprecation import add_deprecated_alias
 from memae_tf.evaluation.datasets import DATASETS, ONE_CLASS
 from memae_tf.training.config import BATCH_SIZE, EPOCHS, LEARNING_RATE
@@ -256,12 +256,13 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--smoothing-candidates", type=parse_ints, default=(),
                    help="video, development sets: widths to compare (recorded in "
                         "results.json), e.g. 1,4,8,16")
-    p.add_argument("--frame-score", choices=FRAME_SCORES, default="clip",
-                   help="video: how a clip's per-pixel error scores its last frame: mean over "
-                        "the clip (clip, default), over the last frame (last), the last "
-                        "frame's worst 8x8 patch (patch), the last frame's error per unit "
-                        "of moving content (relative), or the last frame's mean plus the "
-                        "error of its change from the frame before (last_plus_temporal)")
+    p.add_argument("--frame-score", choices=FRAME_SCORES, default=DEFAULT_FRAME_SCORE,
+                   help="video: how a clip's per-pixel error scores its last frame: the "
+                        "last frame's mean plus the error of its change from the frame "
+                        "before (last_plus_temporal, default, as memae score-video), mean "
+                        "over the clip (clip; the only one for --baselines), over the last "
+                        "frame (last), the last frame's worst 8x8 patch (patch), or the "
+                        "last frame's error per unit of moving content (relative)")
     p.add_argument("--frame-score-candidates", type=parse_list(FRAME_SCORES), default=[],
                    help="video, development sets: frame scores to compare from the one "
                         "trained network (recorded in results.json info)")

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from memae_tf.choices import LR_DECAYS
+from memae_tf.choices import LR_DECAYS, VARIANTS
 from memae_tf.common.checks import check_choice, check_positive_int
+from memae_tf.common.contract import DEFAULT_FRAME_SCORE
 from memae_tf.evaluation import datasets
 from memae_tf.evaluation.experiment_models import MODELS, make_scorer
 from memae_tf.evaluation.metrics import Evaluation
@@ -98,7 +99,8 @@ class ExperimentConfig:
             `info` (`choose_smoothing`).
         frame_score: Video: how a clip's per-pixel error scores its frame
             (`evaluation.frame_score`: `"clip"`, `"last"`, `"patch"`, `"relative"`,
-            `"last_plus_temporal"`).
+            `"last_plus_temporal"`, the default, as `memae score-video`'s). The
+            baselines give one score per clip: run them with `"clip"`.
         frame_score_candidates: Video, development sets: frame scores compared
             in `info` from the one trained network (`evaluate_video`).
     """
@@ -131,7 +133,7 @@ class ExperimentConfig:
     alignment: str = "end"
     smoothing: int = 1
     smoothing_candidates: tuple[int, ...] = ()
-    frame_score: str = "clip"
+    frame_score: str = DEFAULT_FRAME_SCORE
     frame_score_candidates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -372,6 +374,13 @@ class Experiment:
         if unknown or not models:
             raise ValueError(f"Expected models among {list(MODELS)}. Received: {list(models)}")
         self._check_units(units)
+        per_clip = [m for m in models if m not in VARIANTS]
+        video = self.config.protocol == datasets.VIDEO
+        if video and per_clip and self.config.frame_score != "clip":
+            raise ValueError(
+                f"The baselines {per_clip} give one score per clip, not per-pixel errors: "
+                f"expected frame_score='clip' (--frame-score clip) with them. Received: "
+                f"frame_score={self.config.frame_score!r}")
         store = ResultStore(out, self.config, resume=resume, overwrite=overwrite)
         todo = [(m, u) for u in units for m in models if task_id(m, u) not in store.tasks]
         done = len(units) * len(models) - len(todo)
