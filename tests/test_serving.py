@@ -1,10 +1,13 @@
 """The development server end to end over loopback: gRPC via MemAEClient, REST, TLS, reloads."""
 
 import asyncio
+import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
+import types
 
 import grpc
 import keras
@@ -36,8 +39,11 @@ from memae_tf.client import (
     NotFoundError,
     UnavailableError,
 )
+from memae_tf.common.contract import SERVING_SIGNATURE
 from memae_tf.export import export_saved_model
 from memae_tf.serving import ModelServerOptions, serve, start_model_server
+from memae_tf.serving.servable import Servable
+from memae_tf.serving.server import wait_for_signal
 
 
 @pytest.fixture(scope="module")
@@ -362,6 +368,107 @@ def test_version_that_fails_to_load_is_reported_and_skipped(tmp_path, model, row
         assert broken.error_code != "OK" and broken.error_message
         np.testing.assert_allclose(client.score(rows), reference_outputs(model, rows)["score"],
                                    rtol=1e-5)
+
+
+# ------------------------------------------------------------ stopping on SIGTERM
+# TF Serving's model server has no SIGTERM handler (tensorflow/serving#1853, open): it
+# dies with its requests in flight. The development server stops the way its
+# maintainers pointed to (tensorflow/serving#356: gRPC's Server::Shutdown(deadline),
+# Python's `grpc.Server.stop(grace)`): new RPCs are refused at once, those in flight
+# run until the grace period ends, and those still running then are cancelled. A run
+# held on an event stands for a slow request, so no test depends on a clock.
+
+
+@pytest.fixture
+def held_run(monkeypatch):
+    """Holds the first run of the scoring signature once `armed` is set, until `release`.
+
+    (The client runs `model_info` first; that run goes through.)"""
+    held = types.SimpleNamespace(armed=threading.Event(), entered=threading.Event(),
+                                 release=threading.Event())
+    original = Servable.run
+
+    def run(self, signature_name, inputs):
+        if (held.armed.is_set() and signature_name in ("", SERVING_SIGNATURE)
+                and not held.entered.is_set()):
+            held.entered.set()
+            held.release.wait(60)
+        return original(self, signature_name, inputs)
+
+    monkeypatch.setattr(Servable, "run", run)
+    yield held
+    held.release.set()
+
+
+def _serve_until_sigterm(handle, target: str, rows: np.ndarray, grace: float, held,
+                         after_signal) -> list:
+    """Sends one request that `held` holds, then SIGTERM; runs `wait_for_signal` here (the
+    main thread, where Python handles signals). Returns the request's scores or error."""
+    default = signal.getsignal(signal.SIGTERM)
+    outcome = []
+
+    def in_flight() -> None:
+        with MemAEClient(target, "kdd", timeout=60, retries=0) as client:
+            try:
+                outcome.append(client.score(rows))
+            except MemAEClientError as error:
+                outcome.append(error)
+
+    def terminate() -> None:
+        held.entered.wait(60)
+        wait_for(lambda: signal.getsignal(signal.SIGTERM) is not default, timeout=30)
+        os.kill(os.getpid(), signal.SIGTERM)
+        after_signal()
+
+    held.armed.set()
+    threads = [threading.Thread(target=in_flight), threading.Thread(target=terminate)]
+    for thread in threads:
+        thread.start()
+    wait_for_signal(handle, grace=grace)
+    held.release.set()
+    for thread in threads:
+        thread.join()
+    assert signal.getsignal(signal.SIGTERM) is default
+    return outcome
+
+
+def test_sigterm_refuses_new_requests_and_lets_those_in_flight_finish(
+    base_path, model, rows, held_run
+):
+    handle = serve(base_path, "kdd", port=0, host="127.0.0.1")
+    target = f"127.0.0.1:{handle.port}"
+    refused = []
+
+    def refused_now() -> bool:
+        try:
+            with MemAEClient(target, "kdd", timeout=30, retries=0) as client:
+                client.score(rows[:1])
+        except MemAEClientError as error:
+            # The port closed (UNAVAILABLE), or cancelled as it arrived during the stop.
+            refused.append(error.code)
+            return True
+        return False  # answered: the signal has not been handled yet
+
+    def refuse_then_release() -> None:
+        try:
+            wait_for(refused_now, timeout=60)
+        finally:
+            held_run.release.set()  # only now can the request in flight finish
+
+    (scores,) = _serve_until_sigterm(handle, target, rows, 60, held_run, refuse_then_release)
+    assert refused in ([grpc.StatusCode.UNAVAILABLE], [grpc.StatusCode.CANCELLED])
+    np.testing.assert_allclose(scores, reference_outputs(model, rows)["score"], rtol=1e-5)
+
+
+def test_requests_still_running_when_the_grace_period_ends_are_cancelled(
+    base_path, rows, held_run
+):
+    handle = serve(base_path, "kdd", port=0, host="127.0.0.1")
+    (error,) = _serve_until_sigterm(handle, f"127.0.0.1:{handle.port}", rows, 0.2, held_run,
+                                    lambda: None)
+    # gRPC's server ends them with UNAVAILABLE ("Cancelling all calls"): a status
+    # clients retry, on another replica behind a load balancer.
+    assert isinstance(error, UnavailableError), error
 
 
 # ------------------------------------------------------------------------ TLS
