@@ -18,10 +18,12 @@ works on a copy and never writes them back.
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
@@ -124,3 +126,170 @@ def test_notebook_runs_without_errors_in_quick_mode(path, kernel_name, tmp_path)
         raise
     executed = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(cell.execution_count for cell in executed), "some code cells did not run"
+    OUTPUT_CHECKS[path.stem]([_printed(cell) for cell in executed])
+
+
+def test_every_notebook_has_its_output_checks():
+    assert sorted(OUTPUT_CHECKS) == [path.stem for path in NOTEBOOKS]
+
+
+# ----------------------------------------------- what the QUICK runs print, checked
+# A QUICK run trains for one epoch on a few hundred samples, so its AUROCs say nothing
+# about the method (on MNIST they fall below 0.5: a one-epoch network rebuilds thin
+# digits best); the checks hold what must be true whatever the training did: counts that
+# agree between cells, values the code promises (served = in-process, a reload keeps the
+# threshold), identities (effective items = exp(mean entropy); at the contamination
+# threshold as many rows are flagged as there are anomalies, so precision = recall), and
+# an AUROC floor only where one epoch already separates the data (Shuttle).
+
+
+def _printed(cell) -> str:
+    """What a code cell printed and displayed (stdout and text/plain), in order."""
+    return "".join(output.text if output.output_type == "stream" else _text(output)
+                   for output in cell.outputs
+                   if output.output_type != "stream" or output.name == "stdout")
+
+
+def _find(pattern: str, text: str) -> tuple[str, ...]:
+    found = re.search(pattern, text, re.MULTILINE)
+    assert found, f"{pattern!r} not in:\n{text}"
+    return found.groups()
+
+
+def _report(text: str) -> dict[str, list[float]]:
+    """A MemoryReport.summary() table printed by pandas: statistic → one value per column."""
+    rows = {}
+    for line in text.splitlines():
+        name, *values = line.split()
+        if name in ("num_items", "num_queries", "mean_nonzeros", "median_nonzeros",
+                    "mean_entropy", "effective_items", "num_unused"):
+            rows[name] = [float(value) for value in values]
+    return rows
+
+
+def _check_report(report: dict[str, list[float]], queries: list[int], num_items: int) -> None:
+    assert report["num_queries"] == queries and set(report["num_items"]) == {num_items}
+    np.testing.assert_allclose(report["effective_items"], np.exp(report["mean_entropy"]),
+                               rtol=1e-5)
+    assert all(0 <= unused <= num_items for unused in report["num_unused"])
+
+
+def _check_quickstart(printed: list[str]) -> None:
+    n_fit, n_val = map(int, _find(r"train on (\d+) images of digit 0, (\d+) held out",
+                                  printed[1]))
+    n_test, anomalies, percent = map(int, _find(
+        r"test: (\d+) images, (\d+) anomalies \((\d+)%\)", printed[1]))
+    assert (n_fit, n_val, n_test) == (512, 128, 1000)  # MAX_FIT, MAX_FIT // 4, MAX_TEST
+    assert percent == round(100 * anomalies / n_test)
+    # Both models' reports count the test images of cell 1.
+    supports = re.findall(r"^\s+(normal|anomaly)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(\d+)$",
+                          printed[4], re.MULTILINE)
+    assert supports == [("normal", str(n_test - anomalies)), ("anomaly", str(anomalies))] * 2
+    assert f"memory_attention shape: ({n_test}, 100)" in printed[6]
+    for mean, union in re.findall(r"([\d.]+) of 100 items used per image on average "
+                                  r"\(median \d+\); (\d+) items used", printed[6]):
+        assert float(mean) <= int(union) <= 100  # each image's items are among them
+    (threshold,) = _find(r"=== memae: threshold_ = ([\d.]+)", printed[4])
+    assert f"threshold_={threshold}" in printed[7]  # the reloaded detector's
+
+
+def _check_custom_model(printed: list[str]) -> None:
+    assert _find(r"train (\d+), threshold (\d+), test (\d+)", printed[1]) == (
+        "512", "128", "300")
+    # Per setting: λ, α, AUROC, items per query, effective items, normal test MSE (pandas
+    # may wrap the table: a setting's values then continue in the second block).
+    sweep = {}
+    for name, values in re.findall(r"^(\w[\w ]+ \(λ=[^)]+\))\s+([\d. ]+)$", printed[6],
+                                   re.MULTILINE):
+        sweep.setdefault(name, []).extend(float(value) for value in values.split())
+    assert len(sweep) == 5 and all(len(values) == 6 for values in sweep.values()), sweep
+    items = {name: values[3] for name, values in sweep.items()}
+    effective = {name: values[4] for name, values in sweep.items()}
+    # Without shrinkage every softmax weight is above 0; hard shrinkage drops items, more
+    # of them at 3/N than at 1/N. exp(entropy) never exceeds the items a query uses.
+    assert items["dense memory (λ=0, α=0)"] == 100.0
+    assert (items["strong shrinkage (λ=3/N, α=2e-4)"] < items["paper default (λ=1/N, α=2e-4)"]
+            < 100.0)
+    assert all(effective[name] <= items[name] + 0.05 for name in items)
+    (threshold,) = _find(r"threshold_ = ([\d.]+);", printed[4])
+    assert f"threshold_={threshold}," in printed[8]  # the reloaded detector's
+
+
+def _check_serving(printed: list[str]) -> None:
+    # Served and in-process scores agree: the SavedModel, gRPC, REST, then version 2.
+    (saved,) = _find(r"max \|SavedModel - detector.score\| = (\S+)$", printed[3])
+    (grpc_1,) = _find(r"max \|gRPC - in-process\| = (\S+)$", printed[6])
+    (grpc_2,) = _find(r"served version 2 - max \|gRPC - in-process\| = (\S+)$", printed[9])
+    assert max(float(saved), float(grpc_1), float(grpc_2)) <= 1e-5
+    rest, grpc_scores = _find(r"REST: (\[.*\]) gRPC: (\[.*\])", printed[8])
+    assert rest == grpc_scores
+    assert ("'score': ('float32', (16,))" in printed[6]
+            and "'is_anomaly': ('bool', (16,))" in printed[6]
+            and "'reconstruction': ('float32', (16, 28, 28, 1))" in printed[6])
+    assert "score_map (2, 28, 28, 1) memory_attention (2, 100)" in printed[6]
+    # is_anomaly is score > threshold, row by row (rows printed equal to it are skipped).
+    (threshold,) = _find(r"threshold ([\d.]+)$", printed[6])
+    rows = re.findall(r"^\s+\d\s+([\d.]+)\s+(True|False)$", printed[6], re.MULTILINE)
+    assert len(rows) == 8
+    for score, flag in rows:
+        if score != threshold:
+            assert (float(score) > float(threshold)) == (flag == "True"), (score, threshold)
+    assert "version=1, state='END'" in printed[9]
+    assert "version=2, state='AVAILABLE'" in printed[9]
+
+
+def _check_memory_inspection(printed: list[str]) -> None:
+    n_fit, n_test, anomalies = map(int, _find(
+        r"trained on (\d+) images of digit 3; test: (\d+) images, (\d+) anomalies", printed[1]))
+    assert (n_fit, n_test) == (512, 400)
+    _check_report(_report(printed[4]), [n_test - anomalies, anomalies], 100)
+    assert f"scored {n_test} TFDS test images" in printed[10]
+
+
+def _check_video(printed: list[str]) -> None:
+    n_train, n_test, length, clip = map(int, _find(
+        r"'n_train': (\d+), 'n_test': (\d+), 'length': (\d+)\}, clips of (\d+) frames",
+        printed[0]))
+    videos = re.findall(r"^\d+\s+test_\d+_(\w+)\s+(\d+)\s+(\d+)$", printed[1], re.MULTILINE)
+    assert len(videos) == n_test
+    for kind, frames, anomalous in videos:
+        assert int(frames) == length
+        assert (int(anomalous) == 0) == (kind == "normal") and int(anomalous) < length
+    # Training clips every TRAIN_STRIDE = 2 frames, test clips at every frame.
+    assert _find(r"(\d+) training clips, (\d+) test clips of shape (.*)$", printed[3]) == (
+        str(n_train * ((length - clip) // 2 + 1)), str(n_test * (length - clip + 1)),
+        f"({clip}, 64, 64, 1)")
+
+
+def _check_tabular(printed: list[str]) -> None:
+    # UCI's Statlog (Shuttle): 43,500 + 14,500 rows of 9 attributes.
+    assert "58000 rows, 9 features: V1, V2, V3, V4, V5, V6, V7, V8, V9" in printed[1]
+    n_test, percent = _find(r"test (\d+) rows, ([\d.]+)% anomalous", printed[1])
+    per_class = {name: int(count) for name, count in
+                 re.findall(r"^([A-Z][\w.]+)\s+(\d+)$", printed[1], re.MULTILINE)}
+    n_test, normal = int(n_test), per_class["Rad.Flow"]
+    assert sum(per_class.values()) == n_test
+    assert float(percent) == round(100 * (n_test - normal) / n_test, 1)
+    # Shuttle's classes separate after one epoch already: every model far above chance.
+    aurocs = dict(re.findall(r"^(memae|ae|ocsvm|iforest)\s+([\d.]+)\s+[\d.]+$", printed[2],
+                             re.MULTILINE))
+    assert len(aurocs) == 4 and min(map(float, aurocs.values())) > 0.8, aurocs
+    rules = re.findall(r"(fpr|contamination)=[\d.]+\s+[-\d.]+\s+([\d.]+)\s+([\d.]+)\s+"
+                       r"([\d.]+)$", printed[4], re.MULTILINE)
+    assert len(rules) == 4
+    for rule, precision, recall, f1 in rules:
+        precision, recall, f1 = float(precision), float(recall), float(f1)
+        assert f1 == pytest.approx(2 * precision * recall / (precision + recall), abs=2e-4)
+        if rule == "contamination":
+            assert precision == recall
+    _check_report(_report(printed[6]), [normal, n_test - normal], 200)
+
+
+OUTPUT_CHECKS = {
+    "01_quickstart_mnist": _check_quickstart,
+    "02_custom_model_memory_layer": _check_custom_model,
+    "03_serving_grpc": _check_serving,
+    "04_memory_inspection": _check_memory_inspection,
+    "05_video_anomalies": _check_video,
+    "06_tabular": _check_tabular,
+}
