@@ -59,11 +59,22 @@ def _require_tensorflow_backend() -> None:
 class OneDNNOffWarning(UserWarning):
     """TensorFlow's oneDNN kernels are off in this process, and the user did not choose it.
 
-    Raised (as a warning, once a process) by the first `MemAE` when TensorFlow
-    was imported before `memae_tf` on a CPU where TensorFlow leaves oneDNN off
-    by default (x86 without AVX-512 VNNI, BF16 or AMX) and `TF_ENABLE_ONEDNN_OPTS`
-    is unset. Silence it with `warnings.simplefilter("ignore", OneDNNOffWarning)`
-    or by setting the variable (to `1`, or to `0` to keep Eigen's kernels).
+    The first `MemAE` of a process issues it (once) when TensorFlow was
+    imported before `memae_tf` on a CPU where TensorFlow leaves oneDNN off by
+    default (x86 without AVX-512 VNNI, BF16 or AMX) and `TF_ENABLE_ONEDNN_OPTS`
+    is unset: `import memae_tf` turns the kernels on only when it comes first.
+    To turn them on, import `memae_tf` before `tensorflow` and `keras`, or set
+    `TF_ENABLE_ONEDNN_OPTS=1` before Python starts; `TF_ENABLE_ONEDNN_OPTS=0`
+    keeps Eigen's kernels and silences the warning.
+
+    Example:
+
+    ```python
+    import warnings
+    from memae_tf.detector import OneDNNOffWarning
+
+    warnings.simplefilter("ignore", OneDNNOffWarning)  # keep Eigen's kernels, quietly
+    ```
     """
 
 

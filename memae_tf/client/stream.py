@@ -115,9 +115,9 @@ class StreamScorer:
         clip_length: Frames a clip of the served model (16 for MemAE's video network).
         frame_score: How a clip's error scores its last frame:
             `"last_plus_temporal"` (the default: the last frame's mean error
-            plus that of its change from the frame before, the score chosen
-            on real footage), `"last"`, `"patch"`, `"relative"`
-            (`memae_tf.evaluation.frame_score`; served by the `frame_score`
+            plus that of its change from the frame before, chosen on the
+            development data of both video benchmarks), `"last"`, `"patch"`,
+            `"relative"` (`memae_tf.evaluation.frame_score`; served by the `frame_score`
             signature of a video model exported by this version) or `"clip"`
             (its mean over the clip, the served `score`, served by every export).
 
@@ -127,8 +127,12 @@ class StreamScorer:
     with MemAEClient("localhost:8500", "walkway") as client:
         scorer = StreamScorer(client)  # frame_score="last_plus_temporal"
         for frame_a, frame_b in zip(camera_a, camera_b):
-            scores = scorer.push({"a": frame_a, "b": frame_b})  # one request for both
+            frames = scorer.push_flagged({"a": frame_a, "b": frame_b})  # one request
+            alarms = [camera for camera, frame in frames.items() if frame.is_anomaly]
     ```
+
+    `push` returns the scores alone; `push_flagged` flags a frame whose score is
+    above `scorer.threshold`.
     """
 
     def __init__(self, client: Any, clip_length: int = 16,
