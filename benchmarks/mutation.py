@@ -57,6 +57,8 @@ MODULES: dict[str, list[str]] = {
             "draws_distinct_items_from_the_query_vectors", "is_seeded",
             "with_fewer_queries_than_items_keeps_the_other_items", "rejects_bad_queries")),
     ],
+    "memae_tf/layers/feature_scaler.py": [
+        "tests/test_tabular_preset.py", "-k", "scaler or unknown_scaling or adapt_takes"],
     "memae_tf/thresholds.py": ["tests/test_thresholds.py"],
     "memae_tf/evaluation/metrics.py": [
         "tests/test_evaluation_protocols.py",

@@ -63,6 +63,48 @@ def test_unknown_scaling_is_refused():
         FeatureScaler("zscore")
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 5), (2,)])
+def test_scaler_takes_only_rows_of_features(shape):
+    with pytest.raises(ValueError, match=r"expects inputs shaped \(batch, d\)"):
+        FeatureScaler()(np.zeros(shape, np.float32))
+    with pytest.raises(ValueError, match=r"Received: input_shape=\(None, None\)"):
+        FeatureScaler().build((None, None))
+
+
+def test_scaler_statistics_are_saved_but_never_trained():
+    scaler = FeatureScaler("minmax")
+    scaler.adapt(_raw_rows(20))
+    assert scaler.trainable_weights == []
+    assert sorted(weight.name for weight in scaler.non_trainable_weights) == ["center", "scale"]
+
+
+def test_adapt_takes_one_row_or_more_of_the_layers_width():
+    row = _raw_rows(1)
+    scaler = FeatureScaler("standard")
+    scaler.adapt(row)  # one row: centred on itself, every scale 1 (a zero spread)
+    np.testing.assert_array_equal(np.asarray(scaler.center), row[0])
+    np.testing.assert_array_equal(np.asarray(scaler.scale), np.ones(5))
+    for data, received in [(np.zeros((0, 5)), r"\(0, 5\)"), (np.zeros((4, 6)), r"\(4, 6\)"),
+                           (np.zeros(5), r"\(5,\)")]:
+        with pytest.raises(ValueError, match=rf"expects data shaped \(n, 5\) with n >= 1\. "
+                                             rf"Received: shape={received}"):
+            scaler.adapt(data)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        scaler.adapt(np.where(np.arange(5) == 2, np.inf, row))
+
+
+def test_scaler_reloads_with_its_method_direction_and_statistics(tmp_path):
+    x = _raw_rows(40)
+    scaler = FeatureScaler("robust", invert=True, name="unscale")
+    scaler.adapt(x)
+    model = keras.Sequential([keras.Input((5,)), scaler])
+    assert scaler.compute_output_shape((None, 5)) == (None, 5)
+    model.save(tmp_path / "scaler.keras")
+    restored = keras.saving.load_model(tmp_path / "scaler.keras").get_layer("unscale")
+    assert (restored.method, restored.invert) == ("robust", True)
+    np.testing.assert_array_equal(np.asarray(restored(x)), np.asarray(scaler(x)))
+
+
 @pytest.mark.parametrize("width, units", [(1, (16, 8, 2)), (9, (16, 8, 3)), (18, (32, 16, 5)),
                                           (36, (64, 32, 8)), (120, (64, 32, 8))])
 def test_layer_widths_follow_the_number_of_features(width, units):
