@@ -294,6 +294,16 @@ def test_a_deadline_that_runs_out_across_chunks_raises_the_deadline_error(
     assert 0 < second <= (first - 0.05) * SENT_DEADLINE_ROUNDING
 
 
+def test_no_request_is_sent_once_the_whole_call_deadline_has_run_out(service, x):
+    # 1 µs runs out while the rows are encoded: the deadline is checked before each chunk.
+    with MemAEClient(service.target, "m", max_batch_size=10) as client, pytest.raises(
+        DeadlineExceededError, match=r"deadline of 1e-06 s ran out;"
+    ) as info:
+        client.score(x[:100], deadline=1e-6)
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert service.requests == []
+
+
 def test_retries_stop_at_the_whole_call_deadline(service, x):
     service.failures = [grpc.StatusCode.UNAVAILABLE] * 50
     with MemAEClient(service.target, "m", retries=20) as client, pytest.raises(

@@ -13,7 +13,6 @@ import json
 import os
 import pathlib
 import shutil
-import time
 import urllib.request
 
 import numpy as np
@@ -261,10 +260,9 @@ def test_whole_call_deadline_is_checked_before_each_chunk(deployment, rows):
     target, _ = deployment
     with MemAEClient(target, "memae") as client:
         client.model_info()
-        start = time.monotonic()
-        with pytest.raises(DeadlineExceededError, match="deadline of 1e-06 s ran out"):
+        # No cause in the message: no RPC failed, none was sent (test_client.py counts them).
+        with pytest.raises(DeadlineExceededError, match="deadline of 1e-06 s ran out;"):
             client.score(rows, deadline=1e-6)
-        assert time.monotonic() - start < 1.0
 
 
 # ---------------------------------------------------------------- memae monitor
