@@ -96,11 +96,18 @@ def test_partial_batch_runs_after_the_batch_timeout(make_scheduler):
 
 
 def test_zero_timeout_runs_a_lone_request_at_once(make_scheduler):
-    # batch_timeout_micros defaults to 0 (shared_batch_scheduler.h QueueOptions).
+    # batch_timeout_micros defaults to 0 (shared_batch_scheduler.h QueueOptions): a
+    # batch far from max_batch_size runs without waiting for other requests to fill it.
+    # Nothing else is submitted, so a scheduler that waited would never answer.
     scheduler = make_scheduler(max_batch_size=64, num_batch_threads=1)
-    began = time.monotonic()
-    scheduler.submit("m", CountingSignature(), {"x": rows(2, 2)})
-    assert time.monotonic() - began < 0.25
+    signature, answer = CountingSignature(), {}
+    lone = threading.Thread(target=lambda: answer.update(
+        scheduler.submit("m", signature, {"x": rows(2, 2)})))
+    lone.start()
+    lone.join(60)
+    assert not lone.is_alive(), "the lone request is still waiting for others"
+    np.testing.assert_allclose(answer["y"], affine(rows(2, 2))["y"])
+    assert [call.shape[0] for call in signature.calls] == [2]
 
 
 def test_full_queue_is_unavailable_with_tf_servings_message(make_scheduler):
