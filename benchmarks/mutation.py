@@ -70,6 +70,9 @@ MODULES: dict[str, list[str]] = {
         "-k", "(frame or clip or video or smoothing or regularity or normalis or auroc) "
               "and not score_video and not command_line"],
     "memae_tf/serving/batching.py": ["tests/test_serving_batching.py"],
+    "memae_tf/serving/validation.py": [
+        "tests/test_serving_validation.py", "tests/reliability/test_request_validation.py",
+        "tests/reliability/test_non_finite_inputs.py"],
     "memae_tf/client/_protocol.py": [
         "tests/test_client_protocol.py", "tests/test_client_wire.py", "tests/test_client.py",
         "-k", "not importing_the_client and not import_no_training_code"],
