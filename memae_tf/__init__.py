@@ -35,8 +35,9 @@ except _metadata.PackageNotFoundError:  # a source tree on sys.path, not install
 
 __getattr__, _names = lazy_exports(__name__, {
     ".choices": ["VARIANTS"],
-    ".detector": ["MemAE"],
+    ".detector": ["MemAE", "OneDNNOffWarning"],
     ".layers.memory": ["MemoryLayer"],
     ".models.presets": ["PRESETS", "build_autoencoder"],
+    ".video_scoring": ["score_video"],
 })
 __all__ = [*_names, "__version__"]

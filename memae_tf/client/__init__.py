@@ -26,6 +26,7 @@ _EXPORTS = {
                                "InvalidArgumentError", "MemAEClientError", "NotFoundError",
                                "UnavailableError"),
     "memae_tf.client.monitor": ("MonitorReport", "ScoreMonitor"),
+    "memae_tf.client.stream": ("ScoredFrame", "StreamScorer"),
 }
 _MODULES = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULES)
