@@ -96,7 +96,7 @@ def _hint_onednn_off() -> None:
     `import memae_tf` sets `TF_ENABLE_ONEDNN_OPTS=1` when it comes before
     TensorFlow (`memae_tf/__init__.py`); in a notebook that imported
     `tensorflow` or `keras` first it cannot, and an AVX2-only CPU then runs
-    Eigen's kernels, with which `MemAE.score` took 1.2-1.8x the time.
+    Eigen's kernels, with which `MemAE.score` took 1.1-1.8x the time.
     """
     if _ONEDNN_HINT_GIVEN or "TF_ENABLE_ONEDNN_OPTS" in os.environ:
         return

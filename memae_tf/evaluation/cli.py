@@ -11,7 +11,7 @@ memae experiment kdd --data-path data/kddcup.data_10_percent.gz --runs 5 --out r
 memae experiment tabular --mlbench Shuttle --normal-classes Rad.Flow --out runs/shuttle
 memae experiment moving-mnist --variants memae,ae --epochs 10 --out runs/moving-mnist
 memae experiment mnist --tiny --out runs/tiny-mnist          # seconds; for CI
-memae experiment tabular-suite --variants memae,ae --baselines iforest,ocsvm,lof,ecod \
+memae experiment tabular-suite --variants memae,ae --baselines iforest,ocsvm,lof,ecod \\
     --seeds 0,1,2 --out runs/tabular-suite
 ```
 
@@ -196,7 +196,7 @@ def add_experiment_command(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--variants", type=parse_list(VARIANTS), default=list(VARIANTS),
                    help="MemAE variants, comma-separated (default: all three)")
     p.add_argument("--baselines", type=parse_list(BASELINES), default=[],
-                   help="baselines, comma-separated: ocsvm,iforest (default: none)")
+                   help="baselines, comma-separated: ocsvm,iforest,lof,ecod (default: none)")
     add_training_options(p)
     p.add_argument("--batch-size", type=int, help=f"training batch size (default {BATCH_SIZE})")
     p.set_defaults(**dict.fromkeys(TRAINING_OPTIONS))
