@@ -69,6 +69,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_evaluation_protocols.py", "tests/test_frame_score.py",
         "-k", "(frame or clip or video or smoothing or regularity or normalis or auroc) "
               "and not score_video and not command_line"],
+    "memae_tf/evaluation/frame_score.py": ["tests/test_frame_score.py"],
     "memae_tf/serving/batching.py": ["tests/test_serving_batching.py"],
     "memae_tf/serving/validation.py": [
         "tests/test_serving_validation.py", "tests/reliability/test_request_validation.py",

@@ -11,6 +11,7 @@ import pytest
 from memae_tf.data import Videos
 from memae_tf.evaluation import MemAEScorer, clip_frame_scores, evaluate_video, max_patch_mean
 from memae_tf.evaluation.experiment import ExperimentConfig
+from memae_tf.evaluation.frame_score import temporal_error
 
 
 def reference_patch_max(image: np.ndarray, size: int, stride: int) -> float:
@@ -162,6 +163,31 @@ def test_bad_names_and_shapes_are_refused():
         clip_frame_scores(clips, clips, "last_plus_temporal")
     with pytest.raises(ValueError, match="frame_score"):
         ExperimentConfig("moving-mnist", frame_score="median")
+
+
+def test_clips_take_one_channel_at_most_and_frames_of_any_width():
+    clips = np.zeros((1, 2, 3, 1))  # (n, L, H, W) with frames one pixel wide
+    errors = np.ones((1, 2, 3, 1))
+    np.testing.assert_array_equal(clip_frame_scores(clips, errors, "last"), [1.0])
+    with pytest.raises(ValueError, match=r"Received: \(1, 2, 3, 4, 3\)"):
+        clip_frame_scores(clips, np.ones((1, 2, 3, 4, 3)), "last")  # three channels
+
+
+def test_temporal_error_of_two_frame_clips_and_its_refusals():
+    clips = np.zeros((1, 2, 1, 2))
+    clips[0, 1, 0, 0] = 1.0  # one of two pixels changes by 1, the network rebuilds none
+    np.testing.assert_array_equal(temporal_error(clips, np.zeros_like(clips)), [0.5])
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        temporal_error(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 2, 2)))
+    with pytest.raises(ValueError, match="one reconstruction per clip pixel"):
+        temporal_error(np.zeros((1, 3, 2, 2)), np.zeros((1, 3, 2, 3)))
+
+
+@pytest.mark.parametrize("floor", [0.0, -1e-3])
+def test_relative_refuses_a_floor_that_is_not_positive(floor):
+    clips = np.zeros((1, 2, 2, 2))
+    with pytest.raises(ValueError, match=rf"positive `content_floor`. Received: {floor!r}"):
+        clip_frame_scores(clips, clips, "relative", content_floor=floor)
 
 
 class PixelBrightness:
