@@ -338,6 +338,7 @@ def test_a_video_export_refuses_a_frame_threshold_for_the_clip_score(detector, t
         export_saved_model(detector.model, tmp_path / "walkway", threshold=1.0,
                            frame_thresholds={"clip": 1.0})
     assert version_directories(tmp_path / "walkway") == {}  # no version written
+    assert not (tmp_path / "walkway").exists()  # nor an empty model base path
 
 
 @pytest.mark.parametrize("frame_score", ["last", "patch", "relative", "last_plus_temporal"])

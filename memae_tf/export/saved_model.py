@@ -304,7 +304,6 @@ def export_saved_model(
             "Received an invalid value for `model_name`, expected a non-empty name "
             f"without '/'. Received: model_name={model_name!r}"
         )
-    base.mkdir(parents=True, exist_ok=True)
     if version is None:
         version = max(version_directories(base), default=0) + 1
     target = base / str(check_positive_int("version", version, allow_none=True))
@@ -333,6 +332,7 @@ def export_saved_model(
     for name, function in functions.items():
         archive.add_endpoint(name, function, input_signature=signature)
 
+    base.mkdir(parents=True, exist_ok=True)  # only once everything is checked and traced
     temp = pathlib.Path(tempfile.mkdtemp(dir=base, prefix=f".{version}.tmp-"))
     try:
         archive.write_out(str(temp), verbose=False)
