@@ -51,17 +51,22 @@ def test_the_exported_signatures_follow_the_contract(tmp_path):
     assert set(attention) == {contract.ATTENTION_OUTPUT}
 
 
+def _modules_where(matches) -> list[str]:
+    """The package's modules (paths under memae_tf/) holding a syntax node that `matches`."""
+    package = pathlib.Path(contract.__file__).parents[1]
+    return sorted(
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if any(matches(node) for node in ast.walk(ast.parse(path.read_text())))
+    )
+
+
 def test_the_frame_score_names_are_written_once_in_the_contract():
     # The exporter, the client, the scoring graph and the command line all take them
     # from `contract.FRAME_SCORES`: a second list could drift from the served outputs.
-    package = pathlib.Path(contract.__file__).parents[1]
-    written = sorted(
-        path.relative_to(package).as_posix()
-        for path in package.rglob("*.py")
-        for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Tuple | ast.List | ast.Set)
-        and {"last", "patch", "relative"} <= {getattr(item, "value", None) for item in node.elts}
-    )
+    written = _modules_where(
+        lambda node: isinstance(node, ast.Tuple | ast.List | ast.Set)
+        and {"last", "patch", "relative"} <= {getattr(item, "value", None) for item in node.elts})
     assert written == ["common/contract.py"]
     assert contract.FRAME_SCORES == ("clip", "last", "patch", "relative", "last_plus_temporal")
 
@@ -70,13 +75,8 @@ def test_the_flagged_frame_scores_are_derived_once_in_the_contract():
     # Every frame score but "clip" has its own threshold and flag; the detector that
     # sets the thresholds, the exporter that checks them and the client that reads
     # them back all take the list from `contract.FLAGGED_FRAME_SCORES`.
-    package = pathlib.Path(contract.__file__).parents[1]
-    derived = sorted(
-        path.relative_to(package).as_posix()
-        for path in package.rglob("*.py")
-        for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.comprehension) and node.ifs
-        and getattr(node.iter, "id", None) == "FRAME_SCORES"
-    )
+    derived = _modules_where(
+        lambda node: isinstance(node, ast.comprehension) and node.ifs
+        and getattr(node.iter, "id", None) == "FRAME_SCORES")
     assert derived == ["common/contract.py"]
     assert contract.FLAGGED_FRAME_SCORES == ("last", "patch", "relative", "last_plus_temporal")
