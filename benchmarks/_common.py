@@ -112,6 +112,8 @@ def machine() -> dict[str, str]:
         "load average (1/5/15 min) at start": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
         "python": sys.version.split()[0],
         "TF_ENABLE_ONEDNN_OPTS": onednn_state(),
+        # PyTorch's OpenMP threads: PASSIVE halved the reference's training here.
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "unset (OpenMP's default)"),
         "instruction-set cap": ", ".join(
             f"{name}={os.environ[name]}" for name in ISA_CAPS["avx2"] if os.environ.get(name)
         ) or "none (the CPU's own)",

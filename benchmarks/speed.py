@@ -554,9 +554,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _common.cap_isa(args.isa_cap)
-    if args.torch:
-        # Idle OpenMP threads spin-wait by default, which collapses under a shared load.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     _common.configure_threads(args.threads)
     if args.workload is None:
         import tensorflow as tf
