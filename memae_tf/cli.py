@@ -235,6 +235,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_score_video(args: argparse.Namespace) -> int:
     from memae_tf.detector import MemAE
+    from memae_tf.thresholds import above_threshold
     from memae_tf.video_scoring import score_video, video_fps, write_video_scores
 
     detector = MemAE.load(args.model)
@@ -247,7 +248,7 @@ def cmd_score_video(args: argparse.Namespace) -> int:
          f"{len(result.scores) - len(scored)} complete no clip); wrote "
          + ", ".join(str(path) for path in written.values()))
     if result.threshold is not None:
-        _log(f"{int((scored > result.threshold).sum())} frames above the threshold "
+        _log(f"{int(above_threshold(scored, result.threshold).sum())} frames above the threshold "
              f"{result.threshold:.6g} on {args.frame_score} scores")
     elif detector.threshold_ is not None:
         _log(f"no frame flagged: the detector has no threshold on {args.frame_score} scores "

@@ -32,6 +32,7 @@ from memae_tf.common.contract import DEFAULT_FRAME_SCORE, FRAME_SCORES
 from memae_tf.data import read_frames
 from memae_tf.detector import MemAE
 from memae_tf.plot import error_overlay, score_over_time
+from memae_tf.thresholds import above_threshold
 
 
 @dataclass(frozen=True)
@@ -147,10 +148,11 @@ def write_video_scores(result: VideoScores, out: str | os.PathLike,
     with open(written["csv"], "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["frame", "score", "is_anomaly"])
+        flags = (None if result.threshold is None
+                 else above_threshold(result.scores, result.threshold))
         for frame, score in enumerate(result.scores):
             scored = not np.isnan(score)
-            flag = int(score > result.threshold) if scored and result.threshold is not None \
-                else ""
+            flag = int(flags[frame]) if scored and flags is not None else ""
             writer.writerow([frame, f"{score:.8g}" if scored else "", flag])
     figure = score_over_time(result.scores, threshold=result.threshold, fps=fps)
     figure.savefig(written["plot"], dpi=100)
