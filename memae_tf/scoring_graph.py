@@ -379,10 +379,7 @@ class ScoringGraph:
         Raises:
             ValueError: For a bad `batch_size` or a model without clip inputs.
         """
-        self._check_clips()
-        results = list(_batched(self.frame_scores, x, batch_size))
-        return {name: _concatenated(result[name] for result in results)
-                for name in FRAME_SCORES}
+        return self._run_clips(self.frame_scores, x, batch_size, FRAME_SCORES)
 
     def run_frame_scores_and_maps(
         self, x: np.ndarray, batch_size: int | None = None
@@ -401,16 +398,21 @@ class ScoringGraph:
         Raises:
             ValueError: For a bad `batch_size` or a model without clip inputs.
         """
-        self._check_clips()
-        results = list(_batched(self.frame_scores_and_maps, x, batch_size))
-        return ({name: _concatenated(result[name] for result in results)
-                 for name in FRAME_SCORES},
-                _concatenated(result[LAST_SCORE_MAP] for result in results))
+        scores = self._run_clips(self.frame_scores_and_maps, x, batch_size,
+                                 (*FRAME_SCORES, LAST_SCORE_MAP))
+        maps = scores.pop(LAST_SCORE_MAP)
+        return scores, maps
 
-    def _check_clips(self) -> None:
-        if self.frame_scores is None:
+    def _run_clips(
+        self, function: Callable[[tf.Tensor], Any] | None, x: np.ndarray,
+        batch_size: int | None, keys: Sequence[str],
+    ) -> dict[str, np.ndarray]:
+        """The outputs `keys` of a clip function over `x`, joined across its batches."""
+        if function is None:
             raise ValueError(f"Frame scores need a video model with inputs (clip_length, H, W, "
                              f"C). Received a model with inputs {self.input_shape}")
+        results = list(_batched(function, x, batch_size))
+        return {key: _concatenated(result[key] for result in results) for key in keys}
 
 
 def _batched(

@@ -408,3 +408,16 @@ def test_the_command_line_takes_the_frame_score_and_its_candidates():
     video = build_parser().parse_args(["score-video", "v.avi", "--model", "m.keras",
                                        "--out", "o", "--frame-score", "last_plus_temporal"])
     assert video.frame_score == "last_plus_temporal"
+
+
+def test_a_model_without_clips_has_no_frame_scores_and_says_so():
+    from memae_tf.models import build_autoencoder
+    from memae_tf.scoring_graph import ScoringGraph
+
+    graph = ScoringGraph(build_autoencoder("kdd", "ae", input_shape=(6,), units=(4, 2)))
+    rows = np.zeros((3, 6), np.float32)
+    message = r"need a video model with inputs \(clip_length, H, W, C\)\. Received .* \(6,\)"
+    for run in (lambda: graph.run(rows, output="last"), lambda: graph.run_frame_scores(rows),
+                lambda: graph.run_frame_scores_and_maps(rows)):
+        with pytest.raises(ValueError, match=message):
+            run()
