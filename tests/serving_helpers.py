@@ -34,6 +34,17 @@ def small_model(seed: int) -> keras.Model:
                              num_items=10)
 
 
+def exported_small_model(directory: pathlib.Path, seed: int,
+                         name: str = "kdd") -> tuple[keras.Model, pathlib.Path]:
+    """`small_model(seed)` and its model base path `directory/name`, exported as version 1."""
+    from memae_tf.export import export_saved_model
+
+    model = small_model(seed)
+    base_path = directory / name
+    export_saved_model(model, base_path, threshold=0.05)
+    return model, base_path
+
+
 def reference_outputs(model: keras.Model, x: np.ndarray) -> dict[str, np.ndarray]:
     """Scores computed in-process with numpy from the Keras model's reconstruction."""
     reconstruction = model(x, training=False).numpy()

@@ -11,10 +11,31 @@ accepted; any other is refused by name rather than silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from memae_tf.common.contract import GRPC_PORT
+
+
+def _schedulable_cpus() -> int:
+    """The CPUs this process may run on, counted as TensorFlow's `port::NumSchedulableCPUs`.
+
+    On Linux the process's CPU affinity mask (a container's cpuset, not its
+    CPU quota); elsewhere the machine's CPUs.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 4
+
+
+def default_threads() -> int:
+    """TF Serving's default for `--grpc_max_threads` and `--rest_api_num_threads`.
+
+    Four per schedulable CPU (tensorflow_serving/model_servers/server.h:
+    `4.0 * port::NumSchedulableCPUs()`).
+    """
+    return 4 * _schedulable_cpus()
 
 
 def _flag(default: object, help: str) -> object:
@@ -36,6 +57,9 @@ class ModelServerOptions:
 
     port: int = _flag(GRPC_PORT, "gRPC port; TF Serving needs one, so 0 is refused")
     rest_api_port: int = _flag(0, "REST port; 0 serves no REST API")
+    rest_api_num_threads: int = _flag(
+        default_threads(), "REST requests handled at once, each by a worker thread; more "
+                           "wait for a free one (4 per schedulable CPU by default)")
     rest_api_timeout_in_ms: int = _flag(
         30000, "timeout of each REST predict, counted from the batching queue (429 past it "
                "there) or the run (504); 0 or less for none")

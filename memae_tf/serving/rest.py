@@ -15,7 +15,9 @@ Paths, JSON formats and status codes follow TF Serving:
   whose run took longer 504 (DEADLINE_EXCEEDED), with TensorFlow's messages
   (see `memae_tf.serving.deadlines`);
 - `GET <monitoring_path>` → TF Serving's metrics in Prometheus' text format,
-  when the server is given a path (`prometheus_config`).
+  when the server is given a path (`prometheus_config`);
+- at most `--rest_api_num_threads` requests are handled at once (4 per
+  schedulable CPU by default); the others wait for a worker, none is refused.
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
+from memae_tf.common.checks import check_positive_int
 from memae_tf.common.contract import SIGNATURE_DEF_FIELD
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import ServingError, invalid_argument, not_found
+from memae_tf.serving.flags import default_threads
 from memae_tf.serving.metrics import PROMETHEUS_CONTENT_TYPE
 from memae_tf.serving.tensors import encode_tensor
 
@@ -182,17 +186,37 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - " + format, self.address_string(), *args)
 
+    # A request stays in flight (`tracking_request`) until its answer is written:
+    # `stop` waits for it, and the process must not exit between the headers and
+    # the body.
+
     def do_GET(self) -> None:
         monitoring_path = self.server.monitoring_path
-        if monitoring_path is not None and urllib.parse.urlsplit(self.path).path == monitoring_path:
-            with self.server.tracking_request():
-                self._send(200, self.server.core.metrics.render().encode("utf-8"),
-                           PROMETHEUS_CONTENT_TYPE)
-            return
-        self._reply(self._get)
+        with self.server.tracking_request():
+            if monitoring_path is not None and (
+                    urllib.parse.urlsplit(self.path).path == monitoring_path):
+                with self.server.workers:
+                    self._send(200, self.server.core.metrics.render().encode("utf-8"),
+                               PROMETHEUS_CONTENT_TYPE)
+            else:
+                self._reply(self._get)
 
     def do_POST(self) -> None:
-        self._reply(lambda path: self._post(path, self._read_body()))
+        with self.server.tracking_request():
+            # The body is read before a worker takes the request, as TF Serving's
+            # event loop reads a whole request before its thread pool runs it: a
+            # slow upload holds no worker.
+            try:
+                body = self._read_body()
+            except ServingError as error:
+                refusal = error
+
+                def handler(path: str) -> dict:
+                    raise refusal
+            else:
+                def handler(path: str) -> dict:
+                    return self._post(path, body)
+            self._reply(handler)
 
     def _read_body(self) -> bytes:
         """Reads the body, refused from its Content-Length before reading when too large."""
@@ -223,10 +247,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, handler) -> None:
         path = urllib.parse.urlsplit(self.path).path
-        started = time.perf_counter()
-        # The request stays in flight until its answer is written: `stop` waits for
-        # it, and the process must not exit between the headers and the body.
-        with self.server.tracking_request():
+        # The latency counts from when a worker takes the request, as http_server.cc
+        # measures it.
+        with self.server.workers:
+            started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
                 status, answer = 200, handler(path)
@@ -321,13 +345,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class RestServer(ThreadingHTTPServer):
-    """HTTP server of TF Serving's REST API, one thread per connection.
+    """HTTP server of TF Serving's REST API, with at most `num_threads` requests handled at once.
+
+    As in TF Serving (http_server.cc), a pool of `num_threads` workers handles
+    the requests and a request that finds every worker busy waits for one; it
+    is not refused, and its timeout starts only once a worker runs it. Each
+    connection has a thread of its own that reads its requests and writes the
+    answers, the part TF Serving's event loop does, so that idle keep-alive
+    connections hold no worker.
 
     Request bodies larger than `core.limits.max_message_bytes` are refused
     from their Content-Length, before they are read. `stop` lets the requests
-    in flight finish. With `ssl_context`, the port speaks HTTPS; the TLS
-    handshake runs in the connection's thread, so a slow or refused client
-    never holds up the others.
+    in flight finish, those waiting for a worker included. With `ssl_context`,
+    the port speaks HTTPS; the TLS handshake runs in the connection's thread,
+    so a slow or refused client never holds up the others.
 
     Args:
         core: The shared request handler.
@@ -345,6 +376,9 @@ class RestServer(ThreadingHTTPServer):
             for none. It is counted from when the request reaches the batching
             queue or, without batching, the signature's run: reading and
             parsing the body do not count, as in TF Serving.
+        num_threads: Requests handled at once (TF Serving's
+            `--rest_api_num_threads`); None for its default, 4 per schedulable
+            CPU.
     """
 
     daemon_threads = True
@@ -361,7 +395,10 @@ class RestServer(ThreadingHTTPServer):
         *,
         monitoring_path: str | None = None,
         timeout_in_ms: int = 30000,
+        num_threads: int | None = None,
     ) -> None:
+        num_threads = default_threads() if num_threads is None else num_threads
+        check_positive_int("num_threads", num_threads)
         if isinstance(timeout_in_ms, bool) or not isinstance(timeout_in_ms, int):
             raise ValueError(
                 "Received an invalid value for `timeout_in_ms`, expected an integer number of "
@@ -382,6 +419,10 @@ class RestServer(ThreadingHTTPServer):
         self.core = core
         self.monitoring_path = monitoring_path
         self.timeout_in_ms = timeout_in_ms
+        self.num_threads = num_threads
+        # One permit per worker: held from when a worker takes a request until its
+        # answer is written.
+        self.workers = threading.Semaphore(num_threads)
         self.stopping = False
         self._in_flight = 0
         self._idle = threading.Condition()

@@ -26,7 +26,7 @@ from memae_tf.common.deprecation import renamed_argument
 from memae_tf.serving.config import read_text_proto, single_model_config
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import invalid_argument
-from memae_tf.serving.flags import ModelServerOptions
+from memae_tf.serving.flags import ModelServerOptions, default_threads
 from memae_tf.serving.grpc_services import ModelServicer, PredictionServicer
 from memae_tf.serving.metrics import DEFAULT_PROMETHEUS_PATH, ServingMetrics
 from memae_tf.serving.model_manager import ModelManager, check_poll_seconds
@@ -116,12 +116,14 @@ def _open_ports(
     batching: BatchingParameters | None = None,
     monitoring_path: str | None = None,
     rest_timeout_in_ms: int = 30000,
+    rest_num_threads: int | None = None,
 ) -> ServingHandle:
     """Serves started `models` on the gRPC port (and REST port); stops them on failure.
 
     `batching` merges concurrent Predicts (`ServingCore`); `monitoring_path`
     serves the models' metrics (`models.metrics`) on the REST port;
-    `rest_timeout_in_ms` is each REST predict's timeout (`RestServer`).
+    `rest_timeout_in_ms` is each REST predict's timeout and `rest_num_threads`
+    the REST requests handled at once (`RestServer`).
     """
     health_servicer = health.HealthServicer()
 
@@ -160,7 +162,8 @@ def _open_ports(
         if rest_port is not None:
             rest_server = RestServer(core, host, rest_port, rest_ssl_context,
                                      monitoring_path=monitoring_path,
-                                     timeout_in_ms=rest_timeout_in_ms)
+                                     timeout_in_ms=rest_timeout_in_ms,
+                                     num_threads=rest_num_threads)
     except BaseException:
         core.stop()
         models.stop()
@@ -317,14 +320,15 @@ def start_model_server(
     (`memae_tf.serving.threads`); `--rest_api_port` 0 serves no REST, and a
     REST port equal to the gRPC port is skipped with an error logged, as TF
     Serving does; the REST port serves TF Serving's metrics at the Prometheus path of
-    `--monitoring_config_file` when it enables them, and gives each REST
-    predict the timeout `--rest_api_timeout_in_ms`.
+    `--monitoring_config_file` when it enables them, handles at most
+    `--rest_api_num_threads` requests at once, and gives each REST predict the
+    timeout `--rest_api_timeout_in_ms`.
 
     Args:
         options: The flags, e.g. `parse_flags(container_args)`.
         host: Interface to bind; every interface by default, as TF Serving.
         max_workers: Requests handled concurrently on the gRPC port; None
-            means TF Serving's `--grpc_max_threads` default, 4 per CPU.
+            means TF Serving's `--grpc_max_threads` default, 4 per schedulable CPU.
 
     Returns:
         A `ServingHandle`.
@@ -371,6 +375,14 @@ def start_model_server(
         logger.error("server_options.http_port cannot be same as grpc_port. Please use a "
                      "different port for HTTP/REST API. Skipped exporting HTTP/REST API.")
         rest_port = None
+    if rest_port is not None and options.rest_api_num_threads < 1:
+        # TF Serving aborts here: its REST thread pool CHECKs for at least one thread
+        # (tensorflow/core/platform/threadpool.cc). A REST port of 0 builds no pool.
+        raise invalid_argument(
+            f"Check failed: num_threads >= 1 ({options.rest_api_num_threads} vs. 1): "
+            "--rest_api_num_threads sizes the REST thread pool; expected a positive number "
+            f"of threads. Received: --rest_api_num_threads={options.rest_api_num_threads}"
+        )
     monitoring_path = None if rest_port is None else _monitoring_path(options)
     apply_thread_pools(intra_op_threads, inter_op_threads)
     models = ModelRegistry(options.file_system_poll_wait_seconds,
@@ -385,12 +397,13 @@ def start_model_server(
         models.stop()
         raise
     if max_workers is None:
-        max_workers = 4 * (os.cpu_count() or 1)
+        max_workers = default_threads()
     return _open_ports(models, options.port, rest_port, host=host, max_workers=max_workers,
                        server_credentials=credentials, limits=RequestLimits(),
                        rest_ssl_context=None, batching=batching,
                        monitoring_path=monitoring_path,
-                       rest_timeout_in_ms=options.rest_api_timeout_in_ms)
+                       rest_timeout_in_ms=options.rest_api_timeout_in_ms,
+                       rest_num_threads=options.rest_api_num_threads)
 
 
 def wait_for_signal(handle: ServingHandle, grace: float = SERVE_GRACE_SECONDS) -> None:
