@@ -80,19 +80,34 @@ def test_concurrent_requests_are_merged_into_one_call(make_scheduler):
         assert len(matches) == 1
 
 
-def test_partial_batch_runs_after_the_batch_timeout(make_scheduler):
+def test_partial_batch_waits_for_the_batch_timeout_then_runs_without_more_requests(
+        make_scheduler):
     # shared_batch_scheduler.h IsOpenBatchSchedulable: a batch below max_batch_size
-    # becomes schedulable once its first task has waited batch_timeout_micros.
-    scheduler = make_scheduler(max_batch_size=64, batch_timeout_micros=300_000,
+    # becomes schedulable once its first task has waited batch_timeout_micros. Until
+    # then it stays open, so a request that comes 0.1 s after the first, well within
+    # the 2 s timeout, joins it: one call of 3 + 2 rows, where a scheduler that ran
+    # partial batches at once would make two. Nothing else comes, far from the 64
+    # rows that would fill the batch: only the timeout can make it run.
+    scheduler = make_scheduler(max_batch_size=64, batch_timeout_micros=2_000_000,
                                num_batch_threads=1)
     signature = CountingSignature()
-    x = rows(3, 1)
-    began = time.monotonic()
-    answer = scheduler.submit("m", signature, {"x": x})
-    waited = time.monotonic() - began
-    assert 0.3 <= waited < 5.0
-    assert [call.shape[0] for call in signature.calls] == [3]
-    np.testing.assert_allclose(answer["y"], affine(x)["y"])
+    requests, answers = [rows(3, 1), rows(2, 2)], {}
+
+    def submit(index):
+        answers[index] = scheduler.submit("m", signature, {"x": requests[index]})
+
+    first = threading.Thread(target=submit, args=(0,))
+    first.start()
+    time.sleep(0.1)  # the first request has opened the batch
+    second = threading.Thread(target=submit, args=(1,))
+    second.start()
+    for thread in (first, second):
+        thread.join(60)
+        assert not thread.is_alive(), "the partial batch never ran"
+    assert [call.shape[0] for call in signature.calls] == [5]
+    np.testing.assert_array_equal(signature.calls[0], np.concatenate(requests))
+    for index, request in enumerate(requests):
+        np.testing.assert_allclose(answers[index]["y"], affine(request)["y"], rtol=1e-12)
 
 
 def test_zero_timeout_runs_a_lone_request_at_once(make_scheduler):
@@ -226,18 +241,21 @@ def test_different_keys_are_never_merged(make_scheduler):
 
 def test_stop_runs_the_queued_batches_without_waiting_for_the_timeout():
     # shared_batch_scheduler.h: a closed queue's open batch is schedulable at once.
+    # The batch timeout is an hour and nothing fills the batch: the queued request can
+    # only have run because of stop, which returns once the batch threads are done.
     scheduler = BatchScheduler(BatchingOptions(max_batch_size=64,
-                                               batch_timeout_micros=60_000_000))
+                                               batch_timeout_micros=3_600_000_000))
     signature = CountingSignature()
     answer = {}
     waiting = threading.Thread(target=lambda: answer.setdefault(
         "y", scheduler.submit("m", signature, {"x": rows(2, 0)})["y"]))
     waiting.start()
-    time.sleep(0.1)
-    began = time.monotonic()
-    scheduler.stop(timeout=10)
-    waiting.join(10)
-    assert time.monotonic() - began < 5
+    time.sleep(0.1)  # the request is queued in the open batch
+    assert signature.calls == []
+    scheduler.stop(timeout=60)
+    waiting.join(60)
+    assert not waiting.is_alive(), "stop did not run the queued batch"
+    assert [call.shape[0] for call in signature.calls] == [2]
     np.testing.assert_allclose(answer["y"], affine(rows(2, 0))["y"])
     with pytest.raises(ServingError, match="stopping"):
         scheduler.submit("m", signature, {"x": rows(1, 0)})
