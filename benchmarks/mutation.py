@@ -25,6 +25,11 @@ Usage:
     python benchmarks/mutation.py memae_tf/thresholds.py --list
     python benchmarks/mutation.py memae_tf/thresholds.py --only 3 7
     python benchmarks/mutation.py memae_tf/thresholds.py --tests tests/test_x.py
+    python benchmarks/mutation.py memae_tf/thresholds.py -- -k quantile
+
+Arguments after `--` go to pytest as they are, after the module's tests (those of
+`--tests`, else MODULES' own): a test selection such as `-k EXPRESSION` or `-m MARKER`.
+A `-k` there takes the place of one in MODULES' entry, as pytest keeps the last `-k`.
 
 `make mutation` runs the first form. Not part of `make test`: it takes tens of minutes.
 """
@@ -580,15 +585,33 @@ def summary(path: str, outcomes: Sequence[Outcome], source_lines: Sequence[str],
     return "\n".join(text)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line's options; `pytest_args` holds what follows `--`, for pytest."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        usage="%(prog)s [modules ...] [options] [-- PYTEST_ARGS ...]",
+        epilog="Arguments after `--` go to pytest after the module's tests, e.g. "
+               "-- -k quantile (a -k there replaces the one in MODULES).")
     parser.add_argument("modules", nargs="*", help="module paths (default: all of MODULES)")
     parser.add_argument("--tests", nargs="+", help="test paths instead of MODULES' own")
     parser.add_argument("--only", nargs="+", type=int, default=(), help="mutant numbers")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--show", type=int, help="print one mutant's source and stop")
     parser.add_argument("--json", type=Path, help="write the outcomes to this file")
-    arguments = parser.parse_args(argv)
+    argv = list(argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    arguments = parser.parse_args(argv[:cut])
+    arguments.pytest_args = argv[cut + 1:]
+    return arguments
+
+
+def module_tests(path: str, arguments: argparse.Namespace) -> list[str]:
+    """pytest's arguments for the module at `path`: its tests, then those after `--`."""
+    return [*(arguments.tests or MODULES[path]), *arguments.pytest_args]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     modules = arguments.modules or list(MODULES)
     if arguments.list or arguments.show:
         for path in modules:
@@ -604,9 +627,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         __import__(package)
     reports, records = [], []
     for path in modules:
-        tests = arguments.tests or MODULES[path]
         start = time.monotonic()
-        outcomes = run_module(path, tests, arguments.only)
+        outcomes = run_module(path, module_tests(path, arguments), arguments.only)
         reports.append(summary(path, outcomes, (ROOT / path).read_text().splitlines(),
                                time.monotonic() - start))
         records += [{"module": path, "number": o.mutant.number, "line": o.mutant.line,

@@ -90,3 +90,35 @@ def test_a_mutant_is_swapped_into_the_imported_module_in_place(tmp_path, monkeyp
     mutation.apply_mutant(family, BASE)
     assert child().describe() == {"kind": "base", "size": 2}
     sys.modules.pop("family")
+
+
+def test_arguments_after_a_double_dash_select_the_tests_pytest_runs(tmp_path):
+    # Everything after `--` reaches pytest after the tests, so `-k` selects among them:
+    # with only test_clamp_low, no test reaches the return that test_clamp_high covers.
+    arguments = mutation.parse_arguments(
+        ["tiny.py", "--tests", "test_tiny.py", "--", "-k", "low and not high"])
+    assert arguments.modules == ["tiny.py"]
+    tests = mutation.module_tests("tiny.py", arguments)
+    assert tests == ["test_tiny.py", "-k", "low and not high"]
+    (tmp_path / "tiny.py").write_text(CLAMP)
+    (tmp_path / "test_tiny.py").write_text(
+        "from tiny import clamp\nimport pytest\n\n\n"
+        "def test_clamp_high():\n    assert clamp(7, 0, 5) == 5\n\n\n"
+        "def test_clamp_low():\n    with pytest.raises(ValueError):\n        clamp(-1, 0, 5)\n")
+    outcomes = mutation.run_module("tiny.py", tests, root=tmp_path, workdir=tmp_path / "work",
+                                   out=io.StringIO())
+    assert {o.mutant.description: o.status for o in outcomes} == {
+        "condition negated": "killed",    # clamp(-1, 0, 5) no longer raises
+        "`<` -> `<=`": "survived",
+        "returns None": "not covered",    # clamp(-1, 0, 5) raises before the return
+    }
+
+
+def test_without_a_double_dash_the_modules_own_tests_run_unchanged():
+    arguments = mutation.parse_arguments(["memae_tf/thresholds.py"])
+    assert arguments.pytest_args == []
+    assert (mutation.module_tests("memae_tf/thresholds.py", arguments)
+            == mutation.MODULES["memae_tf/thresholds.py"])
+    extra = mutation.parse_arguments(["memae_tf/client/tensors.py", "--", "-k", "dtype"])
+    assert mutation.module_tests("memae_tf/client/tensors.py", extra) == [
+        *mutation.MODULES["memae_tf/client/tensors.py"], "-k", "dtype"]
