@@ -39,8 +39,8 @@ VTEST_TINY = {"n_videos": 3, "length": 40, "segment_length": (4, 8)}
 # The paper's 96-128-256-256 video network takes minutes per epoch on a CPU even at
 # 64×64; the moving-digit benchmarks default to a narrower one (same depth, strides
 # and memory of 2,000 items). On the development set (moving Fashion-MNIST, seeds 0
-# and 1) 2,000 items beat the 500 used until round 8: MemAE 0.738 -> 0.752 and
-# 0.698 -> 0.720 (benchmarks/HISTORY.md).
+# and 1) 2,000 items beat 500: MemAE 0.738 -> 0.752 and 0.698 -> 0.720
+# (benchmarks/HISTORY.md, "Development set: moving Fashion-MNIST video").
 _MOVING_NETWORK = {"filters": (16, 32, 64, 64)}
 
 TINY_MAX_TRAIN = 64

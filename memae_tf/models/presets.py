@@ -58,11 +58,14 @@ PRESETS: dict[str, Preset] = {
     # (global code of 16): with 32 or 64 values the addressing of some classes
     # collapsed onto a single item (benchmarks/HISTORY.md). Inputs in [-1, 1] and a
     # linear output (the authors' convention), scored by 1 - SSIM with mirrored
-    # borders (round 7): on the same set MemAE 0.8963 (round 6) -> 0.9016 (absolute
-    # error) -> 0.93 (SSIM), and the AE alike (HISTORY.md, round 7). Nearest-item
-    # addressing (round 11): Fashion-MNIST ties it with the dot product; on the second
-    # image development set, Animal-MNIST's silhouettes on black, it lifted MemAE from
-    # 0.85-0.86 to 0.90-0.91 in each of three seeds (HISTORY.md, round 11).
+    # borders: on the same set MemAE 0.8963 ([0, 1], sigmoid, squared error) -> 0.9016
+    # (absolute error) -> 0.93 (SSIM), and the AE alike (HISTORY.md, "Development set:
+    # Fashion-MNIST, input convention and scores" and "..., SSIM with the border
+    # kept"). Nearest-item addressing: Fashion-MNIST ties it with the dot product
+    # ("Development sets: nearest-item addressing, the SSIM window, the local code
+    # under SSIM"); on the second image development set, Animal-MNIST's silhouettes on
+    # black, it lifted MemAE from 0.85-0.86 to 0.90-0.91 in each of three seeds
+    # ("Development set: Animal-MNIST silhouettes").
     "mnist": Preset(
         "conv2d",
         {"input_shape": (28, 28, 1), "filters": (16, 32, 64), "kernel_sizes": (1, 3, 3),
