@@ -78,13 +78,38 @@ class MemAEScorer:
         return self.detector.score(x)
 
     def score_map(self, x: np.ndarray) -> np.ndarray:
-        """Per-element reconstruction error, shaped like `x` (`MemAE.score_map`)."""
+        """Per-element reconstruction error of `x` by the trained network (`MemAE.score_map`).
+
+        The error is the scorer's `error` (squared, absolute or 1 − SSIM);
+        its mean over a sample's elements is `score`. `evaluate_video`
+        computes frame scores from it for scorers without `frame_score_table`.
+
+        Args:
+            x: Samples `(n, *input_shape)`, as `score` takes them.
+
+        Returns:
+            A float32 array shaped like `x` after `MemAE.preprocess`.
+
+        Raises:
+            RuntimeError: If called before `fit`.
+        """
         if self.detector is None:
             raise RuntimeError("Call fit() before score_map().")
         return self.detector.score_map(x)
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
-        """Reconstructions of `x`, shaped like `x` (`MemAE.reconstruct`)."""
+        """The trained network's reconstructions of `x` (`MemAE.reconstruct`).
+
+        Args:
+            x: Samples `(n, *input_shape)`, as `score` takes them.
+
+        Returns:
+            A float32 array shaped like `x` after `MemAE.preprocess`, in the
+            preset's input range.
+
+        Raises:
+            RuntimeError: If called before `fit`.
+        """
         if self.detector is None:
             raise RuntimeError("Call fit() before reconstruct().")
         return self.detector.reconstruct(x)
