@@ -1,13 +1,15 @@
 """Where the time goes: a tf.profiler trace of training and scoring, per operation.
 
 Traces steady-state `MemAE.fit` epochs (XLA: the compiled step's thunks, each
-mapped to the Keras layer it comes from through XLA's HLO dump) and
+mapped to the Keras layer it comes from through XLA's HLO dump; `--no-xla`:
+the TensorFlow graph `fit` trains with by default on CPU, its ops) and
 `MemAE.score` calls (a TensorFlow graph: its ops), and prints the costliest
 operations per call. Each operation's time is its shortest run times its
 count, which discounts preemption on a shared machine. The raw trace stays in
 `--trace-dir` for TensorBoard's profile plugin.
 
     python benchmarks/profile_ops.py --preset mnist --threads 1
+    python benchmarks/profile_ops.py --preset mnist --threads 0 --no-xla --top 30
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ def _label(op_name: str, layers: set[str]) -> str:
     path, _, kind = op_name.rpartition(":")
     segments = [_SUFFIXES.sub("", segment) for segment in path.split("/")]
     where = next((segment for segment in segments if segment in layers), "–")
-    if segments and segments[0] in ("adam", "Adam"):
-        where = "optimizer"
+    if any(segment in ("adam", "Adam") for segment in segments) or kind.startswith(
+            "ResourceApply"):
+        where = "optimizer"  # its scalars (in a multi-step loop, scoped under it) and updates
     if "gradient_tape" in segments:
         where += " (backward)"
     return f"{where} · {kind or _NUMBERED.sub('', path)}"
@@ -94,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="mnist")
     parser.add_argument("--batch", type=int, default=64, help="training batch")
     parser.add_argument("--score-batch", type=int, default=1024)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="TensorFlow's intra- and inter-op threads; 0: TensorFlow's default")
+    parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=True,
+                        help="train with XLA (--no-xla: the default path's TensorFlow graph)")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--trace-dir", type=Path, help="keep the traces here")
     parser.add_argument("--quick", action="store_true", help="few calls, to prove it works")
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     dump = work / "hlo"
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme"
                                f" --xla_dump_to={dump} --xla_dump_hlo_as_text").strip()
-    _common.configure_threads(args.threads)
+    _common.configure_threads(args.threads or None)
     import keras
     import numpy as np
     import tensorflow as tf
@@ -126,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             if epoch == 2:
                 tf.profiler.experimental.stop()
 
-    detector.fit(x, epochs=3, batch_size=args.batch, jit_compile=True, verbose=0,
+    detector.fit(x, epochs=3, batch_size=args.batch, jit_compile=args.xla, verbose=0,
                  callbacks=[TraceLastEpoch()])
     train = _aggregate(trace_dir / "train", steps, _hlo_op_names(dump), layers)
 
@@ -140,9 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     tf.profiler.experimental.stop()
     score = _aggregate(trace_dir / "score", score_calls, {}, layers)
 
-    print(f"Preset {args.preset}, TF threads {args.threads}, {steps} training steps and "
+    threads = args.threads or "default"
+    print(f"Preset {args.preset}, TF threads {threads}, {steps} training steps and "
           f"{score_calls} scoring calls traced.\n")
-    print(_table(f"Training step (XLA, batch {args.batch})", train, args.top))
+    kind = "XLA" if args.xla else "TensorFlow graph"
+    print(_table(f"Training step ({kind}, batch {args.batch})", train, args.top))
     print()
     print(_table(f"MemAE.score (TensorFlow graph, batch {args.score_batch})", score, args.top))
     return 0

@@ -53,15 +53,16 @@ def _profile_tables(stdout: str) -> dict[str, tuple[float, list[tuple[float, int
 
 
 @pytest.mark.slow
-def test_profile_quick_mode_attributes_each_call_to_the_networks_layers():
+@pytest.mark.parametrize("xla, kind", [("--xla", "XLA"), ("--no-xla", "TensorFlow graph")])
+def test_profile_quick_mode_attributes_each_call_to_the_networks_layers(xla, kind):
     from memae_tf import MemAE
 
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "profile_ops.py"), "--quick", "--top", "100000"],
+        [sys.executable, str(BENCHMARKS / "profile_ops.py"), "--quick", "--top", "100000", xla],
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     tables = _profile_tables(result.stdout)
-    assert list(tables) == ["Training step (XLA, batch 64)",
+    assert list(tables) == [f"Training step ({kind}, batch 64)",
                             "MemAE.score (TensorFlow graph, batch 1024)"]
     layers = {layer.name for layer in MemAE.from_preset("mnist").model.layers}
     convolutions = {"encoder_conv1", "encoder_conv2", "encoder_conv3", "decoder_deconv1",
@@ -107,6 +108,14 @@ def test_profile_labels_name_the_layer_the_pass_and_the_operation():
     assert label("gradient_tape/memae/encoder_conv2/Conv2DBackpropInput:Conv2DBackpropInput",
                  layers) == "encoder_conv2 (backward) · Conv2DBackpropInput"
     assert label("adam/Mul_3:Mul", layers) == "optimizer · Mul"
+    # Inside Keras' multi-step loop (TensorFlow graph, no XLA) the optimizer's scope is
+    # nested, and the fused Adam's update ops sit outside it.
+    loop = "while/body/_1/while/cond/then/_395/while/cond/StatefulPartitionedCall"
+    assert label(f"{loop}/adam/Pow_3:Pow", layers) == "optimizer · Pow"
+    assert label(f"{loop}/ResourceApplyAdam_7:ResourceApplyAdam",
+                 layers) == "optimizer · ResourceApplyAdam"
+    assert label(f"{loop}/memae_mnist_1/memory_1/Softmax:_MklSoftmax",
+                 layers) == "memory · _MklSoftmax"
     assert label("memae/Square:Square", layers) == "– · Square"
 
 
