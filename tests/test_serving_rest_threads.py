@@ -19,6 +19,8 @@ The model's run is held at a gate by the test, so that which requests run at
 once is set by the test and not by the machine's speed.
 """
 
+import http.client
+import json
 import os
 import subprocess
 import sys
@@ -194,6 +196,34 @@ def test_time_spent_waiting_for_a_rest_thread_does_not_count_against_the_timeout
     assert status == 200, answer
     np.testing.assert_allclose([row["score"] for row in answer["predictions"]],
                                reference_outputs(model, second)["score"], rtol=1e-5)
+
+
+def test_a_request_still_uploading_its_body_holds_no_rest_thread(exported):
+    # util/net_http/server/internal/evhttp_server.cc: libevent calls DispatchEvRequest
+    # once it has read a request whole, and only then is its handler scheduled on the
+    # executor. With one thread, a client that has sent part of its body holds none:
+    # a status request is answered meanwhile, and the upload is served once complete.
+    model, base_path = exported
+    x = _rows(2, 20)
+    body = json.dumps({"instances": x.tolist()}).encode()
+    with _server(base_path, f"--rest_api_port={free_port()}",
+                 "--rest_api_num_threads=1") as server:
+        upload = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
+        upload.putrequest("POST", f"/v1/models/{MODEL}:predict")
+        upload.putheader("Content-Type", "application/json")
+        upload.putheader("Content-Length", str(len(body)))
+        upload.endheaders(body[:10])
+        time.sleep(0.5)  # the server has the headers and is waiting for the rest
+        status, answer = rest_call(server.rest_port, "GET", f"/v1/models/{MODEL}")
+        assert status == 200
+        assert answer["model_version_status"][0]["state"] == "AVAILABLE"
+        upload.send(body[10:])
+        response = upload.getresponse()
+        predictions = json.loads(response.read())["predictions"]
+        upload.close()
+    assert response.status == 200
+    np.testing.assert_allclose([row["score"] for row in predictions],
+                               reference_outputs(model, x)["score"], rtol=1e-5)
 
 
 def test_without_a_rest_port_the_thread_count_is_not_used(exported):
