@@ -13,7 +13,9 @@ Each test names the TF Serving / TensorFlow source it follows:
   (tensorflow/core/platform/threadpool.cc `CHECK_GE(num_threads, 1)`);
 - a request that finds every thread busy waits in the pool's queue (it is not
   refused), and http_rest_api_handler.cc sets its `RunOptions.timeout_in_ms`
-  from `--rest_api_timeout_in_ms` only when a thread runs it.
+  from `--rest_api_timeout_in_ms` only when a thread runs it;
+- util/net_http/server/internal/evhttp_server.cc schedules a request's handler
+  on the pool only once libevent has read the request whole.
 
 The model's run is held at a gate by the test, so that which requests run at
 once is set by the test and not by the machine's speed.
