@@ -47,7 +47,10 @@ class TrainingConfig:
             `benchmarks/HISTORY.md`).
         seed: Seed of the shuffling and of the memory initialisation. Workers
             of a multi-worker cluster must shuffle alike, so there `None`
-            means a fixed seed.
+            means a fixed seed. The initial weights come from Keras' global
+            random state when the model is built: `keras.utils.set_random_seed`
+            before building fixes them too (the Keras guide, "Reproducible
+            runs").
         memory_init: `"data"`: before the first training of a model, the
             memory items are drawn from the encodings of training samples
             (`memae_tf.models.adapt_memory`), which makes the addressing
