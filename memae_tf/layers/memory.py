@@ -71,10 +71,10 @@ class MemoryLayer(keras.layers.Layer):
     >>> import numpy as np
     >>> layer = MemoryLayer(num_items=10)
     >>> z = np.random.rand(4, 7, 7, 16).astype("float32")
-    >>> layer(z).shape
+    >>> tuple(layer(z).shape)
     (4, 7, 7, 16)
     >>> z_hat, w = MemoryLayer(10, return_attention=True)(z)
-    >>> w.shape
+    >>> tuple(w.shape)
     (4, 7, 7, 10)
     """
 

@@ -339,6 +339,7 @@ def start_model_server(
 
     Example:
 
+    >>> from memae_tf.serving import parse_flags, start_model_server
     >>> options = parse_flags(["--port=8500", "--rest_api_port=8501",
     ...                        "--model_config_file=/etc/tfserving/models.config"])
     >>> with start_model_server(options) as server:  # doctest: +SKIP

@@ -42,6 +42,9 @@ class CosineLearningRateDecay(keras.callbacks.Callback):
 
     Example:
 
+    >>> import keras
+    >>> import numpy as np
+    >>> from memae_tf.training import CosineLearningRateDecay
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     >>> model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     >>> x = np.zeros((8, 2), "float32")
