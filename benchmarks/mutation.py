@@ -82,6 +82,7 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/client/_protocol.py": [
         "tests/test_client_protocol.py", "tests/test_client_wire.py", "tests/test_client.py",
         "-k", "not importing_the_client and not import_no_training_code"],
+    "memae_tf/data/idx.py": ["tests/test_data_idx.py", "tests/reliability/test_loader_errors.py"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

@@ -71,6 +71,23 @@ def test_rejects_header_cut_short(tmp_path):
         read_idx(path)
 
 
+def test_a_file_holding_only_the_magic_number_is_refused_for_its_missing_sizes(tmp_path):
+    # The magic number is whole (4 bytes); what is missing is the 2 dimension sizes.
+    path = tmp_path / "magic-only.idx"
+    path.write_bytes(bytes([0, 0, 0x08, 2]))
+    with pytest.raises(ValueError, match=r"2 dimension sizes .* ends after 4 bytes"):
+        read_idx(path)
+
+
+def test_a_dimension_of_size_zero_reads_as_an_empty_array(tmp_path):
+    # The header alone (4 + 4 * 3 bytes) is a complete file: 0 images of 28 x 28.
+    path = tmp_path / "empty-idx3-ubyte"
+    path.write_bytes(idx_bytes(0x08, (0, 28, 28), b""))
+    array = read_idx(path)
+    assert array.shape == (0, 28, 28)
+    assert array.dtype == np.uint8
+
+
 def write_idx_dataset(folder, images_train, labels_train, images_test, labels_test, gz=True):
     folder.mkdir(parents=True, exist_ok=True)
     suffix = ".gz" if gz else ""
