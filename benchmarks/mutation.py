@@ -83,6 +83,8 @@ MODULES: dict[str, list[str]] = {
         "tests/test_client_protocol.py", "tests/test_client_wire.py", "tests/test_client.py",
         "-k", "not importing_the_client and not import_no_training_code"],
     "memae_tf/data/idx.py": ["tests/test_data_idx.py", "tests/reliability/test_loader_errors.py"],
+    "memae_tf/evaluation/one_class.py": [
+        "tests/test_evaluation_protocols.py", "-k", "one_class or gcn or frozen"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

@@ -77,10 +77,13 @@ def test_threshold_metrics_with_nothing_flagged_have_precision_and_f1_zero():
     assert (m["precision"], m["recall"], m["f1"]) == (0.0, 0.0, 0.0)
 
 
-def test_evaluation_record_is_frozen():
-    evaluation = Evaluation(np.zeros(2), np.array([0, 1]), {"auroc": 0.5})
+@pytest.mark.parametrize(("record", "field"), [
+    (Evaluation(np.zeros(2), np.array([0, 1]), {"auroc": 0.5}), "metrics"),
+    (OneClassSplit(np.zeros((1, 2)), np.zeros((2, 2)), np.array([0, 1])), "labels"),
+])
+def test_evaluation_records_are_frozen(record, field):
     with pytest.raises(AttributeError):
-        evaluation.metrics = {}
+        setattr(record, field, None)
 
 
 def test_metrics_reject_a_single_class_and_mismatched_shapes():
@@ -106,7 +109,7 @@ class ClassOracle:
         return (x[:, 0] != self.normal_value).astype(float)
 
 
-def class_coded(n_per_class: int, classes: int = 3):
+def class_coded(n_per_class: int | list[int], classes: int = 3):
     y = np.repeat(np.arange(classes), n_per_class)
     return np.stack([y, np.arange(len(y))], axis=1), y
 
@@ -127,6 +130,67 @@ def test_one_class_split_subsamples_to_the_anomaly_share():
     np.testing.assert_array_equal(split.x_test, again.x_test)
 
 
+def test_one_class_split_keeps_every_normal_image_when_the_anomalies_just_suffice():
+    # 10 normal images at a share of 0.1 want round(10 / 9) = 1 anomaly; there is exactly 1.
+    x, y = class_coded([10, 1], classes=2)
+    split = one_class_split((x, y), (x, y), normal_class=0, anomaly_share=0.1)
+    np.testing.assert_array_equal(split.x_test, x)
+    np.testing.assert_array_equal(split.labels, [0] * 10 + [1])
+
+
+def test_one_class_split_draws_normal_images_when_anomalies_are_too_few():
+    # 10 normal images and 12 anomalies at a share of 0.75: all 12 anomalies stay and
+    # 12 / 3 = 4 distinct normal images are drawn.
+    x, y = class_coded([10, 12], classes=2)
+    split = one_class_split((x, y), (x, y), normal_class=0, anomaly_share=0.75)
+    normal = split.x_test[split.labels == 0]
+    assert (normal[:, 0] == 0).all() and len(np.unique(normal[:, 1])) == 4
+    np.testing.assert_array_equal(split.x_test[split.labels == 1], x[y == 1])
+
+
+def test_one_class_split_caps_draw_distinct_images_of_the_right_rows():
+    x, y = class_coded(10, classes=3)
+    split = one_class_split((x, y), (x, y), normal_class=1, max_train=9, max_test=29)
+    assert (split.x_train[:, 0] == 1).all() and len(np.unique(split.x_train[:, 1])) == 9
+    assert len(np.unique(split.x_test[:, 1])) == 29
+    np.testing.assert_array_equal(split.labels, split.x_test[:, 0] != 1)
+
+
+def test_one_class_split_draws_are_seeded_by_seed_0_by_default():
+    x, y = class_coded(10, classes=3)
+    default = one_class_split((x, y), (x, y), normal_class=1, max_train=5, max_test=12)
+    seeded = one_class_split((x, y), (x, y), normal_class=1, max_train=5, max_test=12, seed=0)
+    np.testing.assert_array_equal(default.x_train, seeded.x_train)
+    np.testing.assert_array_equal(default.x_test, seeded.x_test)
+
+
+def test_one_class_split_with_a_cap_as_large_as_the_set_draws_nothing():
+    # Capping the 10 training images at 10 keeps them all and leaves the test draw as it
+    # is without that cap.
+    x, y = class_coded(10, classes=3)
+    capped = one_class_split((x, y), (x, y), normal_class=1, max_train=10, max_test=12)
+    uncapped = one_class_split((x, y), (x, y), normal_class=1, max_test=12)
+    np.testing.assert_array_equal(capped.x_train, x[y == 1])
+    np.testing.assert_array_equal(capped.x_test, uncapped.x_test)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0, -0.5, 1.5, "0.5"])
+def test_one_class_split_refuses_an_anomaly_share_outside_the_open_unit_interval(share):
+    x, y = class_coded(4)
+    with pytest.raises(ValueError, match="anomaly_share"):
+        one_class_split((x, y), (x, y), normal_class=0, anomaly_share=share)
+
+
+@pytest.mark.parametrize("where", ["train", "test"])
+def test_one_class_split_refuses_a_class_missing_from_a_split(where):
+    x, y = class_coded(4)
+    keep = y != 2
+    train = (x[keep], y[keep]) if where == "train" else (x, y)
+    test = (x[keep], y[keep]) if where == "test" else (x, y)
+    with pytest.raises(ValueError, match="Class 2 needs training and test images"):
+        one_class_split(train, test, normal_class=2)
+
+
 def test_perfect_one_class_scorer_gives_auroc_one():
     (x, y) = class_coded(5)
     result = evaluate_one_class(ClassOracle(), one_class_split((x, y), (x, y), normal_class=1))
@@ -134,16 +198,18 @@ def test_perfect_one_class_scorer_gives_auroc_one():
     assert result.info["anomaly_share"] == pytest.approx(2 / 3)
 
 
+def gcn(images):
+    """Reference: per image, centre, divide by the mean absolute deviation (flat: zeros)."""
+    flat = images.reshape(len(images), -1).astype(float)
+    flat -= flat.mean(axis=1, keepdims=True)
+    spread = np.abs(flat).mean(axis=1, keepdims=True)
+    return (flat / np.where(spread > 0, spread, 1.0)).reshape(images.shape)
+
+
 def test_gcn_minmax_fits_the_scale_on_the_normal_training_images():
     rng = np.random.default_rng(0)
     x_train = rng.integers(0, 256, size=(6, 5, 5), dtype=np.uint8)
     x_test = rng.integers(0, 256, size=(4, 5, 5), dtype=np.uint8)
-
-    def gcn(images):  # reference: per image, centre, divide by the mean absolute deviation
-        flat = images.reshape(len(images), -1).astype(float)
-        flat -= flat.mean(axis=1, keepdims=True)
-        return (flat / np.abs(flat).mean(axis=1, keepdims=True)).reshape(images.shape)
-
     low, high = gcn(x_train).min(), gcn(x_train).max()
     split = gcn_minmax(OneClassSplit(x_train, x_test, np.array([0, 1, 1, 0])))
     np.testing.assert_allclose(split.x_train, (gcn(x_train) - low) / (high - low), atol=1e-6)
@@ -158,6 +224,15 @@ def test_gcn_minmax_ignores_brightness_and_contrast():
     brighter = 2.0 * digit + 20.0  # more ink and a grey background: the same shape
     split = gcn_minmax(OneClassSplit(digit, np.concatenate([digit, brighter]), np.array([0, 1])))
     np.testing.assert_allclose(split.x_test[0], split.x_test[1], atol=1e-6)
+
+
+def test_gcn_minmax_of_flat_training_images_only_shifts():
+    # Flat images normalise to zeros: no span to divide by, so the scale stays 1.
+    x_train = np.full((2, 3, 3), 7, np.uint8)
+    x_test = np.random.default_rng(0).integers(0, 256, size=(3, 3, 3), dtype=np.uint8)
+    split = gcn_minmax(OneClassSplit(x_train, x_test, np.array([0, 1, 1])))
+    np.testing.assert_array_equal(split.x_train, np.zeros((2, 3, 3)))
+    np.testing.assert_allclose(split.x_test, gcn(x_test), atol=1e-6)
 
 
 # --- video --------------------------------------------------------------------------------------
