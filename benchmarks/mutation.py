@@ -85,6 +85,7 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/data/idx.py": ["tests/test_data_idx.py", "tests/reliability/test_loader_errors.py"],
     "memae_tf/evaluation/one_class.py": [
         "tests/test_evaluation_protocols.py", "-k", "one_class or gcn or frozen"],
+    "memae_tf/training/schedules.py": ["tests/test_lr_decay.py"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

@@ -10,7 +10,7 @@ from memae_tf import MemAE
 from memae_tf.cli import build_parser
 from memae_tf.evaluation.cli import config_from_args
 from memae_tf.models import build_conv3d_autoencoder
-from memae_tf.training import CosineLearningRateDecay, TrainingConfig
+from memae_tf.training import CosineLearningRateDecay, TrainingConfig, cosine_rate
 
 TINY_DENSE = {"input_shape": (8,), "units": (6, 3), "num_items": 10}
 ROWS = np.random.default_rng(0).uniform(size=(128, 8)).astype("float32")  # 4 batches of 32
@@ -89,6 +89,14 @@ def test_the_callback_works_in_a_plain_keras_fit():
     ends = [1e-2 * (1 + math.cos(math.pi * k / 4)) / 2 for k in (1, 3)]
     np.testing.assert_allclose(history.history["learning_rate"], ends, rtol=1e-5)
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(1e-2)
+
+
+@pytest.mark.parametrize("progress", [0.0, 0.25, 1.0, 1.5, 4.0])
+def test_past_the_end_the_rate_stays_zero_as_keras_cosine_decay_does(progress):
+    # Keras' CosineDecay holds its last value once the step passes decay_steps.
+    reference = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=100)
+    expected = float(keras.ops.convert_to_numpy(reference(progress * 100)))
+    assert cosine_rate(1e-2, progress) == pytest.approx(expected, rel=1e-5, abs=1e-9)
 
 
 @pytest.mark.parametrize("rate", [0.0, -1e-3, True, "1e-3"])

@@ -10,6 +10,9 @@ import keras
 def cosine_rate(base_rate: float, progress: float) -> float:
     """`base_rate · ½ (1 + cos(π · progress))`: `base_rate` at 0, zero at 1.
 
+    `progress` is clamped to [0, 1]: the rate stays zero past the end, as
+    Keras' `CosineDecay` does past `decay_steps`.
+
     Example:
 
     >>> cosine_rate(1e-3, 0.5)
