@@ -6,6 +6,7 @@ process, to read TensorFlow's thread pools; see tests/test_model_server.py for
 the running server.
 """
 
+import logging
 import os
 import pathlib
 import subprocess
@@ -13,6 +14,7 @@ import sys
 
 import grpc
 import pytest
+import tensorflow as tf
 from google.protobuf import text_format
 from serving_helpers import assert_generated_code_is_current, free_port
 from tensorflow_serving.config import model_server_config_pb2
@@ -24,7 +26,7 @@ from memae_tf.serving.flags import ModelServerOptions, parse_flags
 from memae_tf.serving.model_manager import VersionPolicy, aspired_versions
 from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
 from memae_tf.serving.server import start_model_server
-from memae_tf.serving.threads import thread_pools
+from memae_tf.serving.threads import apply_thread_pools, thread_pools
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROTO = pathlib.Path("memae_tf/serving/proto/serving_config.proto")
@@ -241,6 +243,8 @@ def test_the_model_server_command_prints_tf_servings_start_failure(capsys):
     (4, 2, 0, (2, 0)),  # a positive intra/inter flag wins; the other stays auto
     (4, 0, 3, (0, 3)),
     (0, 2, 3, (2, 3)),
+    (4, 1, 0, (1, 0)),  # 1 is positive
+    (4, 0, 1, (0, 1)),
 ])
 def test_thread_pools_follow_tf_servings_rule(session, intra, inter, pools):
     # tensorflow_serving/model_servers/server.cc (Server::BuildAndStart): intra > 0 or
@@ -250,6 +254,64 @@ def test_thread_pools_follow_tf_servings_rule(session, intra, inter, pools):
                                  tensorflow_intra_op_parallelism=intra,
                                  tensorflow_inter_op_parallelism=inter)
     assert thread_pools(options) == pools
+
+
+def test_thread_pools_refuse_all_three_flags_at_one_thread_each():
+    # server.cc refuses all three when each is > 0, so 1 counts.
+    options = ModelServerOptions(tensorflow_session_parallelism=1,
+                                 tensorflow_intra_op_parallelism=1,
+                                 tensorflow_inter_op_parallelism=1)
+    with pytest.raises(ServingError, match="You cannot configure all"):
+        thread_pools(options)
+
+
+class TensorFlowPools:
+    """tf.config.threading's four functions as tensorflow/python/eager/context.py defines
+    them: 0 until set; setting the value it has is a no-op; setting another once the
+    runtime started raises RuntimeError."""
+
+    def __init__(self, monkeypatch, intra=0, inter=0, started=False):
+        self.threads, self.started, self.set_calls = {"intra": intra, "inter": inter}, started, []
+        for name in ("intra", "inter"):
+            monkeypatch.setattr(tf.config.threading, f"get_{name}_op_parallelism_threads",
+                                lambda name=name: self.threads[name])
+            monkeypatch.setattr(tf.config.threading, f"set_{name}_op_parallelism_threads",
+                                lambda value, name=name: self._set(name, value))
+
+    def _set(self, name, value):
+        self.set_calls.append((name, value))
+        if self.threads[name] == value:
+            return
+        if self.started:
+            raise RuntimeError(f"{name.title()} op parallelism cannot be modified after "
+                               "initialization.")
+        self.threads[name] = value
+
+
+@pytest.mark.parametrize(("intra", "inter", "current", "set_calls"), [
+    (0, 0, (0, 0), []),  # auto-configured: left alone
+    (-3, -1, (0, 0), []),  # 0 or less: auto-configured
+    (2, 0, (0, 0), [("intra", 2)]),
+    (0, 7, (0, 0), [("inter", 7)]),
+    (2, 7, (2, 0), [("inter", 7)]),  # a pool already of the wanted size is not set again
+])
+def test_the_flags_pools_are_set_where_they_differ_from_tensorflows(
+        monkeypatch, intra, inter, current, set_calls):
+    pools = TensorFlowPools(monkeypatch, *current)
+    apply_thread_pools(intra, inter)
+    assert pools.set_calls == set_calls
+    assert pools.threads == {"intra": max(intra, current[0]), "inter": max(inter, current[1])}
+
+
+def test_pools_tensorflow_already_fixed_are_kept_with_a_warning(monkeypatch, caplog):
+    pools = TensorFlowPools(monkeypatch, intra=4, inter=4, started=True)
+    with caplog.at_level(logging.WARNING, logger="memae_tf.serving.threads"):
+        apply_thread_pools(1, 4)
+    assert pools.threads == {"intra": 4, "inter": 4}
+    assert [record.getMessage() for record in caplog.records] == [
+        "--tensorflow_intra_op_parallelism=1 cannot take effect: TensorFlow's runtime already "
+        "started in this process with intra-op threads 4 (0: auto-configured). Start the "
+        "server in a fresh process (memae model-server) to size it."]
 
 
 @pytest.mark.slow
