@@ -87,6 +87,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_evaluation_protocols.py", "-k", "one_class or gcn or frozen"],
     "memae_tf/training/schedules.py": ["tests/test_lr_decay.py"],
     "memae_tf/serving/threads.py": ["tests/test_serving_config.py", "-m", "not slow"],
+    "memae_tf/serving/flags.py": ["tests/test_serving_config.py", "-m", "not slow"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

@@ -6,6 +6,7 @@ process, to read TensorFlow's thread pools; see tests/test_model_server.py for
 the running server.
 """
 
+import dataclasses
 import logging
 import os
 import pathlib
@@ -22,7 +23,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from memae_tf.cli import main
 from memae_tf.serving.config import check_model_config_list, read_text_proto
 from memae_tf.serving.errors import ServingError
-from memae_tf.serving.flags import ModelServerOptions, parse_flags
+from memae_tf.serving.flags import ModelServerOptions, default_threads, parse_flags
 from memae_tf.serving.model_manager import VersionPolicy, aspired_versions
 from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
 from memae_tf.serving.server import start_model_server
@@ -166,12 +167,49 @@ def test_version_policy_chooses_the_versions_tf_serving_aspires(policy, expected
 
 
 def test_unset_flags_take_tf_servings_defaults():
-    # tensorflow_serving/model_servers/server.h (Server::Options) and server.cc.
-    assert parse_flags([]) == ModelServerOptions(
-        port=8500, rest_api_port=0, model_name="default", model_base_path="",
+    # tensorflow_serving/model_servers/server.h (Server::Options) and server.cc; every
+    # flag is named, so that a default changed in the class shows here.
+    options = parse_flags([])
+    assert options == ModelServerOptions(
+        port=8500, rest_api_port=0, rest_api_num_threads=4 * len(os.sched_getaffinity(0)),
+        rest_api_timeout_in_ms=30000, model_name="default", model_base_path="",
         model_config_file="", model_config_file_poll_wait_seconds=0,
-        file_system_poll_wait_seconds=1, enable_batching=False,
+        file_system_poll_wait_seconds=1, enable_batching=False, batching_parameters_file="",
+        monitoring_config_file="", ssl_config_file="", tensorflow_session_parallelism=0,
+        tensorflow_intra_op_parallelism=0, tensorflow_inter_op_parallelism=0,
+        allow_version_labels_for_unavailable_models=False,
     )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.port = 9000
+
+
+def test_the_default_thread_count_is_four_per_cpu_of_the_affinity_mask(monkeypatch):
+    # tsl/platform/default/port.cc NumSchedulableCPUs: CPU_COUNT of sched_getaffinity(0)
+    # (this process's mask, not pid 1's nor the machine's CPUs).
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5} if pid == 0 else {0})
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert default_threads() == 12
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(3, 12), (None, 16)])
+def test_without_an_affinity_mask_the_threads_count_the_machines_cpus_or_guess_4(
+        monkeypatch, cpus, threads):
+    # port.cc elsewhere: the hardware concurrency, else kDefaultCores = 4 ("semi-conservative
+    # guess").
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert default_threads() == threads
+
+
+def test_the_model_server_help_lists_every_flag_with_its_default(capsys):
+    assert main(["model-server", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: memae model-server --name=value ...") and text.endswith("\n")
+    # Defaults shown as TensorFlow's flag parser takes them: a boolean as false/true.
+    assert "  --enable_batching=BOOL  (default false)\n" in text
+    assert "  --port=INT  (default 8500)\n" in text
+    for field in dataclasses.fields(ModelServerOptions):
+        assert f"  --{field.name}=" in text and field.metadata["help"] in text
 
 
 @pytest.mark.parametrize(("argument", "value"), [
