@@ -88,6 +88,7 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/training/schedules.py": ["tests/test_lr_decay.py"],
     "memae_tf/serving/threads.py": ["tests/test_serving_config.py", "-m", "not slow"],
     "memae_tf/serving/flags.py": ["tests/test_serving_config.py", "-m", "not slow"],
+    "memae_tf/models/subpixel.py": ["tests/test_subpixel.py"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

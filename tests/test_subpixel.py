@@ -22,6 +22,7 @@ CASES = [
     ((6, 5), 5, 3, "same", None, 2, 3),
     ((8, 8), 2, 2, "same", None, 4, 1),
     ((5, 7), (3, 4), (2, 3), "same", None, 3, 2),
+    ((6, 5), (5, 2), (2, 2), "same", None, 2, 2),  # a phase window of 3 rows, 1 column
     ((5, 5), 3, 2, "valid", None, 2, 1),
     ((4, 6), 3, 2, "valid", 1, 2, 2),
 ]
@@ -75,6 +76,26 @@ def test_subpixel_form_of_a_kernel_smaller_than_its_stride_leaves_untouched_pixe
                                    "same", (6, 8))
     np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5)
     assert not got[:, 1::2].any() and not got[:, :, 1::2].any()
+
+
+@pytest.mark.parametrize(("size", "kernel", "strides", "output_size"), [
+    ((6, 6), (3, 3), (2, 2), (5, 4)),
+    ((6, 5), (5, 2), (2, 2), (3, 7)),
+    ((5, 5), (4, 4), (3, 3), (2, 9)),
+])
+def test_an_output_smaller_than_any_padding_gives_is_cropped_as_the_definition_says(
+        size, kernel, strides, output_size):
+    # TensorFlow's transposed convolution refuses these sizes (the last input rows reach no
+    # output pixel); the sub-pixel form drops the inputs it does not need and gives the
+    # scatter-add cropped by TensorFlow's padding rule.
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, *size, 3)).astype("float32")
+    weights = rng.normal(size=(*kernel, 2, 3)).astype("float32")
+    got = np.asarray(conv_transpose_subpixel(x, weights, strides, output_size))
+    reference = _scatter_reference(x.astype("float64"), weights.astype("float64"), strides,
+                                   "same", output_size)
+    assert got.shape == (2, *output_size, 2)
+    np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5)
 
 
 def test_the_rule_picks_strided_layers_with_few_output_channels():
