@@ -13,6 +13,7 @@ from memae_tf.client._protocol import (
     ClientConfig,
     ModelInfo,
     ModelMetadata,
+    ServedModel,
     SignatureInfo,
     TensorInfo,
     VersionStatus,
@@ -22,11 +23,13 @@ from memae_tf.client._protocol import (
     check_signature,
     check_timeout,
     prepare_batch,
+    refresh_exchange,
     retry_delays,
     rows_per_request,
 )
 from memae_tf.client.errors import DeadlineExceededError, InvalidArgumentError
 from memae_tf.client.proto import tf_serving_pb2 as pb
+from memae_tf.client.tensors import to_tensor_proto
 from memae_tf.common.contract import DEFAULT_MAX_BATCH_SIZE
 
 ENVELOPE = 64 * 1024   # bytes kept free in every message for everything but the tensor
@@ -192,3 +195,69 @@ def test_unknown_dimensions_of_a_signature_tensor_read_as_none():
     assert _tensor_info(proto) == TensorInfo(np.dtype(np.float32), (None, 0, 3))
     proto.tensor_shape.unknown_rank = True
     assert _tensor_info(proto).shape is None
+
+
+def _metadata_response(version: int) -> pb.GetModelMetadataResponse:
+    """TF Serving's GetModelMetadata answer for `version`: serving_default and model_info."""
+    signatures = pb.SignatureDefMap()
+    for name in ("serving_default", "model_info"):
+        signature = signatures.signature_def[name]
+        signature.inputs["x"].dtype = 1  # DT_FLOAT
+        for size in (-1, 3):
+            signature.inputs["x"].tensor_shape.dim.add(size=size)
+    response = pb.GetModelMetadataResponse()
+    response.model_spec.name = "memae"
+    response.model_spec.version.value = version
+    # Packed under TF Serving's type name (the client's copy of the protos has its own
+    # package).
+    packed = response.metadata["signature_def"]
+    packed.type_url = "type.googleapis.com/tensorflow.serving.SignatureDefMap"
+    packed.value = signatures.SerializeToString()
+    return response
+
+
+def _model_info_response(version: int, threshold: float) -> pb.PredictResponse:
+    response = pb.PredictResponse()
+    response.model_spec.name = "memae"
+    response.model_spec.version.value = version  # TF Serving names the version that ran
+    response.outputs["threshold"].CopyFrom(to_tensor_proto(np.array([threshold], np.float32)))
+    response.outputs["input_range"].CopyFrom(
+        to_tensor_proto(np.array([[0.0, 1.0]], np.float32)))
+    return response
+
+
+def test_metadata_read_while_a_rollout_unloads_its_version_is_taken_from_the_new_one():
+    # TF Serving's availability-preserving policy unloads version 1 as soon as version 2
+    # is available, which can fall between the client's GetModelMetadata and its
+    # model_info request. Asked like the metadata (latest), model_info comes from
+    # version 2, and the client fetches version 2's metadata: a pinned request for
+    # version 1 would have failed with NOT_FOUND.
+    served = ServedModel()
+    exchange = refresh_exchange(config(), served)
+    (call,) = next(exchange)
+    assert call.method == "GetModelMetadata" and not call.request.model_spec.HasField("version")
+    (call,) = exchange.send([_metadata_response(1)])
+    assert (call.method, call.request.model_spec.signature_name) == ("Predict", "model_info")
+    assert not call.request.model_spec.HasField("version")
+    (call,) = exchange.send([_model_info_response(2, threshold=0.25)])
+    assert call.method == "GetModelMetadata" and call.request.model_spec.version.value == 2
+    with pytest.raises(StopIteration):
+        exchange.send([_metadata_response(2)])
+    assert (served.metadata.version, served.info.version) == (2, 2)
+    assert served.info.threshold == 0.25
+
+
+def test_metadata_of_a_steady_version_takes_two_requests_and_a_pinned_one_stays_pinned():
+    served = ServedModel()
+    exchange = refresh_exchange(config(), served)
+    next(exchange)
+    exchange.send([_metadata_response(3)])
+    with pytest.raises(StopIteration):
+        exchange.send([_model_info_response(3, threshold=0.5)])
+    assert (served.metadata.version, served.info.version, served.info.threshold) == (3, 3, 0.5)
+    # A client configured for version 4 asks for it in both requests.
+    exchange = refresh_exchange(config(version=4), served)
+    (call,) = next(exchange)
+    assert call.request.model_spec.version.value == 4
+    (call,) = exchange.send([_metadata_response(4)])
+    assert call.request.model_spec.version.value == 4

@@ -465,20 +465,20 @@ def metadata_exchange(
 
 
 def model_info_exchange(
-    config: ClientConfig, metadata: ModelMetadata
+    config: ClientConfig, metadata: ModelMetadata, version: int | None
 ) -> Generator[list[Call], Any, ModelInfo | None]:
-    """Runs the `model_info` signature of `metadata.version` on one row of zeros.
+    """Runs the `model_info` signature on one row of zeros, asking for `version`.
 
-    Returns None for exports without the signature.
+    `version` None asks for the configured label or the latest version, as the
+    metadata request did: the answer's `ModelInfo.version` says which version
+    it came from. Returns None when `metadata` has no such signature.
     """
     signature = metadata.signatures.get(MODEL_INFO_SIGNATURE)
     if signature is None:
         return None
     shape = signature.inputs[INPUT_NAME].shape or (None,)
     row = np.zeros((1, *(size or 1 for size in shape[1:])), np.float32)
-    request = pb.PredictRequest(
-        model_spec=config.model_spec(metadata.version or None, MODEL_INFO_SIGNATURE)
-    )
+    request = pb.PredictRequest(model_spec=config.model_spec(version, MODEL_INFO_SIGNATURE))
     request.inputs[INPUT_NAME].CopyFrom(to_tensor_proto(row))
     (response,) = yield [Call("Predict", request)]
     outputs = {name: to_ndarray(proto)[0] for name, proto in response.outputs.items()}
@@ -502,9 +502,21 @@ def model_info_exchange(
 def refresh_exchange(
     config: ClientConfig, served: ServedModel, version: int | None = None
 ) -> Generator[list[Call], Any, ServedModel]:
-    """Fetches the metadata and `model_info` of `version` into the cache `served`."""
+    """Fetches the metadata and `model_info` of `version` into the cache `served`.
+
+    With no version asked for (the latest, or a label), both requests ask the
+    server the same way. In a rollout the version that answered the metadata
+    can be unloaded before `model_info` is asked (TF Serving unloads the old
+    version as soon as the new one is available); `model_info` then comes
+    from the new version, and its metadata is fetched again, so that the cache
+    never pairs one version's signatures with another's settings.
+    """
+    if version is None:
+        version = config.version
     metadata = yield from metadata_exchange(config, version)
-    info = yield from model_info_exchange(config, metadata)
+    info = yield from model_info_exchange(config, metadata, version)
+    if info is not None and info.version != metadata.version:
+        metadata = yield from metadata_exchange(config, info.version)
     served.metadata, served.info = metadata, info
     return served
 
