@@ -294,6 +294,31 @@ def test_a_deadline_that_runs_out_across_chunks_raises_the_deadline_error(
     assert 0 < second <= (first - 0.05) * SENT_DEADLINE_ROUNDING
 
 
+@pytest.mark.parametrize("transport", ["blocking", "asyncio"])
+def test_a_call_whose_version_is_unloaded_midway_starts_again(service, x, transport):
+    # The second request, pinned to the version the first named, is answered NOT_FOUND
+    # (as TF Serving answers once a rollout unloaded it): the client sends the call
+    # again from its first request, and the caller gets every row's score.
+    service.failures = [None, grpc.StatusCode.NOT_FOUND]
+    options = {"max_batch_size": 10, "concurrency": 1}
+
+    async def score_async() -> np.ndarray:
+        async with AsyncMemAEClient(service.target, "m", **options) as client:
+            return await client.score(x[:30])
+
+    def score() -> np.ndarray:
+        with MemAEClient(service.target, "m", **options) as client:
+            return client.score(x[:30])
+
+    scores = asyncio.run(score_async()) if transport == "asyncio" else score()
+    np.testing.assert_array_equal(scores, x[:30, 0])
+    pinned = [request.model_spec.HasField("version") for request in service.requests]
+    # The first request, a pinned follower (refused; the blocking client may have
+    # started the other follower too), then the call again: first, two followers.
+    assert pinned[:2] == [False, True] and pinned.count(False) == 2
+    assert pinned[-3:] == [False, True, True]
+
+
 def test_no_request_is_sent_once_the_whole_call_deadline_has_run_out(service, x):
     # 1 µs runs out while the rows are encoded: the deadline is checked before each chunk.
     with MemAEClient(service.target, "m", max_batch_size=10) as client, pytest.raises(

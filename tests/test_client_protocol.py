@@ -4,6 +4,7 @@ the answers worked out by hand: request sizing, settings, records, retry timing.
 import dataclasses
 import time
 
+import grpc
 import numpy as np
 import pytest
 
@@ -22,12 +23,13 @@ from memae_tf.client._protocol import (
     check_deadline,
     check_signature,
     check_timeout,
+    predict_exchange,
     prepare_batch,
     refresh_exchange,
     retry_delays,
     rows_per_request,
 )
-from memae_tf.client.errors import DeadlineExceededError, InvalidArgumentError
+from memae_tf.client.errors import DeadlineExceededError, InvalidArgumentError, NotFoundError
 from memae_tf.client.proto import tf_serving_pb2 as pb
 from memae_tf.client.tensors import to_tensor_proto
 from memae_tf.common.contract import DEFAULT_MAX_BATCH_SIZE
@@ -261,3 +263,67 @@ def test_metadata_of_a_steady_version_takes_two_requests_and_a_pinned_one_stays_
     assert call.request.model_spec.version.value == 4
     (call,) = exchange.send([_metadata_response(4)])
     assert call.request.model_spec.version.value == 4
+
+
+def _score_response(version: int, scores: list[float]) -> pb.PredictResponse:
+    response = pb.PredictResponse()
+    response.model_spec.name = "memae"
+    response.model_spec.version.value = version
+    response.outputs["score"].CopyFrom(to_tensor_proto(np.asarray(scores, np.float32)))
+    return response
+
+
+def _cached(version: int) -> ServedModel:
+    """The client's cache after reading `version`'s metadata and model_info."""
+    served = ServedModel()
+    exchange = refresh_exchange(config(), served)
+    next(exchange)
+    exchange.send([_metadata_response(version)])
+    with pytest.raises(StopIteration):
+        exchange.send([_model_info_response(version, threshold=0.5)])
+    return served
+
+
+def _unloaded(version: int) -> NotFoundError:
+    # TF Serving's answer to a request for a version no longer served (ServerCore).
+    return NotFoundError(grpc.StatusCode.NOT_FOUND,
+                         f"Servable not found for request: Specific(memae, {version})")
+
+
+def test_a_batch_whose_version_is_unloaded_midway_starts_again_on_the_new_version():
+    # Five rows in requests of two: the first says version 1 serves, the other two ask
+    # for version 1, which a rollout unloads before they are answered. The batch starts
+    # again and every row is scored by version 2, none by a mix of the two.
+    served = _cached(1)
+    x = np.full((5, 3), 0.5, np.float32)
+    exchange = predict_exchange(config(max_batch_size=2), served, x, "serving_default",
+                                ("score",))
+    (first,) = next(exchange)
+    rest = exchange.send([_score_response(1, [0.1, 0.1])])
+    assert [call.request.model_spec.version.value for call in rest] == [1, 1]
+    (first,) = exchange.throw(_unloaded(1))
+    assert not first.request.model_spec.HasField("version")
+    (call,) = exchange.send([_score_response(2, [0.2, 0.2])])
+    assert call.method == "GetModelMetadata" and call.request.model_spec.version.value == 2
+    (call,) = exchange.send([_metadata_response(2)])
+    rest = exchange.send([_model_info_response(2, threshold=0.5)])
+    assert [call.request.model_spec.version.value for call in rest] == [2, 2]
+    with pytest.raises(StopIteration) as finished:
+        exchange.send([_score_response(2, [0.2, 0.2]), _score_response(2, [0.2])])
+    np.testing.assert_array_equal(finished.value.value["score"], np.full(5, 0.2, np.float32))
+    assert served.metadata.version == 2
+
+
+@pytest.mark.parametrize("case", ["configured version", "second time"])
+def test_a_version_unloaded_midway_is_an_error_when_it_was_asked_for_or_already_retried(case):
+    served = _cached(1)
+    options = {"version": 1} if case == "configured version" else {}
+    exchange = predict_exchange(config(max_batch_size=2, **options), served,
+                                np.full((3, 3), 0.5, np.float32), "serving_default", ("score",))
+    next(exchange)
+    exchange.send([_score_response(1, [0.1, 0.1])])
+    if case == "second time":
+        exchange.throw(_unloaded(1))
+        exchange.send([_score_response(1, [0.1, 0.1])])
+    with pytest.raises(NotFoundError, match="Specific"):
+        exchange.throw(_unloaded(1))

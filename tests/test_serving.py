@@ -326,15 +326,20 @@ def test_new_version_is_swapped_in_without_dropping_requests(tmp_path, model, ro
     newer = small_model(23)
     before, after = reference_outputs(model, rows)["score"], reference_outputs(newer, rows)["score"]
     with serve(base, "kdd", port=0, host="127.0.0.1", poll_interval=0.1) as server, \
-            MemAEClient(f"127.0.0.1:{server.port}", "kdd", timeout=30) as client:
+            MemAEClient(f"127.0.0.1:{server.port}", "kdd", timeout=30) as client, \
+            MemAEClient(f"127.0.0.1:{server.port}", "kdd", timeout=30,
+                        max_batch_size=8) as split:
+        # `split` sends each call as five requests, the last four pinned to the version
+        # that answered the first: one the swap unloads meanwhile starts the call again.
         results, errors, stop = [], [], threading.Event()
 
         def hammer():
             while not stop.is_set():
-                try:
-                    results.append(client.score(rows))
-                except Exception as error:  # collected for the assertion below
-                    errors.append(error)
+                for caller in (client, split):
+                    try:
+                        results.append(caller.score(rows))
+                    except Exception as error:  # collected for the assertion below
+                        errors.append(error)
 
         thread = threading.Thread(target=hammer)
         thread.start()

@@ -19,7 +19,12 @@ import grpc
 import numpy as np
 from google.protobuf.message import Message
 
-from memae_tf.client.errors import DeadlineExceededError, InvalidArgumentError, error_from_rpc
+from memae_tf.client.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    NotFoundError,
+    error_from_rpc,
+)
 from memae_tf.client.proto import tf_serving_pb2 as pb
 from memae_tf.client.tensors import numpy_dtype, to_ndarray, to_tensor_proto
 from memae_tf.common.checks import check_positive_int
@@ -595,6 +600,7 @@ def predict_exchange(
     x: Any,
     signature: str,
     output_filter: Sequence[str],
+    restart: bool = True,
 ) -> Generator[list[Call], Any, dict[str, np.ndarray]]:
     """Predicts a batch in as many requests as the limits need; results in order.
 
@@ -603,7 +609,10 @@ def predict_exchange(
     first request is redone if the new version takes another input range).
     The other requests then go together (the transport bounds how many run at
     once), each asking for that version, so one batch never mixes two
-    versions during a rollout.
+    versions during a rollout. If that version is unloaded before they are
+    answered (NOT_FOUND; TF Serving unloads the old version as soon as the new
+    one is available), the whole batch starts again, once, on the version
+    serving then, unless the client was configured with that version number.
     """
     raw = as_batch(x)
     if served.metadata is None:
@@ -626,9 +635,15 @@ def predict_exchange(
     parts = [_outputs(first)]
     if sent < len(batch):
         pinned = config.version if version is None else version
-        rest = yield [_predict_call(config, batch[start:start + rows], pinned, signature,
-                                    output_filter)
-                      for start in range(sent, len(batch), rows)]
+        try:
+            rest = yield [_predict_call(config, batch[start:start + rows], pinned, signature,
+                                        output_filter)
+                          for start in range(sent, len(batch), rows)]
+        except NotFoundError:
+            if not restart or config.version is not None or version is None:
+                raise
+            return (yield from predict_exchange(config, served, x, signature, output_filter,
+                                                restart=False))
         parts.extend(_outputs(response) for response in rest)
     if len(parts) == 1:
         return parts[0]

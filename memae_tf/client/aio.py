@@ -19,6 +19,7 @@ from memae_tf.client._protocol import (
     retry_delays,
 )
 from memae_tf.client.client import BaseClient, Exchange, warn_predict_renamed
+from memae_tf.client.errors import MemAEClientError
 from memae_tf.common.contract import SCORE_OUTPUT
 
 
@@ -85,7 +86,12 @@ class AsyncMemAEClient(BaseClient):
         try:
             calls = next(exchange)
             while True:
-                calls = exchange.send(await self._invoke_all(calls, timing))
+                try:
+                    answers = await self._invoke_all(calls, timing)
+                except MemAEClientError as error:
+                    calls = exchange.throw(error)  # the exchange recovers, or it is raised
+                    continue
+                calls = exchange.send(answers)
         except StopIteration as finished:
             return finished.value
 

@@ -30,6 +30,7 @@ from memae_tf.client._protocol import (
     retry_delays,
     status_exchange,
 )
+from memae_tf.client.errors import MemAEClientError
 from memae_tf.common.contract import DEFAULT_MAX_BATCH_SIZE, SCORE_OUTPUT, SERVING_SIGNATURE
 from memae_tf.common.deprecation import renamed_argument
 
@@ -228,7 +229,12 @@ class MemAEClient(BaseClient):
         try:
             calls = next(exchange)
             while True:
-                calls = exchange.send(self._invoke_all(calls, timing))
+                try:
+                    answers = self._invoke_all(calls, timing)
+                except MemAEClientError as error:
+                    calls = exchange.throw(error)  # the exchange recovers, or it is raised
+                    continue
+                calls = exchange.send(answers)
         except StopIteration as finished:
             return finished.value
 
