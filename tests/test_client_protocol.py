@@ -218,14 +218,19 @@ def _metadata_response(version: int) -> pb.GetModelMetadataResponse:
     return response
 
 
-def _model_info_response(version: int, threshold: float) -> pb.PredictResponse:
+def _predict_response(version: int, **outputs: object) -> pb.PredictResponse:
+    """A PredictResponse of `version` (TF Serving names the version that ran) with float32
+    `outputs`."""
     response = pb.PredictResponse()
     response.model_spec.name = "memae"
-    response.model_spec.version.value = version  # TF Serving names the version that ran
-    response.outputs["threshold"].CopyFrom(to_tensor_proto(np.array([threshold], np.float32)))
-    response.outputs["input_range"].CopyFrom(
-        to_tensor_proto(np.array([[0.0, 1.0]], np.float32)))
+    response.model_spec.version.value = version
+    for name, value in outputs.items():
+        response.outputs[name].CopyFrom(to_tensor_proto(np.asarray(value, np.float32)))
     return response
+
+
+def _model_info_response(version: int, threshold: float) -> pb.PredictResponse:
+    return _predict_response(version, threshold=[threshold], input_range=[[0.0, 1.0]])
 
 
 def test_metadata_read_while_a_rollout_unloads_its_version_is_taken_from_the_new_one():
@@ -249,13 +254,19 @@ def test_metadata_read_while_a_rollout_unloads_its_version_is_taken_from_the_new
     assert served.info.threshold == 0.25
 
 
-def test_metadata_of_a_steady_version_takes_two_requests_and_a_pinned_one_stays_pinned():
+def _cached(version: int) -> ServedModel:
+    """The client's cache after reading `version`'s metadata and model_info."""
     served = ServedModel()
     exchange = refresh_exchange(config(), served)
     next(exchange)
-    exchange.send([_metadata_response(3)])
+    exchange.send([_metadata_response(version)])
     with pytest.raises(StopIteration):
-        exchange.send([_model_info_response(3, threshold=0.5)])
+        exchange.send([_model_info_response(version, threshold=0.5)])
+    return served
+
+
+def test_metadata_of_a_steady_version_takes_two_requests_and_a_pinned_one_stays_pinned():
+    served = _cached(3)
     assert (served.metadata.version, served.info.version, served.info.threshold) == (3, 3, 0.5)
     # A client configured for version 4 asks for it in both requests.
     exchange = refresh_exchange(config(version=4), served)
@@ -266,22 +277,7 @@ def test_metadata_of_a_steady_version_takes_two_requests_and_a_pinned_one_stays_
 
 
 def _score_response(version: int, scores: list[float]) -> pb.PredictResponse:
-    response = pb.PredictResponse()
-    response.model_spec.name = "memae"
-    response.model_spec.version.value = version
-    response.outputs["score"].CopyFrom(to_tensor_proto(np.asarray(scores, np.float32)))
-    return response
-
-
-def _cached(version: int) -> ServedModel:
-    """The client's cache after reading `version`'s metadata and model_info."""
-    served = ServedModel()
-    exchange = refresh_exchange(config(), served)
-    next(exchange)
-    exchange.send([_metadata_response(version)])
-    with pytest.raises(StopIteration):
-        exchange.send([_model_info_response(version, threshold=0.5)])
-    return served
+    return _predict_response(version, score=scores)
 
 
 def _unloaded(version: int) -> NotFoundError:
