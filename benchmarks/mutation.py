@@ -89,6 +89,9 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/serving/threads.py": ["tests/test_serving_config.py", "-m", "not slow"],
     "memae_tf/serving/flags.py": ["tests/test_serving_config.py", "-m", "not slow"],
     "memae_tf/models/subpixel.py": ["tests/test_subpixel.py"],
+    "memae_tf/serving/metrics.py": [
+        "tests/test_serving_metrics.py", "tests/test_serving_batching.py",
+        "tests/test_docstring_examples.py", "-k", "metric or queuing"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

@@ -4,10 +4,12 @@ The names and labels follow tensorflow_serving/servables/tensorflow/util.cc and
 TensorFlow's tensorflow/cc/saved_model/loader.cc; the rendering follows
 tensorflow_serving/util/prometheus_exporter.cc; the histogram buckets follow
 TensorFlow's monitoring::Buckets::Exponential and Histogram::Add
-(tensorflow/core/lib/monitoring/sampler.cc, tsl/lib/histogram/histogram.cc).
+(tensorflow/core/lib/monitoring/sampler.cc, tsl/lib/histogram/histogram.cc) and
+TensorFlow's counters (tensorflow/core/lib/monitoring/counter.h).
 """
 
 import math
+import sys
 
 import grpc
 import pytest
@@ -137,3 +139,79 @@ def test_parse_exposition_reads_infinity_and_rejects_garbage():
     assert math.isinf(parse_exposition("a +Inf\n")["a"][()])
     with pytest.raises(ValueError, match="Line 1"):
         parse_exposition("not a sample\n")
+
+
+def _exponential(scale, growth_factor, count):
+    # sampler.cc ExponentialBuckets: scale * growth_factor**i for i < count; ExplicitBuckets
+    # then appends DBL_MAX as the last limit.
+    return [scale * growth_factor ** i for i in range(count)] + [sys.float_info.max]
+
+
+def test_each_histogram_has_tf_servings_buckets():
+    # util.cc request_latency and runtime_latency: Exponential(10, 1.8, 33);
+    # batching_session.cc queuing_latency: Exponential(100, 1.2, 52); batching_util.h
+    # padding_size, input_batch_size, processed_batch_size: Exponential(1, 2, 14).
+    metrics = ServingMetrics()
+    expected = {
+        "request_latency": _exponential(10, 1.8, 33),
+        "runtime_latency": _exponential(10, 1.8, 33),
+        "queuing_latency": _exponential(100, 1.2, 52),
+        "input_batch_size": _exponential(1, 2, 14),
+        "processed_batch_size": _exponential(1, 2, 14),
+        "padding_size": _exponential(1, 2, 14),
+    }
+    for attribute, limits in expected.items():
+        assert getattr(metrics, attribute).bucket_limits == pytest.approx(limits, rel=1e-12), (
+            attribute)
+
+
+def test_label_names_are_sanitised_like_tf_servings_exporter():
+    # prometheus_exporter.cc SanatizeLabelName: characters outside [a-zA-Z0-9] become
+    # "_", and a name starting with a digit gets a "_" in front.
+    counter = Counter("/t/c", "test", ["2nd-label", "model.name"])
+    counter.increment("a", "b")
+    assert counter.render()[1] == ':t:c{_2nd_label="a",model_name="b"} 1'
+
+
+def test_a_counter_takes_an_increment_of_zero_and_reads_zero_before_any():
+    # counter.h CounterCell::IncrementBy: DCHECK_LE(0, step), so a step of 0 is valid;
+    # a cell starts at 0, and GetCell creates it, so it is rendered.
+    counter = Counter("/t/c", "test", ["status"])
+    assert counter.value("OK") == 0
+    counter.increment("OK", by=0)
+    assert counter.value("OK") == 0
+    assert counter.render()[1:] == [':t:c{status="OK"} 0']
+
+
+def test_a_sampler_refuses_bucket_limits_that_do_not_strictly_increase():
+    # histogram.cc Histogram(custom_bucket_limits): DCHECK_GT(size, 0) and each limit
+    # DCHECK_GT the one before.
+    for limits in ([], [1.0, 1.0], [2.0, 1.0], [1.0, 2.0, 2.0]):
+        with pytest.raises(ValueError, match="strictly increasing"):
+            Sampler("/t/s", "test", [], limits)
+
+
+def test_a_value_beyond_every_limit_is_counted_in_the_inf_bucket():
+    # Prometheus' histogram: the le="+Inf" bucket counts every observation (it equals
+    # _count), infinite ones included.
+    sampler = Sampler("/t/s", "test", [], [1.0, 2.0])
+    for value in (sys.float_info.max, math.inf):
+        sampler.add(value=value)
+    assert sampler.cumulative_counts() == [0, 0, 2]
+
+
+def test_cumulative_counts_of_labels_never_recorded_are_zeros_for_every_bucket():
+    sampler = Sampler("/t/s", "test", ["model_name"], [1.0, 2.0, 4.0])
+    sampler.add("m", value=3.0)
+    assert sampler.cumulative_counts("other") == [0, 0, 0, 0]
+
+
+def test_load_latency_adds_whole_microseconds_and_nothing_for_a_clock_skew():
+    # loader.cc GetLatencyMicroseconds: whole microseconds (uint64 NowMicros
+    # differences), and 0 when the end is before the start ("Avoid clock skew").
+    metrics = ServingMetrics()
+    metrics.record_load("/models/memae/1", True, 0.7)
+    metrics.record_load("/models/memae/1", True, -5)
+    metrics.record_load("/models/memae/1", True, 12.9)
+    assert metrics.load_latency.value("/models/memae/1") == 12
+    assert metrics.load_attempt_count.value("/models/memae/1", "success") == 3
