@@ -4,7 +4,7 @@
 - `video`: clip scores → frames → frame-level AUROC (raw pooled; per-video normalised; per kind).
 - `frame_score`: which number of a clip's per-pixel error scores its frame.
 - `tabular`: random 50% splits, top-q% threshold; precision / recall / F1, AUROC, AUPR.
-- `baselines`: One-Class SVM and Isolation Forest on the same inputs.
+- `baselines`: One-Class SVM, Isolation Forest, LOF and ECOD on the same inputs.
 - `experiment`, `cli`: `memae experiment`, resumable, with JSON/CSV/markdown/PNG reports.
 
 The names below are imported on first use, so that `memae experiment --help`

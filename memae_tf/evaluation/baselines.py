@@ -1,7 +1,7 @@
 """Classical baselines run side by side with MemAE: One-Class SVM, Isolation Forest,
 Local Outlier Factor (novelty mode) and ECOD (PyOD, the `bench` extra).
 
-Both see the autoencoders' samples flattened to vectors (uint8 images scaled
+All four see the autoencoders' samples flattened to vectors (uint8 images scaled
 to [0, 1], whatever a preset's input range: an RBF kernel with `gamma="scale"`
 and an isolation forest are unchanged by an affine rescaling of all features;
 clips and tabular rows as given). Scores are negated `decision_function`
