@@ -1,7 +1,9 @@
-"""The `memae` command line: train, score, evaluate, report, list presets, run the demo.
+"""The `memae` command line: train, score and evaluate detectors, score videos, write
+reports, list the presets, export to TF Serving, serve, monitor served scores, run
+experiments and the demo.
 
-Building the parser imports no TensorFlow (so `memae --help` answers at once);
-each command imports what it runs.
+Each command imports only what it runs (building the parser imports no TensorFlow),
+so `memae --help` and `memae COMMAND --help` answer at once.
 """
 
 from __future__ import annotations

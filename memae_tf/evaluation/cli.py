@@ -1,7 +1,5 @@
 """The `memae experiment` subcommand: run a paper protocol on a dataset, resumably.
 
-Wire it into the `memae` parser with `add_experiment_command(subparsers)`.
-
 Examples:
 
 ```
