@@ -92,6 +92,9 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/serving/metrics.py": [
         "tests/test_serving_metrics.py", "tests/test_serving_batching.py",
         "tests/test_docstring_examples.py", "-k", "metric or queuing"],
+    "memae_tf/serving/model_registry.py": [
+        "tests/test_model_server.py",
+        "-k", "not deployments and not command and not canary and not ssl"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

@@ -8,6 +8,7 @@ tensorflow-serving-api's own stubs, and every answer is checked for the version
 that gave it (`model_spec.version`) and against that version's in-process scores.
 """
 
+import logging
 import os
 import pathlib
 import re
@@ -379,6 +380,166 @@ def test_allowing_labels_for_unavailable_models_lets_new_labels_but_not_moves(tm
         assert registry.labels("m") == {"stable": 1, "canary": 2}
     finally:
         registry.stop()
+
+
+def _config(text: str) -> model_server_config_pb2.ModelServerConfig:
+    return text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+
+
+def test_the_registry_is_available_only_when_every_listed_model_serves(tmp_path, exported):
+    # server_core.cc: the server reports ready once every model of the config has a
+    # version serving; a model whose base path has no version yet holds it back.
+    base = tmp_path / "kdd"
+    _publish(exported[0], base, 1)
+    registry = ModelRegistry(0)
+    seen = []
+    registry.add_listener(seen.append)
+    try:
+        config = _config(_model_config(base, {"served": "", "waiting": ""}))
+        config.model_config_list.config[1].base_path = str(tmp_path / "none")
+        registry.reload_config(config)
+        assert registry.available is False
+        registry.reload_config(_config(_model_config(base, {"served": ""})))
+        assert registry.available is True
+        assert seen[0] is False and seen[-1] is True
+    finally:
+        registry.stop()
+
+
+# ------------------------------------------- the registry without a SavedModel
+
+
+def _waiting_models(tmp_path: pathlib.Path, *names: str):
+    """A model_config_list of models whose base paths hold no version yet."""
+    return _config(_model_config(tmp_path / "none", dict.fromkeys(names, "")))
+
+
+def test_the_registry_defaults_are_tf_servings_server_options():
+    # model_servers/server.h Server::Options: file_system_poll_wait_seconds = 1,
+    # allow_version_labels_for_unavailable_models = false.
+    registry = ModelRegistry()
+    assert registry.file_system_poll_wait_seconds == 1
+    assert registry.allow_version_labels_for_unavailable_models is False
+
+
+def test_the_config_is_none_before_the_first_and_a_copy_of_the_last_after(tmp_path):
+    registry = ModelRegistry(0)
+    assert registry.config is None
+    config = _waiting_models(tmp_path, "a", "b")
+    registry.reload_config(config)
+    try:
+        copy = registry.config
+        assert copy == config
+        copy.model_config_list.config[0].name = "changed"
+        assert registry.config == config
+        assert (len(registry), list(registry)) == (2, ["a", "b"])
+        assert registry.available is False  # listed, but no version on disk
+    finally:
+        registry.stop()
+
+
+def test_only_a_model_config_list_may_follow_a_model_config_list(tmp_path):
+    # server_core.cc ReloadConfig: a transition is accepted from no config, to the same
+    # config, or from one ModelConfigList to another; else FAILED_PRECONDITION.
+    registry = ModelRegistry(0)
+    registry.reload_config(_config(""))  # an empty first config: no action, still first
+    assert registry.config is None
+    config = _waiting_models(tmp_path, "a")
+    registry.reload_config(config)
+    try:
+        custom = _config('custom_model_config { type_url: "type.example/Custom" }')
+        for refused in (custom, _config("")):
+            with pytest.raises(ServingError) as info:
+                registry.reload_config(refused)
+            assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+            assert info.value.message == ("Cannot transition to requested config. It is only "
+                                          "legal to transition from one ModelConfigList to "
+                                          "another.")
+        assert registry.config == config
+        registry.reload_config(config)  # the same config again
+        registry.reload_config(_waiting_models(tmp_path, "b"))
+        assert list(registry) == ["b"]
+    finally:
+        registry.stop()
+
+
+def test_states_of_a_model_never_listed_are_not_found_with_tf_servings_messages(tmp_path):
+    # get_model_status_impl.cc: "Could not find version <v> of model <name>" when a
+    # version is asked, "Could not find any versions of model <name>" when none is.
+    registry = ModelRegistry(0)
+    registry.reload_config(_waiting_models(tmp_path, "a"))
+    try:
+        for model, version, message in (
+                ("ghost", 3, "Could not find version 3 of model ghost"),
+                ("ghost", None, "Could not find any versions of model ghost"),
+                ("a", None, "Could not find any versions of model a")):
+            with pytest.raises(ServingError) as info:
+                registry.version_states(model, version)
+            assert (info.value.code, info.value.message) == (grpc.StatusCode.NOT_FOUND, message)
+    finally:
+        registry.stop()
+
+
+class _LogEvent(logging.Handler):
+    """Sets `event` when a record of `logger_name` holding `text` is emitted."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text, self.event = text, threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
+def test_polling_the_config_file_takes_each_new_config(tmp_path):
+    # server.cc: with --model_config_file_poll_wait_seconds > 0 the file is re-read on a
+    # PeriodicFunction thread (PollFilesystemAndReloadConfig), which never holds the
+    # process open.
+    path = tmp_path / "models.config"
+    _write_config(path, _model_config(tmp_path / "none", {"a": ""}))
+    registry = ModelRegistry(0)
+    registry.reload_config_file(path)
+    taken = threading.Event()
+    registry.add_listener(lambda available: "b" in registry and taken.set())
+    registry.poll_config_file(path, 0.01)
+    try:
+        assert [t.daemon for t in threading.enumerate() if t.name == "poll-config"] == [True]
+        _write_config(path, _model_config(tmp_path / "none", {"b": ""}))
+        assert taken.wait(60), "the new config was not taken"
+        assert list(registry) == ["b"]
+    finally:
+        registry.stop()
+
+
+def test_polling_logs_a_refused_config_and_serves_on_unchanged(tmp_path):
+    # server.cc PollFilesystemAndReloadConfig: a failed ReloadConfig is logged (LOG(ERROR))
+    # and the models stay as they were.
+    path = tmp_path / "models.config"
+    _write_config(path, _model_config(tmp_path / "none", {"a": ""}))
+    registry = ModelRegistry(0)
+    registry.reload_config_file(path)
+    config = registry.config
+    logged = _LogEvent("Failed to reload")
+    logging.getLogger("memae_tf.serving.model_registry").addHandler(logged)
+    _write_config(path, 'custom_model_config { type_url: "type.example/Custom" }')
+    registry.poll_config_file(path, 0.01)
+    try:
+        assert logged.event.wait(60), "the refused config was not logged"
+        assert registry.config == config and list(registry) == ["a"]
+    finally:
+        registry.stop()
+        logging.getLogger("memae_tf.serving.model_registry").removeHandler(logged)
+
+
+def test_polling_needs_a_positive_wait(tmp_path):
+    registry = ModelRegistry(0)
+    for wait in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match=r"expected a positive number of seconds. "
+                                             rf"Received: wait_seconds={wait!r}"):
+            registry.poll_config_file(tmp_path / "models.config", wait)
+    registry.poll_config_file(tmp_path / "models.config", 0.5)  # a fraction of a second
+    registry.stop()
 
 
 # ------------------------------------------------------------- the canary
