@@ -95,6 +95,7 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/serving/model_registry.py": [
         "tests/test_model_server.py",
         "-k", "not deployments and not command and not canary and not ssl"],
+    "memae_tf/client/batching.py": ["tests/test_client.py", "-k", "batching_file"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

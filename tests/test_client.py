@@ -378,6 +378,18 @@ def test_a_batching_file_that_is_not_batching_parameters_is_refused(tmp_path):
         read_max_batch_size(path)
 
 
+def test_a_batching_file_limit_must_be_positive_as_tf_servings_scheduler_requires(tmp_path):
+    # TensorFlow's shared_batch_scheduler.h AddQueue: "input_batch_size_limit must be
+    # positive", so a limit of 0 starts no server and 1 row is the smallest that does.
+    path = tmp_path / "batching_parameters.txt"
+    for size in (0, -3):
+        path.write_text(f"max_batch_size {{ value: {size} }}")
+        with pytest.raises(ValueError, match=rf"positive max_batch_size .* max_batch_size={size}"):
+            read_max_batch_size(path)
+    path.write_text("max_batch_size { value: 1 }")
+    assert read_max_batch_size(path) == 1
+
+
 def test_a_sample_larger_than_the_limit_is_rejected_before_sending(service):
     with MemAEClient(service.target, "m", max_message_mib=0.01) as client, pytest.raises(
         ValueError, match="raise `max_message_mib`"
