@@ -96,6 +96,11 @@ MODULES: dict[str, list[str]] = {
         "tests/test_model_server.py",
         "-k", "not deployments and not command and not canary and not ssl"],
     "memae_tf/client/batching.py": ["tests/test_client.py", "-k", "batching_file"],
+    "memae_tf/client/stream.py": [
+        "tests/test_stream_scorer.py", "tests/test_video_streaming.py",
+        "tests/test_docstring_examples.py",
+        "-k", "stream_scorer or refuses_an_unknown or window_refuses or closed_stream "
+              "or client.stream"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.
