@@ -190,7 +190,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         backup = Path(args.backup_dir) if args.backup_dir else Path(args.out) / ".backup"
     config = training_config(args, backup_dir=backup, **options)
     _log(f"training {args.preset}/{args.variant} on {len(x_fit)} samples "
-         f"({n_val} held out for the threshold), {config.epochs} epochs")
+         f"({n_val} held out for the threshold), {config.epochs} "
+         f"epoch{'' if config.epochs == 1 else 's'}")
     detector.fit(x_fit, validation_data=x_val, config=config)
     seconds = time.perf_counter() - start
     threshold = detector.infer_threshold(x_val, fpr=args.fpr)
@@ -407,10 +408,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
                 or action.default is argparse.SUPPRESS
                 or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
             return text
-        if action.default is None or action.default == []:
+        if action.default is None or action.default in ([], ()):
             shown = "not set"
         elif action.default is True or action.default is False:
             shown = "on" if action.default else "off"
+        elif isinstance(action.default, (list, tuple)):  # as typed: `--splits 0,1,2,3,4`
+            shown = ",".join(str(value) for value in action.default)
         else:
             shown = "%(default)s"
         return f"{text} (default: {shown})".strip()
@@ -481,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="score samples with a saved detector")
     data_options(score)
     score.add_argument("--model", required=True, help="path to detector.keras")
-    score.add_argument("--split", default="test", choices=["train", "test"])
+    score.add_argument("--split", default="test", choices=["train", "test"],
+                       help="which split of the data to score")
     score.add_argument("--out", help="write scores to a .npy or text file")
     score.set_defaults(func=cmd_score)
 
@@ -512,8 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="AUROC / AUPR / P-R-F1 on labelled data")
     data_options(evaluate)
-    evaluate.add_argument("--model", required=True)
-    evaluate.add_argument("--split", default="test", choices=["train", "test"])
+    evaluate.add_argument("--model", required=True, help="path to detector.keras")
+    evaluate.add_argument("--split", default="test", choices=["train", "test"],
+                          help="which split of the labelled data to evaluate on")
     add_normal_classes_option(evaluate,
                               "normal label(s); without it labels must already be 0/1")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -529,7 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--data", help="train folders: test data (default: the training data's)")
     report.add_argument("--data-path", help="explicit location of the named dataset's files")
     report.add_argument("--tfds-data-dir", help="TensorFlow Datasets data folder")
-    report.add_argument("--split", default="test", choices=["train", "test"])
+    report.add_argument("--split", default="test", choices=["train", "test"],
+                        help="which split of the labelled data to report on")
     add_normal_classes_option(report, "normal label(s) (default: the training run's)")
     report.add_argument("--max-samples", type=int, default=5000,
                         help="score a random subset of at most this many test samples")

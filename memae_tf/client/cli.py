@@ -66,7 +66,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                 import prometheus_client
             except ImportError as error:
                 raise SystemExit("--metrics-port needs prometheus_client: "
-                                 'pip install "memae-tf[monitor]"') from error
+                                 'pip install "memae-tf-client[monitor]" '
+                                 '(or "memae-tf[monitor]" beside the full package)') from error
 
             registry = prometheus_client.CollectorRegistry()
             monitor.export_metrics(registry)
@@ -106,7 +107,7 @@ def add_monitor_command(subparsers: argparse._SubParsersAction) -> None:
                          help="send floats outside the model's input range")
     monitor.add_argument("--metrics-port", type=int,
                          help="serve the gauges at http://0.0.0.0:PORT/metrics "
-                              "(needs prometheus_client: memae-tf[monitor])")
+                              "(needs prometheus_client: memae-tf-client[monitor])")
     monitor.add_argument("--hold", type=float, default=0.0,
                          help="seconds to keep serving the gauges after the last file")
     monitor.add_argument("--ca-cert", help="PEM root certificates for TLS")
