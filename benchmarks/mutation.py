@@ -101,6 +101,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_docstring_examples.py",
         "-k", "stream_scorer or refuses_an_unknown or window_refuses or closed_stream "
               "or client.stream"],
+    "memae_tf/data/moving_mnist.py": ["tests/test_data_moving_mnist.py"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

@@ -148,3 +148,151 @@ def test_real_mnist_digits_default_benchmark():
     assert len(train.frames) == 16 and train.frames[0].shape == (64, 64, 64)
     assert 0 < sum(labels.sum() for labels in test.labels) < 16 * 64
     assert max(frames.max() for frames in train.frames) == 255
+
+
+# ------------------------------------------- the module docstring's generation, re-derived
+
+
+def fold(x: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """Straight motion reflected off the walls 0 and `limit`: a triangle wave of period 2 limit."""
+    return limit - np.abs(np.mod(x, 2 * limit) - limit)
+
+
+def drawn_digit(rng: np.random.Generator, limit: np.ndarray, speed: float):
+    """The docstring's draws of one digit: an image index, a uniform position inside the
+    frame, a uniform direction (velocity speed * (sin a, cos a))."""
+    index = int(rng.integers(15))  # 5 normal (or 5 other) classes x 3 marker images
+    start = rng.uniform(0.0, limit)
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    return index, start, speed * np.array([np.sin(angle), np.cos(angle)])
+
+
+def marker_pixels(frame: np.ndarray) -> set[tuple[int, int]]:
+    return {tuple(int(v) for v in pixel) for pixel in np.argwhere(frame)}
+
+
+def test_videos_follow_the_documented_draws_and_motion():
+    # Module docstring, "Generation, exactly": which test videos are anomalous and their
+    # kind from default_rng((seed, 1)); each video from default_rng((seed, split, video));
+    # digits start uniformly inside the frame and move at `speed` in a uniform direction,
+    # bouncing off the walls; a segment of uniform length in segment_length starts at a
+    # uniform s >= 1; "fast" lengthens the target's step into each segment frame, "class"
+    # swaps its image for one of another class (same motion), "extra" adds a normal digit
+    # at a uniform position that moves from the segment's first frame to its last.
+    seed, length, speed, fast, size = 3, 40, 3.0, 4.0, (50, 60)
+    limit = np.array([size[0] - 28, size[1] - 28], float)
+    train, test = make_moving_mnist(
+        n_train=3, n_test=8, length=length, frame_size=size, n_digits=1, speed=speed,
+        anomaly_fraction=0.75, segment_length=(5, 12), fast_factor=fast, seed=seed,
+        mnist=MARKERS)
+    kinds_rng = np.random.default_rng((seed, 1))
+    anomalous = set(kinds_rng.permutation(8)[:6].tolist())
+    kinds = [str(kinds_rng.choice(["class", "fast", "extra"])) if i in anomalous else None
+             for i in range(8)]
+    assert test.names == tuple(f"test_{i:03d}_{kind or 'normal'}" for i, kind in enumerate(kinds))
+    assert {"class", "fast", "extra"} <= set(kinds)
+    t = np.arange(length)
+    videos = [((0, i), None, frames) for i, frames in enumerate(train.frames)]
+    videos += [((1, i), kind, frames) for i, (kind, frames) in enumerate(zip(
+        kinds, test.frames, strict=True))]
+    for (split, i), kind, frames in videos:
+        rng = np.random.default_rng((seed, split, i))
+        index, start, velocity = drawn_digit(rng, limit, speed)
+        steps, labels = np.ones(length), np.zeros(length, int)
+        steps[0] = 0.0
+        value = np.full(length, 20 * (index // 3 + 1))
+        extra = {}
+        if kind is not None:
+            segment = int(rng.integers(5, 13))
+            first = int(rng.integers(1, length - segment + 1))
+            inside = (t >= first) & (t < first + segment)
+            labels[inside] = 1
+            rng.integers(1)  # the target digit: the only one
+            if kind == "fast":
+                steps[inside] = fast
+            elif kind == "class":
+                value[inside] = 20 * (5 + int(rng.integers(15)) // 3 + 1)
+            else:
+                _, extra_start, extra_velocity = drawn_digit(rng, limit, speed)
+                extra = {int(u): fold(extra_start + (u - first) * extra_velocity, limit)
+                         for u in t[inside]}
+        path = np.rint(fold(start + np.cumsum(steps)[:, None] * velocity, limit)).astype(int)
+        np.testing.assert_array_equal((train if split == 0 else test).labels[i], labels)
+        for u in t:
+            expected = {tuple(path[u])} | (
+                {tuple(np.rint(extra[u]).astype(int))} if u in extra else set())
+            assert marker_pixels(frames[u]) == expected, (split, i, kind, u)
+            assert frames[u][tuple(path[u])] == value[u]
+
+
+def test_a_digit_that_lands_on_a_wall_stays_there_and_bounces_on_its_next_step():
+    # A step that ends exactly on the wall does not leave the frame: no reflection yet.
+    from memae_tf.data.moving_mnist import _Digit
+
+    digit = _Digit(np.zeros((28, 28), np.uint8), np.random.default_rng(0),
+                   np.array([36.0, 36.0]), 2.0)
+    digit.position, digit.velocity = np.array([34.0, 2.0]), np.array([2.0, -2.0])
+    digit.step()
+    np.testing.assert_array_equal(digit.position, [36.0, 0.0])
+    np.testing.assert_array_equal(digit.velocity, [2.0, -2.0])
+    digit.step()
+    np.testing.assert_array_equal(digit.position, [34.0, 2.0])
+    np.testing.assert_array_equal(digit.velocity, [-2.0, 2.0])
+
+
+def test_the_defaults_are_the_documented_benchmark():
+    # The signature's and the module docstring's defaults: 16 + 16 videos of 64 frames,
+    # 64x64, two digits of classes 0-4 at 2 pixels a frame, half the test videos
+    # anomalous, segments of 8 to 24 frames, "fast" 4 times faster, seed 0.
+    default = make_moving_mnist(mnist=MARKERS)
+    explicit = make_moving_mnist(
+        n_train=16, n_test=16, length=64, frame_size=(64, 64), n_digits=2,
+        normal_classes=(0, 1, 2, 3, 4), speed=2.0, anomaly_fraction=0.5,
+        anomaly_types=("class", "fast", "extra"), segment_length=(8, 24), fast_factor=4.0,
+        seed=0, mnist=MARKERS)
+    for got, expected in zip(default, explicit, strict=True):
+        assert got.names == expected.names
+        for a, b in zip(got.frames + got.labels, expected.frames + expected.labels,
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("length", "lengths"),
+                         [(20, set(range(2, 8))), (8, {1, 2, 3}), (4, {1})])
+def test_default_segments_last_an_eighth_to_three_eighths_of_the_video(length, lengths):
+    # segment_length=None: (length // 8, 3 * length // 8), each at least 1.
+    _, test = make_moving_mnist(n_train=0, n_test=150, length=length, frame_size=(29, 29),
+                                n_digits=1, anomaly_fraction=1.0, anomaly_types=["fast"],
+                                mnist=MARKERS)
+    assert {int(labels.sum()) for labels in test.labels} == lengths
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"length": 2}, {"speed": 0.5}, {"fast_factor": 1.5}, {"segment_length": (1, 1)},
+    {"segment_length": (3, 3)}, {"anomaly_fraction": 0.0}, {"normal_classes": [9]},
+])
+def test_the_smallest_valid_arguments_are_accepted(kwargs):
+    options = {"n_train": 1, "n_test": 4, "length": 8, "frame_size": (29, 29), **kwargs}
+    _, test = make_moving_mnist(mnist=MARKERS, **options)
+    anomalous = [labels for labels in test.labels if labels.any()]
+    assert len(anomalous) == round(options.get("anomaly_fraction", 0.5) * 4)
+    if "segment_length" in kwargs:
+        assert {int(labels.sum()) for labels in anomalous} == {kwargs["segment_length"][0]}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"length": 1}, "length"),
+        ({"length": 20.0}, "length"),
+        ({"n_digits": 0}, "n_digits"),
+        ({"n_digits": 1.5}, "n_digits"),
+        ({"normal_classes": [10]}, "normal_classes"),
+        ({"speed": 0.0}, "speed"),
+        ({"segment_length": (0, 5)}, "segment_length"),
+        ({"segment_length": (6, 5)}, "segment_length"),
+    ],
+)
+def test_arguments_just_outside_their_range_are_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=rf"Expected `{match}`"):
+        make_moving_mnist(mnist=MARKERS, **kwargs)
