@@ -5,6 +5,8 @@ tiny form; the others are written in their published formats in `tmp_path`.
 """
 
 import argparse
+import contextlib
+import itertools
 import json
 import pickle
 from pathlib import Path
@@ -309,3 +311,50 @@ def test_animal_mnist_tiny(tmp_path):
     experiment(["animal-mnist", "--tiny", "--variants", "memae", "--normal-classes", "6",
                 "--out", str(out)])
     assert_reports(out, n_tasks=1, units=["class6"])
+
+
+_FACTORS = itertools.count(2)
+
+
+def _retracing_warnings(quiet: bool) -> list[str]:
+    """The messages TensorFlow's logger passes on while a loop makes a new tf.function per call."""
+    import logging
+
+    import tensorflow as tf
+
+    from memae_tf.evaluation.cli import _quiet_retracing
+
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logger = logging.getLogger("tensorflow")
+    handler = Collect(level=logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        with _quiet_retracing() if quiet else contextlib.nullcontext():
+            # TensorFlow counts traces per code object (equal code, one count): a
+            # different one for each call of this helper, so each meets the detector anew.
+            code = compile(f"lambda x: x * {next(_FACTORS)}.0", "<task>", "eval")
+            for size in range(1, 9):  # a new function each time, as an experiment's tasks
+                tf.function(eval(code), autograph=False)(tf.zeros((size,)))
+            logger.warning("another TensorFlow warning")
+    finally:
+        logger.removeHandler(handler)
+    return seen
+
+
+def test_experiment_silences_only_tensorflows_retracing_warning():
+    # TensorFlow's frequent-tracing detector (polymorphic_function.py) warns after
+    # 5 traces in a row of functions made in a loop, as every task's new detector is.
+    loud = _retracing_warnings(quiet=False)
+    assert any("triggered tf.function retracing" in message for message in loud), loud
+    import logging
+
+    filters = list(logging.getLogger("tensorflow").filters)
+    quiet = _retracing_warnings(quiet=True)
+    assert quiet == ["another TensorFlow warning"]
+    assert logging.getLogger("tensorflow").filters == filters  # removed afterwards
+    assert any("triggered tf.function retracing" in m for m in _retracing_warnings(quiet=False))

@@ -48,8 +48,11 @@ continues with `--resume`. OUT also gets results.csv, results.md and plots/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -304,6 +307,30 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     )
 
 
+class _RetracingNotice(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning, keeps the rest."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_retracing() -> Iterator[None]:
+    """Silences TensorFlow's retracing warning on the `tensorflow` logger meanwhile.
+
+    An experiment builds a new detector (a new train function and scoring graph)
+    for every task, which is what the warning calls a mistake; every other
+    TensorFlow message passes. Only the `memae experiment` command uses it.
+    """
+    logger = logging.getLogger("tensorflow")
+    notice = _RetracingNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
+
+
 def run_experiment_command(args: argparse.Namespace) -> int:
     """Runs `memae experiment` for parsed arguments; returns the exit status."""
     if args.dataset == SUITE:
@@ -318,7 +345,9 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     else:
         units = default_units(config, args.runs)
     experiment = Experiment(config, log=lambda line: print(f"[memae] {line}", flush=True))
-    experiment.run(models, units, Path(args.out), resume=args.resume, overwrite=args.overwrite)
+    with _quiet_retracing():
+        experiment.run(models, units, Path(args.out), resume=args.resume,
+                       overwrite=args.overwrite)
     if getattr(args, "argv", None) is not None:  # for `memae report`
         (Path(args.out) / COMMAND_FILE).write_text(shlex.join(["memae", *args.argv]) + "\n")
     return 0
@@ -334,11 +363,12 @@ def run_suite_command(args: argparse.Namespace) -> int:
                                    **(SUITE_TINY_TRAINING if args.tiny else {})},
                          data_path=args.data_path)
     tables = [t for t in (args.tables or "").split(",") if t]
-    run_suite(config, [*args.variants, *args.baselines], args.out,
-              **({"tables": tables} if tables else {}),
-              splits=[0] if args.tiny else args.splits, seeds=args.seeds,
-              resume=args.resume, overwrite=args.overwrite,
-              log=lambda line: print(f"[memae] {line}", flush=True))
+    with _quiet_retracing():
+        run_suite(config, [*args.variants, *args.baselines], args.out,
+                  **({"tables": tables} if tables else {}),
+                  splits=[0] if args.tiny else args.splits, seeds=args.seeds,
+                  resume=args.resume, overwrite=args.overwrite,
+                  log=lambda line: print(f"[memae] {line}", flush=True))
     if getattr(args, "argv", None) is not None:
         (Path(args.out) / "command.txt").write_text(shlex.join(["memae", *args.argv]) + "\n")
     return 0
