@@ -175,3 +175,138 @@ def test_fit_logs_the_empty_share_and_warns_for_a_threshold_too_high():
         history = detector.fit(x, epochs=1, verbose=0)
     assert history.history["memory_empty_queries"] == [
         empty_query_share(detector.model, x)] == [1.0]
+
+
+def _two_items_memory(num_items: int = 5) -> np.ndarray:
+    """Items 0 and 1 far along the first two axes, the others zero."""
+    memory = np.zeros((num_items, 4), "float32")
+    memory[0, 0] = memory[1, 1] = 20.0
+    return memory
+
+
+def _half_empty_rows() -> np.ndarray:
+    """32 zero queries (a flat softmax: every weight 1/5, not above λ = 0.2) and 32 queries
+    along the first two axes (nearly all weight on item 0 or 1)."""
+    rows = np.zeros((64, 4), "float32")
+    rows[32:48, 0] = rows[48:, 1] = 1.0
+    return rows
+
+
+def test_the_zero_vector_warning_starts_at_exactly_half_of_the_queries():
+    # EMPTY_WARNING_SHARE: fit warns when *at least* half the queries are empty.
+    model = _identity_encoder_model()
+    find_memory_layer(model).memory.assign(_two_items_memory())
+    rows = _half_empty_rows()
+    weights = _reference_weights(rows, _two_items_memory())
+    assert np.mean(weights.max(axis=1) <= 0.0) == 0.5
+    assert int((weights > 0.0).any(axis=0).sum()) == 2
+    check = MemoryCollapseCheck(rows)
+    check.set_model(model)
+    check.on_epoch_end(0, {})
+    with pytest.warns(UserWarning, match=r"rebuilds 50% of the queries of 64 training samples"):
+        check.on_train_end()
+
+
+def test_a_memory_using_two_items_is_not_collapsed():
+    # "When at most one item is used": two items are a working memory.
+    model = _identity_encoder_model()
+    find_memory_layer(model).memory.assign(_two_items_memory())
+    rows = _half_empty_rows()[32:]
+    assert _reference_items_used(rows, _two_items_memory()) == 2
+    restart = MemoryCollapseCheck(rows, restart=True, seed=0)
+    restart.set_model(model)
+    restart.on_epoch_end(0, {})
+    assert restart.restarts == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restart.on_train_end()
+
+
+def _one_item_model(num_items: int, similarity: str = "dot") -> keras.Model:
+    """The identity-encoder model whose positive queries all pick item 0 (by any similarity):
+    item 0 at 0.75 on every axis, the others at -10."""
+    inputs = keras.Input((4,))
+    z = keras.layers.Dense(4, use_bias=False, kernel_initializer="identity")(inputs)
+    z = MemoryLayer(num_items, shrink_threshold=THRESHOLD, similarity=similarity,
+                    name="memory")(z)
+    model = keras.Model(inputs, keras.layers.Dense(4)(z))
+    memory = np.full((num_items, 4), -10.0, "float32")
+    memory[0] = 0.75
+    find_memory_layer(model).memory.assign(memory)
+    return model
+
+
+@pytest.mark.parametrize(("num_items", "collapsed"), [(1, False), (2, True)])
+def test_one_item_used_is_a_collapse_only_when_the_memory_has_more(positive_rows, num_items,
+                                                                   collapsed):
+    # A memory of one item always uses its one item: nothing to restart, nothing to warn.
+    memory = find_memory_layer(_one_item_model(num_items)).memory.numpy()
+    assert _reference_items_used(positive_rows, memory) == 1
+    restart = MemoryCollapseCheck(positive_rows, restart=True, seed=0)
+    restart.set_model(_one_item_model(num_items))
+    restart.on_epoch_end(0, {})
+    assert restart.restarts == ([0] if collapsed else [])
+    check = MemoryCollapseCheck(positive_rows)
+    check.set_model(_one_item_model(num_items))
+    check.on_epoch_end(0, {})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check.on_train_end()
+    assert [str(w.message).startswith("The memory collapsed") for w in caught] == (
+        [True] if collapsed else [])
+
+
+def test_the_kth_restart_draws_with_seed_plus_k(positive_rows):
+    # MemoryCollapseCheck's `seed`: "the k-th uses seed + k"; the draw is
+    # MemoryLayer.adapt's over the encodings (here the rows: the encoder is the identity).
+    model = _identity_encoder_model()
+    restart = MemoryCollapseCheck(positive_rows, restart=True, seed=5)
+    restart.set_model(model)
+    for epoch, seed in ((0, 5), (1, 6)):
+        _collapse(model)
+        restart.on_epoch_end(epoch, {})
+        reference = _identity_encoder_model()
+        find_memory_layer(reference).adapt(positive_rows, seed=seed)
+        np.testing.assert_array_equal(find_memory_layer(model).memory.numpy(),
+                                      find_memory_layer(reference).memory.numpy())
+    assert restart.restarts == [0, 1]
+
+
+def test_a_restart_without_a_seed_draws_from_the_encodings(positive_rows):
+    model = _identity_encoder_model()
+    _collapse(model)
+    restart = MemoryCollapseCheck(positive_rows, restart=True)
+    restart.set_model(model)
+    restart.on_epoch_end(0, {})
+    assert restart.restarts == [0]
+    items = find_memory_layer(model).memory.numpy()
+    distance = np.abs(items[:, None, :] - positive_rows[None]).max(axis=-1).min(axis=1)
+    np.testing.assert_allclose(distance, 0.0, atol=1e-6)
+
+
+def test_the_check_leaves_a_model_without_memory_alone():
+    model = build_dense_autoencoder((4,), units=(3, 2), variant="ae")
+    check = MemoryCollapseCheck(np.zeros((8, 4), "float32"), restart=True, seed=0)
+    check.set_model(model)
+    logs = {}
+    check.on_epoch_end(0, logs)
+    assert logs == {} and check.restarts == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check.on_train_end()
+
+
+@pytest.mark.parametrize(("similarity", "advice"), [
+    ("dot", "similarity='euclidean' or 'cosine'"), ("cosine", "similarity='euclidean',"),
+    ("euclidean", "similarity='cosine',")])
+def test_the_collapse_warning_suggests_the_other_similarities(positive_rows, similarity, advice):
+    model = _one_item_model(5, similarity)
+    weights = numpy_memory(positive_rows, find_memory_layer(model).memory.numpy(), THRESHOLD,
+                           similarity)[1]
+    assert int((weights > 0.0).any(axis=0).sum()) == 1
+    check = MemoryCollapseCheck(positive_rows)
+    check.set_model(model)
+    check.on_epoch_end(0, {})
+    with pytest.warns(UserWarning, match="The memory collapsed") as caught:
+        check.on_train_end()
+    assert advice in str(caught[0].message)
