@@ -108,7 +108,10 @@ class ModelManager:
     variables, a directory still being copied) is logged and reported (state
     END with its error) and left out of the policy's choice, so that with
     `latest` the newest version that loads serves; it is tried again only
-    once its files change (e.g. when the copy completes).
+    once its files change (e.g. when the copy completes). While every version
+    the policy names has failed (e.g. `specific` naming a broken one), the
+    newest version serving keeps serving, as TF Serving keeps a version in
+    error aspired.
 
     Args:
         model_name: Name clients use for the model.
@@ -242,12 +245,13 @@ class ModelManager:
                     warmed)
         return servable
 
-    def _aspired(self) -> tuple[list[int], dict[int, pathlib.Path]]:
-        """The policy's choice among the versions on disk that did not fail unchanged."""
+    def _aspired(self) -> tuple[list[int], list[int], dict[int, pathlib.Path]]:
+        """The policy's choice on disk, then among the versions not failed unchanged."""
         on_disk = version_directories(self.model_base_path)
         candidates = [v for v, path in on_disk.items() if v not in self._failed
                       or self._failed[v] != directory_fingerprint(path)]
-        return aspired_versions(self._policy, candidates), on_disk
+        return (aspired_versions(self._policy, on_disk),
+                aspired_versions(self._policy, candidates), on_disk)
 
     def poll(self) -> None:
         """Lists the base path once, loads the aspired versions and unloads the others.
@@ -259,7 +263,7 @@ class ModelManager:
         with self._poll_lock:
             before = self.available_versions
             while True:
-                aspired, on_disk = self._aspired()
+                named, aspired, on_disk = self._aspired()
                 missing = [v for v in reversed(aspired) if v not in self._servables]
                 if not missing:
                     break
@@ -270,8 +274,11 @@ class ModelManager:
                             self._servables = {**self._servables, version: servable}
                             self._states[version] = VersionState(State.AVAILABLE)
             unaspired = sorted(v for v in self._servables if v not in aspired)
-            if aspired and not any(v in self._servables for v in aspired):
-                unaspired = unaspired[:-1]  # keep the newest serving until one is available
+            if named and not aspired:
+                # Every version the policy names failed: TF Serving keeps them aspired in
+                # error (aspired_versions_manager.cc) and AvailabilityPreservingPolicy
+                # unloads unaspired versions only while more than one is ready.
+                unaspired = unaspired[:-1]
             with self._lock:
                 self._servables = {v: s for v, s in self._servables.items()
                                    if v not in unaspired}
