@@ -236,6 +236,8 @@ def _one_item_model(num_items: int, similarity: str = "dot") -> keras.Model:
     return model
 
 
+# Keras warns that a softmax over one item is always 1, which is this case's point.
+@pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")
 @pytest.mark.parametrize(("num_items", "collapsed"), [(1, False), (2, True)])
 def test_one_item_used_is_a_collapse_only_when_the_memory_has_more(positive_rows, num_items,
                                                                    collapsed):

@@ -185,7 +185,7 @@ def encode_features(
             names.append(str(column))
             continue
         vocabulary = list(categories.get(column, _vocabulary(values)))
-        codes = pd.Categorical(values, categories=vocabulary).codes
+        codes = pd.Index(vocabulary).get_indexer(values.to_numpy())  # -1: not in it
         if (codes < 0).any():
             unknown = sorted({str(v) for v in values[codes < 0]})
             raise ValueError(
