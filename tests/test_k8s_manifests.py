@@ -290,32 +290,26 @@ def test_readiness_probe_asks_for_the_served_model_on_the_rest_port():
 
 def test_readiness_probe_passes_only_while_a_version_is_available(tmp_path, exported):
     """TF Serving answers GET /v1/models/NAME with 200 for any known version state
-    (tensorflow_serving/model_servers/get_model_status_impl.cc), a failed load
+    (tensorflow_serving/model_servers/get_model_status_impl.cc), an unloaded one
     included; the probe must look for AVAILABLE in the JSON that
-    http_rest_api_util.cc prints. The local server answers the same way."""
+    http_rest_api_util.cc prints. The local server answers the same way. With
+    its version directory gone, the model has nothing aspired and the version
+    unloads (availability_preserving_policy.cc) while the server keeps running."""
     (entry,) = _served_models()
-    _install(exported, tmp_path / "good" / entry.name)
-    broken = tmp_path / "broken" / entry.name / "1"
-    broken.mkdir(parents=True)
-    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
-
-    good = serve(tmp_path / "good" / entry.name, entry.name, port=0, rest_port=0,
-                 host="127.0.0.1")
+    base = tmp_path / "models" / entry.name
+    _install(exported, base)
+    server = serve(base, entry.name, port=0, rest_port=0, host="127.0.0.1",
+                   poll_interval=0.1)
     try:
-        assert _run_probe(good.rest_port) == 0
-    finally:
-        good.stop(grace=0)
-    assert _run_probe(good.rest_port) != 0  # nothing listens any more
-
-    failed = serve(tmp_path / "broken" / entry.name, entry.name, port=0, rest_port=0,
-                   host="127.0.0.1")
-    try:
-        wait_for(lambda: _rest_status(failed.rest_port, entry.name)[1][
+        assert _run_probe(server.rest_port) == 0
+        shutil.rmtree(base / "1")
+        wait_for(lambda: _rest_status(server.rest_port, entry.name)[1][
             "model_version_status"][0]["state"] == "END")
-        assert _rest_status(failed.rest_port, entry.name)[0] == 200  # httpGet would pass
-        assert _run_probe(failed.rest_port) != 0
+        assert _rest_status(server.rest_port, entry.name)[0] == 200  # httpGet would pass
+        assert _run_probe(server.rest_port) != 0
     finally:
-        failed.stop(grace=0)
+        server.stop(grace=0)
+    assert _run_probe(server.rest_port) != 0  # nothing listens any more
 
 
 def test_startup_probe_gives_slow_loads_minutes_before_liveness_counts():

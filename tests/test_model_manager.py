@@ -9,6 +9,7 @@ tensorflow_serving/core/basic_manager.cc and manager.h (the NOT_FOUND messages).
 tests/test_serving.py and tests/reliability/test_version_faults.py serve real versions.
 """
 
+import threading
 from typing import ClassVar
 
 import grpc
@@ -17,7 +18,13 @@ from google.protobuf import text_format
 
 from memae_tf.serving import model_manager
 from memae_tf.serving.errors import ServingError
-from memae_tf.serving.model_manager import ModelManager, State, VersionPolicy
+from memae_tf.serving.model_manager import (
+    ModelManager,
+    State,
+    VersionPolicy,
+    VersionState,
+    check_poll_seconds,
+)
 
 
 class _StandInServable:
@@ -63,6 +70,42 @@ def _states(manager) -> dict[int, str]:
     return {v: State.Name(s.state) for v, s in manager.version_states().items()}
 
 
+def test_new_aspired_versions_load_highest_first(tmp_path, loads):
+    # aspired_version_policy.cc GetHighestAspiredNewServableId: the highest new version first.
+    _versions(tmp_path, 1, 2, 3)
+    manager = _manager(tmp_path, "all { }")
+    manager.start()
+    assert loads == [3, 2, 1]
+    assert manager.available_versions == [1, 2, 3]
+
+
+def test_a_new_latest_version_replaces_the_previous_once_it_serves(tmp_path, loads):
+    _versions(tmp_path, 1)
+    manager = _manager(tmp_path)
+    seen = []
+    manager.add_listener(seen.append)
+    manager.start()
+    _versions(tmp_path, 2)
+    manager.poll()
+    assert manager.available_versions == [2]
+    assert _states(manager) == {1: "END", 2: "AVAILABLE"}
+    assert seen == [False, True, True]  # now, after start, after the swap
+
+
+def test_a_failed_version_stays_aspired_and_no_older_one_loads_in_its_place(tmp_path, loads):
+    # aspired_versions_manager.cc keeps a version in error aspired (the source still lists
+    # it), so latest { num_versions: 2 } aspires 4 and the failed 5, not 3;
+    # availability_preserving_policy.cc then unloads the unaspired 1-3 once 4 serves.
+    _versions(tmp_path, 1, 2, 3, 4)
+    manager = _manager(tmp_path, "all { }")
+    manager.start()
+    _versions(tmp_path, broken=[5])
+    manager.reconfigure(tmp_path, _policy("latest { num_versions: 2 }"))
+    assert manager.available_versions == [4]
+    assert _states(manager) == {1: "END", 2: "END", 3: "END", 4: "AVAILABLE", 5: "END"}
+    assert loads == [4, 3, 2, 1]
+
+
 def test_while_every_aspired_version_fails_the_newest_serving_version_stays(tmp_path, loads):
     # availability_preserving_policy.cc GetNextAction: with aspired versions and none of
     # them ready (aspired_versions_manager.cc keeps a version in error aspired), the lowest
@@ -78,3 +121,224 @@ def test_while_every_aspired_version_fails_the_newest_serving_version_stays(tmp_
     manager.poll()
     assert manager.available_versions == [4]
     assert _states(manager) == {1: "END", 2: "END", 3: "END", 4: "AVAILABLE"}
+
+
+def test_nothing_aspired_unloads_every_version(tmp_path, loads):
+    # availability_preserving_policy.cc: with no aspired version, every unaspired one unloads.
+    _versions(tmp_path, 1, 2)
+    manager = _manager(tmp_path, "all { }")
+    manager.start()
+    manager.reconfigure(tmp_path, _policy("specific { versions: 7 }"))
+    assert manager.available_versions == []
+    assert not manager.available
+    assert _states(manager) == {1: "END", 2: "END"}
+
+
+def test_an_aspired_version_serving_unloads_every_unaspired_one(tmp_path, loads):
+    _versions(tmp_path, 1, 2, 3)
+    manager = _manager(tmp_path, "all { }")
+    manager.start()
+    manager.reconfigure(tmp_path, _policy("specific { versions: 1 }"))
+    assert manager.available_versions == [1]
+    assert loads == [3, 2, 1]  # version 1 was not loaded again
+
+
+def test_a_version_that_failed_is_retried_only_once_its_files_change(tmp_path, loads):
+    _versions(tmp_path, 1)
+    manager = _manager(tmp_path)
+    manager.start()
+    _versions(tmp_path, broken=[2])  # a copy still under way
+    manager.poll()
+    manager.poll()
+    assert loads == [1]
+    assert manager.available_versions == [1]  # the only ready version keeps serving
+    assert _states(manager) == {1: "AVAILABLE", 2: "END"}
+    assert manager.version_states(2)[2].error_code == grpc.StatusCode.DATA_LOSS
+    (tmp_path / "2" / "broken").unlink()  # the copy completes
+    manager.poll()
+    assert loads == [1, 2]
+    assert manager.available_versions == [2]
+    assert manager.version_states(2) == {2: VersionState(State.AVAILABLE)}
+
+
+def test_latest_failure_names_the_newest_aspired_version_only_when_it_failed(tmp_path, loads):
+    # server_core.cc WaitUntilModelsAvailable waits for ServableRequest::Latest: the newest
+    # aspired version, whatever older ones do.
+    _versions(tmp_path, 1, 2, broken=[3])
+    manager = _manager(tmp_path, "all { }")
+    manager.start()
+    assert manager.available_versions == [1, 2]
+    version, state = manager.latest_failure()
+    assert version == 3 and state.state == State.END
+    assert (state.error_code, state.error_message) == (
+        grpc.StatusCode.DATA_LOSS, f"{tmp_path / '3'} is broken")
+    (tmp_path / "3" / "broken").unlink()
+    manager.poll()
+    assert manager.latest_failure() is None
+    assert _manager(tmp_path / "empty").latest_failure() is None  # no versions yet
+
+
+def test_latest_request_gets_the_highest_available_version(tmp_path, loads):
+    _versions(tmp_path, 1, 3, 2)
+    manager = _manager(tmp_path, "all { }")
+    manager.start()
+    assert manager.servable(None).version == 3
+    assert manager.servable(2).version == 2
+
+
+@pytest.mark.parametrize(("version", "request_text"), [
+    (None, "Latest(kdd)"), (4, "Specific(kdd, 4)")])
+def test_a_servable_not_served_is_not_found_with_tf_servings_request_text(
+        tmp_path, loads, version, request_text):
+    # basic_manager.cc: "Servable not found for request: " + ServableRequest::DebugString()
+    # (manager.h: "Latest(name)" or "Specific(name, version)").
+    manager = _manager(tmp_path)
+    manager.start()
+    with pytest.raises(ServingError) as info:
+        manager.servable(version)
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+    assert info.value.message.startswith(f"Servable not found for request: {request_text}.")
+
+
+def test_unload_all_ends_every_version_and_tells_the_listeners(tmp_path, loads):
+    _versions(tmp_path, 1, 2)
+    manager = _manager(tmp_path, "all { }")
+    manager.start()
+    seen = []
+    manager.add_listener(seen.append)
+    manager.unload_all()
+    assert seen == [True, False]
+    assert _states(manager) == {1: "END", 2: "END"}
+    with pytest.raises(ServingError):
+        manager.servable(None)
+
+
+def test_a_manager_without_polling_starts_no_thread(tmp_path, loads):
+    manager = _manager(tmp_path)
+    manager.start()
+    assert manager._thread is None
+    manager.stop()
+
+
+@pytest.mark.parametrize("name", ["", "a/b", 3, None])
+def test_a_model_name_that_is_empty_has_a_slash_or_is_no_string_is_refused(tmp_path, name):
+    with pytest.raises(ValueError, match="expected a non-empty name without '/'"):
+        ModelManager(name, tmp_path, poll_interval=0)
+
+
+@pytest.mark.parametrize("seconds", [-1, -0.5, True, "1", None, float("nan")])
+def test_a_poll_interval_that_is_not_a_non_negative_number_is_refused(tmp_path, seconds):
+    with pytest.raises(ValueError, match="expected a non-negative number of seconds"):
+        ModelManager("kdd", tmp_path, poll_interval=seconds)
+
+
+@pytest.mark.parametrize("seconds", [0, 0.0, 2, 0.25])
+def test_a_poll_interval_of_zero_or_more_seconds_is_taken(tmp_path, seconds):
+    assert ModelManager("kdd", tmp_path, poll_interval=seconds).poll_interval == seconds
+
+
+@pytest.mark.parametrize("seconds", [0, 3, 0.5])
+def test_checked_poll_seconds_come_back_as_a_float(seconds):
+    checked = check_poll_seconds("file_system_poll_wait_seconds", seconds)
+    assert type(checked) is float and checked == seconds
+
+
+def test_version_states_are_frozen(tmp_path):
+    state = VersionState(State.AVAILABLE)
+    with pytest.raises(AttributeError):
+        state.state = State.END
+
+
+def test_a_missing_base_path_is_logged_and_serves_nothing(tmp_path, loads, caplog):
+    manager = _manager(tmp_path / "absent")
+    with caplog.at_level("WARNING", logger="memae_tf.serving.model_manager"):
+        manager.start()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Model base path {tmp_path / 'absent'} does not exist yet; waiting for versions."]
+    assert manager.available_versions == [] and loads == []
+
+
+def test_an_existing_base_path_starts_without_a_warning(tmp_path, loads, caplog):
+    _versions(tmp_path, 1)
+    with caplog.at_level("WARNING", logger="memae_tf.serving.model_manager"):
+        _manager(tmp_path).start()
+    assert caplog.records == []
+
+
+def test_polling_runs_on_a_daemon_thread_that_outlives_a_failed_listing(
+        tmp_path, loads, caplog, monkeypatch):
+    # A daemon thread does not hold up the process's exit; an unreadable base path
+    # (here: the first listing raising) is logged and the next listing still runs.
+    manager = ModelManager("kdd", tmp_path, poll_interval=0.001)
+    listings = []
+    second_listing = threading.Event()
+    poll = manager.poll
+
+    def flaky_poll():
+        listings.append(len(listings))
+        if len(listings) == 2:
+            raise OSError("unreadable")
+        if len(listings) == 3:
+            second_listing.set()
+        poll()
+
+    monkeypatch.setattr(manager, "poll", flaky_poll)
+    with caplog.at_level("ERROR", logger="memae_tf.serving.model_manager"):
+        manager.start()
+        (thread,) = [t for t in threading.enumerate() if t.name == "poll-kdd"]
+        assert second_listing.wait(timeout=60)
+        manager.stop()
+    assert thread.daemon and not thread.is_alive()
+    # Only this manager's records: under xdist other tests' servers share the process.
+    assert [r.getMessage() for r in caplog.records if str(tmp_path) in r.getMessage()] == [
+        f"Polling {tmp_path} failed."]
+
+
+def test_states_of_a_version_never_seen_or_of_a_model_without_versions_are_not_found(
+        tmp_path, loads):
+    # get_model_status_impl.cc: "Could not find version N of model NAME" and
+    # "Could not find any versions of model NAME".
+    manager = _manager(tmp_path)
+    manager.start()
+    with pytest.raises(ServingError) as info:
+        manager.version_states()
+    assert (info.value.code, info.value.message) == (
+        grpc.StatusCode.NOT_FOUND, "Could not find any versions of model kdd")
+    _versions(tmp_path, 1)
+    manager.poll()
+    with pytest.raises(ServingError) as info:
+        manager.version_states(9)
+    assert (info.value.code, info.value.message) == (
+        grpc.StatusCode.NOT_FOUND, "Could not find version 9 of model kdd")
+    assert manager.version_states(1) == {1: VersionState(State.AVAILABLE)}
+
+
+def test_a_config_whose_new_model_has_a_failed_latest_version_fails_with_tf_servings_message(
+        tmp_path, loads):
+    # server_core.cc WaitUntilModelsAvailable: UNKNOWN "N model(s) did not become available:
+    # {" then "{<ServableId DebugString> due to error: <status>}, " per model, then "}";
+    # ServableId::DebugString is "{name: M version: V}", an absl status prints "CODE: msg".
+    from memae_tf.serving.model_registry import ModelRegistry, ModelServerConfig
+
+    _versions(tmp_path / "good", 1)
+    _versions(tmp_path / "bad", 1, broken=[2])
+    _versions(tmp_path / "worse", broken=[4])
+    text = "".join(f'config {{ name: "{name}" base_path: "{tmp_path / name}" '
+                   'model_platform: "tensorflow" }' for name in ("worse", "good", "bad"))
+    config = text_format.Parse(f"model_config_list {{ {text} }}", ModelServerConfig())
+    registry = ModelRegistry(0)
+    try:
+        with pytest.raises(ServingError) as info:
+            registry.reload_config(config)
+        assert info.value.code == grpc.StatusCode.UNKNOWN
+        assert info.value.message == (
+            "2 model(s) did not become available: {"
+            f"{{{{name: bad version: 2}} due to error: DATA_LOSS: {tmp_path / 'bad' / '2'} "
+            "is broken}, "
+            f"{{{{name: worse version: 4}} due to error: DATA_LOSS: {tmp_path / 'worse' / '4'} "
+            "is broken}, }")
+        # The models stay, as in TF Serving's manager: the good one serves.
+        assert registry["good"].available_versions == [1]
+        assert registry["bad"].available_versions == []  # 1 is not aspired under latest
+    finally:
+        registry.stop()

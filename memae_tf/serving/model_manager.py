@@ -106,12 +106,13 @@ class ModelManager:
 
     A version that fails to load (a truncated `saved_model.pb`, missing
     variables, a directory still being copied) is logged and reported (state
-    END with its error) and left out of the policy's choice, so that with
-    `latest` the newest version that loads serves; it is tried again only
-    once its files change (e.g. when the copy completes). While every version
-    the policy names has failed (e.g. `specific` naming a broken one), the
-    newest version serving keeps serving, as TF Serving keeps a version in
-    error aspired.
+    END with its error) and stays aspired, as TF Serving keeps a version in
+    error aspired (tensorflow_serving/core/aspired_versions_manager.cc): no
+    older version is loaded in its place, and the versions already serving
+    unload as above (with `latest`, the previous version keeps serving until
+    a newer one loads). It is tried again once its files change (e.g. when
+    the copy completes). At start, a policy whose newest version failed is
+    what TF Serving refuses to start with (`latest_failure`).
 
     Args:
         model_name: Name clients use for the model.
@@ -245,39 +246,47 @@ class ModelManager:
                     warmed)
         return servable
 
-    def _aspired(self) -> tuple[list[int], list[int], dict[int, pathlib.Path]]:
-        """The policy's choice on disk, then among the versions not failed unchanged."""
-        on_disk = version_directories(self.model_base_path)
-        candidates = [v for v, path in on_disk.items() if v not in self._failed
-                      or self._failed[v] != directory_fingerprint(path)]
-        return (aspired_versions(self._policy, on_disk),
-                aspired_versions(self._policy, candidates), on_disk)
+    def latest_failure(self) -> tuple[int, VersionState] | None:
+        """The newest aspired version and its state, if it failed to load; else None.
+
+        TF Serving waits at start for the latest version of every model
+        (`ServerCore::WaitUntilModelsAvailable`, `ServableRequest::Latest`) and
+        does not start when that version ended in an error, even while an
+        older one could serve. A model without versions yet has none.
+        """
+        with self._poll_lock:
+            named = aspired_versions(self._policy, version_directories(self.model_base_path))
+        if not named or named[-1] in self._servables:
+            return None
+        state = self._states.get(named[-1])
+        return None if state is None or state.state != State.END else (named[-1], state)
 
     def poll(self) -> None:
         """Lists the base path once, loads the aspired versions and unloads the others.
 
-        New aspired versions load newest first. When one fails to load, the
-        policy chooses again without it (with `latest`, an older version
-        serves instead).
+        New aspired versions load newest first; one that failed is tried again
+        only once its files change.
         """
         with self._poll_lock:
             before = self.available_versions
-            while True:
-                named, aspired, on_disk = self._aspired()
-                missing = [v for v in reversed(aspired) if v not in self._servables]
-                if not missing:
-                    break
-                for version in missing:
-                    servable = self._load(version, on_disk[version])
-                    if servable is not None:
-                        with self._lock:
-                            self._servables = {**self._servables, version: servable}
-                            self._states[version] = VersionState(State.AVAILABLE)
+            on_disk = version_directories(self.model_base_path)
+            aspired = aspired_versions(self._policy, on_disk)
+            for version in reversed(aspired):
+                path = on_disk[version]
+                if version in self._servables or (
+                        version in self._failed
+                        and self._failed[version] == directory_fingerprint(path)):
+                    continue
+                servable = self._load(version, path)
+                if servable is not None:
+                    with self._lock:
+                        self._servables = {**self._servables, version: servable}
+                        self._states[version] = VersionState(State.AVAILABLE)
             unaspired = sorted(v for v in self._servables if v not in aspired)
-            if named and not aspired:
-                # Every version the policy names failed: TF Serving keeps them aspired in
-                # error (aspired_versions_manager.cc) and AvailabilityPreservingPolicy
-                # unloads unaspired versions only while more than one is ready.
+            if aspired and not any(v in self._servables for v in aspired):
+                # AvailabilityPreservingPolicy: with aspired versions none of which is
+                # ready (failed ones stay aspired), unaspired versions unload only while
+                # more than one is ready: the newest keeps serving.
                 unaspired = unaspired[:-1]
             with self._lock:
                 self._servables = {v: s for v, s in self._servables.items()

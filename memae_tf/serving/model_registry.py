@@ -174,6 +174,7 @@ class ModelRegistry(Mapping[str, ModelManager]):
             previous[name].unload_all()
             self._removed[name] = previous[name]
             logger.info("Removed model %s.", name)
+        added = []
         for name, model in listed.items():
             manager = self._managers.get(name)
             if manager is not None:
@@ -185,8 +186,10 @@ class ModelRegistry(Mapping[str, ModelManager]):
             manager.add_listener(self._notify)
             manager.start()
             self._managers = {**self._managers, name: manager}
+            added.append(name)
             logger.info("Added model %s from %s.", name, model.base_path)
         self._notify()
+        _raise_unless_available({name: self._managers[name] for name in added})
 
     def reload_config(self, config: ModelServerConfig) -> None:
         """Serves the models of a new config, as TF Serving's `ServerCore::ReloadConfig`.
@@ -200,7 +203,9 @@ class ModelRegistry(Mapping[str, ModelManager]):
         Raises:
             ServingError: FAILED_PRECONDITION for a transition TF Serving refuses
                 or a label on a version not available; INVALID_ARGUMENT for an
-                invalid model list or a `custom_model_config`.
+                invalid model list or a `custom_model_config`; UNKNOWN, with TF
+                Serving's message, when a new model's newest aspired version
+                failed to load (the model stays, its polling goes on).
         """
         with self._config_lock:
             old = self._config
@@ -267,3 +272,23 @@ class ModelRegistry(Mapping[str, ModelManager]):
             self._config_thread.join()
         for manager in list(self._managers.values()):
             manager.stop()
+
+
+def _raise_unless_available(managers: Mapping[str, ModelManager]) -> None:
+    """Raises as `ServerCore::WaitUntilModelsAvailable` when a model's latest version failed.
+
+    TF Serving (model_servers/server_core.cc) waits for the latest version of
+    each new model; one that ended in an error fails the config load (and the
+    server's start) with UNKNOWN `N model(s) did not become available:
+    {{name: M version: V} due to error: CODE: message}, }`.
+    """
+    failures = [(name, failure) for name, manager in sorted(managers.items())
+                if (failure := manager.latest_failure()) is not None]
+    if not failures:
+        return
+    details = "".join(
+        f"{{{{name: {name} version: {version}}} due to error: "
+        f"{state.error_code.name}: {state.error_message}}}, "
+        for name, (version, state) in failures)
+    raise ServingError(grpc.StatusCode.UNKNOWN,
+                       f"{len(failures)} model(s) did not become available: {{{details}}}")

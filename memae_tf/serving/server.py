@@ -234,6 +234,10 @@ def serve(
     Returns:
         A `ServingHandle`.
 
+    Raises:
+        ServingError: UNKNOWN, with TF Serving's message, when the newest version
+            the policy serves fails to load (TF Serving does not start then).
+
     Example:
 
     >>> with serve("models/memae", "memae", port=0) as server:  # doctest: +SKIP
@@ -263,7 +267,11 @@ def serve(
     )
     models = ModelRegistry(check_poll_seconds("poll_interval", poll_interval),
                            metrics=ServingMetrics())
-    models.reload_config(single_model_config(model_name, os.path.abspath(model_base_path)))
+    try:
+        models.reload_config(single_model_config(model_name, os.path.abspath(model_base_path)))
+    except BaseException:
+        models.stop()  # no polling thread outlives a server that did not start
+        raise
     return _open_ports(models, port, rest_port, host=host, max_workers=max_workers,
                        server_credentials=server_credentials, limits=limits,
                        rest_ssl_context=rest_ssl_context)
@@ -335,7 +343,9 @@ def start_model_server(
 
     Raises:
         ServingError: With TF Serving's status and message for flags or files it
-            refuses (the file is named).
+            refuses (the file is named), and UNKNOWN `N model(s) did not become
+            available: ...` when a model's newest aspired version fails to load
+            (TF Serving does not start then either, even if an older version loads).
 
     Example:
 
