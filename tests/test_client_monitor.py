@@ -165,3 +165,168 @@ def test_invalid_monitor_arguments_say_what_was_expected(options, message):
                  "reference_quantiles": np.arange(101.0), **options}
     with pytest.raises(ValueError, match=message):
         ScoreMonitor(**arguments)
+
+
+# -------------------------------------------- the documented rules on small known answers
+
+UNIFORM = np.arange(101.0)  # reference quantiles: deciles 10, 20, ..., 90
+
+
+def _small(threshold=50.0, expected_rate=0.25, **options) -> ScoreMonitor:
+    return ScoreMonitor(threshold, expected_rate, UNIFORM, **options)
+
+
+@pytest.mark.parametrize(("above", "level"), [
+    (1, "ok"), (2, "warning"), (3, "alert"), (4, "alert")])
+def test_the_rate_level_starts_at_2_and_3_times_the_expected_rate(above, level):
+    # Module docs: "an anomaly rate from 2 times the expected rate is a warning, from 3
+    # times an alert". 4 scores, expected rate 0.25: `above` of them make ratio `above`.
+    monitor = _small(min_scores=4)
+    monitor.update([60.0] * above + [40.0] * (4 - above))
+    report = monitor.report()
+    assert (report.anomaly_rate, report.rate_ratio) == (above / 4, float(above))
+    assert report.rate_level == level
+
+
+def test_a_score_equal_to_the_threshold_is_not_an_anomaly():
+    # The is_anomaly rule: score > threshold.
+    monitor = _small(min_scores=1)
+    monitor.update([50.0, 50.0, 50.5, 49.0])
+    assert monitor.report().anomaly_rate == 0.25
+
+
+@pytest.mark.parametrize(("psi_levels", "level"), [
+    ((8.5, 9.0), "ok"), ((8.0, 9.0), "warning"), ((4.0, 8.0), "alert")])
+def test_the_drift_level_compares_the_psi_with_its_levels(psi_levels, level):
+    # All 10 scores in the first decile bin: p = (1, 0.0001 x 9) against q = 0.1 each,
+    # PSI = 0.9 ln 10 + 9 (0.0001 - 0.1) ln(0.001) = 8.28.
+    monitor = _small(min_scores=10, drift_levels=psi_levels)
+    monitor.update(np.full(10, 5.0))
+    expected = 0.9 * np.log(10.0) + 9 * (1e-4 - 0.1) * np.log(1e-4 / 0.1)
+    report = monitor.report()
+    assert report.drift == pytest.approx(expected, rel=1e-12)
+    assert report.drift_level == level
+
+
+def test_an_empty_bin_counts_as_a_share_of_0_0001():
+    # Module docs: "an empty bin counts as 0.0001". Half the scores in the first bin,
+    # half in the last: 8 empty bins.
+    monitor = _small(min_scores=1)
+    monitor.update([5.0] * 5 + [95.0] * 5)
+    expected = 2 * (0.5 - 0.1) * np.log(5.0) + 8 * (0.0001 - 0.1) * np.log(0.001)
+    assert monitor.report().drift == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_score_on_a_decile_falls_in_the_bin_below_it():
+    # decile_bins: bin i holds (edge[i-1], edge[i]]; one score on each decile 10..90 and
+    # one above 90 put one score in each bin: PSI 0.
+    monitor = _small(min_scores=1)
+    monitor.update(np.arange(10.0, 101.0, 10.0))
+    assert monitor.report().drift == pytest.approx(0.0, abs=1e-12)
+
+
+def test_levels_leave_ok_at_exactly_min_scores():
+    monitor = _small(min_scores=4)
+    monitor.update([60.0, 60.0, 60.0])
+    assert monitor.report().rate_level == "ok" and not monitor.report().enough_scores
+    monitor.update([60.0])
+    report = monitor.report()
+    assert report.enough_scores and report.count == 4
+    assert (report.rate_level, report.drift_level) == ("alert", "alert")
+
+
+def test_the_window_keeps_the_latest_scores_of_a_2d_update():
+    monitor = _small(window=3, min_scores=1)
+    monitor.update(np.array([[60.0, 60.0], [40.0, 40.0]]))  # flattened, row by row
+    report = monitor.report()
+    assert report.count == 3 and report.anomaly_rate == pytest.approx(1 / 3)
+
+
+def test_a_report_before_any_score_says_to_update_first():
+    with pytest.raises(ValueError, match=r"No scores yet: call update\(scores\) first."):
+        _small().report()
+
+
+def test_the_defaults_are_the_documented_ones():
+    # Module docs: 10,000 recent scores, 100 before the levels leave ok, PSI levels
+    # 0.1 and 0.2, rate levels 2 and 3 (serving/k8s/monitoring/prometheusrule.yaml).
+    monitor = _small()
+    assert monitor._scores.maxlen == 10_000 and monitor.min_scores == 100
+    assert (monitor.rate_levels, monitor.drift_levels) == ((2.0, 3.0), (0.1, 0.2))
+    assert monitor.model_name == "memae"
+
+
+def test_a_monitor_from_model_info_takes_its_reference_and_options():
+    info = ModelInfo(version=3, input_range=None, threshold=50.0, expected_rate=0.25,
+                     reference_quantiles=UNIFORM)
+    monitor = ScoreMonitor.from_model_info(info, min_scores=2, model_name="digits")
+    assert (monitor.threshold, monitor.expected_rate, monitor.min_scores,
+            monitor.model_name) == (50.0, 0.25, 2, "digits")
+    np.testing.assert_array_equal(monitor.reference_quantiles, UNIFORM)
+
+
+@pytest.mark.parametrize("missing", ["expected_rate", "reference_quantiles", "info"])
+def test_model_info_without_a_reference_cannot_be_monitored(missing):
+    fields = {"version": 1, "input_range": None, "threshold": 0.5, "expected_rate": 0.05,
+              "reference_quantiles": UNIFORM}
+    info = None if missing == "info" else ModelInfo(**{**fields, missing: None})
+    with pytest.raises(ValueError, match="carries no reference scores"):
+        ScoreMonitor.from_model_info(info)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"threshold": True}, "expected a finite number"),
+    ({"threshold": float("inf")}, "expected a finite number"),
+    ({"threshold": "1"}, "expected a finite number"),
+    ({"expected_rate": 1.0}, r"share in \(0, 1\)"),
+    ({"expected_rate": True}, r"share in \(0, 1\)"),
+    ({"expected_rate": "0.5"}, r"share in \(0, 1\)"),
+    ({"min_scores": 0}, "`min_scores`, expected a positive integer"),
+    ({"window": True}, "`window`, expected a positive integer"),
+    ({"window": 2.0}, "`window`, expected a positive integer"),
+    ({"rate_levels": (2.0,)}, "`rate_levels`, expected"),
+    ({"rate_levels": (2.0, 3.0, 4.0)}, "`rate_levels`, expected"),
+    ({"rate_levels": (True, 3.0)}, "`rate_levels`, expected"),
+    ({"rate_levels": ("2", 3.0)}, "`rate_levels`, expected"),
+    ({"rate_levels": (0.0, 3.0)}, "`rate_levels`, expected"),
+    ({"rate_levels": (2.0, float("inf"))}, "`rate_levels`, expected"),
+    ({"drift_levels": (0.1, 0.1)}, "`drift_levels`, expected"),
+])
+def test_more_invalid_monitor_arguments_say_what_was_expected(options, message):
+    with pytest.raises(ValueError, match=message):
+        _small(**options)
+
+
+@pytest.mark.parametrize(("options", "taken"), [
+    ({"threshold": 0}, "threshold"), ({"expected_rate": 0.999}, "expected_rate"),
+    ({"window": 1}, "window"), ({"min_scores": 1}, "min_scores"),
+    ({"rate_levels": (1, 1.5)}, "rate_levels"), ({"drift_levels": [0.01, 5]}, "drift_levels")])
+def test_the_smallest_valid_arguments_are_taken(options, taken):
+    value = getattr(_small(**options), taken if taken != "window" else "_scores")
+    expected = {"threshold": 0.0, "expected_rate": 0.999, "min_scores": 1,
+                "rate_levels": (1.0, 1.5), "drift_levels": (0.01, 5.0)}.get(taken)
+    assert (value.maxlen == 1) if taken == "window" else value == expected
+
+
+def test_a_single_score_is_a_whole_share():
+    # p = (1, 0.0001 x 9) as for ten scores in the first bin (see the drift level test).
+    monitor = _small(min_scores=1)
+    monitor.update([5.0])
+    expected = 0.9 * np.log(10.0) + 9 * (1e-4 - 0.1) * np.log(1e-4 / 0.1)
+    report = monitor.report()
+    assert (report.count, report.anomaly_rate) == (1, 0.0)
+    assert report.drift == pytest.approx(expected, rel=1e-12)
+
+
+def test_tied_reference_quantiles_are_taken():
+    # "non-decreasing": equal neighbours are a valid reference (a score often 0).
+    quantiles = np.r_[np.zeros(55), np.arange(1.0, 47.0)]
+    monitor = ScoreMonitor(0.5, 0.45, quantiles)
+    np.testing.assert_array_equal(monitor.reference_quantiles, quantiles)
+
+
+def test_a_report_is_frozen():
+    monitor = _small(min_scores=1)
+    monitor.update([1.0])
+    with pytest.raises(AttributeError):
+        monitor.report().drift = 0.0
