@@ -105,6 +105,17 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/training/memory_check.py": [
         "tests/test_memory_check.py", "tests/test_docstring_examples.py",
         "-k", "not docstring or memory_check"],
+    "memae_tf/serving/model_manager.py": [
+        "tests/test_model_manager.py", "tests/test_serving_config.py",
+        "-k", "test_model_manager or version_policy"],
+    "memae_tf/serving/rest.py": [
+        "tests/test_serving_rest_json.py", "tests/test_serving_rest_handler.py",
+        "tests/test_serving.py", "tests/test_serving_rest_threads.py",
+        "tests/reliability/test_request_validation.py",
+        "tests/reliability/test_non_finite_inputs.py", "tests/test_serving_timeouts.py",
+        "tests/test_serving_batched_server.py",
+        "-m", "not slow", "-k", "rest or REST or metrics_page or metrics_path"],
+    "memae_tf/client/monitor.py": ["tests/test_client_monitor.py"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

@@ -178,6 +178,19 @@ def test_latest_failure_names_the_newest_aspired_version_only_when_it_failed(tmp
     assert _manager(tmp_path / "empty").latest_failure() is None  # no versions yet
 
 
+def test_a_newest_version_not_tried_yet_is_no_failure(tmp_path, loads):
+    # WaitUntilModelsAvailable fails only on a version in error; one the manager has not
+    # tried (on disk before the first or since the last poll) is still to come.
+    _versions(tmp_path, 1)
+    manager = _manager(tmp_path)
+    assert manager.latest_failure() is None  # before start
+    manager.start()
+    _versions(tmp_path, broken=[2])
+    assert manager.latest_failure() is None  # 2 not polled yet
+    manager.poll()
+    assert manager.latest_failure()[0] == 2
+
+
 def test_latest_request_gets_the_highest_available_version(tmp_path, loads):
     _versions(tmp_path, 1, 3, 2)
     manager = _manager(tmp_path, "all { }")
