@@ -158,6 +158,7 @@ class ModelManager:
         self._states: dict[int, VersionState] = {}
         # Failed version → fingerprint of its directory when it failed.
         self._failed: dict[int, tuple] = {}
+        self._aspired: list[int] = []  # the policy's choice at the last poll
         self._listeners: list[Callable[[bool], None]] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -247,19 +248,17 @@ class ModelManager:
         return servable
 
     def latest_failure(self) -> tuple[int, VersionState] | None:
-        """The newest aspired version and its state, if it failed to load; else None.
+        """The newest version the last poll aspired and its state, if it failed to load; else None.
 
         TF Serving waits at start for the latest version of every model
         (`ServerCore::WaitUntilModelsAvailable`, `ServableRequest::Latest`) and
         does not start when that version ended in an error, even while an
         older one could serve. A model without versions yet has none.
         """
-        with self._poll_lock:
-            named = aspired_versions(self._policy, version_directories(self.model_base_path))
-        if not named or named[-1] in self._servables:
+        aspired = self._aspired
+        if not aspired or aspired[-1] not in self._failed:
             return None
-        state = self._states.get(named[-1])
-        return None if state is None or state.state != State.END else (named[-1], state)
+        return aspired[-1], self._states[aspired[-1]]
 
     def poll(self) -> None:
         """Lists the base path once, loads the aspired versions and unloads the others.
@@ -270,7 +269,7 @@ class ModelManager:
         with self._poll_lock:
             before = self.available_versions
             on_disk = version_directories(self.model_base_path)
-            aspired = aspired_versions(self._policy, on_disk)
+            aspired = self._aspired = aspired_versions(self._policy, on_disk)
             for version in reversed(aspired):
                 path = on_disk[version]
                 if version in self._servables or (
