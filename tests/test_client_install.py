@@ -1,12 +1,16 @@
 """The TensorFlow-free client distribution (`client/`): its packaging, messages and install."""
 
+import email
 import json
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 import tomllib
+import zipfile
 
 import keras
 import numpy as np
@@ -37,6 +41,75 @@ def test_committed_messages_are_what_make_proto_generates(tmp_path):
     assert_generated_code_is_current(PROTO, tmp_path)
 
 
+def distribution_source(folder: pathlib.Path) -> pathlib.Path:
+    """Copies what the distribution is built from (`client/` and the two packages it
+    takes from `memae_tf/`) under `folder`, so that a build leaves the checkout
+    untouched; returns the copy of `client/`."""
+    shutil.copytree(ROOT / "client", folder / "client",
+                    ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    for package in ("client", "common"):
+        shutil.copytree(ROOT / "memae_tf" / package, folder / "memae_tf" / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return folder / "client"
+
+
+def repository_links(markdown: str) -> list[str]:
+    """The targets of the Markdown and HTML links and images in `markdown` that are
+    neither absolute URLs (a scheme such as `https:`) nor anchors in the page: the
+    ones that only resolve inside a checkout, and break on PyPI."""
+    targets = re.findall(r"\]\(\s*<?([^)\s>]+)", markdown)  # [text](target), ![alt](target)
+    targets += re.findall(r"^ {0,3}\[[^\]]+\]:\s*<?([^\s>]+)", markdown, flags=re.MULTILINE)
+    targets += re.findall(r"""\b(?:href|src)\s*=\s*["']([^"']+)""", markdown)
+    return [target for target in targets
+            if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:|#", target)]
+
+
+def test_repository_links_are_the_relative_targets_and_not_urls_or_anchors():
+    text = textwrap.dedent(
+        """
+        [a](../README.md) ![b](docs/plot.png "title") [c](https://example.org/x)
+        [d](#install) [e](mailto:team@example.org) <a href="serving/README.md">f</a>
+
+        [g]: ./LICENSE
+        [h]: https://example.org/y
+        """
+    )
+    assert repository_links(text) == [
+        "../README.md", "docs/plot.png", "./LICENSE", "serving/README.md"]
+
+
+def test_the_wheel_and_sdist_carry_the_license_and_a_readme_that_stands_alone(tmp_path):
+    """Builds both offline, with the installed setuptools (--no-build-isolation)."""
+    source = distribution_source(tmp_path / "src")
+    version = _toml(ROOT / "client" / "pyproject.toml")["project"]["version"]
+    license_text = (ROOT / "LICENSE").read_bytes()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--wheel-dir", str(tmp_path / "dist"),
+                    str(source)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-c", "import sys; from setuptools import build_meta; "
+                    "build_meta.build_sdist(sys.argv[1])", str(tmp_path / "dist")],
+                   cwd=source, check=True, timeout=300, capture_output=True)
+
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    info = f"memae_tf_client-{version}.dist-info"
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read(f"{info}/licenses/LICENSE") == license_text
+        metadata = email.message_from_string(archive.read(f"{info}/METADATA").decode())
+    assert metadata["License-Expression"] == "Apache-2.0"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    description = metadata.get_payload()
+    assert description.strip() == (ROOT / "client" / "README.md").read_text().strip()
+    assert repository_links(description) == []
+
+    (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        assert archive.extractfile(f"memae_tf_client-{version}/LICENSE").read() == license_text
+        pkg_info = email.message_from_string(
+            archive.extractfile(f"memae_tf_client-{version}/PKG-INFO").read().decode())
+    assert pkg_info.get_all("License-File") == ["LICENSE"]
+    assert repository_links(pkg_info.get_payload()) == []
+
+
 @pytest.fixture
 def served_model(tmp_path):
     """A small model served by the development server, with its scores computed in-process."""
@@ -56,17 +129,12 @@ def test_a_fresh_venv_with_only_the_client_scores_against_the_local_server(
     tmp_path, served_model
 ):
     port, rows, expected = served_model
-    # The distribution's two folders, so that the build leaves the checkout untouched.
-    source = tmp_path / "src"
-    shutil.copytree(ROOT / "client", source / "client")
-    for package in ("client", "common"):
-        shutil.copytree(ROOT / "memae_tf" / package, source / "memae_tf" / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+    source = distribution_source(tmp_path / "src")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    str(source / "client")], check=True, timeout=900)
+                    str(source)], check=True, timeout=900)
     script = textwrap.dedent(
         """
         import importlib.metadata, importlib.util, json, sys
