@@ -243,13 +243,42 @@ def test_a_refusal_of_the_input_itself_reaches_the_caller_unchanged():
             _second_push(model, frame_score, flagged)
 
 
-def test_an_answer_without_a_score_per_clip_is_an_error_not_a_misassigned_score():
-    # A batched signature answers one row per input row (TF Serving's Predict); an answer
-    # with fewer rows cannot be matched to the streams and must not be.
-    class OneRowShort(ServedVideoModel):
-        def score(self, x):
-            return super().score(x)[:-1]
+class MisansweringModel(ServedVideoModel):
+    """Answers `output` with `rows(n)` rows for n clips sent; every other output as served."""
 
-    scorer = StreamScorer(OneRowShort((1, 4, 5, 1)), clip_length=1, frame_score="clip")
-    with pytest.raises(ValueError):
-        scorer.push({"a": frames_of(1)[0], "b": frames_of(1, seed=1)[0]})
+    def __init__(self, clip_shape, output, rows, **kwargs):
+        super().__init__(clip_shape, **kwargs)
+        self.output, self.rows = output, rows
+
+    def _output(self, name, clips):
+        values = super()._output(name, clips)
+        if name != self.output:
+            return values
+        return np.resize(values, self.rows(len(clips)))
+
+
+@pytest.mark.parametrize("frame_score, flagged, output", [
+    ("clip", False, "score"),                      # MemAEClient.score
+    ("last", False, "last"),                       # run_signature, frame_score signature
+    ("clip", True, "is_anomaly"),                  # the flag of serving_default
+    ("last_plus_temporal", True, "is_anomaly_last_plus_temporal"),
+])
+@pytest.mark.parametrize("rows, received", [
+    pytest.param(lambda n: n - 1, r"shape \(1,\)", id="a-row-short"),
+    pytest.param(lambda n: n + 1, r"shape \(3,\)", id="a-row-too-many"),
+    pytest.param(lambda n: (n, 1), r"shape \(2, 1\)", id="a-column-per-clip"),
+])
+def test_an_answer_without_one_value_per_clip_names_both_counts(
+    frame_score, flagged, output, rows, received
+):
+    # A batched signature answers one row per input row (TF Serving's Predict); an answer
+    # with another number cannot be matched to the streams and must not be.
+    model = MisansweringModel((1, 4, 5, 1), output, rows,
+                              frame_thresholds={name: 0.0 for name in FRAME_SCORES})
+    scorer = StreamScorer(model, clip_length=1, frame_score=frame_score)
+    push = scorer.push_flagged if flagged else scorer.push
+    with pytest.raises(ValueError, match=(
+            rf"Expected the served model to answer one `{output}` value per clip sent: "
+            rf"shape \(2,\) for 2 clips\. Received: {received}$")):
+        push({"a": frames_of(1)[0], "b": frames_of(1, seed=1)[0]})
+    assert [request[2] for request in model.requests] == [2]  # both clips were sent

@@ -57,6 +57,20 @@ class ScoredFrame(NamedTuple):
     is_anomaly: bool | None
 
 
+def _one_per_clip(values: Any, output: str, clips: int) -> np.ndarray:
+    """The served `output`, refused unless it holds one value per clip sent.
+
+    The frames' scores are matched to their streams by position: an answer
+    with another number of rows would give a stream another stream's score.
+    """
+    values = np.asarray(values)
+    if values.shape != (clips,):
+        raise ValueError(
+            f"Expected the served model to answer one `{output}` value per clip sent: shape "
+            f"({clips},) for {clips} clips. Received: shape {values.shape}")
+    return values
+
+
 class FrameWindow:
     """The last `clip_length` frames of one stream.
 
@@ -157,7 +171,8 @@ class StreamScorer:
         Raises:
             ValueError: If the served model has no `frame_score` output of
                 this scorer's `frame_score` (an export of an earlier version,
-                or not a video model).
+                or not a video model), or answers other than one score per
+                clip sent.
         """
         return {stream: frame.score for stream, frame in self._push(frames, False).items()}
 
@@ -177,7 +192,8 @@ class StreamScorer:
 
         Raises:
             ValueError: If the served model has no flag for this scorer's
-                `frame_score` (exported without frame thresholds).
+                `frame_score` (exported without frame thresholds), or answers
+                other than one score and one flag per clip sent.
         """
         return self._push(frames, True)
 
@@ -204,7 +220,7 @@ class StreamScorer:
 
     def _score(self, clips: np.ndarray, flags: bool) -> tuple[np.ndarray, np.ndarray | None]:
         if self.frame_score == "clip" and not flags:
-            return self.client.score(clips), None
+            return _one_per_clip(self.client.score(clips), SCORE_OUTPUT, len(clips)), None
         signature, score, flag = (
             (SERVING_SIGNATURE, SCORE_OUTPUT, IS_ANOMALY_OUTPUT) if self.frame_score == "clip"
             else (FRAME_SCORE_SIGNATURE, self.frame_score, frame_flag_output(self.frame_score)))
@@ -228,7 +244,8 @@ class StreamScorer:
                    else f"the signatures {sorted(n for n in signatures if n[:2] != '__')}")
                 + fix
             ) from error
-        return outputs[score], outputs[flag] if flags else None
+        return (_one_per_clip(outputs[score], score, len(clips)),
+                _one_per_clip(outputs[flag], flag, len(clips)) if flags else None)
 
     def score_frames(self, frames: Iterable[Any], stream: Hashable = 0) -> np.ndarray:
         """Pushes the frames of one stream one by one; returns their scores `(t,)` (float64).
