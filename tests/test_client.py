@@ -378,16 +378,19 @@ def test_a_batching_file_that_is_not_batching_parameters_is_refused(tmp_path):
         read_max_batch_size(path)
 
 
-def test_a_batching_file_limit_must_be_positive_as_tf_servings_scheduler_requires(tmp_path):
-    # TensorFlow's shared_batch_scheduler.h AddQueue: "input_batch_size_limit must be
-    # positive", so a limit of 0 starts no server and 1 row is the smallest that does.
+def test_a_batching_file_limit_of_0_is_refused_and_a_negative_one_is_no_limit(tmp_path):
+    # TensorFlow's shared_batch_scheduler.h AddQueue refuses input_batch_size_limit 0
+    # ("must be positive"), so a limit of 0 starts no server and 1 row is the smallest that
+    # does; bundle_factory_util.h GetQueueOptions puts the Int64Value into that size_t, so
+    # TF Serving serves a negative one as 2**64 + value rows: no limit for the client.
     path = tmp_path / "batching_parameters.txt"
-    for size in (0, -3):
-        path.write_text(f"max_batch_size {{ value: {size} }}")
-        with pytest.raises(ValueError, match=rf"positive max_batch_size .* max_batch_size={size}"):
-            read_max_batch_size(path)
+    path.write_text("max_batch_size { value: 0 }")
+    with pytest.raises(ValueError, match=r"max_batch_size other than 0 .* max_batch_size=0$"):
+        read_max_batch_size(path)
     path.write_text("max_batch_size { value: 1 }")
     assert read_max_batch_size(path) == 1
+    path.write_text("max_batch_size { value: -3 }")
+    assert read_max_batch_size(path) is None
 
 
 def test_a_sample_larger_than_the_limit_is_rejected_before_sending(service):

@@ -247,6 +247,29 @@ def test_saved_model_loads_are_counted_by_path_and_outcome(base_path, tmp_path):
     assert metrics.load_latency.value(str(base_path / "1")) > 0
 
 
+def test_a_negative_max_batch_size_in_the_batching_file_serves_any_request_size(
+    base_path, model
+):
+    # TF Serving loads the model with it (bundle_factory_util.h GetQueueOptions: the
+    # Int64Value into TensorFlow's size_t input_batch_size_limit, which
+    # shared_batch_scheduler.h AddQueue refuses only when 0), and no task is then above
+    # the limit: 1001 rows, refused with an unset max_batch_size (1000), are served.
+    unset = Server(base_path, batching=BatchingParameters())
+    try:
+        with pytest.raises(grpc.RpcError, match="Task size 1001 is larger than maximum "
+                                                "input batch size 1000"):
+            unset.predict(rows(1001, 5))
+    finally:
+        unset.stop()
+    server = Server(base_path, batching=BatchingParameters(max_batch_size={"value": -1}))
+    try:
+        x = rows(1001, 5)
+        np.testing.assert_allclose(server.predict(x)["score"],
+                                   reference_outputs(model, x)["score"], rtol=1e-5)
+    finally:
+        server.stop()
+
+
 def test_the_request_limit_has_one_source_when_batching_is_on():
     # With --enable_batching TF Serving's only batch limit is BatchingParameters.max_batch_size.
     core = ServingCore({}, batching=BatchingParameters(max_batch_size={"value": 48}))

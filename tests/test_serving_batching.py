@@ -9,6 +9,7 @@ TensorFlow's tensorflow/core/kernels/batching_util/shared_batch_scheduler.h
 (queue, timeout, capacity and their messages) with input_split_metadata.cc.
 """
 
+import ctypes
 import dataclasses
 import os
 import threading
@@ -324,6 +325,32 @@ def test_settings_tf_serving_refuses_are_refused_with_its_message(options, messa
     with pytest.raises(ValueError) as refused:
         BatchingOptions(**options)
     assert str(refused.value).startswith(message)
+
+
+def test_a_negative_max_batch_size_is_no_limit_as_tf_serving_reads_it(make_scheduler):
+    # tensorflow_serving/servables/tensorflow/bundle_factory_util.h GetQueueOptions assigns
+    # BatchingParameters.max_batch_size (an Int64Value) to TensorFlow's size_t
+    # QueueOptions::input_batch_size_limit, and shared_batch_scheduler.h
+    # AddQueueAfterRewritingOptions refuses only 0 ("input_batch_size_limit must be
+    # positive"): -1 loads as the largest size_t, so ValidateBatchTaskQueueCapacity finds
+    # no task too large and, without splitting, a batch runs when its timeout is up.
+    message = text_format.Parse("max_batch_size { value: -1 }", BatchingParameters())
+    options = BatchingOptions.from_proto(message)
+    assert options.max_batch_size == ctypes.c_size_t(-1).value == 2**64 - 1
+    assert BatchingOptions(max_batch_size=-64).max_batch_size == ctypes.c_size_t(-64).value
+    scheduler = make_scheduler(max_batch_size=-1, batch_timeout_micros=1_000_000)
+    signature = CountingSignature()
+    # Above the 1000 rows of an unset max_batch_size, and merged beyond it.
+    requests = [rows(1500, 0), rows(2500, 1)]
+    answers = submit_concurrently(scheduler, signature, requests)
+    assert [call.shape[0] for call in signature.calls] == [4000]
+    for request, answer in zip(requests, answers, strict=True):
+        np.testing.assert_allclose(answer["y"], affine(request)["y"], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"input_batch_size_limit .*must be positive; was 0"):
+        BatchingOptions(max_batch_size=0)
+    # WrapSessionForBatching compares allowed_batch_sizes with the file's value itself.
+    with pytest.raises(ValueError, match=r"last entry was 64; expected -1$"):
+        BatchingOptions(max_batch_size=-1, allowed_batch_sizes=(32, 64))
 
 
 def test_zero_max_enqueued_batches_means_one_without_splitting():

@@ -15,7 +15,7 @@ from memae_tf.client.proto import tf_serving_pb2 as pb
 UNSET_MAX_BATCH_SIZE = 1000
 
 
-def read_max_batch_size(path: str | os.PathLike) -> int:
+def read_max_batch_size(path: str | os.PathLike) -> int | None:
     """Returns the most rows one request may carry to a server with this batching file.
 
     Parses the text-format `BatchingParameters` that TF Serving reads with
@@ -29,12 +29,14 @@ def read_max_batch_size(path: str | os.PathLike) -> int:
         path: The `batching_parameters.txt` the server is started with.
 
     Returns:
-        Its `max_batch_size`, or 1000 (TF Serving's default) when unset.
+        Its `max_batch_size`; 1000 (TF Serving's default) when unset; None (no
+        row limit) when negative, which TF Serving takes as an unsigned
+        `size_t`, 2**64 plus the value.
 
     Raises:
         FileNotFoundError: If there is no file at `path`.
         ValueError: If the file is not a valid `BatchingParameters` text
-            proto, or its `max_batch_size` is not positive.
+            proto, or its `max_batch_size` is 0 (TF Serving loads no model).
 
     Example:
 
@@ -53,8 +55,12 @@ def read_max_batch_size(path: str | os.PathLike) -> int:
     if not parameters.HasField("max_batch_size"):
         return UNSET_MAX_BATCH_SIZE
     size = parameters.max_batch_size.value
-    if size < 1:
+    if size == 0:
+        # shared_batch_scheduler.h AddQueue: "input_batch_size_limit must be positive".
         raise ValueError(
-            f"Expected a positive max_batch_size in {path}. Received: max_batch_size={size}"
+            f"Expected a max_batch_size other than 0 in {path} (TF Serving loads no model "
+            f"with it). Received: max_batch_size={size}"
         )
-    return size
+    # bundle_factory_util.h GetQueueOptions: the Int64Value goes into TensorFlow's size_t
+    # input_batch_size_limit, so a negative one is 2**64 + size rows: no limit.
+    return None if size < 0 else size

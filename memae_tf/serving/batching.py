@@ -78,6 +78,8 @@ class BatchingOptions:
     Args:
         max_batch_size: Largest request, in rows (TensorFlow's
             `input_batch_size_limit`); without splitting also the largest batch.
+            A negative value is taken as TF Serving takes it: as an unsigned
+            `size_t`, 2**64 plus the value, so no request is too large.
         batch_timeout_micros: How long the first request of a batch waits for
             others, in microseconds (>= 0).
         max_enqueued_batches: Batches that may wait for a thread; 0 means 1
@@ -117,6 +119,12 @@ class BatchingOptions:
     def __post_init__(self) -> None:
         # The checks and messages of SharedBatchScheduler::Create/AddQueue and
         # bundle_factory_util.cc WrapSessionForBatching.
+        received = self.max_batch_size
+        if isinstance(received, int) and not isinstance(received, bool) and received < 0:
+            # bundle_factory_util.h GetQueueOptions assigns the Int64Value to the size_t
+            # QueueOptions::input_batch_size_limit, and AddQueue refuses only 0
+            # (shared_batch_scheduler.h AddQueueAfterRewritingOptions).
+            object.__setattr__(self, "max_batch_size", received % 2**64)
         _positive("input_batch_size_limit (max_batch_size)", self.max_batch_size)
         if isinstance(self.batch_timeout_micros, bool) or not isinstance(
             self.batch_timeout_micros, int
@@ -147,10 +155,11 @@ class BatchingOptions:
                     "allowed_batch_sizes entries must be monotonically increasing. "
                     f"Received: allowed_batch_sizes={list(sizes)}"
                 )
-            if sizes[-1] != self.max_batch_size:
+            if sizes[-1] != received:
+                # WrapSessionForBatching compares with the file's value, before the size_t.
                 raise ValueError(
                     "Last entry in allowed_batch_sizes must match max_batch_size; last entry "
-                    f"was {sizes[-1]}; expected {self.max_batch_size}"
+                    f"was {sizes[-1]}; expected {received}"
                 )
         if self.pad_variable_length_inputs:
             raise ValueError(
