@@ -5,11 +5,14 @@ named `broken` fails to load), so that each test reads as the order of loads and
 unloads that TF Serving's sources prescribe:
 tensorflow_serving/core/availability_preserving_policy.cc (what unloads when),
 tensorflow_serving/core/aspired_version_policy.cc (which new version loads first),
+tensorflow_serving/core/aspired_versions_manager.cc (a version in error stays aspired),
+tensorflow_serving/core/loader_harness.cc and util/retrier.cc (load retries),
 tensorflow_serving/core/basic_manager.cc and manager.h (the NOT_FOUND messages).
 tests/test_serving.py and tests/reliability/test_version_faults.py serve real versions.
 """
 
 import threading
+import time
 from typing import ClassVar
 
 import grpc
@@ -28,12 +31,25 @@ from memae_tf.serving.model_manager import (
 
 
 class _StandInServable:
-    """Records each load in `loads`; a directory holding `broken` fails to load."""
+    """Records each load in `loads` and each try in `tries`; a directory holding `broken` fails.
+
+    A `broken` file holding a number fails that many more tries, then is removed
+    (a copy that completes); holding anything else, every try fails.
+    """
 
     loads: ClassVar[list[int]] = []
+    tries: ClassVar[list[int]] = []
 
     def __init__(self, version, path, metrics=None):
-        if (path / "broken").exists():
+        _StandInServable.tries.append(version)
+        broken = path / "broken"
+        if broken.exists():
+            text = broken.read_text()
+            if text.isdigit():
+                if int(text) <= 1:
+                    broken.unlink()
+                else:
+                    broken.write_text(str(int(text) - 1))
             raise ServingError(grpc.StatusCode.DATA_LOSS, f"{path} is broken")
         self.version = version
         self.path = path
@@ -46,24 +62,26 @@ class _StandInServable:
 @pytest.fixture
 def loads(monkeypatch) -> list[int]:
     monkeypatch.setattr(_StandInServable, "loads", [])
+    monkeypatch.setattr(_StandInServable, "tries", [])
     monkeypatch.setattr(model_manager, "Servable", _StandInServable)
     return _StandInServable.loads
 
 
-def _versions(base, *versions, broken=()):
+def _versions(base, *versions, broken=(), failing_tries="x"):
     for version in versions:
         (base / str(version)).mkdir(parents=True, exist_ok=True)
     for version in broken:
         (base / str(version)).mkdir(parents=True, exist_ok=True)
-        (base / str(version) / "broken").write_text("x")
+        (base / str(version) / "broken").write_text(failing_tries)
 
 
 def _policy(text: str) -> VersionPolicy:
     return text_format.Parse(text, VersionPolicy())
 
 
-def _manager(base, policy: str = "") -> ModelManager:
-    return ModelManager("kdd", base, poll_interval=0, version_policy=_policy(policy))
+def _manager(base, policy: str = "", retries: int = 0, interval: float = 0) -> ModelManager:
+    return ModelManager("kdd", base, poll_interval=0, version_policy=_policy(policy),
+                        max_num_load_retries=retries, load_retry_interval=interval)
 
 
 def _states(manager) -> dict[int, str]:
@@ -117,10 +135,6 @@ def test_while_every_aspired_version_fails_the_newest_serving_version_stays(tmp_
     manager.reconfigure(tmp_path, _policy("specific { versions: 4 }"))
     assert manager.available_versions == [3]
     assert _states(manager) == {1: "END", 2: "END", 3: "AVAILABLE", 4: "END"}
-    (tmp_path / "4" / "broken").unlink()  # the copy completes: 4 serves, 3 unloads
-    manager.poll()
-    assert manager.available_versions == [4]
-    assert _states(manager) == {1: "END", 2: "END", 3: "END", 4: "AVAILABLE"}
 
 
 def test_nothing_aspired_unloads_every_version(tmp_path, loads):
@@ -143,22 +157,100 @@ def test_an_aspired_version_serving_unloads_every_unaspired_one(tmp_path, loads)
     assert loads == [3, 2, 1]  # version 1 was not loaded again
 
 
-def test_a_version_that_failed_is_retried_only_once_its_files_change(tmp_path, loads):
+def test_a_version_whose_every_try_failed_is_not_tried_again_while_it_stays_aspired(
+        tmp_path, loads):
+    # aspired_versions_manager.cc ProcessAspiredVersionsRequest adds only versions not yet
+    # managed (enable_reload_servables_with_error is off in the model server), so a
+    # version in error is not reloaded, even once its files are whole; un-aspired, it is
+    # forgotten, and aspired again it is loaded as a new version.
     _versions(tmp_path, 1)
     manager = _manager(tmp_path)
     manager.start()
-    _versions(tmp_path, broken=[2])  # a copy still under way
+    _versions(tmp_path, broken=[2])
     manager.poll()
     manager.poll()
-    assert loads == [1]
+    assert loads == [1] and _StandInServable.tries == [1, 2]
     assert manager.available_versions == [1]  # the only ready version keeps serving
     assert _states(manager) == {1: "AVAILABLE", 2: "END"}
     assert manager.version_states(2)[2].error_code == grpc.StatusCode.DATA_LOSS
-    (tmp_path / "2" / "broken").unlink()  # the copy completes
+    (tmp_path / "2" / "broken").unlink()  # whole now, and still aspired: not tried
+    manager.poll()
+    assert _StandInServable.tries == [1, 2]
+    (tmp_path / "2").rename(tmp_path / "held")  # un-aspired: 1 is the latest again
+    manager.poll()
+    assert manager.available_versions == [1]
+    (tmp_path / "held").rename(tmp_path / "2")  # aspired again: loaded as new
     manager.poll()
     assert loads == [1, 2]
     assert manager.available_versions == [2]
     assert manager.version_states(2) == {2: VersionState(State.AVAILABLE)}
+
+
+@pytest.mark.parametrize("retries", [0, 1, 3])
+def test_a_failed_load_is_tried_max_num_load_retries_more_times_then_ends(
+        tmp_path, loads, retries, caplog):
+    # retrier.cc Retry: one try, then up to max_num_retries more while the status is an
+    # error (loader_harness.cc Load); the last error is the version's (END, DATA_LOSS).
+    _versions(tmp_path, broken=[2])
+    manager = _manager(tmp_path, retries=retries)
+    with caplog.at_level("INFO", logger="memae_tf.serving.model_manager"):
+        manager.start()
+    assert _StandInServable.tries == [2] * (retries + 1) and loads == []
+    assert manager.version_states(2)[2] == VersionState(
+        State.END, grpc.StatusCode.DATA_LOSS, f"{tmp_path / '2'} is broken")
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m for m in messages if " retry: " in m] == [
+        f"Retrying of Loading servable: {{name: kdd version: 2}} retry: {n}"
+        for n in range(1, retries + 1)]
+    assert messages.count("Loading servable: {name: kdd version: 2} failed: DATA_LOSS: "
+                          f"{tmp_path / '2'} is broken") == retries + 1
+
+
+def test_a_load_that_succeeds_on_a_retry_serves(tmp_path, loads):
+    # A copy still under way when the version is found: a later try of the same load
+    # (retrier.cc) finds it whole, and it serves without waiting for a new listing.
+    _versions(tmp_path, broken=[2], failing_tries="2")
+    manager = _manager(tmp_path, retries=5)
+    manager.start()
+    assert _StandInServable.tries == [2, 2, 2] and loads == [2]
+    assert manager.version_states() == {2: VersionState(State.AVAILABLE)}
+    assert manager.latest_failure() is None
+
+
+def test_a_version_reports_loading_between_tries_and_stop_cancels_the_retries(
+        tmp_path, loads):
+    # loader_harness.cc: the state stays kLoading while Retry sleeps between tries; a
+    # cancelled retry (should_retry false) ends the load with the last error.
+    _versions(tmp_path, broken=[2])
+    manager = _manager(tmp_path, retries=5, interval=60)
+    starting = threading.Thread(target=manager.start)
+    starting.start()
+    deadline = time.monotonic() + 60
+    while not _StandInServable.tries and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert manager.version_states(2)[2].state == State.LOADING
+    manager.stop()
+    starting.join(timeout=10)
+    assert not starting.is_alive()
+    assert _StandInServable.tries == [2]
+    assert manager.version_states(2)[2].state == State.END
+
+
+@pytest.mark.parametrize(("retries", "interval", "message"), [
+    (-1, 0, "max_num_load_retries"), (1.5, 0, "max_num_load_retries"),
+    (True, 0, "max_num_load_retries"), (2, -1, "load_retry_interval"),
+    (2, "1", "load_retry_interval")])
+def test_retry_settings_that_are_not_a_count_and_seconds_are_refused(
+        tmp_path, retries, interval, message):
+    with pytest.raises(ValueError, match=f"invalid value for `{message}`"):
+        ModelManager("kdd", tmp_path, max_num_load_retries=retries,
+                     load_retry_interval=interval)
+
+
+def test_tf_servings_retry_defaults_are_5_tries_a_minute_apart(tmp_path):
+    # server.h / main.cc: max_num_load_retries = 5, load_retry_interval_micros = 1 minute.
+    manager = ModelManager("kdd", tmp_path)
+    assert (manager.max_num_load_retries, manager.load_retry_interval) == (5, 60.0)
 
 
 def test_latest_failure_names_the_newest_aspired_version_only_when_it_failed(tmp_path, loads):
@@ -172,7 +264,7 @@ def test_latest_failure_names_the_newest_aspired_version_only_when_it_failed(tmp
     assert version == 3 and state.state == State.END
     assert (state.error_code, state.error_message) == (
         grpc.StatusCode.DATA_LOSS, f"{tmp_path / '3'} is broken")
-    (tmp_path / "3" / "broken").unlink()
+    (tmp_path / "3").rename(tmp_path / "held")  # no longer aspired
     manager.poll()
     assert manager.latest_failure() is None
     assert _manager(tmp_path / "empty").latest_failure() is None  # no versions yet
@@ -339,7 +431,7 @@ def test_a_config_whose_new_model_has_a_failed_latest_version_fails_with_tf_serv
     text = "".join(f'config {{ name: "{name}" base_path: "{tmp_path / name}" '
                    'model_platform: "tensorflow" }' for name in ("worse", "good", "bad"))
     config = text_format.Parse(f"model_config_list {{ {text} }}", ModelServerConfig())
-    registry = ModelRegistry(0)
+    registry = ModelRegistry(0, max_num_load_retries=0)
     try:
         with pytest.raises(ServingError) as info:
             registry.reload_config(config)

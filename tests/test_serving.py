@@ -1,6 +1,7 @@
 """The development server end to end over loopback: gRPC via MemAEClient, REST, TLS, reloads."""
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -361,7 +362,8 @@ def test_new_version_is_swapped_in_without_dropping_requests(tmp_path, model, ro
             old.score(rows)
 
 
-def test_a_server_whose_latest_version_fails_to_load_does_not_start(tmp_path, model):
+def test_a_server_whose_latest_version_fails_to_load_does_not_start(
+        tmp_path, model, caplog):
     # server_core.cc WaitUntilModelsAvailable: TF Serving waits for each model's latest
     # aspired version and refuses to start when it ends in an error, although version 1
     # loads (latest { num_versions: 1 } does not aspire it). A broken version arriving
@@ -371,9 +373,13 @@ def test_a_server_whose_latest_version_fails_to_load_does_not_start(tmp_path, mo
     (base / "2").mkdir()
     (base / "2" / "saved_model.pb").write_bytes(b"not a SavedModel")
     threads = set(threading.enumerate())
-    with pytest.raises(ServingError) as info:
-        serve(base, "kdd", port=0, host="127.0.0.1")
+    # loader_harness.cc: the load is tried max_num_load_retries more times first.
+    with pytest.raises(ServingError) as info, caplog.at_level(
+            logging.INFO, logger="memae_tf.serving.model_manager"):
+        serve(base, "kdd", port=0, host="127.0.0.1", max_num_load_retries=1,
+              load_retry_interval=0)
     assert set(threading.enumerate()) <= threads  # its polling stopped with it
+    assert "Retrying of Loading servable: {name: kdd version: 2} retry: 1" in caplog.messages
     assert info.value.code == grpc.StatusCode.UNKNOWN
     assert info.value.message.startswith(
         "1 model(s) did not become available: {{{name: kdd version: 2} due to error: ")

@@ -12,6 +12,7 @@ import os
 import pathlib
 import subprocess
 import sys
+from typing import ClassVar
 
 import grpc
 import pytest
@@ -174,7 +175,8 @@ def test_unset_flags_take_tf_servings_defaults():
         port=8500, rest_api_port=0, rest_api_num_threads=4 * len(os.sched_getaffinity(0)),
         rest_api_timeout_in_ms=30000, model_name="default", model_base_path="",
         model_config_file="", model_config_file_poll_wait_seconds=0,
-        file_system_poll_wait_seconds=1, enable_batching=False, batching_parameters_file="",
+        file_system_poll_wait_seconds=1, max_num_load_retries=5,
+        load_retry_interval_micros=60_000_000, enable_batching=False, batching_parameters_file="",
         monitoring_config_file="", ssl_config_file="", tensorflow_session_parallelism=0,
         tensorflow_intra_op_parallelism=0, tensorflow_inter_op_parallelism=0,
         allow_version_labels_for_unavailable_models=False,
@@ -249,12 +251,42 @@ def test_flags_outside_the_syntax_are_refused_saying_what_was_expected(argv, mes
      "Either configure server_options.tensorflow_session_parallelism or "
      "(server_options.tensorflow_intra_op_parallelism, "
      "server_options.tensorflow_inter_op_parallelism) separately. You cannot configure all."),
+    (["--model_base_path=/m/a", "--max_num_load_retries=-1"], grpc.StatusCode.INVALID_ARGUMENT,
+     "--max_num_load_retries is negative (-1), which TF Serving reads as an unsigned count "
+     "of about four billion retries; expected 0 (load once) or a positive number of "
+     "retries."),
 ])
 def test_startup_refuses_the_flag_combinations_tf_serving_refuses(argv, code, message):
     # tensorflow_serving/model_servers/server.cc (Server::BuildAndStart).
     with pytest.raises(ServingError) as info:
         start_model_server(parse_flags(argv))
     assert (info.value.code, info.value.message) == (code, message)
+
+
+@pytest.mark.parametrize(("argv", "retries", "seconds"), [
+    ([], 5, 60.0),
+    (["--max_num_load_retries=0", "--load_retry_interval_micros=250000"], 0, 0.25),
+    (["--max_num_load_retries=2", "--load_retry_interval_micros=-1"], 2, 0.0),
+])
+def test_the_load_retry_flags_reach_every_models_manager(tmp_path, monkeypatch, argv, retries,
+                                                        seconds):
+    # main.cc / server.cc pass both flags to ServerCore's manager (basic_manager.h:
+    # max_num_load_retries, load_retry_interval_micros); retrier.cc: a negative interval
+    # does not wait.
+    from memae_tf.serving import model_manager
+
+    class Recorded(model_manager.ModelManager):
+        seen: ClassVar[list] = []
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            Recorded.seen.append((self.max_num_load_retries, self.load_retry_interval))
+
+    monkeypatch.setattr("memae_tf.serving.model_registry.ModelManager", Recorded)
+    flags = [f"--model_base_path={tmp_path}", f"--port={free_port()}", *argv]
+    with start_model_server(parse_flags(flags), host="127.0.0.1"):
+        pass
+    assert Recorded.seen == [(retries, seconds)]
 
 
 def test_startup_names_a_batching_file_that_does_not_parse(tmp_path):

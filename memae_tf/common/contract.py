@@ -92,6 +92,10 @@ GRPC_PORT = 8500
 # and seconds in-flight requests get to finish after SIGTERM/SIGINT.
 SERVE_POLL_INTERVAL_SECONDS = 1.0
 SERVE_GRACE_SECONDS = 30.0
+# TF Serving's load retries (tensorflow_serving/model_servers/server.h): a failed load is
+# tried 5 more times, a minute apart.
+SERVE_MAX_NUM_LOAD_RETRIES = 5
+SERVE_LOAD_RETRY_INTERVAL_SECONDS = 60.0
 WARMUP_DIRNAME = "assets.extra"
 WARMUP_FILENAME = "tf_serving_warmup_requests"
 

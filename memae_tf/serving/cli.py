@@ -14,7 +14,13 @@ import logging
 import pathlib
 import sys
 
-from memae_tf.common.contract import GRPC_PORT, SERVE_GRACE_SECONDS, SERVE_POLL_INTERVAL_SECONDS
+from memae_tf.common.contract import (
+    GRPC_PORT,
+    SERVE_GRACE_SECONDS,
+    SERVE_LOAD_RETRY_INTERVAL_SECONDS,
+    SERVE_MAX_NUM_LOAD_RETRIES,
+    SERVE_POLL_INTERVAL_SECONDS,
+)
 from memae_tf.common.deprecation import add_deprecated_alias
 
 
@@ -38,7 +44,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                host=args.host, poll_interval=args.poll_interval,
                server_credentials=credentials, rest_ssl_context=context,
                max_message_mib=args.max_message_mib, max_batch_size=args.max_batch_size,
-               grace=args.grace)
+               max_num_load_retries=args.max_num_load_retries,
+               load_retry_interval=args.load_retry_interval, grace=args.grace)
     return 0
 
 
@@ -132,6 +139,14 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
                               default=SERVE_POLL_INTERVAL_SECONDS, metavar="SECONDS",
                               help="seconds between two checks for new versions")
     add_deprecated_alias(serve, poll, "--poll-seconds")
+    serve.add_argument("--max-num-load-retries", type=int, default=SERVE_MAX_NUM_LOAD_RETRIES,
+                       metavar="N",
+                       help="tries of a failed version load after the first, as TF Serving's "
+                            "--max_num_load_retries; 0 tries once")
+    serve.add_argument("--load-retry-interval", type=float,
+                       default=SERVE_LOAD_RETRY_INTERVAL_SECONDS, metavar="SECONDS",
+                       help="seconds between two tries of a failed load, as TF Serving's "
+                            "--load_retry_interval_micros")
     serve.add_argument("--ssl-cert",
                        help="PEM certificate chain for TLS on the gRPC and REST ports")
     serve.add_argument("--ssl-key", help="PEM private key for TLS on the gRPC and REST ports")

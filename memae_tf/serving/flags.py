@@ -73,6 +73,11 @@ class ModelServerOptions:
         0, "seconds between two reads of --model_config_file; 0 reads it once")
     file_system_poll_wait_seconds: int = _flag(
         1, "seconds between two listings of each model base path; 0 lists once")
+    max_num_load_retries: int = _flag(
+        5, "tries of a failed model load after the first, before giving up; 0 tries once")
+    load_retry_interval_micros: int = _flag(
+        60_000_000, "microseconds between two tries of a failed load (1 minute); negative "
+                    "retries at once")
     enable_batching: bool = _flag(False, "server-side batching of requests")
     batching_parameters_file: str = _flag(
         "", "text-format BatchingParameters (needs --enable_batching)")

@@ -13,9 +13,13 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2
 
-from memae_tf.common.contract import SERVE_POLL_INTERVAL_SECONDS, version_directories
+from memae_tf.common.contract import (
+    SERVE_LOAD_RETRY_INTERVAL_SECONDS,
+    SERVE_MAX_NUM_LOAD_RETRIES,
+    SERVE_POLL_INTERVAL_SECONDS,
+    version_directories,
+)
 from memae_tf.serving.errors import ServingError, not_found
-from memae_tf.serving.layout import directory_fingerprint
 from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.servable import Servable
 
@@ -61,7 +65,24 @@ def aspired_versions(policy: VersionPolicy, versions: Iterable[int]) -> list[int
     return found[-count:]
 
 
-def check_poll_seconds(name: str, value: object) -> float:
+def check_load_retries(
+    max_num_load_retries: object, load_retry_interval: object
+) -> tuple[int, float]:
+    """Returns the load retry settings if they are a count >= 0 and seconds >= 0, else raises.
+
+    Raises:
+        ValueError: Naming the argument, saying what was expected.
+    """
+    if isinstance(max_num_load_retries, bool) or not (
+            isinstance(max_num_load_retries, int) and max_num_load_retries >= 0):
+        raise ValueError(
+            "Received an invalid value for `max_num_load_retries`, expected an integer >= 0 "
+            f"(0 tries a load once). Received: max_num_load_retries={max_num_load_retries!r}")
+    return max_num_load_retries, check_poll_seconds("load_retry_interval", load_retry_interval,
+                                                    "0 retries at once")
+
+
+def check_poll_seconds(name: str, value: object, zero: str = "0 lists once") -> float:
     """Returns `value` as float if it is a non-negative number of seconds, else raises.
 
     Raises:
@@ -70,7 +91,7 @@ def check_poll_seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not (isinstance(value, (int, float)) and value >= 0):
         raise ValueError(
             f"Received an invalid value for `{name}`, expected a non-negative number of "
-            f"seconds (0 lists once). Received: {name}={value!r}"
+            f"seconds ({zero}). Received: {name}={value!r}"
         )
     return float(value)
 
@@ -104,15 +125,23 @@ class ModelManager:
     running keep the version they started with, so none is dropped; an
     unloaded version is freed when the last one finishes.
 
-    A version that fails to load (a truncated `saved_model.pb`, missing
-    variables, a directory still being copied) is logged and reported (state
-    END with its error) and stays aspired, as TF Serving keeps a version in
-    error aspired (tensorflow_serving/core/aspired_versions_manager.cc): no
-    older version is loaded in its place, and the versions already serving
-    unload as above (with `latest`, the previous version keeps serving until
-    a newer one loads). It is tried again once its files change (e.g. when
-    the copy completes). At start, a policy whose newest version failed is
-    what TF Serving refuses to start with (`latest_failure`).
+    A load that fails (a truncated `saved_model.pb`, missing variables, a
+    directory still being copied) is tried again `max_num_load_retries` times,
+    `load_retry_interval` seconds apart, as TF Serving's `LoaderHarness::Load`
+    (tensorflow_serving/core/loader_harness.cc, util/retrier.cc): the version
+    reports LOADING meanwhile, and a copy that completes in time is served.
+    As in TF Serving's default (`--num_load_threads=0`) the loads run one
+    after another on the polling thread, so no new listing happens while a
+    load is retried. A version whose every try failed is logged and reported
+    (state END with its error) and stays aspired, as TF Serving keeps a
+    version in error aspired (tensorflow_serving/core/aspired_versions_manager.cc):
+    it is not tried again while it stays aspired, even if its files change;
+    no older version is loaded in its place, and the versions already
+    serving unload as above (with `latest`, the previous version keeps
+    serving until a newer one loads). Removed (or no longer chosen by the
+    policy) and published again, it is loaded again. At start, a policy whose
+    newest version failed is what TF Serving refuses to start with
+    (`latest_failure`).
 
     Args:
         model_name: Name clients use for the model.
@@ -123,6 +152,10 @@ class ModelManager:
             Serving's default, `latest { num_versions: 1 }`.
         metrics: Where each load attempt is counted (`Servable`'s
             `load_attempt_count` and `load_latency`); None records nothing.
+        max_num_load_retries: Tries of a failed load after the first (TF
+            Serving's `--max_num_load_retries`, default 5); 0 tries once.
+        load_retry_interval: Seconds between two tries (TF Serving's
+            `--load_retry_interval_micros`, default 1 minute); 0 retries at once.
 
     Example:
 
@@ -138,6 +171,8 @@ class ModelManager:
         poll_interval: float = SERVE_POLL_INTERVAL_SECONDS,
         version_policy: VersionPolicy | None = None,
         metrics: ServingMetrics | None = None,
+        max_num_load_retries: int = SERVE_MAX_NUM_LOAD_RETRIES,
+        load_retry_interval: float = SERVE_LOAD_RETRY_INTERVAL_SECONDS,
     ) -> None:
         if not isinstance(model_name, str) or not model_name or "/" in model_name:
             raise ValueError(
@@ -145,6 +180,8 @@ class ModelManager:
                 f"without '/'. Received: model_name={model_name!r}"
             )
         check_poll_seconds("poll_interval", poll_interval)
+        self.max_num_load_retries, self.load_retry_interval = check_load_retries(
+            max_num_load_retries, load_retry_interval)
         self.model_name = model_name
         self.model_base_path = pathlib.Path(model_base_path)
         self.poll_interval = float(poll_interval)
@@ -156,8 +193,7 @@ class ModelManager:
         self._poll_lock = threading.Lock()  # one poll at a time (thread, reload, start)
         self._servables: dict[int, Servable] = {}
         self._states: dict[int, VersionState] = {}
-        # Failed version → fingerprint of its directory when it failed.
-        self._failed: dict[int, tuple] = {}
+        self._failed: set[int] = set()  # aspired versions whose every try failed
         self._aspired: list[int] = []  # the policy's choice at the last poll
         self._listeners: list[Callable[[bool], None]] = []
         self._stopping = threading.Event()
@@ -231,21 +267,35 @@ class ModelManager:
 
     def _load(self, version: int, path: pathlib.Path) -> Servable | None:
         self._set_state(version, VersionState(State.LOADING))
-        fingerprint = directory_fingerprint(path)
+        servable_id = f"{{name: {self.model_name} version: {version}}}"
         logger.info("Loading %s version %d from %s.", self.model_name, version, path)
-        try:
-            servable = Servable(version, path, self.metrics)
-            warmed = servable.warm_up()
-        except Exception as error:  # a broken version must not stop the server
-            code = error.code if isinstance(error, ServingError) else grpc.StatusCode.UNKNOWN
-            self._set_state(version, VersionState(State.END, code, str(error)))
-            self._failed[version] = fingerprint
-            logger.error("Could not load %s version %d: %s", self.model_name, version, error)
-            return None
-        self._failed.pop(version, None)
-        logger.info("Loaded %s version %d (%d warmup requests).", self.model_name, version,
-                    warmed)
-        return servable
+        for attempt in range(self.max_num_load_retries + 1):
+            if attempt:
+                if self._stopping.wait(self.load_retry_interval):
+                    logger.info("Retrying of Loading servable: %s was cancelled.", servable_id)
+                    break
+                logger.info("Retrying of Loading servable: %s retry: %d", servable_id, attempt)
+            try:
+                servable = Servable(version, path, self.metrics)
+                warmed = servable.warm_up()
+            except Exception as error:  # a broken version must not stop the server
+                failure = error
+                code = (error.code if isinstance(error, ServingError)
+                        else grpc.StatusCode.UNKNOWN)
+                logger.error("Loading servable: %s failed: %s: %s", servable_id, code.name,
+                             error)
+                continue
+            logger.info("Loaded %s version %d (%d warmup requests).", self.model_name,
+                        version, warmed)
+            return servable
+        else:
+            if self.max_num_load_retries:
+                logger.info("Retrying of Loading servable: %s exhausted max_num_retries: %d",
+                            servable_id, self.max_num_load_retries)
+        self._set_state(version, VersionState(State.END, code, str(failure)))
+        self._failed.add(version)
+        logger.error("Could not load %s version %d: %s", self.model_name, version, failure)
+        return None
 
     def latest_failure(self) -> tuple[int, VersionState] | None:
         """The newest version the last poll aspired and its state, if it failed to load; else None.
@@ -263,20 +313,18 @@ class ModelManager:
     def poll(self) -> None:
         """Lists the base path once, loads the aspired versions and unloads the others.
 
-        New aspired versions load newest first; one that failed is tried again
-        only once its files change.
+        New aspired versions load newest first; one whose every try failed is
+        not tried again until it has left the aspired versions.
         """
         with self._poll_lock:
             before = self.available_versions
             on_disk = version_directories(self.model_base_path)
             aspired = self._aspired = aspired_versions(self._policy, on_disk)
+            self._failed &= set(aspired)  # un-aspired: loaded again if aspired again
             for version in reversed(aspired):
-                path = on_disk[version]
-                if version in self._servables or (
-                        version in self._failed
-                        and self._failed[version] == directory_fingerprint(path)):
+                if version in self._servables or version in self._failed:
                     continue
-                servable = self._load(version, path)
+                servable = self._load(version, on_disk[version])
                 if servable is not None:
                     with self._lock:
                         self._servables = {**self._servables, version: servable}

@@ -17,10 +17,16 @@ from collections.abc import Callable, Iterator, Mapping
 import grpc
 from tensorflow_serving.config import model_server_config_pb2
 
+from memae_tf.common.contract import SERVE_LOAD_RETRY_INTERVAL_SECONDS, SERVE_MAX_NUM_LOAD_RETRIES
 from memae_tf.serving.config import check_model_config_list, read_text_proto
 from memae_tf.serving.errors import ServingError, invalid_argument
 from memae_tf.serving.metrics import ServingMetrics
-from memae_tf.serving.model_manager import ModelManager, VersionState, check_poll_seconds
+from memae_tf.serving.model_manager import (
+    ModelManager,
+    VersionState,
+    check_load_retries,
+    check_poll_seconds,
+)
 
 logger = logging.getLogger(__name__)
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
@@ -48,6 +54,10 @@ class ModelRegistry(Mapping[str, ModelManager]):
             name.
         metrics: Where the models' load attempts are counted; None records
             nothing.
+        max_num_load_retries: Tries of a failed load after the first (TF
+            Serving's `--max_num_load_retries`); 0 tries once.
+        load_retry_interval: Seconds between two tries (TF Serving's
+            `--load_retry_interval_micros`, in seconds).
 
     Example:
 
@@ -62,9 +72,13 @@ class ModelRegistry(Mapping[str, ModelManager]):
         file_system_poll_wait_seconds: float = 1.0,
         allow_version_labels_for_unavailable_models: bool = False,
         metrics: ServingMetrics | None = None,
+        max_num_load_retries: int = SERVE_MAX_NUM_LOAD_RETRIES,
+        load_retry_interval: float = SERVE_LOAD_RETRY_INTERVAL_SECONDS,
     ) -> None:
         self.file_system_poll_wait_seconds = check_poll_seconds(
             "file_system_poll_wait_seconds", file_system_poll_wait_seconds)
+        self.max_num_load_retries, self.load_retry_interval = check_load_retries(
+            max_num_load_retries, load_retry_interval)
         self.allow_version_labels_for_unavailable_models = bool(
             allow_version_labels_for_unavailable_models
         )
@@ -181,7 +195,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
                 manager.reconfigure(model.base_path, model.model_version_policy)
                 continue
             manager = ModelManager(name, model.base_path, self.file_system_poll_wait_seconds,
-                                   model.model_version_policy, self.metrics)
+                                   model.model_version_policy, self.metrics,
+                                   self.max_num_load_retries, self.load_retry_interval)
             self._removed.pop(name, None)
             manager.add_listener(self._notify)
             manager.start()

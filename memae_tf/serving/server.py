@@ -21,7 +21,13 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.common.checks import check_positive_int
-from memae_tf.common.contract import GRPC_PORT, SERVE_GRACE_SECONDS, SERVE_POLL_INTERVAL_SECONDS
+from memae_tf.common.contract import (
+    GRPC_PORT,
+    SERVE_GRACE_SECONDS,
+    SERVE_LOAD_RETRY_INTERVAL_SECONDS,
+    SERVE_MAX_NUM_LOAD_RETRIES,
+    SERVE_POLL_INTERVAL_SECONDS,
+)
 from memae_tf.common.deprecation import renamed_argument
 from memae_tf.serving.config import read_text_proto, single_model_config
 from memae_tf.serving.core import ServingCore
@@ -29,7 +35,10 @@ from memae_tf.serving.errors import invalid_argument
 from memae_tf.serving.flags import ModelServerOptions, default_threads
 from memae_tf.serving.grpc_services import ModelServicer, PredictionServicer
 from memae_tf.serving.metrics import DEFAULT_PROMETHEUS_PATH, ServingMetrics
-from memae_tf.serving.model_manager import ModelManager, check_poll_seconds
+from memae_tf.serving.model_manager import (
+    ModelManager,
+    check_poll_seconds,
+)
 from memae_tf.serving.model_registry import ModelRegistry
 from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
 from memae_tf.serving.rest import RestServer
@@ -191,6 +200,8 @@ def serve(
     max_batch_size: int | None = None,
     rest_ssl_context: ssl.SSLContext | None = None,
     max_message_mb: float | None = None,
+    max_num_load_retries: int = SERVE_MAX_NUM_LOAD_RETRIES,
+    load_retry_interval: float = SERVE_LOAD_RETRY_INTERVAL_SECONDS,
 ) -> ServingHandle:
     """Starts a TF Serving-compatible server for one model and returns at once.
 
@@ -230,13 +241,19 @@ def serve(
         rest_ssl_context: A server-side `ssl.SSLContext` for HTTPS on the REST
             port (see `tls.server_ssl_context`); None serves plain HTTP.
         max_message_mb: Deprecated name of `max_message_mib`.
+        max_num_load_retries: Tries of a failed version load after the first,
+            as TF Serving's `--max_num_load_retries` (default 5); 0 tries once.
+        load_retry_interval: Seconds between two tries, as TF Serving's
+            `--load_retry_interval_micros` (default 1 minute): with the
+            defaults a broken export takes about 5 minutes to be reported.
 
     Returns:
         A `ServingHandle`.
 
     Raises:
         ServingError: UNKNOWN, with TF Serving's message, when the newest version
-            the policy serves fails to load (TF Serving does not start then).
+            the policy serves fails to load after its retries (TF Serving does
+            not start then).
 
     Example:
 
@@ -266,7 +283,9 @@ def serve(
         max_message_bytes=None if max_message_mib is None else int(max_message_mib * 2**20),
     )
     models = ModelRegistry(check_poll_seconds("poll_interval", poll_interval),
-                           metrics=ServingMetrics())
+                           metrics=ServingMetrics(),
+                           max_num_load_retries=max_num_load_retries,
+                           load_retry_interval=load_retry_interval)
     try:
         models.reload_config(single_model_config(model_name, os.path.abspath(model_base_path)))
     except BaseException:
@@ -396,9 +415,19 @@ def start_model_server(
         )
     monitoring_path = None if rest_port is None else _monitoring_path(options)
     apply_thread_pools(intra_op_threads, inter_op_threads)
+    if options.max_num_load_retries < 0:
+        # TF Serving stores the flag in a uint32 (basic_manager.h): -1 would mean about
+        # four billion retries, a minute apart by default.
+        raise invalid_argument(
+            f"--max_num_load_retries is negative ({options.max_num_load_retries}), which "
+            "TF Serving reads as an unsigned count of about four billion retries; expected "
+            "0 (load once) or a positive number of retries.")
     models = ModelRegistry(options.file_system_poll_wait_seconds,
                            options.allow_version_labels_for_unavailable_models,
-                           metrics=ServingMetrics())
+                           metrics=ServingMetrics(),
+                           max_num_load_retries=options.max_num_load_retries,
+                           # retrier.cc: a negative interval does not wait.
+                           load_retry_interval=max(options.load_retry_interval_micros, 0) / 1e6)
     try:
         models.reload_config(config)
         if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:

@@ -53,7 +53,7 @@ def test_broken_new_version_is_logged_while_the_previous_keeps_serving(
     export_saved_model(small_model(23), staging, threshold=0.1)
     damage(staging / "1")
     with caplog.at_level(logging.ERROR, logger="memae_tf.serving.model_manager"), \
-            serve(base, "kdd", port=0, poll_interval=0.1) as server, \
+            serve(base, "kdd", port=0, poll_interval=0.1, max_num_load_retries=0) as server, \
             MemAEClient(f"127.0.0.1:{server.port}", "kdd", timeout=60) as client:
         (staging / "1").rename(base / "2")  # whole, as a publisher moves it in
         wait_for(lambda: [(s.version, s.state) for s in client.status()][-1] == (2, "END"))
@@ -64,20 +64,25 @@ def test_broken_new_version_is_logged_while_the_previous_keeps_serving(
     assert any("Could not load kdd version 2" in r.getMessage() for r in caplog.records)
 
 
-def test_version_still_being_copied_is_served_once_the_copy_completes(tmp_path, model, rows):
+def test_version_still_being_copied_is_served_once_a_retry_finds_it_whole(tmp_path, model, rows):
+    # loader_harness.cc / retrier.cc: a failed load is tried again up to
+    # --max_num_load_retries times, --load_retry_interval_micros apart, the version
+    # LOADING meanwhile; a copy that completes within the retries is served.
     base, staging = tmp_path / "kdd", tmp_path / "staging"
     export_saved_model(model, base, threshold=0.1)
     newer = small_model(23)
     export_saved_model(newer, staging, threshold=0.1)
-    with serve(base, "kdd", port=0, poll_interval=0.1) as server, \
+    with serve(base, "kdd", port=0, poll_interval=0.1, max_num_load_retries=600,
+               load_retry_interval=0.1) as server, \
             MemAEClient(f"127.0.0.1:{server.port}", "kdd", timeout=60) as client:
         (base / "2").mkdir()
         shutil.copy2(staging / "1" / "saved_model.pb", base / "2")  # variables not yet there
-        wait_for(lambda: [(s.version, s.state) for s in client.status()][-1] == (2, "END"))
+        wait_for(lambda: [(s.version, s.state) for s in client.status()][-1] == (2, "LOADING"))
         np.testing.assert_allclose(client.score(rows), reference_scores(model, rows), rtol=1e-5)
         shutil.copytree(staging / "1", base / "2", dirs_exist_ok=True)
         wait_for(lambda: client.metadata().version == 2)
         np.testing.assert_allclose(client.score(rows), reference_scores(newer, rows), rtol=1e-5)
+        assert [(s.version, s.state) for s in client.status()] == [(1, "END"), (2, "AVAILABLE")]
 
 
 def test_new_version_is_picked_up_under_8_concurrent_clients_without_a_failed_request(
@@ -89,7 +94,9 @@ def test_new_version_is_picked_up_under_8_concurrent_clients_without_a_failed_re
     counts, errors, wrong = [0] * CLIENTS, [], []
     swapped, stop = threading.Event(), threading.Event()
 
-    with serve(base, "kdd", port=0, poll_interval=0.1) as server:
+    # No load retries: with TF Serving's default 5, a minute apart, the corrupt version 2
+    # holds the loads (one at a time, --num_load_threads=0) for 5 minutes before 3 loads.
+    with serve(base, "kdd", port=0, poll_interval=0.1, max_num_load_retries=0) as server:
         target = f"127.0.0.1:{server.port}"
 
         def call(slot: int) -> None:
