@@ -438,6 +438,30 @@ def test_the_config_is_none_before_the_first_and_a_copy_of_the_last_after(tmp_pa
         registry.stop()
 
 
+def test_a_platform_the_server_lacks_is_refused_after_the_config_is_taken(tmp_path):
+    # server_core.cc ReloadConfig: ValidateModelConfigList and ValidateNoModelsChangePlatforms
+    # come before `config_ = new_config`; CreateStoragePathRoutes refuses the platform after
+    # it (in AddModelsViaModelConfigList), so the refused list is the config now and no
+    # model of it is added.
+    registry = ModelRegistry(0)
+    registry.reload_config(_waiting_models(tmp_path, "a"))
+    try:
+        refused = _waiting_models(tmp_path, "a", "b")
+        refused.model_config_list.config[1].model_platform = "tflite"
+        with pytest.raises(ServingError) as info:
+            registry.reload_config(refused)
+        assert (info.value.code, info.value.message) == (
+            grpc.StatusCode.INVALID_ARGUMENT, "Model b requests unsupported platform tflite")
+        assert registry.config == refused and list(registry) == ["a"]
+        changed = _waiting_models(tmp_path, "a")
+        changed.model_config_list.config[0].model_platform = "tflite"
+        with pytest.raises(ServingError, match="Illegal to change a model's platform"):
+            registry.reload_config(changed)
+        assert registry.config == refused  # refused before it was taken
+    finally:
+        registry.stop()
+
+
 def test_only_a_model_config_list_may_follow_a_model_config_list(tmp_path):
     # server_core.cc ReloadConfig: a transition is accepted from no config, to the same
     # config, or from one ModelConfigList to another; else FAILED_PRECONDITION.

@@ -22,7 +22,7 @@ from serving_helpers import assert_generated_code_is_current, free_port
 from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.cli import main
-from memae_tf.serving.config import check_model_config_list, read_text_proto
+from memae_tf.serving.config import check_model_config_list, check_platforms, read_text_proto
 from memae_tf.serving.errors import ServingError
 from memae_tf.serving.flags import ModelServerOptions, default_threads, parse_flags
 from memae_tf.serving.model_manager import VersionPolicy, aspired_versions
@@ -142,10 +142,43 @@ def _config(text: str) -> model_server_config_pb2.ModelConfigList:
      "Model a requests unsupported platform tflite"),
 ])
 def test_a_model_list_tf_serving_refuses_is_refused_with_its_message(text, message):
+    # server_core.cc: ValidateModelConfigList, then (once taken) CreateStoragePathRoutes.
     with pytest.raises(ServingError) as info:
         check_model_config_list(_config(text))
+        check_platforms(_config(text))
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.message == message
+
+
+def test_a_duplicate_name_is_found_before_a_relative_path_of_an_earlier_model():
+    # ValidateModelConfigList checks every name first, then every base path.
+    text = ('model_config_list { config { name: "a" base_path: "m/a" model_platform: '
+            '"tensorflow" } config { name: "a" base_path: "/m/b" model_platform: "tensorflow" } }')
+    with pytest.raises(ServingError, match="Illegal to list model a multiple times"):
+        check_model_config_list(_config(text))
+
+
+@pytest.mark.parametrize(("new", "message"), [
+    ('model_platform: "tflite"', "Illegal to change a model's platform. For model a platform "
+                                 "was tensorflow and new platform requested is tflite"),
+    ("model_type: OTHER", "ModelServerConfig::model_type choice 2 not supported."),
+    ("", "Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
+         "ModelServerConfig::model_platform, model name is a"),
+])
+def test_a_model_served_may_not_change_its_platform(new, message):
+    # server_core.cc ValidateNoModelsChangePlatforms: GetPlatform of each model in both
+    # lists, INVALID_ARGUMENT when they differ; models new to the list are not compared.
+    old = _config('model_config_list { config { name: "a" base_path: "/m/a" '
+                  'model_platform: "tensorflow" } }')
+    changed = _config(f'model_config_list {{ config {{ name: "a" base_path: "/m/a" {new} }} '
+                      'config { name: "b" base_path: "/m/b" model_platform: "tflite" } }')
+    with pytest.raises(ServingError) as info:
+        check_model_config_list(changed, old)
+    assert (info.value.code, info.value.message) == (grpc.StatusCode.INVALID_ARGUMENT, message)
+    same = _config('model_config_list { config { name: "a" base_path: "/m/z" '
+                   'model_type: TENSORFLOW } config { name: "b" base_path: "/m/b" '
+                   'model_platform: "tflite" } }')
+    check_model_config_list(same, old)  # model_type TENSORFLOW is the same platform
 
 
 # ----------------------- version policies (file_system_storage_path_source.cc)

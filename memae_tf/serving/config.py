@@ -117,15 +117,24 @@ def _platform(config: model_server_config_pb2.ModelConfig) -> str:
     return config.model_platform
 
 
-def check_model_config_list(config_list: model_server_config_pb2.ModelConfigList) -> None:
-    """Refuses a `model_config_list` that TF Serving refuses, with its messages.
+def check_model_config_list(
+    config_list: model_server_config_pb2.ModelConfigList,
+    previous: model_server_config_pb2.ModelConfigList | None = None,
+) -> None:
+    """Refuses a `model_config_list` that TF Serving refuses before taking it, with its messages.
 
-    From tensorflow_serving/model_servers/server_core.cc: each name once
-    (`ValidateModelConfigList`), absolute base paths, a platform given by
-    `model_platform` (or the deprecated `model_type`) that the server has
-    (`GetPlatform`, `CreateStoragePathRoutes`; here only `"tensorflow"`). A
-    name is also refused when it is empty or holds "/", which no request path
-    can name.
+    From tensorflow_serving/model_servers/server_core.cc: each name once and
+    absolute base paths (`ValidateModelConfigList`), then, when a list is
+    already served (`previous`), no model listed in both may change its
+    platform (`ValidateNoModelsChangePlatforms`, which reads the platform of
+    those models, `GetPlatform`). A name is also refused when it is empty or
+    holds "/", which no request path can name. Whether the server has each
+    model's platform TF Serving checks only after taking the config
+    (`check_platforms`).
+
+    Args:
+        config_list: The new `ModelServerConfig.model_config_list`.
+        previous: The list served until now, or None for a first config.
 
     Raises:
         ServingError: INVALID_ARGUMENT, saying which model and what was expected.
@@ -142,11 +151,36 @@ def check_model_config_list(config_list: model_server_config_pb2.ModelConfigList
                 f"Expected a model name that is non-empty and has no '/'; got "
                 f"name={config.name!r}"
             )
+    for config in config_list.config:
         if not os.path.isabs(config.base_path):
             raise invalid_argument(
                 f"Expected model {config.name} to have an absolute path or URI; got "
                 f"base_path()={config.base_path}"
             )
+    if previous is None:
+        return
+    old_platforms = {config.name: _platform(config) for config in previous.config}
+    for config in config_list.config:
+        if config.name in old_platforms:
+            old, new = old_platforms[config.name], _platform(config)
+            if new != old:
+                raise invalid_argument(
+                    f"Illegal to change a model's platform. For model {config.name} "
+                    f"platform was {old} and new platform requested is {new}"
+                )
+
+
+def check_platforms(config_list: model_server_config_pb2.ModelConfigList) -> None:
+    """Refuses a model whose platform is not given or not this server's (`"tensorflow"`).
+
+    As `ServerCore::CreateStoragePathRoutes` (server_core.cc), which runs
+    after the config and its version labels were taken: `model_platform`, or
+    the deprecated `model_type`, must name a platform the server has.
+
+    Raises:
+        ServingError: INVALID_ARGUMENT with TF Serving's message, naming the model.
+    """
+    for config in config_list.config:
         platform = _platform(config)
         if platform != TENSORFLOW_PLATFORM:
             raise invalid_argument(

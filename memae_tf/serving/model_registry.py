@@ -18,7 +18,7 @@ import grpc
 from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.common.contract import SERVE_LOAD_RETRY_INTERVAL_SECONDS, SERVE_MAX_NUM_LOAD_RETRIES
-from memae_tf.serving.config import check_model_config_list, read_text_proto
+from memae_tf.serving.config import check_model_config_list, check_platforms, read_text_proto
 from memae_tf.serving.errors import ServingError, invalid_argument
 from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.model_manager import (
@@ -37,11 +37,13 @@ class ModelRegistry(Mapping[str, ModelManager]):
 
     `reload_config` follows `ServerCore::ReloadConfig`: the first config is
     taken, later ones only when they are again a `model_config_list` (or the
-    same config); the list is checked (`check_model_config_list`); then
-    the version labels are assigned, each to a version that is AVAILABLE at
+    same config); the list is checked (`check_model_config_list`: names,
+    paths, no model changing its platform) and taken; then the version labels
+    are assigned, each to a version that is AVAILABLE at
     that moment (FAILED_PRECONDITION otherwise, before any model changes),
     unless `allow_version_labels_for_unavailable_models` allows a label that
-    is new or keeps its version; then new models are loaded, models still
+    is new or keeps its version; then each model's platform is checked
+    (`check_platforms`); then new models are loaded, models still
     listed take their new base path and version policy, and models no longer
     listed are unloaded (their versions report END). As in TF Serving, a label
     can only move to a version already loaded: first publish the version
@@ -243,12 +245,14 @@ class ModelRegistry(Mapping[str, ModelManager]):
                     "ModelServer does not yet support custom model config; expected a "
                     "model_config_list."
                 )
-            check_model_config_list(config.model_config_list)
-            # As TF Serving, the config is taken before its labels are checked: a
-            # config whose labels fail is tried again as a whole when re-read.
+            check_model_config_list(config.model_config_list,
+                                    None if first else old.model_config_list)
+            # As TF Serving, the config is taken before its labels and platforms are
+            # checked: a config refused there is tried again as a whole when re-read.
             self._config = ModelServerConfig()
             self._config.CopyFrom(config)
             self._assign_labels(config.model_config_list)
+            check_platforms(config.model_config_list)
             self._apply_models(config.model_config_list)
 
     def reload_config_file(self, path: str | os.PathLike) -> None:
