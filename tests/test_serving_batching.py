@@ -197,6 +197,19 @@ def test_padded_size_rounds_up_to_the_next_allowed_size():
     assert padded_size([], 7) == 7
 
 
+@pytest.mark.parametrize("sizes", [(8, 4, 16), (8, 8, 16), (0, 16)])
+def test_allowed_batch_sizes_not_increasing_are_taken_and_the_first_that_holds_a_batch_pads(
+        sizes):
+    # The model server batches through bundle_factory_util.cc WrapSessionForBatching, which
+    # checks only the last entry; the check of increasing entries is in batching_session.cc
+    # CreateBasicBatchingSession, which it never calls. MergeInputTensors pads to
+    # batching_util.cc RoundToLowestAllowedBatchSize: the first entry >= the batch's rows.
+    options = BatchingOptions(max_batch_size=16, allowed_batch_sizes=sizes)
+    assert options.allowed_batch_sizes == sizes
+    assert [padded_size(sizes, n) for n in (3, 5, 9)] == {
+        (8, 4, 16): [8, 8, 16], (8, 8, 16): [8, 8, 16], (0, 16): [16, 16, 16]}[sizes]
+
+
 def test_allowed_batch_sizes_pad_with_the_first_row_of_the_last_request(make_scheduler):
     # batching_session.cc MergeInputTensors pads with the last task's first row;
     # SplitOutputTensors drops the padding rows.
@@ -314,14 +327,9 @@ def test_splitting_without_max_execution_batch_size_uses_max_batch_size():
      "than or equal to max_execution_batch_size"),
     ({"num_batch_threads": 0}, "num_batch_threads must be positive; was 0"),
     ({"batch_timeout_micros": -1}, "batch_timeout_micros must be non-negative; was -1"),
-    ({"max_batch_size": 16, "allowed_batch_sizes": (8, 4, 16)},
-     "allowed_batch_sizes entries must be monotonically increasing"),
-    ({"max_batch_size": 16, "allowed_batch_sizes": (8, 8, 16)},
-     "allowed_batch_sizes entries must be monotonically increasing"),
 ])
 def test_settings_tf_serving_refuses_are_refused_with_its_message(options, message):
-    # bundle_factory_util.cc WrapSessionForBatching, shared_batch_scheduler.h AddQueue,
-    # batching_session.cc CreateBasicBatchingSession.
+    # bundle_factory_util.cc WrapSessionForBatching, shared_batch_scheduler.h AddQueue.
     with pytest.raises(ValueError) as refused:
         BatchingOptions(**options)
     assert str(refused.value).startswith(message)

@@ -39,9 +39,7 @@ shared_batch_scheduler.h), configured from `BatchingParameters`
 
 from __future__ import annotations
 
-import bisect
 import collections
-import itertools
 import logging
 import os
 import threading
@@ -91,8 +89,9 @@ class BatchingOptions:
             several batches.
         max_execution_batch_size: Largest batch with splitting; None means
             `max_batch_size`. Ignored without splitting.
-        allowed_batch_sizes: Increasing batch sizes to pad to, the last equal
-            to `max_batch_size`; empty for no padding.
+        allowed_batch_sizes: Batch sizes to pad to, the last equal to
+            `max_batch_size`; a batch takes the first one that holds it, so list
+            them increasing; empty for no padding.
         pad_variable_length_inputs: Must be False: every MemAE signature has
             fixed non-batch dimensions.
 
@@ -149,18 +148,14 @@ class BatchingOptions:
             )
         sizes = tuple(self.allowed_batch_sizes)
         object.__setattr__(self, "allowed_batch_sizes", sizes)
-        if sizes:
-            if any(b <= a for a, b in itertools.pairwise(sizes)) or sizes[0] < 1:
-                raise ValueError(
-                    "allowed_batch_sizes entries must be monotonically increasing. "
-                    f"Received: allowed_batch_sizes={list(sizes)}"
-                )
-            if sizes[-1] != received:
-                # WrapSessionForBatching compares with the file's value, before the size_t.
-                raise ValueError(
-                    "Last entry in allowed_batch_sizes must match max_batch_size; last entry "
-                    f"was {sizes[-1]}; expected {received}"
-                )
+        # WrapSessionForBatching checks only the last entry, against the file's value
+        # (before the size_t); the model server never calls CreateBasicBatchingSession,
+        # whose check of increasing entries it therefore skips.
+        if sizes and sizes[-1] != received:
+            raise ValueError(
+                "Last entry in allowed_batch_sizes must match max_batch_size; last entry "
+                f"was {sizes[-1]}; expected {received}"
+            )
         if self.pad_variable_length_inputs:
             raise ValueError(
                 "pad_variable_length_inputs is not supported by the development server; "
@@ -259,17 +254,19 @@ def split_sizes(rows: int, open_batch_room: int, batch_limit: int) -> list[int]:
 
 
 def padded_size(allowed_batch_sizes: Sequence[int], rows: int) -> int:
-    """Returns the smallest allowed batch size >= `rows` (`rows` itself when none is).
+    """Returns the first allowed batch size >= `rows` in the list's order (`rows` when none is).
 
-    As batching_util.cc `RoundToLowestAllowedBatchSize`.
+    As batching_util.cc `RoundToLowestAllowedBatchSize`: with increasing
+    sizes, the smallest one that holds the rows.
 
     Example:
 
     >>> padded_size([8, 16, 64], 9)
     16
+    >>> padded_size([32, 8, 64], 5)
+    32
     """
-    index = bisect.bisect_left(allowed_batch_sizes, rows)
-    return allowed_batch_sizes[index] if index < len(allowed_batch_sizes) else rows
+    return next((size for size in allowed_batch_sizes if size >= rows), rows)
 
 
 class _Result:
