@@ -204,6 +204,8 @@ def test_a_failed_load_is_tried_max_num_load_retries_more_times_then_ends(
         for n in range(1, retries + 1)]
     assert messages.count("Loading servable: {name: kdd version: 2} failed: DATA_LOSS: "
                           f"{tmp_path / '2'} is broken") == retries + 1
+    assert messages.count("Retrying of Loading servable: {name: kdd version: 2} exhausted "
+                          f"max_num_retries: {retries}") == 1
 
 
 def test_a_load_that_succeeds_on_a_retry_serves(tmp_path, loads):
@@ -218,7 +220,7 @@ def test_a_load_that_succeeds_on_a_retry_serves(tmp_path, loads):
 
 
 def test_a_version_reports_loading_between_tries_and_stop_cancels_the_retries(
-        tmp_path, loads):
+        tmp_path, loads, caplog):
     # loader_harness.cc: the state stays kLoading while Retry sleeps between tries; a
     # cancelled retry (should_retry false) ends the load with the last error.
     _versions(tmp_path, broken=[2])
@@ -229,11 +231,15 @@ def test_a_version_reports_loading_between_tries_and_stop_cancels_the_retries(
     while not _StandInServable.tries and time.monotonic() < deadline:
         time.sleep(0.01)
     assert manager.version_states(2)[2].state == State.LOADING
-    manager.stop()
-    starting.join(timeout=10)
+    with caplog.at_level("INFO", logger="memae_tf.serving.model_manager"):
+        manager.stop()
+        starting.join(timeout=10)
     assert not starting.is_alive()
     assert _StandInServable.tries == [2]
     assert manager.version_states(2)[2].state == State.END
+    assert "Retrying of Loading servable: {name: kdd version: 2} was cancelled." in (
+        caplog.messages)
+    assert not any("exhausted" in message for message in caplog.messages)
 
 
 @pytest.mark.parametrize(("retries", "interval", "message"), [

@@ -288,10 +288,9 @@ class ModelManager:
             logger.info("Loaded %s version %d (%d warmup requests).", self.model_name,
                         version, warmed)
             return servable
-        else:
-            if self.max_num_load_retries:
-                logger.info("Retrying of Loading servable: %s exhausted max_num_retries: %d",
-                            servable_id, self.max_num_load_retries)
+        else:  # retrier.cc logs this after the last try, also with no retries
+            logger.info("Retrying of Loading servable: %s exhausted max_num_retries: %d",
+                        servable_id, self.max_num_load_retries)
         self._set_state(version, VersionState(State.END, code, str(failure)))
         self._failed.add(version)
         logger.error("Could not load %s version %d: %s", self.model_name, version, failure)
