@@ -361,6 +361,19 @@ def test_a_negative_max_batch_size_is_no_limit_as_tf_serving_reads_it(make_sched
         BatchingOptions(max_batch_size=-1, allowed_batch_sizes=(32, 64))
 
 
+@pytest.mark.parametrize("splitting", [False, True])
+def test_a_negative_max_enqueued_batches_is_no_limit_as_tf_serving_reads_it(splitting):
+    # bundle_factory_util.h GetQueueOptions assigns the Int64Value to TensorFlow's size_t
+    # QueueOptions::max_enqueued_batches; shared_batch_scheduler.h
+    # AddQueueAfterRewritingOptions refuses only 0 ("max_enqueued_batches must be positive").
+    message = text_format.Parse(
+        "max_enqueued_batches { value: -1 }"
+        + ("\nenable_large_batch_splitting { value: true }" if splitting else ""),
+        BatchingParameters())
+    options = BatchingOptions.from_proto(message)
+    assert options.max_enqueued_batches == ctypes.c_size_t(-1).value
+
+
 def test_zero_max_enqueued_batches_means_one_without_splitting():
     # shared_batch_scheduler.h AddQueue rewrites 0 to 1 when splitting is off.
     assert BatchingOptions(max_enqueued_batches=0).max_enqueued_batches == 1

@@ -81,7 +81,8 @@ class BatchingOptions:
         batch_timeout_micros: How long the first request of a batch waits for
             others, in microseconds (>= 0).
         max_enqueued_batches: Batches that may wait for a thread; 0 means 1
-            without splitting, as TensorFlow rewrites it.
+            without splitting, as TensorFlow rewrites it, and a negative value,
+            taken as an unsigned `size_t` as TF Serving takes it, no limit.
         num_batch_threads: Batches that run at the same time; None means the
             number of CPUs (TensorFlow's `port::MaxParallelism()`).
         thread_pool_name: Name of the batch threads.
@@ -133,6 +134,11 @@ class BatchingOptions:
             )
         if self.max_enqueued_batches == 0 and not self.enable_large_batch_splitting:
             object.__setattr__(self, "max_enqueued_batches", 1)
+        enqueued = self.max_enqueued_batches
+        if isinstance(enqueued, int) and not isinstance(enqueued, bool) and enqueued < 0:
+            # GetQueueOptions assigns this Int64Value to the size_t max_enqueued_batches
+            # too, and AddQueueAfterRewritingOptions refuses only 0: no limit.
+            object.__setattr__(self, "max_enqueued_batches", enqueued % 2**64)
         _positive("max_enqueued_batches", self.max_enqueued_batches)
         if self.num_batch_threads is None:
             object.__setattr__(self, "num_batch_threads", os.cpu_count() or 1)
