@@ -1,0 +1,267 @@
+"""One loaded SavedModel version (`Servable`) against TF Serving's loader, Predict and warmup.
+
+References: TF Serving's servables/tensorflow/predict_util.cc (signature lookup, output
+filter), saved_model_warmup.cc and saved_model_warmup_util.cc (warmup replay), and
+TensorFlow's cc/saved_model/loader.cc (load metrics in microseconds).
+"""
+
+import re
+import shutil
+import types
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from serving_helpers import FEATURES, exported_small_model, reference_outputs
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    predict_pb2,
+    prediction_log_pb2,
+)
+
+import memae_tf.serving.servable as servable_module
+from memae_tf.serving.errors import ServingError
+from memae_tf.serving.metrics import ServingMetrics
+from memae_tf.serving.servable import Servable, read_signature_defs
+from memae_tf.serving.validation import RequestLimits
+
+# The signatures of a MemAE export that tf.saved_model.load can call (TensorFlow's
+# loader leaves out the `__saved_model_init_op` SignatureDef the MetaGraph also holds).
+CALLABLE = ["memory_attention", "model_info", "score_map", "serving_default"]
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    model, base_path = exported_small_model(tmp_path_factory.mktemp("models"), seed=5)
+    return model, base_path / "1"
+
+
+@pytest.fixture(scope="module")
+def servable(export):
+    return Servable(1, export[1])
+
+
+@pytest.fixture(scope="module")
+def rows() -> np.ndarray:
+    return np.random.default_rng(2).uniform(-1, 1, size=(3, FEATURES)).astype("float32")
+
+
+def _refusal(call, *args) -> ServingError:
+    with pytest.raises(ServingError) as info:
+        call(*args)
+    return info.value
+
+
+def _write_warmup(version_dir, logs) -> None:
+    path = version_dir / "assets.extra" / "tf_serving_warmup_requests"
+    path.parent.mkdir(exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+
+
+def _predict_log(signature_name: str, x: np.ndarray, output_filter=()):
+    request = predict_pb2.PredictRequest(output_filter=list(output_filter))
+    request.model_spec.name = "kdd"
+    request.model_spec.signature_name = signature_name
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(x))
+    return prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request))
+
+
+@pytest.fixture
+def copied(export, tmp_path):
+    """A copy of the export's version directory, to change its files."""
+    return shutil.copytree(export[1], tmp_path / "1")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_signature_defs_are_those_of_the_serve_metagraph(export, servable, tmp_path):
+    exported = saved_model_pb2.SavedModel.FromString((export[1] / "saved_model.pb").read_bytes())
+    # A MetaGraph tagged for training first, with a signature of its own: only the one
+    # tagged `serve` counts (TF Serving loads the tag set {"serve"}).
+    training = meta_graph_pb2.MetaGraphDef()
+    training.CopyFrom(exported.meta_graphs[0])
+    training.meta_info_def.ClearField("tags")
+    training.meta_info_def.tags.append("train")
+    training.signature_def["trained_only"].CopyFrom(training.signature_def["score_map"])
+    both = saved_model_pb2.SavedModel(meta_graphs=[training, exported.meta_graphs[0]])
+    (tmp_path / "saved_model.pb").write_bytes(both.SerializeToString())
+    signatures = read_signature_defs(tmp_path)
+    assert sorted(signatures) == sorted([*CALLABLE, "__saved_model_init_op"])
+    assert signatures["serving_default"] == exported.meta_graphs[0].signature_def[
+        "serving_default"]
+    assert servable.signature_defs == signatures
+
+
+def test_a_saved_model_without_a_serve_metagraph_is_refused_and_counted_failed(copied):
+    saved_model = saved_model_pb2.SavedModel.FromString((copied / "saved_model.pb").read_bytes())
+    saved_model.meta_graphs[0].meta_info_def.ClearField("tags")
+    saved_model.meta_graphs[0].meta_info_def.tags.append("train")
+    (copied / "saved_model.pb").write_bytes(saved_model.SerializeToString())
+    metrics = ServingMetrics()
+    with pytest.raises(ValueError, match="has no MetaGraph tagged 'serve'"):
+        Servable(1, copied, metrics)
+    assert metrics.load_attempt_count.value(str(copied), "fail") == 1
+    assert metrics.load_attempt_count.value(str(copied), "success") == 0
+
+
+def test_the_load_time_is_added_in_microseconds(export, monkeypatch):
+    # loader.cc: load_latency{model_path} += the load's wall time in microseconds.
+    clock = iter([100.0, 102.5])
+    monkeypatch.setattr(servable_module, "time",
+                        types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    metrics = ServingMetrics()
+    Servable(1, export[1], metrics)
+    assert metrics.load_latency.value(str(export[1])) == 2_500_000
+    assert metrics.load_attempt_count.value(str(export[1]), "success") == 1
+
+
+# ---------------------------------------------------------------- signatures
+
+
+def test_an_empty_signature_name_is_serving_default(servable, export, rows):
+    expected = reference_outputs(export[0], rows)
+    inputs = servable.decode_inputs("", {"x": tf.make_tensor_proto(rows)})
+    assert servable.check_request("", inputs) == list(
+        servable.signature_defs["serving_default"].outputs)
+    np.testing.assert_allclose(servable.predict("", inputs)["score"], expected["score"],
+                               rtol=1e-5)
+    np.testing.assert_allclose(servable.run("", inputs)["reconstruction"],
+                               expected["reconstruction"], rtol=1e-5, atol=1e-6)
+    assert servable.signature_def("") == servable.signature_defs["serving_default"]
+
+
+def test_an_unknown_signature_fails_the_precondition_listing_the_callable_ones(servable):
+    # predict_util.cc: FAILED_PRECONDITION 'Serving signature key "<name>" not found.'
+    error = _refusal(servable.signature_def, "nope")
+    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.message == f'Serving signature key "nope" not found. Expected one of {CALLABLE}.'
+
+
+def test_the_init_op_signature_is_not_servable(servable, rows):
+    # It is a SignatureDef of the MetaGraph, but no function of the loaded model runs it.
+    assert "__saved_model_init_op" in servable.signature_defs
+    error = _refusal(servable.predict, "__saved_model_init_op", {"x": rows})
+    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.message.endswith(f"Expected one of {CALLABLE}.")
+
+
+# ---------------------------------------------------------------- requests
+
+
+def test_the_answer_follows_the_output_filter_order(servable, export, rows):
+    answer = servable.predict("serving_default", {"x": rows}, ["reconstruction", "score"])
+    assert list(answer) == ["reconstruction", "score"]
+    np.testing.assert_allclose(answer["score"], reference_outputs(export[0], rows)["score"],
+                               rtol=1e-5)
+    everything = servable.predict("serving_default", {"x": rows})
+    assert sorted(everything) == ["is_anomaly", "reconstruction", "score"]
+
+
+def test_a_repeated_output_alias_is_invalid_argument(servable, rows):
+    error = _refusal(servable.check_request, "serving_default", {"x": rows}, ["score", "score"])
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "duplicate output tensor alias" in error.message
+
+
+def test_an_unknown_output_alias_is_invalid_argument_listing_the_outputs(servable, rows):
+    error = _refusal(servable.check_request, "serving_default", {"x": rows}, ["score", "nope"])
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    # predict_util.cc's message; GetMapKeys gives the outputs sorted (a std::set).
+    assert error.message == ("output tensor alias not found in signature: nope Outputs "
+                             "expected to be in the set {is_anomaly,reconstruction,score}.")
+
+
+def test_decoding_checks_the_batch_against_the_given_limits(servable, rows):
+    proto = tf.make_tensor_proto(rows)
+    np.testing.assert_array_equal(servable.decode_inputs("serving_default", {"x": proto})["x"],
+                                  rows)
+    error = _refusal(servable.decode_inputs, "serving_default", {"x": proto},
+                     RequestLimits(max_batch_size=2))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.message == "Task size 3 is larger than maximum input batch size 2"
+
+
+@pytest.fixture(scope="module")
+def two_signatures(tmp_path_factory):
+    """A SavedModel whose signatures take inputs of different widths: `serving_default`
+    checks that its (n, 2) input is finite, `wide` sums the rows of its (n, 3) input."""
+
+    class Module(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def checked(self, x):
+            return {"y": tf.debugging.check_numerics(x, "x is not finite")}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+        def wide(self, x):
+            return {"y": tf.reduce_sum(x, axis=1)}
+
+    module = Module()
+    path = tmp_path_factory.mktemp("two-signatures") / "1"
+    tf.saved_model.save(module, str(path),
+                        signatures={"serving_default": module.checked, "wide": module.wide})
+    return Servable(1, path)
+
+
+def test_a_request_is_checked_against_the_signature_it_names(two_signatures):
+    x = np.array([[1.0, 2.0, 4.0]], np.float32)
+    inputs = two_signatures.decode_inputs("wide", {"x": tf.make_tensor_proto(x)})
+    assert two_signatures.check_request("wide", inputs) == ["y"]
+    np.testing.assert_array_equal(two_signatures.predict("wide", inputs)["y"], [7.0])
+    for signature_name in ("", "serving_default"):
+        error = _refusal(two_signatures.decode_inputs, signature_name,
+                         {"x": tf.make_tensor_proto(x)})
+        assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "'serving_default'" in error.message
+
+
+def test_a_failing_computation_keeps_tensorflow_s_status_code(two_signatures):
+    # predict_util.cc returns Session::Run's status as it is.
+    error = _refusal(two_signatures.run, "serving_default",
+                     {"x": np.array([[np.nan, 1.0]], np.float32)})
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "x is not finite" in error.message
+
+
+# ---------------------------------------------------------------- warmup
+
+
+def test_a_version_without_warmup_records_replays_none(copied):
+    # saved_model_warmup_util.cc: "Having warmup data is optional, return OK".
+    (copied / "assets.extra" / "tf_serving_warmup_requests").unlink()
+    assert Servable(1, copied).warm_up() == 0
+
+
+def test_warmup_replays_every_record_of_the_file(copied, rows):
+    logs = [_predict_log("serving_default", rows), _predict_log("", rows[:1], ["score"]),
+            _predict_log("model_info", rows[:2])]
+    _write_warmup(copied, logs)
+    assert Servable(1, copied).warm_up() == 3
+
+
+@pytest.mark.parametrize(
+    ("log", "code", "message"),
+    [
+        (prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(
+            request=classification_pb2.ClassificationRequest())),
+         grpc.StatusCode.INVALID_ARGUMENT, "Warmup record 1 of .* is a classify_log"),
+        (_predict_log("serving_default", np.zeros((1, FEATURES + 1), np.float32)),
+         grpc.StatusCode.INVALID_ARGUMENT, "shape"),
+        (_predict_log("serving_default", np.zeros((1, FEATURES), np.float32), ["nope"]),
+         grpc.StatusCode.INVALID_ARGUMENT, "output tensor alias not found"),
+        (_predict_log("nope", np.zeros((1, FEATURES), np.float32)),
+         grpc.StatusCode.FAILED_PRECONDITION, 'signature key "nope" not found'),
+    ],
+    ids=["classify log", "wrong shape", "unknown output", "unknown signature"],
+)
+def test_a_warmup_record_that_fails_fails_the_warmup(copied, rows, log, code, message):
+    # saved_model_warmup_util.cc: TF_RETURN_IF_ERROR on each record's request.
+    _write_warmup(copied, [_predict_log("serving_default", rows), log])
+    error = _refusal(Servable(1, copied).warm_up)
+    assert error.code == code
+    assert re.search(message, error.message)
