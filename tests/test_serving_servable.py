@@ -163,10 +163,22 @@ def test_the_answer_follows_the_output_filter_order(servable, export, rows):
     assert sorted(everything) == ["is_anomaly", "reconstruction", "score"]
 
 
-def test_a_repeated_output_alias_is_invalid_argument(servable, rows):
-    error = _refusal(servable.check_request, "serving_default", {"x": rows}, ["score", "score"])
+@pytest.mark.parametrize(
+    ("output_filter", "message"),
+    [
+        (["score", "reconstruction", "score"], "duplicate output tensor alias: score"),
+        (["nope", "nope"], "output tensor alias not found in signature: nope Outputs "
+                           "expected to be in the set {is_anomaly,reconstruction,score}."),
+    ],
+)
+def test_a_repeated_output_alias_is_invalid_argument_once_it_is_known(
+    servable, rows, output_filter, message
+):
+    # predict_util.cc PreProcessPrediction: each alias in turn, looked up, then checked
+    # against those before it.
+    error = _refusal(servable.check_request, "serving_default", {"x": rows}, output_filter)
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert "duplicate output tensor alias" in error.message
+    assert error.message == message
 
 
 def test_an_unknown_output_alias_is_invalid_argument_listing_the_outputs(servable, rows):

@@ -165,14 +165,16 @@ class Servable:
         name = signature_name or SERVING_SIGNATURE
         signature = self.signature_def(name)
         self._check_inputs(name, signature, inputs)
-        if len(set(output_filter)) != len(output_filter):
-            raise invalid_argument(f"duplicate output tensor alias in {list(output_filter)}")
-        for alias in output_filter:
+        seen: set[str] = set()
+        for alias in output_filter:  # in this order, as predict_util.cc PreProcessPrediction
             if alias not in signature.outputs:
                 raise invalid_argument(
                     f"output tensor alias not found in signature: {alias} Outputs expected "
                     f"to be in the set {{{','.join(sorted(signature.outputs))}}}."
                 )
+            if alias in seen:
+                raise invalid_argument(f"duplicate output tensor alias: {alias}")
+            seen.add(alias)
         return list(output_filter or signature.outputs)
 
     def run(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
