@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent import futures
 
 import grpc
 import numpy as np
@@ -672,3 +673,68 @@ def test_ssl_config_file_serves_mutual_tls_on_the_grpc_port(tmp_path, exported, 
         with grpc.secure_channel(target, anonymous) as channel:
             assert _rpc_error(lambda: _predict(channel, rows, "kdd")).code() == (
                 grpc.StatusCode.UNAVAILABLE)
+
+
+# ------------------------------------------------------- --grpc_max_threads
+
+
+def _status_of_no_model(channel) -> grpc.RpcError:
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "default"
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    return _rpc_error(lambda: stub.GetModelStatus(request, timeout=30))
+
+
+@pytest.mark.parametrize(("threads", "code", "message"), [
+    # server.cc sets the flag as ResourceQuota::SetMaxThreads; with one thread the sync
+    # server's only poller finds no thread for the work (thread_manager.cc
+    # ThreadManager::MainWorkLoop): server_cc.cc answers "Server Threadpool Exhausted".
+    (1, grpc.StatusCode.RESOURCE_EXHAUSTED, "Server Threadpool Exhausted"),
+    # With two, the RPC runs: a model without versions is NOT_FOUND
+    # (get_model_status_impl.cc).
+    (2, grpc.StatusCode.NOT_FOUND, "Could not find any versions of model default"),
+])
+def test_grpc_max_threads_sizes_the_grpc_server_as_tf_servings_thread_quota(
+        tmp_path, caplog, threads, code, message):
+    flags = [f"--port={_free_port()}", f"--model_base_path={tmp_path}",
+             f"--grpc_max_threads={threads}"]
+    with caplog.at_level(logging.WARNING, logger="memae_tf.serving.server"), \
+            start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        error = _status_of_no_model(channel)
+    assert (error.code(), error.details()) == (code, message)
+    assert ("every RPC is answered RESOURCE_EXHAUSTED" in caplog.text) is (threads == 1)
+
+
+def test_the_thread_quota_runs_one_rpc_less_than_its_threads_and_refuses_the_next():
+    # thread_manager.cc ThreadManager::MainWorkLoop: a poller that takes work leaves no
+    # poller behind once the quota is spent, and that work is answered RESOURCE_EXHAUSTED
+    # instead of waiting; a thread freed takes the next RPC.
+    from memae_tf.serving.server import _GrpcThreadQuota
+
+    entered, release = threading.Semaphore(0), threading.Event()
+
+    def hold(request, context):
+        entered.release()
+        release.wait(30)
+        return request
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Hold", {"Hold": grpc.unary_unary_rpc_method_handler(hold)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=3),
+                         interceptors=[_GrpcThreadQuota(3)], handlers=[handler])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary("/test.Hold/Hold")
+            running = [call.future(b"a", timeout=30), call.future(b"b", timeout=30)]
+            assert entered.acquire(timeout=30) and entered.acquire(timeout=30)
+            error = _rpc_error(lambda: call(b"c", timeout=30))
+            assert (error.code(), error.details()) == (
+                grpc.StatusCode.RESOURCE_EXHAUSTED, "Server Threadpool Exhausted")
+            release.set()
+            assert [future.result() for future in running] == [b"a", b"b"]
+            assert call(b"d", timeout=30) == b"d"
+    finally:
+        server.stop(None)

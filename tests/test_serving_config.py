@@ -205,7 +205,8 @@ def test_unset_flags_take_tf_servings_defaults():
     # flag is named, so that a default changed in the class shows here.
     options = parse_flags([])
     assert options == ModelServerOptions(
-        port=8500, rest_api_port=0, rest_api_num_threads=4 * len(os.sched_getaffinity(0)),
+        port=8500, grpc_max_threads=4 * len(os.sched_getaffinity(0)), rest_api_port=0,
+        rest_api_num_threads=4 * len(os.sched_getaffinity(0)),
         rest_api_timeout_in_ms=30000, model_name="default", model_base_path="",
         model_config_file="", model_config_file_poll_wait_seconds=0,
         file_system_poll_wait_seconds=1, max_num_load_retries=5,
@@ -288,6 +289,16 @@ def test_flags_outside_the_syntax_are_refused_saying_what_was_expected(argv, mes
      "--max_num_load_retries is negative (-1), which TF Serving reads as an unsigned count "
      "of about four billion retries; expected 0 (load once) or a positive number of "
      "retries."),
+    # gRPC's ThreadManager::Initialize (src/cpp/thread_manager/thread_manager.cc) crashes
+    # without a thread for its one poller; a negative count aborts in older gRPC releases.
+    (["--model_base_path=/m/a", "--grpc_max_threads=0"], grpc.StatusCode.INVALID_ARGUMENT,
+     "--grpc_max_threads=0: No thread quota available to even create the minimum required "
+     "polling threads (i.e 1). Unable to start the thread manager; expected a positive "
+     "number of threads."),
+    (["--model_base_path=/m/a", "--grpc_max_threads=-1"], grpc.StatusCode.INVALID_ARGUMENT,
+     "--grpc_max_threads is negative (-1), which gRPC's thread quota does not take as a "
+     "count (older releases abort, newer ones read it as unsigned: no limit); expected a "
+     "positive number of threads."),
 ])
 def test_startup_refuses_the_flag_combinations_tf_serving_refuses(argv, code, message):
     # tensorflow_serving/model_servers/server.cc (Server::BuildAndStart).

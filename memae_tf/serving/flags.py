@@ -56,6 +56,10 @@ class ModelServerOptions:
     """
 
     port: int = _flag(GRPC_PORT, "gRPC port; TF Serving needs one, so 0 is refused")
+    grpc_max_threads: int = _flag(
+        default_threads(), "threads of the gRPC server, one of which keeps polling: at most "
+                           "this many minus one RPCs run at once, the others are refused "
+                           "RESOURCE_EXHAUSTED (4 per schedulable CPU by default)")
     rest_api_port: int = _flag(0, "REST port; 0 serves no REST API")
     rest_api_num_threads: int = _flag(
         default_threads(), "REST requests handled at once, each by a worker thread; more "

@@ -32,7 +32,7 @@ from memae_tf.common.deprecation import renamed_argument
 from memae_tf.serving.config import read_text_proto, single_model_config
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import invalid_argument
-from memae_tf.serving.flags import ModelServerOptions, default_threads
+from memae_tf.serving.flags import ModelServerOptions
 from memae_tf.serving.grpc_services import ModelServicer, PredictionServicer
 from memae_tf.serving.metrics import DEFAULT_PROMETHEUS_PATH, ServingMetrics
 from memae_tf.serving.model_manager import (
@@ -48,6 +48,62 @@ from memae_tf.serving.validation import RequestLimits
 
 logger = logging.getLogger(__name__)
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
+
+
+# src/cpp/server/server_cc.cc: the status of an RPC that finds no thread to run on.
+THREADPOOL_EXHAUSTED = "Server Threadpool Exhausted"
+
+
+class _GrpcThreadQuota(grpc.ServerInterceptor):
+    """TF Serving's `--grpc_max_threads`: gRPC C++'s sync-server thread quota, on this server.
+
+    server.cc (`Server::BuildAndStart`) passes the flag to the gRPC server as
+    `ResourceQuota::SetMaxThreads`. gRPC's sync server keeps one of those
+    threads polling (src/cpp/thread_manager/thread_manager.cc,
+    `ThreadManager::MainWorkLoop`, one poller at least): at most
+    `max_threads - 1` RPCs run at once, and one that arrives while they run
+    is answered RESOURCE_EXHAUSTED "Server Threadpool Exhausted" at once
+    instead of waiting. Streaming RPCs (only the health service's `Watch`)
+    pass untouched: gRPC C++'s default health service answers on a thread
+    of its own.
+    """
+
+    def __init__(self, max_threads: int) -> None:
+        self._free = threading.Semaphore(max_threads - 1)
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        behavior = handler.unary_unary
+
+        def run(request, context):
+            if not self._free.acquire(blocking=False):
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, THREADPOOL_EXHAUSTED)
+            try:
+                return behavior(request, context)
+            finally:
+                self._free.release()
+
+        return handler._replace(unary_unary=run)
+
+
+def _check_grpc_max_threads(threads: int) -> None:
+    if threads < 0:
+        raise invalid_argument(
+            f"--grpc_max_threads is negative ({threads}), which gRPC's thread quota does "
+            "not take as a count (older releases abort, newer ones read it as unsigned: no "
+            "limit); expected a positive number of threads.")
+    if threads == 0:
+        # thread_manager.cc ThreadManager::Initialize crashes the process here.
+        raise invalid_argument(
+            "--grpc_max_threads=0: No thread quota available to even create the minimum "
+            "required polling threads (i.e 1). Unable to start the thread manager; expected "
+            "a positive number of threads.")
+    if threads == 1:
+        logger.warning("--grpc_max_threads=1 leaves gRPC only its polling thread: every RPC "
+                       "is answered RESOURCE_EXHAUSTED '%s', as in TF Serving.",
+                       THREADPOOL_EXHAUSTED)
 
 
 def _check_port(name: str, port: int) -> None:
@@ -126,13 +182,17 @@ def _open_ports(
     monitoring_path: str | None = None,
     rest_timeout_in_ms: int = 30000,
     rest_num_threads: int | None = None,
+    thread_quota: bool = False,
 ) -> ServingHandle:
     """Serves started `models` on the gRPC port (and REST port); stops them on failure.
 
-    `batching` merges concurrent Predicts (`ServingCore`); `monitoring_path`
-    serves the models' metrics (`models.metrics`) on the REST port;
-    `rest_timeout_in_ms` is each REST predict's timeout and `rest_num_threads`
-    the REST requests handled at once (`RestServer`).
+    `max_workers` gRPC requests run at once and more wait for a worker; with
+    `thread_quota`, `max_workers` is TF Serving's `--grpc_max_threads`
+    instead (`_GrpcThreadQuota`: one less run, more are refused); `batching`
+    merges concurrent Predicts (`ServingCore`); `monitoring_path` serves the
+    models' metrics (`models.metrics`) on the REST port; `rest_timeout_in_ms`
+    is each REST predict's timeout and `rest_num_threads` the REST requests
+    handled at once (`RestServer`).
     """
     health_servicer = health.HealthServicer()
 
@@ -145,7 +205,9 @@ def _open_ports(
     models.add_listener(report)
     limit = -1 if limits.max_message_bytes is None else limits.max_message_bytes
     grpc_server = grpc.server(
+        # With the quota max_workers - 1 RPCs run; the spare worker answers refusals.
         futures.ThreadPoolExecutor(max_workers=max_workers),
+        interceptors=[_GrpcThreadQuota(max_workers)] if thread_quota else [],
         options=[("grpc.max_receive_message_length", limit),
                  ("grpc.max_send_message_length", limit)],
     )
@@ -330,9 +392,7 @@ def _ssl_credentials(options: ModelServerOptions) -> grpc.ServerCredentials | No
         raise invalid_argument(f"{options.ssl_config_file}: {error}") from error
 
 
-def start_model_server(
-    options: ModelServerOptions, *, host: str = "0.0.0.0", max_workers: int | None = None
-) -> ServingHandle:
+def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") -> ServingHandle:
     """Starts the server that `tensorflow_model_server` would start with these flags.
 
     Follows `Server::BuildAndStart` (tensorflow_serving/model_servers/server.cc):
@@ -349,13 +409,13 @@ def start_model_server(
     Serving does; the REST port serves TF Serving's metrics at the Prometheus path of
     `--monitoring_config_file` when it enables them, handles at most
     `--rest_api_num_threads` requests at once, and gives each REST predict the
-    timeout `--rest_api_timeout_in_ms`.
+    timeout `--rest_api_timeout_in_ms`; the gRPC port runs at most
+    `--grpc_max_threads` - 1 RPCs at once and refuses more with
+    RESOURCE_EXHAUSTED, as gRPC's thread quota does in TF Serving.
 
     Args:
         options: The flags, e.g. `parse_flags(container_args)`.
         host: Interface to bind; every interface by default, as TF Serving.
-        max_workers: Requests handled concurrently on the gRPC port; None
-            means TF Serving's `--grpc_max_threads` default, 4 per schedulable CPU.
 
     Returns:
         A `ServingHandle`.
@@ -381,6 +441,7 @@ def start_model_server(
         )
     _check_port("port", options.port)
     _check_port("rest_api_port", options.rest_api_port)
+    _check_grpc_max_threads(options.grpc_max_threads)
     if not (options.model_base_path or options.model_config_file):
         raise invalid_argument(
             "Both server_options.model_base_path and server_options.model_config_file are "
@@ -436,9 +497,8 @@ def start_model_server(
     except BaseException:
         models.stop()
         raise
-    if max_workers is None:
-        max_workers = default_threads()
-    return _open_ports(models, options.port, rest_port, host=host, max_workers=max_workers,
+    return _open_ports(models, options.port, rest_port, host=host,
+                       max_workers=options.grpc_max_threads, thread_quota=True,
                        server_credentials=credentials, limits=RequestLimits(),
                        rest_ssl_context=None, batching=batching,
                        monitoring_path=monitoring_path,
