@@ -381,10 +381,10 @@ class RestServer(ThreadingHTTPServer):
             CPU.
     """
 
+    # Idle keep-alive connections must not hold up `stop`: `server_close` joins no
+    # daemon thread (socketserver.ThreadingMixIn); in-flight requests are counted
+    # instead (see `tracking_request`).
     daemon_threads = True
-    # Idle keep-alive connections must not hold up `stop`; in-flight requests are
-    # counted instead (see `tracking_request`).
-    block_on_close = False
 
     def __init__(
         self,
