@@ -31,7 +31,7 @@ from memae_tf.serving.model_manager import (
 
 
 class _StandInServable:
-    """Records each load in `loads` and each try in `tries`; a directory holding `broken` fails.
+    """Records loads in `loads`, tries in `tries`, warmups in `warmups`; a `broken` file fails.
 
     A `broken` file holding a number fails that many more tries, then is removed
     (a copy that completes); holding anything else, every try fails.
@@ -39,6 +39,7 @@ class _StandInServable:
 
     loads: ClassVar[list[int]] = []
     tries: ClassVar[list[int]] = []
+    warmups: ClassVar[list[int]] = []
 
     def __init__(self, version, path, metrics=None):
         _StandInServable.tries.append(version)
@@ -56,6 +57,7 @@ class _StandInServable:
         _StandInServable.loads.append(version)
 
     def warm_up(self) -> int:
+        _StandInServable.warmups.append(self.version)
         return 0
 
 
@@ -63,6 +65,7 @@ class _StandInServable:
 def loads(monkeypatch) -> list[int]:
     monkeypatch.setattr(_StandInServable, "loads", [])
     monkeypatch.setattr(_StandInServable, "tries", [])
+    monkeypatch.setattr(_StandInServable, "warmups", [])
     monkeypatch.setattr(model_manager, "Servable", _StandInServable)
     return _StandInServable.loads
 
@@ -257,6 +260,30 @@ def test_tf_servings_retry_defaults_are_5_tries_a_minute_apart(tmp_path):
     # server.h / main.cc: max_num_load_retries = 5, load_retry_interval_micros = 1 minute.
     manager = ModelManager("kdd", tmp_path)
     assert (manager.max_num_load_retries, manager.load_retry_interval) == (5, 60.0)
+
+
+@pytest.mark.parametrize(("enabled", "warmups", "logged"), [
+    (True, [3, 2], "(0 warmup requests)"), (False, [], "(warmup disabled)")])
+def test_each_load_warms_up_the_version_unless_model_warmup_is_disabled(
+        tmp_path, loads, caplog, enabled, warmups, logged):
+    # saved_model_bundle_source_adapter.cc GetServableCreator: after the bundle is created,
+    # RunSavedModelWarmup runs only when the config's enable_model_warmup is set (server.cc
+    # copies --enable_model_warmup there); either way the version serves.
+    _versions(tmp_path, 2, 3)
+    manager = ModelManager("kdd", tmp_path, poll_interval=0, version_policy=_policy("all { }"),
+                           enable_model_warmup=enabled)
+    with caplog.at_level("INFO", logger="memae_tf.serving.model_manager"):
+        manager.start()
+    assert _StandInServable.warmups == warmups and manager.available_versions == [2, 3]
+    assert f"Loaded kdd version 3 {logged}." in caplog.messages
+
+
+def test_model_warmup_is_on_by_default_and_takes_only_a_bool(tmp_path):
+    # server.h Server::Options: enable_model_warmup = true.
+    assert ModelManager("kdd", tmp_path).enable_model_warmup is True
+    with pytest.raises(ValueError, match=r"expected one of \(True, False\)\. Received: "
+                                         "enable_model_warmup='false'"):
+        ModelManager("kdd", tmp_path, enable_model_warmup="false")
 
 
 def test_latest_failure_names_the_newest_aspired_version_only_when_it_failed(tmp_path, loads):

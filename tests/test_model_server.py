@@ -417,10 +417,11 @@ def _waiting_models(tmp_path: pathlib.Path, *names: str):
 
 def test_the_registry_defaults_are_tf_servings_server_options():
     # model_servers/server.h Server::Options: file_system_poll_wait_seconds = 1,
-    # allow_version_labels_for_unavailable_models = false.
+    # allow_version_labels_for_unavailable_models = false, enable_model_warmup = true.
     registry = ModelRegistry()
     assert registry.file_system_poll_wait_seconds == 1
     assert registry.allow_version_labels_for_unavailable_models is False
+    assert registry.enable_model_warmup is True
 
 
 def test_the_config_is_none_before_the_first_and_a_copy_of_the_last_after(tmp_path):
@@ -673,6 +674,41 @@ def test_ssl_config_file_serves_mutual_tls_on_the_grpc_port(tmp_path, exported, 
         with grpc.secure_channel(target, anonymous) as channel:
             assert _rpc_error(lambda: _predict(channel, rows, "kdd")).code() == (
                 grpc.StatusCode.UNAVAILABLE)
+
+
+# ------------------------------------------------------ --enable_model_warmup
+
+
+def _broken_warmup_flags(tmp_path: pathlib.Path, exported) -> list[str]:
+    """Flags serving version 1 whose warmup file is no TFRecord file; one try per load."""
+    _publish(exported[0], tmp_path / "kdd", 1)
+    warmup = tmp_path / "kdd" / "1" / "assets.extra" / "tf_serving_warmup_requests"
+    assert warmup.is_file()
+    warmup.write_bytes(b"not a TFRecord file")
+    return [f"--port={_free_port()}", f"--model_base_path={tmp_path / 'kdd'}",
+            "--model_name=kdd", "--max_num_load_retries=0"]
+
+
+def test_a_broken_warmup_file_fails_the_load_by_default(tmp_path, exported):
+    # saved_model_bundle_source_adapter.cc: with enable_model_warmup (server.h default
+    # true) the load runs RunSavedModelWarmup, whose error fails it; the server does not
+    # start (server_core.cc WaitUntilModelsAvailable).
+    with pytest.raises(ServingError) as info:
+        start_model_server(parse_flags(_broken_warmup_flags(tmp_path, exported)),
+                           host="127.0.0.1")
+    assert info.value.code == grpc.StatusCode.UNKNOWN
+    assert info.value.message.startswith("1 model(s) did not become available: "
+                                         "{{{name: kdd version: 1} due to error: ")
+
+
+def test_without_model_warmup_the_warmup_file_is_not_read_and_the_version_serves(
+        tmp_path, exported, rows):
+    # saved_model_bundle_source_adapter.cc GetServableCreator: with --enable_model_warmup=false
+    # RunSavedModelWarmup is not called, so the file is never opened.
+    flags = [*_broken_warmup_flags(tmp_path, exported), "--enable_model_warmup=false"]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        _check_answer(channel, rows, exported[1], "kdd", 1)
 
 
 # ------------------------------------------------------- --grpc_max_threads

@@ -210,7 +210,8 @@ def test_unset_flags_take_tf_servings_defaults():
         rest_api_timeout_in_ms=30000, model_name="default", model_base_path="",
         model_config_file="", model_config_file_poll_wait_seconds=0,
         file_system_poll_wait_seconds=1, max_num_load_retries=5,
-        load_retry_interval_micros=60_000_000, enable_batching=False, batching_parameters_file="",
+        load_retry_interval_micros=60_000_000, enable_model_warmup=True, enable_batching=False,
+        batching_parameters_file="",
         monitoring_config_file="", ssl_config_file="", tensorflow_session_parallelism=0,
         tensorflow_intra_op_parallelism=0, tensorflow_inter_op_parallelism=0,
         allow_version_labels_for_unavailable_models=False,
@@ -307,16 +308,17 @@ def test_startup_refuses_the_flag_combinations_tf_serving_refuses(argv, code, me
     assert (info.value.code, info.value.message) == (code, message)
 
 
-@pytest.mark.parametrize(("argv", "retries", "seconds"), [
-    ([], 5, 60.0),
-    (["--max_num_load_retries=0", "--load_retry_interval_micros=250000"], 0, 0.25),
-    (["--max_num_load_retries=2", "--load_retry_interval_micros=-1"], 2, 0.0),
+@pytest.mark.parametrize(("argv", "retries", "seconds", "warmup"), [
+    ([], 5, 60.0, True),
+    (["--max_num_load_retries=0", "--load_retry_interval_micros=250000"], 0, 0.25, True),
+    (["--max_num_load_retries=2", "--load_retry_interval_micros=-1"], 2, 0.0, True),
+    (["--enable_model_warmup=false"], 5, 60.0, False),
 ])
-def test_the_load_retry_flags_reach_every_models_manager(tmp_path, monkeypatch, argv, retries,
-                                                        seconds):
-    # main.cc / server.cc pass both flags to ServerCore's manager (basic_manager.h:
-    # max_num_load_retries, load_retry_interval_micros); retrier.cc: a negative interval
-    # does not wait.
+def test_the_load_flags_reach_every_models_manager(tmp_path, monkeypatch, argv, retries,
+                                                  seconds, warmup):
+    # main.cc / server.cc pass the retry flags to ServerCore's manager (basic_manager.h:
+    # max_num_load_retries, load_retry_interval_micros; retrier.cc: a negative interval
+    # does not wait) and --enable_model_warmup to the SessionBundleConfig of every model.
     from memae_tf.serving import model_manager
 
     class Recorded(model_manager.ModelManager):
@@ -324,13 +326,14 @@ def test_the_load_retry_flags_reach_every_models_manager(tmp_path, monkeypatch, 
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            Recorded.seen.append((self.max_num_load_retries, self.load_retry_interval))
+            Recorded.seen.append((self.max_num_load_retries, self.load_retry_interval,
+                                  self.enable_model_warmup))
 
     monkeypatch.setattr("memae_tf.serving.model_registry.ModelManager", Recorded)
     flags = [f"--model_base_path={tmp_path}", f"--port={free_port()}", *argv]
     with start_model_server(parse_flags(flags), host="127.0.0.1"):
         pass
-    assert Recorded.seen == [(retries, seconds)]
+    assert Recorded.seen == [(retries, seconds, warmup)]
 
 
 def test_startup_names_a_batching_file_that_does_not_parse(tmp_path):

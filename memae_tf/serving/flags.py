@@ -82,6 +82,9 @@ class ModelServerOptions:
     load_retry_interval_micros: int = _flag(
         60_000_000, "microseconds between two tries of a failed load (1 minute); negative "
                     "retries at once")
+    enable_model_warmup: bool = _flag(
+        True, "replay each version's assets.extra/tf_serving_warmup_requests when it loads, "
+              "before it serves; false does not read the file")
     enable_batching: bool = _flag(False, "server-side batching of requests")
     batching_parameters_file: str = _flag(
         "", "text-format BatchingParameters (needs --enable_batching)")

@@ -13,6 +13,7 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2
 
+from memae_tf.common.checks import check_choice
 from memae_tf.common.contract import (
     SERVE_LOAD_RETRY_INTERVAL_SECONDS,
     SERVE_MAX_NUM_LOAD_RETRIES,
@@ -82,6 +83,11 @@ def check_load_retries(
                                                     "0 retries at once")
 
 
+def check_warmup(enable_model_warmup: object) -> bool:
+    """Returns `enable_model_warmup` if it is True or False, else raises a ValueError naming it."""
+    return bool(check_choice("enable_model_warmup", enable_model_warmup, (True, False)))
+
+
 def check_poll_seconds(name: str, value: object, zero: str = "0 lists once") -> float:
     """Returns `value` as float if it is a non-negative number of seconds, else raises.
 
@@ -117,7 +123,8 @@ class ModelManager:
     Every `poll_interval` seconds the base path is listed and the policy
     (`aspired_versions`) says which versions to serve. Each new aspired version
     is loaded with `tf.saved_model.load`, warmed up from its `assets.extra`
-    warmup records and only then made available; versions no longer aspired
+    warmup records (unless `enable_model_warmup` is False) and only then made
+    available; versions no longer aspired
     are unloaded as TF Serving's `AvailabilityPreservingPolicy`
     (tensorflow_serving/core/availability_preserving_policy.cc) does: once an
     aspired version is available, or when nothing is aspired any more, and
@@ -156,6 +163,10 @@ class ModelManager:
             Serving's `--max_num_load_retries`, default 5); 0 tries once.
         load_retry_interval: Seconds between two tries (TF Serving's
             `--load_retry_interval_micros`, default 1 minute); 0 retries at once.
+        enable_model_warmup: Whether a load replays the version's
+            `assets.extra/tf_serving_warmup_requests` (TF Serving's
+            `--enable_model_warmup`, default True); False does not read the
+            file, so a broken one does not fail the load.
 
     Example:
 
@@ -173,6 +184,7 @@ class ModelManager:
         metrics: ServingMetrics | None = None,
         max_num_load_retries: int = SERVE_MAX_NUM_LOAD_RETRIES,
         load_retry_interval: float = SERVE_LOAD_RETRY_INTERVAL_SECONDS,
+        enable_model_warmup: bool = True,
     ) -> None:
         if not isinstance(model_name, str) or not model_name or "/" in model_name:
             raise ValueError(
@@ -182,6 +194,7 @@ class ModelManager:
         check_poll_seconds("poll_interval", poll_interval)
         self.max_num_load_retries, self.load_retry_interval = check_load_retries(
             max_num_load_retries, load_retry_interval)
+        self.enable_model_warmup = check_warmup(enable_model_warmup)
         self.model_name = model_name
         self.model_base_path = pathlib.Path(model_base_path)
         self.poll_interval = float(poll_interval)
@@ -277,7 +290,10 @@ class ModelManager:
                 logger.info("Retrying of Loading servable: %s retry: %d", servable_id, attempt)
             try:
                 servable = Servable(version, path, self.metrics)
-                warmed = servable.warm_up()
+                # saved_model_bundle_source_adapter.cc runs RunSavedModelWarmup only
+                # when the config's enable_model_warmup is set.
+                warmup = (f"{servable.warm_up()} warmup requests" if self.enable_model_warmup
+                          else "warmup disabled")
             except Exception as error:  # a broken version must not stop the server
                 failure = error
                 code = (error.code if isinstance(error, ServingError)
@@ -285,8 +301,7 @@ class ModelManager:
                 logger.error("Loading servable: %s failed: %s: %s", servable_id, code.name,
                              error)
                 continue
-            logger.info("Loaded %s version %d (%d warmup requests).", self.model_name,
-                        version, warmed)
+            logger.info("Loaded %s version %d (%s).", self.model_name, version, warmup)
             return servable
         else:  # retrier.cc logs this after the last try, also with no retries
             logger.info("Retrying of Loading servable: %s exhausted max_num_retries: %d",

@@ -26,6 +26,7 @@ from memae_tf.serving.model_manager import (
     VersionState,
     check_load_retries,
     check_poll_seconds,
+    check_warmup,
 )
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
             Serving's `--max_num_load_retries`); 0 tries once.
         load_retry_interval: Seconds between two tries (TF Serving's
             `--load_retry_interval_micros`, in seconds).
+        enable_model_warmup: Whether loads replay each version's warmup
+            requests (TF Serving's `--enable_model_warmup`).
 
     Example:
 
@@ -76,11 +79,13 @@ class ModelRegistry(Mapping[str, ModelManager]):
         metrics: ServingMetrics | None = None,
         max_num_load_retries: int = SERVE_MAX_NUM_LOAD_RETRIES,
         load_retry_interval: float = SERVE_LOAD_RETRY_INTERVAL_SECONDS,
+        enable_model_warmup: bool = True,
     ) -> None:
         self.file_system_poll_wait_seconds = check_poll_seconds(
             "file_system_poll_wait_seconds", file_system_poll_wait_seconds)
         self.max_num_load_retries, self.load_retry_interval = check_load_retries(
             max_num_load_retries, load_retry_interval)
+        self.enable_model_warmup = check_warmup(enable_model_warmup)
         self.allow_version_labels_for_unavailable_models = bool(
             allow_version_labels_for_unavailable_models
         )
@@ -198,7 +203,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
                 continue
             manager = ModelManager(name, model.base_path, self.file_system_poll_wait_seconds,
                                    model.model_version_policy, self.metrics,
-                                   self.max_num_load_retries, self.load_retry_interval)
+                                   self.max_num_load_retries, self.load_retry_interval,
+                                   self.enable_model_warmup)
             self._removed.pop(name, None)
             manager.add_listener(self._notify)
             manager.start()

@@ -397,21 +397,22 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
 
     Follows `Server::BuildAndStart` (tensorflow_serving/model_servers/server.cc):
     the models come from `--model_config_file` (else one model from
-    `--model_name`/`--model_base_path`) and are loaded before the ports open;
-    the config file is re-read every `--model_config_file_poll_wait_seconds`
-    (when positive) and each base path listed every
-    `--file_system_poll_wait_seconds`; `--enable_batching` merges concurrent
-    Predicts with the settings of `--batching_parameters_file` (TF Serving's
-    defaults without one); `--ssl_config_file` secures the gRPC port;
-    the `--tensorflow_*_parallelism` flags size TensorFlow's op thread pools
-    (`memae_tf.serving.threads`); `--rest_api_port` 0 serves no REST, and a
-    REST port equal to the gRPC port is skipped with an error logged, as TF
-    Serving does; the REST port serves TF Serving's metrics at the Prometheus path of
+    `--model_name`/`--model_base_path`) and are loaded before the ports open; the
+    config file is re-read every `--model_config_file_poll_wait_seconds` (when
+    positive) and each base path listed every `--file_system_poll_wait_seconds`,
+    each new version warmed up from its `assets.extra` records unless
+    `--enable_model_warmup=false`; `--enable_batching` merges concurrent Predicts
+    with the settings of `--batching_parameters_file` (TF Serving's defaults without
+    one); `--ssl_config_file` secures the gRPC port; the
+    `--tensorflow_*_parallelism` flags size TensorFlow's op thread pools
+    (`memae_tf.serving.threads`); `--rest_api_port` 0 serves no REST, and a REST
+    port equal to the gRPC port is skipped with an error logged, as TF Serving does;
+    the REST port serves TF Serving's metrics at the Prometheus path of
     `--monitoring_config_file` when it enables them, handles at most
     `--rest_api_num_threads` requests at once, and gives each REST predict the
     timeout `--rest_api_timeout_in_ms`; the gRPC port runs at most
-    `--grpc_max_threads` - 1 RPCs at once and refuses more with
-    RESOURCE_EXHAUSTED, as gRPC's thread quota does in TF Serving.
+    `--grpc_max_threads` - 1 RPCs at once and refuses more with RESOURCE_EXHAUSTED,
+    as gRPC's thread quota does in TF Serving.
 
     Args:
         options: The flags, e.g. `parse_flags(container_args)`.
@@ -488,7 +489,8 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
                            metrics=ServingMetrics(),
                            max_num_load_retries=options.max_num_load_retries,
                            # retrier.cc: a negative interval does not wait.
-                           load_retry_interval=max(options.load_retry_interval_micros, 0) / 1e6)
+                           load_retry_interval=max(options.load_retry_interval_micros, 0) / 1e6,
+                           enable_model_warmup=options.enable_model_warmup)
     try:
         models.reload_config(config)
         if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
