@@ -143,6 +143,29 @@ def test_gauges_publish_the_report(detector):
     assert 'memae_score_drift{model_name="digits"}' in text
 
 
+def test_monitors_of_several_models_share_one_registry_a_label_each(detector):
+    # Prometheus' client refuses a metric name registered twice in one registry
+    # ("Duplicated timeseries"); one exporter serves every model as label values of
+    # the same gauges, as the alert rules (serving/k8s/monitoring) read them.
+    prometheus_client = pytest.importorskip("prometheus_client")
+    registry = prometheus_client.CollectorRegistry()
+    digits, garments = (_monitor(detector, model_name=name) for name in ("digits", "garments"))
+    digits.export_metrics(registry)
+    garments.export_metrics(registry)
+    digits.update(detector.score(anomalous_rows(500, seed=21)))
+    garments.update(detector.score(anomalous_rows(300, seed=22)))
+    for monitor, count in ((digits, 500), (garments, 300)):
+        label = {"model_name": monitor.model_name}
+        assert registry.get_sample_value("memae_monitored_scores", label) == count
+        assert registry.get_sample_value("memae_score_drift", label) == monitor.report().drift
+    with pytest.raises(ValueError, match=r"one ScoreMonitor per model_name .* "
+                                         r"model_name='digits'"):
+        _monitor(detector, model_name="digits").export_metrics(registry)
+    other = prometheus_client.CollectorRegistry()
+    digits.export_metrics(other)  # another registry takes the same model again
+    assert other.get_sample_value("memae_monitored_scores", {"model_name": "digits"}) == 500
+
+
 def test_a_model_without_a_reference_cannot_be_monitored():
     info = ModelInfo(version=1, input_range=(0.0, 1.0), threshold=0.5, expected_rate=None,
                      reference_quantiles=None)

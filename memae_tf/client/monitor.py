@@ -43,6 +43,7 @@ from __future__ import annotations
 import collections
 import math
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,21 @@ EMPTY_BIN_SHARE = 1e-4
 # The reference deciles: levels 0.1, ..., 0.9 of the 101 levels 0, 0.01, ..., 1.
 _DECILES = slice(10, REFERENCE_QUANTILE_COUNT - 1, 10)
 _LEVELS = ("ok", "warning", "alert")
+# The gauges `ScoreMonitor.export_metrics` publishes: name → (documentation, report field).
+_GAUGES = {
+    "memae_anomaly_rate": ("Share of the recent served scores above the threshold.",
+                           "anomaly_rate"),
+    "memae_expected_anomaly_rate": (
+        "Share of reference scores above the threshold (the fpr or contamination it was "
+        "set with).", "expected_rate"),
+    "memae_score_drift": ("Population stability index of the recent scores over the "
+                          "reference deciles.", "drift"),
+    "memae_monitored_scores": ("How many recent scores the figures come from.", "count"),
+}
+# Registry → (its gauges, the model names exporting into them): a registry takes each
+# gauge name once, so the monitors of several models share the gauges, a label each.
+_EXPORTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_EXPORTED_LOCK = threading.Lock()
 
 
 def _check_levels(name: str, levels: Sequence[float]) -> tuple[float, float]:
@@ -281,7 +297,8 @@ class ScoreMonitor:
         Gauges (label `model_name`): `memae_anomaly_rate`,
         `memae_expected_anomaly_rate`, `memae_score_drift` and
         `memae_monitored_scores`. Serve them with
-        `prometheus_client.start_http_server(port)`.
+        `prometheus_client.start_http_server(port)`. Monitors of several
+        models export into one registry, one label value each.
 
         Args:
             registry: A `prometheus_client.CollectorRegistry`; None for the
@@ -289,6 +306,8 @@ class ScoreMonitor:
 
         Raises:
             ImportError: Without `prometheus_client` (`pip install "memae-tf[monitor]"`).
+            ValueError: When a monitor of the same `model_name` already
+                exports into `registry`.
         """
         try:
             import prometheus_client
@@ -298,22 +317,20 @@ class ScoreMonitor:
                 'pip install "memae-tf[monitor]" (or "memae-tf-client[monitor]").'
             ) from error
         registry = prometheus_client.REGISTRY if registry is None else registry
-        gauges = {
-            "memae_anomaly_rate": ("Share of the recent served scores above the threshold.",
-                                   "anomaly_rate"),
-            "memae_expected_anomaly_rate": (
-                "Share of reference scores above the threshold (the fpr or contamination "
-                "it was set with).", "expected_rate"),
-            "memae_score_drift": (
-                "Population stability index of the recent scores over the reference "
-                "deciles.", "drift"),
-            "memae_monitored_scores": ("How many recent scores the figures come from.",
-                                       "count"),
-        }
-        for name, (documentation, field) in gauges.items():
-            gauge = prometheus_client.Gauge(name, documentation, ["model_name"],
-                                            registry=registry)
-            gauge.labels(self.model_name).set_function(
+        with _EXPORTED_LOCK:
+            if registry not in _EXPORTED:
+                _EXPORTED[registry] = (
+                    {name: prometheus_client.Gauge(name, documentation, ["model_name"],
+                                                   registry=registry)
+                     for name, (documentation, _) in _GAUGES.items()}, set())
+            gauges, models = _EXPORTED[registry]
+            if self.model_name in models:
+                raise ValueError(
+                    "Expected one ScoreMonitor per model_name in a Prometheus registry. "
+                    f"Received a second for model_name={self.model_name!r}")
+            models.add(self.model_name)
+        for name, (_, field) in _GAUGES.items():
+            gauges[name].labels(self.model_name).set_function(
                 lambda field=field: self._gauge_value(field))
 
     def _gauge_value(self, field: str) -> float:
