@@ -279,10 +279,20 @@ def test_saved_model_cli_lists_every_signature(exported):
     ("options", "message"),
     [
         ({"input_range": (1.0, -1.0)}, "low < high"),
+        ({"input_range": (1.0, 1.0)}, "low < high"),
+        ({"input_range": (0.0, float("inf"))}, "low < high"),
+        ({"input_range": (float("nan"), 1.0)}, "low < high"),
         ({"expected_rate": 0.05}, "together"),
+        ({"reference_quantiles": np.arange(101.0)}, "together"),
         ({"expected_rate": 1.5, "reference_quantiles": np.arange(101.0)}, r"share in \(0, 1\)"),
+        ({"expected_rate": 0.0, "reference_quantiles": np.arange(101.0)}, r"share in \(0, 1\)"),
+        ({"expected_rate": 1.0, "reference_quantiles": np.arange(101.0)}, r"share in \(0, 1\)"),
+        ({"expected_rate": True, "reference_quantiles": np.arange(101.0)}, r"share in \(0, 1\)"),
         ({"expected_rate": 0.05, "reference_quantiles": np.arange(101.0)[::-1]},
          "non-decreasing"),
+        ({"expected_rate": 0.05, "reference_quantiles": np.arange(100.0)}, "101 finite"),
+        ({"expected_rate": 0.05, "reference_quantiles": [*range(100), float("nan")]},
+         "101 finite"),
     ],
 )
 def test_model_info_values_are_checked_before_anything_is_written(tmp_path, options, message):
@@ -290,3 +300,155 @@ def test_model_info_values_are_checked_before_anything_is_written(tmp_path, opti
     with pytest.raises(ValueError, match=message):
         export_saved_model(model, tmp_path / "kdd", threshold=0.1, **options)
     assert not (tmp_path / "kdd").exists()  # not even an empty model base path
+
+
+def _served(path: pathlib.Path, signature: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The outputs of one signature of an export, loaded with TensorFlow alone."""
+    function = tf.saved_model.load(str(path)).signatures[signature]
+    return {key: value.numpy() for key, value in function(x=tf.constant(x)).items()}
+
+
+def _table_model() -> keras.Model:
+    keras.utils.set_random_seed(4)
+    return build_autoencoder("kdd", "ae", input_shape=(12,), units=(8, 3))
+
+
+def test_a_score_equal_to_the_threshold_is_no_anomaly_and_the_comparison_is_in_float64(
+    tmp_path,
+):
+    model = _table_model()
+    x = np.random.default_rng(6).uniform(-1, 1, size=(6, 12)).astype("float32")
+    scores = _served(export_saved_model(model, tmp_path / "kdd", threshold=1.0),
+                     "serving_default", x)["score"]
+    # The threshold of version 2 is a served score; that of version 3 lies a quarter of a
+    # float32 step below another, so that it rounds to that score in float32.
+    equal = float(scores[0])
+    below = float(scores[1]) - float(np.spacing(scores[1])) / 4
+    assert np.float32(below) == scores[1]
+    served = {}
+    for version, threshold in ((2, equal), (3, below)):
+        path = export_saved_model(model, tmp_path / "kdd", threshold=threshold, version=version)
+        served[version] = _served(path, "serving_default", x)
+        np.testing.assert_array_equal(served[version]["score"], scores)
+        flags = scores.astype(np.float64) > threshold
+        np.testing.assert_array_equal(served[version]["is_anomaly"], flags)
+        # model_info's float32 threshold gives a client the same flags.
+        info = _served(path, "model_info", x[:1])["threshold"][0]
+        np.testing.assert_array_equal(scores > info, flags)
+    assert not served[2]["is_anomaly"][0]
+    assert served[3]["is_anomaly"][1]  # a float32 comparison would find them equal
+
+
+def _float32_of_bits(bits: int) -> np.float32:
+    return np.array(bits, np.uint32).view(np.float32)[()]
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected"),
+    [
+        (0.1, _float32_of_bits(0x3DCCCCCC)),  # float32(0.1) is 0x3DCCCCCD, above 0.1
+        (0.7, _float32_of_bits(0x3F333333)),  # float32(0.7) is below 0.7 already
+        (0.5, np.float32(0.5)),  # a float32 itself
+        (-0.1, _float32_of_bits(0xBDCCCCCD)),  # -float32(0.1) is below -0.1
+        (1e39, np.finfo(np.float32).max),  # beyond float32's range
+        (-1e39, np.float32(-np.inf)),
+    ],
+)
+def test_model_info_threshold_is_the_largest_float32_not_above_the_threshold(
+    threshold, expected
+):
+    from memae_tf.export.saved_model import _float32_at_or_below
+
+    got = _float32_at_or_below(threshold)
+    assert got.dtype == np.float32 and got == expected
+
+
+def test_model_info_repeats_each_constant_once_per_input_row(tmp_path):
+    quantiles = np.linspace(0.0, 1.0, 101)
+    quantiles[51] = quantiles[50]  # ties are quantiles too
+    path = export_saved_model(_table_model(), tmp_path / "kdd", threshold=0.5,
+                              input_range=(-1.0, 2.0), expected_rate=0.05,
+                              reference_quantiles=quantiles)
+    info = _served(path, "model_info", np.zeros((3, 12), np.float32))
+    assert {key: (value.dtype, value.shape) for key, value in info.items()} == {
+        "threshold": (np.float32, (3,)), "input_range": (np.float64, (3, 2)),
+        "expected_rate": (np.float64, (3,)), "reference_quantiles": (np.float64, (3, 101))}
+    np.testing.assert_array_equal(info["threshold"], np.float32(0.5))
+    np.testing.assert_array_equal(info["input_range"], [[-1.0, 2.0]] * 3)
+    np.testing.assert_array_equal(info["expected_rate"], [0.05] * 3)
+    np.testing.assert_array_equal(info["reference_quantiles"], [quantiles] * 3)
+
+
+VIDEO_SHAPE = (8, 16, 16, 1)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    """A small video autoencoder, its scoring graph and clips with their frame scores."""
+    keras.utils.set_random_seed(8)
+    model = build_autoencoder("video", "ae", input_shape=VIDEO_SHAPE, filters=(2, 2, 2, 2))
+    graph = ScoringGraph(model)
+    clips = np.random.default_rng(8).uniform(-1, 1, size=(4, *VIDEO_SHAPE)).astype("float32")
+    frame_scores = {key: value.numpy() for key, value in graph.frame_scores(clips).items()}
+    return model, graph, clips, frame_scores, tmp_path_factory.mktemp("video")
+
+
+def test_a_video_export_flags_each_frame_score_above_its_threshold(video):
+    model, graph, clips, frame_scores, root = video
+    last, patch = np.sort(frame_scores["last"]), np.sort(frame_scores["patch"])
+    thresholds = {"last": (last[1] + last[2]) / 2, "patch": (patch[0] + patch[1]) / 2}
+    path = export_saved_model(model, root / "walkway", threshold=1.0, scoring_graph=graph,
+                              frame_thresholds={k: float(v) for k, v in thresholds.items()})
+    served = _served(path, "frame_score", clips)
+    assert set(served) == {"clip", "last", "patch", "relative", "last_plus_temporal",
+                           "is_anomaly_last", "is_anomaly_patch"}
+    assert served["is_anomaly_last"].sum() == 2 and served["is_anomaly_patch"].sum() == 3
+    info = _served(path, "model_info", clips[:2])
+    for name, threshold in thresholds.items():
+        flags = served[name].astype(np.float64) > threshold
+        np.testing.assert_array_equal(served[f"is_anomaly_{name}"], flags)
+        assert info[f"threshold_{name}"].dtype == np.float32
+        np.testing.assert_array_equal(served[name] > info[f"threshold_{name}"][0], flags)
+
+
+@pytest.mark.parametrize(
+    "frame_thresholds",
+    [{"clip": 1.0}, {"last": 1.0, "mean": 1.0}, [("last", 1.0)], {"last": float("nan")}],
+    ids=["clip", "unknown", "pairs", "nan"],
+)
+def test_a_video_export_refuses_frame_thresholds_it_cannot_flag(video, frame_thresholds):
+    model, graph, _, _, root = video
+    with pytest.raises(ValueError, match=r"frame_thresholds|finite float"):
+        export_saved_model(model, root / "refused", threshold=1.0, scoring_graph=graph,
+                           frame_thresholds=frame_thresholds)
+    assert not (root / "refused").exists()
+
+
+def test_model_name_names_the_config_entry_and_the_warmup_requests(tmp_path):
+    path = export_saved_model(_table_model(), tmp_path / "exports", threshold=0.1,
+                              model_name="kdd")
+    config = text_format.Parse((tmp_path / "models.config").read_text(),
+                               model_server_config_pb2.ModelServerConfig())
+    assert [entry.name for entry in config.model_config_list.config] == ["kdd"]
+    logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy()) for record in
+            tf.data.TFRecordDataset(str(path / "assets.extra" / "tf_serving_warmup_requests"))]
+    assert {log.predict_log.request.model_spec.name for log in logs} == {"kdd"}
+
+
+@pytest.mark.parametrize("model_name", ["", "a/b", 7])
+def test_a_model_name_that_cannot_name_a_model_is_refused(tmp_path, model_name):
+    with pytest.raises(ValueError, match=r"expected a non-empty name without '/'"):
+        export_saved_model(_table_model(), tmp_path / "kdd", threshold=0.1,
+                           model_name=model_name)
+    assert not (tmp_path / "kdd").exists()
+
+
+def test_an_export_creates_missing_folders_prints_nothing_and_is_readable_by_all(
+    tmp_path, capsys
+):
+    path = export_saved_model(_table_model(), tmp_path / "a" / "b" / "kdd", threshold=0.1)
+    assert path == tmp_path / "a" / "b" / "kdd" / "1"
+    assert capsys.readouterr().out == ""
+    # The server may run as another user: others read and list the version, only the
+    # owner writes (as a directory made under the usual umask 022).
+    assert path.stat().st_mode & 0o777 == 0o755
