@@ -209,7 +209,8 @@ def test_unset_flags_take_tf_servings_defaults():
         rest_api_num_threads=4 * len(os.sched_getaffinity(0)),
         rest_api_timeout_in_ms=30000, model_name="default", model_base_path="",
         model_config_file="", model_config_file_poll_wait_seconds=0,
-        file_system_poll_wait_seconds=1, max_num_load_retries=5,
+        file_system_poll_wait_seconds=1, num_load_threads=0, num_unload_threads=0,
+        max_num_load_retries=5,
         load_retry_interval_micros=60_000_000, enable_model_warmup=True, enable_batching=False,
         batching_parameters_file="",
         monitoring_config_file="", ssl_config_file="", tensorflow_session_parallelism=0,
@@ -300,6 +301,22 @@ def test_flags_outside_the_syntax_are_refused_saying_what_was_expected(argv, mes
      "--grpc_max_threads is negative (-1), which gRPC's thread quota does not take as a "
      "count (older releases abort, newer ones read it as unsigned: no limit); expected a "
      "positive number of threads."),
+    # basic_manager.cc CreateExecutor: a negative count, stored as a uint32, reaches the
+    # thread pool's int as itself and fails its CHECK (tensorflow/core/platform/threadpool.cc).
+    (["--model_base_path=/m/a", "--num_load_threads=-1"], grpc.StatusCode.INVALID_ARGUMENT,
+     "Check failed: num_threads >= 1 (-1 vs. 1): --num_load_threads is negative, which TF "
+     "Serving passes to its thread pool as that count; expected 0 (no thread pool) or a "
+     "positive number of threads."),
+    (["--model_base_path=/m/a", "--num_unload_threads=-2"], grpc.StatusCode.INVALID_ARGUMENT,
+     "Check failed: num_threads >= 1 (-2 vs. 1): --num_unload_threads is negative, which TF "
+     "Serving passes to its thread pool as that count; expected 0 (no thread pool) or a "
+     "positive number of threads."),
+    # Not TF Serving's refusal: a load thread pool is not implemented here.
+    (["--model_base_path=/m/a", "--num_load_threads=4"], grpc.StatusCode.INVALID_ARGUMENT,
+     "--num_load_threads=4 is not supported by the development server: TF Serving would "
+     "load versions on a thread pool of that size (basic_manager.cc CreateExecutor) while "
+     "its manager goes on; this server loads them one at a time without a thread pool, as "
+     "TF Serving does with --num_load_threads=0 (the default). Expected 0."),
 ])
 def test_startup_refuses_the_flag_combinations_tf_serving_refuses(argv, code, message):
     # tensorflow_serving/model_servers/server.cc (Server::BuildAndStart).
@@ -334,6 +351,16 @@ def test_the_load_flags_reach_every_models_manager(tmp_path, monkeypatch, argv, 
     with start_model_server(parse_flags(flags), host="127.0.0.1"):
         pass
     assert Recorded.seen == [(retries, seconds, warmup)]
+
+
+@pytest.mark.parametrize("argv", [["--num_load_threads=0", "--num_unload_threads=0"],
+                                  ["--num_unload_threads=4"]])
+def test_no_load_threads_and_any_unload_threads_start_the_server(tmp_path, argv):
+    # basic_manager.cc CreateExecutor: 0 is an InlineExecutor, loads and unloads run in
+    # the manager's own thread, as here; an unload here has no work to put on a thread.
+    flags = [f"--model_base_path={tmp_path}", f"--port={free_port()}", *argv]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server:
+        assert list(server.models) == ["default"]
 
 
 def test_startup_names_a_batching_file_that_does_not_parse(tmp_path):

@@ -77,6 +77,12 @@ class ModelServerOptions:
         0, "seconds between two reads of --model_config_file; 0 reads it once")
     file_system_poll_wait_seconds: int = _flag(
         1, "seconds between two listings of each model base path; 0 lists once")
+    num_load_threads: int = _flag(
+        0, "threads that load model versions; only 0 is supported: versions load one at a "
+           "time, without a thread pool")
+    num_unload_threads: int = _flag(
+        0, "threads that unload model versions; an unload only takes the version out of "
+           "service, so every count behaves as 0")
     max_num_load_retries: int = _flag(
         5, "tries of a failed model load after the first, before giving up; 0 tries once")
     load_retry_interval_micros: int = _flag(

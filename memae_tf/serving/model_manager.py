@@ -139,8 +139,10 @@ class ModelManager:
     reports LOADING meanwhile, and a copy that completes in time is served.
     As in TF Serving's default (`--num_load_threads=0`) the loads run one
     after another on the polling thread, so no new listing happens while a
-    load is retried. A version whose every try failed is logged and reported
-    (state END with its error) and stays aspired, as TF Serving keeps a
+    load is retried (TF Serving's one manager thread takes every model's
+    loads in turn; here each model has its own thread). A version whose
+    every try failed is logged and reported (state END with its error) and
+    stays aspired, as TF Serving keeps a
     version in error aspired (tensorflow_serving/core/aspired_versions_manager.cc):
     it is not tried again while it stays aspired, even if its files change;
     no older version is loaded in its place, and the versions already

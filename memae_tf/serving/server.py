@@ -106,6 +106,26 @@ def _check_grpc_max_threads(threads: int) -> None:
                        THREADPOOL_EXHAUSTED)
 
 
+def _check_load_threads(options: ModelServerOptions) -> None:
+    """`--num_load_threads` and `--num_unload_threads`, as TF Serving's manager takes them."""
+    for name in ("num_load_threads", "num_unload_threads"):
+        threads = getattr(options, name)
+        if threads < 0:
+            # basic_manager.h stores both in a uint32; CreateExecutor (basic_manager.cc)
+            # passes it to a thread pool taking an int, which CHECKs for one thread.
+            raise invalid_argument(
+                f"Check failed: num_threads >= 1 ({threads} vs. 1): --{name} is negative, "
+                "which TF Serving passes to its thread pool as that count; expected 0 "
+                "(no thread pool) or a positive number of threads.")
+    if options.num_load_threads > 0:
+        raise invalid_argument(
+            f"--num_load_threads={options.num_load_threads} is not supported by the "
+            "development server: TF Serving would load versions on a thread pool of that "
+            "size (basic_manager.cc CreateExecutor) while its manager goes on; this server "
+            "loads them one at a time without a thread pool, as TF Serving does with "
+            "--num_load_threads=0 (the default). Expected 0.")
+
+
 def _check_port(name: str, port: int) -> None:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(
@@ -412,7 +432,10 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     `--rest_api_num_threads` requests at once, and gives each REST predict the
     timeout `--rest_api_timeout_in_ms`; the gRPC port runs at most
     `--grpc_max_threads` - 1 RPCs at once and refuses more with RESOURCE_EXHAUSTED,
-    as gRPC's thread quota does in TF Serving.
+    as gRPC's thread quota does in TF Serving. Versions load one at a time without a
+    thread pool, as with TF Serving's `--num_load_threads=0` (a positive count is
+    refused); `--num_unload_threads` takes any count, since an unload here only
+    takes the version out of service.
 
     Args:
         options: The flags, e.g. `parse_flags(container_args)`.
@@ -443,6 +466,7 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     _check_port("port", options.port)
     _check_port("rest_api_port", options.rest_api_port)
     _check_grpc_max_threads(options.grpc_max_threads)
+    _check_load_threads(options)
     if not (options.model_base_path or options.model_config_file):
         raise invalid_argument(
             "Both server_options.model_base_path and server_options.model_config_file are "
