@@ -5,6 +5,7 @@ filter), saved_model_warmup.cc and saved_model_warmup_util.cc (warmup replay), a
 TensorFlow's cc/saved_model/loader.cc (load metrics in microseconds).
 """
 
+import pathlib
 import re
 import shutil
 import types
@@ -54,12 +55,14 @@ def _refusal(call, *args) -> ServingError:
     return info.value
 
 
-def _write_warmup(version_dir, logs) -> None:
+def _write_warmup(version_dir, logs) -> pathlib.Path:
+    """Writes the warmup file: each log's bytes (or the bytes given) as one record."""
     path = version_dir / "assets.extra" / "tf_serving_warmup_requests"
     path.parent.mkdir(exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for log in logs:
-            writer.write(log.SerializeToString())
+            writer.write(log if isinstance(log, bytes) else log.SerializeToString())
+    return path
 
 
 def _predict_log(signature_name: str, x: np.ndarray, output_filter=()):
@@ -277,3 +280,32 @@ def test_a_warmup_record_that_fails_fails_the_warmup(copied, rows, log, code, me
     error = _refusal(Servable(1, copied).warm_up)
     assert error.code == code
     assert re.search(message, error.message)
+
+
+def test_a_warmup_file_that_is_not_tfrecords_is_data_loss(copied):
+    # saved_model_warmup_util.cc: the reader's DATA_LOSS, with a hint appended.
+    (copied / "assets.extra" / "tf_serving_warmup_requests").write_bytes(b"plain text " * 4)
+    error = _refusal(Servable(1, copied).warm_up)
+    assert error.code == grpc.StatusCode.DATA_LOSS
+    assert "corrupted record at 0" in error.message
+    assert error.message.endswith(". Please verify your warmup data is in TFRecord format.")
+
+
+def test_a_warmup_record_that_is_not_a_prediction_log_is_invalid_argument(copied, rows):
+    path = _write_warmup(copied, [_predict_log("serving_default", rows), b"\xff\xff\xff"])
+    error = _refusal(Servable(1, copied).warm_up)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.message == rf"Failed to parse warmup record: b'\xff\xff\xff' from {path}"
+
+
+def test_more_warmup_records_than_tf_serving_replays_fail_the_warmup(copied, rows, monkeypatch):
+    # saved_model_warmup_util.h: kMaxNumRecords = 1000; a smaller limit here, to stay fast.
+    assert servable_module.MAX_WARMUP_RECORDS == 1000
+    monkeypatch.setattr(servable_module, "MAX_WARMUP_RECORDS", 2)
+    log = _predict_log("serving_default", rows[:1])
+    _write_warmup(copied, [log, log])
+    assert Servable(1, copied).warm_up() == 2
+    path = _write_warmup(copied, [log, log, log])
+    error = _refusal(Servable(1, copied).warm_up)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.message == f"Number of warmup records exceeds the maximum (2) at {path}"

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 import grpc
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
@@ -27,6 +28,10 @@ from memae_tf.serving.validation import (
 )
 
 _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+# The most warmup records TF Serving replays (saved_model_warmup_util.h,
+# WarmupConsts::kMaxNumRecords); a file with more fails the load.
+MAX_WARMUP_RECORDS = 1000
 
 
 def read_signature_defs(
@@ -220,26 +225,47 @@ class Servable:
     def warm_up(self) -> int:
         """Replays `assets.extra/tf_serving_warmup_requests`, as TF Serving does on load.
 
+        As saved_model_warmup_util.cc: a file that is not TFRecords is DATA_LOSS, a
+        record that is not a `PredictionLog` INVALID_ARGUMENT, and so is a file of
+        more than `MAX_WARMUP_RECORDS` records.
+
         Returns:
             The number of requests replayed (0 without a warmup file).
 
         Raises:
-            ServingError: If a record is not a predict log or its request fails.
+            ServingError: If the file or a record cannot be read, a record is not a
+                predict log or its request fails, or the file holds too many records.
         """
         path = warmup_file(self.path)
         if not path.is_file():
             return 0
         count = 0
-        for record in tf.data.TFRecordDataset(str(path)):
-            log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-            if log.WhichOneof("log_type") != "predict_log":
-                raise invalid_argument(
-                    f"Warmup record {count} of {path} is a {log.WhichOneof('log_type')}; "
-                    "expected a predict_log."
-                )
-            request = log.predict_log.request
-            signature_name = request.model_spec.signature_name
-            inputs = self.decode_inputs(signature_name, request.inputs)
-            self.predict(signature_name, inputs, list(request.output_filter))
-            count += 1
+        try:
+            for record in tf.data.TFRecordDataset(str(path)):
+                try:
+                    log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+                except DecodeError as error:
+                    raise invalid_argument(
+                        f"Failed to parse warmup record: {record.numpy()!r} from {path}"
+                    ) from error
+                if log.WhichOneof("log_type") != "predict_log":
+                    raise invalid_argument(
+                        f"Warmup record {count} of {path} is a {log.WhichOneof('log_type')}; "
+                        "expected a predict_log."
+                    )
+                request = log.predict_log.request
+                signature_name = request.model_spec.signature_name
+                inputs = self.decode_inputs(signature_name, request.inputs)
+                self.predict(signature_name, inputs, list(request.output_filter))
+                count += 1
+                if count > MAX_WARMUP_RECORDS:
+                    raise invalid_argument(
+                        "Number of warmup records exceeds the maximum "
+                        f"({MAX_WARMUP_RECORDS}) at {path}"
+                    )
+        except tf.errors.DataLossError as error:
+            raise ServingError(
+                grpc.StatusCode.DATA_LOSS,
+                f"{error.message}. Please verify your warmup data is in TFRecord format.",
+            ) from error
         return count
