@@ -150,6 +150,17 @@ def test_a_model_list_tf_serving_refuses_is_refused_with_its_message(text, messa
     assert info.value.message == message
 
 
+@pytest.mark.parametrize("name", ["", "a/b"])
+def test_a_model_name_no_request_path_can_name_is_refused(name):
+    # Our own check (TF Serving takes such a name, but no REST path or gRPC model_spec
+    # could reach it usefully): empty, or holding the path separator.
+    text = f'model_config_list {{ config {{ name: "{name}" base_path: "/m/a" }} }}'
+    with pytest.raises(ServingError) as info:
+        check_model_config_list(_config(text))
+    assert info.value.message == (
+        f"Expected a model name that is non-empty and has no '/'; got name={name!r}")
+
+
 def test_a_duplicate_name_is_found_before_a_relative_path_of_an_earlier_model():
     # ValidateModelConfigList checks every name first, then every base path.
     text = ('model_config_list { config { name: "a" base_path: "m/a" model_platform: '
