@@ -774,3 +774,56 @@ def test_the_thread_quota_runs_one_rpc_less_than_its_threads_and_refuses_the_nex
             assert call(b"d", timeout=30) == b"d"
     finally:
         server.stop(None)
+
+
+# ------------------------------------------------- --grpc_channel_arguments
+
+
+@pytest.mark.parametrize(("text", "arguments"), [
+    ("", []),
+    ("grpc.max_connection_age_ms=2000", [("grpc.max_connection_age_ms", 2000)]),
+    ("a=1,b=x", [("a", 1), ("b", "x")]),
+    ("a= +7 ", [("a", 7)]),  # absl::SimpleAtoi: spaces around and a sign are taken
+    ("a=-2147483648", [("a", -2147483648)]),
+    ("a=2147483648", [("a", "2147483648")]),  # no int32: passed as a string
+    ("a=0x10", [("a", "0x10")]),
+    ("a=b=c", [("a", "b")]),  # str_util::Split at every '=': key_val[1] only
+    ("a=", [("a", "")]),
+])
+def test_channel_arguments_are_split_and_typed_as_tf_serving_reads_them(text, arguments):
+    # model_servers/server.cc parseGrpcChannelArgs and BuildAndStart (an int32 value via
+    # AddChannelArgument(key, int), any other as a string).
+    from memae_tf.serving.server import _channel_arguments
+
+    assert _channel_arguments(text) == arguments
+
+
+@pytest.mark.parametrize("text", ["grpc.max_connection_age_ms", "a=1,", ",a=1"])
+def test_a_channel_argument_without_a_value_is_refused_at_start(text):
+    # server.cc reads key_val[1] unchecked, past the end for these pieces.
+    with pytest.raises(ServingError) as info:
+        start_model_server(parse_flags(["--model_base_path=/m/a",
+                                        f"--grpc_channel_arguments={text}"]))
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not key=value" in info.value.message
+
+
+def test_channel_arguments_reach_the_grpc_server_over_its_message_limit(tmp_path):
+    # server.cc passes each argument to ServerBuilder::AddChannelArgument: a receive limit
+    # among them applies (gRPC releases whose ServerBuilder::BuildAndStart sets its own
+    # limit, server.cc SetMaxMessageSize, after the options keep the first value), so a
+    # request larger than 64 bytes is refused by gRPC itself.
+    flags = [f"--port={_free_port()}", f"--model_base_path={tmp_path}",
+             "--grpc_channel_arguments=grpc.max_receive_message_length=64"]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        small = get_model_status_pb2.GetModelStatusRequest()
+        small.model_spec.name = "default"
+        large = get_model_status_pb2.GetModelStatusRequest()
+        large.model_spec.name = "m" * 100
+        assert _rpc_error(lambda: stub.GetModelStatus(small, timeout=30)).code() == (
+            grpc.StatusCode.NOT_FOUND)
+        error = _rpc_error(lambda: stub.GetModelStatus(large, timeout=30))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "vs. 64" in error.details()

@@ -56,6 +56,9 @@ class ModelServerOptions:
     """
 
     port: int = _flag(GRPC_PORT, "gRPC port; TF Serving needs one, so 0 is refused")
+    grpc_channel_arguments: str = _flag(
+        "", "comma-separated key=value arguments of the gRPC server (e.g. "
+            "grpc.max_connection_age_ms=2000): an int32 value as a number, else as a string")
     grpc_max_threads: int = _flag(
         default_threads(), "threads of the gRPC server, one of which keeps polling: at most "
                            "this many minus one RPCs run at once, the others are refused "

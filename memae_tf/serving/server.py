@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import ssl
 import threading
+from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -86,6 +88,35 @@ class _GrpcThreadQuota(grpc.ServerInterceptor):
                 self._free.release()
 
         return handler._replace(unary_unary=run)
+
+
+_ATOI = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+[ \t\n\v\f\r]*")
+
+
+def _channel_arguments(text: str) -> list[tuple[str, int | str]]:
+    """`--grpc_channel_arguments` as server.cc (`parseGrpcChannelArgs`) reads it.
+
+    The text is split at every comma, each piece at every '=' (TensorFlow's
+    `str_util::Split`: nothing for an empty text, empty pieces kept): the
+    first part is the key, the second the value (a third is dropped, as there);
+    a value `absl::SimpleAtoi` reads as an int32 (spaces around it and a sign
+    allowed) is passed as that number, any other as a string.
+    """
+    arguments = []
+    for piece in text.split(",") if text else []:
+        parts = piece.split("=")
+        if len(parts) < 2:
+            # server.cc indexes key_val[1] unchecked: out of bounds for such a piece.
+            raise invalid_argument(
+                f"--grpc_channel_arguments: {piece!r} is not key=value, which TF Serving "
+                "reads past the end of (server.cc parseGrpcChannelArgs); expected a "
+                "comma-separated list of key=value.")
+        key, value = parts[0], parts[1]
+        if _ATOI.fullmatch(value) and -2**31 <= int(value) < 2**31:
+            arguments.append((key, int(value)))
+        else:
+            arguments.append((key, value))
+    return arguments
 
 
 def _check_grpc_max_threads(threads: int) -> None:
@@ -203,12 +234,16 @@ def _open_ports(
     rest_timeout_in_ms: int = 30000,
     rest_num_threads: int | None = None,
     thread_quota: bool = False,
+    channel_arguments: Sequence[tuple[str, int | str]] = (),
 ) -> ServingHandle:
     """Serves started `models` on the gRPC port (and REST port); stops them on failure.
 
     `max_workers` gRPC requests run at once and more wait for a worker; with
     `thread_quota`, `max_workers` is TF Serving's `--grpc_max_threads`
-    instead (`_GrpcThreadQuota`: one less run, more are refused); `batching`
+    instead (`_GrpcThreadQuota`: one less run, more are refused);
+    `channel_arguments` go to the gRPC server before the message limits and
+    override them (gRPC's core keeps the first value of an argument);
+    `batching`
     merges concurrent Predicts (`ServingCore`); `monitoring_path` serves the
     models' metrics (`models.metrics`) on the REST port; `rest_timeout_in_ms`
     is each REST predict's timeout and `rest_num_threads` the REST requests
@@ -228,7 +263,9 @@ def _open_ports(
         # With the quota max_workers - 1 RPCs run; the spare worker answers refusals.
         futures.ThreadPoolExecutor(max_workers=max_workers),
         interceptors=[_GrpcThreadQuota(max_workers)] if thread_quota else [],
-        options=[("grpc.max_receive_message_length", limit),
+        # A message limit among the channel arguments applies, as it does in TF Serving
+        # with the gRPC releases whose ServerBuilder sets its own limit after them.
+        options=[*channel_arguments, ("grpc.max_receive_message_length", limit),
                  ("grpc.max_send_message_length", limit)],
     )
     try:
@@ -432,10 +469,11 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     `--rest_api_num_threads` requests at once, and gives each REST predict the
     timeout `--rest_api_timeout_in_ms`; the gRPC port runs at most
     `--grpc_max_threads` - 1 RPCs at once and refuses more with RESOURCE_EXHAUSTED,
-    as gRPC's thread quota does in TF Serving. Versions load one at a time without a
-    thread pool, as with TF Serving's `--num_load_threads=0` (a positive count is
-    refused); `--num_unload_threads` takes any count, since an unload here only
-    takes the version out of service.
+    as gRPC's thread quota does in TF Serving, and takes the
+    `--grpc_channel_arguments` as TF Serving's server does. Versions load one at a
+    time without a thread pool, as with TF Serving's `--num_load_threads=0` (a
+    positive count is refused); `--num_unload_threads` takes any count, since an
+    unload here only takes the version out of service.
 
     Args:
         options: The flags, e.g. `parse_flags(container_args)`.
@@ -467,6 +505,7 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     _check_port("rest_api_port", options.rest_api_port)
     _check_grpc_max_threads(options.grpc_max_threads)
     _check_load_threads(options)
+    channel_arguments = _channel_arguments(options.grpc_channel_arguments)
     if not (options.model_base_path or options.model_config_file):
         raise invalid_argument(
             "Both server_options.model_base_path and server_options.model_config_file are "
@@ -525,6 +564,7 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
         raise
     return _open_ports(models, options.port, rest_port, host=host,
                        max_workers=options.grpc_max_threads, thread_quota=True,
+                       channel_arguments=channel_arguments,
                        server_credentials=credentials, limits=RequestLimits(),
                        rest_ssl_context=None, batching=batching,
                        monitoring_path=monitoring_path,
