@@ -116,6 +116,14 @@ MODULES: dict[str, list[str]] = {
         "tests/test_serving_batched_server.py",
         "-m", "not slow", "-k", "rest or REST or metrics_page or metrics_path"],
     "memae_tf/client/monitor.py": ["tests/test_client_monitor.py"],
+    "memae_tf/serving/servable.py": [
+        "tests/test_serving_servable.py",
+        "tests/test_serving_batched_server.py::test_saved_model_loads_are_counted_by_path_and_outcome"],
+    "memae_tf/export/saved_model.py": [
+        "tests/test_export.py",
+        "tests/test_foundations.py::test_the_exported_signatures_follow_the_contract",
+        "tests/test_video_streaming.py::test_only_video_models_export_frame_thresholds",
+        "-k", "not fresh_process and not saved_model_cli"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.
