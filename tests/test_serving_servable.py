@@ -148,6 +148,8 @@ def test_an_unknown_signature_fails_the_precondition_listing_the_callable_ones(s
 
 def test_the_init_op_signature_is_not_servable(servable, rows):
     # It is a SignatureDef of the MetaGraph, but no function of the loaded model runs it.
+    # Not TF Serving's answer: predict_util.cc finds it in the MetaGraph and then refuses
+    # the request's `x` (INVALID_ARGUMENT, input size 1 != 0); here it is refused up front.
     assert "__saved_model_init_op" in servable.signature_defs
     error = _refusal(servable.predict, "__saved_model_init_op", {"x": rows})
     assert error.code == grpc.StatusCode.FAILED_PRECONDITION
