@@ -28,6 +28,7 @@ import pytest
 import tensorflow as tf
 import yaml
 from google.protobuf import text_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from serving_helpers import FEATURES, reference_outputs, rest_call, small_model, wait_for
 from tensorflow_serving.apis import (
     get_model_status_pb2,
@@ -827,3 +828,37 @@ def test_channel_arguments_reach_the_grpc_server_over_its_message_limit(tmp_path
         error = _rpc_error(lambda: stub.GetModelStatus(large, timeout=30))
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "vs. 64" in error.details()
+
+
+# ----------------------------------------- --enable_grpc_healthcheck_service
+
+
+def _health(channel, service: str):
+    request = health_pb2.HealthCheckRequest(service=service)
+    return health_pb2_grpc.HealthStub(channel).Check(request, timeout=30).status
+
+
+def test_without_the_healthcheck_flag_there_is_no_health_service(tmp_path):
+    # server.cc: EnableDefaultHealthCheckService(enable_grpc_healthcheck_service), false by
+    # default (server.h): the method is not registered.
+    flags = [f"--port={_free_port()}", f"--model_base_path={tmp_path}"]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        error = _rpc_error(lambda: _health(channel, ""))
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_the_healthcheck_flag_serves_tf_servings_three_services_whatever_the_models(tmp_path):
+    # default_health_check_service.cc starts "" SERVING; server.cc sets "ModelService" and
+    # "PredictionService" SERVING once ServerCore is built and never changes them: a
+    # model without any version does not make them NOT_SERVING. grpc_max_threads=1 refuses
+    # every other RPC: the default health service does not run on the sync server's threads.
+    flags = [f"--port={_free_port()}", f"--model_base_path={tmp_path}",
+             "--enable_grpc_healthcheck_service", "--grpc_max_threads=1"]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        statuses = [_health(channel, name) for name in ("", "ModelService", "PredictionService")]
+        unknown = _rpc_error(lambda: _health(channel, "tensorflow.serving.PredictionService"))
+        assert _status_of_no_model(channel).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert statuses == [health_pb2.HealthCheckResponse.SERVING] * 3
+    assert unknown.code() == grpc.StatusCode.NOT_FOUND

@@ -216,7 +216,8 @@ def test_unset_flags_take_tf_servings_defaults():
     # flag is named, so that a default changed in the class shows here.
     options = parse_flags([])
     assert options == ModelServerOptions(
-        port=8500, grpc_channel_arguments="", grpc_max_threads=4 * len(os.sched_getaffinity(0)),
+        port=8500, grpc_channel_arguments="", enable_grpc_healthcheck_service=False,
+        grpc_max_threads=4 * len(os.sched_getaffinity(0)),
         rest_api_port=0,
         rest_api_num_threads=4 * len(os.sched_getaffinity(0)),
         rest_api_timeout_in_ms=30000, model_name="default", model_base_path="",

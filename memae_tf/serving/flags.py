@@ -59,6 +59,10 @@ class ModelServerOptions:
     grpc_channel_arguments: str = _flag(
         "", "comma-separated key=value arguments of the gRPC server (e.g. "
             "grpc.max_connection_age_ms=2000): an int32 value as a number, else as a string")
+    enable_grpc_healthcheck_service: bool = _flag(
+        False, "serve gRPC's health service: '', 'ModelService' and 'PredictionService' "
+               "SERVING once the models are loaded, whatever they do later; without it a "
+               "health check is UNIMPLEMENTED")
     grpc_max_threads: int = _flag(
         default_threads(), "threads of the gRPC server, one of which keeps polling: at most "
                            "this many minus one RPCs run at once, the others are refused "

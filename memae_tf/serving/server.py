@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 
 
+HEALTH_SERVICE = "grpc.health.v1.Health"
 # src/cpp/server/server_cc.cc: the status of an RPC that finds no thread to run on.
 THREADPOOL_EXHAUSTED = "Server Threadpool Exhausted"
 
@@ -65,9 +66,8 @@ class _GrpcThreadQuota(grpc.ServerInterceptor):
     `ThreadManager::MainWorkLoop`, one poller at least): at most
     `max_threads - 1` RPCs run at once, and one that arrives while they run
     is answered RESOURCE_EXHAUSTED "Server Threadpool Exhausted" at once
-    instead of waiting. Streaming RPCs (only the health service's `Watch`)
-    pass untouched: gRPC C++'s default health service answers on a thread
-    of its own.
+    instead of waiting. The health service passes untouched: gRPC C++'s
+    default health service does not answer on the sync server's threads.
     """
 
     def __init__(self, max_threads: int) -> None:
@@ -75,7 +75,7 @@ class _GrpcThreadQuota(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None or handler_call_details.method.startswith(f"/{HEALTH_SERVICE}/"):
             return handler
         behavior = handler.unary_unary
 
@@ -173,15 +173,16 @@ class ServingHandle:
         port: The bound gRPC port.
         rest_port: The bound REST port, or None without REST.
         models: The served models (`ModelRegistry`: name → `ModelManager`).
-        health: The gRPC health servicer (SERVING only while every model has a
-            version loaded).
+        health: The gRPC health servicer, None without one (`memae serve`:
+            SERVING only while every model has a version loaded; `memae
+            model-server`: TF Serving's, with `--enable_grpc_healthcheck_service`).
         metrics: TF Serving's metrics of this server (`ServingMetrics`).
     """
 
     port: int
     rest_port: int | None
     models: ModelRegistry
-    health: health.HealthServicer
+    health: health.HealthServicer | None
     metrics: ServingMetrics
     _core: ServingCore
     _grpc_server: grpc.Server
@@ -200,11 +201,12 @@ class ServingHandle:
     def stop(self, grace: float | None = 1.0) -> None:
         """Stops accepting requests, lets those in flight finish for `grace` seconds.
 
-        Health turns NOT_SERVING first; both ports close to new connections at
+        Health (if served) turns NOT_SERVING first; both ports close to new connections at
         once and drain together, so the whole stop takes at most about `grace`;
         then the batches still queued run and the batch threads end.
         """
-        self.health.enter_graceful_shutdown()
+        if self.health is not None:
+            self.health.enter_graceful_shutdown()
         stopped = self._grpc_server.stop(grace)
         if self._rest_server is not None:
             self._rest_server.stop(grace)
@@ -233,6 +235,7 @@ def _open_ports(
     monitoring_path: str | None = None,
     rest_timeout_in_ms: int = 30000,
     rest_num_threads: int | None = None,
+    health_servicer: health.HealthServicer | None,
     thread_quota: bool = False,
     channel_arguments: Sequence[tuple[str, int | str]] = (),
 ) -> ServingHandle:
@@ -242,22 +245,13 @@ def _open_ports(
     `thread_quota`, `max_workers` is TF Serving's `--grpc_max_threads`
     instead (`_GrpcThreadQuota`: one less run, more are refused);
     `channel_arguments` go to the gRPC server before the message limits and
-    override them (gRPC's core keeps the first value of an argument);
-    `batching`
-    merges concurrent Predicts (`ServingCore`); `monitoring_path` serves the
-    models' metrics (`models.metrics`) on the REST port; `rest_timeout_in_ms`
-    is each REST predict's timeout and `rest_num_threads` the REST requests
-    handled at once (`RestServer`).
+    override them (gRPC's core keeps the first value of an argument); the
+    gRPC port serves `health_servicer` unless it is None; `batching` merges
+    concurrent Predicts (`ServingCore`); `monitoring_path` serves the models'
+    metrics (`models.metrics`) on the REST port; `rest_timeout_in_ms` is each
+    REST predict's timeout and `rest_num_threads` the REST requests handled at
+    once (`RestServer`).
     """
-    health_servicer = health.HealthServicer()
-
-    def report(available: bool) -> None:
-        status = (health_pb2.HealthCheckResponse.SERVING if available
-                  else health_pb2.HealthCheckResponse.NOT_SERVING)
-        for service in ("", PREDICTION_SERVICE):
-            health_servicer.set(service, status)
-
-    models.add_listener(report)
     limit = -1 if limits.max_message_bytes is None else limits.max_message_bytes
     grpc_server = grpc.server(
         # With the quota max_workers - 1 RPCs run; the spare worker answers refusals.
@@ -277,7 +271,8 @@ def _open_ports(
         PredictionServicer(core), grpc_server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), grpc_server)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    if health_servicer is not None:
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     rest_server = None
     try:
@@ -303,6 +298,36 @@ def _open_ports(
                 "" if rest_server is None else f", REST on {host}:{rest_server.port}")
     return ServingHandle(bound, None if rest_server is None else rest_server.port, models,
                          health_servicer, core.metrics, core, grpc_server, rest_server)
+
+
+def _availability_health(models: ModelRegistry) -> health.HealthServicer:
+    """`memae serve`'s health: "" and the PredictionService SERVING while every model serves."""
+    servicer = health.HealthServicer()
+
+    def report(available: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if available
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for service in ("", PREDICTION_SERVICE):
+            servicer.set(service, status)
+
+    models.add_listener(report)
+    return servicer
+
+
+def _tf_serving_health() -> health.HealthServicer:
+    """The health service of `--enable_grpc_healthcheck_service`, as TF Serving's.
+
+    gRPC C++'s `DefaultHealthCheckService` starts with "" SERVING
+    (src/cpp/server/health/default_health_check_service.cc) and server.cc
+    (`Server::BuildAndStart`) sets "ModelService" and "PredictionService",
+    those short names, SERVING once the models are loaded; nothing changes
+    them afterwards, whatever the models, until `Shutdown` turns every one
+    NOT_SERVING (`ServingHandle.stop`). Other names are NOT_FOUND.
+    """
+    servicer = health.HealthServicer()
+    for service in ("", "ModelService", "PredictionService"):
+        servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return servicer
 
 
 def serve(
@@ -412,7 +437,8 @@ def serve(
         raise
     return _open_ports(models, port, rest_port, host=host, max_workers=max_workers,
                        server_credentials=server_credentials, limits=limits,
-                       rest_ssl_context=rest_ssl_context)
+                       rest_ssl_context=rest_ssl_context,
+                       health_servicer=_availability_health(models))
 
 
 def _batching_parameters(options: ModelServerOptions) -> BatchingParameters | None:
@@ -470,10 +496,12 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     timeout `--rest_api_timeout_in_ms`; the gRPC port runs at most
     `--grpc_max_threads` - 1 RPCs at once and refuses more with RESOURCE_EXHAUSTED,
     as gRPC's thread quota does in TF Serving, and takes the
-    `--grpc_channel_arguments` as TF Serving's server does. Versions load one at a
-    time without a thread pool, as with TF Serving's `--num_load_threads=0` (a
-    positive count is refused); `--num_unload_threads` takes any count, since an
-    unload here only takes the version out of service.
+    `--grpc_channel_arguments` as TF Serving's server does; it serves gRPC's health
+    service only with `--enable_grpc_healthcheck_service`, as TF Serving's (SERVING
+    from start, whatever the models). Versions load one at a time without a thread
+    pool, as with TF Serving's `--num_load_threads=0` (a positive count is refused);
+    `--num_unload_threads` takes any count, since an unload here only takes the
+    version out of service.
 
     Args:
         options: The flags, e.g. `parse_flags(container_args)`.
@@ -564,6 +592,8 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
         raise
     return _open_ports(models, options.port, rest_port, host=host,
                        max_workers=options.grpc_max_threads, thread_quota=True,
+                       health_servicer=(_tf_serving_health()
+                                        if options.enable_grpc_healthcheck_service else None),
                        channel_arguments=channel_arguments,
                        server_credentials=credentials, limits=RequestLimits(),
                        rest_ssl_context=None, batching=batching,
