@@ -224,7 +224,8 @@ def test_unset_flags_take_tf_servings_defaults():
         model_config_file="", model_config_file_poll_wait_seconds=0,
         file_system_poll_wait_seconds=1, num_load_threads=0, num_unload_threads=0,
         max_num_load_retries=5,
-        load_retry_interval_micros=60_000_000, enable_model_warmup=True, enable_batching=False,
+        load_retry_interval_micros=60_000_000, saved_model_tags="serve",
+        enable_model_warmup=True, enable_batching=False,
         batching_parameters_file="",
         monitoring_config_file="", ssl_config_file="", tensorflow_session_parallelism=0,
         tensorflow_intra_op_parallelism=0, tensorflow_inter_op_parallelism=0,
@@ -366,11 +367,28 @@ def test_the_load_flags_reach_every_models_manager(tmp_path, monkeypatch, argv, 
     assert Recorded.seen == [(retries, seconds, warmup)]
 
 
+@pytest.mark.parametrize("text", ["", "serve,gpu", "gpu", "tpu,serve"])
+def test_saved_model_tags_other_than_serve_are_refused_at_start(text):
+    # server.cc splits --saved_model_tags at commas; loader.cc FindMetaGraphDefToLoad
+    # needs a MetaGraph with exactly that tag set, which a memae export (tagged serve)
+    # has only for serve. TF Serving fails the load; the development server refuses first.
+    with pytest.raises(ServingError) as info:
+        start_model_server(parse_flags(["--model_base_path=/m/a",
+                                        f"--saved_model_tags={text}"]))
+    assert (info.value.code, info.value.message) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"--saved_model_tags={text}: the development server loads the MetaGraph tagged "
+        "'serve' only (TF Serving loads the one whose tag set is exactly this list's); "
+        "expected --saved_model_tags=serve, the default.")
+
+
 @pytest.mark.parametrize("argv", [["--num_load_threads=0", "--num_unload_threads=0"],
-                                  ["--num_unload_threads=4"]])
-def test_no_load_threads_and_any_unload_threads_start_the_server(tmp_path, argv):
+                                  ["--num_unload_threads=4"], ["--saved_model_tags=serve"],
+                                  ["--saved_model_tags=serve,serve"]])
+def test_the_supported_values_of_load_flags_start_the_server(tmp_path, argv):
     # basic_manager.cc CreateExecutor: 0 is an InlineExecutor, loads and unloads run in
     # the manager's own thread, as here; an unload here has no work to put on a thread.
+    # The tag set {serve} is the one a memae export has (a tag listed twice is one).
     flags = [f"--model_base_path={tmp_path}", f"--port={free_port()}", *argv]
     with start_model_server(parse_flags(flags), host="127.0.0.1") as server:
         assert list(server.models) == ["default"]

@@ -95,6 +95,9 @@ class ModelServerOptions:
     load_retry_interval_micros: int = _flag(
         60_000_000, "microseconds between two tries of a failed load (1 minute); negative "
                     "retries at once")
+    saved_model_tags: str = _flag(
+        "serve", "comma-separated tags of the SavedModel MetaGraph to load; only serve "
+                 "is supported")
     enable_model_warmup: bool = _flag(
         True, "replay each version's assets.extra/tf_serving_warmup_requests when it loads, "
               "before it serves; false does not read the file")

@@ -29,6 +29,7 @@ from memae_tf.common.contract import (
     SERVE_LOAD_RETRY_INTERVAL_SECONDS,
     SERVE_MAX_NUM_LOAD_RETRIES,
     SERVE_POLL_INTERVAL_SECONDS,
+    SERVE_TAG,
 )
 from memae_tf.common.deprecation import renamed_argument
 from memae_tf.serving.config import read_text_proto, single_model_config
@@ -155,6 +156,18 @@ def _check_load_threads(options: ModelServerOptions) -> None:
             "size (basic_manager.cc CreateExecutor) while its manager goes on; this server "
             "loads them one at a time without a thread pool, as TF Serving does with "
             "--num_load_threads=0 (the default). Expected 0.")
+
+
+def _check_saved_model_tags(text: str) -> None:
+    """`--saved_model_tags`: the development server loads the MetaGraph tagged "serve" only."""
+    # server.cc splits the flag at commas (nothing for an empty text) into the tag set that
+    # TensorFlow's LoadSavedModel (cc/saved_model/loader.cc FindMetaGraphDefToLoad) must
+    # find exactly on a MetaGraph.
+    if set(text.split(",") if text else []) != {SERVE_TAG}:
+        raise invalid_argument(
+            f"--saved_model_tags={text}: the development server loads the MetaGraph tagged "
+            f"'{SERVE_TAG}' only (TF Serving loads the one whose tag set is exactly this "
+            f"list's); expected --saved_model_tags={SERVE_TAG}, the default.")
 
 
 def _check_port(name: str, port: int) -> None:
@@ -533,6 +546,7 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     _check_port("rest_api_port", options.rest_api_port)
     _check_grpc_max_threads(options.grpc_max_threads)
     _check_load_threads(options)
+    _check_saved_model_tags(options.saved_model_tags)
     channel_arguments = _channel_arguments(options.grpc_channel_arguments)
     if not (options.model_base_path or options.model_config_file):
         raise invalid_argument(
