@@ -388,12 +388,64 @@ def test_version_states_are_frozen(tmp_path):
 
 
 def test_a_missing_base_path_is_logged_and_serves_nothing(tmp_path, loads, caplog):
+    # file_system_storage_path_source.cc PollFileSystemForServable: FileExists(base_path)
+    # fails the listing ("Could not find base path ..."), which the polling thread logs.
     manager = _manager(tmp_path / "absent")
     with caplog.at_level("WARNING", logger="memae_tf.serving.model_manager"):
         manager.start()
-    assert [r.getMessage() for r in caplog.records] == [
-        f"Model base path {tmp_path / 'absent'} does not exist yet; waiting for versions."]
+    assert caplog.messages == [
+        "FileSystemStoragePathSource encountered a filesystem access error: Could not find "
+        f"base path {tmp_path / 'absent'} for servable kdd with error NOT_FOUND: "
+        f"{tmp_path / 'absent'}; No such file or directory"]
     assert manager.available_versions == [] and loads == []
+
+
+def test_a_base_path_that_goes_missing_changes_nothing_and_one_emptied_unloads(
+        tmp_path, loads, caplog):
+    # The failed listing returns before CallAspiredVersionsCallback, so the manager keeps
+    # its versions (a volume remounting does not unload the model); an existing base path
+    # without versions aspires none, and every version unloads, with the warning
+    # "No versions of servable ... found under base path ...".
+    base = tmp_path / "kdd"
+    _versions(base, 1, 2)
+    manager = _manager(base, "all { }")
+    manager.start()
+    base.rename(tmp_path / "away")
+    with caplog.at_level("WARNING", logger="memae_tf.serving.model_manager"):
+        manager.poll()
+    assert manager.available_versions == [1, 2]
+    assert _states(manager) == {1: "AVAILABLE", 2: "AVAILABLE"}
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
+    assert "Could not find base path" in caplog.messages[0]
+    caplog.clear()
+    base.mkdir()  # back, but empty
+    with caplog.at_level("WARNING", logger="memae_tf.serving.model_manager"):
+        manager.poll()
+    assert manager.available_versions == []
+    assert caplog.messages == [
+        f"No versions of servable kdd found under base path {base}. Did you forget to name "
+        "your leaf directory as a number (eg. '/1/')?"]
+
+
+@pytest.mark.parametrize(("policy", "messages"), [
+    ("specific { versions: 2 versions: 5 }", [
+        "Version 5 of servable kdd, which was requested to be served as a 'specific' "
+        "version in the servable's version policy, was not found in the file system"]),
+    ("specific { versions: 7 }", [
+        "Version 7 of servable kdd, which was requested to be served as a 'specific' "
+        "version in the servable's version policy, was not found in the file system",
+        "No versions of servable kdd found under base path {base}. Did you forget to name "
+        "your leaf directory as a number (eg. '/1/')?"]),
+    ("specific { }", ["No specific versions requested for servable kdd."]),
+    ("latest { num_versions: 3 }", []),
+])
+def test_requested_versions_not_on_disk_are_warned_as_tf_serving_does(
+        tmp_path, loads, caplog, policy, messages):
+    # file_system_storage_path_source.cc AspireSpecificVersions(FastPath).
+    _versions(tmp_path, 1, 2)
+    with caplog.at_level("WARNING", logger="memae_tf.serving.model_manager"):
+        _manager(tmp_path, policy).start()
+    assert caplog.messages == [m.format(base=tmp_path) for m in messages]
 
 
 def test_an_existing_base_path_starts_without_a_warning(tmp_path, loads, caplog):

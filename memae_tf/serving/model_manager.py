@@ -231,9 +231,6 @@ class ModelManager:
 
     def start(self) -> None:
         """Loads the aspired versions, then polls in a background thread (if polling)."""
-        if not self.model_base_path.is_dir():
-            logger.warning("Model base path %s does not exist yet; waiting for versions.",
-                           self.model_base_path)
         self.poll()
         if self.poll_interval > 0:
             self._thread = threading.Thread(target=self._poll_forever, daemon=True,
@@ -330,12 +327,24 @@ class ModelManager:
         """Lists the base path once, loads the aspired versions and unloads the others.
 
         New aspired versions load newest first; one whose every try failed is
-        not tried again until it has left the aspired versions.
+        not tried again until it has left the aspired versions. As TF Serving's
+        `FileSystemStoragePathSource`, a base path that does not exist is an
+        error logged at each listing that changes nothing (the versions
+        serving keep serving), while one without versions unloads them; both,
+        and requested versions not found, are logged with TF Serving's lines.
         """
         with self._poll_lock:
             before = self.available_versions
+            if not self.model_base_path.exists():
+                logger.error(
+                    "FileSystemStoragePathSource encountered a filesystem access error: "
+                    "Could not find base path %s for servable %s with error NOT_FOUND: "
+                    "%s; No such file or directory", self.model_base_path, self.model_name,
+                    self.model_base_path)
+                return
             on_disk = version_directories(self.model_base_path)
             aspired = self._aspired = aspired_versions(self._policy, on_disk)
+            self._log_missing_versions(on_disk, aspired)
             self._failed &= set(aspired)  # un-aspired: loaded again if aspired again
             for version in reversed(aspired):
                 if version in self._servables or version in self._failed:
@@ -360,6 +369,24 @@ class ModelManager:
         if after != before:
             logger.info("%s now serves versions %s.", self.model_name, after)
             self._notify()
+
+    def _log_missing_versions(self, on_disk: dict, aspired: list[int]) -> None:
+        # file_system_storage_path_source.cc: AspireSpecificVersions(FastPath) and
+        # PollFileSystemForServable's warnings, at every listing.
+        name, base = self.model_name, self.model_base_path
+        if self._policy.WhichOneof("policy_choice") == "specific":
+            if not self._policy.specific.versions:
+                logger.warning("No specific versions requested for servable %s.", name)
+                return
+            for version in sorted(set(self._policy.specific.versions) - set(on_disk)):
+                logger.warning(
+                    "Version %d of servable %s, which was requested to be served as a "
+                    "'specific' version in the servable's version policy, was not found in "
+                    "the file system", version, name)
+        if not aspired:
+            logger.warning("No versions of servable %s found under base path %s. Did you "
+                           "forget to name your leaf directory as a number (eg. '/1/')?",
+                           name, base)
 
     def servable(self, version: int | None) -> Servable:
         """Returns the servable for a request, or raises NOT_FOUND like TF Serving.
