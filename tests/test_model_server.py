@@ -862,3 +862,20 @@ def test_the_healthcheck_flag_serves_tf_servings_three_services_whatever_the_mod
         assert _status_of_no_model(channel).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert statuses == [health_pb2.HealthCheckResponse.SERVING] * 3
     assert unknown.code() == grpc.StatusCode.NOT_FOUND
+
+
+# -------------------------------------------------- --rest_api_enable_cors_support
+
+
+@pytest.mark.parametrize(("flag", "origin"), [
+    ([], None), (["--rest_api_enable_cors_support"], "*")])
+def test_the_cors_flag_reaches_the_rest_port(tmp_path, flag, origin):
+    # server.cc copies enable_cors_support to ServerCore, which http_server.cc reads.
+    flags = [f"--port={_free_port()}", f"--rest_api_port={_free_port()}",
+             f"--model_base_path={tmp_path}", *flag]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server:
+        request = urllib.request.Request(f"http://127.0.0.1:{server.rest_port}/v1/models/default")
+        with pytest.raises(urllib.error.HTTPError) as info:  # no version yet: 404
+            urllib.request.urlopen(request, timeout=30)
+    assert info.value.code == 404
+    assert info.value.headers.get("Access-Control-Allow-Origin") == origin

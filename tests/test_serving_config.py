@@ -219,7 +219,7 @@ def test_unset_flags_take_tf_servings_defaults():
         port=8500, grpc_channel_arguments="", enable_grpc_healthcheck_service=False,
         grpc_max_threads=4 * len(os.sched_getaffinity(0)),
         rest_api_port=0,
-        rest_api_num_threads=4 * len(os.sched_getaffinity(0)),
+        rest_api_num_threads=4 * len(os.sched_getaffinity(0)), rest_api_enable_cors_support=False,
         rest_api_timeout_in_ms=30000, model_name="default", model_base_path="",
         model_config_file="", model_config_file_poll_wait_seconds=0,
         file_system_poll_wait_seconds=1, num_load_threads=0, num_unload_threads=0,

@@ -195,6 +195,7 @@ def test_the_monitoring_path_answers_the_metrics_text(server):
     ({"timeout_in_ms": 1.5}, "expected an integer number of milliseconds"),
     ({"timeout_in_ms": True}, "expected an integer number of milliseconds"),
     ({"monitoring_path": "metrics"}, "expected None or a path starting with '/'"),
+    ({"enable_cors_support": 1}, "expected True or False"),
 ])
 def test_invalid_server_arguments_say_what_was_expected(core, options, message):
     with pytest.raises(ValueError, match=message):
@@ -226,6 +227,82 @@ def test_default_threads_and_timeout_are_tf_servings(core, monkeypatch):
     finally:
         server.server_close()
 
+
+
+# -------------------------------------------------------------- CORS (http_server.cc)
+
+
+def _request(server, method: str, path: str, headers=None):
+    """(status, headers, body) of one request."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request(method, path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, GET",
+         "Access-Control-Allow-Headers": "Content-Type"}
+
+
+def _cors_headers(headers: dict) -> dict:
+    return {k: v for k, v in headers.items() if k.startswith("Access-Control-")}
+
+
+@pytest.fixture
+def cors_server(core):
+    server = RestServer(core, "127.0.0.1", 0, monitoring_path="/metrics", num_threads=2,
+                        enable_cors_support=True)
+    server.start()
+    yield server
+    server.stop(grace=0)
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/v1/models/kdd", 200),
+    ("GET", "/v1/models/kdd/metadata/extra", 400),  # an error answer too
+    ("OPTIONS", "/v1/models/kdd:predict", 400),  # a preflight without Origin
+])
+def test_with_cors_support_every_answer_under_v1_carries_tf_servings_cors_headers(
+        cors_server, server, method, path, status):
+    # http_server.cc ProcessRequest: AddCORSHeaders (http_rest_api_util.cc) for every
+    # request the /v1/ dispatcher takes, whatever its status, when enable_cors_support.
+    answered, headers, _ = _request(cors_server, method, path)
+    assert (answered, _cors_headers(headers)) == (status, _CORS)
+    answered, headers, _ = _request(server, method, path)  # the default: none
+    assert (answered, _cors_headers(headers)) == (status, {})
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/elsewhere"])
+def test_answers_outside_the_rest_api_carry_no_cors_headers(cors_server, path):
+    # The Prometheus handler and paths the /v1/ dispatcher does not take add none.
+    _, headers, _ = _request(cors_server, "GET", path)
+    assert _cors_headers(headers) == {}
+
+
+@pytest.mark.parametrize(("origin", "status", "code"), [
+    ("https://app.example.com", 200, grpc.StatusCode.OK),
+    ("http://localhost:3000", 200, grpc.StatusCode.OK),
+    ("app.example.com", 400, grpc.StatusCode.FAILED_PRECONDITION),
+    (None, 400, grpc.StatusCode.FAILED_PRECONDITION),
+])
+def test_a_cors_preflight_under_v1_is_answered_from_its_origin_with_an_empty_body(
+        server, core, origin, status, code):
+    # http_server.cc ProcessRequest: OPTIONS is answered without the handler (no model
+    # named), OK when RE2::PartialMatch(Origin, "https?://"), else FAILED_PRECONDITION
+    # "Origin header is missing in CORS preflight"; the output written is empty.
+    headers = {} if origin is None else {"Origin": origin}
+    answered, _, body = _request(server, "OPTIONS", "/v1/models/kdd:predict", headers)
+    assert (answered, body) == (status, b"")
+    assert [args[:4] for args in core.metrics.recorded] == [("", "", "REST", code)]
+    assert core.specs == []
+
+
+def test_options_outside_v1_is_not_found(server):
+    # http_server.cc: the dispatcher takes only paths matching (?i)/v1/.*.
+    assert _request(server, "OPTIONS", "/elsewhere")[0] == 404
 
 
 # ------------------------------------------------------------------ stopping (stop(grace))

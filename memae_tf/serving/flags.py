@@ -74,6 +74,9 @@ class ModelServerOptions:
     rest_api_timeout_in_ms: int = _flag(
         30000, "timeout of each REST predict, counted from the batching queue (429 past it "
                "there) or the run (504); 0 or less for none")
+    rest_api_enable_cors_support: bool = _flag(
+        False, "add CORS headers (any origin, POST and GET, Content-Type) to every REST "
+               "API answer")
     model_name: str = _flag("default", "name of the single model (ignored with "
                                        "--model_config_file)")
     model_base_path: str = _flag("", "base path of the single model (ignored with "

@@ -17,7 +17,10 @@ Paths, JSON formats and status codes follow TF Serving:
 - `GET <monitoring_path>` → TF Serving's metrics in Prometheus' text format,
   when the server is given a path (`prometheus_config`);
 - at most `--rest_api_num_threads` requests are handled at once (4 per
-  schedulable CPU by default); the others wait for a worker, none is refused.
+  schedulable CPU by default); the others wait for a worker, none is refused;
+- `OPTIONS` under /v1/ answers a CORS preflight with an empty body, and with
+  `--rest_api_enable_cors_support` every answer under /v1/ carries TF
+  Serving's CORS headers.
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ from memae_tf.serving.metrics import PROMETHEUS_CONTENT_TYPE
 from memae_tf.serving.tensors import encode_tensor
 
 logger = logging.getLogger(__name__)
+# model_servers/http_rest_api_util.cc AddCORSHeaders.
+CORS_HEADERS = (("Access-Control-Allow-Origin", "*"),
+                ("Access-Control-Allow-Methods", "POST, GET"),
+                ("Access-Control-Allow-Headers", "Content-Type"))
 
 _SPEC = r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
 _PREDICT_PATH = re.compile(_SPEC + r":(?P<method>classify|regress|predict)", re.IGNORECASE)
@@ -218,6 +225,28 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._post(path, body)
             self._reply(handler)
 
+    def do_OPTIONS(self) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        with self.server.tracking_request():
+            if not path.lower().startswith("/v1/"):
+                self._reply(self._unrouted)
+                return
+            with self.server.workers:
+                # http_server.cc ProcessRequest answers a CORS preflight under /v1/
+                # whatever --rest_api_enable_cors_support, with an empty body and no
+                # model: OK if the Origin header names an http(s) origin, else
+                # FAILED_PRECONDITION ("Origin header is missing in CORS preflight").
+                started = time.perf_counter()
+                code = (grpc.StatusCode.OK
+                        if re.search("https?://", self.headers.get("Origin", ""))
+                        else grpc.StatusCode.FAILED_PRECONDITION)
+                self.server.core.metrics.record_request(
+                    "", "", "REST", code, (time.perf_counter() - started) * 1e6)
+                self._send(HTTP_STATUS[code], b"", None, cors=True)
+
+    def _unrouted(self, path: str) -> dict:
+        raise self._malformed(path)
+
     def _read_body(self) -> bytes:
         """Reads the body, refused from its Content-Length before reading when too large."""
         # Until the body is read, the connection cannot carry another request.
@@ -265,7 +294,8 @@ class _Handler(BaseHTTPRequestHandler):
             if labels is not None:
                 self.server.core.metrics.record_request(
                     *labels, "REST", code, (time.perf_counter() - started) * 1e6)
-            self._send(status, json.dumps(answer).encode("utf-8"), "application/json")
+            self._send(status, json.dumps(answer).encode("utf-8"), "application/json",
+                       cors=path.lower().startswith("/v1/"))
 
     def _metric_labels(self, path: str) -> tuple[str, str] | None:
         """`(model_name, API)` of a request TF Serving counts, or None for one it does not.
@@ -281,11 +311,18 @@ class _Handler(BaseHTTPRequestHandler):
             return "", ""
         return match["name"], match["method"] if self.command == "POST" else ""
 
-    def _send(self, status: int, payload: bytes, content_type: str) -> None:
+    def _send(
+        self, status: int, payload: bytes, content_type: str | None, *, cors: bool = False
+    ) -> None:
+        """Writes an answer; `cors` marks one of TF Serving's REST API (under /v1/)."""
         if self.server.stopping:
             self.close_connection = True
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
+        if cors and self.server.enable_cors_support:
+            for name, value in CORS_HEADERS:
+                self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -379,6 +416,8 @@ class RestServer(ThreadingHTTPServer):
         num_threads: Requests handled at once (TF Serving's
             `--rest_api_num_threads`); None for its default, 4 per schedulable
             CPU.
+        enable_cors_support: Whether every answer under /v1/ carries TF
+            Serving's CORS headers (`--rest_api_enable_cors_support`).
     """
 
     # Idle keep-alive connections must not hold up `stop`: `server_close` joins no
@@ -396,8 +435,13 @@ class RestServer(ThreadingHTTPServer):
         monitoring_path: str | None = None,
         timeout_in_ms: int = 30000,
         num_threads: int | None = None,
+        enable_cors_support: bool = False,
     ) -> None:
         num_threads = default_threads() if num_threads is None else num_threads
+        if not isinstance(enable_cors_support, bool):
+            raise ValueError(
+                "Received an invalid value for `enable_cors_support`, expected True or False. "
+                f"Received: enable_cors_support={enable_cors_support!r}")
         check_positive_int("num_threads", num_threads)
         if isinstance(timeout_in_ms, bool) or not isinstance(timeout_in_ms, int):
             raise ValueError(
@@ -420,6 +464,7 @@ class RestServer(ThreadingHTTPServer):
         self.monitoring_path = monitoring_path
         self.timeout_in_ms = timeout_in_ms
         self.num_threads = num_threads
+        self.enable_cors_support = enable_cors_support
         # One permit per worker: held from when a worker takes a request until its
         # answer is written.
         self.workers = threading.Semaphore(num_threads)

@@ -248,6 +248,7 @@ def _open_ports(
     monitoring_path: str | None = None,
     rest_timeout_in_ms: int = 30000,
     rest_num_threads: int | None = None,
+    rest_cors: bool = False,
     health_servicer: health.HealthServicer | None,
     thread_quota: bool = False,
     channel_arguments: Sequence[tuple[str, int | str]] = (),
@@ -262,8 +263,8 @@ def _open_ports(
     gRPC port serves `health_servicer` unless it is None; `batching` merges
     concurrent Predicts (`ServingCore`); `monitoring_path` serves the models'
     metrics (`models.metrics`) on the REST port; `rest_timeout_in_ms` is each
-    REST predict's timeout and `rest_num_threads` the REST requests handled at
-    once (`RestServer`).
+    REST predict's timeout, `rest_num_threads` the REST requests handled at
+    once and `rest_cors` whether its answers carry CORS headers (`RestServer`).
     """
     limit = -1 if limits.max_message_bytes is None else limits.max_message_bytes
     grpc_server = grpc.server(
@@ -299,7 +300,8 @@ def _open_ports(
             rest_server = RestServer(core, host, rest_port, rest_ssl_context,
                                      monitoring_path=monitoring_path,
                                      timeout_in_ms=rest_timeout_in_ms,
-                                     num_threads=rest_num_threads)
+                                     num_threads=rest_num_threads,
+                                     enable_cors_support=rest_cors)
     except BaseException:
         core.stop()
         models.stop()
@@ -506,7 +508,8 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     the REST port serves TF Serving's metrics at the Prometheus path of
     `--monitoring_config_file` when it enables them, handles at most
     `--rest_api_num_threads` requests at once, and gives each REST predict the
-    timeout `--rest_api_timeout_in_ms`; the gRPC port runs at most
+    timeout `--rest_api_timeout_in_ms` and, with `--rest_api_enable_cors_support`,
+    TF Serving's CORS headers to every REST API answer; the gRPC port runs at most
     `--grpc_max_threads` - 1 RPCs at once and refuses more with RESOURCE_EXHAUSTED,
     as gRPC's thread quota does in TF Serving, and takes the
     `--grpc_channel_arguments` as TF Serving's server does; it serves gRPC's health
@@ -613,7 +616,8 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
                        rest_ssl_context=None, batching=batching,
                        monitoring_path=monitoring_path,
                        rest_timeout_in_ms=options.rest_api_timeout_in_ms,
-                       rest_num_threads=options.rest_api_num_threads)
+                       rest_num_threads=options.rest_api_num_threads,
+                       rest_cors=options.rest_api_enable_cors_support)
 
 
 def wait_for_signal(handle: ServingHandle, grace: float = SERVE_GRACE_SECONDS) -> None:
