@@ -30,6 +30,7 @@ import yaml
 from google.protobuf import text_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from serving_helpers import FEATURES, reference_outputs, rest_call, small_model, wait_for
+from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (
     get_model_status_pb2,
     model_management_pb2,
@@ -879,3 +880,42 @@ def test_the_cors_flag_reaches_the_rest_port(tmp_path, flag, origin):
             urllib.request.urlopen(request, timeout=30)
     assert info.value.code == 404
     assert info.value.headers.get("Access-Control-Allow-Origin") == origin
+
+
+# --------------------------------------------- --enable_signature_method_name_check
+
+
+@pytest.fixture(scope="module")
+def custom_method(tmp_path_factory, exported) -> pathlib.Path:
+    """Version 1 whose serving_default SignatureDef has method_name 'custom/score'."""
+    base = tmp_path_factory.mktemp("custom_method") / "kdd"
+    _publish(exported[0], base, 1)
+    path = base / "1" / "saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    saved_model.meta_graphs[0].signature_def["serving_default"].method_name = "custom/score"
+    path.write_bytes(saved_model.SerializeToString())
+    return base
+
+
+def test_the_method_name_check_refuses_a_predict_on_another_method(custom_method, rows):
+    # predict_util.cc PreProcessPrediction -> VerifySignature, on with server.cc
+    # SetSignatureMethodNameCheckFeature(--enable_signature_method_name_check): INTERNAL.
+    flags = [f"--port={_free_port()}", f"--model_base_path={custom_method}",
+             "--model_name=kdd", "--enable_signature_method_name_check"]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        error = _rpc_error(lambda: _predict(channel, rows, "kdd"))
+    assert (error.code(), error.details()) == (
+        grpc.StatusCode.INTERNAL,
+        "Expected prediction signature method_name to be one of {tensorflow/serving/predict, "
+        "tensorflow/serving/classify, tensorflow/serving/regress}. Was: custom/score")
+
+
+def test_without_the_method_name_check_any_method_is_served(custom_method, exported, rows):
+    # server.h: enable_signature_method_name_check = false ("Disable this if serving
+    # native TF2 regression/classification models", main.cc).
+    flags = [f"--port={_free_port()}", f"--model_base_path={custom_method}",
+             "--model_name=kdd"]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        _check_answer(channel, rows, exported[1], "kdd", 1)

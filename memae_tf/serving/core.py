@@ -7,6 +7,7 @@ import functools
 import time
 from collections.abc import Mapping
 
+import grpc
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -19,7 +20,7 @@ from tensorflow_serving.apis import (
 from memae_tf.common.contract import SERVING_SIGNATURE, SIGNATURE_DEF_FIELD
 from memae_tf.serving.batching import BatchingOptions, BatchScheduler
 from memae_tf.serving.deadlines import run_with_timeout
-from memae_tf.serving.errors import invalid_argument, not_found
+from memae_tf.serving.errors import ServingError, invalid_argument, not_found
 from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.model_manager import ModelManager
 from memae_tf.serving.model_registry import ModelRegistry
@@ -27,6 +28,11 @@ from memae_tf.serving.proto import BatchingParameters
 from memae_tf.serving.servable import Servable
 from memae_tf.serving.tensors import encode_tensor
 from memae_tf.serving.validation import RequestLimits
+
+# tensorflow/cc/saved_model/signature_constants.h: the method names a Predict may call
+# under --enable_signature_method_name_check (predict_util.cc VerifySignature).
+PREDICTION_METHOD_NAMES = ("tensorflow/serving/predict", "tensorflow/serving/classify",
+                           "tensorflow/serving/regress")
 
 
 class ServingCore:
@@ -47,6 +53,9 @@ class ServingCore:
             `--batching_parameters_file`; None runs every request on its own.
         metrics: Where to record TF Serving's metrics; None makes a new
             `ServingMetrics` (see `metrics`).
+        signature_method_name_check: Whether a Predict refuses a signature
+            whose `method_name` is not predict, classify or regress (TF
+            Serving's `--enable_signature_method_name_check`, default False).
 
     Raises:
         ValueError: For batching settings TF Serving refuses, or a
@@ -60,7 +69,13 @@ class ServingCore:
         *,
         batching: BatchingOptions | BatchingParameters | None = None,
         metrics: ServingMetrics | None = None,
+        signature_method_name_check: bool = False,
     ) -> None:
+        if not isinstance(signature_method_name_check, bool):
+            raise ValueError(
+                "Received an invalid value for `signature_method_name_check`, expected True "
+                f"or False. Received: signature_method_name_check={signature_method_name_check!r}")
+        self.signature_method_name_check = signature_method_name_check
         self.managers = managers
         self.limits = RequestLimits() if limits is None else limits
         self.metrics = ServingMetrics() if metrics is None else metrics
@@ -133,6 +148,14 @@ class ServingCore:
             raise invalid_argument("Missing ModelSpec")
         servable = self.servable(request.model_spec)
         signature_name = request.model_spec.signature_name or SERVING_SIGNATURE
+        if self.signature_method_name_check:
+            # predict_util.cc PreProcessPrediction: VerifySignature, before the inputs.
+            method_name = servable.signature_def(signature_name).method_name
+            if method_name not in PREDICTION_METHOD_NAMES:
+                raise ServingError(
+                    grpc.StatusCode.INTERNAL,
+                    "Expected prediction signature method_name to be one of "
+                    f"{{{', '.join(PREDICTION_METHOD_NAMES)}}}. Was: {method_name}")
         inputs = servable.decode_inputs(signature_name, request.inputs, self.limits)
         aliases = servable.check_request(signature_name, inputs, list(request.output_filter))
         started = time.perf_counter()

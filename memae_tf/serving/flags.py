@@ -104,6 +104,9 @@ class ModelServerOptions:
     enable_model_warmup: bool = _flag(
         True, "replay each version's assets.extra/tf_serving_warmup_requests when it loads, "
               "before it serves; false does not read the file")
+    enable_signature_method_name_check: bool = _flag(
+        False, "refuse (INTERNAL) a Predict on a signature whose method_name is not "
+               "tensorflow/serving/predict, classify or regress")
     enable_batching: bool = _flag(False, "server-side batching of requests")
     batching_parameters_file: str = _flag(
         "", "text-format BatchingParameters (needs --enable_batching)")

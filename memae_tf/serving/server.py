@@ -249,6 +249,7 @@ def _open_ports(
     rest_timeout_in_ms: int = 30000,
     rest_num_threads: int | None = None,
     rest_cors: bool = False,
+    signature_method_name_check: bool = False,
     health_servicer: health.HealthServicer | None,
     thread_quota: bool = False,
     channel_arguments: Sequence[tuple[str, int | str]] = (),
@@ -261,7 +262,8 @@ def _open_ports(
     `channel_arguments` go to the gRPC server before the message limits and
     override them (gRPC's core keeps the first value of an argument); the
     gRPC port serves `health_servicer` unless it is None; `batching` merges
-    concurrent Predicts (`ServingCore`); `monitoring_path` serves the models'
+    concurrent Predicts and `signature_method_name_check` checks the signature's
+    method (`ServingCore`); `monitoring_path` serves the models'
     metrics (`models.metrics`) on the REST port; `rest_timeout_in_ms` is each
     REST predict's timeout, `rest_num_threads` the REST requests handled at
     once and `rest_cors` whether its answers carry CORS headers (`RestServer`).
@@ -277,7 +279,8 @@ def _open_ports(
                  ("grpc.max_send_message_length", limit)],
     )
     try:
-        core = ServingCore(models, limits, batching=batching, metrics=models.metrics)
+        core = ServingCore(models, limits, batching=batching, metrics=models.metrics,
+                           signature_method_name_check=signature_method_name_check)
     except BaseException:
         models.stop()
         raise
@@ -617,7 +620,8 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
                        monitoring_path=monitoring_path,
                        rest_timeout_in_ms=options.rest_api_timeout_in_ms,
                        rest_num_threads=options.rest_api_num_threads,
-                       rest_cors=options.rest_api_enable_cors_support)
+                       rest_cors=options.rest_api_enable_cors_support,
+                       signature_method_name_check=options.enable_signature_method_name_check)
 
 
 def wait_for_signal(handle: ServingHandle, grace: float = SERVE_GRACE_SECONDS) -> None:
