@@ -919,3 +919,21 @@ def test_without_the_method_name_check_any_method_is_served(custom_method, expor
     with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
             grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         _check_answer(channel, rows, exported[1], "kdd", 1)
+
+
+# ---------------------------------------------------------- --grpc_socket_path
+
+
+@pytest.mark.parametrize("tcp", [True, False])
+def test_grpc_listens_on_the_unix_socket_too_or_only(tmp_path, tcp):
+    # server.cc BuildAndStart: AddListeningPort("unix:" + grpc_socket_path) with the port's
+    # credentials, and the TCP port only when --port is not 0 (both unset is refused).
+    socket_path = tmp_path / "grpc.sock"
+    flags = [f"--port={_free_port() if tcp else 0}", f"--grpc_socket_path={socket_path}",
+             f"--model_base_path={tmp_path / 'none'}"]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server:
+        targets = [f"unix:{socket_path}"] + ([f"127.0.0.1:{server.port}"] if tcp else [])
+        for target in targets:
+            with grpc.insecure_channel(target) as channel:
+                assert _status_of_no_model(channel).code() == grpc.StatusCode.NOT_FOUND
+    assert (server.port is None) is not tcp

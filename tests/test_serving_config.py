@@ -216,20 +216,17 @@ def test_unset_flags_take_tf_servings_defaults():
     # flag is named, so that a default changed in the class shows here.
     options = parse_flags([])
     assert options == ModelServerOptions(
-        port=8500, grpc_channel_arguments="", enable_grpc_healthcheck_service=False,
-        grpc_max_threads=4 * len(os.sched_getaffinity(0)),
-        rest_api_port=0,
-        rest_api_num_threads=4 * len(os.sched_getaffinity(0)), rest_api_enable_cors_support=False,
-        rest_api_timeout_in_ms=30000, model_name="default", model_base_path="",
-        model_config_file="", model_config_file_poll_wait_seconds=0,
+        port=8500, grpc_socket_path="", grpc_channel_arguments="",
+        enable_grpc_healthcheck_service=False, grpc_max_threads=4 * len(os.sched_getaffinity(0)),
+        rest_api_port=0, rest_api_num_threads=4 * len(os.sched_getaffinity(0)),
+        rest_api_enable_cors_support=False, rest_api_timeout_in_ms=30000, model_name="default",
+        model_base_path="", model_config_file="", model_config_file_poll_wait_seconds=0,
         file_system_poll_wait_seconds=1, num_load_threads=0, num_unload_threads=0,
-        max_num_load_retries=5,
-        load_retry_interval_micros=60_000_000, saved_model_tags="serve",
+        max_num_load_retries=5, load_retry_interval_micros=60_000_000, saved_model_tags="serve",
         enable_model_warmup=True, enable_signature_method_name_check=False,
-        enable_batching=False,
-        batching_parameters_file="",
-        monitoring_config_file="", ssl_config_file="", tensorflow_session_parallelism=0,
-        tensorflow_intra_op_parallelism=0, tensorflow_inter_op_parallelism=0,
+        enable_batching=False, batching_parameters_file="", monitoring_config_file="",
+        ssl_config_file="", tensorflow_session_parallelism=0, tensorflow_intra_op_parallelism=0,
+        tensorflow_inter_op_parallelism=0,
         allow_version_labels_for_unavailable_models=False,
     )
     with pytest.raises(dataclasses.FrozenInstanceError):

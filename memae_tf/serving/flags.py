@@ -55,7 +55,11 @@ class ModelServerOptions:
     0
     """
 
-    port: int = _flag(GRPC_PORT, "gRPC port; TF Serving needs one, so 0 is refused")
+    port: int = _flag(GRPC_PORT, "gRPC port; 0 serves gRPC on --grpc_socket_path only (refused "
+                                 "without one)")
+    grpc_socket_path: str = _flag(
+        "", "UNIX socket (relative or absolute path) on which gRPC listens too, with the "
+            "port's credentials")
     grpc_channel_arguments: str = _flag(
         "", "comma-separated key=value arguments of the gRPC server (e.g. "
             "grpc.max_connection_age_ms=2000): an int32 value as a number, else as a string")

@@ -183,7 +183,8 @@ class ServingHandle:
     """A running development server; stop it with `stop()` or a `with` block.
 
     Attributes:
-        port: The bound gRPC port.
+        port: The bound gRPC port, or None when gRPC listens on a UNIX socket
+            only (`--port=0` with `--grpc_socket_path`).
         rest_port: The bound REST port, or None without REST.
         models: The served models (`ModelRegistry`: name → `ModelManager`).
         health: The gRPC health servicer, None without one (`memae serve`:
@@ -192,7 +193,7 @@ class ServingHandle:
         metrics: TF Serving's metrics of this server (`ServingMetrics`).
     """
 
-    port: int
+    port: int | None
     rest_port: int | None
     models: ModelRegistry
     health: health.HealthServicer | None
@@ -236,7 +237,7 @@ class ServingHandle:
 
 def _open_ports(
     models: ModelRegistry,
-    port: int,
+    port: int | None,
     rest_port: int | None,
     *,
     host: str,
@@ -251,10 +252,14 @@ def _open_ports(
     rest_cors: bool = False,
     signature_method_name_check: bool = False,
     health_servicer: health.HealthServicer | None,
+    socket_path: str = "",
     thread_quota: bool = False,
     channel_arguments: Sequence[tuple[str, int | str]] = (),
 ) -> ServingHandle:
     """Serves started `models` on the gRPC port (and REST port); stops them on failure.
+
+    gRPC listens on `port` (None: none) and, if `socket_path` is not empty,
+    on that UNIX socket too, with the same credentials.
 
     `max_workers` gRPC requests run at once and more wait for a worker; with
     `thread_quota`, `max_workers` is TF Serving's `--grpc_max_threads`
@@ -290,15 +295,17 @@ def _open_ports(
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), grpc_server)
     if health_servicer is not None:
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    addresses = [] if port is None else [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if socket_path:
+        addresses.append(f"unix:{socket_path}")
     rest_server = None
     try:
-        if server_credentials is None:
-            bound = grpc_server.add_insecure_port(address)
-        else:
-            bound = grpc_server.add_secure_port(address, server_credentials)
-        if bound == 0:
-            raise OSError(f"Could not bind the gRPC port {address}.")
+        bound = []
+        for address in addresses:
+            bound.append(grpc_server.add_insecure_port(address) if server_credentials is None
+                         else grpc_server.add_secure_port(address, server_credentials))
+            if bound[-1] == 0:
+                raise OSError(f"Could not bind the gRPC port {address}.")
         if rest_port is not None:
             rest_server = RestServer(core, host, rest_port, rest_ssl_context,
                                      monitoring_path=monitoring_path,
@@ -312,9 +319,12 @@ def _open_ports(
     grpc_server.start()
     if rest_server is not None:
         rest_server.start()
-    logger.info("Serving %s: gRPC on %s:%d%s.", sorted(models), host, bound,
+    grpc_port = None if port is None else bound[0]
+    listening = ([] if grpc_port is None else [f"{host}:{grpc_port}"]) + (
+        [f"UNIX socket {socket_path}"] if socket_path else [])
+    logger.info("Serving %s: gRPC on %s%s.", sorted(models), " and ".join(listening),
                 "" if rest_server is None else f", REST on {host}:{rest_server.port}")
-    return ServingHandle(bound, None if rest_server is None else rest_server.port, models,
+    return ServingHandle(grpc_port, None if rest_server is None else rest_server.port, models,
                          health_servicer, core.metrics, core, grpc_server, rest_server)
 
 
@@ -504,7 +514,8 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     each new version warmed up from its `assets.extra` records unless
     `--enable_model_warmup=false`; `--enable_batching` merges concurrent Predicts
     with the settings of `--batching_parameters_file` (TF Serving's defaults without
-    one); `--ssl_config_file` secures the gRPC port; the
+    one); gRPC listens on `--port` (unless 0) and on the UNIX socket
+    `--grpc_socket_path` (if set), both secured by `--ssl_config_file`; the
     `--tensorflow_*_parallelism` flags size TensorFlow's op thread pools
     (`memae_tf.serving.threads`); `--rest_api_port` 0 serves no REST, and a REST
     port equal to the gRPC port is skipped with an error logged, as TF Serving does;
@@ -543,7 +554,7 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     >>> with start_model_server(options) as server:  # doctest: +SKIP
     ...     ...
     """
-    if options.port == 0:
+    if options.port == 0 and not options.grpc_socket_path:
         raise invalid_argument(
             "At least one of server_options.grpc_port or server_options.grpc_socket_path "
             "must be set."
@@ -610,7 +621,8 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     except BaseException:
         models.stop()
         raise
-    return _open_ports(models, options.port, rest_port, host=host,
+    return _open_ports(models, options.port or None, rest_port, host=host,
+                       socket_path=options.grpc_socket_path,
                        max_workers=options.grpc_max_threads, thread_quota=True,
                        health_servicer=(_tf_serving_health()
                                         if options.enable_grpc_healthcheck_service else None),
