@@ -260,48 +260,38 @@ def cors_server(core):
     server.stop(grace=0)
 
 
-@pytest.mark.parametrize(("method", "path", "status"), [
-    ("GET", "/v1/models/kdd", 200),
-    ("GET", "/v1/models/kdd/metadata/extra", 400),  # an error answer too
-    ("OPTIONS", "/v1/models/kdd:predict", 400),  # a preflight without Origin
-])
 def test_with_cors_support_every_answer_under_v1_carries_tf_servings_cors_headers(
-        cors_server, server, method, path, status):
+        cors_server, server):
     # http_server.cc ProcessRequest: AddCORSHeaders (http_rest_api_util.cc) for every
-    # request the /v1/ dispatcher takes, whatever its status, when enable_cors_support.
-    answered, headers, _ = _request(cors_server, method, path)
-    assert (answered, _cors_headers(headers)) == (status, _CORS)
-    answered, headers, _ = _request(server, method, path)  # the default: none
-    assert (answered, _cors_headers(headers)) == (status, {})
+    # request the /v1/ dispatcher takes, whatever its status, when enable_cors_support;
+    # none for the Prometheus handler or paths the dispatcher does not take.
+    for method, path, status, cors in [
+            ("GET", "/v1/models/kdd", 200, _CORS),
+            ("GET", "/v1/models/kdd/metadata/extra", 400, _CORS),  # an error answer too
+            ("OPTIONS", "/v1/models/kdd:predict", 400, _CORS),  # a preflight without Origin
+            ("GET", "/metrics", 200, {}), ("GET", "/elsewhere", 404, {})]:
+        answered, headers, _ = _request(cors_server, method, path)
+        assert (answered, _cors_headers(headers)) == (status, cors), path
+        answered, headers, _ = _request(server, method, path)  # the default: none
+        assert (answered, _cors_headers(headers)) == (status, {}), path
 
 
-@pytest.mark.parametrize("path", ["/metrics", "/elsewhere"])
-def test_answers_outside_the_rest_api_carry_no_cors_headers(cors_server, path):
-    # The Prometheus handler and paths the /v1/ dispatcher does not take add none.
-    _, headers, _ = _request(cors_server, "GET", path)
-    assert _cors_headers(headers) == {}
-
-
-@pytest.mark.parametrize(("origin", "status", "code"), [
-    ("https://app.example.com", 200, grpc.StatusCode.OK),
-    ("http://localhost:3000", 200, grpc.StatusCode.OK),
-    ("app.example.com", 400, grpc.StatusCode.FAILED_PRECONDITION),
-    (None, 400, grpc.StatusCode.FAILED_PRECONDITION),
-])
 def test_a_cors_preflight_under_v1_is_answered_from_its_origin_with_an_empty_body(
-        server, core, origin, status, code):
+        server, core):
     # http_server.cc ProcessRequest: OPTIONS is answered without the handler (no model
     # named), OK when RE2::PartialMatch(Origin, "https?://"), else FAILED_PRECONDITION
     # "Origin header is missing in CORS preflight"; the output written is empty.
-    headers = {} if origin is None else {"Origin": origin}
-    answered, _, body = _request(server, "OPTIONS", "/v1/models/kdd:predict", headers)
-    assert (answered, body) == (status, b"")
-    assert [args[:4] for args in core.metrics.recorded] == [("", "", "REST", code)]
-    assert core.specs == []
-
-
-def test_options_outside_v1_is_not_found(server):
-    # http_server.cc: the dispatcher takes only paths matching (?i)/v1/.*.
+    origins = {"https://app.example.com": (200, grpc.StatusCode.OK),
+               "http://localhost:3000": (200, grpc.StatusCode.OK),
+               "app.example.com": (400, grpc.StatusCode.FAILED_PRECONDITION),
+               None: (400, grpc.StatusCode.FAILED_PRECONDITION)}
+    for origin, (status, code) in origins.items():
+        headers = {} if origin is None else {"Origin": origin}
+        answered, _, body = _request(server, "OPTIONS", "/v1/models/kdd:predict", headers)
+        assert (answered, body, core.metrics.recorded[-1][:4]) == (
+            status, b"", ("", "", "REST", code)), origin
+    assert len(core.metrics.recorded) == len(origins) and core.specs == []
+    # The dispatcher takes only paths matching (?i)/v1/.*: elsewhere, 404.
     assert _request(server, "OPTIONS", "/elsewhere")[0] == 404
 
 
