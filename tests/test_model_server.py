@@ -937,3 +937,38 @@ def test_grpc_listens_on_the_unix_socket_too_or_only(tmp_path, tcp):
             with grpc.insecure_channel(target) as channel:
                 assert _status_of_no_model(channel).code() == grpc.StatusCode.NOT_FOUND
     assert (server.port is None) is not tcp
+
+
+# ------------------------------------------------------- ports that do not bind
+
+
+@pytest.fixture
+def busy_port():
+    """A loopback port another socket listens on (without SO_REUSEPORT)."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def test_a_grpc_port_that_does_not_bind_fails_the_start_as_tf_serving(tmp_path, busy_port):
+    # server.cc BuildAndStart: no server from ServerBuilder::BuildAndStart is
+    # INVALID_ARGUMENT "Failed to BuildAndStart gRPC server".
+    flags = [f"--port={busy_port}", f"--model_base_path={tmp_path}"]
+    with pytest.raises(ServingError) as info:
+        start_model_server(parse_flags(flags), host="127.0.0.1")
+    assert (info.value.code, info.value.message) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "Failed to BuildAndStart gRPC server")
+
+
+def test_a_rest_port_that_does_not_bind_is_logged_and_grpc_serves_alone(
+        tmp_path, busy_port, caplog):
+    # server.cc BuildAndStart: LOG(ERROR) "Failed to start HTTP Server at ..." and OK.
+    flags = [f"--port={_free_port()}", f"--rest_api_port={busy_port}",
+             f"--model_base_path={tmp_path}"]
+    with caplog.at_level(logging.ERROR, logger="memae_tf.serving.server"), \
+            start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        assert _status_of_no_model(channel).code() == grpc.StatusCode.NOT_FOUND
+    assert server.rest_port is None
+    assert f"Failed to start HTTP Server at localhost:{busy_port}" in caplog.messages

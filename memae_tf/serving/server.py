@@ -235,6 +235,23 @@ class ServingHandle:
         self.stop()
 
 
+def _bind(
+    server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None
+) -> int:
+    """Binds `address` and returns its port, or raises TF Serving's start failure."""
+    try:
+        port = (server.add_insecure_port(address) if credentials is None
+                else server.add_secure_port(address, credentials))
+    except RuntimeError:  # grpcio raises where older releases returned 0
+        port = 0
+    if port == 0:
+        # server.cc BuildAndStart: ServerBuilder::BuildAndStart returns no server when
+        # a listening port does not bind.
+        logger.error("Could not bind the gRPC address %s.", address)
+        raise invalid_argument("Failed to BuildAndStart gRPC server")
+    return port
+
+
 def _open_ports(
     models: ModelRegistry,
     port: int | None,
@@ -250,6 +267,7 @@ def _open_ports(
     rest_timeout_in_ms: int = 30000,
     rest_num_threads: int | None = None,
     rest_cors: bool = False,
+    rest_required: bool = True,
     signature_method_name_check: bool = False,
     health_servicer: health.HealthServicer | None,
     socket_path: str = "",
@@ -259,7 +277,10 @@ def _open_ports(
     """Serves started `models` on the gRPC port (and REST port); stops them on failure.
 
     gRPC listens on `port` (None: none) and, if `socket_path` is not empty,
-    on that UNIX socket too, with the same credentials.
+    on that UNIX socket too, with the same credentials; an address that does
+    not bind is INVALID_ARGUMENT "Failed to BuildAndStart gRPC server", as in TF
+    Serving. A REST port that does not bind raises, unless `rest_required` is
+    False: then an error is logged and gRPC serves alone, as in TF Serving.
 
     `max_workers` gRPC requests run at once and more wait for a worker; with
     `thread_quota`, `max_workers` is TF Serving's `--grpc_max_threads`
@@ -300,18 +321,20 @@ def _open_ports(
         addresses.append(f"unix:{socket_path}")
     rest_server = None
     try:
-        bound = []
-        for address in addresses:
-            bound.append(grpc_server.add_insecure_port(address) if server_credentials is None
-                         else grpc_server.add_secure_port(address, server_credentials))
-            if bound[-1] == 0:
-                raise OSError(f"Could not bind the gRPC port {address}.")
+        bound = [_bind(grpc_server, address, server_credentials) for address in addresses]
         if rest_port is not None:
-            rest_server = RestServer(core, host, rest_port, rest_ssl_context,
-                                     monitoring_path=monitoring_path,
-                                     timeout_in_ms=rest_timeout_in_ms,
-                                     num_threads=rest_num_threads,
-                                     enable_cors_support=rest_cors)
+            try:
+                rest_server = RestServer(core, host, rest_port, rest_ssl_context,
+                                         monitoring_path=monitoring_path,
+                                         timeout_in_ms=rest_timeout_in_ms,
+                                         num_threads=rest_num_threads,
+                                         enable_cors_support=rest_cors)
+            except OSError as error:
+                if rest_required:
+                    raise
+                # server.cc BuildAndStart logs this and returns OK: gRPC serves alone.
+                logger.error("Failed to start HTTP Server at localhost:%d", rest_port)
+                logger.debug("The REST port did not bind: %s", error)
     except BaseException:
         core.stop()
         models.stop()
@@ -425,7 +448,8 @@ def serve(
     Raises:
         ServingError: UNKNOWN, with TF Serving's message, when the newest version
             the policy serves fails to load after its retries (TF Serving does
-            not start then).
+            not start then); INVALID_ARGUMENT "Failed to BuildAndStart gRPC
+            server" when the gRPC port does not bind.
 
     Example:
 
@@ -544,7 +568,10 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
         ServingError: With TF Serving's status and message for flags or files it
             refuses (the file is named), and UNKNOWN `N model(s) did not become
             available: ...` when a model's newest aspired version fails to load
-            (TF Serving does not start then either, even if an older version loads).
+            (TF Serving does not start then either, even if an older version loads),
+            and INVALID_ARGUMENT "Failed to BuildAndStart gRPC server" when a gRPC
+            address does not bind (a REST port that does not bind is logged, and
+            gRPC serves alone, as in TF Serving).
 
     Example:
 
@@ -632,7 +659,7 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
                        monitoring_path=monitoring_path,
                        rest_timeout_in_ms=options.rest_api_timeout_in_ms,
                        rest_num_threads=options.rest_api_num_threads,
-                       rest_cors=options.rest_api_enable_cors_support,
+                       rest_cors=options.rest_api_enable_cors_support, rest_required=False,
                        signature_method_name_check=options.enable_signature_method_name_check)
 
 
