@@ -190,6 +190,16 @@ def test_tensorflows_thread_pools_match_the_cpu_limit():
             int(flags["tensorflow_inter_op_parallelism"])) == (cpus, cpus)
 
 
+def test_the_grpc_threads_leave_room_for_a_call_of_the_documented_concurrency():
+    # server.cc passes --grpc_max_threads to gRPC's ResourceQuota::SetMaxThreads; the sync
+    # server keeps one polling and refuses an RPC that finds no other free
+    # (RESOURCE_EXHAUSTED "Server Threadpool Exhausted"). Unset, it is 4 per CPU of the
+    # node: 7 RPCs at once on a 2-CPU node, fewer than one call of the client README's.
+    readme = (K8S.parents[1] / "client" / "README.md").read_text()
+    concurrency = max(int(n) for n in re.findall(r"concurrency=(\d+)", readme))
+    assert int(_flags()["grpc_max_threads"]) - 1 >= 7 * concurrency  # serving/README
+
+
 def test_the_serving_readme_lists_the_deployments_flags():
     readme = (K8S.parent / "README.md").read_text()
     block = readme.split("TF Serving's flags in the Deployment:", 1)[1].split("```")[1]
