@@ -313,10 +313,13 @@ def test_a_call_whose_version_is_unloaded_midway_starts_again(service, x, transp
     scores = asyncio.run(score_async()) if transport == "asyncio" else score()
     np.testing.assert_array_equal(scores, x[:30, 0])
     pinned = [request.model_spec.HasField("version") for request in service.requests]
-    # The first request, a pinned follower (refused; the blocking client may have
-    # started the other follower too), then the call again: first, two followers.
+    # The first request, a pinned follower (refused), then the call again: first, two
+    # followers. Either client may have started the other follower of the first try as
+    # the refused one returned; the blocking client's can reach the server after the
+    # new first request, so only the counts around that request are fixed.
     assert pinned[:2] == [False, True] and pinned.count(False) == 2
-    assert pinned[-3:] == [False, True, True]
+    assert pinned[pinned.index(False, 1) + 1:].count(True) in (2, 3)
+    assert len(pinned) in (5, 6)
 
 
 def test_no_request_is_sent_once_the_whole_call_deadline_has_run_out(service, x):
