@@ -972,3 +972,28 @@ def test_a_rest_port_that_does_not_bind_is_logged_and_grpc_serves_alone(
         assert _status_of_no_model(channel).code() == grpc.StatusCode.NOT_FOUND
     assert server.rest_port is None
     assert f"Failed to start HTTP Server at localhost:{busy_port}" in caplog.messages
+
+
+# ------------------------------------------- --enable_serialization_as_tensor_content
+
+
+@pytest.mark.parametrize("flag", [[], ["--enable_serialization_as_tensor_content"]])
+def test_predict_outputs_fill_the_typed_fields_unless_tensor_content_is_asked(
+        tmp_path, exported, rows, flag):
+    # predict_util.cc PostProcessPredictionResult: Tensor::AsProtoField (float_val, bool_val,
+    # ...) unless server.h's enable_serialization_as_tensor_content (default false), then
+    # AsProtoTensorContent. A client that reads float_val works only with the default.
+    base = tmp_path / "kdd"
+    _publish(exported[0], base, 1)
+    flags = [f"--port={_free_port()}", f"--model_base_path={base}", "--model_name=kdd", *flag]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        response = _predict(channel, rows, "kdd")
+    score, is_anomaly = response.outputs["score"], response.outputs["is_anomaly"]
+    if flag:
+        assert (list(score.float_val), list(is_anomaly.bool_val)) == ([], [])
+        assert len(score.tensor_content) == 4 * len(rows)
+    else:
+        assert score.tensor_content == b"" and is_anomaly.tensor_content == b""
+        assert len(score.float_val) == len(is_anomaly.bool_val) == len(rows)
+    np.testing.assert_allclose(tf.make_ndarray(score), exported[1][1], rtol=1e-6)

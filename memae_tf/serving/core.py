@@ -56,6 +56,10 @@ class ServingCore:
         signature_method_name_check: Whether a Predict refuses a signature
             whose `method_name` is not predict, classify or regress (TF
             Serving's `--enable_signature_method_name_check`, default False).
+        tensor_content: Whether a Predict's outputs carry their values as raw
+            bytes in `tensor_content` (TF Serving's
+            `--enable_serialization_as_tensor_content`) rather than in the
+            typed fields (`float_val`, ...), TF Serving's default.
 
     Raises:
         ValueError: For batching settings TF Serving refuses, or a
@@ -70,12 +74,15 @@ class ServingCore:
         batching: BatchingOptions | BatchingParameters | None = None,
         metrics: ServingMetrics | None = None,
         signature_method_name_check: bool = False,
+        tensor_content: bool = False,
     ) -> None:
-        if not isinstance(signature_method_name_check, bool):
-            raise ValueError(
-                "Received an invalid value for `signature_method_name_check`, expected True "
-                f"or False. Received: signature_method_name_check={signature_method_name_check!r}")
+        for name, value in (("signature_method_name_check", signature_method_name_check),
+                            ("tensor_content", tensor_content)):
+            if not isinstance(value, bool):
+                raise ValueError(f"Received an invalid value for `{name}`, expected True or "
+                                 f"False. Received: {name}={value!r}")
         self.signature_method_name_check = signature_method_name_check
+        self.tensor_content = tensor_content
         self.managers = managers
         self.limits = RequestLimits() if limits is None else limits
         self.metrics = ServingMetrics() if metrics is None else metrics
@@ -175,7 +182,7 @@ class ServingCore:
         response.model_spec.version.value = servable.version
         response.model_spec.signature_name = signature_name
         for alias in aliases:
-            response.outputs[alias].CopyFrom(encode_tensor(outputs[alias]))
+            response.outputs[alias].CopyFrom(encode_tensor(outputs[alias], self.tensor_content))
         return response
 
     def get_model_metadata(

@@ -111,6 +111,9 @@ class ModelServerOptions:
     enable_signature_method_name_check: bool = _flag(
         False, "refuse (INTERNAL) a Predict on a signature whose method_name is not "
                "tensorflow/serving/predict, classify or regress")
+    enable_serialization_as_tensor_content: bool = _flag(
+        False, "Predict outputs as raw bytes in tensor_content instead of the typed fields "
+               "(float_val, ...)")
     enable_batching: bool = _flag(False, "server-side batching of requests")
     batching_parameters_file: str = _flag(
         "", "text-format BatchingParameters (needs --enable_batching)")

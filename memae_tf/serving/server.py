@@ -269,6 +269,7 @@ def _open_ports(
     rest_cors: bool = False,
     rest_required: bool = True,
     signature_method_name_check: bool = False,
+    tensor_content: bool = False,
     health_servicer: health.HealthServicer | None,
     socket_path: str = "",
     thread_quota: bool = False,
@@ -288,11 +289,12 @@ def _open_ports(
     `channel_arguments` go to the gRPC server before the message limits and
     override them (gRPC's core keeps the first value of an argument); the
     gRPC port serves `health_servicer` unless it is None; `batching` merges
-    concurrent Predicts and `signature_method_name_check` checks the signature's
-    method (`ServingCore`); `monitoring_path` serves the models'
-    metrics (`models.metrics`) on the REST port; `rest_timeout_in_ms` is each
-    REST predict's timeout, `rest_num_threads` the REST requests handled at
-    once and `rest_cors` whether its answers carry CORS headers (`RestServer`).
+    concurrent Predicts, `signature_method_name_check` checks the signature's
+    method and `tensor_content` sets how outputs are serialized (`ServingCore`);
+    `monitoring_path` serves the models' metrics (`models.metrics`) on the REST
+    port; `rest_timeout_in_ms` is each REST predict's timeout, `rest_num_threads`
+    the REST requests handled at once and `rest_cors` whether its answers carry
+    CORS headers (`RestServer`).
     """
     limit = -1 if limits.max_message_bytes is None else limits.max_message_bytes
     grpc_server = grpc.server(
@@ -306,7 +308,8 @@ def _open_ports(
     )
     try:
         core = ServingCore(models, limits, batching=batching, metrics=models.metrics,
-                           signature_method_name_check=signature_method_name_check)
+                           signature_method_name_check=signature_method_name_check,
+                           tensor_content=tensor_content)
     except BaseException:
         models.stop()
         raise
@@ -660,7 +663,8 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
                        rest_timeout_in_ms=options.rest_api_timeout_in_ms,
                        rest_num_threads=options.rest_api_num_threads,
                        rest_cors=options.rest_api_enable_cors_support, rest_required=False,
-                       signature_method_name_check=options.enable_signature_method_name_check)
+                       signature_method_name_check=options.enable_signature_method_name_check,
+                       tensor_content=options.enable_serialization_as_tensor_content)
 
 
 def wait_for_signal(handle: ServingHandle, grace: float = SERVE_GRACE_SECONDS) -> None:
