@@ -24,7 +24,12 @@ from tensorflow_serving.config import model_server_config_pb2
 from memae_tf.cli import main
 from memae_tf.serving.config import check_model_config_list, check_platforms, read_text_proto
 from memae_tf.serving.errors import ServingError
-from memae_tf.serving.flags import ModelServerOptions, default_threads, parse_flags
+from memae_tf.serving.flags import (
+    ModelServerOptions,
+    default_threads,
+    parse_flags,
+    unknown_arguments,
+)
 from memae_tf.serving.model_manager import VersionPolicy, aspired_versions
 from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
 from memae_tf.serving.server import start_model_server
@@ -278,7 +283,8 @@ def test_boolean_flags_take_tensorflows_flag_syntax(argument, value):
     (["--port=eighty"], "Couldn't interpret value eighty for flag port."),
     (["--enable_batching=yes"], "Couldn't interpret value yes for flag enable_batching."),
     (["--tensorflow_session_config_file=/etc/s.txt"],
-     "unknown argument: --tensorflow_session_config_file"),
+     "--tensorflow_session_config_file=/etc/s.txt: --tensorflow_session_config_file is a "
+     "flag of tensorflow_model_server that the development server does not implement."),
 ])
 def test_flags_outside_the_syntax_are_refused_saying_what_was_expected(argv, message):
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(")):
@@ -399,6 +405,20 @@ def test_startup_names_a_batching_file_that_does_not_parse(tmp_path):
     with pytest.raises(ServingError, match=f"Invalid protobuf file: '{bad}'"):
         start_model_server(parse_flags(["--model_base_path=/m/a", "--enable_batching",
                                         f"--batching_parameters_file={bad}"]))
+
+
+def test_an_argument_tf_serving_does_not_know_is_printed_and_the_server_starts_anyway(capsys):
+    # tensorflow/core/util/command_line_flags.cc Flags::Parse leaves an argument that is no
+    # defined flag in argv; main.cc prints "unknown argument: " with the first (argv[1])
+    # and the usage on stdout, then goes on to start the server (here: refused later, for
+    # its own reason, which shows it got that far).
+    flags = ["--rest_api_prot=8501", "models", "--port=0", "--model_base_path=/m/a"]
+    assert unknown_arguments(flags) == ["--rest_api_prot=8501", "models"]
+    assert parse_flags(flags) == parse_flags(["--port=0", "--model_base_path=/m/a"])
+    assert main(["model-server", *flags]) == 255
+    out, err = capsys.readouterr()
+    assert out.startswith("unknown argument: --rest_api_prot=8501\nusage: memae model-server")
+    assert "Failed to start server. Error: INVALID_ARGUMENT: At least one of" in err
 
 
 def test_the_model_server_command_prints_tf_servings_start_failure(capsys):

@@ -56,7 +56,7 @@ def cmd_model_server(args: argparse.Namespace) -> int:
     refused, after printing `Failed to start server. Error: ...` as TF Serving's
     main.cc does.
     """
-    from memae_tf.serving.flags import parse_flags, usage
+    from memae_tf.serving.flags import parse_flags, unknown_arguments, usage
 
     if "--help" in args.flags or "-h" in args.flags:
         print(usage(), end="")
@@ -66,6 +66,9 @@ def cmd_model_server(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"{error}\n{usage()}", end="", file=sys.stderr)
         return 255
+    unknown = unknown_arguments(args.flags)
+    if unknown:  # main.cc prints the first and the usage, then starts anyway
+        print(f"unknown argument: {unknown[0]}\n{usage()}", end="")
     from memae_tf.serving.errors import ServingError
     from memae_tf.serving.server import start_model_server, wait_for_signal
 

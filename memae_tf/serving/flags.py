@@ -132,6 +132,50 @@ class ModelServerOptions:
 
 
 FLAGS = {field.name: field.type for field in dataclasses.fields(ModelServerOptions)}
+# Every flag tensorflow_model_server defines (tensorflow_serving/model_servers/main.cc),
+# whether this server implements it (`FLAGS`) or not.
+TF_SERVING_FLAGS = frozenset((
+    "port", "grpc_socket_path", "rest_api_port", "rest_api_num_threads",
+    "rest_api_timeout_in_ms", "rest_api_enable_cors_support", "enable_batching",
+    "allow_version_labels_for_unavailable_models", "batching_parameters_file",
+    "enable_per_model_batching_parameters", "model_config_file",
+    "model_config_file_poll_wait_seconds", "model_name", "model_base_path",
+    "num_load_threads", "num_unload_threads", "max_num_load_retries",
+    "load_retry_interval_micros", "file_system_poll_wait_seconds", "flush_filesystem_caches",
+    "tensorflow_session_parallelism", "tensorflow_session_config_file",
+    "tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism",
+    "use_alts_credentials", "ssl_config_file", "platform_config_file",
+    "per_process_gpu_memory_fraction", "saved_model_tags", "grpc_channel_arguments",
+    "grpc_max_threads", "enable_model_warmup", "num_request_iterations_for_warmup",
+    "version", "monitoring_config_file", "remove_unused_fields_from_bundle_metagraph",
+    "prefer_tflite_model", "num_tflite_pools", "num_tflite_interpreters_per_pool",
+    "enable_signature_method_name_check", "xla_cpu_compilation_enabled",
+    "xla_gpu_compilation_enabled", "enable_profiler", "thread_pool_factory_config_file",
+    "mixed_precision", "skip_initialize_tpu", "enable_grpc_healthcheck_service",
+    "enable_serialization_as_tensor_content",
+))
+
+
+def _flag_name(argument: str) -> str | None:
+    """The flag an argument sets (`--name` or `--name=value`), or None for another argument."""
+    return argument[2:].partition("=")[0] if argument.startswith("--") else None
+
+
+def unknown_arguments(argv: Sequence[str]) -> list[str]:
+    """Returns the arguments that are no flag of tensorflow_model_server, in order.
+
+    TensorFlow's flag parser (tensorflow/core/util/command_line_flags.cc)
+    leaves them in argv, and main.cc prints `unknown argument: ` with the
+    first of them and the usage, then starts the server anyway: they change
+    nothing. (A flag of tensorflow_model_server that this server does not
+    implement is refused instead, by `parse_flags`.)
+
+    Example:
+
+    >>> unknown_arguments(["--port=8500", "--rest_api_prot=8501", "models"])
+    ['--rest_api_prot=8501', 'models']
+    """
+    return [argument for argument in argv if _flag_name(argument) not in TF_SERVING_FLAGS]
 
 
 def _value(name: str, kind: str, text: str | None) -> object:
@@ -161,10 +205,13 @@ def parse_flags(argv: Sequence[str]) -> ModelServerOptions:
     Returns:
         A `ModelServerOptions`; flags not given keep TF Serving's defaults.
 
+    Arguments that are no flag of tensorflow_model_server are skipped, as
+    TF Serving skips them (`unknown_arguments` lists them).
+
     Raises:
-        ValueError: For an argument that is not one of these flags in
-            `--name=value` form, or a value of the wrong type, saying what was
-            expected.
+        ValueError: For a flag of tensorflow_model_server this server does not
+            implement, a missing value or a value of the wrong type, saying
+            what was expected.
 
     Example:
 
@@ -174,12 +221,16 @@ def parse_flags(argv: Sequence[str]) -> ModelServerOptions:
     """
     values: dict[str, object] = {}
     for argument in argv:
-        name, equals, text = argument.removeprefix("--").partition("=")
-        if not argument.startswith("--") or name not in FLAGS:
+        name = _flag_name(argument)
+        if name not in TF_SERVING_FLAGS:
+            continue
+        if name not in FLAGS:
             raise ValueError(
-                f"unknown argument: {argument}. Expected flags of tensorflow_model_server "
-                f"as --name=value, one of: {', '.join('--' + flag for flag in FLAGS)}."
+                f"{argument}: --{name} is a flag of tensorflow_model_server that the "
+                "development server does not implement. Expected only flags it implements, "
+                f"as --name=value: {', '.join('--' + flag for flag in FLAGS)}."
             )
+        _, equals, text = argument.partition("=")
         values[name] = _value(name, FLAGS[name], text if equals else None)
     return ModelServerOptions(**values)
 
