@@ -1,12 +1,13 @@
 """Bounded loopback load test of the development server: concurrent gRPC clients.
 
-Starts `memae model-server` (TF Serving's flags) in its own process on this
-machine (a small exported MemAE unless `--model-base-path` is given), then
-`--clients` threads, each with its own `MemAEClient`, send `--requests`
-Predict calls in all with batch sizes drawn from `--batch-sizes`, stopping
-early after `--max-seconds`. Reports errors, latency percentiles, throughput
-and the server's resident memory at the start, after the first thousand
-requests and at the end (a leak shows as growth between the last two).
+Starts `memae model-server` (TF Serving's flags, with the Deployment's
+`--grpc_max_threads`) in its own process on this machine (a small exported MemAE
+unless `--model-base-path` is given), then `--clients` threads, each with its
+own `MemAEClient`, send `--requests` Predict calls in all with batch sizes drawn
+from `--batch-sizes`, stopping early after `--max-seconds`. Reports errors,
+latency percentiles, throughput and the server's resident memory at the start,
+after the first thousand requests and at the end (a leak shows as growth between
+the last two).
 
 `--compare-batching` measures what TF Serving's server-side batching
 (`--enable_batching` with the `batching_parameters.txt` of
@@ -91,6 +92,7 @@ def export_small_model(folder: pathlib.Path) -> pathlib.Path:
 
 
 CONFIGMAP = pathlib.Path(__file__).resolve().parents[1] / "serving" / "k8s" / "configmap.yaml"
+DEPLOYMENT = CONFIGMAP.with_name("deployment.yaml")
 MONITORING_CONFIG = 'prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n'
 
 
@@ -111,9 +113,16 @@ def start_server(base: pathlib.Path, folder: pathlib.Path, batching: str | None
     port, rest_port = _free_port(), _free_port()
     monitoring = folder / f"monitoring-{port}.config"
     monitoring.write_text(MONITORING_CONFIG)
+    import yaml
+
+    # The Deployment's gRPC thread quota: TF Serving's default (4 per CPU) refuses what a
+    # loopback load of many clients sends at once on a small machine.
+    (deployment,) = [d for d in yaml.safe_load_all(DEPLOYMENT.read_text()) if d]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    threads = [a for a in container["args"] if a.startswith("--grpc_max_threads=")]
     flags = [f"--port={port}", f"--rest_api_port={rest_port}", "--model_name=memae",
              f"--model_base_path={base}", "--file_system_poll_wait_seconds=0",
-             f"--monitoring_config_file={monitoring}"]
+             f"--monitoring_config_file={monitoring}", *threads]
     if batching is not None:
         parameters = folder / f"batching-{port}.txt"
         parameters.write_text(batching)
