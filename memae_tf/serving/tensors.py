@@ -46,6 +46,8 @@ def encode_tensor(array: np.ndarray, tensor_content: bool = False) -> tensor_pb2
     ([0.5, 2.0], b'')
     >>> len(encode_tensor(np.zeros(2, np.float32), tensor_content=True).tensor_content)
     8
+    >>> list(encode_tensor(np.array([b"a", b"b"])).string_val)
+    [b'a', b'b']
     """
     proto = tf.make_tensor_proto(array)
     field = _FIELDS.get(proto.dtype)
