@@ -53,8 +53,9 @@ class _StandInCore:
     def signature_inputs(self, spec, signature_name):
         return {"x": meta_graph_pb2.TensorInfo(dtype=types_pb2.DT_FLOAT)}
 
-    def predict(self, request, timeout_in_ms):
+    def predict(self, request, timeout_in_ms, *, tensor_content=None):
         self.specs.append(request.model_spec)
+        self.tensor_content = tensor_content
         self.handler_daemon = threading.current_thread().daemon
         if self.hold:
             self.running.set()
@@ -138,6 +139,7 @@ def test_the_predict_answer_is_the_core_output_in_the_request_format(server, cor
                      {"inputs": [[1.5]], "signature_name": "doubled"}) == (
         200, {"outputs": [[3.0]]})
     assert core.specs[-1].signature_name == "doubled"
+    assert core.tensor_content is True  # raw bytes: the JSON is made from them at once
 
 
 @pytest.mark.parametrize("method", ["classify", "regress"])

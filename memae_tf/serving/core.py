@@ -136,7 +136,8 @@ class ServingCore:
         return self.servable(spec).signature_def(signature_name).inputs
 
     def predict(
-        self, request: predict_pb2.PredictRequest, timeout_in_ms: int = 0
+        self, request: predict_pb2.PredictRequest, timeout_in_ms: int = 0, *,
+        tensor_content: bool | None = None,
     ) -> predict_pb2.PredictResponse:
         """Runs a `PredictRequest` (TF Serving's PredictionService.Predict).
 
@@ -147,6 +148,10 @@ class ServingCore:
                 `--rest_api_timeout_in_ms`); 0 or less for none. It bounds the
                 wait in the batching queue and the signature's run (see
                 `memae_tf.serving.deadlines`).
+            tensor_content: How the outputs are serialized; None for the
+                server's setting (the constructor's `tensor_content`). The REST
+                handler, which turns them into JSON at once, asks for the raw
+                bytes, the cheaper of the two.
 
         Raises:
             ServingError: With TF Serving's status and message.
@@ -182,7 +187,8 @@ class ServingCore:
         response.model_spec.version.value = servable.version
         response.model_spec.signature_name = signature_name
         for alias in aliases:
-            response.outputs[alias].CopyFrom(encode_tensor(outputs[alias], self.tensor_content))
+            response.outputs[alias].CopyFrom(encode_tensor(
+                outputs[alias], self.tensor_content if tensor_content is None else tensor_content))
         return response
 
     def get_model_metadata(

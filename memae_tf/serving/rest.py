@@ -376,7 +376,7 @@ class _Handler(BaseHTTPRequestHandler):
         request = predict_pb2.PredictRequest(model_spec=spec)
         for name, array in inputs.items():
             request.inputs[name].CopyFrom(encode_tensor(array, tensor_content=True))
-        response = core.predict(request, self.server.timeout_in_ms)
+        response = core.predict(request, self.server.timeout_in_ms, tensor_content=True)
         outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
         return format_predict_outputs(outputs, row_format)
 
