@@ -61,6 +61,18 @@ Arrays = dict[str, np.ndarray]
 RunBatch = Callable[[Arrays], Mapping[str, np.ndarray]]
 
 
+def _as_size_t(value: object) -> object:
+    """A negative integer as TF Serving reads it, else `value` as it is.
+
+    bundle_factory_util.h GetQueueOptions assigns the file's Int64Values to
+    TensorFlow's size_t queue options: a negative one is 2**64 plus it, and
+    shared_batch_scheduler.h AddQueueAfterRewritingOptions refuses only 0.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return value % 2**64
+    return value
+
+
 def _positive(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be positive; was {value!r}")
@@ -120,11 +132,7 @@ class BatchingOptions:
         # The checks and messages of SharedBatchScheduler::Create/AddQueue and
         # bundle_factory_util.cc WrapSessionForBatching.
         received = self.max_batch_size
-        if isinstance(received, int) and not isinstance(received, bool) and received < 0:
-            # bundle_factory_util.h GetQueueOptions assigns the Int64Value to the size_t
-            # QueueOptions::input_batch_size_limit, and AddQueue refuses only 0
-            # (shared_batch_scheduler.h AddQueueAfterRewritingOptions).
-            object.__setattr__(self, "max_batch_size", received % 2**64)
+        object.__setattr__(self, "max_batch_size", _as_size_t(received))
         _positive("input_batch_size_limit (max_batch_size)", self.max_batch_size)
         if isinstance(self.batch_timeout_micros, bool) or not isinstance(
             self.batch_timeout_micros, int
@@ -134,11 +142,7 @@ class BatchingOptions:
             )
         if self.max_enqueued_batches == 0 and not self.enable_large_batch_splitting:
             object.__setattr__(self, "max_enqueued_batches", 1)
-        enqueued = self.max_enqueued_batches
-        if isinstance(enqueued, int) and not isinstance(enqueued, bool) and enqueued < 0:
-            # GetQueueOptions assigns this Int64Value to the size_t max_enqueued_batches
-            # too, and AddQueueAfterRewritingOptions refuses only 0: no limit.
-            object.__setattr__(self, "max_enqueued_batches", enqueued % 2**64)
+        object.__setattr__(self, "max_enqueued_batches", _as_size_t(self.max_enqueued_batches))
         _positive("max_enqueued_batches", self.max_enqueued_batches)
         if self.num_batch_threads is None:
             object.__setattr__(self, "num_batch_threads", os.cpu_count() or 1)
