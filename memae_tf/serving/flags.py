@@ -15,7 +15,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from memae_tf.common.contract import GRPC_PORT
+from memae_tf.common.contract import (
+    GRPC_PORT,
+    SERVE_LOAD_RETRY_INTERVAL_SECONDS,
+    SERVE_MAX_NUM_LOAD_RETRIES,
+)
 
 
 def _schedulable_cpus() -> int:
@@ -98,10 +102,11 @@ class ModelServerOptions:
         0, "threads that unload model versions; an unload only takes the version out of "
            "service, so every count behaves as 0")
     max_num_load_retries: int = _flag(
-        5, "tries of a failed model load after the first, before giving up; 0 tries once")
+        SERVE_MAX_NUM_LOAD_RETRIES,
+        "tries of a failed model load after the first, before giving up; 0 tries once")
     load_retry_interval_micros: int = _flag(
-        60_000_000, "microseconds between two tries of a failed load (1 minute); negative "
-                    "retries at once")
+        round(SERVE_LOAD_RETRY_INTERVAL_SECONDS * 1e6),
+        "microseconds between two tries of a failed load (1 minute); negative retries at once")
     saved_model_tags: str = _flag(
         "serve", "comma-separated tags of the SavedModel MetaGraph to load; only serve "
                  "is supported")

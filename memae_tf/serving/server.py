@@ -138,8 +138,15 @@ def _check_grpc_max_threads(threads: int) -> None:
                        THREADPOOL_EXHAUSTED)
 
 
-def _check_load_threads(options: ModelServerOptions) -> None:
-    """`--num_load_threads` and `--num_unload_threads`, as TF Serving's manager takes them."""
+def _check_loading(options: ModelServerOptions) -> None:
+    """`--num_load_threads`, `--num_unload_threads` and `--max_num_load_retries`."""
+    if options.max_num_load_retries < 0:
+        # TF Serving stores the flag in a uint32 (basic_manager.h): -1 would mean about
+        # four billion retries, a minute apart by default.
+        raise invalid_argument(
+            f"--max_num_load_retries is negative ({options.max_num_load_retries}), which "
+            "TF Serving reads as an unsigned count of about four billion retries; expected "
+            "0 (load once) or a positive number of retries.")
     for name in ("num_load_threads", "num_unload_threads"):
         threads = getattr(options, name)
         if threads < 0:
@@ -592,7 +599,7 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     _check_port("port", options.port)
     _check_port("rest_api_port", options.rest_api_port)
     _check_grpc_max_threads(options.grpc_max_threads)
-    _check_load_threads(options)
+    _check_loading(options)
     _check_saved_model_tags(options.saved_model_tags)
     channel_arguments = _channel_arguments(options.grpc_channel_arguments)
     if not (options.model_base_path or options.model_config_file):
@@ -629,13 +636,6 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
         )
     monitoring_path = None if rest_port is None else _monitoring_path(options)
     apply_thread_pools(intra_op_threads, inter_op_threads)
-    if options.max_num_load_retries < 0:
-        # TF Serving stores the flag in a uint32 (basic_manager.h): -1 would mean about
-        # four billion retries, a minute apart by default.
-        raise invalid_argument(
-            f"--max_num_load_retries is negative ({options.max_num_load_retries}), which "
-            "TF Serving reads as an unsigned count of about four billion retries; expected "
-            "0 (load once) or a positive number of retries.")
     models = ModelRegistry(options.file_system_poll_wait_seconds,
                            options.allow_version_labels_for_unavailable_models,
                            metrics=ServingMetrics(),
