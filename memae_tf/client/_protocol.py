@@ -27,7 +27,7 @@ from memae_tf.client.errors import (
 )
 from memae_tf.client.proto import tf_serving_pb2 as pb
 from memae_tf.client.tensors import numpy_dtype, to_ndarray, to_tensor_proto
-from memae_tf.common.checks import check_positive_int
+from memae_tf.common.checks import check_bool, check_positive_int
 from memae_tf.common.contract import (
     DEFAULT_MAX_BATCH_SIZE,
     EXPECTED_RATE_OUTPUT,
@@ -214,11 +214,7 @@ class ClientConfig:
             )
         max_batch_size = check_positive_int("max_batch_size", max_batch_size, allow_none=True)
         concurrency = check_positive_int("concurrency", concurrency)
-        if not isinstance(check_range, bool):
-            raise ValueError(
-                "Received an invalid value for `check_range`, expected True or False. "
-                f"Received: check_range={check_range!r}"
-            )
+        check_bool("check_range", check_range)
         return cls(model_name, version, signature, float(timeout),
                    int(max_message_mib * 2**20), retries, version_label, max_batch_size,
                    concurrency, None if deadline is None else float(deadline), check_range)

@@ -39,6 +39,25 @@ def check_positive_int(name: str, value: object, *, allow_none: bool = False) ->
     return int(value)
 
 
+def check_bool(name: str, value: object) -> bool:
+    """Returns `value` if it is True or False, else raises a ValueError naming it.
+
+    Only bools are accepted: `1`, `"false"` and numpy bools are refused, so a
+    setting is never true by accident.
+
+    Example:
+
+    >>> check_bool("check_range", False)
+    False
+    """
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected True or False. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     """Returns `value` if it is one of `choices`, else raises a ValueError naming both.
 

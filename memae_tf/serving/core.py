@@ -17,6 +17,7 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
+from memae_tf.common.checks import check_bool
 from memae_tf.common.contract import SERVING_SIGNATURE, SIGNATURE_DEF_FIELD
 from memae_tf.serving.batching import BatchingOptions, BatchScheduler
 from memae_tf.serving.deadlines import run_with_timeout
@@ -76,13 +77,9 @@ class ServingCore:
         signature_method_name_check: bool = False,
         tensor_content: bool = False,
     ) -> None:
-        for name, value in (("signature_method_name_check", signature_method_name_check),
-                            ("tensor_content", tensor_content)):
-            if not isinstance(value, bool):
-                raise ValueError(f"Received an invalid value for `{name}`, expected True or "
-                                 f"False. Received: {name}={value!r}")
-        self.signature_method_name_check = signature_method_name_check
-        self.tensor_content = tensor_content
+        self.signature_method_name_check = check_bool("signature_method_name_check",
+                                                      signature_method_name_check)
+        self.tensor_content = check_bool("tensor_content", tensor_content)
         self.managers = managers
         self.limits = RequestLimits() if limits is None else limits
         self.metrics = ServingMetrics() if metrics is None else metrics

@@ -13,7 +13,7 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2
 
-from memae_tf.common.checks import check_choice
+from memae_tf.common.checks import check_bool
 from memae_tf.common.contract import (
     SERVE_LOAD_RETRY_INTERVAL_SECONDS,
     SERVE_MAX_NUM_LOAD_RETRIES,
@@ -81,11 +81,6 @@ def check_load_retries(
             f"(0 tries a load once). Received: max_num_load_retries={max_num_load_retries!r}")
     return max_num_load_retries, check_poll_seconds("load_retry_interval", load_retry_interval,
                                                     "0 retries at once")
-
-
-def check_warmup(enable_model_warmup: object) -> bool:
-    """Returns `enable_model_warmup` if it is True or False, else raises a ValueError naming it."""
-    return bool(check_choice("enable_model_warmup", enable_model_warmup, (True, False)))
 
 
 def check_poll_seconds(name: str, value: object, zero: str = "0 lists once") -> float:
@@ -196,7 +191,7 @@ class ModelManager:
         check_poll_seconds("poll_interval", poll_interval)
         self.max_num_load_retries, self.load_retry_interval = check_load_retries(
             max_num_load_retries, load_retry_interval)
-        self.enable_model_warmup = check_warmup(enable_model_warmup)
+        self.enable_model_warmup = check_bool("enable_model_warmup", enable_model_warmup)
         self.model_name = model_name
         self.model_base_path = pathlib.Path(model_base_path)
         self.poll_interval = float(poll_interval)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 import grpc
 from tensorflow_serving.config import model_server_config_pb2
 
+from memae_tf.common.checks import check_bool
 from memae_tf.common.contract import SERVE_LOAD_RETRY_INTERVAL_SECONDS, SERVE_MAX_NUM_LOAD_RETRIES
 from memae_tf.serving.config import check_model_config_list, check_platforms, read_text_proto
 from memae_tf.serving.errors import ServingError, invalid_argument
@@ -26,7 +27,6 @@ from memae_tf.serving.model_manager import (
     VersionState,
     check_load_retries,
     check_poll_seconds,
-    check_warmup,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class ModelRegistry(Mapping[str, ModelManager]):
             "file_system_poll_wait_seconds", file_system_poll_wait_seconds)
         self.max_num_load_retries, self.load_retry_interval = check_load_retries(
             max_num_load_retries, load_retry_interval)
-        self.enable_model_warmup = check_warmup(enable_model_warmup)
+        self.enable_model_warmup = check_bool("enable_model_warmup", enable_model_warmup)
         self.allow_version_labels_for_unavailable_models = bool(
             allow_version_labels_for_unavailable_models
         )

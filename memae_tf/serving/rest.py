@@ -51,7 +51,7 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
-from memae_tf.common.checks import check_positive_int
+from memae_tf.common.checks import check_bool, check_positive_int
 from memae_tf.common.contract import SIGNATURE_DEF_FIELD
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import ServingError, invalid_argument, not_found
@@ -438,10 +438,7 @@ class RestServer(ThreadingHTTPServer):
         enable_cors_support: bool = False,
     ) -> None:
         num_threads = default_threads() if num_threads is None else num_threads
-        if not isinstance(enable_cors_support, bool):
-            raise ValueError(
-                "Received an invalid value for `enable_cors_support`, expected True or False. "
-                f"Received: enable_cors_support={enable_cors_support!r}")
+        check_bool("enable_cors_support", enable_cors_support)
         check_positive_int("num_threads", num_threads)
         if isinstance(timeout_in_ms, bool) or not isinstance(timeout_in_ms, int):
             raise ValueError(

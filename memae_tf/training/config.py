@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from memae_tf.choices import LR_DECAYS, MEMORY_INITS, PRECISIONS, STRATEGIES
-from memae_tf.common.checks import check_choice, check_positive_int
+from memae_tf.common.checks import check_bool, check_choice, check_positive_int
 
 if TYPE_CHECKING:
     import keras
@@ -143,11 +143,7 @@ class TrainingConfig:
         check_choice("memory_init", self.memory_init, MEMORY_INITS)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("lr_decay", self.lr_decay, LR_DECAYS)
-        if not isinstance(self.memory_restart, bool):
-            raise ValueError(
-                "Received an invalid value for `memory_restart`, expected True or False. "
-                f"Received: memory_restart={self.memory_restart!r}"
-            )
+        check_bool("memory_restart", self.memory_restart)
         if isinstance(self.strategy, str):
             check_choice("strategy", self.strategy, STRATEGIES)
         rate = self.learning_rate
