@@ -17,7 +17,7 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY memae_tf ./memae_tf
 # `pip --python` installs into the environment without putting pip in it.
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \

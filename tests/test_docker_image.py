@@ -99,7 +99,8 @@ def test_build_context_holds_what_the_wheel_is_built_from(tmp_path):
                 if line.strip() and not line.startswith("#")]
     context = sorted(exclude_paths(str(ROOT), patterns, dockerfile="Dockerfile"))
     top = {path.split("/")[0] for path in context}
-    assert top == {"Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "memae_tf"}
+    assert top == {"Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "LICENSE",
+                   "memae_tf"}
     assert not [path for path in context if "__pycache__" in path or path.endswith(".pyc")]
     for path in context:
         if (ROOT / path).is_file():
@@ -119,6 +120,9 @@ def test_build_context_holds_what_the_wheel_is_built_from(tmp_path):
     packaged = {str(p.relative_to(ROOT)) for p in (ROOT / "memae_tf").rglob("*")
                 if p.suffix in (".py", ".proto", ".pyi") and "__pycache__" not in p.parts}
     assert packaged <= names
+    # PEP 639 (`license-files`): the wheel carries the repository's LICENSE.
+    (license_file,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert zipfile.ZipFile(wheel).read(license_file) == (ROOT / "LICENSE").read_bytes()
     # The image's ENTRYPOINT and the Jobs' `command: [memae, ...]`.
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     assert "memae = memae_tf.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
