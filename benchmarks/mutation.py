@@ -119,6 +119,8 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/serving/servable.py": [
         "tests/test_serving_servable.py",
         "tests/test_serving_batched_server.py::test_saved_model_loads_are_counted_by_path_and_outcome"],
+    "memae_tf/serving/tensors.py": [
+        "tests/test_serving_tensors.py", "tests/test_docstring_examples.py", "-k", "tensors"],
     "memae_tf/export/saved_model.py": [
         "tests/test_export.py",
         "tests/test_foundations.py::test_the_exported_signatures_follow_the_contract",
