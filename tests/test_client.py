@@ -19,6 +19,8 @@ import yaml
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
 )
@@ -28,7 +30,9 @@ from memae_tf.client import (
     DeadlineExceededError,
     InvalidArgumentError,
     MemAEClient,
+    TensorInfo,
     UnavailableError,
+    VersionStatus,
     read_max_batch_size,
 )
 
@@ -38,13 +42,17 @@ FEATURES = 4
 SENT_DEADLINE_ROUNDING = 1.01
 
 
-class ScriptedService(prediction_service_pb2_grpc.PredictionServiceServicer):
+class ScriptedService(prediction_service_pb2_grpc.PredictionServiceServicer,
+                      model_service_pb2_grpc.ModelServiceServicer):
     """Answers Predict with `score = x[:, 0]` after the scripted failures or delay.
 
     Requests past the first `answered` are held until the client ends them (its
     deadline), so that a test sees a deadline act without timing anything; each
     request's `time_remaining` is the deadline the server received with it (gRPC
     propagates the client's deadline), and `events` orders the starts and ends.
+    With `info` set (output name -> one row), the metadata lists a `model_info`
+    signature that answers those outputs, as an export's does (common/contract.py);
+    GetModelStatus answers the `statuses` (version, state) in their order.
     """
 
     def __init__(self) -> None:
@@ -57,8 +65,12 @@ class ScriptedService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.lock = threading.Lock()
         self.in_flight = 0
         self.most_in_flight = 0
+        self.info: dict[str, list] | None = None
+        self.metadata_requests = 0
+        self.statuses: list[tuple[int, int]] = []
 
     def GetModelMetadata(self, request, context):  # noqa: N802
+        self.metadata_requests += 1
         signature = get_model_metadata_pb2.SignatureDefMap()
         serving = signature.signature_def["serving_default"]
         serving.inputs["x"].dtype = types_pb2.DT_FLOAT
@@ -66,6 +78,8 @@ class ScriptedService(prediction_service_pb2_grpc.PredictionServiceServicer):
             serving.inputs["x"].tensor_shape.dim.add(size=size)
         serving.outputs["score"].dtype = types_pb2.DT_FLOAT
         serving.outputs["score"].tensor_shape.dim.add(size=-1)
+        if self.info is not None:
+            signature.signature_def["model_info"].inputs["x"].CopyFrom(serving.inputs["x"])
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = 7
@@ -73,6 +87,12 @@ class ScriptedService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     def Predict(self, request, context):  # noqa: N802
+        if request.model_spec.signature_name == "model_info":
+            response = predict_pb2.PredictResponse()
+            response.model_spec.version.value = 7
+            for name, row in self.info.items():
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(np.float32([row])))
+            return response
         with self.lock:
             self.requests.append(request)
             self.time_remaining.append(context.time_remaining())
@@ -99,12 +119,19 @@ class ScriptedService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.outputs["score"].CopyFrom(tf.make_tensor_proto(x[:, 0]))
         return response
 
+    def GetModelStatus(self, request, context):  # noqa: N802
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for version, state in self.statuses:
+            response.model_version_status.add(version=version, state=state)
+        return response
+
 
 @pytest.fixture
 def service():
     service = ScriptedService()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(service, server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(service, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     service.target = f"127.0.0.1:{port}"
@@ -201,6 +228,102 @@ def test_run_signature_asks_for_every_output_unless_filtered(service, x):
         client.run_signature(x[:5])
         client.run_signature(x[:5], output_filter=["score"])
     assert [list(r.output_filter) for r in service.requests] == [[], ["score"]]
+
+
+@pytest.mark.parametrize("bad", ["score", [""], [1], [None]])
+def test_an_output_filter_must_be_a_list_of_output_names(service, x, bad):
+    # A bare string would be read as its letters (TF Serving's output_filter is a
+    # repeated string field), so it is refused like an empty or non-string name.
+    with MemAEClient(service.target, "m") as client, pytest.raises(
+        ValueError, match=r"expected None or a list of output names"
+    ):
+        client.run_signature(x[:5], output_filter=bad)
+    assert service.requests == []
+
+
+def test_an_output_filter_may_be_any_sequence_of_names(service, x):
+    with MemAEClient(service.target, "m") as client:
+        outputs = client.run_signature(x[:5], output_filter=("score",))
+    np.testing.assert_array_equal(outputs["score"], x[:5, 0])
+    assert [list(r.output_filter) for r in service.requests] == [["score"]]
+
+
+# The defaults client/README.md documents: "timeout (10 s): the deadline of each RPC",
+# "retries (3)", "concurrency ... (4 by default)", and floats outside the served
+# input range refused ("pass check_range=False" to send them).
+
+
+def test_each_rpc_gets_ten_seconds_by_default(service, x):
+    with MemAEClient(service.target, "m") as client:
+        client.score(x[:5])
+    # gRPC carries the deadline to the server (its time_remaining), rounded up by at
+    # most 1%; the lower bound leaves 5 s for a loaded machine to deliver it.
+    (remaining,) = service.time_remaining
+    assert 5.0 < remaining <= 10.0 * SENT_DEADLINE_ROUNDING
+
+
+def test_unavailable_is_retried_three_times_by_default(service, x):
+    service.failures = [grpc.StatusCode.UNAVAILABLE] * 10
+    with MemAEClient(service.target, "m") as client, pytest.raises(UnavailableError):
+        client.score(x[:5])
+    assert len(service.requests) == 4  # the first try and 3 retries
+
+
+def test_four_chunks_are_in_flight_at_once_by_default(service, x):
+    service.delay = 0.3
+    with MemAEClient(service.target, "m", max_batch_size=10) as client:
+        scores = client.score(x[:90])  # 1 alone, then 8 at most 4 at a time
+    np.testing.assert_array_equal(scores, x[:90, 0])
+    assert service.most_in_flight == 4
+
+
+def test_floats_outside_the_served_input_range_are_refused_by_default(service, x):
+    service.info = {"input_range": [0.0, 1.0], "threshold": 0.5}
+    with MemAEClient(service.target, "m") as client, pytest.raises(
+        InvalidArgumentError, match=r"input range \[0, 1\]"
+    ):
+        client.score(x[:5] + 1.5)
+    assert service.requests == []
+    with MemAEClient(service.target, "m", check_range=False) as client:
+        np.testing.assert_array_equal(client.score(x[:5] + 1.5), x[:5, 0] + 1.5)
+
+
+# ---------------------------------------------------------- metadata and status
+
+
+def test_metadata_names_the_served_version_and_its_signatures(service):
+    with MemAEClient(service.target, "m") as client:
+        metadata = client.metadata()
+    assert (metadata.name, metadata.version) == ("m", 7)
+    serving = metadata.signatures["serving_default"]
+    assert serving.inputs["x"] == TensorInfo(np.dtype("float32"), (None, FEATURES))
+    assert serving.outputs["score"] == TensorInfo(np.dtype("float32"), (None,))
+
+
+def test_model_info_is_fetched_once_and_again_by_metadata(service):
+    service.info = {"input_range": [-1.0, 1.0], "threshold": 0.25}
+    with MemAEClient(service.target, "m") as client:
+        info = client.model_info()
+        assert (info.version, info.input_range, info.threshold) == (7, (-1.0, 1.0), 0.25)
+        assert info.expected_rate is None and info.reference_quantiles is None
+        assert client.model_info() is info and service.metadata_requests == 1
+        client.metadata()
+        assert service.metadata_requests == 2
+
+
+def test_model_info_is_none_for_an_export_without_it(service):
+    with MemAEClient(service.target, "m") as client:
+        assert client.model_info() is None
+    assert service.requests == [] and service.metadata_requests == 1
+
+
+def test_status_lists_the_versions_in_order(service):
+    states = get_model_status_pb2.ModelVersionStatus.State
+    service.statuses = [(3, states.LOADING), (2, states.AVAILABLE), (1, states.END)]
+    with MemAEClient(service.target, "m") as client:
+        assert client.status() == [VersionStatus(1, "END", "OK", ""),
+                                   VersionStatus(2, "AVAILABLE", "OK", ""),
+                                   VersionStatus(3, "LOADING", "OK", "")]
 
 
 @pytest.mark.parametrize("transport", ["blocking", "asyncio"])
