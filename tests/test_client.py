@@ -30,6 +30,7 @@ from memae_tf.client import (
     DeadlineExceededError,
     InvalidArgumentError,
     MemAEClient,
+    MemAEClientError,
     TensorInfo,
     UnavailableError,
     VersionStatus,
@@ -324,6 +325,36 @@ def test_status_lists_the_versions_in_order(service):
         assert client.status() == [VersionStatus(1, "END", "OK", ""),
                                    VersionStatus(2, "AVAILABLE", "OK", ""),
                                    VersionStatus(3, "LOADING", "OK", "")]
+
+
+@pytest.mark.parametrize("rows", [5, 100])
+def test_closing_the_client_ends_a_call_in_flight_with_a_cancelled_error(service, x, rows):
+    # close() does not wait for the chunk held by the server: it cancels the chunks not
+    # sent yet and closes the channel, which ends the RPC in flight with gRPC's
+    # CANCELLED "Channel closed!" (grpc/_channel.py Channel.close). A call of one chunk
+    # (5 rows) and one of ten (100 rows, the second held) end alike, as a
+    # MemAEClientError, as every failure; nothing more reaches the server.
+    service.answered = 0 if rows == 5 else 1
+    client = MemAEClient(service.target, "m", timeout=30.0, max_batch_size=10,
+                         concurrency=1)
+    failure = []
+
+    def score() -> None:
+        try:
+            client.score(x[:rows])
+        except Exception as error:  # the test checks its type
+            failure.append(error)
+
+    caller = threading.Thread(target=score)
+    caller.start()
+    while len(service.events) < 2 * service.answered + 1:  # the held chunk started
+        time.sleep(0.01)
+    client.close()
+    caller.join()
+    (error,) = failure
+    assert isinstance(error, MemAEClientError), repr(error)
+    assert error.code == grpc.StatusCode.CANCELLED
+    assert len(service.requests) == service.answered + 1
 
 
 @pytest.mark.parametrize("transport", ["blocking", "asyncio"])

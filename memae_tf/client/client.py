@@ -50,6 +50,13 @@ def _check_output_filter(output_filter: Sequence[str] | None) -> list[str]:
     return list(output_filter)
 
 
+def _failure(future: futures.Future) -> BaseException | None:
+    """The error a chunk ends its call with; None while it runs or once answered."""
+    if future.cancelled():  # by close(), before it was sent: as gRPC ends one in flight
+        return MemAEClientError(grpc.StatusCode.CANCELLED, "Channel closed!")
+    return future.exception() if future.done() else None
+
+
 def warn_predict_renamed(client: str) -> None:
     """The DeprecationWarning of the clients' former `predict`."""
     warnings.warn(
@@ -218,11 +225,11 @@ class MemAEClient(BaseClient):
                                                         thread_name_prefix="memae-client")
         pending = [self._pool.submit(self._invoke, call, timing) for call in calls]
         futures.wait(pending, return_when=futures.FIRST_EXCEPTION)
-        failed = [f for f in pending if f.done() and f.exception() is not None]
+        failed = [error for error in map(_failure, pending) if error is not None]
         if failed:
             for future in pending:
                 future.cancel()
-            raise failed[0].exception()
+            raise failed[0]
         return [future.result() for future in pending]
 
     def _run(self, exchange: Exchange, timing: CallTiming) -> Any:
