@@ -27,6 +27,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class StandInServable:
+    """Loads any version directory at once, for tests that need a version, not a SavedModel.
+
+    Set as `memae_tf.serving.model_manager.Servable` (monkeypatch): a server's
+    start, and a reload adding a model, wait until each model has a version
+    available, as TF Serving's `ServerCore` does; an empty version directory
+    then gives one at no cost.
+    """
+
+    def __init__(self, version: int, path: pathlib.Path, metrics=None) -> None:
+        self.version, self.path = version, path
+
+    def warm_up(self) -> int:
+        return 0
+
+
 def small_model(seed: int) -> keras.Model:
     """A dense MemAE on 12 features: fast to export, load and serve."""
     keras.utils.set_random_seed(seed)

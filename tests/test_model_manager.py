@@ -503,26 +503,35 @@ def test_states_of_a_version_never_seen_or_of_a_model_without_versions_are_not_f
     assert manager.version_states(1) == {1: VersionState(State.AVAILABLE)}
 
 
+@pytest.mark.parametrize("first", [True, False], ids=["at-start", "at-reload"])
 def test_a_config_whose_new_model_has_a_failed_latest_version_fails_with_tf_servings_message(
-        tmp_path, loads):
-    # server_core.cc WaitUntilModelsAvailable: UNKNOWN "N model(s) did not become available:
-    # {" then "{<ServableId DebugString> due to error: <status>}, " per model, then "}";
-    # ServableId::DebugString is "{name: M version: V}", an absl status prints "CODE: msg".
+        tmp_path, loads, first):
+    # UNKNOWN "N servable(s) did not become available: {" at the first config
+    # (core/load_servables_fast.cc ConnectSourcesWithFastInitialLoad, the server's start),
+    # "N model(s) did not become available: {" at a later one (server_core.cc
+    # WaitUntilModelsAvailable); then "{<ServableId DebugString> due to error: <status>}, "
+    # per model, then "}"; ServableId::DebugString is "{name: M version: V}", an absl
+    # status prints "CODE: msg".
     from memae_tf.serving.model_registry import ModelRegistry, ModelServerConfig
 
     _versions(tmp_path / "good", 1)
     _versions(tmp_path / "bad", 1, broken=[2])
     _versions(tmp_path / "worse", broken=[4])
-    text = "".join(f'config {{ name: "{name}" base_path: "{tmp_path / name}" '
-                   'model_platform: "tensorflow" }' for name in ("worse", "good", "bad"))
-    config = text_format.Parse(f"model_config_list {{ {text} }}", ModelServerConfig())
-    registry = ModelRegistry(0, max_num_load_retries=0)
+
+    def config(*names: str) -> ModelServerConfig:
+        text = "".join(f'config {{ name: "{name}" base_path: "{tmp_path / name}" '
+                       'model_platform: "tensorflow" }' for name in names)
+        return text_format.Parse(f"model_config_list {{ {text} }}", ModelServerConfig())
+
+    registry = ModelRegistry(0.05, max_num_load_retries=0)
     try:
+        if not first:
+            registry.reload_config(config("good"))
         with pytest.raises(ServingError) as info:
-            registry.reload_config(config)
+            registry.reload_config(config("worse", "good", "bad"))
         assert info.value.code == grpc.StatusCode.UNKNOWN
         assert info.value.message == (
-            "2 model(s) did not become available: {"
+            f"2 {'servable(s)' if first else 'model(s)'} did not become available: {{"
             f"{{{{name: bad version: 2}} due to error: DATA_LOSS: {tmp_path / 'bad' / '2'} "
             "is broken}, "
             f"{{{{name: worse version: 4}} due to error: DATA_LOSS: {tmp_path / 'worse' / '4'} "

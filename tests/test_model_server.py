@@ -8,6 +8,7 @@ tensorflow-serving-api's own stubs, and every answer is checked for the version
 that gave it (`model_spec.version`) and against that version's in-process scores.
 """
 
+import _thread
 import logging
 import os
 import pathlib
@@ -29,7 +30,14 @@ import tensorflow as tf
 import yaml
 from google.protobuf import text_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from serving_helpers import FEATURES, reference_outputs, rest_call, small_model, wait_for
+from serving_helpers import (
+    FEATURES,
+    StandInServable,
+    reference_outputs,
+    rest_call,
+    small_model,
+    wait_for,
+)
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (
     get_model_status_pb2,
@@ -42,7 +50,13 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.cli import main
 from memae_tf.export import export_saved_model
-from memae_tf.serving import ModelRegistry, ServingError, parse_flags, start_model_server
+from memae_tf.serving import (
+    ModelRegistry,
+    ServingError,
+    model_manager,
+    parse_flags,
+    start_model_server,
+)
 from memae_tf.serving.proto import BatchingParameters, MonitoringConfig, SSLConfig
 
 K8S = pathlib.Path(__file__).resolve().parents[1] / "serving" / "k8s"
@@ -74,6 +88,16 @@ def _publish(exported_base: pathlib.Path, base: pathlib.Path, *versions: int) ->
     for version in versions:
         shutil.copytree(exported_base / str(version), base / f".{version}.tmp")
         os.rename(base / f".{version}.tmp", base / str(version))
+
+
+def _one_version(tmp_path: pathlib.Path, exported) -> list[str]:
+    """Flags serving model kdd with version 1 published: requests for "default" find none.
+
+    The start waits until every model has a version (server_core.cc), so a server
+    whose test needs no model serves this one.
+    """
+    _publish(exported[0], tmp_path / "kdd", 1)
+    return [f"--model_base_path={tmp_path / 'kdd'}", "--model_name=kdd"]
 
 
 def _free_port() -> int:
@@ -224,6 +248,109 @@ def test_the_model_server_command_serves_until_sigterm(exported, rows):
     np.testing.assert_allclose(served, scores[3], rtol=1e-5)
 
 
+# ------------------------------------------------------ the start waits for models
+
+
+def _connects(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _start_in_thread(flags: list[str]) -> futures.Future:
+    return futures.ThreadPoolExecutor(1).submit(start_model_server, parse_flags(flags),
+                                                host="127.0.0.1")
+
+
+@pytest.mark.parametrize("base_exists", [True, False], ids=["empty-base-path", "no-base-path"])
+def test_the_start_waits_for_a_version_with_its_ports_closed_then_serves(
+        tmp_path, exported, rows, base_exists):
+    """Server::BuildAndStart (model_servers/server.cc) builds ServerCore before any port:
+    its first config waits, without timeout, until each model's latest version is
+    available (server_core.cc AddModelsViaModelConfigList ->
+    ConnectAdaptersToManagerAndAwaitModelLoads, core/load_servables_fast.cc), while each
+    poll logs file_system_storage_path_source.cc's warning (no version) or error (no
+    base path, PollFileSystemForServable). A version published later is loaded and the
+    ports open."""
+    base = tmp_path / "kdd"
+    if base_exists:
+        base.mkdir()
+    port, rest_port = _free_port(), _free_port()
+    polled = _LogEvent(f"No versions of servable kdd found under base path {base}"
+                       if base_exists else
+                       "FileSystemStoragePathSource encountered a filesystem access error: "
+                       f"Could not find base path {base} for servable kdd with error NOT_FOUND")
+    logger = logging.getLogger("memae_tf.serving.model_manager")
+    logger.addHandler(polled)
+    starting = _start_in_thread([f"--port={port}", f"--rest_api_port={rest_port}",
+                                 f"--model_base_path={base}", "--model_name=kdd"])
+    try:
+        assert polled.event.wait(120), "the base path was not listed"
+        polled.event.clear()
+        assert polled.event.wait(120), "the base path was not listed again"
+        assert not starting.done()
+        assert not _connects(port) and not _connects(rest_port)
+    finally:
+        logger.removeHandler(polled)
+        _publish(exported[0], base, 2)  # also ends the start when an assert failed
+        server = starting.result(timeout=120)
+    with server, grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        _check_answer(channel, rows, exported[1], "kdd", 2)
+        assert _connects(rest_port)
+
+
+def test_an_interrupt_during_the_wait_ends_the_start_and_its_polling(tmp_path):
+    # The wait for models (core/load_servables_fast.cc) has no timeout: tensorflow_model_
+    # server waits until it is killed. Here Ctrl-C (a KeyboardInterrupt in the main thread,
+    # where serve() runs in a notebook) ends the start: no polling thread and no port stay.
+    port = _free_port()
+    polled = _LogEvent("No versions of servable kdd found")
+    logger = logging.getLogger("memae_tf.serving.model_manager")
+    logger.addHandler(polled)
+
+    def interrupt() -> None:
+        assert polled.event.wait(120), "the base path was not listed"
+        _thread.interrupt_main()
+
+    interrupter = threading.Thread(target=interrupt, daemon=True)
+    interrupter.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            start_model_server(parse_flags([f"--port={port}", f"--model_base_path={tmp_path}",
+                                            "--model_name=kdd"]), host="127.0.0.1")
+    finally:
+        logger.removeHandler(polled)
+    interrupter.join()
+    assert [t for t in threading.enumerate() if t.name == "poll-models"] == []
+    assert not _connects(port)
+
+
+def test_a_reload_adding_a_model_answers_once_the_model_has_a_version(tmp_path, exported, rows):
+    """ModelService.HandleReloadConfigRequest (model_servers/model_service_impl.cc) answers
+    with ServerCore::ReloadConfig's status, which waits without timeout for the new models
+    (server_core.cc WaitUntilModelsAvailable); the models already served serve on."""
+    base = tmp_path / "kdd"
+    _publish(exported[0], base, 1)
+    flags = [f"--port={_free_port()}", f"--model_base_path={base}", "--model_name=kdd"]
+    config = "model_config_list { " + "".join(
+        f'config {{ name: "{name}" base_path: "{tmp_path / name}" model_platform: "tensorflow" }} '
+        for name in ("kdd", "new")) + "}"
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        reloading = futures.ThreadPoolExecutor(1).submit(_reload, channel, config)
+        try:
+            wait_for(lambda: "new" in server.models, timeout=60)
+            time.sleep(2.5)  # two polls of --file_system_poll_wait_seconds=1
+            assert not reloading.done()
+            _check_answer(channel, rows, exported[1], "kdd", 1)
+            assert _rpc_error(lambda: _states(channel, "new")).details() == (
+                "Could not find any versions of model new")
+        finally:
+            _publish(exported[0], tmp_path / "new", 3)
+            response = reloading.result(timeout=120)
+        assert response.status.error_code == 0
+        _check_answer(channel, rows, exported[1], "new", 3)
+
+
 # ------------------------------------ several models, policies, labels, reload
 
 
@@ -347,7 +474,9 @@ def test_a_model_left_out_of_the_config_is_unloaded_and_one_added_is_loaded(tmp_
     # tensorflow_serving/model_servers/server_core.cc (AddModelsViaModelConfigList).
     base = tmp_path / "kdd"
     _publish(exported[0], base, 1, 2)
-    registry = ModelRegistry(file_system_poll_wait_seconds=0)
+    # A model added by a later config is listed by the next poll (file_system_storage_path_
+    # source.cc UpdateConfig lists nothing itself), which 0 would never run.
+    registry = ModelRegistry(file_system_poll_wait_seconds=0.05)
     for models in ({"old": ""}, {"new": POLICIES["first"]}):
         registry.reload_config(text_format.Parse(_model_config(base, models),
                                                  model_server_config_pb2.ModelServerConfig()))
@@ -391,18 +520,22 @@ def _config(text: str) -> model_server_config_pb2.ModelServerConfig:
 
 def test_the_registry_is_available_only_when_every_listed_model_serves(tmp_path, exported):
     # server_core.cc: the server reports ready once every model of the config has a
-    # version serving; a model whose base path has no version yet holds it back.
+    # version serving; a model whose base path has no version yet holds it back, and the
+    # config load waits for it (WaitUntilModelsAvailable).
     base = tmp_path / "kdd"
     _publish(exported[0], base, 1)
-    registry = ModelRegistry(0)
+    registry = ModelRegistry(0.05)
     seen = []
     registry.add_listener(seen.append)
+    config = _config(_model_config(base, {"served": "", "waiting": ""}))
+    config.model_config_list.config[1].base_path = str(tmp_path / "waiting")
+    (tmp_path / "waiting").mkdir()  # a base path that does not exist would hold "served" too
+    loading = futures.ThreadPoolExecutor(1).submit(registry.reload_config, config)
     try:
-        config = _config(_model_config(base, {"served": "", "waiting": ""}))
-        config.model_config_list.config[1].base_path = str(tmp_path / "none")
-        registry.reload_config(config)
-        assert registry.available is False
-        registry.reload_config(_config(_model_config(base, {"served": ""})))
+        wait_for(lambda: "served" in registry and registry["served"].available, timeout=60)
+        assert registry.available is False and not loading.done()
+        _publish(exported[0], tmp_path / "waiting", 2)
+        loading.result(timeout=60)
         assert registry.available is True
         assert seen[0] is False and seen[-1] is True
     finally:
@@ -412,9 +545,65 @@ def test_the_registry_is_available_only_when_every_listed_model_serves(tmp_path,
 # ------------------------------------------- the registry without a SavedModel
 
 
-def _waiting_models(tmp_path: pathlib.Path, *names: str):
-    """A model_config_list of models whose base paths hold no version yet."""
-    return _config(_model_config(tmp_path / "none", dict.fromkeys(names, "")))
+@pytest.fixture
+def stand_in(monkeypatch):
+    monkeypatch.setattr(model_manager, "Servable", StandInServable)
+
+
+def _models(tmp_path: pathlib.Path, *names: str):
+    """A model_config_list of models sharing a base path with version 1 (a stand-in loads it)."""
+    (tmp_path / "kdd" / "1").mkdir(parents=True, exist_ok=True)
+    return _config(_model_config(tmp_path / "kdd", dict.fromkeys(names, "")))
+
+
+def test_a_base_path_that_does_not_exist_leaves_every_model_without_new_versions(
+        tmp_path, stand_in):
+    """FileSystemStoragePathSource::PollFileSystemAndInvokeCallback
+    (sources/storage_path/file_system_storage_path_source.cc) lists the config's base
+    paths in order (PollFileSystemForConfig) and returns at the first that does not exist
+    (PollFileSystemForServable: "Could not find base path ..."): no model takes that
+    listing, and the polling thread logs "FileSystemStoragePathSource encountered a
+    filesystem access error: <message>"."""
+    for name in ("a", "b"):
+        (tmp_path / name / "1").mkdir(parents=True)
+    gone = tmp_path / "gone"
+    config = _config("model_config_list { " + "".join(
+        f'config {{ name: "{name}" base_path: "{tmp_path / name}" model_platform: "tensorflow" }} '
+        for name in ("a", "gone", "b")) + "}")
+    registry = ModelRegistry(0.05)
+    failed = _LogEvent("FileSystemStoragePathSource encountered a filesystem access error: "
+                       f"Could not find base path {gone} for servable gone with error NOT_FOUND")
+    logger = logging.getLogger("memae_tf.serving.model_manager")
+    logger.addHandler(failed)
+
+    def two_listings_fail() -> None:
+        failed.event.clear()
+        assert failed.event.wait(60), "no listing failed"
+        failed.event.clear()
+        assert failed.event.wait(60), "no second listing failed"
+
+    loading = futures.ThreadPoolExecutor(1).submit(registry.reload_config, config)
+    try:
+        two_listings_fail()
+        assert not loading.done()
+        assert [registry[name].available_versions for name in ("a", "gone", "b")] == [[]] * 3
+        (gone / "4").mkdir(parents=True)
+        loading.result(timeout=60)
+        assert [registry[name].available_versions for name in ("a", "gone", "b")] == [
+            [1], [4], [1]]
+        # Once serving, a base path that disappears holds back the other models' new
+        # versions; the versions loaded serve on.
+        shutil.rmtree(gone)
+        (tmp_path / "b" / "2").mkdir()
+        two_listings_fail()
+        assert [registry[name].available_versions for name in ("a", "gone", "b")] == [
+            [1], [4], [1]]
+        gone.mkdir()  # back, empty: its versions unload and b takes version 2
+        wait_for(lambda: registry["b"].available_versions == [2], timeout=60)
+        assert registry["gone"].available_versions == []
+    finally:
+        logger.removeHandler(failed)
+        registry.stop()
 
 
 def test_the_registry_defaults_are_tf_servings_server_options():
@@ -426,10 +615,11 @@ def test_the_registry_defaults_are_tf_servings_server_options():
     assert registry.enable_model_warmup is True
 
 
-def test_the_config_is_none_before_the_first_and_a_copy_of_the_last_after(tmp_path):
+def test_the_config_is_none_before_the_first_and_a_copy_of_the_last_after(tmp_path,
+                                                                          stand_in):
     registry = ModelRegistry(0)
     assert registry.config is None
-    config = _waiting_models(tmp_path, "a", "b")
+    config = _models(tmp_path, "a", "b")
     registry.reload_config(config)
     try:
         copy = registry.config
@@ -437,27 +627,27 @@ def test_the_config_is_none_before_the_first_and_a_copy_of_the_last_after(tmp_pa
         copy.model_config_list.config[0].name = "changed"
         assert registry.config == config
         assert (len(registry), list(registry)) == (2, ["a", "b"])
-        assert registry.available is False  # listed, but no version on disk
+        assert registry.available is True  # the load waited for each model's version
     finally:
         registry.stop()
 
 
-def test_a_platform_the_server_lacks_is_refused_after_the_config_is_taken(tmp_path):
+def test_a_platform_the_server_lacks_is_refused_after_the_config_is_taken(tmp_path, stand_in):
     # server_core.cc ReloadConfig: ValidateModelConfigList and ValidateNoModelsChangePlatforms
     # come before `config_ = new_config`; CreateStoragePathRoutes refuses the platform after
     # it (in AddModelsViaModelConfigList), so the refused list is the config now and no
     # model of it is added.
     registry = ModelRegistry(0)
-    registry.reload_config(_waiting_models(tmp_path, "a"))
+    registry.reload_config(_models(tmp_path, "a"))
     try:
-        refused = _waiting_models(tmp_path, "a", "b")
+        refused = _models(tmp_path, "a", "b")
         refused.model_config_list.config[1].model_platform = "tflite"
         with pytest.raises(ServingError) as info:
             registry.reload_config(refused)
         assert (info.value.code, info.value.message) == (
             grpc.StatusCode.INVALID_ARGUMENT, "Model b requests unsupported platform tflite")
         assert registry.config == refused and list(registry) == ["a"]
-        changed = _waiting_models(tmp_path, "a")
+        changed = _models(tmp_path, "a")
         changed.model_config_list.config[0].model_platform = "tflite"
         with pytest.raises(ServingError, match="Illegal to change a model's platform"):
             registry.reload_config(changed)
@@ -466,13 +656,13 @@ def test_a_platform_the_server_lacks_is_refused_after_the_config_is_taken(tmp_pa
         registry.stop()
 
 
-def test_only_a_model_config_list_may_follow_a_model_config_list(tmp_path):
+def test_only_a_model_config_list_may_follow_a_model_config_list(tmp_path, stand_in):
     # server_core.cc ReloadConfig: a transition is accepted from no config, to the same
     # config, or from one ModelConfigList to another; else FAILED_PRECONDITION.
-    registry = ModelRegistry(0)
+    registry = ModelRegistry(0.05)
     registry.reload_config(_config(""))  # an empty first config: no action, still first
     assert registry.config is None
-    config = _waiting_models(tmp_path, "a")
+    config = _models(tmp_path, "a")
     registry.reload_config(config)
     try:
         custom = _config('custom_model_config { type_url: "type.example/Custom" }')
@@ -485,7 +675,7 @@ def test_only_a_model_config_list_may_follow_a_model_config_list(tmp_path):
                                           "another.")
         assert registry.config == config
         registry.reload_config(config)  # the same config again
-        registry.reload_config(_waiting_models(tmp_path, "b"))
+        registry.reload_config(_models(tmp_path, "b"))
         assert list(registry) == ["b"]
     finally:
         registry.stop()
@@ -493,10 +683,17 @@ def test_only_a_model_config_list_may_follow_a_model_config_list(tmp_path):
 
 def test_states_of_a_model_never_listed_are_not_found_with_tf_servings_messages(tmp_path):
     # get_model_status_impl.cc: "Could not find version <v> of model <name>" when a
-    # version is asked, "Could not find any versions of model <name>" when none is.
-    registry = ModelRegistry(0)
-    registry.reload_config(_waiting_models(tmp_path, "a"))
+    # version is asked, "Could not find any versions of model <name>" when none is: also
+    # for a model listed whose config load still waits for a version (server_core.cc).
+    registry = ModelRegistry(0.05)
+    polled = _LogEvent("No versions of servable a found under base path")
+    logging.getLogger("memae_tf.serving.model_manager").addHandler(polled)
+    (tmp_path / "kdd").mkdir()
+    loading = futures.ThreadPoolExecutor(1).submit(registry.reload_config,
+                                                   _config(_model_config(tmp_path / "kdd",
+                                                                         {"a": ""})))
     try:
+        assert polled.event.wait(60), "the base path was not listed"
         for model, version, message in (
                 ("ghost", 3, "Could not find version 3 of model ghost"),
                 ("ghost", None, "Could not find any versions of model ghost"),
@@ -504,8 +701,11 @@ def test_states_of_a_model_never_listed_are_not_found_with_tf_servings_messages(
             with pytest.raises(ServingError) as info:
                 registry.version_states(model, version)
             assert (info.value.code, info.value.message) == (grpc.StatusCode.NOT_FOUND, message)
+        assert not loading.done()
     finally:
         registry.stop()
+        logging.getLogger("memae_tf.serving.model_manager").removeHandler(polled)
+    assert loading.exception(timeout=60).code == grpc.StatusCode.CANCELLED
 
 
 class _LogEvent(logging.Handler):
@@ -520,31 +720,32 @@ class _LogEvent(logging.Handler):
             self.event.set()
 
 
-def test_polling_the_config_file_takes_each_new_config(tmp_path):
+def test_polling_the_config_file_takes_each_new_config(tmp_path, stand_in):
     # server.cc: with --model_config_file_poll_wait_seconds > 0 the file is re-read on a
     # PeriodicFunction thread (PollFilesystemAndReloadConfig), which never holds the
     # process open.
     path = tmp_path / "models.config"
-    _write_config(path, _model_config(tmp_path / "none", {"a": ""}))
-    registry = ModelRegistry(0)
+    _write_config(path, text_format.MessageToString(_models(tmp_path, "a")))
+    registry = ModelRegistry(0.05)
     registry.reload_config_file(path)
     taken = threading.Event()
     registry.add_listener(lambda available: "b" in registry and taken.set())
     registry.poll_config_file(path, 0.01)
     try:
         assert [t.daemon for t in threading.enumerate() if t.name == "poll-config"] == [True]
-        _write_config(path, _model_config(tmp_path / "none", {"b": ""}))
+        _write_config(path, text_format.MessageToString(_models(tmp_path, "b")))
         assert taken.wait(60), "the new config was not taken"
         assert list(registry) == ["b"]
+        wait_for(lambda: registry.available, timeout=60)
     finally:
         registry.stop()
 
 
-def test_polling_logs_a_refused_config_and_serves_on_unchanged(tmp_path):
+def test_polling_logs_a_refused_config_and_serves_on_unchanged(tmp_path, stand_in):
     # server.cc PollFilesystemAndReloadConfig: a failed ReloadConfig is logged (LOG(ERROR))
     # and the models stay as they were.
     path = tmp_path / "models.config"
-    _write_config(path, _model_config(tmp_path / "none", {"a": ""}))
+    _write_config(path, text_format.MessageToString(_models(tmp_path, "a")))
     registry = ModelRegistry(0)
     registry.reload_config_file(path)
     config = registry.config
@@ -694,12 +895,12 @@ def _broken_warmup_flags(tmp_path: pathlib.Path, exported) -> list[str]:
 def test_a_broken_warmup_file_fails_the_load_by_default(tmp_path, exported):
     # saved_model_bundle_source_adapter.cc: with enable_model_warmup (server.h default
     # true) the load runs RunSavedModelWarmup, whose error fails it; the server does not
-    # start (server_core.cc WaitUntilModelsAvailable).
+    # start (load_servables_fast.cc ConnectSourcesWithFastInitialLoad).
     with pytest.raises(ServingError) as info:
         start_model_server(parse_flags(_broken_warmup_flags(tmp_path, exported)),
                            host="127.0.0.1")
     assert info.value.code == grpc.StatusCode.UNKNOWN
-    assert info.value.message.startswith("1 model(s) did not become available: "
+    assert info.value.message.startswith("1 servable(s) did not become available: "
                                          "{{{name: kdd version: 1} due to error: ")
 
 
@@ -733,8 +934,8 @@ def _status_of_no_model(channel) -> grpc.RpcError:
     (2, grpc.StatusCode.NOT_FOUND, "Could not find any versions of model default"),
 ])
 def test_grpc_max_threads_sizes_the_grpc_server_as_tf_servings_thread_quota(
-        tmp_path, caplog, threads, code, message):
-    flags = [f"--port={_free_port()}", f"--model_base_path={tmp_path}",
+        tmp_path, exported, caplog, threads, code, message):
+    flags = [f"--port={_free_port()}", *_one_version(tmp_path, exported),
              f"--grpc_max_threads={threads}"]
     with caplog.at_level(logging.WARNING, logger="memae_tf.serving.server"), \
             start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
@@ -810,12 +1011,12 @@ def test_a_channel_argument_without_a_value_is_refused_at_start(text):
     assert "is not key=value" in info.value.message
 
 
-def test_channel_arguments_reach_the_grpc_server_over_its_message_limit(tmp_path):
+def test_channel_arguments_reach_the_grpc_server_over_its_message_limit(tmp_path, exported):
     # server.cc passes each argument to ServerBuilder::AddChannelArgument: a receive limit
     # among them applies (gRPC releases whose ServerBuilder::BuildAndStart sets its own
     # limit, server.cc SetMaxMessageSize, after the options keep the first value), so a
     # request larger than 64 bytes is refused by gRPC itself.
-    flags = [f"--port={_free_port()}", f"--model_base_path={tmp_path}",
+    flags = [f"--port={_free_port()}", *_one_version(tmp_path, exported),
              "--grpc_channel_arguments=grpc.max_receive_message_length=64"]
     with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
             grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -839,25 +1040,29 @@ def _health(channel, service: str):
     return health_pb2_grpc.HealthStub(channel).Check(request, timeout=30).status
 
 
-def test_without_the_healthcheck_flag_there_is_no_health_service(tmp_path):
+def test_without_the_healthcheck_flag_there_is_no_health_service(tmp_path, exported):
     # server.cc: EnableDefaultHealthCheckService(enable_grpc_healthcheck_service), false by
     # default (server.h): the method is not registered.
-    flags = [f"--port={_free_port()}", f"--model_base_path={tmp_path}"]
+    flags = [f"--port={_free_port()}", *_one_version(tmp_path, exported)]
     with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
             grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         error = _rpc_error(lambda: _health(channel, ""))
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_the_healthcheck_flag_serves_tf_servings_three_services_whatever_the_models(tmp_path):
+def test_the_healthcheck_flag_serves_tf_servings_three_services_whatever_the_models(
+        tmp_path, exported):
     # default_health_check_service.cc starts "" SERVING; server.cc sets "ModelService" and
     # "PredictionService" SERVING once ServerCore is built and never changes them: a
-    # model without any version does not make them NOT_SERVING. grpc_max_threads=1 refuses
-    # every other RPC: the default health service does not run on the sync server's threads.
-    flags = [f"--port={_free_port()}", f"--model_base_path={tmp_path}",
+    # model whose versions are gone does not make them NOT_SERVING. grpc_max_threads=1
+    # refuses every other RPC: the default health service does not run on the sync
+    # server's threads.
+    flags = [f"--port={_free_port()}", *_one_version(tmp_path, exported),
              "--enable_grpc_healthcheck_service", "--grpc_max_threads=1"]
     with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
             grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        shutil.rmtree(tmp_path / "kdd" / "1")
+        wait_for(lambda: not server.models["kdd"].available, timeout=60)
         statuses = [_health(channel, name) for name in ("", "ModelService", "PredictionService")]
         unknown = _rpc_error(lambda: _health(channel, "tensorflow.serving.PredictionService"))
         assert _status_of_no_model(channel).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -870,13 +1075,13 @@ def test_the_healthcheck_flag_serves_tf_servings_three_services_whatever_the_mod
 
 @pytest.mark.parametrize(("flag", "origin"), [
     ([], None), (["--rest_api_enable_cors_support"], "*")])
-def test_the_cors_flag_reaches_the_rest_port(tmp_path, flag, origin):
+def test_the_cors_flag_reaches_the_rest_port(tmp_path, exported, flag, origin):
     # server.cc copies enable_cors_support to ServerCore, which http_server.cc reads.
     flags = [f"--port={_free_port()}", f"--rest_api_port={_free_port()}",
-             f"--model_base_path={tmp_path}", *flag]
+             *_one_version(tmp_path, exported), *flag]
     with start_model_server(parse_flags(flags), host="127.0.0.1") as server:
         request = urllib.request.Request(f"http://127.0.0.1:{server.rest_port}/v1/models/default")
-        with pytest.raises(urllib.error.HTTPError) as info:  # no version yet: 404
+        with pytest.raises(urllib.error.HTTPError) as info:  # no such model: 404
             urllib.request.urlopen(request, timeout=30)
     assert info.value.code == 404
     assert info.value.headers.get("Access-Control-Allow-Origin") == origin
@@ -925,12 +1130,12 @@ def test_without_the_method_name_check_any_method_is_served(custom_method, expor
 
 
 @pytest.mark.parametrize("tcp", [True, False])
-def test_grpc_listens_on_the_unix_socket_too_or_only(tmp_path, tcp):
+def test_grpc_listens_on_the_unix_socket_too_or_only(tmp_path, exported, tcp):
     # server.cc BuildAndStart: AddListeningPort("unix:" + grpc_socket_path) with the port's
     # credentials, and the TCP port only when --port is not 0 (both unset is refused).
     socket_path = tmp_path / "grpc.sock"
     flags = [f"--port={_free_port() if tcp else 0}", f"--grpc_socket_path={socket_path}",
-             f"--model_base_path={tmp_path / 'none'}"]
+             *_one_version(tmp_path, exported)]
     with start_model_server(parse_flags(flags), host="127.0.0.1") as server:
         targets = [f"unix:{socket_path}"] + ([f"127.0.0.1:{server.port}"] if tcp else [])
         for target in targets:
@@ -951,10 +1156,11 @@ def busy_port():
         yield holder.getsockname()[1]
 
 
-def test_a_grpc_port_that_does_not_bind_fails_the_start_as_tf_serving(tmp_path, busy_port):
+def test_a_grpc_port_that_does_not_bind_fails_the_start_as_tf_serving(tmp_path, exported,
+                                                                     busy_port):
     # server.cc BuildAndStart: no server from ServerBuilder::BuildAndStart is
     # INVALID_ARGUMENT "Failed to BuildAndStart gRPC server".
-    flags = [f"--port={busy_port}", f"--model_base_path={tmp_path}"]
+    flags = [f"--port={busy_port}", *_one_version(tmp_path, exported)]
     with pytest.raises(ServingError) as info:
         start_model_server(parse_flags(flags), host="127.0.0.1")
     assert (info.value.code, info.value.message) == (
@@ -962,10 +1168,10 @@ def test_a_grpc_port_that_does_not_bind_fails_the_start_as_tf_serving(tmp_path, 
 
 
 def test_a_rest_port_that_does_not_bind_is_logged_and_grpc_serves_alone(
-        tmp_path, busy_port, caplog):
+        tmp_path, exported, busy_port, caplog):
     # server.cc BuildAndStart: LOG(ERROR) "Failed to start HTTP Server at ..." and OK.
     flags = [f"--port={_free_port()}", f"--rest_api_port={busy_port}",
-             f"--model_base_path={tmp_path}"]
+             *_one_version(tmp_path, exported)]
     with caplog.at_level(logging.ERROR, logger="memae_tf.serving.server"), \
             start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
             grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:

@@ -241,10 +241,14 @@ def test_metadata_request_without_field_is_invalid_argument(stub):
     assert "signature_def" in error.details()
 
 
-def test_classify_is_unimplemented(stub):
+def test_classify_is_refused_at_the_signature_as_tf_serving_refuses_it(stub):
+    # classifier.cc PreProcessClassification: serving_default has three outputs
+    # (tests/test_serving_inference.py covers Classify, Regress and MultiInference).
     request = classification_pb2.ClassificationRequest()
     request.model_spec.name = "kdd"
-    assert _rpc_error(stub.Classify, request).code() == grpc.StatusCode.UNIMPLEMENTED
+    error = _rpc_error(stub.Classify, request)
+    assert (error.code(), error.details()) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                               "Expected one or two output Tensors, found 3")
 
 
 def test_malformed_tensor_is_invalid_argument(stub):
@@ -304,8 +308,12 @@ def test_client_splits_batches_beyond_the_message_limit(base_path, model):
 # ------------------------------------------------------------ version handling
 
 
-def test_health_turns_serving_when_the_first_version_appears(tmp_path, model, rows):
+def test_health_follows_whether_a_version_serves(tmp_path, model, rows):
+    # `memae serve`'s health: SERVING once started (the start waits for a version, as TF
+    # Serving's ServerCore does), NOT_SERVING while no version serves (a base path emptied:
+    # file_system_storage_path_source.cc aspires no version), SERVING again once one does.
     base = tmp_path / "kdd"
+    version = export_saved_model(model, base, threshold=0.1)
     with serve(base, "kdd", port=0, host="127.0.0.1", poll_interval=0.1) as server:
         target = f"127.0.0.1:{server.port}"
         with grpc.insecure_channel(target) as channel:
@@ -315,7 +323,9 @@ def test_health_turns_serving_when_the_first_version_appears(tmp_path, model, ro
                 request = health_pb2.HealthCheckRequest(service="")
                 return health.Check(request, timeout=30).status
 
-            assert status() == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert status() == health_pb2.HealthCheckResponse.SERVING
+            shutil.rmtree(version)
+            wait_for(lambda: status() == health_pb2.HealthCheckResponse.NOT_SERVING, timeout=60)
             with MemAEClient(target, "kdd") as client, pytest.raises(NotFoundError):
                 client.score(rows)
             export_saved_model(model, base, threshold=0.1)
@@ -364,8 +374,10 @@ def test_new_version_is_swapped_in_without_dropping_requests(tmp_path, model, ro
 
 def test_a_server_whose_latest_version_fails_to_load_does_not_start(
         tmp_path, model, caplog):
-    # server_core.cc WaitUntilModelsAvailable: TF Serving waits for each model's latest
-    # aspired version and refuses to start when it ends in an error, although version 1
+    # load_servables_fast.cc ConnectSourcesWithFastInitialLoad (server_core.cc, first
+    # config): TF Serving waits for each model's latest aspired version and refuses to
+    # start when it ends in an error ("servable(s)", not the "model(s)" of a reload's
+    # WaitUntilModelsAvailable), although version 1
     # loads (latest { num_versions: 1 } does not aspire it). A broken version arriving
     # later is tests/reliability/test_version_faults.py's case: the old one keeps serving.
     base = tmp_path / "kdd"
@@ -382,7 +394,7 @@ def test_a_server_whose_latest_version_fails_to_load_does_not_start(
     assert "Retrying of Loading servable: {name: kdd version: 2} retry: 1" in caplog.messages
     assert info.value.code == grpc.StatusCode.UNKNOWN
     assert info.value.message.startswith(
-        "1 model(s) did not become available: {{{name: kdd version: 2} due to error: ")
+        "1 servable(s) did not become available: {{{name: kdd version: 2} due to error: ")
     assert info.value.message.endswith("}, }")
 
 
@@ -579,7 +591,8 @@ def test_rest_predict_accepts_named_instances_and_bare_inputs(server, model, row
         ("POST", "/v1/models/kdd:predict", b"{not json", 400, "not valid JSON"),
         ("POST", "/v1/models/kdd:predict", {"instances": [[0.0] * 12, [0.0]]}, 400,
          "rectangular"),
-        ("POST", "/v1/models/kdd:classify", {"examples": []}, 501, "not implemented"),
+        ("POST", "/v1/models/kdd:classify", {"examples": []}, 400,
+         "'examples' value is an empty array"),
         ("GET", "/v1/models/kdd/oops", None, 400, "Malformed request"),
         ("GET", "/elsewhere", None, 404, "/v1/"),
     ],

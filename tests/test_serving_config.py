@@ -18,7 +18,12 @@ import grpc
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
-from serving_helpers import assert_generated_code_is_current, free_port
+from serving_helpers import (
+    StandInServable,
+    assert_generated_code_is_current,
+    exported_small_model,
+    free_port,
+)
 from tensorflow_serving.config import model_server_config_pb2
 
 from memae_tf.cli import main
@@ -366,6 +371,9 @@ def test_the_load_flags_reach_every_models_manager(tmp_path, monkeypatch, argv, 
                                   self.enable_model_warmup))
 
     monkeypatch.setattr("memae_tf.serving.model_registry.ModelManager", Recorded)
+    # The start waits for a version (server_core.cc): an empty one, which a stand-in loads.
+    monkeypatch.setattr(model_manager, "Servable", StandInServable)
+    (tmp_path / "1").mkdir()
     flags = [f"--model_base_path={tmp_path}", f"--port={free_port()}", *argv]
     with start_model_server(parse_flags(flags), host="127.0.0.1"):
         pass
@@ -390,10 +398,15 @@ def test_saved_model_tags_other_than_serve_are_refused_at_start(text):
 @pytest.mark.parametrize("argv", [["--num_load_threads=0", "--num_unload_threads=0"],
                                   ["--num_unload_threads=4"], ["--saved_model_tags=serve"],
                                   ["--saved_model_tags=serve,serve"]])
-def test_the_supported_values_of_load_flags_start_the_server(tmp_path, argv):
+def test_the_supported_values_of_load_flags_start_the_server(tmp_path, monkeypatch, argv):
     # basic_manager.cc CreateExecutor: 0 is an InlineExecutor, loads and unloads run in
     # the manager's own thread, as here; an unload here has no work to put on a thread.
-    # The tag set {serve} is the one a memae export has (a tag listed twice is one).
+    # The tag set {serve} is the one a memae export has (a tag listed twice is one). The
+    # start waits for a version (server_core.cc): an empty one, which a stand-in loads.
+    from memae_tf.serving import model_manager
+
+    monkeypatch.setattr(model_manager, "Servable", StandInServable)
+    (tmp_path / "1").mkdir()
     flags = [f"--model_base_path={tmp_path}", f"--port={free_port()}", *argv]
     with start_model_server(parse_flags(flags), host="127.0.0.1") as server:
         assert list(server.models) == ["default"]
@@ -524,7 +537,8 @@ def test_a_fresh_server_runs_tensorflow_with_the_flags_thread_pools(tmp_path):
         "                            for t in os.listdir('/proc/self/task'))\n"
         "print(tf.config.threading.get_intra_op_parallelism_threads(), names['tf_Compute'])\n"
         "server.stop()\n")
-    flags = [f"--port={free_port()}", f"--model_base_path={tmp_path}",
+    _, base_path = exported_small_model(tmp_path, 3)  # the start waits for a version
+    flags = [f"--port={free_port()}", f"--model_base_path={base_path}",
              "--file_system_poll_wait_seconds=0",
              "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=7"]
     done = subprocess.run([sys.executable, "-c", code, *flags], capture_output=True, text=True,

@@ -20,7 +20,7 @@ from memae_tf.common.contract import (
     SERVE_POLL_INTERVAL_SECONDS,
     version_directories,
 )
-from memae_tf.serving.errors import ServingError, not_found
+from memae_tf.serving.errors import ServingError, invalid_argument, not_found
 from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.servable import Servable
 
@@ -97,6 +97,17 @@ def check_poll_seconds(name: str, value: object, zero: str = "0 lists once") -> 
     return float(value)
 
 
+def log_poll_failure(error: Exception) -> None:
+    """Logs a listing that failed, with TF Serving's line.
+
+    `FileSystemStoragePathSource`'s polling thread logs the status its poll
+    returned (file_system_storage_path_source.cc, `SetAspiredVersionsCallback`).
+    """
+    message = error.message if isinstance(error, ServingError) else str(error)
+    logger.error("FileSystemStoragePathSource encountered a filesystem access error: %s",
+                 message)
+
+
 @dataclass(frozen=True)
 class VersionState:
     """Where a version is in its life cycle, as `GetModelStatus` reports it.
@@ -135,7 +146,8 @@ class ModelManager:
     As in TF Serving's default (`--num_load_threads=0`) the loads run one
     after another on the polling thread, so no new listing happens while a
     load is retried (TF Serving's one manager thread takes every model's
-    loads in turn; here each model has its own thread). A version whose
+    loads in turn; so does `ModelRegistry`'s one polling thread, while a
+    manager started alone has its own). A version whose
     every try failed is logged and reported (state END with its error) and
     stays aspired, as TF Serving keeps a
     version in error aspired (tensorflow_serving/core/aspired_versions_manager.cc):
@@ -200,7 +212,7 @@ class ModelManager:
         if version_policy is not None:
             self._policy.CopyFrom(version_policy)
         self._lock = threading.Lock()  # guards _servables and _states
-        self._poll_lock = threading.Lock()  # one poll at a time (thread, reload, start)
+        self._poll_lock = threading.RLock()  # one poll at a time (thread, reload, start)
         self._servables: dict[int, Servable] = {}
         self._states: dict[int, VersionState] = {}
         self._failed: set[int] = set()  # aspired versions whose every try failed
@@ -238,13 +250,19 @@ class ModelManager:
         if self._thread is not None:
             self._thread.join()
 
-    def reconfigure(
+    def configure(
         self, model_base_path: str | os.PathLike, version_policy: VersionPolicy
     ) -> None:
-        """Takes a new base path and version policy (a config reload) and applies them now."""
+        """Takes a new base path and version policy (a config reload) for the next poll."""
         with self._poll_lock:
             self.model_base_path = pathlib.Path(model_base_path)
             self._policy.CopyFrom(version_policy)
+
+    def reconfigure(
+        self, model_base_path: str | os.PathLike, version_policy: VersionPolicy
+    ) -> None:
+        """Takes a new base path and version policy (`configure`) and polls with them now."""
+        self.configure(model_base_path, version_policy)
         self.poll()
 
     def unload_all(self) -> None:
@@ -319,27 +337,52 @@ class ModelManager:
         return aspired[-1], self._states[aspired[-1]]
 
     def poll(self) -> None:
-        """Lists the base path once, loads the aspired versions and unloads the others.
+        """Lists the base path once (`list_versions`) and serves what it found (`update_versions`).
+
+        A base path that cannot be listed is logged with TF Serving's line and
+        changes nothing: the versions serving keep serving.
+        """
+        with self._poll_lock:
+            try:
+                on_disk = self.list_versions()
+            except (ServingError, OSError) as error:
+                log_poll_failure(error)
+                return
+            self.update_versions(on_disk)
+
+    def list_versions(self) -> dict[int, pathlib.Path]:
+        """Lists the base path: version → directory, logging TF Serving's warnings.
+
+        As `PollFileSystemForServable`
+        (tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc):
+        a base path that does not exist is an error, never an empty listing;
+        one without the versions the policy asks for logs TF Serving's warnings.
+
+        Raises:
+            ServingError: INVALID_ARGUMENT `Could not find base path <path> for
+                servable <name> with error NOT_FOUND: ...` when the base path
+                does not exist.
+        """
+        with self._poll_lock:
+            base = self.model_base_path
+            if not base.exists():
+                raise invalid_argument(
+                    f"Could not find base path {base} for servable {self.model_name} with "
+                    f"error NOT_FOUND: {base}; No such file or directory")
+            on_disk = version_directories(base)
+            self._log_missing_versions(on_disk, aspired_versions(self._policy, on_disk))
+        return on_disk
+
+    def update_versions(self, on_disk: dict[int, pathlib.Path]) -> None:
+        """Loads the aspired versions among `on_disk` (`list_versions`) and unloads the others.
 
         New aspired versions load newest first; one whose every try failed is
-        not tried again until it has left the aspired versions. As TF Serving's
-        `FileSystemStoragePathSource`, a base path that does not exist is an
-        error logged at each listing that changes nothing (the versions
-        serving keep serving), while one without versions unloads them; both,
-        and requested versions not found, are logged with TF Serving's lines.
+        not tried again until it has left the aspired versions. A listing
+        without versions unloads them all, as TF Serving's empty aspired list.
         """
         with self._poll_lock:
             before = self.available_versions
-            if not self.model_base_path.exists():
-                logger.error(
-                    "FileSystemStoragePathSource encountered a filesystem access error: "
-                    "Could not find base path %s for servable %s with error NOT_FOUND: "
-                    "%s; No such file or directory", self.model_base_path, self.model_name,
-                    self.model_base_path)
-                return
-            on_disk = version_directories(self.model_base_path)
             aspired = self._aspired = aspired_versions(self._policy, on_disk)
-            self._log_missing_versions(on_disk, aspired)
             self._failed &= set(aspired)  # un-aspired: loaded again if aspired again
             for version in reversed(aspired):
                 if version in self._servables or version in self._failed:

@@ -27,6 +27,7 @@ from memae_tf.serving.model_manager import (
     VersionState,
     check_load_retries,
     check_poll_seconds,
+    log_poll_failure,
 )
 
 logger = logging.getLogger(__name__)
@@ -44,15 +45,25 @@ class ModelRegistry(Mapping[str, ModelManager]):
     that moment (FAILED_PRECONDITION otherwise, before any model changes),
     unless `allow_version_labels_for_unavailable_models` allows a label that
     is new or keeps its version; then each model's platform is checked
-    (`check_platforms`); then new models are loaded, models still
-    listed take their new base path and version policy, and models no longer
-    listed are unloaded (their versions report END). As in TF Serving, a label
-    can only move to a version already loaded: first publish the version
-    through the policy, then point the label at it in a later config.
+    (`check_platforms`); then models no longer listed are unloaded (their
+    versions report END), models still listed take their new base path and
+    version policy at the next listing, and `reload_config` waits until each
+    new model has a version available (`_await_models`: no timeout, as TF
+    Serving). As in TF Serving, a label can only move to a version already
+    loaded: first publish the version through the policy, then point the
+    label at it in a later config.
+
+    One thread lists every model's base path (`poll`), at once after the
+    first config and then every `file_system_poll_wait_seconds`, as TF
+    Serving's one `FileSystemStoragePathSource`; a base path that does not
+    exist fails the whole listing, so no model takes new versions until it
+    exists. With 0 the base paths are listed once, at the first config: as in
+    TF Serving, a model added by a later config is never listed, and that
+    reload waits until `stop()`.
 
     Args:
-        file_system_poll_wait_seconds: Seconds between two listings of each
-            model's base path (0: once per config change).
+        file_system_poll_wait_seconds: Seconds between two listings of the
+            models' base paths (0: once, at the first config).
         allow_version_labels_for_unavailable_models: TF Serving's flag of that
             name.
         metrics: Where the models' load attempts are counted; None records
@@ -98,6 +109,9 @@ class ModelRegistry(Mapping[str, ModelManager]):
         self._listeners: list[Callable[[bool], None]] = []
         self._stopping = threading.Event()
         self._config_thread: threading.Thread | None = None
+        self._poll_lock = threading.Lock()  # one listing of the base paths at a time
+        self._polled = threading.Condition()  # notified after each listing, and at stop
+        self._poll_thread: threading.Thread | None = None
 
     # Mapping over the models of the current config.
     def __getitem__(self, name: str) -> ModelManager:
@@ -188,37 +202,110 @@ class ModelRegistry(Mapping[str, ModelManager]):
 
     def _apply_models(self, config_list: model_server_config_pb2.ModelConfigList) -> None:
         # Requests read `_managers` without a lock: it is replaced, never changed.
+        first = self._poll_thread is None  # server_core.cc: no storage path source yet
         listed = {model.name: model for model in config_list.config}
-        previous = self._managers
-        self._managers = {name: m for name, m in previous.items() if name in listed}
-        for name in previous.keys() - listed.keys():
-            previous[name].unload_all()
-            self._removed[name] = previous[name]
-            logger.info("Removed model %s.", name)
         added = []
-        for name, model in listed.items():
-            manager = self._managers.get(name)
-            if manager is not None:
-                manager.reconfigure(model.base_path, model.model_version_policy)
-                continue
-            manager = ModelManager(name, model.base_path, self.file_system_poll_wait_seconds,
-                                   model.model_version_policy, self.metrics,
-                                   self.max_num_load_retries, self.load_retry_interval,
-                                   self.enable_model_warmup)
-            self._removed.pop(name, None)
-            manager.add_listener(self._notify)
-            manager.start()
-            self._managers = {**self._managers, name: manager}
-            added.append(name)
-            logger.info("Added model %s from %s.", name, model.base_path)
+        with self._poll_lock:  # a listing sees the old models or the new, never a mix
+            previous = self._managers
+            managers = {}
+            for name, model in listed.items():
+                manager = previous.get(name)
+                if manager is None:
+                    manager = ModelManager(name, model.base_path, 0,
+                                           model.model_version_policy, self.metrics,
+                                           self.max_num_load_retries,
+                                           self.load_retry_interval, self.enable_model_warmup)
+                    self._removed.pop(name, None)
+                    manager.add_listener(self._notify)
+                    added.append(name)
+                    logger.info("Added model %s from %s.", name, model.base_path)
+                else:
+                    # FileSystemStoragePathSource::UpdateConfig: the next listing uses it.
+                    manager.configure(model.base_path, model.model_version_policy)
+                managers[name] = manager
+            self._managers = managers
+            for name in previous.keys() - listed.keys():
+                previous[name].unload_all()
+                self._removed[name] = previous[name]
+                logger.info("Removed model %s.", name)
         self._notify()
-        _raise_unless_available({name: self._managers[name] for name in added})
+        if first:
+            self._poll_thread = threading.Thread(target=self._poll_forever, daemon=True,
+                                                 name="poll-models")
+            self._poll_thread.start()
+        self._await_models(added, first)
+
+    def poll(self) -> None:
+        """Lists every model's base path once, then serves what each listing found.
+
+        As TF Serving's `FileSystemStoragePathSource::PollFileSystemAndInvokeCallback`
+        (tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc):
+        the base paths are listed in the config's order, and one that cannot be
+        listed (a base path that does not exist) ends the poll: the error is
+        logged and no model, before or after it in the config, takes a new
+        listing in that poll. The versions serving keep serving.
+        """
+        with self._poll_lock:
+            managers = list(self._managers.values())
+            try:
+                listings = [manager.list_versions() for manager in managers]
+            except (ServingError, OSError) as error:
+                log_poll_failure(error)
+            else:
+                for manager, on_disk in zip(managers, listings, strict=True):
+                    manager.update_versions(on_disk)
+        with self._polled:
+            self._polled.notify_all()
+
+    def _poll_forever(self) -> None:
+        # A PeriodicFunction runs at once, then every interval; 0 is TF Serving's one-shot
+        # thread: one listing, never another, whatever later configs add.
+        while not self._stopping.is_set():
+            try:
+                self.poll()
+            except Exception:  # an unreadable directory must not end polling
+                logger.exception("Polling the models' base paths failed.")
+            if not self.file_system_poll_wait_seconds or self._stopping.wait(
+                    self.file_system_poll_wait_seconds):
+                return
+
+    def _await_models(self, names: list[str], first: bool) -> None:
+        """Waits until each model has a version available, or its newest failed, then checks.
+
+        As `ServerCore::WaitUntilModelsAvailable` (and, for the first config,
+        `ConnectSourcesWithFastInitialLoad`, core/load_servables_fast.cc): no
+        timeout, so a model without versions on disk holds the config load (and
+        the server's start) until one is published and loads; the polls go on
+        meanwhile, at `file_system_poll_wait_seconds`, logging TF Serving's
+        warnings. `stop()` ends the wait.
+
+        Raises:
+            ServingError: CANCELLED when `stop()` ends the wait; UNKNOWN as
+                `_raise_unless_available` when a model's newest version failed.
+        """
+        def pending() -> list[str]:
+            with self._poll_lock:  # between two listings: each took its whole effect
+                return [name for name in names
+                        if not (self._managers[name].available
+                                or self._managers[name].latest_failure() is not None)]
+
+        with self._polled:
+            # Woken after each listing; the timeout lets a KeyboardInterrupt through.
+            while (waiting := pending()) and not self._stopping.is_set():
+                self._polled.wait(timeout=0.5)
+        if waiting:
+            raise ServingError(grpc.StatusCode.CANCELLED,
+                               f"Stopped while waiting for models {waiting} to become "
+                               "available.")
+        _raise_unless_available({name: self._managers[name] for name in names}, first)
 
     def reload_config(self, config: ModelServerConfig) -> None:
         """Serves the models of a new config, as TF Serving's `ServerCore::ReloadConfig`.
 
-        Returns once every new model's aspired versions were tried (loaded or
-        failed); models without versions yet keep being polled.
+        Returns once every new model has a version available or its newest
+        aspired version failed to load: a new model without versions on disk
+        (or whose base path does not exist) holds the call, without timeout,
+        until a version is published and loads, or until `stop()`.
 
         Args:
             config: The new `ModelServerConfig`.
@@ -228,7 +315,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
                 or a label on a version not available; INVALID_ARGUMENT for an
                 invalid model list or a `custom_model_config`; UNKNOWN, with TF
                 Serving's message, when a new model's newest aspired version
-                failed to load (the model stays, its polling goes on).
+                failed to load (the model stays, its polling goes on);
+                CANCELLED when `stop()` ends the wait for new models.
         """
         with self._config_lock:
             old = self._config
@@ -259,7 +347,9 @@ class ModelRegistry(Mapping[str, ModelManager]):
             self._config.CopyFrom(config)
             self._assign_labels(config.model_config_list)
             check_platforms(config.model_config_list)
+            logger.info("Adding/updating models.")
             self._apply_models(config.model_config_list)
+            logger.info("Finished adding/updating models")
 
     def reload_config_file(self, path: str | os.PathLike) -> None:
         """Re-reads a `--model_config_file` and reloads it (`PollFilesystemAndReloadConfig`)."""
@@ -291,21 +381,27 @@ class ModelRegistry(Mapping[str, ModelManager]):
         self._config_thread.start()
 
     def stop(self) -> None:
-        """Stops polling the config file and every model's base path."""
+        """Stops polling the config file and the base paths; ends a wait for models."""
         self._stopping.set()
-        if self._config_thread is not None:
-            self._config_thread.join()
         for manager in list(self._managers.values()):
-            manager.stop()
+            manager.stop()  # cancels a load waiting to be retried
+        with self._polled:
+            self._polled.notify_all()
+        for thread in (self._config_thread, self._poll_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join()
 
 
-def _raise_unless_available(managers: Mapping[str, ModelManager]) -> None:
-    """Raises as `ServerCore::WaitUntilModelsAvailable` when a model's latest version failed.
+def _raise_unless_available(managers: Mapping[str, ModelManager], first: bool) -> None:
+    """Raises as TF Serving's wait for new models when a model's latest version failed.
 
-    TF Serving (model_servers/server_core.cc) waits for the latest version of
-    each new model; one that ended in an error fails the config load (and the
-    server's start) with UNKNOWN `N model(s) did not become available:
-    {{name: M version: V} due to error: CODE: message}, }`.
+    TF Serving waits for the latest version of each new model; one that ended
+    in an error fails the config load with UNKNOWN: at the first config (the
+    server's start) `N servable(s) did not become available: ...`
+    (core/load_servables_fast.cc, `ConnectSourcesWithFastInitialLoad`), at a
+    later one `N model(s) did not become available: ...`
+    (model_servers/server_core.cc, `WaitUntilModelsAvailable`), each followed
+    by `{{name: M version: V} due to error: CODE: message}, }`.
     """
     failures = [(name, failure) for name, manager in sorted(managers.items())
                 if (failure := manager.latest_failure()) is not None]
@@ -315,5 +411,6 @@ def _raise_unless_available(managers: Mapping[str, ModelManager]) -> None:
         f"{{{{name: {name} version: {version}}} due to error: "
         f"{state.error_code.name}: {state.error_message}}}, "
         for name, (version, state) in failures)
+    what = "servable(s)" if first else "model(s)"
     raise ServingError(grpc.StatusCode.UNKNOWN,
-                       f"{len(failures)} model(s) did not become available: {{{details}}}")
+                       f"{len(failures)} {what} did not become available: {{{details}}}")

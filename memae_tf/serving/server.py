@@ -408,13 +408,16 @@ def serve(
     max_num_load_retries: int = SERVE_MAX_NUM_LOAD_RETRIES,
     load_retry_interval: float = SERVE_LOAD_RETRY_INTERVAL_SECONDS,
 ) -> ServingHandle:
-    """Starts a TF Serving-compatible server for one model and returns at once.
+    """Starts a TF Serving-compatible server for one model, once a version of it serves.
 
     The one-model case of `start_model_server` (TF Serving's
     `--model_name`/`--model_base_path`): the latest version under
-    `model_base_path` is loaded (and warmed up) before the ports open; later
-    versions are picked up by polling and swapped in without dropping
-    requests. The gRPC port serves `tensorflow.serving.PredictionService`,
+    `model_base_path` is loaded (and warmed up) before the ports open, and
+    while there is none (or no `model_base_path`) the call waits, listing it
+    every `poll_interval` seconds and logging TF Serving's warning each time,
+    until a version is published (interrupt it with Ctrl-C); later versions
+    are picked up by polling and swapped in without dropping requests. The
+    gRPC port serves `tensorflow.serving.PredictionService`,
     `tensorflow.serving.ModelService` and `grpc.health.v1.Health`; `rest_port`
     adds TF Serving's REST API. This is a development server: in production
     run TF Serving itself (see `serving/README.md`); clients work unchanged
@@ -429,7 +432,7 @@ def serve(
             nothing outside the machine reaches the server unless asked
             (`"0.0.0.0"` or `"::"` for every interface).
         poll_interval: Seconds between two listings of `model_base_path`
-            (0 lists once).
+            (0 lists once: then a start without a version waits for ever).
         max_workers: Requests handled concurrently on the gRPC port.
         server_credentials: `grpc.ssl_server_credentials(...)` for TLS on the
             gRPC port (mutual TLS with `root_certificates=` and
@@ -460,6 +463,8 @@ def serve(
             the policy serves fails to load after its retries (TF Serving does
             not start then); INVALID_ARGUMENT "Failed to BuildAndStart gRPC
             server" when the gRPC port does not bind.
+        KeyboardInterrupt: When interrupted while it waits for a version (no
+            polling thread is left).
 
     Example:
 
@@ -542,10 +547,15 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
 
     Follows `Server::BuildAndStart` (tensorflow_serving/model_servers/server.cc):
     the models come from `--model_config_file` (else one model from
-    `--model_name`/`--model_base_path`) and are loaded before the ports open; the
-    config file is re-read every `--model_config_file_poll_wait_seconds` (when
-    positive) and each base path listed every `--file_system_poll_wait_seconds`,
-    each new version warmed up from its `assets.extra` records unless
+    `--model_name`/`--model_base_path`) and are loaded before the ports open, the
+    start waiting without timeout while a model has no version (or no base path),
+    as TF Serving's `ServerCore` does, and logging TF Serving's warning or error at
+    each listing; one thread lists every base path at once, and one base path that
+    does not exist leaves every model without new versions in that listing
+    (`ModelRegistry.poll`); the config file is re-read every
+    `--model_config_file_poll_wait_seconds` (when positive) and the base paths
+    listed every `--file_system_poll_wait_seconds`, each new version warmed up
+    from its `assets.extra` records unless
     `--enable_model_warmup=false`; `--enable_batching` merges concurrent Predicts
     with the settings of `--batching_parameters_file` (TF Serving's defaults without
     one); gRPC listens on `--port` (unless 0) and on the UNIX socket
@@ -576,12 +586,14 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
 
     Raises:
         ServingError: With TF Serving's status and message for flags or files it
-            refuses (the file is named), and UNKNOWN `N model(s) did not become
+            refuses (the file is named), and UNKNOWN `N servable(s) did not become
             available: ...` when a model's newest aspired version fails to load
             (TF Serving does not start then either, even if an older version loads),
             and INVALID_ARGUMENT "Failed to BuildAndStart gRPC server" when a gRPC
             address does not bind (a REST port that does not bind is logged, and
             gRPC serves alone, as in TF Serving).
+        KeyboardInterrupt: When interrupted while it waits for the models (no
+            polling thread is left; `tensorflow_model_server` waits until killed).
 
     Example:
 
