@@ -150,7 +150,8 @@ def _exponential(scale, growth_factor, count):
 def test_each_histogram_has_tf_servings_buckets():
     # util.cc request_latency and runtime_latency: Exponential(10, 1.8, 33);
     # batching_session.cc queuing_latency: Exponential(100, 1.2, 52); batching_util.h
-    # padding_size, input_batch_size, processed_batch_size: Exponential(1, 2, 14).
+    # padding_size, input_batch_size, processed_batch_size: Exponential(1, 2, 14); util.cc
+    # request_example_counts: Exponential(1, 2, 15).
     metrics = ServingMetrics()
     expected = {
         "request_latency": _exponential(10, 1.8, 33),
@@ -159,6 +160,7 @@ def test_each_histogram_has_tf_servings_buckets():
         "input_batch_size": _exponential(1, 2, 14),
         "processed_batch_size": _exponential(1, 2, 14),
         "padding_size": _exponential(1, 2, 14),
+        "request_example_counts": _exponential(1, 2, 15),
     }
     for attribute, limits in expected.items():
         assert getattr(metrics, attribute).bucket_limits == pytest.approx(limits, rel=1e-12), (

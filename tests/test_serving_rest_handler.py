@@ -21,7 +21,12 @@ import tensorflow as tf
 from serving_helpers import rest_call
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
-from tensorflow_serving.apis import get_model_status_pb2, predict_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_status_pb2,
+    predict_pb2,
+    regression_pb2,
+)
 
 from memae_tf.serving import rest
 from memae_tf.serving.errors import ServingError
@@ -38,6 +43,7 @@ class _StandInCore:
         self.metrics = types.SimpleNamespace(recorded=[], render=lambda: "# metrics\n")
         self.metrics.record_request = lambda *args: self.metrics.recorded.append(args)
         self.specs = []
+        self.requests, self.timeouts = [], []  # of classify and regress
         self.failure = None
         self.gate = threading.Event()  # predict waits here once `hold` is set
         self.hold = False
@@ -52,6 +58,20 @@ class _StandInCore:
 
     def signature_inputs(self, spec, signature_name):
         return {"x": meta_graph_pb2.TensorInfo(dtype=types_pb2.DT_FLOAT)}
+
+    def classify(self, request, timeout_in_ms):
+        self.requests.append(request)
+        self.timeouts.append(timeout_in_ms)
+        response = classification_pb2.ClassificationResponse()
+        response.result.classifications.add().classes.add(label="a", score=0.5)
+        return response
+
+    def regress(self, request, timeout_in_ms):
+        self.requests.append(request)
+        self.timeouts.append(timeout_in_ms)
+        response = regression_pb2.RegressionResponse()
+        response.result.regressions.add(value=0.5)
+        return response
 
     def predict(self, request, timeout_in_ms, *, tensor_content=None):
         self.specs.append(request.model_spec)
@@ -142,11 +162,20 @@ def test_the_predict_answer_is_the_core_output_in_the_request_format(server, cor
     assert core.tensor_content is True  # raw bytes: the JSON is made from them at once
 
 
-@pytest.mark.parametrize("method", ["classify", "regress"])
-def test_classify_and_regress_are_unimplemented(server, method):
-    status, body = rest_call(server.port, "POST", f"/v1/models/kdd:{method}", {"examples": []})
-    assert status == 501
-    assert body["error"].startswith(f"{method} is not implemented")
+@pytest.mark.parametrize(("method", "answer"), [
+    ("classify", {"results": [[["a", 0.5]]]}), ("regress", {"results": [0.5]})])
+def test_classify_and_regress_pass_the_examples_and_the_spec_to_the_core(server, core, method,
+                                                                          answer):
+    # http_rest_api_handler.cc ProcessClassifyRequest / ProcessRegressRequest: the URL's
+    # spec and the body's signature_name, with the REST timeout; the result as JSON.
+    body = {"signature_name": "s", "examples": [{"f": 1}]}
+    assert rest_call(server.port, "POST", f"/v1/models/kdd/labels/l:{method}", body) == (
+        200, answer)
+    request = core.requests[-1]
+    assert (request.model_spec.version_label, request.model_spec.signature_name) == ("l", "s")
+    assert list(request.input.example_list.examples[0].features.feature["f"].int64_list.value) == [
+        1]
+    assert core.timeouts[-1] == server.timeout_in_ms
 
 
 def test_a_body_of_exactly_the_limit_is_read(server):

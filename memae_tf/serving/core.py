@@ -10,11 +10,14 @@ from collections.abc import Mapping
 import grpc
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_management_pb2,
     model_pb2,
     predict_pb2,
+    regression_pb2,
 )
 
 from memae_tf.common.checks import check_bool
@@ -22,6 +25,12 @@ from memae_tf.common.contract import SERVING_SIGNATURE, SIGNATURE_DEF_FIELD
 from memae_tf.serving.batching import BatchingOptions, BatchScheduler
 from memae_tf.serving.deadlines import run_with_timeout
 from memae_tf.serving.errors import ServingError, invalid_argument, not_found
+from memae_tf.serving.inference import (
+    CLASSIFY,
+    REGRESS,
+    run_classify_or_regress,
+    run_multi_inference,
+)
 from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.model_manager import ModelManager
 from memae_tf.serving.model_registry import ModelRegistry
@@ -37,7 +46,8 @@ PREDICTION_METHOD_NAMES = ("tensorflow/serving/predict", "tensorflow/serving/cla
 
 
 class ServingCore:
-    """Answers Predict, GetModelMetadata, GetModelStatus and config reloads for the models.
+    """Answers TF Serving's requests (Predict, Classify, Regress, MultiInference,
+    GetModelMetadata, GetModelStatus, config reloads) for the models.
 
     With `batching` (TF Serving's `--enable_batching`), concurrent Predict
     requests of one model version and signature are merged by a
@@ -55,8 +65,10 @@ class ServingCore:
         metrics: Where to record TF Serving's metrics; None makes a new
             `ServingMetrics` (see `metrics`).
         signature_method_name_check: Whether a Predict refuses a signature
-            whose `method_name` is not predict, classify or regress (TF
-            Serving's `--enable_signature_method_name_check`, default False).
+            whose `method_name` is not predict, classify or regress, and a
+            Classify, Regress or MultiInference task one whose `method_name`
+            is not its own (TF Serving's `--enable_signature_method_name_check`,
+            default False).
         tensor_content: Whether a Predict's outputs carry their values as raw
             bytes in `tensor_content` (TF Serving's
             `--enable_serialization_as_tensor_content`) rather than in the
@@ -187,6 +199,63 @@ class ServingCore:
             response.outputs[alias].CopyFrom(encode_tensor(
                 outputs[alias], self.tensor_content if tensor_content is None else tensor_content))
         return response
+
+    def classify(
+        self, request: classification_pb2.ClassificationRequest, timeout_in_ms: int = 0
+    ) -> classification_pb2.ClassificationResponse:
+        """Runs a `ClassificationRequest` (PredictionService.Classify).
+
+        As classification_service.cc: the model spec, then the version, then
+        the signature and the examples (see `memae_tf.serving.inference`). The
+        run is not batched.
+
+        Args:
+            request: The request.
+            timeout_in_ms: The run's timeout, as for `predict`.
+
+        Raises:
+            ServingError: With TF Serving's status and message.
+        """
+        return self._run_examples(CLASSIFY, request, timeout_in_ms)
+
+    def regress(
+        self, request: regression_pb2.RegressionRequest, timeout_in_ms: int = 0
+    ) -> regression_pb2.RegressionResponse:
+        """Runs a `RegressionRequest` (PredictionService.Regress), as `classify` does."""
+        return self._run_examples(REGRESS, request, timeout_in_ms)
+
+    def _run_examples(self, method, request, timeout_in_ms):
+        if not request.HasField("model_spec"):
+            raise invalid_argument("Missing ModelSpec")
+        servable = self.servable(request.model_spec)
+        return run_classify_or_regress(
+            method, servable, request, method_name_check=self.signature_method_name_check,
+            timeout_in_ms=timeout_in_ms, version=servable.version, metrics=self.metrics)
+
+    def multi_inference(
+        self, request: inference_pb2.MultiInferenceRequest, timeout_in_ms: int = 0
+    ) -> inference_pb2.MultiInferenceResponse:
+        """Runs a `MultiInferenceRequest` (PredictionService.MultiInference).
+
+        As multi_inference_helper.cc: the version is the one the first task's
+        model spec names (a request without tasks names no model), then every
+        task is checked (see `memae_tf.serving.inference`). The run is not
+        batched.
+
+        Args:
+            request: The request.
+            timeout_in_ms: The run's timeout, as for `predict`.
+
+        Raises:
+            ServingError: With TF Serving's status and message.
+        """
+        tasks = request.tasks
+        spec = (tasks[0].model_spec if tasks and tasks[0].HasField("model_spec")
+                else model_pb2.ModelSpec())
+        servable = self.servable(spec)
+        return run_multi_inference(
+            servable, request, method_name_check=self.signature_method_name_check,
+            timeout_in_ms=timeout_in_ms, version=servable.version, metrics=self.metrics)
 
     def get_model_metadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest

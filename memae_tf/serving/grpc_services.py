@@ -13,6 +13,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.deadlines import timeout_in_ms
 from memae_tf.serving.errors import ServingError
+from memae_tf.serving.metrics import ServingMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -30,20 +31,31 @@ def _answer(
         context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
 
 
-def _unimplemented(context: grpc.ServicerContext, method: str) -> None:
-    context.abort(
-        grpc.StatusCode.UNIMPLEMENTED,
-        f"{method} is not implemented by the memae_tf development server; MemAE models "
-        "expose Predict signatures, use Predict.",
-    )
+def _counted(context: grpc.ServicerContext, metrics: ServingMetrics, api: str,
+             handler: Callable[..., Any], request: Any) -> Any:
+    """Runs a Predict, Classify or Regress with its timeout, and counts it as TF Serving does.
+
+    prediction_service_impl.cc: the run timeout is the deadline's time left
+    when the call starts; every call is counted by status, the latency of the
+    successful ones only.
+    """
+    started = time.perf_counter()
+    try:
+        return _answer(context, handler, request, timeout_in_ms(context.time_remaining()))
+    finally:
+        metrics.record_request(request.model_spec.name, api, "GRPC",
+                               context.code() or grpc.StatusCode.OK,
+                               (time.perf_counter() - started) * 1e6)
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """`tensorflow.serving.PredictionService`: Predict and GetModelMetadata.
+    """`tensorflow.serving.PredictionService`: Predict, Classify, Regress, MultiInference
+    and GetModelMetadata.
 
-    Classify, Regress and MultiInference answer UNIMPLEMENTED. A Predict's
-    run timeout is the time left until the call's deadline, as TF Serving
-    (`enforce_session_run_timeout`, on by default) sets it.
+    Each call's run timeout is the time left until its deadline, as TF Serving
+    (`enforce_session_run_timeout`, on by default) sets it. Predict, Classify
+    and Regress are counted in the request metrics; MultiInference, as in TF
+    Serving, only in the example counts.
 
     Args:
         core: The shared request handler.
@@ -53,29 +65,20 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.core = core
 
     def Predict(self, request, context):  # noqa: N802 (gRPC method name)
-        started = time.perf_counter()
-        try:
-            # prediction_service_impl.cc: the deadline's time left when Predict starts.
-            return _answer(context, self.core.predict, request,
-                           timeout_in_ms(context.time_remaining()))
-        finally:
-            # As prediction_service_impl.cc: every Predict is counted by status, the
-            # latency of the successful ones only.
-            self.core.metrics.record_request(
-                request.model_spec.name, "Predict", "GRPC",
-                context.code() or grpc.StatusCode.OK, (time.perf_counter() - started) * 1e6)
+        return _counted(context, self.core.metrics, "Predict", self.core.predict, request)
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         return _answer(context, self.core.get_model_metadata, request)
 
     def Classify(self, request, context):  # noqa: N802
-        _unimplemented(context, "Classify")
+        return _counted(context, self.core.metrics, "Classify", self.core.classify, request)
 
     def Regress(self, request, context):  # noqa: N802
-        _unimplemented(context, "Regress")
+        return _counted(context, self.core.metrics, "Regress", self.core.regress, request)
 
     def MultiInference(self, request, context):  # noqa: N802
-        _unimplemented(context, "MultiInference")
+        return _answer(context, self.core.multi_inference, request,
+                       timeout_in_ms(context.time_remaining()))
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):

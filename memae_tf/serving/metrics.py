@@ -5,11 +5,15 @@ TensorFlow's, so dashboards and alerts written for TF Serving read this server
 unchanged:
 
 - `/tensorflow/serving/request_count` {model_name, status}: counter, every
-  Predict (gRPC) and every `/v1/` REST request;
+  Predict, Classify and Regress (gRPC; not MultiInference) and every `/v1/`
+  REST request;
 - `/tensorflow/serving/request_latency` {model_name, API, entrypoint}:
   histogram in µs, successful requests only;
 - `/tensorflow/serving/runtime_latency` {model_name, API, runtime}: histogram
-  in µs of the signature call of a Predict;
+  in µs of the signature call of a Predict, Classify or Regress;
+- `/tensorflow/serving/request_example_counts` {model}: histogram of the
+  `tf.Example`s of each MultiInference, and
+  `/tensorflow/serving/request_example_count_total` {model}: their total;
 - `/tensorflow/cc/saved_model/load_attempt_count` {model_path, status}:
   counter of SavedModel loads, status `success` or `fail`;
 - `/tensorflow/cc/saved_model/load_latency` {model_path}: counter, total µs;
@@ -70,6 +74,8 @@ LATENCY_BUCKETS = exponential_buckets(10, 1.8, 33)
 QUEUING_LATENCY_BUCKETS = exponential_buckets(100, 1.2, 52)
 # Powers of two up to 2**13: batch sizes.
 BATCH_SIZE_BUCKETS = exponential_buckets(1, 2, 14)
+# Powers of two up to 2**14: the tf.Examples of a request (util.cc).
+EXAMPLE_COUNT_BUCKETS = exponential_buckets(1, 2, 15)
 
 
 def prometheus_name(name: str) -> str:
@@ -264,6 +270,10 @@ class ServingMetrics:
         load_attempt_count: `/tensorflow/cc/saved_model/load_attempt_count`
             {model_path, status}.
         load_latency: `/tensorflow/cc/saved_model/load_latency` {model_path}, µs.
+        request_example_counts: `/tensorflow/serving/request_example_counts`
+            {model}, `tf.Example`s per MultiInference.
+        request_example_count_total:
+            `/tensorflow/serving/request_example_count_total` {model}.
         queuing_latency: `/tensorflow/serving/batching_session/queuing_latency`
             {thread_pool_name}, µs a request waited for its batch.
         input_batch_size: `/tensorflow/serving/batching_session/input_batch_size`,
@@ -304,6 +314,13 @@ class ServingMetrics:
             "/tensorflow/cc/saved_model/load_latency",
             "Latency in microseconds for SavedModels that were successfully loaded.",
             ["model_path"])
+        self.request_example_counts = Sampler(
+            "/tensorflow/serving/request_example_counts",
+            "The number of tensorflow.Examples per request.", ["model"],
+            EXAMPLE_COUNT_BUCKETS)
+        self.request_example_count_total = Counter(
+            "/tensorflow/serving/request_example_count_total",
+            "The total number of tensorflow.Examples.", ["model"])
         self.queuing_latency = Sampler(
             "/tensorflow/serving/batching_session/queuing_latency",
             "Distribution of wall time spent (in microseconds) in queuing",
@@ -335,8 +352,9 @@ class ServingMetrics:
 
         Args:
             model_name: The model the request named (empty if it named none).
-            api: `"Predict"` on gRPC; on REST the method of the URL
-                (`"predict"`, or `""` for status and metadata requests).
+            api: `"Predict"`, `"Classify"` or `"Regress"` on gRPC; on REST
+                the method of the URL (`"predict"`, `"classify"`,
+                `"regress"`, or `""` for status and metadata requests).
             entrypoint: `"GRPC"` or `"REST"`.
             code: The request's status code.
             latency_micros: Wall time of the request, in microseconds.
@@ -346,8 +364,13 @@ class ServingMetrics:
             self.request_latency.add(model_name, api, entrypoint, value=latency_micros)
 
     def record_runtime(self, model_name: str, api: str, latency_micros: float) -> None:
-        """Records the wall time of a signature call (runtime `"TF1"`, as TF Serving's Predict)."""
+        """Records the wall time of a signature call (runtime `"TF1"`, as TF Serving's)."""
         self.runtime_latency.add(model_name, api, "TF1", value=latency_micros)
+
+    def record_examples(self, model_name: str, count: int) -> None:
+        """Records the `tf.Example`s of a MultiInference (util.cc `RecordRequestExampleCount`)."""
+        self.request_example_counts.add(model_name, value=count)
+        self.request_example_count_total.increment(model_name, by=count)
 
     def record_load(self, model_path: str, succeeded: bool, latency_micros: float) -> None:
         """Counts a SavedModel load attempt and adds its time to the path's total."""

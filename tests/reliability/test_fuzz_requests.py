@@ -207,9 +207,11 @@ def _post(port: int, path: str, body: bytes) -> tuple[int, dict]:
                                "/v1/models/nope:predict", "/v1/models/kdd/labels/a:predict"]))
 def test_rest_server_answers_random_bodies_per_contract(server, model, body, path):
     status, answer = _post(server.rest_port, path, body)
-    assert status in {200, 400, 404, 429, 501}, answer
+    assert status in {200, 400, 404, 429}, answer
     if path.endswith(":regress"):
-        assert status == 501
+        # A body TF Serving's JSON reader refuses, or the serving_default signature, whose
+        # three outputs no regression takes (regressor.cc PreProcessRegression).
+        assert status == 400
         return
     try:
         document = json.loads(body or b"null")  # the server reads an empty body as null

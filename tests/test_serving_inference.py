@@ -1,0 +1,441 @@
+"""Classify, Regress and MultiInference answered as TF Serving answers them, over real ports.
+
+A MemAE export has only predict-style signatures (input `x`), so TF Serving refuses
+these requests at the signature check; a SavedModel with a real classification or
+regression signature (input `inputs`, serialized `tf.Example`s) is served. The expected
+codes and messages are written out from TF Serving's sources, named in each test:
+model_servers/prediction_service_impl.cc (the metrics of each RPC),
+servables/tensorflow/classification_service.cc, regression_service.cc, classifier.cc,
+regressor.cc, multi_inference.cc, multi_inference_helper.cc and util.cc, and for REST
+model_servers/http_rest_api_handler.cc and util/json_tensor.cc.
+"""
+
+import functools
+import pathlib
+
+import grpc
+import pytest
+import tensorflow as tf
+from serving_helpers import exported_small_model, free_port, rest_call
+from tensorflow.core.example import example_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    inference_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from memae_tf.serving import parse_flags, serve, start_model_server
+from memae_tf.serving.errors import ServingError
+from memae_tf.serving.rest import parse_examples_body
+from memae_tf.serving.servable import read_signature_defs
+
+CLASSIFY = "tensorflow/serving/classify"
+REGRESS = "tensorflow/serving/regress"
+
+
+def _example(**features) -> example_pb2.Example:
+    example = example_pb2.Example()
+    for name, value in features.items():
+        example.features.feature[name].float_list.value.append(value)
+    return example
+
+
+class _ExampleModel(tf.Module):
+    """Signatures over serialized tf.Examples with one float feature `x`."""
+
+    def _x(self, inputs):
+        return tf.io.parse_example(inputs, {"x": tf.io.FixedLenFeature([], tf.float32)})["x"]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def classify(self, inputs):
+        x = self._x(inputs)
+        scores = tf.stack([x, 1 - x], axis=1)
+        return {"scores": scores,
+                "classes": tf.broadcast_to(tf.constant([["low", "high"]]), tf.shape(scores))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def regress(self, inputs):
+        return {"outputs": 2 * self._x(inputs)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def one_row(self, inputs):
+        return {"outputs": tf.reduce_sum(self._x(inputs), keepdims=True)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def float_input(self, inputs):
+        return {"outputs": inputs}
+
+
+@pytest.fixture(scope="module")
+def memae_base(tmp_path_factory) -> pathlib.Path:
+    return exported_small_model(tmp_path_factory.mktemp("models"), seed=3)[1]
+
+
+@pytest.fixture(scope="module")
+def examples_base(tmp_path_factory) -> pathlib.Path:
+    base = tmp_path_factory.mktemp("examples") / "clf"
+    module = _ExampleModel()
+    tf.saved_model.save(module, str(base / "1"), signatures={
+        "serving_default": module.classify, "regress": module.regress,
+        "one_row": module.one_row, "float_input": module.float_input})
+    return base
+
+
+def _server(base, name):
+    handle = serve(base, name, port=0, rest_port=0, host="127.0.0.1")
+    channel = grpc.insecure_channel(f"127.0.0.1:{handle.port}")
+    return handle, channel
+
+
+@pytest.fixture(scope="module")
+def memae(memae_base):
+    handle, channel = _server(memae_base, "kdd")
+    yield handle, prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    channel.close()
+    handle.stop(grace=0)
+
+
+@pytest.fixture(scope="module")
+def examples(examples_base):
+    handle, channel = _server(examples_base, "clf")
+    yield handle, prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    channel.close()
+    handle.stop(grace=0)
+
+
+def _request(request_type, model="kdd", signature="", xs=(0.25,)):
+    """A ClassificationRequest or RegressionRequest of one example per value of `xs`."""
+    request = request_type()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    for x in xs:
+        request.input.example_list.examples.add().CopyFrom(_example(x=x))
+    return request
+
+
+_classification = functools.partial(_request, classification_pb2.ClassificationRequest)
+_regression = functools.partial(_request, regression_pb2.RegressionRequest)
+
+
+def _multi(*tasks, xs=(0.25,)) -> inference_pb2.MultiInferenceRequest:
+    """`tasks`: (model name, signature name, method name) each."""
+    request = inference_pb2.MultiInferenceRequest()
+    for model, signature, method in tasks:
+        task = request.tasks.add(method_name=method)
+        task.model_spec.name = model
+        task.model_spec.signature_name = signature
+    for x in xs:
+        request.input.example_list.examples.add().CopyFrom(_example(x=x))
+    return request
+
+
+def _refusal(call, request) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as info:
+        call(request, timeout=60)
+    return info.value.code(), info.value.details()
+
+
+def _debug_string(signature) -> str:
+    """C++ `SignatureDef::DebugString` of a one-input, one-output float signature, by hand."""
+
+    def tensor(key, info):
+        dims = "".join(f"      dim {{\n        size: {dim.size}\n      }}\n"
+                       for dim in info.tensor_shape.dim)
+        return (f'  key: "{key}"\n  value {{\n    name: "{info.name}"\n    dtype: DT_FLOAT\n'
+                f"    tensor_shape {{\n{dims}    }}\n  }}\n")
+
+    (in_key, in_info), = signature.inputs.items()
+    (out_key, out_info), = signature.outputs.items()
+    return (f"inputs {{\n{tensor(in_key, in_info)}}}\noutputs {{\n{tensor(out_key, out_info)}}}\n"
+            f'method_name: "{signature.method_name}"\n')
+
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+# ------------------------------------------------- a MemAE export: refused at the signature
+
+
+def test_classify_refuses_serving_default_for_its_three_outputs(memae):
+    # classifier.cc GetClassificationSignatureDef -> PreProcessClassification: one input
+    # (x) passes, three outputs (score, is_anomaly, reconstruction) do not.
+    assert _refusal(memae[1].Classify, _classification()) == (
+        INVALID, "Expected one or two output Tensors, found 3")
+
+
+def test_regress_refuses_serving_default_for_its_three_outputs(memae):
+    # regressor.cc PreProcessRegression.
+    assert _refusal(memae[1].Regress, _regression()) == (INVALID, "Expected one output Tensor.")
+
+
+@pytest.mark.parametrize(("rpc", "make", "noun"), [
+    ("Classify", _classification, "classification"), ("Regress", _regression, "regression")])
+def test_a_one_output_signature_is_refused_for_its_input_name_quoting_it(
+        memae, memae_base, rpc, make, noun):
+    # PreProcessClassification / PreProcessRegression: the input must be named "inputs";
+    # the message quotes the SignatureDef's DebugString.
+    signature = read_signature_defs(memae_base / "1")["score_map"]
+    assert _refusal(getattr(memae[1], rpc), make(signature="score_map")) == (
+        INVALID, f"No {noun} inputs found in SignatureDef: {_debug_string(signature)}")
+
+
+@pytest.mark.parametrize(("rpc", "make"), [("Classify", _classification),
+                                           ("Regress", _regression)])
+def test_an_unknown_signature_is_invalid_argument(memae, rpc, make):
+    # GetClassificationSignatureDef / GetRegressionSignatureDef.
+    assert _refusal(getattr(memae[1], rpc), make(signature="nope")) == (
+        INVALID, "No signature was found with the name: nope")
+
+
+def test_the_signature_is_checked_before_the_examples(memae):
+    # RunClassify checks the signature; only Classify then reads the input (util.cc
+    # InputToSerializedExampleTensor: "Input is empty.").
+    assert _refusal(memae[1].Classify, _classification(xs=())) == (
+        INVALID, "Expected one or two output Tensors, found 3")
+
+
+def test_the_model_and_version_are_looked_up_before_the_signature(memae):
+    # classification_service.cc: "Missing ModelSpec", then ServerCore::GetServableHandle.
+    assert _refusal(memae[1].Classify, classification_pb2.ClassificationRequest()) == (
+        INVALID, "Missing ModelSpec")
+    code, message = _refusal(memae[1].Regress, _regression(model="nope", signature="nope"))
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert message.startswith("Servable not found for request: Latest(nope)")
+    request = _classification(signature="nope")
+    request.model_spec.version.value = 7
+    code, message = _refusal(memae[1].Classify, request)
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert message.startswith("Servable not found for request: Specific(kdd, 7)")
+
+
+def test_classify_and_regress_are_counted_by_status_without_latency_on_failure(memae):
+    # prediction_service_impl.cc: RecordModelRequestCount after every Classify/Regress,
+    # RecordRequestLatency only when it succeeded.
+    metrics = memae[0].metrics
+    before = metrics.request_count.value("kdd", "INVALID_ARGUMENT")
+    _refusal(memae[1].Classify, _classification())
+    _refusal(memae[1].Regress, _regression())
+    assert metrics.request_count.value("kdd", "INVALID_ARGUMENT") == before + 2
+    assert metrics.request_latency.cumulative_counts("kdd", "Classify", "GRPC")[-1] == 0
+
+
+# ------------------------------------------------------------------ MultiInference
+
+
+@pytest.mark.parametrize(("tasks", "code", "message"), [
+    # multi_inference_helper.cc: the first task's model spec, or none.
+    ((), INVALID, "ModelSpec has no name specified."),
+    ((("nope", "", CLASSIFY),), grpc.StatusCode.NOT_FOUND,
+     "Servable not found for request: Latest(nope)"),
+    # multi_inference.cc TensorFlowMultiInferenceRunner::Infer, task by task.
+    ((("kdd", "", CLASSIFY),), INVALID, "Expected one or two output Tensors, found 3"),
+    ((("kdd", "", REGRESS),), INVALID, "Expected one output Tensor."),
+    ((("kdd", "nope", CLASSIFY),), INVALID, "Requested signature not found in model graph: nope"),
+    ((("kdd", "", "tensorflow/serving/predict"),), grpc.StatusCode.UNIMPLEMENTED,
+     "Unsupported signature method_name: tensorflow/serving/predict"),
+    ((("kdd", "nope", "custom"),), INVALID, "Requested signature not found in model graph: nope"),
+])
+def test_multi_inference_refuses_as_tf_serving(memae, tasks, code, message):
+    got_code, got_message = _refusal(memae[1].MultiInference, _multi(*tasks))
+    assert got_code == code
+    assert got_message.startswith(message)
+
+
+def test_multi_inference_is_not_counted_in_the_request_metrics(memae):
+    # prediction_service_impl.cc MultiInference records neither count nor latency.
+    metrics = memae[0].metrics
+    before = metrics.render()
+    _refusal(memae[1].MultiInference, _multi(("kdd", "", CLASSIFY)))
+    assert metrics.render() == before
+
+
+# ------------------------------------------- --enable_signature_method_name_check
+
+
+@pytest.fixture(scope="module")
+def method_checked(memae_base):
+    flags = [f"--port={free_port()}", f"--model_base_path={memae_base}", "--model_name=kdd",
+             "--enable_signature_method_name_check"]
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as handle, \
+            grpc.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
+        yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+@pytest.mark.parametrize(("rpc", "request_", "noun", "method"), [
+    ("Classify", _classification(), "classification", CLASSIFY),
+    ("Regress", _regression(signature="score_map"), "regression", REGRESS),
+    ("MultiInference", _multi(("kdd", "score_map", CLASSIFY)), "classification", CLASSIFY),
+])
+def test_the_method_name_check_names_the_method_expected(method_checked, rpc, request_, noun,
+                                                         method):
+    # server.cc SetSignatureMethodNameCheckFeature: GetClassificationSignatureDef (and
+    # PreProcessClassification in MultiInference) compares method_name before the shape.
+    assert _refusal(getattr(method_checked, rpc), request_) == (
+        INVALID, f"Expected {noun} signature method_name to be {method}. "
+                 "Was: tensorflow/serving/predict")
+
+
+# --------------------------------------- a SavedModel with real tf.Example signatures
+
+
+def test_classify_answers_each_examples_classes_and_scores(examples):
+    # classifier.cc PostProcessClassificationResult; util.cc MakeModelSpec.
+    response = examples[1].Classify(_classification("clf", xs=(0.25, 0.5)), timeout=60)
+    assert [[(c.label, c.score) for c in row.classes]
+            for row in response.result.classifications] == [
+        [("low", 0.25), ("high", 0.75)], [("low", 0.5), ("high", 0.5)]]
+    assert (response.model_spec.name, response.model_spec.version.value,
+            response.model_spec.signature_name) == ("clf", 1, "serving_default")
+
+
+def test_regress_answers_one_value_per_example_and_is_counted(examples):
+    # regressor.cc PostProcessRegressionResult; prediction_service_impl.cc and
+    # regressor.cc: request count, request latency and runtime latency of the API.
+    metrics = examples[0].metrics
+    before = metrics.request_count.value("clf", "OK")
+    response = examples[1].Regress(_regression("clf", "regress", xs=(0.25, 1.5)), timeout=60)
+    assert [r.value for r in response.result.regressions] == [0.5, 3.0]
+    assert metrics.request_count.value("clf", "OK") == before + 1
+    assert metrics.request_latency.cumulative_counts("clf", "Regress", "GRPC")[-1] >= 1
+    assert metrics.runtime_latency.cumulative_counts("clf", "Regress", "TF1")[-1] >= 1
+
+
+def test_the_context_features_reach_every_example_and_yield_to_its_own(examples):
+    # util.cc InputToSerializedExampleTensor: context bytes, then the example's.
+    request = _regression("clf", "regress", xs=())
+    listed = request.input.example_list_with_context
+    listed.context.CopyFrom(_example(x=0.5))
+    listed.examples.add()
+    listed.examples.add().CopyFrom(_example(x=2.0))
+    response = examples[1].Regress(request, timeout=60)
+    assert [r.value for r in response.result.regressions] == [1.0, 4.0]
+
+
+def test_a_request_without_examples_is_refused_once_the_signature_passes(examples):
+    # util.cc InputToSerializedExampleTensor.
+    assert _refusal(examples[1].Classify, _classification("clf", xs=())) == (
+        INVALID, "Input is empty.")
+
+
+def test_a_signature_whose_input_is_not_a_string_refuses_the_examples(examples):
+    # The session's feed check, TensorFlow's FunctionCallFrame::SetArgs.
+    assert _refusal(examples[1].Regress, _regression("clf", "float_input")) == (
+        INVALID, "Expects arg[0] to be float but string is provided")
+
+
+def test_an_output_of_another_batch_size_is_refused(examples):
+    # regressor.cc PostProcessRegressionResult.
+    assert _refusal(examples[1].Regress, _regression("clf", "one_row", xs=(1.0, 2.0))) == (
+        INVALID, "Input batch size did not match output batch size: 2 vs. 1")
+
+
+@pytest.mark.parametrize(("second", "message"), [
+    (("", "regress", REGRESS), "Found ModelSpec with an empty model name."),
+    (("other", "regress", REGRESS),
+     "All ModelSpecs in a MultiInferenceRequest must access the same model name."),
+    (("clf", "serving_default", REGRESS), "Duplicate evaluation of signature: serving_default"),
+    (("clf", "regress", CLASSIFY), 'Expected classification signature outputs to contain at '
+                                   'least one of "classes" or "scores". Signature was: inputs {'),
+])
+def test_a_later_task_is_checked_against_the_first(examples, second, message):
+    # multi_inference.cc Infer: a task's model name against the first's, its signature
+    # (the default name included) against those before it, then its method's checks.
+    code, got = _refusal(examples[1].MultiInference, _multi(("clf", "", CLASSIFY), second))
+    assert code == INVALID
+    assert got.startswith(message)
+
+
+def test_multi_inference_runs_every_task_on_the_same_examples(examples):
+    # multi_inference.cc: one result per task, in order, each with its model spec; util.cc
+    # RecordRequestExampleCount.
+    metrics = examples[0].metrics
+    before = metrics.request_example_count_total.value("clf")
+    response = examples[1].MultiInference(
+        _multi(("clf", "regress", REGRESS), ("clf", "", CLASSIFY), xs=(0.25, 0.5)), timeout=60)
+    regression, classification = response.results
+    assert [r.value for r in regression.regression_result.regressions] == [0.5, 1.0]
+    assert [c.score for c in classification.classification_result.classifications[1].classes] == [
+        0.5, 0.5]
+    assert [(r.model_spec.signature_name, r.model_spec.version.value)
+            for r in response.results] == [("regress", 1), ("serving_default", 1)]
+    assert metrics.request_example_count_total.value("clf") == before + 2
+
+
+# ---------------------------------------------------------------------------- REST
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), [
+    # http_rest_api_handler.cc ProcessClassifyRequest / ProcessRegressRequest.
+    ("/v1/models/kdd:classify", {"examples": [{"x": [1.0]}]}, 400,
+     "Expected one or two output Tensors, found 3"),
+    ("/v1/models/kdd:regress", {"examples": [{"x": 1}], "signature_name": "nope"}, 400,
+     "No signature was found with the name: nope"),
+    ("/v1/models/kdd/versions/3:regress", {"examples": [{}]}, 404,
+     "Servable not found for request: Specific(kdd, 3)"),
+    # json_tensor.cc FillClassifyRegressRequestFromJson: the body before the model.
+    ("/v1/models/nope:classify", {"examples": []}, 400,
+     """JSON Value: {"examples":[]} 'examples' value is an empty array"""),
+    ("/v1/models/kdd:regress", {"instances": [1]}, 400,
+     """JSON Value: {"instances":[1]} When method is classify, key 'examples' is expected and """
+     "was not found"),
+    # ParseModelInfo matches any case, ProcessRequest dispatches only the lower case.
+    ("/v1/models/kdd:Classify", {"examples": [{}]}, 400,
+     "Malformed request: POST /v1/models/kdd:Classify"),
+])
+def test_rest_classify_and_regress_answer_as_tf_serving(memae, path, body, status, message):
+    got_status, answer = rest_call(memae[0].rest_port, "POST", path, body)
+    assert got_status == status
+    assert answer["error"].startswith(message)
+
+
+def test_rest_classify_and_regress_answer_results(examples):
+    # json_tensor.cc MakeJsonFromClassificationResult / MakeJsonFromRegressionResult.
+    port = examples[0].rest_port
+    assert rest_call(port, "POST", "/v1/models/clf:classify",
+                     {"examples": [{"x": 0.25}, {}], "context": {"x": 0.5}}) == (
+        200, {"results": [[["low", 0.25], ["high", 0.75]], [["low", 0.5], ["high", 0.5]]]})
+    assert rest_call(port, "POST", "/v1/models/clf/versions/1:regress",
+                     {"signature_name": "regress", "examples": [{"x": [1.5]}]}) == (
+        200, {"results": [3.0]})
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"", "JSON Parse error: The document is empty"),
+    (b"[1]", "JSON Value: [1] Is not object"),
+    (b'{"signature_name": 3, "examples": [{}]}',
+     "not formatted correctly. 'signature_name' key must be a string value."),
+    (b'{"examples": {}}', "Expecting 'examples' value to be an list/array"),
+    (b'{"examples": [[1]]}', "Example must be JSON object but got JSON Array"),
+    (b'{"examples": [{}], "context": 1}', "Example must be JSON object but got JSON Number"),
+    (b'{"examples": [{"f": null}]}', "Feature: f has element with unexpected JSON type: Null"),
+    (b'{"examples": [{"f": [[1]]}]}', "Feature: f has element with unexpected JSON type: Array"),
+    (b'{"examples": [{"f": {"b": 1}}]}',
+     "Feature: f has element with unexpected JSON type: Object"),
+    (b'{"examples": [{"f": [1, 2.5]}]}', "Unexpected element type in feature: f expecting "
+                                        "type: int64"),
+    (b'{"examples": [{"f": ["a", 1]}]}', "Unexpected element type in feature: f expecting "
+                                        "type: bytes"),
+    (b'{"examples": [{"f": 9223372036854775808}]}',
+     "Feature: f has uint64_t element. Only int64_t is supported."),
+    (b'{"examples": [{"f": {"b64": "!!"}}]}', "Unable to base64 decode"),
+])
+def test_rest_example_bodies_are_refused_with_tf_servings_messages(body, message):
+    # json_tensor.cc ParseJson, FillSignature, MakeExampleFromJsonObject, AddValueToFeature.
+    with pytest.raises(ServingError) as info:
+        parse_examples_body(body)
+    assert info.value.code == INVALID
+    assert message in info.value.message
+
+
+def test_rest_example_values_take_the_feature_kind_of_their_json_type():
+    # json_tensor.cc AddValueToFeature: strings and b64 objects are bytes, integers and
+    # booleans int64, other numbers float; a bare value is a list of one.
+    signature, request_input = parse_examples_body(
+        b'{"examples": [{"s": ["a", {"b64": "AAE="}], "i": [3, true], "f": 2.5, "e": []}]}')
+    assert signature is None
+    features = request_input.example_list.examples[0].features.feature
+    assert list(features["s"].bytes_list.value) == [b"a", b"\x00\x01"]
+    assert list(features["i"].int64_list.value) == [3, 1]
+    assert list(features["f"].float_list.value) == [2.5]
+    assert features["e"].WhichOneof("kind") is None
