@@ -12,6 +12,7 @@ model_servers/http_rest_api_handler.cc and util/json_tensor.cc.
 
 import functools
 import pathlib
+import shutil
 
 import grpc
 import pytest
@@ -21,6 +22,7 @@ from tensorflow.core.example import example_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     inference_pb2,
+    prediction_log_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
 )
@@ -28,7 +30,7 @@ from tensorflow_serving.apis import (
 from memae_tf.serving import parse_flags, serve, start_model_server
 from memae_tf.serving.errors import ServingError
 from memae_tf.serving.rest import parse_examples_body
-from memae_tf.serving.servable import read_signature_defs
+from memae_tf.serving.servable import Servable, read_signature_defs
 
 CLASSIFY = "tensorflow/serving/classify"
 REGRESS = "tensorflow/serving/regress"
@@ -439,3 +441,38 @@ def test_rest_example_values_take_the_feature_kind_of_their_json_type():
     assert list(features["i"].int64_list.value) == [3, 1]
     assert list(features["f"].float_list.value) == [2.5]
     assert features["e"].WhichOneof("kind") is None
+
+
+# --------------------------------------------------------------------------- warmup
+
+
+def _warmup(version_dir: pathlib.Path, *logs) -> None:
+    path = version_dir / "assets.extra" / "tf_serving_warmup_requests"
+    path.parent.mkdir(exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+
+
+def test_warmup_replays_classify_regress_and_multi_inference_records(examples_base, tmp_path):
+    # saved_model_warmup.cc RunWarmupRequest: RunClassify, RunRegress, RunMultiInference.
+    version = shutil.copytree(examples_base / "1", tmp_path / "1")
+    _warmup(version,
+            prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(
+                request=_classification("clf"))),
+            prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(
+                request=_regression("clf", "regress"))),
+            prediction_log_pb2.PredictionLog(
+                multi_inference_log=prediction_log_pb2.MultiInferenceLog(
+                    request=_multi(("clf", "regress", REGRESS)))))
+    assert Servable(1, version).warm_up() == 3
+
+
+def test_a_failing_classify_warmup_record_fails_the_load_with_its_error(examples_base, tmp_path):
+    # saved_model_warmup_util.cc: TF_RETURN_IF_ERROR on the record's run.
+    version = shutil.copytree(examples_base / "1", tmp_path / "1")
+    _warmup(version, prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(
+        request=_classification("clf", xs=()))))
+    with pytest.raises(ServingError) as info:
+        Servable(1, version).warm_up()
+    assert (info.value.code, info.value.message) == (INVALID, "Input is empty.")

@@ -18,8 +18,10 @@ from serving_helpers import FEATURES, exported_small_model, reference_outputs
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
+    inference_pb2,
     predict_pb2,
     prediction_log_pb2,
+    regression_pb2,
 )
 
 import memae_tf.serving.servable as servable_module
@@ -264,9 +266,25 @@ def test_warmup_replays_every_record_of_the_file(copied, rows):
 @pytest.mark.parametrize(
     ("log", "code", "message"),
     [
+        # saved_model_warmup.cc RunWarmupRequest: RunClassify, RunRegress and
+        # RunMultiInference refuse a MemAE export's signatures as the RPCs do; streamed
+        # predict and session run logs are UNIMPLEMENTED, with the oneof case's number.
         (prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(
             request=classification_pb2.ClassificationRequest())),
-         grpc.StatusCode.INVALID_ARGUMENT, "Warmup record 1 of .* is a classify_log"),
+         grpc.StatusCode.INVALID_ARGUMENT, "^Expected one or two output Tensors, found 3$"),
+        (prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(
+            request=regression_pb2.RegressionRequest())),
+         grpc.StatusCode.INVALID_ARGUMENT, r"^Expected one output Tensor\.$"),
+        (prediction_log_pb2.PredictionLog(multi_inference_log=prediction_log_pb2.MultiInferenceLog(
+            request=inference_pb2.MultiInferenceRequest(tasks=[inference_pb2.InferenceTask(
+                model_spec={"name": "kdd", "signature_name": "nope"},
+                method_name="tensorflow/serving/regress")]))),
+         grpc.StatusCode.INVALID_ARGUMENT, "^Requested signature not found in model graph: nope$"),
+        (prediction_log_pb2.PredictionLog(
+            predict_streamed_log=prediction_log_pb2.PredictStreamedLog()),
+         grpc.StatusCode.UNIMPLEMENTED, "^Unsupported log_type for warmup: 7$"),
+        (prediction_log_pb2.PredictionLog(session_run_log=prediction_log_pb2.SessionRunLog()),
+         grpc.StatusCode.UNIMPLEMENTED, "^Unsupported log_type for warmup: 5$"),
         (_predict_log("serving_default", np.zeros((1, FEATURES + 1), np.float32)),
          grpc.StatusCode.INVALID_ARGUMENT, "shape"),
         (_predict_log("serving_default", np.zeros((1, FEATURES), np.float32), ["nope"]),
@@ -274,7 +292,8 @@ def test_warmup_replays_every_record_of_the_file(copied, rows):
         (_predict_log("nope", np.zeros((1, FEATURES), np.float32)),
          grpc.StatusCode.FAILED_PRECONDITION, 'signature key "nope" not found'),
     ],
-    ids=["classify log", "wrong shape", "unknown output", "unknown signature"],
+    ids=["classify log", "regress log", "multi-inference log", "predict streamed log",
+         "session run log", "wrong shape", "unknown output", "unknown signature"],
 )
 def test_a_warmup_record_that_fails_fails_the_warmup(copied, rows, log, code, message):
     # saved_model_warmup_util.cc: TF_RETURN_IF_ERROR on each record's request.
@@ -282,6 +301,14 @@ def test_a_warmup_record_that_fails_fails_the_warmup(copied, rows, log, code, me
     error = _refusal(Servable(1, copied).warm_up)
     assert error.code == code
     assert re.search(message, error.message)
+
+
+def test_a_warmup_record_without_a_log_is_read_and_runs_nothing(copied, rows):
+    # saved_model_warmup.cc RunWarmupRequest: LOG_TYPE_NOT_SET falls to `default: break`,
+    # and saved_model_warmup_util.cc counts the record.
+    _write_warmup(copied, [_predict_log("serving_default", rows),
+                           prediction_log_pb2.PredictionLog()])
+    assert Servable(1, copied).warm_up() == 2
 
 
 def test_a_warmup_file_that_is_not_tfrecords_is_data_loss(copied):

@@ -16,6 +16,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from memae_tf.common.contract import SERVE_TAG, SERVING_SIGNATURE, warmup_file
+from memae_tf.serving import inference
 from memae_tf.serving.errors import ServingError, invalid_argument
 from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.tensors import decode_tensor
@@ -222,19 +223,47 @@ class Servable:
         outputs = self.run(signature_name, inputs)
         return {alias: outputs[alias] for alias in aliases}
 
+    def _replay(self, log: prediction_log_pb2.PredictionLog) -> None:
+        """Runs one warmup record's request, as saved_model_warmup.cc `RunWarmupRequest`.
+
+        Predict, classify, regress and multi-inference logs run as their RPCs
+        run on this version (without the model lookup); a streamed-predict or
+        session-run log is UNIMPLEMENTED, and a record without a log does nothing.
+        """
+        kind = log.WhichOneof("log_type")
+        if kind == "predict_log":
+            request = log.predict_log.request
+            signature_name = request.model_spec.signature_name
+            inputs = self.decode_inputs(signature_name, request.inputs)
+            self.predict(signature_name, inputs, list(request.output_filter))
+        elif kind in ("classify_log", "regress_log"):
+            method = inference.CLASSIFY if kind == "classify_log" else inference.REGRESS
+            inference.run_classify_or_regress(method, self, getattr(log, kind).request)
+        elif kind == "multi_inference_log":
+            inference.run_multi_inference(self, log.multi_inference_log.request)
+        elif kind is not None:
+            # StrCat of the LogTypeCase enum: the oneof field's number.
+            number = log.DESCRIPTOR.fields_by_name[kind].number
+            raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
+                               f"Unsupported log_type for warmup: {number}")
+
     def warm_up(self) -> int:
         """Replays `assets.extra/tf_serving_warmup_requests`, as TF Serving does on load.
 
         As saved_model_warmup_util.cc: a file that is not TFRecords is DATA_LOSS, a
         record that is not a `PredictionLog` INVALID_ARGUMENT, and so is a file of
-        more than `MAX_WARMUP_RECORDS` records.
+        more than `MAX_WARMUP_RECORDS` records. Each record's request runs as its
+        RPC would on this version (see `_replay`), so a classify, regress or
+        multi-inference record against a MemAE export fails with the error that
+        RPC answers, and the load with it.
 
         Returns:
-            The number of requests replayed (0 without a warmup file).
+            The number of records replayed (0 without a warmup file).
 
         Raises:
-            ServingError: If the file or a record cannot be read, a record is not a
-                predict log or its request fails, or the file holds too many records.
+            ServingError: If the file or a record cannot be read, a record's
+                request fails or is of a kind TF Serving does not replay, or the
+                file holds too many records.
         """
         path = warmup_file(self.path)
         if not path.is_file():
@@ -248,15 +277,7 @@ class Servable:
                     raise invalid_argument(
                         f"Failed to parse warmup record: {record.numpy()!r} from {path}"
                     ) from error
-                if log.WhichOneof("log_type") != "predict_log":
-                    raise invalid_argument(
-                        f"Warmup record {count} of {path} is a {log.WhichOneof('log_type')}; "
-                        "expected a predict_log."
-                    )
-                request = log.predict_log.request
-                signature_name = request.model_spec.signature_name
-                inputs = self.decode_inputs(signature_name, request.inputs)
-                self.predict(signature_name, inputs, list(request.output_filter))
+                self._replay(log)
                 count += 1
                 if count > MAX_WARMUP_RECORDS:
                     raise invalid_argument(
