@@ -116,6 +116,8 @@ MODULES: dict[str, list[str]] = {
         "tests/test_serving_batched_server.py",
         "-m", "not slow", "-k", "rest or REST or metrics_page or metrics_path"],
     "memae_tf/client/monitor.py": ["tests/test_client_monitor.py"],
+    "memae_tf/client/client.py": ["tests/test_client.py", "-m", "not slow"],
+    "memae_tf/client/aio.py": ["tests/test_client.py", "-m", "not slow"],
     "memae_tf/serving/servable.py": [
         "tests/test_serving_servable.py",
         "tests/test_serving_batched_server.py::test_saved_model_loads_are_counted_by_path_and_outcome"],

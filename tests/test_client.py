@@ -292,39 +292,85 @@ def test_floats_outside_the_served_input_range_are_refused_by_default(service, x
 # ---------------------------------------------------------- metadata and status
 
 
-def test_metadata_names_the_served_version_and_its_signatures(service):
-    with MemAEClient(service.target, "m") as client:
-        metadata = client.metadata()
+def _client_calls(transport: str, target: str, calls: list[tuple], **options) -> list:
+    """Runs `calls`, each `(method, *args)`, in turn on one blocking or asyncio client."""
+    async def run_async() -> list:
+        async with AsyncMemAEClient(target, "m", **options) as client:
+            return [await getattr(client, name)(*args) for name, *args in calls]
+
+    if transport == "asyncio":
+        return asyncio.run(run_async())
+    with MemAEClient(target, "m", **options) as client:
+        return [getattr(client, name)(*args) for name, *args in calls]
+
+
+@pytest.mark.parametrize("transport", ["blocking", "asyncio"])
+def test_metadata_names_the_served_version_and_its_signatures(service, transport):
+    (metadata,) = _client_calls(transport, service.target, [("metadata",)])
     assert (metadata.name, metadata.version) == ("m", 7)
     serving = metadata.signatures["serving_default"]
     assert serving.inputs["x"] == TensorInfo(np.dtype("float32"), (None, FEATURES))
     assert serving.outputs["score"] == TensorInfo(np.dtype("float32"), (None,))
 
 
-def test_model_info_is_fetched_once_and_again_by_metadata(service):
+@pytest.mark.parametrize("transport", ["blocking", "asyncio"])
+def test_model_info_is_fetched_once_and_again_by_metadata(service, transport):
     service.info = {"input_range": [-1.0, 1.0], "threshold": 0.25}
-    with MemAEClient(service.target, "m") as client:
-        info = client.model_info()
-        assert (info.version, info.input_range, info.threshold) == (7, (-1.0, 1.0), 0.25)
-        assert info.expected_rate is None and info.reference_quantiles is None
-        assert client.model_info() is info and service.metadata_requests == 1
-        client.metadata()
-        assert service.metadata_requests == 2
+    info, again, _ = _client_calls(transport, service.target,
+                                   [("model_info",), ("model_info",), ("metadata",)])
+    assert (info.version, info.input_range, info.threshold) == (7, (-1.0, 1.0), 0.25)
+    assert info.expected_rate is None and info.reference_quantiles is None
+    assert again is info
+    assert service.metadata_requests == 2  # the first model_info's, then metadata's
 
 
-def test_model_info_is_none_for_an_export_without_it(service):
-    with MemAEClient(service.target, "m") as client:
-        assert client.model_info() is None
+@pytest.mark.parametrize("transport", ["blocking", "asyncio"])
+def test_model_info_is_none_for_an_export_without_it(service, transport):
+    assert _client_calls(transport, service.target, [("model_info",)]) == [None]
     assert service.requests == [] and service.metadata_requests == 1
 
 
-def test_status_lists_the_versions_in_order(service):
+@pytest.mark.parametrize("transport", ["blocking", "asyncio"])
+def test_status_lists_the_versions_in_order(service, transport):
     states = get_model_status_pb2.ModelVersionStatus.State
     service.statuses = [(3, states.LOADING), (2, states.AVAILABLE), (1, states.END)]
-    with MemAEClient(service.target, "m") as client:
-        assert client.status() == [VersionStatus(1, "END", "OK", ""),
-                                   VersionStatus(2, "AVAILABLE", "OK", ""),
-                                   VersionStatus(3, "LOADING", "OK", "")]
+    assert _client_calls(transport, service.target, [("status",)]) == [[
+        VersionStatus(1, "END", "OK", ""), VersionStatus(2, "AVAILABLE", "OK", ""),
+        VersionStatus(3, "LOADING", "OK", "")]]
+
+
+@pytest.mark.parametrize("transport", ["blocking", "asyncio"])
+def test_a_refused_chunk_ends_the_call_and_the_chunks_not_sent_are_dropped(
+    service, x, transport
+):
+    # The second of ten chunks is refused (INVALID_ARGUMENT, not retried): the call
+    # raises it and its eight chunks left are dropped, where sending them would only
+    # load the server. One of them may have started as the refusal freed its sender.
+    # The next call's second chunk goes through the same senders, after anything still
+    # queued, so the count after it would include the dropped chunks had they been kept.
+    service.failures = [None, grpc.StatusCode.INVALID_ARGUMENT]
+
+    def calls(client):
+        with pytest.raises(InvalidArgumentError, match="scripted INVALID_ARGUMENT"):
+            client.score(x[:100])
+        np.testing.assert_array_equal(client.score(x[:20]), x[:20, 0])
+
+    async def calls_async(client):
+        with pytest.raises(InvalidArgumentError, match="scripted INVALID_ARGUMENT"):
+            await client.score(x[:100])
+        np.testing.assert_array_equal(await client.score(x[:20]), x[:20, 0])
+
+    options = {"max_batch_size": 10, "concurrency": 1}
+    if transport == "asyncio":
+        async def run() -> None:
+            async with AsyncMemAEClient(service.target, "m", **options) as client:
+                await calls_async(client)
+
+        asyncio.run(run())
+    else:
+        with MemAEClient(service.target, "m", **options) as client:
+            calls(client)
+    assert len(service.requests) in (4, 5)
 
 
 @pytest.mark.parametrize("rows", [5, 100])
