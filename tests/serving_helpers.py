@@ -39,7 +39,7 @@ class StandInServable:
     def __init__(self, version: int, path: pathlib.Path, metrics=None) -> None:
         self.version, self.path = version, path
 
-    def warm_up(self) -> int:
+    def warm_up(self, iterations: int = 1) -> int:
         return 0
 
 

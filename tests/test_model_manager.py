@@ -31,7 +31,9 @@ from memae_tf.serving.model_manager import (
 
 
 class _StandInServable:
-    """Records loads in `loads`, tries in `tries`, warmups in `warmups`; a `broken` file fails.
+    """Records loads in `loads`, tries in `tries`, warmups (version, iterations) in `warmups`.
+
+    A version directory holding a file named `broken` fails to load.
 
     A `broken` file holding a number fails that many more tries, then is removed
     (a copy that completes); holding anything else, every try fails.
@@ -39,7 +41,7 @@ class _StandInServable:
 
     loads: ClassVar[list[int]] = []
     tries: ClassVar[list[int]] = []
-    warmups: ClassVar[list[int]] = []
+    warmups: ClassVar[list[tuple[int, int]]] = []
 
     def __init__(self, version, path, metrics=None):
         _StandInServable.tries.append(version)
@@ -56,8 +58,8 @@ class _StandInServable:
         self.path = path
         _StandInServable.loads.append(version)
 
-    def warm_up(self) -> int:
-        _StandInServable.warmups.append(self.version)
+    def warm_up(self, iterations: int = 1) -> int:
+        _StandInServable.warmups.append((self.version, iterations))
         return 0
 
 
@@ -262,16 +264,19 @@ def test_tf_servings_retry_defaults_are_5_tries_a_minute_apart(tmp_path):
     assert (manager.max_num_load_retries, manager.load_retry_interval) == (5, 60.0)
 
 
-@pytest.mark.parametrize(("enabled", "warmups", "logged"), [
-    (True, [3, 2], "(0 warmup requests)"), (False, [], "(warmup disabled)")])
+@pytest.mark.parametrize(("enabled", "iterations", "warmups", "logged"), [
+    (True, 1, [(3, 1), (2, 1)], "(0 warmup requests)"),
+    (True, 4, [(3, 4), (2, 4)], "(0 warmup requests)"),
+    (False, 4, [], "(warmup disabled)")])
 def test_each_load_warms_up_the_version_unless_model_warmup_is_disabled(
-        tmp_path, loads, caplog, enabled, warmups, logged):
+        tmp_path, loads, caplog, enabled, iterations, warmups, logged):
     # saved_model_bundle_source_adapter.cc GetServableCreator: after the bundle is created,
     # RunSavedModelWarmup runs only when the config's enable_model_warmup is set (server.cc
-    # copies --enable_model_warmup there); either way the version serves.
+    # copies --enable_model_warmup there), with the config's model_warmup_options (server.cc
+    # copies --num_request_iterations_for_warmup there); either way the version serves.
     _versions(tmp_path, 2, 3)
     manager = ModelManager("kdd", tmp_path, poll_interval=0, version_policy=_policy("all { }"),
-                           enable_model_warmup=enabled)
+                           enable_model_warmup=enabled, warmup_iterations=iterations)
     with caplog.at_level("INFO", logger="memae_tf.serving.model_manager"):
         manager.start()
     assert _StandInServable.warmups == warmups and manager.available_versions == [2, 3]
@@ -284,6 +289,15 @@ def test_model_warmup_is_on_by_default_and_takes_only_a_bool(tmp_path):
     with pytest.raises(ValueError, match=r"expected True or False\. Received: "
                                          "enable_model_warmup='false'"):
         ModelManager("kdd", tmp_path, enable_model_warmup="false")
+
+
+@pytest.mark.parametrize("iterations", [0, -1, 1.5, True])
+def test_warmup_iterations_are_once_by_default_and_a_positive_count(tmp_path, iterations):
+    # saved_model_warmup_util.cc RunSavedModelWarmup: each record once unless
+    # ModelWarmupOptions.num_request_iterations is set (server.cc: only when positive).
+    assert ModelManager("kdd", tmp_path).warmup_iterations == 1
+    with pytest.raises(ValueError, match=r"Received: warmup_iterations="):
+        ModelManager("kdd", tmp_path, warmup_iterations=iterations)
 
 
 def test_latest_failure_names_the_newest_aspired_version_only_when_it_failed(tmp_path, loads):

@@ -44,6 +44,7 @@ from tensorflow_serving.apis import (
     model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
+    prediction_log_pb2,
     prediction_service_pb2_grpc,
 )
 from tensorflow_serving.config import model_server_config_pb2
@@ -912,6 +913,34 @@ def test_without_model_warmup_the_warmup_file_is_not_read_and_the_version_serves
     with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
             grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         _check_answer(channel, rows, exported[1], "kdd", 1)
+
+
+@pytest.mark.parametrize(("flag", "iterations"), [
+    ([], 1), (["--num_request_iterations_for_warmup=3"], 3),
+    (["--num_request_iterations_for_warmup=0"], 1)])
+def test_each_warmup_record_is_replayed_the_flags_number_of_times_in_a_row(
+        tmp_path, exported, monkeypatch, flag, iterations):
+    # saved_model_warmup_util.cc RunSavedModelWarmup: each record's request runs
+    # num_request_iterations times before the next record is read, once when the option is
+    # unset; server.cc sets it from --num_request_iterations_for_warmup only when > 0.
+    from memae_tf.serving.servable import Servable
+
+    flags = [f"--port={_free_port()}", *_one_version(tmp_path, exported), *flag]
+    records = tf.data.TFRecordDataset(str(tmp_path / "kdd" / "1" / "assets.extra" /
+                                          "tf_serving_warmup_requests"))
+    signatures = [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+                  .predict_log.request.model_spec.signature_name for record in records]
+    assert len(set(signatures)) > 1  # the order shows
+    replayed, predict = [], Servable.predict
+
+    def recorded(self, signature_name, *args, **kwargs):
+        replayed.append(signature_name)
+        return predict(self, signature_name, *args, **kwargs)
+
+    monkeypatch.setattr(Servable, "predict", recorded)
+    with start_model_server(parse_flags(flags), host="127.0.0.1"):
+        pass
+    assert replayed == [name for name in signatures for _ in range(iterations)]
 
 
 # ------------------------------------------------------- --grpc_max_threads

@@ -233,7 +233,8 @@ def test_unset_flags_take_tf_servings_defaults():
         model_base_path="", model_config_file="", model_config_file_poll_wait_seconds=0,
         file_system_poll_wait_seconds=1, num_load_threads=0, num_unload_threads=0,
         max_num_load_retries=5, load_retry_interval_micros=60_000_000, saved_model_tags="serve",
-        enable_model_warmup=True, enable_signature_method_name_check=False,
+        enable_model_warmup=True, num_request_iterations_for_warmup=0,
+        enable_signature_method_name_check=False,
         enable_serialization_as_tensor_content=False, enable_batching=False,
         batching_parameters_file="", monitoring_config_file="",
         ssl_config_file="", tensorflow_session_parallelism=0, tensorflow_intra_op_parallelism=0,
@@ -349,17 +350,21 @@ def test_startup_refuses_the_flag_combinations_tf_serving_refuses(argv, code, me
     assert (info.value.code, info.value.message) == (code, message)
 
 
-@pytest.mark.parametrize(("argv", "retries", "seconds", "warmup"), [
-    ([], 5, 60.0, True),
-    (["--max_num_load_retries=0", "--load_retry_interval_micros=250000"], 0, 0.25, True),
-    (["--max_num_load_retries=2", "--load_retry_interval_micros=-1"], 2, 0.0, True),
-    (["--enable_model_warmup=false"], 5, 60.0, False),
+@pytest.mark.parametrize(("argv", "retries", "seconds", "warmup", "iterations"), [
+    ([], 5, 60.0, True, 1),
+    (["--max_num_load_retries=0", "--load_retry_interval_micros=250000"], 0, 0.25, True, 1),
+    (["--max_num_load_retries=2", "--load_retry_interval_micros=-1"], 2, 0.0, True, 1),
+    (["--enable_model_warmup=false"], 5, 60.0, False, 1),
+    (["--num_request_iterations_for_warmup=3"], 5, 60.0, True, 3),
+    (["--num_request_iterations_for_warmup=-2"], 5, 60.0, True, 1),
 ])
 def test_the_load_flags_reach_every_models_manager(tmp_path, monkeypatch, argv, retries,
-                                                  seconds, warmup):
+                                                  seconds, warmup, iterations):
     # main.cc / server.cc pass the retry flags to ServerCore's manager (basic_manager.h:
     # max_num_load_retries, load_retry_interval_micros; retrier.cc: a negative interval
-    # does not wait) and --enable_model_warmup to the SessionBundleConfig of every model.
+    # does not wait), --enable_model_warmup to the SessionBundleConfig of every model, and
+    # --num_request_iterations_for_warmup to its model_warmup_options only when positive
+    # (saved_model_warmup_util.cc replays each record once without it).
     from memae_tf.serving import model_manager
 
     class Recorded(model_manager.ModelManager):
@@ -368,7 +373,7 @@ def test_the_load_flags_reach_every_models_manager(tmp_path, monkeypatch, argv, 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             Recorded.seen.append((self.max_num_load_retries, self.load_retry_interval,
-                                  self.enable_model_warmup))
+                                  self.enable_model_warmup, self.warmup_iterations))
 
     monkeypatch.setattr("memae_tf.serving.model_registry.ModelManager", Recorded)
     # The start waits for a version (server_core.cc): an empty one, which a stand-in loads.
@@ -377,7 +382,7 @@ def test_the_load_flags_reach_every_models_manager(tmp_path, monkeypatch, argv, 
     flags = [f"--model_base_path={tmp_path}", f"--port={free_port()}", *argv]
     with start_model_server(parse_flags(flags), host="127.0.0.1"):
         pass
-    assert Recorded.seen == [(retries, seconds, warmup)]
+    assert Recorded.seen == [(retries, seconds, warmup, iterations)]
 
 
 @pytest.mark.parametrize("text", ["", "serve,gpu", "gpu", "tpu,serve"])

@@ -113,6 +113,9 @@ class ModelServerOptions:
     enable_model_warmup: bool = _flag(
         True, "replay each version's assets.extra/tf_serving_warmup_requests when it loads, "
               "before it serves; false does not read the file")
+    num_request_iterations_for_warmup: int = _flag(
+        0, "times each warmup record is replayed, one after another, when a version loads; "
+           "used only if > 0, else once")
     enable_signature_method_name_check: bool = _flag(
         False, "refuse (INTERNAL) a Predict on a signature whose method_name is not "
                "tensorflow/serving/predict, classify or regress")

@@ -13,7 +13,7 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2
 
-from memae_tf.common.checks import check_bool
+from memae_tf.common.checks import check_bool, check_positive_int
 from memae_tf.common.contract import (
     SERVE_LOAD_RETRY_INTERVAL_SECONDS,
     SERVE_MAX_NUM_LOAD_RETRIES,
@@ -176,6 +176,9 @@ class ModelManager:
             `assets.extra/tf_serving_warmup_requests` (TF Serving's
             `--enable_model_warmup`, default True); False does not read the
             file, so a broken one does not fail the load.
+        warmup_iterations: Times each warmup record is replayed, one after
+            another, before the next record (TF Serving's
+            `--num_request_iterations_for_warmup`; once by default).
 
     Example:
 
@@ -194,6 +197,7 @@ class ModelManager:
         max_num_load_retries: int = SERVE_MAX_NUM_LOAD_RETRIES,
         load_retry_interval: float = SERVE_LOAD_RETRY_INTERVAL_SECONDS,
         enable_model_warmup: bool = True,
+        warmup_iterations: int = 1,
     ) -> None:
         if not isinstance(model_name, str) or not model_name or "/" in model_name:
             raise ValueError(
@@ -204,6 +208,7 @@ class ModelManager:
         self.max_num_load_retries, self.load_retry_interval = check_load_retries(
             max_num_load_retries, load_retry_interval)
         self.enable_model_warmup = check_bool("enable_model_warmup", enable_model_warmup)
+        self.warmup_iterations = check_positive_int("warmup_iterations", warmup_iterations)
         self.model_name = model_name
         self.model_base_path = pathlib.Path(model_base_path)
         self.poll_interval = float(poll_interval)
@@ -304,7 +309,8 @@ class ModelManager:
                 servable = Servable(version, path, self.metrics)
                 # saved_model_bundle_source_adapter.cc runs RunSavedModelWarmup only
                 # when the config's enable_model_warmup is set.
-                warmup = (f"{servable.warm_up()} warmup requests" if self.enable_model_warmup
+                warmup = (f"{servable.warm_up(self.warmup_iterations)} warmup requests"
+                          if self.enable_model_warmup
                           else "warmup disabled")
             except Exception as error:  # a broken version must not stop the server
                 failure = error

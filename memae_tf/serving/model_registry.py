@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 import grpc
 from tensorflow_serving.config import model_server_config_pb2
 
-from memae_tf.common.checks import check_bool
+from memae_tf.common.checks import check_bool, check_positive_int
 from memae_tf.common.contract import SERVE_LOAD_RETRY_INTERVAL_SECONDS, SERVE_MAX_NUM_LOAD_RETRIES
 from memae_tf.serving.config import check_model_config_list, check_platforms, read_text_proto
 from memae_tf.serving.errors import ServingError, invalid_argument
@@ -74,6 +74,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
             `--load_retry_interval_micros`, in seconds).
         enable_model_warmup: Whether loads replay each version's warmup
             requests (TF Serving's `--enable_model_warmup`).
+        warmup_iterations: Times each warmup record is replayed (TF Serving's
+            `--num_request_iterations_for_warmup`, when positive).
 
     Example:
 
@@ -91,12 +93,14 @@ class ModelRegistry(Mapping[str, ModelManager]):
         max_num_load_retries: int = SERVE_MAX_NUM_LOAD_RETRIES,
         load_retry_interval: float = SERVE_LOAD_RETRY_INTERVAL_SECONDS,
         enable_model_warmup: bool = True,
+        warmup_iterations: int = 1,
     ) -> None:
         self.file_system_poll_wait_seconds = check_poll_seconds(
             "file_system_poll_wait_seconds", file_system_poll_wait_seconds)
         self.max_num_load_retries, self.load_retry_interval = check_load_retries(
             max_num_load_retries, load_retry_interval)
         self.enable_model_warmup = check_bool("enable_model_warmup", enable_model_warmup)
+        self.warmup_iterations = check_positive_int("warmup_iterations", warmup_iterations)
         self.allow_version_labels_for_unavailable_models = bool(
             allow_version_labels_for_unavailable_models
         )
@@ -214,7 +218,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
                     manager = ModelManager(name, model.base_path, 0,
                                            model.model_version_policy, self.metrics,
                                            self.max_num_load_retries,
-                                           self.load_retry_interval, self.enable_model_warmup)
+                                           self.load_retry_interval, self.enable_model_warmup,
+                                           self.warmup_iterations)
                     self._removed.pop(name, None)
                     manager.add_listener(self._notify)
                     added.append(name)

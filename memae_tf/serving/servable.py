@@ -247,7 +247,7 @@ class Servable:
             raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
                                f"Unsupported log_type for warmup: {number}")
 
-    def warm_up(self) -> int:
+    def warm_up(self, iterations: int = 1) -> int:
         """Replays `assets.extra/tf_serving_warmup_requests`, as TF Serving does on load.
 
         As saved_model_warmup_util.cc: a file that is not TFRecords is DATA_LOSS, a
@@ -256,6 +256,11 @@ class Servable:
         RPC would on this version (see `_replay`), so a classify, regress or
         multi-inference record against a MemAE export fails with the error that
         RPC answers, and the load with it.
+
+        Args:
+            iterations: Times each record's request runs before the next record
+                is read (`ModelWarmupOptions.num_request_iterations`, TF Serving's
+                `--num_request_iterations_for_warmup`).
 
         Returns:
             The number of records replayed (0 without a warmup file).
@@ -277,7 +282,8 @@ class Servable:
                     raise invalid_argument(
                         f"Failed to parse warmup record: {record.numpy()!r} from {path}"
                     ) from error
-                self._replay(log)
+                for _ in range(iterations):
+                    self._replay(log)
                 count += 1
                 if count > MAX_WARMUP_RECORDS:
                     raise invalid_argument(

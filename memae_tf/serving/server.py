@@ -555,7 +555,8 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     (`ModelRegistry.poll`); the config file is re-read every
     `--model_config_file_poll_wait_seconds` (when positive) and the base paths
     listed every `--file_system_poll_wait_seconds`, each new version warmed up
-    from its `assets.extra` records unless
+    from its `assets.extra` records (each replayed
+    `--num_request_iterations_for_warmup` times when positive) unless
     `--enable_model_warmup=false`; `--enable_batching` merges concurrent Predicts
     with the settings of `--batching_parameters_file` (TF Serving's defaults without
     one); gRPC listens on `--port` (unless 0) and on the UNIX socket
@@ -654,7 +655,11 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
                            max_num_load_retries=options.max_num_load_retries,
                            # retrier.cc: a negative interval does not wait.
                            load_retry_interval=max(options.load_retry_interval_micros, 0) / 1e6,
-                           enable_model_warmup=options.enable_model_warmup)
+                           enable_model_warmup=options.enable_model_warmup,
+                           # server.cc sets ModelWarmupOptions.num_request_iterations only
+                           # for a positive flag; saved_model_warmup_util.cc replays once
+                           # without it.
+                           warmup_iterations=max(options.num_request_iterations_for_warmup, 1))
     try:
         models.reload_config(config)
         if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
