@@ -27,7 +27,10 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from memae_tf.serving import parse_flags, serve, start_model_server
+from memae_tf.serving import ModelRegistry, parse_flags, serve, start_model_server
+from memae_tf.serving.batching import BatchingOptions
+from memae_tf.serving.config import single_model_config
+from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import ServingError
 from memae_tf.serving.rest import parse_examples_body
 from memae_tf.serving.servable import Servable, read_signature_defs
@@ -362,6 +365,39 @@ def test_multi_inference_runs_every_task_on_the_same_examples(examples):
     assert [(r.model_spec.signature_name, r.model_spec.version.value)
             for r in response.results] == [("regress", 1), ("serving_default", 1)]
     assert metrics.request_example_count_total.value("clf") == before + 2
+
+
+@pytest.fixture
+def batching_core(examples_base):
+    """A core with TF Serving's batching, max_batch_size 2, over the tf.Example model."""
+    models = ModelRegistry(0)
+    models.reload_config(single_model_config("clf", str(examples_base)))
+    core = ServingCore(models, batching=BatchingOptions(max_batch_size=2))
+    yield core
+    core.stop(10)
+    models.stop()
+
+
+def test_with_batching_classify_runs_in_the_signatures_batch_queue(batching_core):
+    # batching_session.cc: a session run whose feeds and fetches are one signature's is
+    # batched, whatever the API: above max_batch_size it is refused, as a Predict is.
+    response = batching_core.classify(_classification("clf", xs=(0.25, 0.5)))
+    assert len(response.result.classifications) == 2
+    assert batching_core.metrics.wrapped_run_count.value() == 1
+    with pytest.raises(ServingError) as info:
+        batching_core.classify(_classification("clf", xs=(0.25, 0.5, 0.75)))
+    assert (info.value.code, info.value.message) == (
+        INVALID, "Task size 3 is larger than maximum input batch size 2")
+
+
+def test_with_batching_a_multi_inference_of_two_signatures_runs_alone(batching_core):
+    # batching_session.cc Run: feeds and fetches of no one signature run on the wrapped
+    # session, unbatched (multi_inference.cc fetches every task's outputs at once).
+    request = _multi(("clf", "", CLASSIFY), ("clf", "regress", REGRESS), xs=(0.25, 0.5, 0.75))
+    response = batching_core.multi_inference(request)
+    assert [r.value for r in response.results[1].regression_result.regressions] == [
+        0.5, 1.0, 1.5]
+    assert batching_core.metrics.wrapped_run_count.value() == 0
 
 
 # ---------------------------------------------------------------------------- REST

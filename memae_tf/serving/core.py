@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 
 import grpc
+import numpy as np
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -144,6 +145,31 @@ class ServingCore:
         """Returns the inputs of a signature, e.g. to convert JSON values to their dtypes."""
         return self.servable(spec).signature_def(signature_name).inputs
 
+    def execute(
+        self, servable: Servable, signature_name: str, inputs: Mapping[str, np.ndarray],
+        timeout_in_ms: int = 0,
+    ) -> dict[str, np.ndarray]:
+        """Runs a signature on checked inputs, batched with others when batching is on.
+
+        TF Serving's batching session wraps every session run whose feeds and
+        fetches are those of one signature, whatever the API: with `batching`
+        the run waits in the queue of its servable version and signature, else
+        it runs alone.
+
+        Args:
+            servable: The version.
+            signature_name: The signature.
+            inputs: Input name → array, already checked against the signature.
+            timeout_in_ms: The run's timeout (see `predict`).
+
+        Returns:
+            Output name → array, every output of the signature.
+        """
+        run = functools.partial(servable.run, signature_name)
+        if self.batching is None:
+            return run_with_timeout(run, inputs, timeout_in_ms)
+        return self.batching.submit((servable, signature_name), run, inputs, timeout_in_ms)
+
     def predict(
         self, request: predict_pb2.PredictRequest, timeout_in_ms: int = 0, *,
         tensor_content: bool | None = None,
@@ -180,14 +206,7 @@ class ServingCore:
         inputs = servable.decode_inputs(signature_name, request.inputs, self.limits)
         aliases = servable.check_request(signature_name, inputs, list(request.output_filter))
         started = time.perf_counter()
-        run = functools.partial(servable.run, signature_name)
-        if self.batching is None:
-            outputs = run_with_timeout(run, inputs, timeout_in_ms)
-        else:
-            # One queue per servable version and signature, as TF Serving's batching
-            # session (one per loaded version) keeps one per signature.
-            outputs = self.batching.submit((servable, signature_name), run, inputs,
-                                           timeout_in_ms)
+        outputs = self.execute(servable, signature_name, inputs, timeout_in_ms)
         # predict_util.cc records the session run, which includes the batching queue.
         self.metrics.record_runtime(request.model_spec.name, "Predict",
                                     (time.perf_counter() - started) * 1e6)
@@ -207,7 +226,7 @@ class ServingCore:
 
         As classification_service.cc: the model spec, then the version, then
         the signature and the examples (see `memae_tf.serving.inference`). The
-        run is not batched.
+        run is batched as a Predict on the same signature (`execute`).
 
         Args:
             request: The request.
@@ -230,7 +249,8 @@ class ServingCore:
         servable = self.servable(request.model_spec)
         return run_classify_or_regress(
             method, servable, request, method_name_check=self.signature_method_name_check,
-            timeout_in_ms=timeout_in_ms, version=servable.version, metrics=self.metrics)
+            timeout_in_ms=timeout_in_ms, version=servable.version, metrics=self.metrics,
+            execute=self.execute)
 
     def multi_inference(
         self, request: inference_pb2.MultiInferenceRequest, timeout_in_ms: int = 0
@@ -239,8 +259,10 @@ class ServingCore:
 
         As multi_inference_helper.cc: the version is the one the first task's
         model spec names (a request without tasks names no model), then every
-        task is checked (see `memae_tf.serving.inference`). The run is not
-        batched.
+        task is checked (see `memae_tf.serving.inference`). A request of one
+        task is batched as Classify and Regress are; one of several tasks runs
+        alone, as TF Serving's batching session runs feeds and fetches that are
+        no one signature's.
 
         Args:
             request: The request.
@@ -255,7 +277,8 @@ class ServingCore:
         servable = self.servable(spec)
         return run_multi_inference(
             servable, request, method_name_check=self.signature_method_name_check,
-            timeout_in_ms=timeout_in_ms, version=servable.version, metrics=self.metrics)
+            timeout_in_ms=timeout_in_ms, version=servable.version, metrics=self.metrics,
+            execute=self.execute)
 
     def get_model_metadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest

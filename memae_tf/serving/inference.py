@@ -31,6 +31,7 @@ newer protobuf releases may space differently).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -293,15 +294,30 @@ def serialized_examples(request_input: input_pb2.Input) -> np.ndarray:
     return np.array(examples, dtype=object)
 
 
+# Runs one signature on checked inputs within a timeout (`ServingCore.execute`).
+Execute = Callable[["Servable", str, Mapping[str, np.ndarray], int], Mapping[str, np.ndarray]]
+
+
+def run_alone(
+    servable: Servable, signature_name: str, inputs: Mapping[str, np.ndarray],
+    timeout_in_ms: int = 0,
+) -> dict[str, np.ndarray]:
+    """Runs one signature unbatched, within `timeout_in_ms` (the default `Execute`)."""
+    return run_with_timeout(functools.partial(servable.run, signature_name), inputs,
+                            timeout_in_ms)
+
+
 def _run_examples(
     servable: Servable, signature_names: Sequence[str], examples: np.ndarray,
-    timeout_in_ms: int,
+    timeout_in_ms: int, execute: Execute,
 ) -> dict[str, np.ndarray]:
     """Feeds the examples to each signature's `inputs`; returns outputs by tensor name.
 
     The one session run of TF Serving (`PerformOneShotTensorComputation`),
-    here one call per signature. A session refuses a string feed to an input
-    of another dtype with the message of TensorFlow's `FunctionCallFrame::SetArgs`.
+    here one call per signature; a run of one signature goes through
+    `execute` (batched, if the server batches), one of several runs alone. A
+    session refuses a string feed to an input of another dtype with the
+    message of TensorFlow's `FunctionCallFrame::SetArgs`.
     """
     infos = [servable.signature_defs[name].inputs[EXAMPLES_INPUT] for name in signature_names]
     feeds = sorted({info.name for info in infos})
@@ -311,16 +327,22 @@ def _run_examples(
                 f"Expects arg[{feeds.index(info.name)}] to be {_data_type_string(info.dtype)} "
                 "but string is provided")
 
+    def by_tensor_name(name: str, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        signature = servable.signature_defs[name]
+        return {signature.outputs[alias].name: value for alias, value in outputs.items()}
+
+    inputs = {EXAMPLES_INPUT: examples}
+    if len(signature_names) == 1:
+        name, = signature_names
+        return by_tensor_name(name, execute(servable, name, inputs, timeout_in_ms))
+
     def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         fetched = {}
         for name in signature_names:
-            outputs = servable.run(name, inputs)
-            signature = servable.signature_defs[name]
-            fetched.update({signature.outputs[alias].name: value
-                            for alias, value in outputs.items()})
+            fetched.update(by_tensor_name(name, servable.run(name, inputs)))
         return fetched
 
-    return run_with_timeout(run, {EXAMPLES_INPUT: examples}, timeout_in_ms)
+    return run_with_timeout(run, inputs, timeout_in_ms)
 
 
 def _model_spec(
@@ -342,6 +364,7 @@ def run_classify_or_regress(
     timeout_in_ms: int = 0,
     version: int | None = None,
     metrics: ServingMetrics | None = None,
+    execute: Execute = run_alone,
 ) -> classification_pb2.ClassificationResponse | regression_pb2.RegressionResponse:
     """Runs a Classify or Regress request on a servable (TF Serving's `RunClassify`, `RunRegress`).
 
@@ -355,6 +378,8 @@ def run_classify_or_regress(
             leaves it out, as a warmup run does.
         metrics: Where to record the run's time (`runtime_latency`, API
             `Classify` or `Regress`); None records nothing.
+        execute: How the signature runs (`ServingCore.execute` batches it
+            when the server batches); by default alone.
 
     Returns:
         The `ClassificationResponse` or `RegressionResponse`.
@@ -370,7 +395,7 @@ def run_classify_or_regress(
     method.tensors(signature, method_name_check)
     examples = serialized_examples(request.input)
     started = time.perf_counter()
-    fetched = _run_examples(servable, [name], examples, timeout_in_ms)
+    fetched = _run_examples(servable, [name], examples, timeout_in_ms, execute)
     if metrics is not None:
         metrics.record_runtime(spec.name, method.api, (time.perf_counter() - started) * 1e6)
     response_type = (classification_pb2.ClassificationResponse if method is CLASSIFY
@@ -388,6 +413,7 @@ def run_multi_inference(
     timeout_in_ms: int = 0,
     version: int | None = None,
     metrics: ServingMetrics | None = None,
+    execute: Execute = run_alone,
 ) -> inference_pb2.MultiInferenceResponse:
     """Runs a MultiInference request on a servable (TF Serving's `RunMultiInference`).
 
@@ -401,6 +427,8 @@ def run_multi_inference(
             leaves it out, as a warmup run does.
         metrics: Where to count the examples (`request_example_counts`,
             `request_example_count_total`); None records nothing.
+        execute: How a request of one task runs (see
+            `run_classify_or_regress`); one of several tasks runs alone.
 
     Raises:
         ServingError: With TF Serving's code and message: INVALID_ARGUMENT for
@@ -429,7 +457,8 @@ def run_multi_inference(
         method.tensors(servable.signature_defs[name], method_name_check)
         tasks.append((method, name, servable.signature_defs[name]))
     examples = serialized_examples(request.input)
-    fetched = _run_examples(servable, [name for _, name, _ in tasks], examples, timeout_in_ms)
+    fetched = _run_examples(servable, [name for _, name, _ in tasks], examples,
+                           timeout_in_ms, execute)
     if metrics is not None:
         metrics.record_examples(model_name, len(examples))
     response = inference_pb2.MultiInferenceResponse()
