@@ -193,6 +193,13 @@ def test_an_unknown_signature_is_invalid_argument(memae, rpc, make):
         INVALID, "No signature was found with the name: nope")
 
 
+def test_the_signature_map_is_the_metagraphs_init_op_included(memae):
+    # classifier.cc looks the name up in MetaGraphDef.signature_def, which in a TF2
+    # SavedModel holds __saved_model_init_op (no inputs): found, then refused for its shape.
+    assert _refusal(memae[1].Classify, _classification(signature="__saved_model_init_op")) == (
+        INVALID, "Expected one input Tensor.")
+
+
 def test_the_signature_is_checked_before_the_examples(memae):
     # RunClassify checks the signature; only Classify then reads the input (util.cc
     # InputToSerializedExampleTensor: "Input is empty.").
