@@ -121,6 +121,14 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/serving/servable.py": [
         "tests/test_serving_servable.py",
         "tests/test_serving_batched_server.py::test_saved_model_loads_are_counted_by_path_and_outcome"],
+    "memae_tf/serving/config.py": [
+        "tests/test_serving_config.py", "tests/test_docstring_examples.py", "-m", "not slow",
+        "-k", "configmaps or unknown_field or missing_file or model_list or model_name "
+              "or duplicate_name or platform or serving.config"],
+    "memae_tf/export/serving_config.py": [
+        "tests/test_export.py", "tests/test_docstring_examples.py",
+        "-k", "models_config or batching or config_file or keeps_entries or model_name_names "
+              "or export.serving_config"],
     "memae_tf/serving/tensors.py": [
         "tests/test_serving_tensors.py", "tests/test_docstring_examples.py", "-k", "tensors"],
     "memae_tf/export/saved_model.py": [

@@ -241,6 +241,57 @@ def test_invalid_batching_parameters_say_what_was_expected():
         BatchingParameters(max_batch_size=0)
 
 
+@pytest.mark.parametrize(("field", "smallest"), [
+    ("max_batch_size", 1), ("batch_timeout_micros", 0), ("max_enqueued_batches", 1),
+    ("num_batch_threads", 1)])
+def test_batching_parameters_take_the_smallest_values_tensorflows_batcher_takes(field,
+                                                                             smallest):
+    # TensorFlow's shared_batch_scheduler.h refuses a non-positive input_batch_size_limit,
+    # max_enqueued_batches or num_batch_threads and a negative batch_timeout_micros (0:
+    # run each batch as soon as it is taken); one below each is refused here.
+    assert f"{field} {{ value: {smallest} }}" in BatchingParameters(
+        **{field: smallest}).to_text()
+    with pytest.raises(ValueError, match=rf"expected an integer >= {smallest}\. Received: "
+                                         rf"{field}={smallest - 1}$"):
+        BatchingParameters(**{field: smallest - 1})
+
+
+def test_batching_parameters_cannot_be_changed_past_their_checks():
+    parameters = BatchingParameters()
+    with pytest.raises(AttributeError):
+        parameters.max_batch_size = 0
+    assert parameters.max_batch_size == 64
+
+
+def test_config_files_are_readable_by_the_servers_user_and_their_paths_returned(tmp_path):
+    # The files are written to a temporary file (private, as mkstemp makes it) and moved
+    # into place; TF Serving may run as another user, so they end up rw-r--r--.
+    models = write_models_config(tmp_path, "memae")
+    batching = write_batching_parameters(tmp_path)
+    assert (models, batching) == (tmp_path / "models.config",
+                                  tmp_path / "batching_parameters.txt")
+    assert [oct(path.stat().st_mode & 0o777) for path in (models, batching)] == ["0o644"] * 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "batching_parameters.txt", "models.config"]
+
+
+def test_a_config_file_that_cannot_be_moved_into_place_leaves_the_old_one(tmp_path,
+                                                                           monkeypatch):
+    # TF Serving re-reads models.config while it runs: a failed write keeps the old file
+    # whole and leaves no temporary file beside it.
+    write_models_config(tmp_path, "first")
+    before = (tmp_path / "models.config").read_text()
+
+    def refuse(source, target):
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError, match="read-only file system"):
+        write_models_config(tmp_path, "second")
+    assert (tmp_path / "models.config").read_text() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["models.config"]
+
+
 @pytest.mark.parametrize("threshold", [None, float("nan"), "0.1", True])
 def test_threshold_must_be_a_finite_float(tmp_path, threshold):
     model = build_autoencoder("kdd", "ae", input_shape=(12,), units=(8, 3))
