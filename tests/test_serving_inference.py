@@ -32,6 +32,7 @@ from memae_tf.serving.batching import BatchingOptions
 from memae_tf.serving.config import single_model_config
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import ServingError
+from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.rest import parse_examples_body
 from memae_tf.serving.servable import Servable, read_signature_defs
 
@@ -498,7 +499,9 @@ def _warmup(version_dir: pathlib.Path, *logs) -> None:
 
 
 def test_warmup_replays_classify_regress_and_multi_inference_records(examples_base, tmp_path):
-    # saved_model_warmup.cc RunWarmupRequest: RunClassify, RunRegress, RunMultiInference.
+    # saved_model_warmup.cc RunWarmupRequest: RunClassify, RunRegress, RunMultiInference,
+    # which record runtime_latency (classifier.cc, regressor.cc) and the example counts
+    # (multi_inference.cc) as the RPCs do.
     version = shutil.copytree(examples_base / "1", tmp_path / "1")
     _warmup(version,
             prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(
@@ -508,7 +511,11 @@ def test_warmup_replays_classify_regress_and_multi_inference_records(examples_ba
             prediction_log_pb2.PredictionLog(
                 multi_inference_log=prediction_log_pb2.MultiInferenceLog(
                     request=_multi(("clf", "regress", REGRESS)))))
-    assert Servable(1, version).warm_up() == 3
+    metrics = ServingMetrics()
+    assert Servable(1, version, metrics).warm_up() == 3
+    assert [metrics.runtime_latency.cumulative_counts("clf", api, "TF1")[-1]
+            for api in ("Classify", "Regress")] == [1, 1]
+    assert metrics.request_example_count_total.value("clf") == 1
 
 
 def test_a_failing_classify_warmup_record_fails_the_load_with_its_error(examples_base, tmp_path):

@@ -311,6 +311,40 @@ def test_a_warmup_record_without_a_log_is_read_and_runs_nothing(copied, rows):
     assert Servable(1, copied).warm_up() == 2
 
 
+def test_a_warmup_read_to_its_end_is_recorded_ok_with_its_records_and_runs(copied, rows):
+    # saved_model_warmup_util.cc: model_warmup_latency and model_warmup_records_read
+    # {export_dir, "OK"} once the reader reaches the end; predict_util.cc RunPredict records
+    # each run's runtime_latency {model, "Predict", "TF1"}, in warmup too.
+    _write_warmup(copied, [_predict_log("serving_default", rows), _predict_log("", rows[:1])])
+    metrics = ServingMetrics()
+    assert Servable(1, copied, metrics).warm_up() == 2
+    assert metrics.model_warmup_records_read.value(str(copied), "OK") == 2
+    assert metrics.model_warmup_latency.cumulative_counts(str(copied), "OK")[-1] == 1
+    assert metrics.runtime_latency.cumulative_counts("kdd", "Predict", "TF1")[-1] == 2
+
+
+def test_an_unreadable_warmup_file_is_recorded_with_its_status(copied, rows):
+    # saved_model_warmup_util.cc: the reader's status, absl's "CODE: message", as the label.
+    path = _write_warmup(copied, [_predict_log("serving_default", rows)])
+    path.write_bytes(path.read_bytes() + b"trailing garbage, not a record")
+    metrics = ServingMetrics()
+    error = _refusal(Servable(1, copied, metrics).warm_up)
+    status = "DATA_LOSS: " + error.message.removesuffix(
+        ". Please verify your warmup data is in TFRecord format.")
+    assert metrics.model_warmup_records_read.value(str(copied), status) == 1
+    assert metrics.model_warmup_latency.cumulative_counts(str(copied), status)[-1] == 1
+
+
+def test_a_failed_warmup_request_records_no_warmup_metrics(copied):
+    # saved_model_warmup_util.cc: TF_RETURN_IF_ERROR on a record's run returns before the
+    # warmup metrics are recorded.
+    _write_warmup(copied, [_predict_log("nope", np.zeros((1, FEATURES), np.float32))])
+    metrics = ServingMetrics()
+    _refusal(Servable(1, copied, metrics).warm_up)
+    assert "model_warmup_latency_count" not in metrics.render()
+    assert "model_warmup_records_read{" not in metrics.render()
+
+
 def test_a_warmup_file_that_is_not_tfrecords_is_data_loss(copied):
     # saved_model_warmup_util.cc: the reader's DATA_LOSS, with a hint appended.
     (copied / "assets.extra" / "tf_serving_warmup_requests").write_bytes(b"plain text " * 4)

@@ -17,12 +17,18 @@ unchanged:
 - `/tensorflow/cc/saved_model/load_attempt_count` {model_path, status}:
   counter of SavedModel loads, status `success` or `fail`;
 - `/tensorflow/cc/saved_model/load_latency` {model_path}: counter, total µs;
+- `/tensorflow/serving/model_warmup_latency` {model_path, status}: histogram
+  in µs of a version's warmup, and `/tensorflow/serving/model_warmup_records_read`
+  {model_path, status}: counter of its records, both recorded when the warmup
+  file was read to its end (status `OK`) or could not be read (e.g. `DATA_LOSS:
+  ...`), not when a record's request failed;
 - `/tensorflow/serving/batching_session/...`: with `--enable_batching` (see
   `ServingMetrics`).
 
 Sources: tensorflow_serving/servables/tensorflow/util.cc (request and runtime
-metrics), model_servers/prediction_service_impl.cc and http_server.cc (when
-they are recorded), batching/batching_session.cc and batching_util.h (batching
+metrics), saved_model_warmup_util.cc (warmup metrics),
+model_servers/prediction_service_impl.cc and http_server.cc (when they are
+recorded), batching/batching_session.cc and batching_util.h (batching
 metrics), TensorFlow's tensorflow/cc/saved_model/loader.cc (load metrics), and
 util/prometheus_exporter.cc for the rendering: a name's characters outside
 `[a-zA-Z0-9_]` become `:` (`:tensorflow:serving:request_count`), histograms
@@ -270,6 +276,10 @@ class ServingMetrics:
         load_attempt_count: `/tensorflow/cc/saved_model/load_attempt_count`
             {model_path, status}.
         load_latency: `/tensorflow/cc/saved_model/load_latency` {model_path}, µs.
+        model_warmup_latency: `/tensorflow/serving/model_warmup_latency`
+            {model_path, status}, µs.
+        model_warmup_records_read: `/tensorflow/serving/model_warmup_records_read`
+            {model_path, status}.
         request_example_counts: `/tensorflow/serving/request_example_counts`
             {model}, `tf.Example`s per MultiInference.
         request_example_count_total:
@@ -314,6 +324,14 @@ class ServingMetrics:
             "/tensorflow/cc/saved_model/load_latency",
             "Latency in microseconds for SavedModels that were successfully loaded.",
             ["model_path"])
+        self.model_warmup_latency = Sampler(
+            "/tensorflow/serving/model_warmup_latency",
+            "Distribution of wall time (in microseconds) for warming up the model.",
+            ["model_path", "status"], LATENCY_BUCKETS)
+        self.model_warmup_records_read = Counter(
+            "/tensorflow/serving/model_warmup_records_read",
+            "Total number of warmup records read during model warmup.",
+            ["model_path", "status"])
         self.request_example_counts = Sampler(
             "/tensorflow/serving/request_example_counts",
             "The number of tensorflow.Examples per request.", ["model"],
@@ -366,6 +384,21 @@ class ServingMetrics:
     def record_runtime(self, model_name: str, api: str, latency_micros: float) -> None:
         """Records the wall time of a signature call (runtime `"TF1"`, as TF Serving's)."""
         self.runtime_latency.add(model_name, api, "TF1", value=latency_micros)
+
+    def record_warmup(
+        self, model_path: str, status: str, records: int, latency_micros: float
+    ) -> None:
+        """Records a version's warmup: its time and the records it read, by final status.
+
+        Args:
+            model_path: The version directory.
+            status: absl's `Status::ToString`: `"OK"`, or the code and message
+                (`"DATA_LOSS: corrupted record at 0"`).
+            records: The records replayed.
+            latency_micros: Wall time of the warmup, in microseconds.
+        """
+        self.model_warmup_latency.add(model_path, status, value=latency_micros)
+        self.model_warmup_records_read.increment(model_path, status, by=records)
 
     def record_examples(self, model_name: str, count: int) -> None:
         """Records the `tf.Example`s of a MultiInference (util.cc `RecordRequestExampleCount`)."""

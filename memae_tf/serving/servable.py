@@ -54,8 +54,10 @@ class Servable:
         version: The version number.
         path: The version directory.
         metrics: Where to count the load attempt and its time, as TensorFlow's
-            `LoadSavedModel` does (`load_attempt_count`, `load_latency`); None
-            records nothing.
+            `LoadSavedModel` does (`load_attempt_count`, `load_latency`), and
+            the warmup's (`model_warmup_latency`, `model_warmup_records_read`,
+            and the runtime and example metrics of its requests); None records
+            nothing.
 
     Example:
 
@@ -69,6 +71,7 @@ class Servable:
     ) -> None:
         self.version = version
         self.path = pathlib.Path(path)
+        self.metrics = metrics
         started = time.perf_counter()
         succeeded = False
         try:
@@ -77,7 +80,8 @@ class Servable:
             succeeded = True
         finally:
             if metrics is not None:
-                metrics.record_load(str(path), succeeded, (time.perf_counter() - started) * 1e6)
+                metrics.record_load(str(self.path), succeeded,
+                                    (time.perf_counter() - started) * 1e6)
 
     def signature_def(self, signature_name: str) -> meta_graph_pb2.SignatureDef:
         """Returns a servable signature, or raises FAILED_PRECONDITION like TF Serving."""
@@ -235,12 +239,19 @@ class Servable:
             request = log.predict_log.request
             signature_name = request.model_spec.signature_name
             inputs = self.decode_inputs(signature_name, request.inputs)
-            self.predict(signature_name, inputs, list(request.output_filter))
+            self.check_request(signature_name, inputs, list(request.output_filter))
+            started = time.perf_counter()
+            self.run(signature_name, inputs)
+            if self.metrics is not None:  # predict_util.cc RunPredict, warmup included
+                self.metrics.record_runtime(request.model_spec.name, "Predict",
+                                            (time.perf_counter() - started) * 1e6)
         elif kind in ("classify_log", "regress_log"):
             method = inference.CLASSIFY if kind == "classify_log" else inference.REGRESS
-            inference.run_classify_or_regress(method, self, getattr(log, kind).request)
+            inference.run_classify_or_regress(method, self, getattr(log, kind).request,
+                                              metrics=self.metrics)
         elif kind == "multi_inference_log":
-            inference.run_multi_inference(self, log.multi_inference_log.request)
+            inference.run_multi_inference(self, log.multi_inference_log.request,
+                                          metrics=self.metrics)
         elif kind is not None:
             # StrCat of the LogTypeCase enum: the oneof field's number.
             number = log.DESCRIPTOR.fields_by_name[kind].number
@@ -273,6 +284,7 @@ class Servable:
         path = warmup_file(self.path)
         if not path.is_file():
             return 0
+        started = time.perf_counter()
         count = 0
         try:
             for record in tf.data.TFRecordDataset(str(path)):
@@ -291,8 +303,17 @@ class Servable:
                         f"({MAX_WARMUP_RECORDS}) at {path}"
                     )
         except tf.errors.DataLossError as error:
+            self._record_warmup(f"DATA_LOSS: {error.message}", count, started)
             raise ServingError(
                 grpc.StatusCode.DATA_LOSS,
                 f"{error.message}. Please verify your warmup data is in TFRecord format.",
             ) from error
+        self._record_warmup("OK", count, started)
         return count
+
+    def _record_warmup(self, status: str, records: int, started: float) -> None:
+        # saved_model_warmup_util.cc records these once the reader stops (end of file,
+        # or an unreadable record); a failed record's request returns before them.
+        if self.metrics is not None:
+            self.metrics.record_warmup(str(self.path), status, records,
+                                       (time.perf_counter() - started) * 1e6)
