@@ -607,6 +607,34 @@ def test_a_base_path_that_does_not_exist_leaves_every_model_without_new_versions
         registry.stop()
 
 
+def test_a_reload_changes_a_model_at_the_next_listing_and_never_without_polling(
+        tmp_path, stand_in):
+    """ServerCore::ReloadConfig hands a model's new version policy to
+    FileSystemStoragePathSource::UpdateConfig (file_system_storage_path_source.cc), which
+    lists nothing: the next poll does. With file_system_poll_wait_seconds = 0 the source
+    polls once, on its one-shot thread, so the change never takes effect."""
+    for version in (1, 2):
+        (tmp_path / "kdd" / str(version)).mkdir(parents=True)
+
+    def config(version: int) -> model_server_config_pb2.ModelServerConfig:
+        return _config(_model_config(
+            tmp_path / "kdd",
+            {"m": f"model_version_policy {{ specific {{ versions: {version} }} }}"}))
+
+    once, polling = ModelRegistry(0), ModelRegistry(0.05)
+    try:
+        for registry in (once, polling):
+            registry.reload_config(config(1))
+            assert registry["m"].available_versions == [1]
+            registry.reload_config(config(2))
+        wait_for(lambda: polling["m"].available_versions == [2], timeout=60)
+        time.sleep(0.5)  # ten listings of the polling registry
+        assert once["m"].available_versions == [1]
+    finally:
+        once.stop()
+        polling.stop()
+
+
 def test_the_registry_defaults_are_tf_servings_server_options():
     # model_servers/server.h Server::Options: file_system_poll_wait_seconds = 1,
     # allow_version_labels_for_unavailable_models = false, enable_model_warmup = true.
