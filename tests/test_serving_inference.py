@@ -33,7 +33,7 @@ from memae_tf.serving.config import single_model_config
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import ServingError
 from memae_tf.serving.metrics import ServingMetrics
-from memae_tf.serving.rest import parse_examples_body
+from memae_tf.serving.rest_examples import json_debug_string, parse_examples_body
 from memae_tf.serving.servable import Servable, read_signature_defs
 
 CLASSIFY = "tensorflow/serving/classify"
@@ -421,10 +421,10 @@ def test_with_batching_a_multi_inference_of_two_signatures_runs_alone(batching_c
      "Servable not found for request: Specific(kdd, 3)"),
     # json_tensor.cc FillClassifyRegressRequestFromJson: the body before the model.
     ("/v1/models/nope:classify", {"examples": []}, 400,
-     """JSON Value: {"examples":[]} 'examples' value is an empty array"""),
+     """JSON Value: {\n    "examples": []\n} 'examples' value is an empty array"""),
     ("/v1/models/kdd:regress", {"instances": [1]}, 400,
-     """JSON Value: {"instances":[1]} When method is classify, key 'examples' is expected and """
-     "was not found"),
+     """JSON Value: {\n    "instances": [1]\n} When method is classify, key 'examples' is """
+     "expected and was not found"),
     # ParseModelInfo matches any case, ProcessRequest dispatches only the lower case.
     ("/v1/models/kdd:Classify", {"examples": [{}]}, 400,
      "Malformed request: POST /v1/models/kdd:Classify"),
@@ -448,6 +448,7 @@ def test_rest_classify_and_regress_answer_results(examples):
 
 @pytest.mark.parametrize(("body", "message"), [
     (b"", "JSON Parse error: The document is empty"),
+    (b"  ", "JSON Parse error: The document is empty. at offset: 2"),
     (b"[1]", "JSON Value: [1] Is not object"),
     (b'{"signature_name": 3, "examples": [{}]}',
      "not formatted correctly. 'signature_name' key must be a string value."),
@@ -472,6 +473,31 @@ def test_rest_example_bodies_are_refused_with_tf_servings_messages(body, message
         parse_examples_body(body)
     assert info.value.code == INVALID
     assert message in info.value.message
+
+
+def test_refused_bodies_are_quoted_as_rapidjsons_pretty_writer_writes_them():
+    # json_tensor.cc FormatError -> JsonValueToDebugString: PrettyWriter, 4-space indent,
+    # kFormatSingleLineArray; rapidjson writes doubles with Grisu2 + Prettify.
+    with pytest.raises(ServingError) as info:
+        parse_examples_body(b'{"instances": [1, 2.50, 1e-7, 1e21, 12345678901234567890123], '
+                            b'"s": "q\\"\\u0001", "o": {"a": [], "b": {}}}')
+    assert info.value.message == (
+        'JSON Value: {\n    "instances": [1, 2.5, 1e-7, 1e21, 1.2345678901234568e22],\n'
+        '    "s": "q\\"\\u0001",\n    "o": {\n        "a": [],\n        "b": {}\n    }\n} '
+        "When method is classify, key 'examples' is expected and was not found")
+
+
+def test_a_long_value_is_quoted_up_to_the_event_that_passes_256_bytes():
+    # json_tensor.cc JsonWriterWithLimit: each event is written only while the buffer
+    # holds fewer than kMaxJsonDebugStringBytes (256) bytes: the closing brace is not.
+    assert json_debug_string({"examples": [], "x": "a" * 300}) == (
+        '{\n    "examples": [],\n    "x": "' + "a" * 300 + '"')
+
+
+def test_the_body_is_its_first_json_value_whatever_follows():
+    # json_tensor.cc ParseJson: kParseStopWhenDoneFlag.
+    _, request_input = parse_examples_body(b'{"examples": [{"f": 1}]} trailing')
+    assert len(request_input.example_list.examples) == 1
 
 
 def test_rest_example_values_take_the_feature_kind_of_their_json_type():

@@ -10,7 +10,7 @@ Paths, JSON formats and status codes follow TF Serving:
 - `POST /v1/models/NAME[/versions/N]:classify` and `:regress` with
   `{"examples": [{feature: value(s)}, ...]}`, an optional `context` example and
   `signature_name`, answered with `{"results": ...}` (see
-  `parse_examples_body`); a MemAE export has no classification or regression
+  `memae_tf.serving.rest_examples`); a MemAE export has no classification or regression
   signature, so it answers 400 with TF Serving's message;
 - errors as `{"error": "..."}` with the HTTP status of the gRPC code
   (http_server.cc `ToHTTPStatusCode`);
@@ -30,8 +30,6 @@ Paths, JSON formats and status codes follow TF Serving:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -50,13 +48,11 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
-from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
-    input_pb2,
     model_pb2,
     predict_pb2,
     regression_pb2,
@@ -68,6 +64,7 @@ from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import ServingError, invalid_argument, not_found
 from memae_tf.serving.flags import default_threads
 from memae_tf.serving.metrics import PROMETHEUS_CONTENT_TYPE
+from memae_tf.serving.rest_examples import format_examples_result, parse_examples_body
 from memae_tf.serving.tensors import encode_tensor
 
 logger = logging.getLogger(__name__)
@@ -195,135 +192,6 @@ def format_predict_outputs(outputs: Mapping[str, np.ndarray], row_format: bool) 
     lists = {name: array.tolist() for name, array in outputs.items()}
     return {"predictions": [{name: values[i] for name, values in lists.items()}
                             for i in range(rows)]}
-
-
-def _json_type(value: Any) -> str:
-    """rapidjson's type names, as json_tensor.cc `JsonTypeString` writes them."""
-    if value is None or isinstance(value, bool):
-        return str(value).replace("None", "Null")
-    names = {dict: "Object", list: "Array", str: "String"}
-    return names.get(type(value), "Number")
-
-
-def _json_value(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _add_feature_value(name: str, value: Any, feature: feature_pb2.Feature) -> None:
-    """json_tensor.cc `AddValueToFeature`: one JSON value into a feature of one kind."""
-    if isinstance(value, bool):
-        kind, value = "int64_list", int(value)
-    elif isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
-        kind = "bytes_list"
-        text = value["b64"]
-        try:
-            value = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-        except binascii.Error as error:
-            raise invalid_argument("Unable to base64 decode") from error
-    elif value is None or isinstance(value, dict | list):
-        raise invalid_argument(
-            f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
-    elif isinstance(value, str):
-        kind, value = "bytes_list", value.encode("utf-8")
-    elif isinstance(value, int) and -(2**63) <= value < 2**64:
-        if value >= 2**63:
-            raise invalid_argument(
-                f"Feature: {name} has uint64_t element. Only int64_t is supported.")
-        kind = "int64_list"
-    else:  # a float, or an integer too large for 64 bits (rapidjson reads it as a double)
-        kind, value = "float_list", float(value)
-    held = feature.WhichOneof("kind")
-    if held not in (None, kind):
-        raise invalid_argument(f"Unexpected element type in feature: {name} expecting type: "
-                               f"{held.removesuffix('_list')}")
-    getattr(feature, kind).value.append(value)
-
-
-def _example(value: Any) -> example_pb2.Example:
-    """json_tensor.cc `MakeExampleFromJsonObject`: feature name → a value or a list of values."""
-    if not isinstance(value, dict):
-        raise invalid_argument(
-            f"Example must be JSON object but got JSON {_json_type(value)}")
-    example = example_pb2.Example()
-    for name, content in value.items():
-        feature = example.features.feature[name]
-        for item in content if isinstance(content, list) else [content]:
-            _add_feature_value(name, item, feature)
-    return example
-
-
-def parse_examples_body(body: bytes) -> tuple[str | None, input_pb2.Input]:
-    """Reads the body of a REST classify or regress request into its examples.
-
-    The format and the checks, in their order, are TF Serving's
-    (util/json_tensor.cc `FillClassifyRegressRequestFromJson`): a JSON object
-    with `examples`, a non-empty list of objects, each feature a value or a
-    list of values of one kind (strings and `{"b64": ...}` are bytes, integers
-    and booleans int64, other numbers float); an optional `context` object,
-    whose features every example gets; an optional string `signature_name`.
-    Messages quote the JSON compactly, where TF Serving pretty-prints it.
-
-    Args:
-        body: The request body.
-
-    Returns:
-        `(signature_name, input)`: the signature name (None when the body
-        names none) and the `tensorflow.serving.Input` of the examples.
-
-    Raises:
-        ServingError: INVALID_ARGUMENT, with TF Serving's messages.
-    """
-    if not body:
-        raise invalid_argument("JSON Parse error: The document is empty")
-    try:
-        document = json.loads(body)
-    except ValueError as error:
-        position = getattr(error, "pos", 0)
-        raise invalid_argument(
-            f"JSON Parse error: {getattr(error, 'msg', error)} at offset: {position}"
-        ) from error
-    if not isinstance(document, dict):
-        raise invalid_argument(f"JSON Value: {_json_value(document)} Is not object")
-    signature_name = document.get("signature_name")
-    if "signature_name" in document and not isinstance(signature_name, str):
-        raise invalid_argument(
-            f"JSON Value: {_json_value(document)} not formatted correctly. 'signature_name' "
-            "key must be a string value.")
-    request_input = input_pb2.Input()
-    if "context" in document:
-        listed = request_input.example_list_with_context
-        listed.context.CopyFrom(_example(document["context"]))
-    else:
-        listed = request_input.example_list
-    examples = document.get("examples")
-    if "examples" not in document:
-        raise invalid_argument(
-            f"JSON Value: {_json_value(document)} When method is classify, key 'examples' "
-            "is expected and was not found")
-    if not isinstance(examples, list):
-        raise invalid_argument(
-            f"JSON Value: {_json_value(document)} Expecting 'examples' value to be an "
-            "list/array")
-    if not examples:
-        raise invalid_argument(
-            f"JSON Value: {_json_value(document)} 'examples' value is an empty array")
-    for value in examples:
-        listed.examples.add().CopyFrom(_example(value))
-    return signature_name, request_input
-
-
-def format_examples_result(
-    result: classification_pb2.ClassificationResult | regression_pb2.RegressionResult,
-) -> dict:
-    """Returns the REST answer of a classify (`[[label, score], ...]` per example) or regress.
-
-    As json_tensor.cc `MakeJsonFromClassificationResult` and
-    `MakeJsonFromRegressionResult`.
-    """
-    if isinstance(result, regression_pb2.RegressionResult):
-        return {"results": [regression.value for regression in result.regressions]}
-    return {"results": [[[entry.label, entry.score] for entry in classifications.classes]
-                        for classifications in result.classifications]}
 
 
 class _Handler(BaseHTTPRequestHandler):
