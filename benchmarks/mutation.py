@@ -129,6 +129,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_export.py", "tests/test_docstring_examples.py",
         "-k", "models_config or batching or config_file or keeps_entries or model_name_names "
               "or export.serving_config"],
+    "memae_tf/serving/tls.py": ["tests/reliability/test_tls.py", "-m", "not slow"],
     "memae_tf/serving/tensors.py": [
         "tests/test_serving_tensors.py", "tests/test_docstring_examples.py", "-k", "tensors"],
     "memae_tf/export/saved_model.py": [

@@ -6,6 +6,7 @@ import ipaddress
 import json
 import ssl
 import urllib.request
+from concurrent import futures
 
 import grpc
 import numpy as np
@@ -19,7 +20,12 @@ from reliability_helpers import reference_scores
 from memae_tf.cli import add_serving_commands
 from memae_tf.client import MemAEClient, UnavailableError
 from memae_tf.serving import serve
-from memae_tf.serving.tls import grpc_server_credentials, server_ssl_context
+from memae_tf.serving.proto import SSLConfig
+from memae_tf.serving.tls import (
+    grpc_server_credentials,
+    server_ssl_context,
+    ssl_config_credentials,
+)
 
 
 def _certificate(name, key, issuer_name, issuer_key, *, ca=False, san=()):
@@ -163,3 +169,64 @@ def test_missing_certificate_file_is_named_in_the_error(tmp_path):
     (tmp_path / "key.pem").write_text("a key")
     with pytest.raises(FileNotFoundError, match="Expected `cert` to be a PEM file"):
         grpc_server_credentials(tmp_path / "nope.pem", tmp_path / "key.pem")
+
+
+# ----------------------------------------------- --ssl_config_file (SSLConfig)
+
+
+def _ssl_config(pki, **fields) -> SSLConfig:
+    cert, key = pki["server"]
+    return SSLConfig(server_key=key.read_text(), server_cert=cert.read_text(), **fields)
+
+
+def _pings(credentials, channel_credentials) -> bool:
+    """Whether a client with `channel_credentials` gets an answer from a gRPC server
+    listening with `credentials` (an echo method; no model involved)."""
+    echo = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[
+        grpc.method_handlers_generic_handler("test.Echo", {"Ping": echo})])
+    port = server.add_secure_port("localhost:0", credentials)
+    server.start()
+    try:
+        with grpc.secure_channel(f"localhost:{port}", channel_credentials) as channel:
+            return channel.unary_unary("/test.Echo/Ping")(b"ping", timeout=30) == b"ping"
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.UNAVAILABLE, error  # the handshake failed
+        return False
+    finally:
+        server.stop(0)
+
+
+def test_ssl_config_with_client_verify_serves_only_clients_with_a_certificate_of_its_ca(pki):
+    # tensorflow_serving/model_servers/server.cc BuildServerCredentials: the fields hold
+    # PEM text; client_verify asks for, requires and verifies a client certificate
+    # against custom_ca (GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY).
+    credentials = ssl_config_credentials(
+        _ssl_config(pki, custom_ca=pki["ca"].read_text(), client_verify=True))
+    assert _pings(credentials, _channel_credentials(pki, "client"))
+    assert not _pings(credentials, _channel_credentials(pki))
+    assert not _pings(credentials, _channel_credentials(pki, "rogue"))
+
+
+def test_ssl_config_without_client_verify_asks_no_client_certificate(pki):
+    # GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, with or without custom_ca.
+    for fields in ({}, {"custom_ca": pki["ca"].read_text()}):
+        assert _pings(ssl_config_credentials(_ssl_config(pki, **fields)),
+                      _channel_credentials(pki))
+
+
+@pytest.mark.parametrize("missing", ["server_key", "server_cert", "both"])
+def test_ssl_config_without_a_key_or_a_certificate_is_refused(pki, missing):
+    config = _ssl_config(pki)
+    for name in ("server_key", "server_cert") if missing == "both" else (missing,):
+        config.ClearField(name)
+    with pytest.raises(ValueError, match=(
+            rf"PEM text in both server_key and server_cert\. Received: server_key set="
+            rf"{missing == 'server_cert'}, server_cert set={missing == 'server_key'}$")):
+        ssl_config_credentials(config)
+
+
+def test_ssl_config_with_client_verify_but_no_ca_is_refused(pki):
+    # gRPC would have no roots to verify client certificates against.
+    with pytest.raises(ValueError, match=r"Expected custom_ca .* with client_verify: true"):
+        ssl_config_credentials(_ssl_config(pki, client_verify=True))
