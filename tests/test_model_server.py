@@ -959,13 +959,13 @@ def test_each_warmup_record_is_replayed_the_flags_number_of_times_in_a_row(
     signatures = [prediction_log_pb2.PredictionLog.FromString(record.numpy())
                   .predict_log.request.model_spec.signature_name for record in records]
     assert len(set(signatures)) > 1  # the order shows
-    replayed, predict = [], Servable.predict
+    replayed, run = [], Servable.run
 
-    def recorded(self, signature_name, *args, **kwargs):
+    def recorded(self, signature_name, *args, **kwargs):  # each signature run
         replayed.append(signature_name)
-        return predict(self, signature_name, *args, **kwargs)
+        return run(self, signature_name, *args, **kwargs)
 
-    monkeypatch.setattr(Servable, "predict", recorded)
+    monkeypatch.setattr(Servable, "run", recorded)
     with start_model_server(parse_flags(flags), host="127.0.0.1"):
         pass
     assert replayed == [name for name in signatures for _ in range(iterations)]
