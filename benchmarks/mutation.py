@@ -129,6 +129,12 @@ MODULES: dict[str, list[str]] = {
         "tests/test_export.py", "tests/test_docstring_examples.py",
         "-k", "models_config or batching or config_file or keeps_entries or model_name_names "
               "or export.serving_config"],
+    "memae_tf/serving/deadlines.py": [
+        "tests/test_serving_timeouts.py", "tests/test_docstring_examples.py",
+        "-k", "in_ms_is or milliseconds or serving.deadlines"],
+    "memae_tf/common/checks.py": [
+        "tests/test_foundations.py", "tests/test_docstring_examples.py",
+        "-k", "positive or bools or none_is or common.checks"],
     "memae_tf/serving/tls.py": ["tests/reliability/test_tls.py", "-m", "not slow"],
     "memae_tf/serving/tensors.py": [
         "tests/test_serving_tensors.py", "tests/test_docstring_examples.py", "-k", "tensors"],

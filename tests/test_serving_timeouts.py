@@ -45,8 +45,13 @@ from serving_helpers import (
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from memae_tf.export import export_saved_model
-from memae_tf.serving import parse_flags, start_model_server
-from memae_tf.serving.deadlines import QUEUE_TIMEOUT_MESSAGE, RUN_TIMEOUT_MESSAGE, timeout_in_ms
+from memae_tf.serving import deadlines, parse_flags, start_model_server
+from memae_tf.serving.deadlines import (
+    QUEUE_TIMEOUT_MESSAGE,
+    RUN_TIMEOUT_MESSAGE,
+    run_with_timeout,
+    timeout_in_ms,
+)
 from memae_tf.serving.errors import ServingError
 from memae_tf.serving.metrics import ServingMetrics, parse_exposition
 
@@ -179,6 +184,45 @@ def test_grpc_time_left_becomes_whole_milliseconds():
     assert timeout_in_ms(1.2349) == 1234
     assert timeout_in_ms(0.0004) == 0
     assert timeout_in_ms(None) == 0
+
+
+class _SteppedClock:
+    """A monotonic clock that a run moves forward by exactly the seconds it takes."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def run_taking(self, seconds: float):
+        def run(inputs):
+            self.now += seconds
+            return {"y": inputs["x"]}
+        return run
+
+
+@pytest.mark.parametrize(("timeout", "seconds", "exceeded"), [
+    (1000, 1.0, False),  # exactly the timeout: not longer than it
+    (1000, 1.001, True),
+    (1, 0.002, True),  # the shortest timeout is still one
+    (0, 1e6, False),  # 0 or less: no timeout
+    (-5, 1e6, False),
+])
+def test_a_run_longer_than_its_timeout_in_ms_is_deadline_exceeded(monkeypatch, timeout,
+                                                                  seconds, exceeded):
+    # direct_session.cc: RunOptions.timeout_in_ms > 0 bounds the run's wait
+    # (WaitForNotification, "Timed out waiting for notification"); <= 0 is no timeout.
+    clock = _SteppedClock()
+    monkeypatch.setattr(deadlines, "time", clock)
+    run = clock.run_taking(seconds)
+    if exceeded:
+        with pytest.raises(ServingError) as refused:
+            run_with_timeout(run, {"x": 1}, timeout)
+        assert (refused.value.code, refused.value.message) == (
+            grpc.StatusCode.DEADLINE_EXCEEDED, RUN_TIMEOUT_MESSAGE)
+    else:
+        assert run_with_timeout(run, {"x": 1}, timeout) == {"y": 1}
 
 
 def test_rest_timeout_flag_defaults_to_tf_servings_30_seconds():
