@@ -120,10 +120,7 @@ class ServingCore:
         if spec.name not in self.managers:
             wanted = (f"Specific({spec.name}, {spec.version.value})" if spec.HasField("version")
                       else f"Latest({spec.name})")
-            raise not_found(
-                f"Servable not found for request: {wanted}. Models served: "
-                f"{sorted(self.managers)}."
-            )
+            raise not_found(f"Servable not found for request: {wanted}")
         return self.managers[spec.name]
 
     def servable(self, spec: model_pb2.ModelSpec) -> Servable:

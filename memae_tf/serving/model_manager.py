@@ -445,9 +445,8 @@ class ModelManager:
             return servables[version]
         wanted = (f"Latest({self.model_name})" if version is None
                   else f"Specific({self.model_name}, {version})")
-        raise not_found(
-            f"Servable not found for request: {wanted}. Versions served: {sorted(servables)}."
-        )
+        # basic_manager.cc (GetUntypedServableHandle): the request's DebugString, nothing else.
+        raise not_found(f"Servable not found for request: {wanted}")
 
     def version_states(self, version: int | None = None) -> dict[int, VersionState]:
         """Returns version → state for the versions seen, or for one of them.
