@@ -102,6 +102,9 @@ MODULES: dict[str, list[str]] = {
         "-k", "stream_scorer or refuses_an_unknown or window_refuses or closed_stream "
               "or client.stream"],
     "memae_tf/data/moving_mnist.py": ["tests/test_data_moving_mnist.py"],
+    "memae_tf/data/preprocessing.py": [
+        "tests/test_data_preprocessing.py", "tests/test_docstring_examples.py",
+        "-k", "preprocessing"],
     "memae_tf/training/memory_check.py": [
         "tests/test_memory_check.py", "tests/test_docstring_examples.py",
         "-k", "not docstring or memory_check"],

@@ -72,3 +72,22 @@ def test_global_contrast_normalization_by_hand():
 def test_global_contrast_normalization_rejects_non_image_batches(images):
     with pytest.raises(ValueError, match="numeric array of images"):
         global_contrast_normalize(images)
+
+
+def test_several_chosen_columns_are_scaled_each_by_its_own_range():
+    scaled = MinMaxScaler(columns=(0, 1)).fit_transform(TRAIN)
+    np.testing.assert_allclose(scaled[:, :2], [[0.0, 0.0], [1.0, 1.0], [0.5, 0.5]])
+    np.testing.assert_array_equal(scaled[:, 2], TRAIN[:, 2])
+
+
+def test_a_range_narrower_than_one_is_still_divided_by():
+    # Only a constant column (range 0) is left undivided: a range of 0.5 doubles.
+    train = np.array([[0.0], [0.5], [0.25]])
+    np.testing.assert_allclose(MinMaxScaler().fit_transform(train)[:, 0], [0.0, 1.0, 0.5])
+
+
+def test_global_contrast_normalization_of_images_with_little_spread():
+    # Mean absolute deviations of 0.5 and 0.1 (below 1) still divide: ±1 either way.
+    images = np.array([[0.0, 0.0, 1.0, 1.0], [0.1, 0.1, 0.3, 0.3]])
+    np.testing.assert_allclose(global_contrast_normalize(images),
+                               [[-1, -1, 1, 1], [-1, -1, 1, 1]], rtol=1e-6)
