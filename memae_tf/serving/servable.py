@@ -87,11 +87,9 @@ class Servable:
         """Returns a servable signature, or raises FAILED_PRECONDITION like TF Serving."""
         name = signature_name or SERVING_SIGNATURE
         if name not in self.signature_defs or name not in self._module.signatures:
-            servable = sorted(set(self.signature_defs) & set(self._module.signatures))
-            raise ServingError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f'Serving signature key "{name}" not found. Expected one of {servable}.',
-            )
+            # predict_util.cc RunPredict: the key alone, no list of the signatures there are.
+            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f'Serving signature key "{name}" not found.')
         return self.signature_defs[name]
 
     def _check_names(

@@ -107,8 +107,7 @@ GRPC_CASES = {
     "missing model spec": (lambda r: r.ClearField("model_spec"), CODE.INVALID_ARGUMENT,
                            "Missing ModelSpec"),
     "unknown signature": (_set("model_spec.signature_name", "nope"), CODE.FAILED_PRECONDITION,
-                          "Expected one of ['memory_attention', 'model_info', 'score_map', "
-                          "'serving_default']"),
+                          'Serving signature key "nope" not found.'),
     "unknown input name": (_rename_input, CODE.INVALID_ARGUMENT, "Missing but required: {x}"),
     "extra input": (_extra_input, CODE.INVALID_ARGUMENT, "Sent extra: {mask}"),
     "wrong dtype": (_set("inputs.x.dtype", types_pb2.DT_DOUBLE), CODE.INVALID_ARGUMENT,
@@ -193,7 +192,7 @@ REST_CASES = {
     "unknown version": ("/v1/models/kdd/versions/9:predict", {"instances": [[0.0] * FEATURES]},
                         404, "Specific(kdd, 9)"),
     "unknown signature": (PREDICT, {"signature_name": "nope", "instances": [[0.0] * FEATURES]},
-                          400, "Expected one of"),
+                          400, 'Serving signature key "nope" not found.'),
     "unknown input name": (PREDICT, {"inputs": {"features": [[0.0] * FEATURES]}}, 400,
                            "Missing but required: {x}"),
     "wrong width": (PREDICT, {"instances": [[0.0] * 5]}, 400, "expects shape (None, 12)"),
