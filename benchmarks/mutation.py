@@ -102,6 +102,7 @@ MODULES: dict[str, list[str]] = {
         "-k", "stream_scorer or refuses_an_unknown or window_refuses or closed_stream "
               "or client.stream"],
     "memae_tf/data/moving_mnist.py": ["tests/test_data_moving_mnist.py"],
+    "memae_tf/saving.py": ["tests/reliability/test_detector_files.py", "-m", "not slow"],
     "memae_tf/data/preprocessing.py": [
         "tests/test_data_preprocessing.py", "tests/test_docstring_examples.py",
         "-k", "preprocessing"],

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from memae_tf.detector import MemAE
+from memae_tf.saving import load_archive, read_archive_metadata
 
 WEIGHTS_ENTRY = "model.weights.h5"
 
@@ -135,3 +136,26 @@ def test_a_bug_while_loading_is_not_reported_as_a_corrupt_file(saved, monkeypatc
     monkeypatch.setattr(keras.saving, "load_model", load_model)
     with pytest.raises(TypeError, match="a bug in the loading code"):
         MemAE.load(saved[1])
+
+
+def test_a_detector_is_saved_into_folders_made_for_it(saved, tmp_path):
+    detector, _, x = saved
+    path = detector.save(tmp_path / "runs" / "best" / "detector.keras")
+    np.testing.assert_allclose(MemAE.load(path).score(x), detector.score(x), rtol=1e-6)
+
+
+def test_the_metadata_is_read_beside_the_smallest_keras_model_config(saved, tmp_path):
+    # A serialised Keras model needs the keys 'class_name' and 'config', no others; the
+    # metadata of archives written now says format 1.
+    path = _rewritten(saved[1], tmp_path, "config.json",
+                      b'{"class_name": "Functional", "config": {}}')
+    metadata = read_archive_metadata(path)
+    assert metadata["format_version"] == 1
+    assert metadata["threshold"] == saved[0].threshold_
+
+
+def test_a_model_is_loaded_without_its_training_configuration(saved):
+    # load_archive's contract: the model comes back uncompiled (no optimiser or loss
+    # restored), which a detector that only scores does not need.
+    model, _ = load_archive(saved[1])
+    assert not model.compiled
