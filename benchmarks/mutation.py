@@ -86,6 +86,10 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/evaluation/one_class.py": [
         "tests/test_evaluation_protocols.py", "-k", "one_class or gcn or frozen"],
     "memae_tf/training/schedules.py": ["tests/test_lr_decay.py"],
+    "memae_tf/training/config.py": [
+        "tests/test_training.py", "tests/test_lr_decay.py", "tests/test_docstring_examples.py",
+        "-k", "refused or numpy or frozen or same_config_class or defaults or has_schedule "
+              "or test_lr_decay or training.config"],
     "memae_tf/serving/threads.py": ["tests/test_serving_config.py", "-m", "not slow"],
     "memae_tf/serving/flags.py": ["tests/test_serving_config.py", "-m", "not slow"],
     "memae_tf/models/subpixel.py": ["tests/test_subpixel.py"],

@@ -47,7 +47,7 @@ def test_an_unknown_training_setting_is_named_with_the_known_ones(rows):
     "settings, message",
     [({"epochs": 0}, "epochs"), ({"batch_size": True}, "batch_size"),
      ({"steps_per_execution": 0}, "steps_per_execution"),
-     ({"learning_rate": -1.0}, "learning_rate"),
+     ({"learning_rate": -1.0}, "learning_rate"), ({"learning_rate": 0.0}, "learning_rate"),
      ({"memory_init": "random"}, "memory_init"), ({"precision": "float16"}, "precision"),
      ({"strategy": "tpu"}, "strategy")],
 )
@@ -58,6 +58,20 @@ def test_a_config_out_of_range_is_refused_when_built(settings, message):
 
 def test_numpy_integers_are_valid_sizes():
     assert TrainingConfig(epochs=np.int64(2), batch_size=np.int32(16)).epochs == 2
+
+
+def test_the_settings_documented_as_defaults_are_the_defaults():
+    # TrainingConfig's docstring: memory_restart "Off by default", shuffle every epoch,
+    # lr_decay and jit_compile "auto" (default), memory_init drawn from the data.
+    config = TrainingConfig()
+    assert (config.memory_restart, config.shuffle, config.lr_decay, config.jit_compile,
+            config.memory_init) == (False, True, "auto", "auto", "data")
+
+
+def test_has_schedule_is_a_bool_for_a_rate_and_for_a_schedule():
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 100, 0.5)
+    assert TrainingConfig(learning_rate=1e-3).has_schedule is False
+    assert TrainingConfig(learning_rate=schedule).has_schedule is True
 
 
 def test_the_config_is_frozen():
