@@ -51,6 +51,18 @@ def test_the_exported_signatures_follow_the_contract(tmp_path):
     assert set(attention) == {contract.ATTENTION_OUTPUT}
 
 
+def test_version_directories_are_the_folders_named_by_an_ascii_number(tmp_path):
+    # file_system_storage_path_source.cc ParseVersionNumber: absl::SimpleAtoi, which reads
+    # ASCII digits only; a child whose name does not parse is skipped, no error. Digits of
+    # other scripts ("²", "١٢"), which Python's str.isdigit also accepts, are no version.
+    for name in ("3", "10", "²", "١٢", "v4", ".tmp-5"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "7").write_text("a file, not a version")
+    assert contract.version_directories(tmp_path) == {3: tmp_path / "3", 10: tmp_path / "10"}
+    assert list(contract.version_directories(tmp_path)) == [3, 10]
+    assert contract.version_directories(tmp_path / "absent") == {}
+
+
 def _modules_where(matches) -> list[str]:
     """The package's modules (paths under memae_tf/) holding a syntax node that `matches`."""
     package = pathlib.Path(contract.__file__).parents[1]

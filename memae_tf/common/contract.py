@@ -128,9 +128,9 @@ def frame_threshold_output(frame_score: str) -> str:
 def version_directories(model_base_path: str | os.PathLike) -> dict[int, pathlib.Path]:
     """Returns version → directory for the versions under a model base path.
 
-    Like TF Serving, only sub-directories named by a non-negative integer count,
-    so in-progress exports in hidden temporary directories are ignored. A
-    missing base path has no versions.
+    Like TF Serving, only sub-directories named by a non-negative integer in
+    ASCII digits count, so in-progress exports in hidden temporary directories
+    are ignored. A missing base path has no versions.
 
     Args:
         model_base_path: Directory of the model's versions.
@@ -146,7 +146,9 @@ def version_directories(model_base_path: str | os.PathLike) -> dict[int, pathlib
     base = pathlib.Path(model_base_path)
     if not base.is_dir():
         return {}
-    found = {int(p.name): p for p in base.iterdir() if p.name.isdigit() and p.is_dir()}
+    # str.isdigit alone also takes "²" (which int() refuses) and other scripts' digits.
+    found = {int(p.name): p for p in base.iterdir()
+             if p.name.isascii() and p.name.isdigit() and p.is_dir()}
     return dict(sorted(found.items()))
 
 
