@@ -106,6 +106,8 @@ MODULES: dict[str, list[str]] = {
         "-k", "stream_scorer or refuses_an_unknown or window_refuses or closed_stream "
               "or client.stream"],
     "memae_tf/data/moving_mnist.py": ["tests/test_data_moving_mnist.py"],
+    "memae_tf/fault_tolerance.py": [
+        "tests/reliability/test_training_faults.py", "-m", "not slow"],
     "memae_tf/saving.py": ["tests/reliability/test_detector_files.py", "-m", "not slow"],
     "memae_tf/data/preprocessing.py": [
         "tests/test_data_preprocessing.py", "tests/test_docstring_examples.py",

@@ -14,7 +14,11 @@ import tensorflow as tf
 from reliability_helpers import wait_for
 
 from memae_tf.detector import MemAE
-from memae_tf.fault_tolerance import NonFiniteLossError, resumed_epoch
+from memae_tf.fault_tolerance import (
+    NonFiniteLossError,
+    fault_tolerance_callbacks,
+    resumed_epoch,
+)
 
 EPOCHS = 4
 
@@ -122,9 +126,11 @@ class _WeightsAfterEachEpoch(keras.callbacks.Callback):
     def __init__(self) -> None:
         super().__init__()
         self.weights = []
+        self.steps = []
 
     def on_epoch_end(self, epoch, logs=None):
         self.weights.append(self.model.get_weights())
+        self.steps.append(int(self.model.optimizer.iterations))
 
 
 def test_nan_loss_stops_training_with_a_clear_error_and_keeps_the_last_good_weights():
@@ -138,6 +144,8 @@ def test_nan_loss_stops_training_with_a_clear_error_and_keeps_the_last_good_weig
     assert len(recorder.weights) == 1  # the diverged epoch reached no later callback
     for kept, good in zip(detector.model.get_weights(), recorder.weights[0], strict=True):
         np.testing.assert_array_equal(kept, good)
+    # The optimiser's state is put back too: Adam's step count is one epoch's 64 / 16 steps.
+    assert recorder.steps == [4] and int(detector.model.optimizer.iterations) == 4
     assert np.all(np.isfinite(detector.score(x)))
 
 
@@ -148,3 +156,45 @@ def test_nan_loss_in_the_first_epoch_keeps_the_weights_from_before_training():
         detector.fit(x, epochs=2, batch_size=16, learning_rate=1e35, verbose=0,
                      memory_init="keep")
     assert np.all(np.isfinite(detector.score(x)))
+
+
+class _CrashError(Exception):
+    pass
+
+
+class _CrashAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise _CrashError
+
+
+def test_a_backup_left_by_a_crash_tells_how_many_epochs_finished(tmp_path, caplog):
+    # keras.callbacks.BackupAndRestore writes {"epoch": epochs finished, ...} to
+    # training_metadata.json after each epoch (and, with double_checkpoint, keeps the one
+    # before as .bkp) and deletes the backup only when training ends normally; a run
+    # started again with the same folder is told where it resumes.
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    model.compile(optimizer="adam", loss="mse")
+    x = np.zeros((8, 3), "f4")
+    with pytest.raises(_CrashError):
+        model.fit(x, x, epochs=5, verbose=0, callbacks=[
+            *fault_tolerance_callbacks(tmp_path / "backup"), _CrashAfterEpoch(2)])
+    assert resumed_epoch(tmp_path / "backup") == 2
+    # double_checkpoint: the backup before the last one is kept, for a kill mid-write.
+    previous = json.loads((tmp_path / "backup" / "training_metadata.json.bkp").read_text())
+    assert previous["epoch"] == 1
+    with caplog.at_level("WARNING", logger="memae_tf.fault_tolerance"):
+        fault_tolerance_callbacks(tmp_path / "backup")
+    assert "Resuming training after epoch 2 from the backup in" in caplog.text
+
+
+@pytest.mark.parametrize("content", [None, "{not json", "[2]", '{"batch": 0}'])
+def test_no_backup_or_an_unreadable_one_resumes_from_the_start(tmp_path, content):
+    if content is not None:
+        (tmp_path / "training_metadata.json").write_text(content)
+    assert resumed_epoch(tmp_path) == 0
