@@ -142,6 +142,12 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/serving/deadlines.py": [
         "tests/test_serving_timeouts.py", "tests/test_docstring_examples.py",
         "-k", "in_ms_is or milliseconds or serving.deadlines"],
+    "memae_tf/common/contract.py": [
+        "tests/test_foundations.py", "tests/test_docstring_examples.py",
+        "-k", "test_foundations or common.contract"],
+    "memae_tf/common/scaling.py": [
+        "tests/test_client_protocol.py", "tests/test_docstring_examples.py",
+        "-k", "uint8 or common.scaling"],
     "memae_tf/common/checks.py": [
         "tests/test_foundations.py", "tests/test_docstring_examples.py",
         "-k", "positive or bools or none_is or common.checks"],

@@ -63,6 +63,31 @@ def test_version_directories_are_the_folders_named_by_an_ascii_number(tmp_path):
     assert contract.version_directories(tmp_path / "absent") == {}
 
 
+def test_the_contracts_tf_serving_defaults_are_server_hs():
+    # tensorflow_serving/model_servers/server.h Server::Options: grpc_port = 8500,
+    # max_num_load_retries = 5, load_retry_interval_micros = 60 s,
+    # file_system_poll_wait_seconds = 1 (memae serve's listing of the base path).
+    assert contract.GRPC_PORT == 8500
+    assert contract.SERVE_MAX_NUM_LOAD_RETRIES == 5
+    assert contract.SERVE_LOAD_RETRY_INTERVAL_SECONDS == 60e6 / 1e6
+    assert contract.SERVE_POLL_INTERVAL_SECONDS == 1.0
+
+
+def test_the_default_row_limit_is_the_shipped_batching_files():
+    import yaml
+
+    configmap = pathlib.Path(contract.__file__).parents[2] / "serving/k8s/configmap.yaml"
+    batching = yaml.safe_load(configmap.read_text())["data"]["batching_parameters.txt"]
+    assert f"max_batch_size {{ value: {contract.DEFAULT_MAX_BATCH_SIZE} }}" in batching
+
+
+def test_reference_quantiles_are_taken_at_every_percent():
+    # Levels i / (count - 1): 0, 0.01, ..., 1, every percent once.
+    levels = np.arange(contract.REFERENCE_QUANTILE_COUNT) / (
+        contract.REFERENCE_QUANTILE_COUNT - 1)
+    np.testing.assert_allclose(levels * 100, np.arange(101))
+
+
 def _modules_where(matches) -> list[str]:
     """The package's modules (paths under memae_tf/) holding a syntax node that `matches`."""
     package = pathlib.Path(contract.__file__).parents[1]
