@@ -86,6 +86,8 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/evaluation/one_class.py": [
         "tests/test_evaluation_protocols.py", "-k", "one_class or gcn or frozen"],
     "memae_tf/training/schedules.py": ["tests/test_lr_decay.py"],
+    "memae_tf/training/memory_init.py": ["tests/test_memory_init.py"],
+    "memae_tf/training/fused_adam.py": ["tests/test_fused_adam.py"],
     "memae_tf/training/config.py": [
         "tests/test_training.py", "tests/test_lr_decay.py", "tests/test_docstring_examples.py",
         "-k", "refused or numpy or frozen or same_config_class or defaults or has_schedule "

@@ -94,3 +94,11 @@ def test_a_model_compiled_with_it_saves_and_loads_as_keras_adam(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert type(loaded.optimizer) is keras.optimizers.Adam
     assert loaded.optimizer.learning_rate.numpy() == pytest.approx(3e-3)
+
+
+def test_its_defaults_are_keras_adams():
+    # "The same rule, arguments, variables and state as keras.optimizers.Adam": a caller
+    # who names no learning rate gets Keras' default, as with Adam().
+    keras_config, config = keras.optimizers.Adam().get_config(), fused_adam().get_config()
+    for name in ("learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad"):
+        assert config[name] == keras_config[name], name

@@ -3,9 +3,11 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from memae_tf import MemAE, MemoryLayer
 from memae_tf.models import adapt_memory, build_conv2d_autoencoder, find_memory_layer
+from memae_tf.training.memory_init import memory_samples
 
 TINY_DENSE = {"input_shape": (8,), "units": (6, 3), "num_items": 10}
 
@@ -131,3 +133,63 @@ def test_loaded_detector_keeps_its_memory(rows, tmp_path):
 def test_fit_rejects_unknown_memory_init(rows):
     with pytest.raises(ValueError, match="memory_init"):
         MemAE.from_preset("kdd", **TINY_DENSE).fit(rows, verbose=0, memory_init="kmeans")
+
+
+# ------------------------------------------ the samples the items are drawn from
+
+
+def _dense_memae(num_items: int) -> keras.Model:
+    return MemAE.from_preset("kdd", input_shape=(8,), units=(6, 3), num_items=num_items).model
+
+
+@pytest.mark.parametrize(("num_items", "batch_size", "expected"), [
+    (10, 8, 160),     # 16 candidate queries per item, one query per row
+    (10, 200, 200),   # at least one batch
+    (100, 8, 1024),   # 1,600 capped at MAX_INIT_SAMPLES
+])
+def test_about_16_query_vectors_per_item_are_drawn_from_distinct_training_rows(
+        num_items, batch_size, expected):
+    x = np.random.default_rng(1).random((2000, 8)).astype("float32")
+    samples = memory_samples(_dense_memae(num_items), x, (0.0, 1.0), batch_size, seed=3)
+    assert samples.shape == (expected, 8) and samples.dtype == np.float32
+    # Distinct rows of x, in x's order (a seeded subset): their indices increase.
+    index = {row.tobytes(): i for i, row in enumerate(x)}
+    positions = [index[row.tobytes()] for row in samples]
+    assert positions == sorted(set(positions))
+    np.testing.assert_array_equal(
+        memory_samples(_dense_memae(num_items), x, (0.0, 1.0), batch_size, seed=3), samples)
+
+
+def test_a_convolutional_memory_counts_every_position_of_an_encoding_as_a_query():
+    # A 4 x 4 encoding holds 16 queries per sample: 16 * 20 items / 16 = 20 samples.
+    inputs = keras.Input((8, 8, 1))
+    code = keras.layers.Conv2D(4, 3, strides=2, padding="same")(inputs)
+    outputs = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same")(
+        MemoryLayer(20)(code))
+    x = np.random.default_rng(2).random((300, 8, 8, 1)).astype("float32")
+    samples = memory_samples(keras.Model(inputs, outputs), x, (0.0, 1.0), 4, seed=0)
+    assert samples.shape == (20, 8, 8, 1)
+
+
+def test_a_dataset_gives_its_first_batches_and_is_read_no_further():
+    # 160 samples wanted: five batches of 32; a sixth read would fail the assertion.
+    x = np.random.default_rng(3).random((192, 8)).astype("float32")
+    rows = tf.constant(x)
+
+    def row(i):
+        with tf.control_dependencies([tf.debugging.assert_less(
+                i, tf.constant(160, tf.int64), message="read past the samples needed")]):
+            return tf.gather(rows, i)
+
+    dataset = tf.data.Dataset.range(192).map(row)
+    samples = memory_samples(_dense_memae(10), dataset, (0.0, 1.0), 32)
+    np.testing.assert_array_equal(samples, x[:160])
+    # Batches of 53: three hold 159, one short of 160; four are read and cut to 160.
+    np.testing.assert_array_equal(
+        memory_samples(_dense_memae(10), tf.data.Dataset.from_tensor_slices(x), (0.0, 1.0),
+                       53), x[:160])
+
+
+def test_a_model_without_memory_needs_no_samples():
+    model = MemAE.from_preset("kdd", variant="ae", input_shape=(8,), units=(6, 3)).model
+    assert memory_samples(model, np.zeros((10, 8), "float32"), (0.0, 1.0), 8) is None
