@@ -111,6 +111,9 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/fault_tolerance.py": [
         "tests/reliability/test_training_faults.py", "-m", "not slow"],
     "memae_tf/saving.py": ["tests/reliability/test_detector_files.py", "-m", "not slow"],
+    "memae_tf/data/inputs.py": [
+        "tests/test_data_inputs.py", "tests/test_docstring_examples.py",
+        "-k", "test_data_inputs or data.inputs"],
     "memae_tf/data/preprocessing.py": [
         "tests/test_data_preprocessing.py", "tests/test_docstring_examples.py",
         "-k", "preprocessing"],
