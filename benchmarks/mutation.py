@@ -95,6 +95,10 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/serving/threads.py": ["tests/test_serving_config.py", "-m", "not slow"],
     "memae_tf/serving/flags.py": ["tests/test_serving_config.py", "-m", "not slow"],
     "memae_tf/models/subpixel.py": ["tests/test_subpixel.py"],
+    "memae_tf/models/scaling.py": ["tests/test_tabular_preset.py"],
+    "memae_tf/export/warmup.py": [
+        "tests/test_export.py", "tests/test_serving_servable.py",
+        "-k", "warmup and not fresh_process and not saved_model_cli"],
     "memae_tf/serving/metrics.py": [
         "tests/test_serving_metrics.py", "tests/test_serving_batching.py",
         "tests/test_docstring_examples.py", "-k", "metric or queuing"],

@@ -21,6 +21,7 @@ from memae_tf.export import (
     export_saved_model,
     write_batching_parameters,
     write_models_config,
+    write_warmup_requests,
 )
 from memae_tf.models import build_autoencoder, encode_queries, find_memory_layer
 from memae_tf.scoring_graph import ScoringGraph, reconstruction_outputs
@@ -175,6 +176,21 @@ def test_warmup_file_holds_one_predict_request_per_signature(exported):
     for request in requests.values():
         assert request.model_spec.name == "digits"
         assert tf.make_ndarray(request.inputs["x"]).shape == (1, *IMAGE_SHAPE)
+
+
+def test_warmup_requests_are_written_where_tf_serving_reads_them_and_rewritten(tmp_path):
+    # servables/tensorflow/saved_model_warmup_util.cc: <version>/assets.extra/
+    # tf_serving_warmup_requests, TFRecords of PredictionLog. A SavedModel that already
+    # has assets.extra (a second write) gets the file replaced.
+    version = tmp_path / "1"
+    version.mkdir()
+    for shapes in ({"serving_default": (3,), "wide": (5,)}, {"serving_default": (2, 2)}):
+        path = write_warmup_requests(version, "m", shapes)
+        assert path == version / "assets.extra" / "tf_serving_warmup_requests"
+        requests = [prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log
+                    .request for record in tf.data.TFRecordDataset(str(path))]
+        assert {r.model_spec.signature_name: tf.make_ndarray(r.inputs["x"]).shape
+                for r in requests} == {name: (1, *shape) for name, shape in shapes.items()}
 
 
 def test_next_export_takes_the_next_free_version(tmp_path):

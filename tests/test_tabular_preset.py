@@ -10,6 +10,7 @@ from memae_tf.client import MemAEClient
 from memae_tf.layers import FeatureScaler, MemoryLayer
 from memae_tf.models.dense import tabular_units
 from memae_tf.models.presets import build_autoencoder, get_preset
+from memae_tf.models.scaling import adapt_feature_scalers, feature_scalers, reconstruction_loss
 from memae_tf.serving import serve
 
 # A few steps: these tests check plumbing and exact equalities, not detection quality.
@@ -230,3 +231,34 @@ def test_served_model_takes_raw_features_and_equals_in_process_scores(tmp_path, 
     np.testing.assert_allclose(outputs["reconstruction"], fitted.reconstruct(test),
                                rtol=1e-5, atol=1e-3)
     assert outputs["score"].max() < 1e3  # raw features at 5e4 would score ~1e9 unscaled
+
+
+def _scaled_model() -> keras.Model:
+    inputs = keras.Input((2,))
+    hidden = keras.layers.Dense(2)(FeatureScaler("minmax")(inputs))
+    return keras.Model(inputs, FeatureScaler("minmax", invert=True)(hidden))
+
+
+def test_adapting_a_models_scalers_says_whether_it_has_any():
+    x = np.array([[0.0, 10.0], [2.0, 30.0]], np.float32)
+    model = _scaled_model()
+    assert adapt_feature_scalers(model, x) is True
+    for scaler in feature_scalers(model):  # the input's and the output's inverse alike
+        np.testing.assert_array_equal(scaler.center.numpy(), [0.0, 10.0])
+        np.testing.assert_array_equal(scaler.scale.numpy(), [2.0, 20.0])
+    plain = build_autoencoder("kdd", "ae", input_shape=(2,), units=(2, 1))
+    assert adapt_feature_scalers(plain, x) is False
+
+
+def test_raw_feature_models_train_on_the_squared_error_after_the_input_scaler():
+    # minmax on [[0, 10], [2, 30]]: (x - [0, 10]) / [2, 20]. Row 1 differs by (1, -10) raw,
+    # (0.5, -0.5) scaled: mean square 0.25; row 2 by (-2, 0) raw, (-1, 0): 0.5.
+    model = _scaled_model()
+    adapt_feature_scalers(model, np.array([[0.0, 10.0], [2.0, 30.0]], np.float32))
+    loss = reconstruction_loss(model)
+    y_true = np.array([[1.0, 20.0], [0.0, 10.0]], np.float32)
+    y_pred = np.array([[0.0, 30.0], [2.0, 10.0]], np.float32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss(y_true, y_pred)), [0.25, 0.5],
+                               rtol=1e-6)
+    assert reconstruction_loss(build_autoencoder("kdd", "ae", input_shape=(2,),
+                                                 units=(2, 1))) == "mse"
