@@ -115,6 +115,7 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/fault_tolerance.py": [
         "tests/reliability/test_training_faults.py", "-m", "not slow"],
     "memae_tf/saving.py": ["tests/reliability/test_detector_files.py", "-m", "not slow"],
+    "memae_tf/data/pipeline.py": ["tests/test_data_clips.py", "tests/test_data_pipeline.py"],
     "memae_tf/data/inputs.py": [
         "tests/test_data_inputs.py", "tests/test_docstring_examples.py",
         "-k", "test_data_inputs or data.inputs"],

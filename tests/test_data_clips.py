@@ -60,6 +60,24 @@ def test_clip_dataset_shuffle_keeps_every_clip():
     assert sorted(map(tuple, rows.tolist())) == sorted(map(tuple, expected.tolist()))
 
 
+def test_clip_dataset_gives_clips_alone_unless_asked_for_their_index():
+    # Frame f of video v holds 100 v + f, scaled from [0, 255] to [-1, 1].
+    # Clips of 5 at stride 2 of videos of 7, 3 and 5 frames start at (0, 0), (0, 2), (2, 0).
+    (batch,) = list(clip_dataset(videos(), clip_length=5, stride=2, batch_size=8))
+    assert batch.shape == (3, 5, 2, 3, 1)
+    expected = [100 * v + s + np.arange(5) for v, s in ((0, 0), (0, 2), (2, 0))]
+    np.testing.assert_allclose(batch.numpy()[..., 0, 0, 0],
+                               np.array(expected) / 127.5 - 1.0, rtol=1e-6)
+
+
+def test_shuffled_clips_come_in_a_new_order_each_epoch():
+    dataset = clip_dataset(videos(), clip_length=2, shuffle=True, seed=3, with_index=True,
+                           batch_size=16)
+    first, second = ([tuple(row) for row in next(iter(dataset))[1].numpy().tolist()]
+                     for _ in range(2))
+    assert sorted(first) == sorted(second) and first != second
+
+
 def test_clip_dataset_needs_a_long_enough_video():
     with pytest.raises(ValueError, match="at least one video of 9 frames"):
         clip_dataset(videos(), clip_length=9)
@@ -75,6 +93,12 @@ def test_array_dataset_batches_pairs_in_order():
     batches = list(array_dataset(x, y, batch_size=2))
     assert [len(b[0]) for b in batches] == [2, 2, 1]
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+
+
+def test_array_dataset_reshuffles_every_epoch():
+    dataset = array_dataset(np.arange(12), batch_size=12, shuffle=True, seed=1)
+    first, second = (next(iter(dataset)).numpy().tolist() for _ in range(2))
+    assert sorted(first) == sorted(second) == list(range(12)) and first != second
 
 
 def test_array_dataset_rejects_mismatched_rows_and_bad_batch_size():
