@@ -158,6 +158,10 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/common/scaling.py": [
         "tests/test_client_protocol.py", "tests/test_docstring_examples.py",
         "-k", "uint8 or common.scaling"],
+    "memae_tf/choices.py": [
+        "tests/test_score_batch.py", "tests/test_foundations.py",
+        "tests/test_docstring_examples.py",
+        "-k", "largest_power or memae_tf.choices or video_protocols"],
     "memae_tf/common/checks.py": [
         "tests/test_foundations.py", "tests/test_docstring_examples.py",
         "-k", "positive or bools or none_is or common.checks"],

@@ -88,6 +88,16 @@ def test_reference_quantiles_are_taken_at_every_percent():
     np.testing.assert_allclose(levels * 100, np.arange(101))
 
 
+def test_the_frame_score_settings_are_the_video_protocols():
+    # benchmarks/VIDEO_PROTOCOL.md, the frame scores: "patch" is the largest mean over the
+    # 8 x 8 windows at a stride of 4 pixels, "relative" divides by the moving content
+    # + 0.001.
+    from memae_tf import choices
+
+    assert (choices.FRAME_SCORE_PATCH_SIZE, choices.FRAME_SCORE_PATCH_STRIDE) == (8, 4)
+    assert choices.FRAME_SCORE_CONTENT_FLOOR == 0.001
+
+
 def _modules_where(matches) -> list[str]:
     """The package's modules (paths under memae_tf/) holding a syntax node that `matches`."""
     package = pathlib.Path(contract.__file__).parents[1]
