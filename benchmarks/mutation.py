@@ -114,6 +114,9 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/data/moving_mnist.py": ["tests/test_data_moving_mnist.py"],
     "memae_tf/fault_tolerance.py": [
         "tests/reliability/test_training_faults.py", "-m", "not slow"],
+    "memae_tf/inspection.py": [
+        "tests/test_inspection.py", "tests/test_docstring_examples.py",
+        "-k", "test_inspection or memae_tf.inspection"],
     "memae_tf/saving.py": ["tests/reliability/test_detector_files.py", "-m", "not slow"],
     "memae_tf/data/pipeline.py": ["tests/test_data_clips.py", "tests/test_data_pipeline.py"],
     "memae_tf/data/inputs.py": [

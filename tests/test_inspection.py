@@ -52,6 +52,28 @@ def test_memory_report_rejects_invalid_weights(bad):
         memory_report(bad)
 
 
+def test_a_single_query_of_a_one_item_memory_is_reported():
+    report = memory_report(np.array([[1.0]]))
+    assert (report.num_items, report.num_queries) == (1, 1)
+    assert report.usage.tolist() == [1.0] and report.nonzeros.tolist() == [1]
+    assert report.entropy.tolist() == [0.0] and report.unused_items.tolist() == []
+
+
+@pytest.mark.parametrize("min_weight", [-0.1, 1.0, 1.5, "0.1", None])
+def test_min_weight_is_a_number_in_0_1(min_weight):
+    # A weight is at most 1: a min_weight of 1 or more would make every item unused.
+    with pytest.raises(ValueError, match=r"`min_weight` must be a float in \[0, 1\)\. "
+                                         rf"Received: {min_weight!r}"):
+        memory_report(np.array([[0.5, 0.5]]), min_weight=min_weight)
+    assert memory_report(np.array([[0.5, 0.5]]), min_weight=0.999).nonzeros.tolist() == [0]
+
+
+def test_a_report_is_a_read_only_record():
+    report = memory_report(np.array([[0.5, 0.5]]))
+    with pytest.raises(AttributeError):
+        report.min_weight = 0.5
+
+
 def test_detector_memory_report_summarises_its_attention():
     detector = MemAE.from_preset("kdd", input_shape=(6,), units=(4, 3), num_items=7)
     x = np.random.default_rng(0).random((40, 6)).astype("float32")
