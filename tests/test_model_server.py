@@ -308,17 +308,27 @@ def test_an_interrupt_during_the_wait_ends_the_start_and_its_polling(tmp_path):
     logger = logging.getLogger("memae_tf.serving.model_manager")
     logger.addHandler(polled)
 
+    ended = threading.Event()
+
     def interrupt() -> None:
         assert polled.event.wait(120), "the base path was not listed"
         _thread.interrupt_main()
+        if not ended.wait(60):  # the interrupt was lost: a version that cannot load ends
+            (tmp_path / "1").mkdir()  # the wait (no retries), so the test fails, not hangs
 
+    # pytest-xdist's workers ignore SIGINT, and interrupt_main() then does nothing: take
+    # Python's own handler, as an interactive process (a notebook's kernel) has it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupter = threading.Thread(target=interrupt, daemon=True)
     interrupter.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             start_model_server(parse_flags([f"--port={port}", f"--model_base_path={tmp_path}",
-                                            "--model_name=kdd"]), host="127.0.0.1")
+                                            "--model_name=kdd", "--max_num_load_retries=0"]),
+                               host="127.0.0.1")
     finally:
+        ended.set()
+        signal.signal(signal.SIGINT, previous)
         logger.removeHandler(polled)
     interrupter.join()
     assert [t for t in threading.enumerate() if t.name == "poll-models"] == []
