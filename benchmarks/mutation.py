@@ -140,6 +140,8 @@ MODULES: dict[str, list[str]] = {
         "-m", "not slow", "-k", "rest or REST or metrics_page or metrics_path"],
     "memae_tf/client/monitor.py": ["tests/test_client_monitor.py"],
     "memae_tf/client/client.py": ["tests/test_client.py", "-m", "not slow"],
+    "memae_tf/client/errors.py": [
+        "tests/test_client.py", "tests/test_client_protocol.py", "-m", "not slow"],
     "memae_tf/client/aio.py": ["tests/test_client.py", "-m", "not slow"],
     "memae_tf/serving/servable.py": [
         "tests/test_serving_servable.py",
@@ -165,6 +167,9 @@ MODULES: dict[str, list[str]] = {
         "tests/test_score_batch.py", "tests/test_foundations.py",
         "tests/test_docstring_examples.py",
         "-k", "largest_power or memae_tf.choices or video_protocols"],
+    "memae_tf/common/deprecation.py": [
+        "tests/test_client.py", "tests/test_docstring_examples.py", "-m", "not slow",
+        "-k", "former or common.deprecation"],
     "memae_tf/common/checks.py": [
         "tests/test_foundations.py", "tests/test_docstring_examples.py",
         "-k", "positive or bools or none_is or common.checks"],
