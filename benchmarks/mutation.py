@@ -140,6 +140,7 @@ MODULES: dict[str, list[str]] = {
         "-m", "not slow", "-k", "rest or REST or metrics_page or metrics_path"],
     "memae_tf/client/monitor.py": ["tests/test_client_monitor.py"],
     "memae_tf/client/client.py": ["tests/test_client.py", "-m", "not slow"],
+    "memae_tf/client/cli.py": ["tests/test_client_cli.py"],
     "memae_tf/client/errors.py": [
         "tests/test_client.py", "tests/test_client_protocol.py", "-m", "not slow"],
     "memae_tf/client/aio.py": ["tests/test_client.py", "-m", "not slow"],
