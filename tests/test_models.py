@@ -12,6 +12,7 @@ from memae_tf.models import (
     build_conv3d_autoencoder,
     build_dense_autoencoder,
 )
+from memae_tf.models.activations import activation_layer
 
 SMALL = {
     "mnist": {},
@@ -159,3 +160,16 @@ def test_the_builders_deprecated_memory_keyword_still_chooses_the_variant(builde
     with pytest.raises(ValueError, match="Received: variant='memae-nonspar', memory='ae'"), \
             pytest.warns(DeprecationWarning):
         builder(**kwargs, variant="memae-nonspar", memory="ae")
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("leaky_relu", [-0.2, 0.0, 2.0]),  # slope 0.2 below zero
+    ("relu", [0.0, 0.0, 2.0]),
+    ("tanh", np.tanh([-1.0, 0.0, 2.0])),
+    ("elu", [np.exp(-1.0) - 1.0, 0.0, 2.0]),
+])
+def test_hidden_activations_compute_their_functions(name, expected):
+    layer = activation_layer(name, "hidden_1")
+    assert layer.name == "hidden_1"
+    values = keras.ops.convert_to_numpy(layer(np.array([[-1.0, 0.0, 2.0]], np.float32)))
+    np.testing.assert_allclose(values[0], expected, rtol=1e-6)
