@@ -97,6 +97,7 @@ MODULES: dict[str, list[str]] = {
     "memae_tf/models/subpixel.py": ["tests/test_subpixel.py"],
     "memae_tf/models/scaling.py": ["tests/test_tabular_preset.py"],
     "memae_tf/models/activations.py": ["tests/test_models.py"],
+    "memae_tf/models/presets.py": ["tests/test_models.py", "tests/test_tabular_preset.py"],
     "memae_tf/export/warmup.py": [
         "tests/test_export.py", "tests/test_serving_servable.py",
         "-k", "warmup and not fresh_process and not saved_model_cli"],

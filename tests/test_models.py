@@ -1,5 +1,8 @@
 """Autoencoder builders, presets and the three ablation variants."""
 
+import pathlib
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ from memae_tf.models import (
     build_conv2d_autoencoder,
     build_conv3d_autoencoder,
     build_dense_autoencoder,
+    presets,
 )
 from memae_tf.models.activations import activation_layer
 
@@ -173,3 +177,49 @@ def test_hidden_activations_compute_their_functions(name, expected):
     assert layer.name == "hidden_1"
     values = keras.ops.convert_to_numpy(layer(np.array([[-1.0, 0.0, 2.0]], np.float32)))
     np.testing.assert_allclose(values[0], expected, rtol=1e-6)
+
+
+def _guide_presets() -> dict[str, dict[str, str]]:
+    """The preset table of docs/guides/keras.md: name -> its data, network, memory cells."""
+    guide = (pathlib.Path(__file__).parents[1] / "docs/guides/keras.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| (.+?) \| (.+?) \| (.+?) \|$", guide, re.MULTILINE)
+    return {name: {"data": data, "network": network, "memory": memory}
+            for name, data, network, memory in rows}
+
+
+def test_the_presets_are_those_the_keras_guide_describes():
+    # The guide's table is what users read to pick a preset: each stated shape, range,
+    # layer widths, activation, memory size, shrinkage and score holds for the presets
+    # that get_preset reads (the module's own PRESETS).
+    table = _guide_presets()
+    assert set(table) == set(presets.PRESETS)
+    activations = {"BN+ReLU": "relu", "BN+LeakyReLU": "leaky_relu", "tanh": "tanh"}
+    for name, cells in table.items():
+        preset, data = presets.PRESETS[name], cells["data"]
+        if shape := re.search(r"(\d+)×(\d+)×(\d+) images", data):
+            assert preset.kwargs["input_shape"] == tuple(map(int, shape.groups())), name
+        if clip := re.search(r"(\d+)-frame (\d+)×(\d+) clips", data):
+            assert preset.kwargs["input_shape"] == (*map(int, clip.groups()), 1), name
+        if value_range := re.search(r"in \[(-?\d+), (-?\d+)\]", data):
+            assert preset.input_range == tuple(map(float, value_range.groups())), name
+        if widths := re.search(r"(?:Conv2D|Conv3D|Dense) ([\d-]+\d)", cells["network"]):
+            layers = preset.kwargs.get("filters") or preset.kwargs["units"]
+            assert layers == tuple(map(int, widths.group(1).split("-"))), name
+        named = [act for word, act in activations.items() if word in cells["network"]]
+        assert named in ([], [preset.kwargs.get("activation")]), name
+        items = re.search(r"([\d,]+) items", cells["memory"]).group(1)
+        assert preset.kwargs["num_items"] == int(items.replace(",", "")), name
+        if shrink := re.search(r"λ = ([\d.]+)", cells["memory"]):
+            assert preset.kwargs["shrink_threshold"] == float(shrink.group(1)), name
+        assert (preset.error == "ssim") == ("1 − SSIM" in cells["network"]), name
+        assert (preset.kwargs.get("similarity") == "euclidean") == (
+            "by distance" in cells["memory"]), name
+        if code := re.search(r"global (\d+)-value code", cells["network"]):
+            assert (preset.kwargs["latent"], preset.kwargs["latent_dim"]) == (
+                "global", int(code.group(1))), name
+
+
+def test_a_preset_cannot_be_changed_in_place():
+    # Every detector built from a preset shares the one Preset object.
+    with pytest.raises(AttributeError):
+        presets.PRESETS["mnist"].input_range = (0.0, 1.0)
