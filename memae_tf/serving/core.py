@@ -24,11 +24,11 @@ from tensorflow_serving.apis import (
 from memae_tf.common.checks import check_bool
 from memae_tf.common.contract import SERVING_SIGNATURE, SIGNATURE_DEF_FIELD
 from memae_tf.serving.batching import BatchingOptions, BatchScheduler
-from memae_tf.serving.deadlines import run_with_timeout
 from memae_tf.serving.errors import ServingError, invalid_argument, not_found
 from memae_tf.serving.inference import (
     CLASSIFY,
     REGRESS,
+    run_alone,
     run_classify_or_regress,
     run_multi_inference,
 )
@@ -162,10 +162,11 @@ class ServingCore:
         Returns:
             Output name → array, every output of the signature.
         """
-        run = functools.partial(servable.run, signature_name)
         if self.batching is None:
-            return run_with_timeout(run, inputs, timeout_in_ms)
-        return self.batching.submit((servable, signature_name), run, inputs, timeout_in_ms)
+            return run_alone(servable, signature_name, inputs, timeout_in_ms)
+        return self.batching.submit((servable, signature_name),
+                                    functools.partial(servable.run, signature_name), inputs,
+                                    timeout_in_ms)
 
     def predict(
         self, request: predict_pb2.PredictRequest, timeout_in_ms: int = 0, *,
