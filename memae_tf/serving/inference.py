@@ -250,23 +250,27 @@ class ExampleMethod:
 
     Attributes:
         api: The API label of its metrics (`"Classify"`, `"Regress"`).
-        noun: How its messages name its signatures.
         method_name: The `method_name` of its signatures.
         tensors: Checks a signature; returns its input and output tensor names.
         result: Builds the result from the fetched outputs.
+        response: The response message of its RPC.
+        result_field: The field of a MultiInference result that holds its result.
     """
 
     api: str
-    noun: str
     method_name: str
     tensors: Callable[[meta_graph_pb2.SignatureDef, bool], tuple[str, list[str]]]
     result: Callable[[meta_graph_pb2.SignatureDef, int, Fetched], object]
+    response: type
+    result_field: str
 
 
-CLASSIFY = ExampleMethod("Classify", "classification", CLASSIFY_METHOD_NAME,
-                   classification_tensors, classification_result)
-REGRESS = ExampleMethod("Regress", "regression", REGRESS_METHOD_NAME,
-                  regression_tensors, regression_result)
+CLASSIFY = ExampleMethod("Classify", CLASSIFY_METHOD_NAME,
+                         classification_tensors, classification_result,
+                         classification_pb2.ClassificationResponse, "classification_result")
+REGRESS = ExampleMethod("Regress", REGRESS_METHOD_NAME,
+                        regression_tensors, regression_result,
+                        regression_pb2.RegressionResponse, "regression_result")
 
 
 def serialized_examples(request_input: input_pb2.Input) -> np.ndarray:
@@ -398,9 +402,7 @@ def run_classify_or_regress(
     fetched = _run_examples(servable, [name], examples, timeout_in_ms, execute)
     if metrics is not None:
         metrics.record_runtime(spec.name, method.api, (time.perf_counter() - started) * 1e6)
-    response_type = (classification_pb2.ClassificationResponse if method is CLASSIFY
-                     else regression_pb2.RegressionResponse)
-    response = response_type(model_spec=_model_spec(spec.name, spec.signature_name, version))
+    response = method.response(model_spec=_model_spec(spec.name, spec.signature_name, version))
     response.result.CopyFrom(method.result(signature, len(examples), fetched))
     return response
 
@@ -437,7 +439,7 @@ def run_multi_inference(
     """
     model_name = ""
     tasks: list[tuple[ExampleMethod, str, meta_graph_pb2.SignatureDef]] = []
-    methods = {CLASSIFY_METHOD_NAME: CLASSIFY, REGRESS_METHOD_NAME: REGRESS}
+    methods = {method.method_name: method for method in (CLASSIFY, REGRESS)}
     for task in request.tasks:
         if not task.model_spec.name:
             raise invalid_argument("Found ModelSpec with an empty model name.")
@@ -464,8 +466,8 @@ def run_multi_inference(
     response = inference_pb2.MultiInferenceResponse()
     for task, (method, _, signature) in zip(request.tasks, tasks, strict=True):
         result = response.results.add()
-        field = "classification_result" if method is CLASSIFY else "regression_result"
-        getattr(result, field).CopyFrom(method.result(signature, len(examples), fetched))
+        getattr(result, method.result_field).CopyFrom(
+            method.result(signature, len(examples), fetched))
         result.model_spec.CopyFrom(_model_spec(task.model_spec.name,
                                                task.model_spec.signature_name, version))
     return response
