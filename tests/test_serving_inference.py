@@ -88,26 +88,22 @@ def examples_base(tmp_path_factory) -> pathlib.Path:
     return base
 
 
-def _server(base, name):
+def _served(base, name):
+    """Serves `base` as model `name` on gRPC and REST; yields the handle and a stub."""
     handle = serve(base, name, port=0, rest_port=0, host="127.0.0.1")
-    channel = grpc.insecure_channel(f"127.0.0.1:{handle.port}")
-    return handle, channel
+    with grpc.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
+        yield handle, prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    handle.stop(grace=0)
 
 
 @pytest.fixture(scope="module")
 def memae(memae_base):
-    handle, channel = _server(memae_base, "kdd")
-    yield handle, prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    channel.close()
-    handle.stop(grace=0)
+    yield from _served(memae_base, "kdd")
 
 
 @pytest.fixture(scope="module")
 def examples(examples_base):
-    handle, channel = _server(examples_base, "clf")
-    yield handle, prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    channel.close()
-    handle.stop(grace=0)
+    yield from _served(examples_base, "clf")
 
 
 def _request(request_type, model="kdd", signature="", xs=(0.25,)):
