@@ -497,15 +497,26 @@ def serve(
                            metrics=ServingMetrics(),
                            max_num_load_retries=max_num_load_retries,
                            load_retry_interval=load_retry_interval)
-    try:
-        models.reload_config(single_model_config(model_name, os.path.abspath(model_base_path)))
-    except BaseException:
-        models.stop()  # no polling thread outlives a server that did not start
-        raise
+    _load_models(models, single_model_config(model_name, os.path.abspath(model_base_path)))
     return _open_ports(models, port, rest_port, host=host, max_workers=max_workers,
                        server_credentials=server_credentials, limits=limits,
                        rest_ssl_context=rest_ssl_context,
                        health_servicer=_availability_health(models))
+
+
+def _load_models(models: ModelRegistry, config: model_server_config_pb2.ModelServerConfig,
+                 config_file: str = "", config_poll_seconds: float = 0) -> None:
+    """Loads `config` into `models` (and polls `config_file` when both are set), or stops them.
+
+    A start that fails or is interrupted leaves no polling thread behind.
+    """
+    try:
+        models.reload_config(config)
+        if config_file and config_poll_seconds > 0:
+            models.poll_config_file(config_file, config_poll_seconds)
+    except BaseException:
+        models.stop()
+        raise
 
 
 def _batching_parameters(options: ModelServerOptions) -> BatchingParameters | None:
@@ -660,14 +671,8 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
                            # for a positive flag; saved_model_warmup_util.cc replays once
                            # without it.
                            warmup_iterations=max(options.num_request_iterations_for_warmup, 1))
-    try:
-        models.reload_config(config)
-        if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
-            models.poll_config_file(options.model_config_file,
-                                    options.model_config_file_poll_wait_seconds)
-    except BaseException:
-        models.stop()
-        raise
+    _load_models(models, config, options.model_config_file,
+                 options.model_config_file_poll_wait_seconds)
     return _open_ports(models, options.port or None, rest_port, host=host,
                        socket_path=options.grpc_socket_path,
                        max_workers=options.grpc_max_threads, thread_quota=True,
