@@ -30,8 +30,15 @@ import time
 from pathlib import Path
 
 
-def run(seed: int, variant: str, videos: int, length: int, overrides: list[str]) -> dict:
-    """Trains `variant` on `videos` × `length` training frames and evaluates the test videos."""
+def trained_network(seed: int, variant: str, videos: int, length: int,
+                    overrides: list[str]) -> tuple:
+    """Trains `variant` on `videos` × `length` training frames and evaluates the test videos.
+
+    Returns:
+        `(config, scorer, train, test, evaluation, seconds)`: the experiment's
+        config, the fitted scorer, the training and test `Videos`, the
+        `evaluate_video` result and the seconds training and scoring took.
+    """
     from memae_tf.cli import build_parser
     from memae_tf.data import make_moving_mnist
     from memae_tf.evaluation.cli import config_from_args
@@ -58,10 +65,15 @@ def run(seed: int, variant: str, videos: int, length: int, overrides: list[str])
     evaluation = evaluate_video(scorer, train, test, config.clip_length, config.train_stride,
                                 config.test_stride, config.fill, config.alignment,
                                 config.smoothing, (), config.frame_score, ())
+    return config, scorer, train, test, evaluation, time.perf_counter() - start
+
+
+def run(seed: int, variant: str, videos: int, length: int, overrides: list[str]) -> dict:
+    """Trains `variant` on `videos` × `length` training frames and evaluates the test videos."""
+    *_, evaluation, seconds = trained_network(seed, variant, videos, length, overrides)
     return {"seed": seed, "variant": variant, "videos": videos, "length": length,
             "overrides": overrides, "metrics": evaluation.metrics,
-            "seconds": round(time.perf_counter() - start, 1),
-            "load_average": os.getloadavg()}
+            "seconds": round(seconds, 1), "load_average": os.getloadavg()}
 
 
 def main(argv: list[str] | None = None) -> int:
