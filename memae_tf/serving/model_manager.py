@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pathlib
@@ -21,6 +22,7 @@ from memae_tf.common.contract import (
     version_directories,
 )
 from memae_tf.serving.errors import ServingError, invalid_argument, not_found
+from memae_tf.serving.initial_load import InitialLoad
 from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.servable import Servable
 
@@ -147,7 +149,9 @@ class ModelManager:
     after another on the polling thread, so no new listing happens while a
     load is retried (TF Serving's one manager thread takes every model's
     loads in turn; so does `ModelRegistry`'s one polling thread, while a
-    manager started alone has its own). A version whose
+    manager started alone has its own); only a server's first config loads
+    its versions concurrently (`update_versions` with an `InitialLoad`, as TF
+    Serving's fast initial load). A version whose
     every try failed is logged and reported (state END with its error) and
     stays aspired, as TF Serving keeps a
     version in error aspired (tensorflow_serving/core/aspired_versions_manager.cc):
@@ -155,9 +159,10 @@ class ModelManager:
     no older version is loaded in its place, and the versions already
     serving unload as above (with `latest`, the previous version keeps
     serving until a newer one loads). Removed (or no longer chosen by the
-    policy) and published again, it is loaded again. At start, a policy whose
-    newest version failed is what TF Serving refuses to start with
-    (`latest_failure`).
+    policy) and published again, it is loaded again. Its failure is logged
+    as TF Serving's manager logs it: `Servable {name: M version: V} cannot
+    be loaded: CODE: message`. A config reload that adds a model fails when
+    the model's newest aspired version failed (`latest_failure`).
 
     Args:
         model_name: Name clients use for the model.
@@ -221,6 +226,7 @@ class ModelManager:
         self._servables: dict[int, Servable] = {}
         self._states: dict[int, VersionState] = {}
         self._failed: set[int] = set()  # aspired versions whose every try failed
+        self._loading: set[int] = set()  # versions loading on an initial load's pool
         self._aspired: list[int] = []  # the policy's choice at the last poll
         self._listeners: list[Callable[[bool], None]] = []
         self._stopping = threading.Event()
@@ -295,7 +301,8 @@ class ModelManager:
         with self._lock:
             self._states[version] = state
 
-    def _load(self, version: int, path: pathlib.Path) -> Servable | None:
+    def _load(self, version: int, path: pathlib.Path) -> Servable | VersionState:
+        """Loads and warms up a version, with retries; returns it, or its END state."""
         self._set_state(version, VersionState(State.LOADING))
         servable_id = f"{{name: {self.model_name} version: {version}}}"
         logger.info("Loading %s version %d from %s.", self.model_name, version, path)
@@ -324,18 +331,43 @@ class ModelManager:
         else:  # retrier.cc logs this after the last try, also with no retries
             logger.info("Retrying of Loading servable: %s exhausted max_num_retries: %d",
                         servable_id, self.max_num_load_retries)
-        self._set_state(version, VersionState(State.END, code, str(failure)))
-        self._failed.add(version)
-        logger.error("Could not load %s version %d: %s", self.model_name, version, failure)
-        return None
+        # aspired_versions_manager.cc PerformAction: the load's callback logs its status.
+        logger.error("Servable %s cannot be loaded: %s: %s", servable_id, code.name, failure)
+        return VersionState(State.END, code, str(failure))
+
+    def _load_and_serve(self, version: int, path: pathlib.Path,
+                        initial_load: InitialLoad | None = None) -> None:
+        """Loads a version and serves it, or records its failure; tells `initial_load` either."""
+        loaded = self._load(version, path)
+        with self._lock:  # the state and its event together, as TF Serving's event bus
+            self._loading.discard(version)
+            if isinstance(loaded, VersionState):
+                self._failed.add(version)
+                self._states[version] = loaded
+            else:
+                self._servables = {**self._servables, version: loaded}
+                self._states[version] = VersionState(State.AVAILABLE)
+            if initial_load is not None:
+                initial_load.settle(self.model_name, version, self._states[version])
+
+    def _load_in_pool(self, version: int, path: pathlib.Path,
+                      initial_load: InitialLoad) -> None:
+        try:
+            before = self.available_versions
+            self._load_and_serve(version, path, initial_load)
+            self._unload_unaspired(before)
+        except Exception:  # a pool thread's error would otherwise vanish in its future
+            logger.exception("Loading %s version %d failed.", self.model_name, version)
 
     def latest_failure(self) -> tuple[int, VersionState] | None:
         """The newest version the last poll aspired and its state, if it failed to load; else None.
 
-        TF Serving waits at start for the latest version of every model
-        (`ServerCore::WaitUntilModelsAvailable`, `ServableRequest::Latest`) and
-        does not start when that version ended in an error, even while an
-        older one could serve. A model without versions yet has none.
+        A config reload waits for the latest version of each model it adds
+        (`ServerCore::WaitUntilModelsAvailable`, `ServableRequest::Latest`):
+        its loads run one after another, newest first, so the newest aspired
+        version is the first to become AVAILABLE or END, and the reload fails
+        when it ended in an error, even while an older one serves. A model
+        without versions yet has none.
         """
         aspired = self._aspired
         if not aspired or aspired[-1] not in self._failed:
@@ -379,25 +411,38 @@ class ModelManager:
             self._log_missing_versions(on_disk, aspired_versions(self._policy, on_disk))
         return on_disk
 
-    def update_versions(self, on_disk: dict[int, pathlib.Path]) -> None:
+    def update_versions(self, on_disk: dict[int, pathlib.Path],
+                        initial_load: InitialLoad | None = None) -> None:
         """Loads the aspired versions among `on_disk` (`list_versions`) and unloads the others.
 
-        New aspired versions load newest first; one whose every try failed is
-        not tried again until it has left the aspired versions. A listing
-        without versions unloads them all, as TF Serving's empty aspired list.
+        New aspired versions load newest first, one after another, or, with
+        `initial_load` (a server's first config), each on its pool, where
+        they run concurrently. One whose every try failed is not tried again
+        until it has left the aspired versions. A listing without versions
+        unloads them all, as TF Serving's empty aspired list.
         """
         with self._poll_lock:
             before = self.available_versions
             aspired = self._aspired = aspired_versions(self._policy, on_disk)
             self._failed &= set(aspired)  # un-aspired: loaded again if aspired again
             for version in reversed(aspired):
-                if version in self._servables or version in self._failed:
+                if version in self._servables or version in self._failed | self._loading:
                     continue
-                servable = self._load(version, on_disk[version])
-                if servable is not None:
-                    with self._lock:
-                        self._servables = {**self._servables, version: servable}
-                        self._states[version] = VersionState(State.AVAILABLE)
+                if initial_load is None:
+                    self._load_and_serve(version, on_disk[version])
+                else:
+                    self._loading.add(version)
+                    initial_load.submit(functools.partial(
+                        self._load_in_pool, version, on_disk[version], initial_load))
+            self._unload_unaspired(before)
+
+    def _unload_unaspired(self, before: list[int]) -> None:
+        """Unloads what the last listing no longer aspires, as `AvailabilityPreservingPolicy`.
+
+        Tells the listeners when the versions serving differ from `before`.
+        """
+        with self._poll_lock:
+            aspired = self._aspired
             unaspired = sorted(v for v in self._servables if v not in aspired)
             if aspired and not any(v in self._servables for v in aspired):
                 # AvailabilityPreservingPolicy: with aspired versions none of which is

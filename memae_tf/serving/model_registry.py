@@ -21,9 +21,12 @@ from memae_tf.common.checks import check_bool, check_positive_int
 from memae_tf.common.contract import SERVE_LOAD_RETRY_INTERVAL_SECONDS, SERVE_MAX_NUM_LOAD_RETRIES
 from memae_tf.serving.config import check_model_config_list, check_platforms, read_text_proto
 from memae_tf.serving.errors import ServingError, invalid_argument
+from memae_tf.serving.flags import default_threads
+from memae_tf.serving.initial_load import InitialLoad
 from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.model_manager import (
     ModelManager,
+    State,
     VersionState,
     check_load_retries,
     check_poll_seconds,
@@ -59,7 +62,10 @@ class ModelRegistry(Mapping[str, ModelManager]):
     exist fails the whole listing, so no model takes new versions until it
     exists. With 0 the base paths are listed once, at the first config: as in
     TF Serving, a model added by a later config is never listed, and that
-    reload waits until `stop()`.
+    reload waits until `stop()`. Until the first config's models are served,
+    the versions listed load concurrently on a pool of 4 threads per
+    schedulable CPU (`InitialLoad`, TF Serving's fast initial load); later
+    ones load one after another on the polling thread.
 
     Args:
         file_system_poll_wait_seconds: Seconds between two listings of the
@@ -116,6 +122,7 @@ class ModelRegistry(Mapping[str, ModelManager]):
         self._poll_lock = threading.Lock()  # one listing of the base paths at a time
         self._polled = threading.Condition()  # notified after each listing, and at stop
         self._poll_thread: threading.Thread | None = None
+        self._initial_load: InitialLoad | None = None  # the first config's, until it is served
 
     # Mapping over the models of the current config.
     def __getitem__(self, name: str) -> ModelManager:
@@ -208,6 +215,9 @@ class ModelRegistry(Mapping[str, ModelManager]):
         # Requests read `_managers` without a lock: it is replaced, never changed.
         first = self._poll_thread is None  # server_core.cc: no storage path source yet
         listed = {model.name: model for model in config_list.config}
+        if first:
+            # server_core.h Options::num_initial_load_threads: 4 * schedulable CPUs.
+            self._initial_load = InitialLoad(listed, default_threads())
         added = []
         with self._poll_lock:  # a listing sees the old models or the new, never a mix
             previous = self._managers
@@ -258,7 +268,7 @@ class ModelRegistry(Mapping[str, ModelManager]):
                 log_poll_failure(error)
             else:
                 for manager, on_disk in zip(managers, listings, strict=True):
-                    manager.update_versions(on_disk)
+                    manager.update_versions(on_disk, self._initial_load)
         with self._polled:
             self._polled.notify_all()
 
@@ -275,19 +285,28 @@ class ModelRegistry(Mapping[str, ModelManager]):
                 return
 
     def _await_models(self, names: list[str], first: bool) -> None:
-        """Waits until each model has a version available, or its newest failed, then checks.
+        """Waits until each new model has a version available, or an error decides it, then checks.
 
-        As `ServerCore::WaitUntilModelsAvailable` (and, for the first config,
-        `ConnectSourcesWithFastInitialLoad`, core/load_servables_fast.cc): no
-        timeout, so a model without versions on disk holds the config load (and
-        the server's start) until one is published and loads; the polls go on
-        meanwhile, at `file_system_poll_wait_seconds`, logging TF Serving's
-        warnings. `stop()` ends the wait.
+        As `ServerCore::WaitUntilModelsAvailable` and, for the first config,
+        `ConnectSourcesWithFastInitialLoad` (core/load_servables_fast.cc), both
+        waiting for `ServableRequest::Latest` of each model: no timeout, so a
+        model without versions on disk holds the config load (and the server's
+        start) until one is published and loads; the polls go on meanwhile, at
+        `file_system_poll_wait_seconds`, logging TF Serving's warnings. At the
+        first config the versions load concurrently and the wait ends as
+        `InitialLoad` says; at a later one they load newest first, one after
+        another, so the newest aspired version decides (`latest_failure`).
+        `stop()` ends the wait.
 
         Raises:
             ServingError: CANCELLED when `stop()` ends the wait; UNKNOWN as
-                `_raise_unless_available` when a model's newest version failed.
+                `_raise_for_failures` when the version that ended the wait of a
+                model is not available.
         """
+        if first:
+            self._await_initial_load(names)
+            return
+
         def pending() -> list[str]:
             with self._poll_lock:  # between two listings: each took its whole effect
                 return [name for name in names
@@ -299,18 +318,38 @@ class ModelRegistry(Mapping[str, ModelManager]):
             while (waiting := pending()) and not self._stopping.is_set():
                 self._polled.wait(timeout=0.5)
         if waiting:
-            raise ServingError(grpc.StatusCode.CANCELLED,
-                               f"Stopped while waiting for models {waiting} to become "
-                               "available.")
-        _raise_unless_available({name: self._managers[name] for name in names}, first)
+            _raise_cancelled(waiting)
+        _raise_for_failures([(name, *failure) for name in sorted(names)
+                             if (failure := self._managers[name].latest_failure()) is not None],
+                            first)
+
+    def _await_initial_load(self, names: list[str]) -> None:
+        initial_load = self._initial_load
+        # The timeout lets a KeyboardInterrupt through.
+        while (reached := initial_load.reached(timeout=0.5)) is None and (
+                not self._stopping.is_set()):
+            pass
+        with self._poll_lock:
+            self._initial_load = None  # later listings load one version at a time
+        # load_servables_fast.cc restores the manager's num_load_threads before it returns
+        # the wait's status, and BasicManager::SetNumLoadThreads joins the pool first: the
+        # start waits for every load still running, retries included.
+        initial_load.shutdown()
+        if reached is None:
+            _raise_cancelled([name for name in names if not self._managers[name].available])
+        _raise_for_failures([(name, version, state)
+                             for name, (version, state) in sorted(reached.items())
+                             if state.state != State.AVAILABLE], first=True)
 
     def reload_config(self, config: ModelServerConfig) -> None:
         """Serves the models of a new config, as TF Serving's `ServerCore::ReloadConfig`.
 
-        Returns once every new model has a version available or its newest
-        aspired version failed to load: a new model without versions on disk
-        (or whose base path does not exist) holds the call, without timeout,
-        until a version is published and loads, or until `stop()`.
+        Returns once each new model has a version available or the version
+        its wait ended on failed to load (`_await_models`): a new model
+        without versions on disk (or whose base path does not exist) holds
+        the call, without timeout, until a version is published and loads, or
+        until `stop()`. The first config loads its versions concurrently and
+        returns only once every load it started has ended, retries included.
 
         Args:
             config: The new `ModelServerConfig`.
@@ -319,8 +358,10 @@ class ModelRegistry(Mapping[str, ModelManager]):
             ServingError: FAILED_PRECONDITION for a transition TF Serving refuses
                 or a label on a version not available; INVALID_ARGUMENT for an
                 invalid model list or a `custom_model_config`; UNKNOWN, with TF
-                Serving's message, when a new model's newest aspired version
-                failed to load (the model stays, its polling goes on);
+                Serving's message, when the version a new model's wait ended on
+                failed to load (at a later config the newest aspired version;
+                at the first, see `InitialLoad`; the model stays, its polling
+                goes on);
                 CANCELLED when `stop()` ends the wait for new models.
         """
         with self._config_lock:
@@ -397,25 +438,35 @@ class ModelRegistry(Mapping[str, ModelManager]):
                 thread.join()
 
 
-def _raise_unless_available(managers: Mapping[str, ModelManager], first: bool) -> None:
-    """Raises as TF Serving's wait for new models when a model's latest version failed.
+def _raise_cancelled(waiting: list[str]) -> None:
+    raise ServingError(grpc.StatusCode.CANCELLED,
+                       f"Stopped while waiting for models {waiting} to become available.")
 
-    TF Serving waits for the latest version of each new model; one that ended
-    in an error fails the config load with UNKNOWN: at the first config (the
-    server's start) `N servable(s) did not become available: ...`
-    (core/load_servables_fast.cc, `ConnectSourcesWithFastInitialLoad`), at a
-    later one `N model(s) did not become available: ...`
+
+def _raise_for_failures(failures: list[tuple[str, int, VersionState]], first: bool) -> None:
+    """Raises as TF Serving's wait for new models when a model's awaited version is not available.
+
+    One that ended in an error fails the config load with UNKNOWN: at the
+    first config (the server's start) `N servable(s) did not become available:
+    ...` (core/load_servables_fast.cc, `ConnectSourcesWithFastInitialLoad`),
+    at a later one `N model(s) did not become available: ...`
     (model_servers/server_core.cc, `WaitUntilModelsAvailable`), each followed
-    by `{{name: M version: V} due to error: CODE: message}, }`.
+    by `{{name: M version: V} due to error: CODE: message}, ` in the order of
+    the model names, then `}`.
+
+    Args:
+        failures: (model name, version, state) of each model whose awaited
+            version is not available, ordered by name.
+        first: Whether the config is the first (the server's start).
     """
-    failures = [(name, failure) for name, manager in sorted(managers.items())
-                if (failure := manager.latest_failure()) is not None]
     if not failures:
         return
     details = "".join(
-        f"{{{{name: {name} version: {version}}} due to error: "
-        f"{state.error_code.name}: {state.error_message}}}, "
-        for name, (version, state) in failures)
+        f"{{{{name: {name} version: {version}}}"
+        + (f" due to error: {state.error_code.name}: {state.error_message}"
+           if state.error_code != grpc.StatusCode.OK else "")
+        + "}, "
+        for name, version, state in failures)
     what = "servable(s)" if first else "model(s)"
     raise ServingError(grpc.StatusCode.UNKNOWN,
                        f"{len(failures)} {what} did not become available: {{{details}}}")

@@ -584,7 +584,9 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     as gRPC's thread quota does in TF Serving, and takes the
     `--grpc_channel_arguments` as TF Serving's server does; it serves gRPC's health
     service only with `--enable_grpc_healthcheck_service`, as TF Serving's (SERVING
-    from start, whatever the models). Versions load one at a time without a thread
+    from start, whatever the models). At start the versions listed load
+    concurrently on 4 threads per schedulable CPU, as TF Serving's fast initial
+    load (`ModelRegistry`); later versions load one at a time without a thread
     pool, as with TF Serving's `--num_load_threads=0` (a positive count is refused);
     `--num_unload_threads` takes any count, since an unload here only takes the
     version out of service.
@@ -599,8 +601,10 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     Raises:
         ServingError: With TF Serving's status and message for flags or files it
             refuses (the file is named), and UNKNOWN `N servable(s) did not become
-            available: ...` when a model's newest aspired version fails to load
-            (TF Serving does not start then either, even if an older version loads),
+            available: ...` when, for a model, a version failed to load before any
+            newer one and before any version became available (TF Serving does not
+            start then either, even if an older version loads later; an older version
+            available while the newest still loads or waits to retry starts it),
             and INVALID_ARGUMENT "Failed to BuildAndStart gRPC server" when a gRPC
             address does not bind (a REST port that does not bind is logged, and
             gRPC serves alone, as in TF Serving).
