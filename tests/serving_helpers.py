@@ -39,7 +39,7 @@ class StandInServable:
     def __init__(self, version: int, path: pathlib.Path, metrics=None) -> None:
         self.version, self.path = version, path
 
-    def warm_up(self, iterations: int = 1) -> int:
+    def warm_up(self, iterations: int = 1, method_name_check: bool = False) -> int:
         return 0
 
 

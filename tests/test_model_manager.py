@@ -33,6 +33,8 @@ from memae_tf.serving.model_manager import (
 class _StandInServable:
     """Records loads in `loads`, tries in `tries`, warmups (version, iterations) in `warmups`.
 
+    Each warmup's `method_name_check` goes to `method_name_checks`.
+
     A version directory holding a file named `broken` fails to load.
 
     A `broken` file holding a number fails that many more tries, then is removed
@@ -42,6 +44,7 @@ class _StandInServable:
     loads: ClassVar[list[int]] = []
     tries: ClassVar[list[int]] = []
     warmups: ClassVar[list[tuple[int, int]]] = []
+    method_name_checks: ClassVar[list[bool]] = []
 
     def __init__(self, version, path, metrics=None):
         _StandInServable.tries.append(version)
@@ -58,8 +61,9 @@ class _StandInServable:
         self.path = path
         _StandInServable.loads.append(version)
 
-    def warm_up(self, iterations: int = 1) -> int:
+    def warm_up(self, iterations: int = 1, method_name_check: bool = False) -> int:
         _StandInServable.warmups.append((self.version, iterations))
+        _StandInServable.method_name_checks.append(method_name_check)
         return 0
 
 
@@ -68,6 +72,7 @@ def loads(monkeypatch) -> list[int]:
     monkeypatch.setattr(_StandInServable, "loads", [])
     monkeypatch.setattr(_StandInServable, "tries", [])
     monkeypatch.setattr(_StandInServable, "warmups", [])
+    monkeypatch.setattr(_StandInServable, "method_name_checks", [])
     monkeypatch.setattr(model_manager, "Servable", _StandInServable)
     return _StandInServable.loads
 
@@ -289,6 +294,20 @@ def test_model_warmup_is_on_by_default_and_takes_only_a_bool(tmp_path):
     with pytest.raises(ValueError, match=r"expected True or False\. Received: "
                                          "enable_model_warmup='false'"):
         ModelManager("kdd", tmp_path, enable_model_warmup="false")
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_each_warmup_takes_the_signature_method_name_check(tmp_path, loads, check):
+    # server.cc SetSignatureMethodNameCheckFeature sets a process-wide flag (util.cc) that
+    # saved_model_warmup.cc's RunPredict/RunClassify/RunRegress read as the RPCs do; off
+    # by default (server.h enable_signature_method_name_check = false).
+    _versions(tmp_path, 2, 3)
+    options = {"signature_method_name_check": True} if check else {}
+    ModelManager("kdd", tmp_path, poll_interval=0, version_policy=_policy("all { }"),
+                 **options).start()
+    assert _StandInServable.method_name_checks == [check, check]
+    with pytest.raises(ValueError, match=r"Received: signature_method_name_check=1"):
+        ModelManager("kdd", tmp_path, signature_method_name_check=1)
 
 
 @pytest.mark.parametrize("iterations", [0, -1, 1.5, True])

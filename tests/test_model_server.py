@@ -1172,8 +1172,10 @@ def custom_method(tmp_path_factory, exported) -> pathlib.Path:
 def test_the_method_name_check_refuses_a_predict_on_another_method(custom_method, rows):
     # predict_util.cc PreProcessPrediction -> VerifySignature, on with server.cc
     # SetSignatureMethodNameCheckFeature(--enable_signature_method_name_check): INTERNAL.
+    # Without warmup: the export's warmup record on serving_default would fail the load.
     flags = [f"--port={_free_port()}", f"--model_base_path={custom_method}",
-             "--model_name=kdd", "--enable_signature_method_name_check"]
+             "--model_name=kdd", "--enable_signature_method_name_check",
+             "--enable_model_warmup=false"]
     with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
             grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         error = _rpc_error(lambda: _predict(channel, rows, "kdd"))
@@ -1181,6 +1183,23 @@ def test_the_method_name_check_refuses_a_predict_on_another_method(custom_method
         grpc.StatusCode.INTERNAL,
         "Expected prediction signature method_name to be one of {tensorflow/serving/predict, "
         "tensorflow/serving/classify, tensorflow/serving/regress}. Was: custom/score")
+
+
+def test_the_method_name_check_fails_a_warmup_record_on_another_method(custom_method):
+    # util.cc: the check is process-wide, so saved_model_warmup.cc's RunPredict of the
+    # export's serving_default record fails VerifySignature, the load fails and the server
+    # does not start (load_servables_fast.cc ConnectSourcesWithFastInitialLoad).
+    flags = [f"--port={_free_port()}", f"--model_base_path={custom_method}",
+             "--model_name=kdd", "--enable_signature_method_name_check",
+             "--max_num_load_retries=0"]
+    with pytest.raises(ServingError) as info:
+        start_model_server(parse_flags(flags), host="127.0.0.1")
+    assert (info.value.code, info.value.message) == (
+        grpc.StatusCode.UNKNOWN,
+        "1 servable(s) did not become available: {{{name: kdd version: 1} due to error: "
+        "INTERNAL: Expected prediction signature method_name to be one of "
+        "{tensorflow/serving/predict, tensorflow/serving/classify, "
+        "tensorflow/serving/regress}. Was: custom/score}, }")
 
 
 def test_without_the_method_name_check_any_method_is_served(custom_method, exported, rows):

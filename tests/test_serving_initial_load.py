@@ -49,7 +49,7 @@ class _GatedServable:
             raise ServingError(grpc.StatusCode.DATA_LOSS, f"{path} is broken")
         self.version = version
 
-    def warm_up(self, iterations: int = 1) -> int:
+    def warm_up(self, iterations: int = 1, method_name_check: bool = False) -> int:
         return 0
 
 

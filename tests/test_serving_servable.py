@@ -304,6 +304,39 @@ def test_a_warmup_record_that_fails_fails_the_warmup(copied, rows, log, code, me
     assert re.search(message, error.message)
 
 
+def _set_method_name(version_dir, signature_name: str, method_name: str) -> None:
+    path = version_dir / "saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    saved_model.meta_graphs[0].signature_def[signature_name].method_name = method_name
+    path.write_bytes(saved_model.SerializeToString())
+
+
+@pytest.mark.parametrize(
+    ("log", "code", "message"),
+    [(_predict_log("serving_default", np.zeros((1, FEATURES), np.float32)),
+      grpc.StatusCode.INTERNAL,
+      "Expected prediction signature method_name to be one of {tensorflow/serving/predict, "
+      "tensorflow/serving/classify, tensorflow/serving/regress}. Was: custom/score"),
+     (prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(
+         request=classification_pb2.ClassificationRequest())),
+      grpc.StatusCode.INVALID_ARGUMENT,
+      "Expected classification signature method_name to be tensorflow/serving/classify. "
+      "Was: custom/score")],
+    ids=["predict log", "classify log"])
+def test_with_the_method_name_check_a_record_on_another_method_fails_the_warmup(
+        copied, log, code, message):
+    # util.cc SetSignatureMethodNameCheckFeature is process-wide: saved_model_warmup.cc
+    # RunWarmupRequest's RunPredict (predict_util.cc VerifySignature, INTERNAL) and
+    # RunClassify (classifier.cc PreProcessClassification, INVALID_ARGUMENT) check the
+    # method_name first, as the RPCs do. Without the check the predict record runs.
+    _set_method_name(copied, "serving_default", "custom/score")
+    _write_warmup(copied, [log])
+    error = _refusal(Servable(1, copied).warm_up, 1, True)
+    assert (error.code, error.message) == (code, message)
+    if log.WhichOneof("log_type") == "predict_log":
+        assert Servable(1, copied).warm_up() == 1
+
+
 def test_a_warmup_record_without_a_log_is_read_and_runs_nothing(copied, rows):
     # saved_model_warmup.cc RunWarmupRequest: LOG_TYPE_NOT_SET falls to `default: break`,
     # and saved_model_warmup_util.cc counts the record.

@@ -7,7 +7,6 @@ import functools
 import time
 from collections.abc import Mapping
 
-import grpc
 import numpy as np
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
@@ -24,7 +23,7 @@ from tensorflow_serving.apis import (
 from memae_tf.common.checks import check_bool
 from memae_tf.common.contract import SERVING_SIGNATURE, SIGNATURE_DEF_FIELD
 from memae_tf.serving.batching import BatchingOptions, BatchScheduler
-from memae_tf.serving.errors import ServingError, invalid_argument, not_found
+from memae_tf.serving.errors import invalid_argument, not_found
 from memae_tf.serving.inference import (
     CLASSIFY,
     REGRESS,
@@ -39,11 +38,6 @@ from memae_tf.serving.proto import BatchingParameters
 from memae_tf.serving.servable import Servable
 from memae_tf.serving.tensors import encode_tensor
 from memae_tf.serving.validation import RequestLimits
-
-# tensorflow/cc/saved_model/signature_constants.h: the method names a Predict may call
-# under --enable_signature_method_name_check (predict_util.cc VerifySignature).
-PREDICTION_METHOD_NAMES = ("tensorflow/serving/predict", "tensorflow/serving/classify",
-                           "tensorflow/serving/regress")
 
 
 class ServingCore:
@@ -193,15 +187,8 @@ class ServingCore:
             raise invalid_argument("Missing ModelSpec")
         servable = self.servable(request.model_spec)
         signature_name = request.model_spec.signature_name or SERVING_SIGNATURE
-        if self.signature_method_name_check:
-            # predict_util.cc PreProcessPrediction: VerifySignature, before the inputs.
-            method_name = servable.signature_def(signature_name).method_name
-            if method_name not in PREDICTION_METHOD_NAMES:
-                raise ServingError(
-                    grpc.StatusCode.INTERNAL,
-                    "Expected prediction signature method_name to be one of "
-                    f"{{{', '.join(PREDICTION_METHOD_NAMES)}}}. Was: {method_name}")
-        inputs = servable.decode_inputs(signature_name, request.inputs, self.limits)
+        inputs = servable.decode_inputs(signature_name, request.inputs, self.limits,
+                                        method_name_check=self.signature_method_name_check)
         aliases = servable.check_request(signature_name, inputs, list(request.output_filter))
         started = time.perf_counter()
         outputs = self.execute(servable, signature_name, inputs, timeout_in_ms)

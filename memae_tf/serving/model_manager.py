@@ -184,6 +184,10 @@ class ModelManager:
         warmup_iterations: Times each warmup record is replayed, one after
             another, before the next record (TF Serving's
             `--num_request_iterations_for_warmup`; once by default).
+        signature_method_name_check: Whether warmup predict, classify and
+            regress records on a signature of another method fail the load,
+            as their requests fail (TF Serving's process-wide
+            `--enable_signature_method_name_check`).
 
     Example:
 
@@ -203,6 +207,7 @@ class ModelManager:
         load_retry_interval: float = SERVE_LOAD_RETRY_INTERVAL_SECONDS,
         enable_model_warmup: bool = True,
         warmup_iterations: int = 1,
+        signature_method_name_check: bool = False,
     ) -> None:
         if not isinstance(model_name, str) or not model_name or "/" in model_name:
             raise ValueError(
@@ -214,6 +219,8 @@ class ModelManager:
             max_num_load_retries, load_retry_interval)
         self.enable_model_warmup = check_bool("enable_model_warmup", enable_model_warmup)
         self.warmup_iterations = check_positive_int("warmup_iterations", warmup_iterations)
+        self.signature_method_name_check = check_bool("signature_method_name_check",
+                                                      signature_method_name_check)
         self.model_name = model_name
         self.model_base_path = pathlib.Path(model_base_path)
         self.poll_interval = float(poll_interval)
@@ -316,9 +323,11 @@ class ModelManager:
                 servable = Servable(version, path, self.metrics)
                 # saved_model_bundle_source_adapter.cc runs RunSavedModelWarmup only
                 # when the config's enable_model_warmup is set.
-                warmup = (f"{servable.warm_up(self.warmup_iterations)} warmup requests"
-                          if self.enable_model_warmup
-                          else "warmup disabled")
+                warmup = "warmup disabled"
+                if self.enable_model_warmup:
+                    records = servable.warm_up(self.warmup_iterations,
+                                               self.signature_method_name_check)
+                    warmup = f"{records} warmup requests"
             except Exception as error:  # a broken version must not stop the server
                 failure = error
                 code = (error.code if isinstance(error, ServingError)

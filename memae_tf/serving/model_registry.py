@@ -82,6 +82,9 @@ class ModelRegistry(Mapping[str, ModelManager]):
             requests (TF Serving's `--enable_model_warmup`).
         warmup_iterations: Times each warmup record is replayed (TF Serving's
             `--num_request_iterations_for_warmup`, when positive).
+        signature_method_name_check: Whether warmup records on a signature of
+            another method fail the load (TF Serving's process-wide
+            `--enable_signature_method_name_check`).
 
     Example:
 
@@ -100,6 +103,7 @@ class ModelRegistry(Mapping[str, ModelManager]):
         load_retry_interval: float = SERVE_LOAD_RETRY_INTERVAL_SECONDS,
         enable_model_warmup: bool = True,
         warmup_iterations: int = 1,
+        signature_method_name_check: bool = False,
     ) -> None:
         self.file_system_poll_wait_seconds = check_poll_seconds(
             "file_system_poll_wait_seconds", file_system_poll_wait_seconds)
@@ -107,6 +111,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
             max_num_load_retries, load_retry_interval)
         self.enable_model_warmup = check_bool("enable_model_warmup", enable_model_warmup)
         self.warmup_iterations = check_positive_int("warmup_iterations", warmup_iterations)
+        self.signature_method_name_check = check_bool("signature_method_name_check",
+                                                      signature_method_name_check)
         self.allow_version_labels_for_unavailable_models = bool(
             allow_version_labels_for_unavailable_models
         )
@@ -229,7 +235,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
                                            model.model_version_policy, self.metrics,
                                            self.max_num_load_retries,
                                            self.load_retry_interval, self.enable_model_warmup,
-                                           self.warmup_iterations)
+                                           self.warmup_iterations,
+                                           self.signature_method_name_check)
                     self._removed.pop(name, None)
                     manager.add_listener(self._notify)
                     added.append(name)

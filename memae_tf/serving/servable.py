@@ -30,6 +30,11 @@ from memae_tf.serving.validation import (
 
 _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
+# tensorflow/cc/saved_model/signature_constants.h: the method names a Predict may call
+# under --enable_signature_method_name_check (predict_util.cc VerifySignature).
+PREDICTION_METHOD_NAMES = ("tensorflow/serving/predict", inference.CLASSIFY_METHOD_NAME,
+                           inference.REGRESS_METHOD_NAME)
+
 # The most warmup records TF Serving replays (saved_model_warmup_util.h,
 # WarmupConsts::kMaxNumRecords); a file with more fails the load.
 MAX_WARMUP_RECORDS = 1000
@@ -120,28 +125,40 @@ class Servable:
         signature_name: str,
         protos: Mapping[str, tensor_pb2.TensorProto],
         limits: RequestLimits | None = None,
+        method_name_check: bool = False,
     ) -> dict[str, np.ndarray]:
         """Checks request tensors against a signature and the limits, then decodes them.
 
-        Names, dtypes, shapes, the batch size, the byte length of
-        `tensor_content` and the decoded size are all checked on the protos, so
-        that nothing is allocated for a request that is refused.
+        The signature's `method_name` first (with `method_name_check`), then
+        names, dtypes, shapes, the batch size, the byte length of
+        `tensor_content` and the decoded size, all on the protos, so that
+        nothing is allocated for a request that is refused.
 
         Args:
             signature_name: The signature; empty means `serving_default`.
             protos: Input name → `TensorProto`, as in a `PredictRequest`.
             limits: The server's request limits; None means `RequestLimits()`.
+            method_name_check: TF Serving's `--enable_signature_method_name_check`:
+                a signature whose `method_name` is not predict, classify or
+                regress is refused.
 
         Returns:
             Input name → array.
 
         Raises:
-            ServingError: FAILED_PRECONDITION for an unknown signature,
+            ServingError: FAILED_PRECONDITION for an unknown signature, INTERNAL
+                for a signature of another method (with `method_name_check`),
                 INVALID_ARGUMENT for inputs that do not fit it, RESOURCE_EXHAUSTED
                 for inputs beyond the limits.
         """
         name = signature_name or SERVING_SIGNATURE
         signature = self.signature_def(name)
+        # predict_util.cc PreProcessPrediction: VerifySignature, before the inputs.
+        if method_name_check and signature.method_name not in PREDICTION_METHOD_NAMES:
+            raise ServingError(
+                grpc.StatusCode.INTERNAL,
+                "Expected prediction signature method_name to be one of "
+                f"{{{', '.join(PREDICTION_METHOD_NAMES)}}}. Was: {signature.method_name}")
         self._check_names(name, signature, set(protos))
         limits = RequestLimits() if limits is None else limits
         for key, info in signature.inputs.items():
@@ -225,18 +242,20 @@ class Servable:
         outputs = self.run(signature_name, inputs)
         return {alias: outputs[alias] for alias in aliases}
 
-    def _replay(self, log: prediction_log_pb2.PredictionLog) -> None:
+    def _replay(self, log: prediction_log_pb2.PredictionLog, method_name_check: bool) -> None:
         """Runs one warmup record's request, as saved_model_warmup.cc `RunWarmupRequest`.
 
         Predict, classify, regress and multi-inference logs run as their RPCs
-        run on this version (without the model lookup); a streamed-predict or
-        session-run log is UNIMPLEMENTED, and a record without a log does nothing.
+        run on this version (without the model lookup), `method_name_check`
+        included; a streamed-predict or session-run log is UNIMPLEMENTED, and a
+        record without a log does nothing.
         """
         kind = log.WhichOneof("log_type")
         if kind == "predict_log":
             request = log.predict_log.request
             signature_name = request.model_spec.signature_name
-            inputs = self.decode_inputs(signature_name, request.inputs)
+            inputs = self.decode_inputs(signature_name, request.inputs,
+                                        method_name_check=method_name_check)
             self.check_request(signature_name, inputs, list(request.output_filter))
             started = time.perf_counter()
             self.run(signature_name, inputs)
@@ -246,9 +265,11 @@ class Servable:
         elif kind in ("classify_log", "regress_log"):
             method = inference.CLASSIFY if kind == "classify_log" else inference.REGRESS
             inference.run_classify_or_regress(method, self, getattr(log, kind).request,
+                                              method_name_check=method_name_check,
                                               metrics=self.metrics)
         elif kind == "multi_inference_log":
             inference.run_multi_inference(self, log.multi_inference_log.request,
+                                          method_name_check=method_name_check,
                                           metrics=self.metrics)
         elif kind is not None:
             # StrCat of the LogTypeCase enum: the oneof field's number.
@@ -256,7 +277,7 @@ class Servable:
             raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
                                f"Unsupported log_type for warmup: {number}")
 
-    def warm_up(self, iterations: int = 1) -> int:
+    def warm_up(self, iterations: int = 1, method_name_check: bool = False) -> int:
         """Replays `assets.extra/tf_serving_warmup_requests`, as TF Serving does on load.
 
         As saved_model_warmup_util.cc: a file that is not TFRecords is DATA_LOSS, a
@@ -270,6 +291,9 @@ class Servable:
             iterations: Times each record's request runs before the next record
                 is read (`ModelWarmupOptions.num_request_iterations`, TF Serving's
                 `--num_request_iterations_for_warmup`).
+            method_name_check: TF Serving's `--enable_signature_method_name_check`,
+                which is process-wide (util.cc `SetSignatureMethodNameCheckFeature`):
+                a record on a signature of another method fails as its RPC would.
 
         Returns:
             The number of records replayed (0 without a warmup file).
@@ -293,7 +317,7 @@ class Servable:
                         f"Failed to parse warmup record: {record.numpy()!r} from {path}"
                     ) from error
                 for _ in range(iterations):
-                    self._replay(log)
+                    self._replay(log, method_name_check)
                 count += 1
                 if count > MAX_WARMUP_RECORDS:
                     raise invalid_argument(

@@ -674,7 +674,10 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
                            # server.cc sets ModelWarmupOptions.num_request_iterations only
                            # for a positive flag; saved_model_warmup_util.cc replays once
                            # without it.
-                           warmup_iterations=max(options.num_request_iterations_for_warmup, 1))
+                           warmup_iterations=max(options.num_request_iterations_for_warmup, 1),
+                           # util.cc SetSignatureMethodNameCheckFeature: process-wide, so
+                           # the warmup's requests are checked as the RPCs are.
+                           signature_method_name_check=options.enable_signature_method_name_check)
     _load_models(models, config, options.model_config_file,
                  options.model_config_file_poll_wait_seconds)
     return _open_ports(models, options.port or None, rest_port, host=host,
