@@ -730,9 +730,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports, records = [], []
     for path in modules:
         start = time.monotonic()
+        # The lines the mutants are made of: the file may be edited while they run.
+        lines = (ROOT / path).read_text().splitlines()
         outcomes = run_module(path, module_tests(path, arguments), arguments.only)
-        reports.append(summary(path, outcomes, (ROOT / path).read_text().splitlines(),
-                               time.monotonic() - start))
+        reports.append(summary(path, outcomes, lines, time.monotonic() - start))
         records += [{"module": path, "number": o.mutant.number, "line": o.mutant.line,
                      "mutation": o.mutant.description, "status": o.status,
                      "seconds": round(o.seconds, 2)} for o in outcomes]
