@@ -184,6 +184,14 @@ MODULES: dict[str, list[str]] = {
         "tests/test_foundations.py::test_the_exported_signatures_follow_the_contract",
         "tests/test_video_streaming.py::test_only_video_models_export_frame_thresholds",
         "-k", "not fresh_process and not saved_model_cli"],
+    "memae_tf/serving/errors.py": [
+        "tests/test_serving.py", "-m", "not slow", "-k", "unknown_model or a_label_the_config"],
+    "memae_tf/serving/grpc_services.py": [
+        "tests/test_serving_grpc_services.py", "tests/test_serving.py",
+        "tests/test_serving_inference.py", "-m", "not slow",
+        "-k", "wall_time or reload_answers or metadata_lists_the_signatures "
+              "or unknown_model_is_not_found or classify_answers_each or regress_answers_one "
+              "or multi_inference_runs_every"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.
