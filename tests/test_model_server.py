@@ -1202,6 +1202,32 @@ def test_the_method_name_check_fails_a_warmup_record_on_another_method(custom_me
         "tensorflow/serving/regress}. Was: custom/score}, }")
 
 
+@pytest.mark.parametrize("check", [False, True], ids=["no check", "method name check"])
+def test_a_predict_on_the_init_op_signature_is_refused_after_its_lookup(
+        tmp_path, exported, rows, check):
+    # predict_util.cc RunPredict finds __saved_model_init_op in the MetaGraph; then
+    # PreProcessPrediction: VerifySignature (its method_name is empty: INTERNAL) under the
+    # flag, else VerifyRequestInputsSize refuses the `x` it has no input for.
+    _publish(exported[0], tmp_path / "kdd", 1)
+    flags = [f"--port={_free_port()}", f"--model_base_path={tmp_path / 'kdd'}",
+             "--model_name=kdd", *(["--enable_signature_method_name_check"] if check else [])]
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "kdd"
+    request.model_spec.signature_name = "__saved_model_init_op"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(rows))
+    with start_model_server(parse_flags(flags), host="127.0.0.1") as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        error = _rpc_error(lambda: stub.Predict(request, timeout=30))
+    assert (error.code(), error.details()) == ((
+        grpc.StatusCode.INTERNAL,
+        "Expected prediction signature method_name to be one of {tensorflow/serving/predict, "
+        "tensorflow/serving/classify, tensorflow/serving/regress}. Was: ") if check else (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "input size does not match signature: 1!=0 len({x}) != len({}). Sent extra: {x}. "
+        "Missing but required: {}."))
+
+
 def test_without_the_method_name_check_any_method_is_served(custom_method, exported, rows):
     # server.h: enable_signature_method_name_check = false ("Disable this if serving
     # native TF2 regression/classification models", main.cc).

@@ -405,6 +405,17 @@ def test_scalar_inputs_are_refused_and_vectors_batch_by_their_rows(make_schedule
     np.testing.assert_array_equal(answer["y"], [0.0, 2.0, 4.0])
 
 
+def test_a_run_without_inputs_is_refused_before_it_queues(make_scheduler):
+    # batching_util.h ComputeTensorBatchSize: "must have at least one input tensor", as a
+    # Predict on __saved_model_init_op (no inputs) gets with batching on (its signature
+    # has a queue: saved_model_bundle_factory.cc GetSignatureDefs takes every signature).
+    scheduler = make_scheduler(max_batch_size=8, num_batch_threads=1)
+    with pytest.raises(ServingError) as refused:
+        scheduler.submit("m", lambda inputs: inputs, {})
+    assert (refused.value.code, refused.value.message) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "Batching Run() must have at least one input tensor")
+
+
 def test_split_sizes_with_one_row_of_room_or_one_row_left():
     # input_split_metadata.cc: a head of one row when one is left in the open batch,
     # and a last piece of one row.

@@ -149,14 +149,28 @@ def test_an_unknown_signature_fails_the_precondition_with_tf_servings_message(se
     assert error.message == 'Serving signature key "nope" not found.'
 
 
-def test_the_init_op_signature_is_not_servable(servable, rows):
-    # It is a SignatureDef of the MetaGraph, but no function of the loaded model runs it.
-    # Not TF Serving's answer: predict_util.cc finds it in the MetaGraph and then refuses
-    # the request's `x` (INVALID_ARGUMENT, input size 1 != 0); here it is refused up front.
-    assert "__saved_model_init_op" in servable.signature_defs
+def test_the_init_op_signature_is_found_and_refuses_the_requests_inputs(servable, rows):
+    # predict_util.cc RunPredict looks the name up in the MetaGraph's signature map, which
+    # holds __saved_model_init_op (no inputs, one output: the NoOp operation), then
+    # PreProcessPrediction's VerifyRequestInputsSize refuses an `x`: INVALID_ARGUMENT.
+    assert servable.signature_def("__saved_model_init_op").outputs[
+        "__saved_model_init_op"].name == "NoOp"
     error = _refusal(servable.predict, "__saved_model_init_op", {"x": rows})
-    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
-    assert error.message == 'Serving signature key "__saved_model_init_op" not found.'
+    assert (error.code, error.message) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "input size does not match signature: 1!=0 len({x}) != len({}). Sent extra: {x}. "
+        "Missing but required: {}.")
+
+
+def test_the_init_op_signature_without_inputs_fails_at_the_fetch_of_its_operation(servable):
+    # With no inputs the checks pass and the session is asked to fetch "NoOp", an
+    # operation without outputs: TensorFlow's subgraph.cc FetchOutputs, INVALID_ARGUMENT.
+    error = _refusal(servable.predict, "__saved_model_init_op", {})
+    assert (error.code, error.message) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Tried to fetch data for 'NoOp', which produces no output.  To run to a node but "
+        "not fetch any data, pass 'NoOp' as an argument to the 'target_node_names' argument "
+        "of the Session::Run API.")
 
 
 # ---------------------------------------------------------------- requests

@@ -211,9 +211,11 @@ def batch_size_of(inputs: Mapping[str, np.ndarray]) -> int:
 
     Raises:
         ServingError: INVALID_ARGUMENT, with TF Serving's message
-            (batching_util.h `ComputeTensorBatchSize`), for a scalar input or
-            inputs of different first dimensions.
+            (batching_util.h `ComputeTensorBatchSize`), for no inputs, a scalar
+            input or inputs of different first dimensions.
     """
+    if not inputs:
+        raise invalid_argument("Batching Run() must have at least one input tensor")
     sizes = set()
     for array in inputs.values():
         if array.ndim == 0:

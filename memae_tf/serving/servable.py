@@ -89,9 +89,14 @@ class Servable:
                                     (time.perf_counter() - started) * 1e6)
 
     def signature_def(self, signature_name: str) -> meta_graph_pb2.SignatureDef:
-        """Returns a servable signature, or raises FAILED_PRECONDITION like TF Serving."""
+        """Returns a signature of the MetaGraph, or raises FAILED_PRECONDITION like TF Serving.
+
+        As predict_util.cc `RunPredict`, the MetaGraph's whole signature map
+        counts, `__saved_model_init_op` included, though no function of the
+        loaded model runs it (`run` refuses it as TensorFlow's session does).
+        """
         name = signature_name or SERVING_SIGNATURE
-        if name not in self.signature_defs or name not in self._module.signatures:
+        if name not in self.signature_defs:
             # predict_util.cc RunPredict: the key alone, no list of the signatures there are.
             raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
                                f'Serving signature key "{name}" not found.')
@@ -208,9 +213,20 @@ class Servable:
         This is the call TF Serving's batching session makes on a merged batch.
 
         Raises:
-            ServingError: The code of the TensorFlow error when the computation fails.
+            ServingError: The code of the TensorFlow error when the computation
+                fails; INVALID_ARGUMENT with TensorFlow's message for a signature
+                whose output is an operation, not a tensor (`__saved_model_init_op`).
         """
-        function = self._module.signatures[signature_name or SERVING_SIGNATURE]
+        name = signature_name or SERVING_SIGNATURE
+        function = self._module.signatures.get(name)
+        if function is None:
+            # TensorFlow's subgraph.cc FetchOutputs, when the session is asked to fetch
+            # the init op signature's output: an operation without outputs.
+            fetched = next(iter(self.signature_defs[name].outputs.values())).name
+            raise invalid_argument(
+                f"Tried to fetch data for '{fetched}', which produces no output.  To run to "
+                f"a node but not fetch any data, pass '{fetched}' as an argument to the "
+                "'target_node_names' argument of the Session::Run API.")
         try:
             outputs = function(**{key: tf.constant(value) for key, value in inputs.items()})
         except tf.errors.OpError as error:
