@@ -92,6 +92,37 @@ def test_a_mutant_is_swapped_into_the_imported_module_in_place(tmp_path, monkeyp
     sys.modules.pop("family")
 
 
+FROZEN = '''
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    name: str
+
+    def label(self):
+        return self.name.upper()
+
+
+CLASSIFY = Method("classify")
+'''
+
+
+def test_a_module_level_frozen_dataclass_instance_keeps_its_class_under_a_mutant(
+        tmp_path, monkeypatch):
+    # A frozen dataclass refuses `instance.__class__ = ...`: swapping in any mutant of
+    # such a module failed, and the runner counted every one of its mutants as killed.
+    (tmp_path / "frozen.py").write_text(FROZEN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import frozen
+
+    method = frozen.Method
+    by_kind = {(m.line, m.description): m for m in mutation.mutants(FROZEN)}
+    mutation.apply_mutant(frozen, mutation.mutated_source(FROZEN, by_kind[(10, "returns None")]))
+    assert type(frozen.CLASSIFY) is method and frozen.CLASSIFY.label() is None
+    sys.modules.pop("frozen")
+
+
 def test_arguments_after_a_double_dash_select_the_tests_pytest_runs(tmp_path):
     # Everything after `--` reaches pytest after the tests, so `-k` selects among them:
     # with only test_clamp_low, no test reaches the return that test_clamp_high covers.
