@@ -232,7 +232,9 @@ class Mutant:
 
 
 def _skipped_subtrees(tree: ast.AST) -> set[int]:
-    """Returns the ids of nodes that are never mutated: annotations, docstrings, messages."""
+    """Returns the ids of nodes that are never mutated: annotations, docstrings, messages,
+    and `if TYPE_CHECKING:` blocks (imports for type checkers, which a mutant could only
+    turn into an import cycle that the already imported modules never show)."""
     skipped: set[int] = set()
 
     def skip(node: ast.AST | None) -> None:
@@ -257,6 +259,9 @@ def _skipped_subtrees(tree: ast.AST) -> set[int]:
                 skip(node)
         elif isinstance(node, ast.Assert):
             skip(node.msg)
+        elif isinstance(node, ast.If) and ast.unparse(node.test) in (
+                "TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            skip(node)
     return skipped
 
 

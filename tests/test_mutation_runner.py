@@ -43,6 +43,16 @@ def test_mutants_leave_docstrings_annotations_and_messages_alone():
     assert ast.dump(ast.parse(mutated).body[0]) == ast.dump(ast.parse(CLAMP).body[0])
 
 
+def test_imports_for_type_checkers_are_not_mutated():
+    # Negated, `if TYPE_CHECKING:` imports at run time: only a fresh process would show
+    # an import cycle, and the runner's modules are imported once, before the mutants.
+    source = ("import typing\nfrom typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+              "    import json\nif typing.TYPE_CHECKING:\n    import csv\nif DEBUG:\n"
+              "    import os\n")
+    assert [(m.line, m.description) for m in mutation.mutants(source)] == [
+        (8, "condition negated")]
+
+
 def test_runner_kills_tested_behaviour_and_reports_the_boundary_no_test_pins(tmp_path):
     (tmp_path / "tiny.py").write_text(CLAMP)
     (tmp_path / "test_tiny.py").write_text(CLAMP_TEST)
