@@ -51,16 +51,45 @@ def test_the_exported_signatures_follow_the_contract(tmp_path):
     assert set(attention) == {contract.ATTENTION_OUTPUT}
 
 
-def test_version_directories_are_the_folders_named_by_an_ascii_number(tmp_path):
+def test_version_directories_are_the_children_named_by_an_ascii_number(tmp_path):
     # file_system_storage_path_source.cc ParseVersionNumber: absl::SimpleAtoi, which reads
     # ASCII digits only; a child whose name does not parse is skipped, no error. Digits of
     # other scripts ("²", "١٢"), which Python's str.isdigit also accepts, are no version.
+    # GetChildren lists files too: a file named 7 is version 7 (whose load then fails).
     for name in ("3", "10", "²", "١٢", "v4", ".tmp-5"):
         (tmp_path / name).mkdir()
-    (tmp_path / "7").write_text("a file, not a version")
-    assert contract.version_directories(tmp_path) == {3: tmp_path / "3", 10: tmp_path / "10"}
-    assert list(contract.version_directories(tmp_path)) == [3, 10]
+    (tmp_path / "7").write_text("a file")
+    assert contract.version_directories(tmp_path) == {
+        3: tmp_path / "3", 7: tmp_path / "7", 10: tmp_path / "10"}
+    assert list(contract.version_directories(tmp_path)) == [3, 7, 10]
     assert contract.version_directories(tmp_path / "absent") == {}
+
+
+@pytest.mark.parametrize(("name", "version"), [
+    ("3", 3), ("03", 3), ("0", 0), ("+3", 3), ("-1", -1), ("-0", 0), (" 3", 3), ("3 ", 3),
+    ("\t3\n", 3), ("\v\f\r3", 3), ("9223372036854775807", 2**63 - 1),
+    ("-9223372036854775808", -(2**63)), ("9223372036854775808", None),
+    ("-9223372036854775809", None), ("", None), (" ", None), ("+", None), ("-", None),
+    ("+-3", None), ("- 3", None), ("3 4", None), ("3a", None), ("0x3", None), ("3.0", None),
+    ("1e3", None), ("3_000", None), ("²", None), ("١٢", None), ("\u20033", None),
+])
+def test_a_version_name_is_read_as_absl_simple_atoi_reads_an_int64(name, version):
+    # file_system_storage_path_source.cc ParseVersionNumber is absl::SimpleAtoi(int64_t*)
+    # (absl/strings/numbers.cc safe_parse_sign_and_base, base 10): ascii_isspace at both
+    # ends skipped, one sign, ASCII digits, leading zeros read, no 0x prefix in base 10,
+    # out of int64 refused; U+2003 is no ASCII space.
+    assert contract.parse_version_number(name) == version
+
+
+def test_of_two_names_for_one_version_the_later_in_byte_order_counts(tmp_path):
+    # file_system_storage_path_source.cc: the children go through a std::set (byte order),
+    # and IndexChildrenByVersion keeps the last name of a version: "3" after "+3" and "03".
+    for name in ("03", "3", "+3", "-1", "4 "):
+        (tmp_path / name).mkdir()
+    assert [(v, p.name) for v, p in contract.version_children(tmp_path)] == [
+        (3, "+3"), (-1, "-1"), (3, "03"), (3, "3"), (4, "4 ")]
+    assert contract.version_directories(tmp_path) == {
+        -1: tmp_path / "-1", 3: tmp_path / "3", 4: tmp_path / "4 "}
 
 
 def test_the_contracts_tf_serving_defaults_are_server_hs():

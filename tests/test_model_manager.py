@@ -349,6 +349,57 @@ def test_a_newest_version_not_tried_yet_is_no_failure(tmp_path, loads):
     assert manager.latest_failure()[0] == 2
 
 
+@pytest.mark.parametrize(("policy", "served"), [("", [3]), ("all { }", [-1, 0, 3])])
+def test_signed_padded_and_spaced_names_are_versions_and_a_negative_one_serves(
+        tmp_path, loads, policy, served):
+    # file_system_storage_path_source.cc ParseVersionNumber (absl::SimpleAtoi): "+3" is 3,
+    # "-1" is -1 and " 0" is 0; nothing skips negative versions (the manager serves any
+    # int64), so `all` serves -1 and `latest` takes the largest.
+    for name in ("+3", "-1", " 0", "v2"):
+        (tmp_path / name).mkdir()
+    manager = _manager(tmp_path, policy)
+    manager.start()
+    assert manager.available_versions == served
+    assert manager.servable(3).path == tmp_path / "+3"
+    if -1 in served:
+        assert manager.servable(-1).path == tmp_path / "-1"
+
+
+@pytest.mark.parametrize(("policy", "loaded_from"), [("", "3"), ("all { }", "03")])
+def test_two_names_of_one_version_warn_and_one_is_loaded(
+        tmp_path, loads, caplog, policy, loaded_from):
+    # IndexChildrenByVersion keeps the later name in byte order and warns at each listing;
+    # `all` aspires every child (AspireAllVersions) and the manager takes the first of
+    # them (aspired_versions_manager.cc: the second "is already being managed").
+    for name in ("03", "3"):
+        (tmp_path / name).mkdir()
+    with caplog.at_level("WARNING", logger="memae_tf.serving.model_manager"):
+        manager = _manager(tmp_path, policy)
+        manager.start()
+    assert manager.servable(3).path == tmp_path / loaded_from
+    assert caplog.messages == ["Duplicate version directories detected. Version 3 will be "
+                               "loaded from 3, 03 will be ignored."]
+
+
+def test_specific_versions_that_all_exist_by_name_are_taken_without_a_listing(
+        tmp_path, loads, caplog):
+    # AspireSpecificVersionsFastPath: FileExists(base/StrCat(version)) for each, no
+    # GetChildren, hence no duplicate warning; when one is missing by its own name, the
+    # listing finds it under another ("07").
+    for name in ("03", "3", "07"):
+        (tmp_path / name).mkdir()
+    with caplog.at_level("WARNING", logger="memae_tf.serving.model_manager"):
+        manager = _manager(tmp_path, "specific { versions: [3] }")
+        manager.start()
+        assert caplog.messages == []
+        assert manager.servable(3).path == tmp_path / "3"
+        manager.configure(tmp_path, _policy("specific { versions: [3, 7] }"))
+        manager.poll()
+    assert manager.servable(7).path == tmp_path / "07"
+    assert caplog.messages == ["Duplicate version directories detected. Version 3 will be "
+                               "loaded from 3, 03 will be ignored."]
+
+
 def test_latest_request_gets_the_highest_available_version(tmp_path, loads):
     _versions(tmp_path, 1, 3, 2)
     manager = _manager(tmp_path, "all { }")

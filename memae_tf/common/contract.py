@@ -125,12 +125,56 @@ def frame_threshold_output(frame_score: str) -> str:
     return f"{THRESHOLD_OUTPUT}_{frame_score}"
 
 
-def version_directories(model_base_path: str | os.PathLike) -> dict[int, pathlib.Path]:
-    """Returns version → directory for the versions under a model base path.
+# absl::ascii_isspace: what absl::SimpleAtoi skips at either end of a number.
+_ASCII_WHITESPACE = " \t\n\v\f\r"
 
-    Like TF Serving, only sub-directories named by a non-negative integer in
-    ASCII digits count, so in-progress exports in hidden temporary directories
-    are ignored. A missing base path has no versions.
+
+def parse_version_number(name: str) -> int | None:
+    """Returns the version a child of a model base path stands for, or None if none.
+
+    As TF Serving's `ParseVersionNumber`
+    (tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc),
+    `absl::SimpleAtoi` into an int64: ASCII whitespace at either end is
+    skipped, then one optional `+` or `-`, then ASCII decimal digits only
+    (leading zeros allowed), within the int64 range. A negative number is a
+    version like any other.
+
+    Example:
+
+    >>> [parse_version_number(name) for name in ["3", "03", "+3", " 3\\n", "-1", "3a", "²"]]
+    [3, 3, 3, 3, -1, None, None]
+    """
+    text = name.strip(_ASCII_WHITESPACE)
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not digits or not all("0" <= char <= "9" for char in digits):
+        return None
+    value = -int(digits) if text[0] == "-" else int(digits)
+    return value if -(2**63) <= value < 2**63 else None
+
+
+def version_children(model_base_path: str | os.PathLike) -> list[tuple[int, pathlib.Path]]:
+    """Returns (version, path) for each child of a model base path that names a version.
+
+    As TF Serving's listing (`PollFileSystemForServable`): every child, a
+    directory or a file, in the byte order of the names (a `std::set`),
+    whose name `parse_version_number` reads; two names may stand for one
+    version ("3" and "03"). A missing base path has none.
+    """
+    base = pathlib.Path(model_base_path)
+    if not base.is_dir():
+        return []
+    names = sorted((child.name for child in base.iterdir()), key=os.fsencode)
+    return [(version, base / name) for name in names
+            if (version := parse_version_number(name)) is not None]
+
+
+def version_directories(model_base_path: str | os.PathLike) -> dict[int, pathlib.Path]:
+    """Returns version → path for the versions under a model base path, as TF Serving sees them.
+
+    The children `version_children` finds; of two names for one version the
+    later in byte order counts, as TF Serving's `IndexChildrenByVersion`
+    keeps it (so "3" over "03"). In-progress exports in hidden temporary
+    directories are not versions. A missing base path has no versions.
 
     Args:
         model_base_path: Directory of the model's versions.
@@ -143,13 +187,7 @@ def version_directories(model_base_path: str | os.PathLike) -> dict[int, pathlib
     >>> version_directories("models/memae")  # doctest: +SKIP
     {1: PosixPath('models/memae/1'), 2: PosixPath('models/memae/2')}
     """
-    base = pathlib.Path(model_base_path)
-    if not base.is_dir():
-        return {}
-    # str.isdigit alone also takes "²" (which int() refuses) and other scripts' digits.
-    found = {int(p.name): p for p in base.iterdir()
-             if p.name.isascii() and p.name.isdigit() and p.is_dir()}
-    return dict(sorted(found.items()))
+    return dict(sorted(dict(version_children(model_base_path)).items()))
 
 
 def warmup_file(version_dir: str | os.PathLike) -> pathlib.Path:

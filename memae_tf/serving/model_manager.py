@@ -19,7 +19,7 @@ from memae_tf.common.contract import (
     SERVE_LOAD_RETRY_INTERVAL_SECONDS,
     SERVE_MAX_NUM_LOAD_RETRIES,
     SERVE_POLL_INTERVAL_SECONDS,
-    version_directories,
+    version_children,
 )
 from memae_tf.serving.errors import ServingError, invalid_argument, not_found
 from memae_tf.serving.initial_load import InitialLoad
@@ -404,6 +404,11 @@ class ModelManager:
         (tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc):
         a base path that does not exist is an error, never an empty listing;
         one without the versions the policy asks for logs TF Serving's warnings.
+        Each child, directory or file, whose name `parse_version_number` reads
+        is a version ("+3", " 3" and "03" are version 3, "-1" is version -1);
+        of two names for one version, `_index_children` says which counts. A
+        `specific` policy whose versions all exist under their own names takes
+        them without a listing.
 
         Raises:
             ServingError: INVALID_ARGUMENT `Could not find base path <path> for
@@ -416,9 +421,48 @@ class ModelManager:
                 raise invalid_argument(
                     f"Could not find base path {base} for servable {self.model_name} with "
                     f"error NOT_FOUND: {base}; No such file or directory")
-            on_disk = version_directories(base)
-            self._log_missing_versions(on_disk, aspired_versions(self._policy, on_disk))
+            on_disk = self._specific_versions_fast_path(base)
+            if on_disk is None:
+                on_disk = self._index_children(version_children(base))
+                self._log_missing_versions(on_disk, aspired_versions(self._policy, on_disk))
         return on_disk
+
+    def _specific_versions_fast_path(self, base: pathlib.Path) -> dict[int, pathlib.Path] | None:
+        """`AspireSpecificVersionsFastPath`: each listed version's own name, if all exist.
+
+        A `specific` policy whose versions all exist under their decimal names
+        takes them without listing the base path; otherwise (or for another
+        policy) None, and the base path is listed.
+        """
+        if self._policy.WhichOneof("policy_choice") != "specific":
+            return None
+        wanted = self._policy.specific.versions
+        if not wanted:
+            logger.warning("No specific versions requested for servable %s.", self.model_name)
+            return {}
+        if not all((base / str(version)).exists() for version in wanted):
+            return None
+        return {version: base / str(version) for version in sorted(set(wanted))}
+
+    def _index_children(self, children: list[tuple[int, pathlib.Path]]) -> dict[int, pathlib.Path]:
+        """Version → path of a listing, as TF Serving picks among names of one version.
+
+        `IndexChildrenByVersion` keeps the later name in byte order and warns
+        (at every listing); `all` aspires every child (`AspireAllVersions`),
+        and its manager takes the first of a version's names, refusing the
+        others.
+        """
+        indexed: dict[int, pathlib.Path] = {}
+        first: dict[int, pathlib.Path] = {}
+        for version, path in children:
+            if version in indexed:
+                logger.warning("Duplicate version directories detected. Version %d will be "
+                               "loaded from %s, %s will be ignored.", version, path.name,
+                               indexed[version].name)
+            indexed[version] = path
+            first.setdefault(version, path)
+        chosen = first if self._policy.WhichOneof("policy_choice") == "all" else indexed
+        return dict(sorted(chosen.items()))
 
     def update_versions(self, on_disk: dict[int, pathlib.Path],
                         initial_load: InitialLoad | None = None) -> None:
@@ -473,9 +517,6 @@ class ModelManager:
         # PollFileSystemForServable's warnings, at every listing.
         name, base = self.model_name, self.model_base_path
         if self._policy.WhichOneof("policy_choice") == "specific":
-            if not self._policy.specific.versions:
-                logger.warning("No specific versions requested for servable %s.", name)
-                return
             for version in sorted(set(self._policy.specific.versions) - set(on_disk)):
                 logger.warning(
                     "Version %d of servable %s, which was requested to be served as a "
