@@ -26,6 +26,12 @@ benchmark's own training set). The image network is the `mnist` preset as
 `memae experiment mnist --epochs 10 --seed S` trains it, same variant as the
 video network, on the crops of every `--frame-stride`-th training frame.
 
+Recorded besides, choosing nothing: the object score on the test frames
+whose digits stand apart (the `"scale"` extraction finds two or more
+objects there; `objects-<large>-apart`), and each image network's AUROC of
+MNIST's 10,000 test digits, classes 5-9 against 0-4, alone and centred as
+MNIST draws them (`isolated_mnist_auroc_<large>`).
+
     python benchmarks/digit_objects.py --seed 100 --out runs/objects
     python benchmarks/digit_objects.py --seed 100 --videos 512 --length 16 --frame-stride 4 \\
         --out runs/objects
@@ -165,6 +171,8 @@ def image_scorer(variant: str, seed: int):
 
 def run(seed: int, variant: str, videos: int, length: int, frame_stride: int) -> dict:
     """Object-only, video-only and fused figures of `variant` on the test videos of `seed`."""
+    from memae_tf.evaluation.datasets import load_images
+    from memae_tf.evaluation.metrics import auroc
     from memae_tf.evaluation.video import video_metrics
 
     config, network, train, test, evaluation, video_seconds = trained_network(
@@ -176,6 +184,10 @@ def run(seed: int, variant: str, videos: int, length: int, frame_stride: int) ->
     video_train = video_frame_scores(network, train, config)
 
     video_z, video_facts = standardised(video_train, video_test)
+    # Diagnostics (choose nothing): frames whose digits stand apart, and isolated digits.
+    _, scale_owners = crops_of(test, 1, "scale")
+    joined = [counts < 2 for counts in object_counts(scale_owners, test, 1)]
+    (_, _), (mnist_x, mnist_y) = load_images("mnist", None)
     result = {
         "seed": seed, "variant": variant, "videos": videos, "length": length,
         "frame_stride": frame_stride,
@@ -198,6 +210,10 @@ def run(seed: int, variant: str, videos: int, length: int, frame_stride: int) ->
         result["metrics"][f"objects-{large}"] = video_metrics(object_test, test.labels,
                                                               test.kinds)
         result["metrics"][f"fused-{large}"] = video_metrics(fused, test.labels, test.kinds)
+        result["metrics"][f"objects-{large}-apart"] = video_metrics(
+            [np.where(j, np.nan, scores) for j, scores in zip(joined, object_test, strict=True)],
+            test.labels, test.kinds)
+        result[f"isolated_mnist_auroc_{large}"] = auroc(mnist_y >= 5, objects.score(mnist_x))
         result["standardisation"][f"objects-{large}"] = object_facts
         result["training_crops"][large], result["test_crops"][large] = (len(train_crops),
                                                                         len(test_crops))
@@ -209,10 +225,15 @@ def run(seed: int, variant: str, videos: int, length: int, frame_stride: int) ->
     return result
 
 
+def object_counts(owners: np.ndarray, videos, stride: int) -> list[np.ndarray]:
+    """The number of objects of every `stride`-th frame, one array per video."""
+    return [np.bincount(owners[owners[:, 0] == v, 1], minlength=len(f))[::stride]
+            for v, f in enumerate(videos.frames)]
+
+
 def objects_per_frame(owners: np.ndarray, videos, stride: int) -> dict[str, int]:
     """How many of every `stride`-th frame hold 0, 1, 2, ... objects."""
-    counts = np.concatenate([np.bincount(owners[owners[:, 0] == v, 1], minlength=len(f))[::stride]
-                             for v, f in enumerate(videos.frames)])
+    counts = np.concatenate(object_counts(owners, videos, stride))
     return {str(k): int(n) for k, n in enumerate(np.bincount(counts))}
 
 
