@@ -133,8 +133,21 @@ class ServingCore:
     def signature_inputs(
         self, spec: model_pb2.ModelSpec, signature_name: str
     ) -> Mapping[str, meta_graph_pb2.TensorInfo]:
-        """Returns the inputs of a signature, e.g. to convert JSON values to their dtypes."""
-        return self.servable(spec).signature_def(signature_name).inputs
+        """Returns the inputs of a signature, as the REST API looks them up to read JSON values.
+
+        As http_rest_api_handler.cc `GetInfoMap`: the model and version as for
+        any request, then the signature (empty: `serving_default`).
+
+        Raises:
+            ServingError: NOT_FOUND for an unknown model or version;
+                INVALID_ARGUMENT `Serving signature name: "<name>" not found in
+                signature def` for an unknown signature.
+        """
+        name = signature_name or SERVING_SIGNATURE
+        signature = self.servable(spec).signature_defs.get(name)
+        if signature is None:
+            raise invalid_argument(f'Serving signature name: "{name}" not found in signature def')
+        return signature.inputs
 
     def execute(
         self, servable: Servable, signature_name: str, inputs: Mapping[str, np.ndarray],

@@ -6,7 +6,8 @@ Paths, JSON formats and status codes follow TF Serving:
 - `GET /v1/models/NAME[/versions/N]/metadata` → signature definitions;
 - `POST /v1/models/NAME[/versions/N]:predict` with `{"instances": [...]}` (row
   format, answered with `{"predictions": ...}`) or `{"inputs": ...}` (columnar
-  format, answered with `{"outputs": ...}`), and an optional `signature_name`;
+  format, answered with `{"outputs": ...}`), and an optional `signature_name`,
+  read with TF Serving's checks and messages (see `memae_tf.serving.rest_predict`);
 - `POST /v1/models/NAME[/versions/N]:classify` and `:regress` with
   `{"examples": [{feature: value(s)}, ...]}`, an optional `context` example and
   `signature_name`, answered with `{"results": ...}` (see
@@ -48,7 +49,6 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
-from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -65,6 +65,7 @@ from memae_tf.serving.errors import ServingError, invalid_argument, not_found
 from memae_tf.serving.flags import default_threads
 from memae_tf.serving.metrics import PROMETHEUS_CONTENT_TYPE
 from memae_tf.serving.rest_examples import format_examples_result, parse_examples_body
+from memae_tf.serving.rest_predict import parse_predict_body
 from memae_tf.serving.tensors import encode_tensor
 
 logger = logging.getLogger(__name__)
@@ -111,67 +112,6 @@ def _to_dict(message: Any) -> dict:
     return json_format.MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
-
-
-def _as_array(name: str, value: Any, info: meta_graph_pb2.TensorInfo | None) -> np.ndarray:
-    dtype = None if info is None else tf.dtypes.as_dtype(info.dtype).as_numpy_dtype
-    try:
-        return np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError, OverflowError) as error:
-        expected = "a tensor" if dtype is None else f"a {np.dtype(dtype).name} tensor"
-        raise invalid_argument(
-            f"Input '{name}' could not be read as {expected} (expected a rectangular nested "
-            f"list of numbers): {error}"
-        ) from error
-
-
-def _describe(body: Any) -> str:
-    return f"keys {sorted(body)}" if isinstance(body, dict) else type(body).__name__
-
-
-def parse_predict_body(
-    body: Any, input_infos: Mapping[str, meta_graph_pb2.TensorInfo]
-) -> tuple[dict[str, np.ndarray], bool]:
-    """Reads the tensors of a REST predict body, in row or columnar format.
-
-    Args:
-        body: The decoded JSON body.
-        input_infos: The signature's inputs, giving the dtype of each value.
-
-    Returns:
-        `(inputs, row_format)`: input name → array, and whether the body used
-        `instances` (row format) rather than `inputs` (columnar format).
-
-    Raises:
-        ServingError: INVALID_ARGUMENT for a body of neither format.
-    """
-    if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
-        raise invalid_argument(
-            "Expected a JSON object with exactly one of the keys 'instances' (row format) "
-            f"or 'inputs' (columnar format). Received: {_describe(body)}"
-        )
-    key = "inputs" if "inputs" in body else "instances"
-    value = body[key]
-    if key == "instances" and not isinstance(value, list):
-        raise invalid_argument(f"'instances' must be a list. Received: {type(value).__name__}")
-    if key == "inputs" and isinstance(value, dict):
-        return {k: _as_array(k, v, input_infos.get(k)) for k, v in value.items()}, False
-    if key == "instances" and value and all(isinstance(row, dict) for row in value):
-        names = set(value[0])
-        if any(set(row) != names for row in value):
-            raise invalid_argument(
-                "Every object in 'instances' must name the same inputs; expected "
-                f"{sorted(names)} in each."
-            )
-        return {k: _as_array(k, [row[k] for row in value], input_infos.get(k))
-                for k in names}, True
-    if len(input_infos) != 1:
-        raise invalid_argument(
-            f"The signature has inputs {sorted(input_infos)}; '{key}' must be objects "
-            "naming them."
-        )
-    (name, info), = input_infos.items()
-    return {name: _as_array(name, value, info)}, key == "instances"
 
 
 def format_predict_outputs(outputs: Mapping[str, np.ndarray], row_format: bool) -> dict:
@@ -370,17 +310,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._post_examples(match, body)
         if match["method"] != "predict":
             raise self._malformed(path)
-        try:
-            document = json.loads(body or b"null")
-        except ValueError as error:
-            raise invalid_argument(f"The request body is not valid JSON: {error}") from error
+        # ProcessPredictRequest: the body is read, and the model looked up for the
+        # signature's inputs, before the request runs.
         spec = _model_spec(match)
-        if isinstance(document, dict) and document.get("signature_name"):
-            spec.signature_name = str(document["signature_name"])
         core = self.server.core
-        inputs, row_format = parse_predict_body(
-            document, core.signature_inputs(spec, spec.signature_name)
-        )
+        spec.signature_name, inputs, row_format = parse_predict_body(
+            body, lambda signature_name: core.signature_inputs(spec, signature_name))
         request = predict_pb2.PredictRequest(model_spec=spec)
         for name, array in inputs.items():
             request.inputs[name].CopyFrom(encode_tensor(array, tensor_content=True))

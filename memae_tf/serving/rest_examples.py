@@ -20,6 +20,7 @@ from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb2
 
 from memae_tf.serving.errors import invalid_argument
+from memae_tf.serving.json_reader import read_json
 
 # json_tensor.cc kMaxJsonDebugStringBytes: no value is written once the text is this long.
 DEBUG_STRING_BYTES = 256
@@ -179,28 +180,6 @@ def _example(value: Any) -> example_pb2.Example:
     return example
 
 
-def _read_json(body: bytes) -> Any:
-    """json_tensor.cc `ParseJson`: the first JSON value of the body; what follows is ignored.
-
-    rapidjson parses with `kParseStopWhenDoneFlag` and does not validate
-    UTF-8, so bytes that are not UTF-8 reach the features unchanged. Parse
-    errors carry Python's description where TF Serving gives rapidjson's,
-    with the same offset.
-    """
-    if not body:
-        raise invalid_argument("JSON Parse error: The document is empty")
-    text = body.decode("utf-8", "surrogateescape")
-    start = len(text) - len(text.lstrip(" \t\n\r"))
-    if start == len(text):
-        raise invalid_argument(f"JSON Parse error: The document is empty. at offset: {start}")
-    try:
-        return json.JSONDecoder().raw_decode(text, start)[0]
-    except ValueError as error:
-        raise invalid_argument(
-            f"JSON Parse error: {getattr(error, 'msg', error)} at offset: "
-            f"{getattr(error, 'pos', start)}") from error
-
-
 def parse_examples_body(body: bytes) -> tuple[str | None, input_pb2.Input]:
     """Reads the body of a REST classify or regress request into its examples.
 
@@ -221,7 +200,7 @@ def parse_examples_body(body: bytes) -> tuple[str | None, input_pb2.Input]:
     Raises:
         ServingError: INVALID_ARGUMENT, with TF Serving's messages.
     """
-    document = _read_json(body)
+    document = read_json(body)
     if not isinstance(document, dict):
         raise invalid_argument(f"JSON Value: {json_debug_string(document)} Is not object")
     signature_name = document.get("signature_name")

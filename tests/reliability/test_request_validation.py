@@ -191,22 +191,27 @@ REST_CASES = {
                       "Latest(nope)"),
     "unknown version": ("/v1/models/kdd/versions/9:predict", {"instances": [[0.0] * FEATURES]},
                         404, "Specific(kdd, 9)"),
+    # http_rest_api_handler.cc GetInfoMap and json_tensor.cc FillPredictRequestFromJson
+    # (its messages are tests/test_serving_rest_json.py's and test_serving_json_reader.py's).
     "unknown signature": (PREDICT, {"signature_name": "nope", "instances": [[0.0] * FEATURES]},
-                          400, 'Serving signature key "nope" not found.'),
+                          400, 'Serving signature name: "nope" not found in signature def'),
     "unknown input name": (PREDICT, {"inputs": {"features": [[0.0] * FEATURES]}}, 400,
-                           "Missing but required: {x}"),
+                           "Missing named input: x in 'inputs' object."),
     "wrong width": (PREDICT, {"instances": [[0.0] * 5]}, 400, "expects shape (None, 12)"),
     "wrong rank": (PREDICT, {"instances": [0.0] * FEATURES}, 400, "expects shape (None, 12)"),
     "empty batch": (PREDICT, {"inputs": np.zeros((0, FEATURES)).tolist()}, 400,
                     "expects shape (None, 12)"),
-    "ragged rows": (PREDICT, {"instances": [[0.0] * FEATURES, [0.0]]}, 400, "rectangular"),
-    "strings": (PREDICT, {"instances": [["a"] * FEATURES]}, 400, "could not be read as a float32"),
+    "ragged rows": (PREDICT, {"instances": [[0.0] * FEATURES, [0.0]]}, 400,
+                    f"Expecting tensor size: {FEATURES} but got: 1"),
+    "strings": (PREDICT, {"instances": [["a"] * FEATURES]}, 400,
+                'JSON Value: "a" Type: String is not of expected type: float'),
     "NaN value": (PREDICT, {"instances": [[float("nan")] * FEATURES]}, 400,
                   "12 NaN or Inf values"),
     "batch above the limit": (PREDICT, {"instances": [[0.0] * FEATURES] * (MAX_BATCH + 1)}, 400,
                               f"larger than maximum input batch size {MAX_BATCH}"),
-    "neither instances nor inputs": (PREDICT, {"rows": []}, 400, "exactly one of"),
-    "not JSON": (PREDICT, b"\xff{", 400, "not valid JSON"),
+    "neither instances nor inputs": (PREDICT, {"rows": []}, 400,
+                                     "Missing 'inputs' or 'instances' key"),
+    "not JSON": (PREDICT, b"\xff{", 400, "JSON Parse error: Invalid value. at offset: 0"),
 }
 
 
