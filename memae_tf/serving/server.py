@@ -160,9 +160,9 @@ def _check_loading(options: ModelServerOptions) -> None:
         raise invalid_argument(
             f"--num_load_threads={options.num_load_threads} is not supported by the "
             "development server: TF Serving would load versions on a thread pool of that "
-            "size (basic_manager.cc CreateExecutor) while its manager goes on; this server "
-            "loads them one at a time without a thread pool, as TF Serving does with "
-            "--num_load_threads=0 (the default). Expected 0.")
+            "size (basic_manager.cc CreateExecutor) while its manager goes on; once started, "
+            "this server loads them one at a time without a thread pool, as TF Serving does "
+            "with --num_load_threads=0 (the default). Expected 0.")
 
 
 def _check_saved_model_tags(text: str) -> None:
