@@ -477,14 +477,17 @@ class ModelManager:
         with self._poll_lock:
             before = self.available_versions
             aspired = self._aspired = aspired_versions(self._policy, on_disk)
-            self._failed &= set(aspired)  # un-aspired: loaded again if aspired again
-            for version in reversed(aspired):
-                if version in self._servables or version in self._failed | self._loading:
-                    continue
+            with self._lock:  # loads on an initial load's pool change these meanwhile
+                self._failed &= set(aspired)  # un-aspired: loaded again if aspired again
+                new = [version for version in reversed(aspired)
+                       if version not in self._servables
+                       and version not in self._failed | self._loading]
+                if initial_load is not None:
+                    self._loading.update(new)
+            for version in new:
                 if initial_load is None:
                     self._load_and_serve(version, on_disk[version])
                 else:
-                    self._loading.add(version)
                     initial_load.submit(functools.partial(
                         self._load_in_pool, version, on_disk[version], initial_load))
             self._unload_unaspired(before)
