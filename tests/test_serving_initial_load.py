@@ -135,6 +135,34 @@ def test_a_newest_version_failing_before_an_older_one_loads_stops_the_start(
         registry.stop()
 
 
+@pytest.mark.parametrize("fails_first", [True, False])
+def test_an_older_version_that_fails_stops_the_start_only_if_it_settles_first(
+        tmp_path, gated, fails_first):
+    # servable_state_monitor.cc: whichever version is first AVAILABLE or END meets the
+    # Latest request, the older one too: its error stops the start while 2 still loads;
+    # once 2 serves, 1's later failure changes nothing (2 serves, 1 is END).
+    _versions(tmp_path, "kdd", 1, 2)
+    gated.broken.add(("kdd", 1))
+    registry = ModelRegistry(0, max_num_load_retries=0)
+    if fails_first:
+        gated.gates[("kdd", 2)] = _ended(registry, "kdd", 1)
+    else:
+        gated.gates[("kdd", 1)] = _available(registry, "kdd", 2)
+    try:
+        if fails_first:
+            with pytest.raises(ServingError) as info:
+                registry.reload_config(_config(tmp_path, {"kdd": "all { }"}))
+            assert info.value.message.startswith(
+                "1 servable(s) did not become available: {{{name: kdd version: 1} due to "
+                "error: DATA_LOSS: ")
+        else:
+            registry.reload_config(_config(tmp_path, {"kdd": "all { }"}))
+        assert registry["kdd"].available_versions == [2]
+        assert registry.version_states("kdd")[1].state == model_manager.State.END
+    finally:
+        registry.stop()
+
+
 def test_a_newest_version_that_retries_lets_an_older_one_start_the_server(tmp_path, gated):
     # loader_harness.cc / retrier.cc: a load being retried stays LOADING, so with
     # retries (TF Serving's default: 5, a minute apart) an older version that loads
