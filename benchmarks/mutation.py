@@ -186,6 +186,7 @@ MODULES: dict[str, list[str]] = {
         "-k", "not fresh_process and not saved_model_cli"],
     "memae_tf/serving/errors.py": [
         "tests/test_serving.py", "-m", "not slow", "-k", "unknown_model or a_label_the_config"],
+    "memae_tf/serving/inference.py": ["tests/test_serving_inference.py", "-m", "not slow"],
     "memae_tf/serving/grpc_services.py": [
         "tests/test_serving_grpc_services.py", "tests/test_serving.py",
         "tests/test_serving_inference.py", "-m", "not slow",

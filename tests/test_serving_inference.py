@@ -13,26 +13,47 @@ model_servers/http_rest_api_handler.cc and util/json_tensor.cc.
 import functools
 import pathlib
 import shutil
+import time
 
 import grpc
+import numpy as np
 import pytest
 import tensorflow as tf
 from serving_helpers import exported_small_model, free_port, rest_call
 from tensorflow.core.example import example_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     inference_pb2,
+    model_pb2,
+    predict_pb2,
     prediction_log_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
 )
 
-from memae_tf.serving import ModelRegistry, parse_flags, serve, start_model_server
+from memae_tf.serving import (
+    ModelRegistry,
+    deadlines,
+    inference,
+    parse_flags,
+    serve,
+    start_model_server,
+)
 from memae_tf.serving.batching import BatchingOptions
 from memae_tf.serving.config import single_model_config
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import ServingError
-from memae_tf.serving.metrics import ServingMetrics
+from memae_tf.serving.inference import (
+    classification_result,
+    classification_tensors,
+    regression_result,
+    regression_tensors,
+    run_alone,
+    run_classify_or_regress,
+    run_multi_inference,
+)
+from memae_tf.serving.metrics import ServingMetrics, parse_exposition
 from memae_tf.serving.rest_examples import json_debug_string, parse_examples_body
 from memae_tf.serving.servable import Servable, read_signature_defs
 
@@ -402,6 +423,213 @@ def test_with_batching_a_multi_inference_of_two_signatures_runs_alone(batching_c
     assert [r.value for r in response.results[1].regression_result.regressions] == [
         0.5, 1.0, 1.5]
     assert batching_core.metrics.wrapped_run_count.value() == 0
+
+
+# ------------------------------------------------- the core's defaults, in process
+
+
+@pytest.fixture(scope="module")
+def core(examples_base):
+    """A core without batching over the tf.Example model, as `ServingCore` is by default."""
+    models = ModelRegistry(0)
+    models.reload_config(single_model_config("clf", str(examples_base)))
+    yield ServingCore(models)
+    models.stop()
+
+
+def _float_predict(xs=(0.25, 0.5)) -> predict_pb2.PredictRequest:
+    """A Predict of the `float_input` signature, whose output is its input."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "clf"
+    request.model_spec.signature_name = "float_input"
+    request.inputs["inputs"].CopyFrom(tf.make_tensor_proto(list(xs), tf.float32))
+    return request
+
+
+class _SecondPerReading:
+    """A monotonic clock that moves a second forward at each reading: every run lasts 1 s."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+_CALLS = {
+    "Predict": lambda core, **timeout: core.predict(_float_predict(), **timeout),
+    "Classify": lambda core, **timeout: core.classify(_classification("clf"), **timeout),
+    "Regress": lambda core, **timeout: core.regress(
+        _regression("clf", signature="regress"), **timeout),
+    "MultiInference": lambda core, **timeout: core.multi_inference(
+        _multi(("clf", "regress", REGRESS)), **timeout),
+    "execute": lambda core, **timeout: core.execute(
+        core.servable(model_pb2.ModelSpec(name="clf")), "float_input",
+        {"inputs": np.array([0.25], np.float32)}, **timeout),
+    "run_alone": lambda core, **timeout: run_alone(
+        core.servable(model_pb2.ModelSpec(name="clf")), "float_input",
+        {"inputs": np.array([0.25], np.float32)}, **timeout),
+}
+
+
+@pytest.mark.parametrize("api", list(_CALLS))
+def test_without_a_timeout_a_run_may_last_any_time(core, monkeypatch, api):
+    # config.proto RunOptions.timeout_in_ms: 0, the default, is no timeout
+    # (direct_session.cc waits only for a positive one); 1 ms is exceeded by a 1 s run.
+    monkeypatch.setattr(deadlines, "time", _SecondPerReading())
+    _CALLS[api](core)
+    with pytest.raises(ServingError) as info:
+        _CALLS[api](core, timeout_in_ms=1)
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_predict_answers_in_typed_fields_unless_asked_for_tensor_content(core):
+    # server.h enable_serialization_as_tensor_content = false; predict_util.cc
+    # PostProcessPredictionResult: AsProtoField (float_val) or AsProtoTensorContent
+    # (the values' little-endian bytes); the REST handler asks for the bytes per request.
+    raw = np.array([0.25, 0.5], "<f4").tobytes()
+    typed = core.predict(_float_predict()).outputs["outputs"]
+    assert (list(typed.float_val), typed.tensor_content) == ([0.25, 0.5], b"")
+    assert core.predict(_float_predict(), tensor_content=True).outputs["outputs"] \
+        .tensor_content == raw
+    content = ServingCore(core.managers, tensor_content=True)
+    assert content.predict(_float_predict()).outputs["outputs"].tensor_content == raw
+    typed = content.predict(_float_predict(), tensor_content=False).outputs["outputs"]
+    assert (list(typed.float_val), typed.tensor_content) == ([0.25, 0.5], b"")
+
+
+@pytest.mark.parametrize("run", [
+    lambda servable, **check: run_classify_or_regress(
+        inference.CLASSIFY, servable, _classification("clf"), **check).result,
+    lambda servable, **check: run_multi_inference(
+        servable, _multi(("clf", "", CLASSIFY)), **check).results[0].classification_result,
+], ids=["Classify", "MultiInference"])
+def test_a_run_checks_no_method_name_unless_asked(core, run):
+    # main.cc enable_signature_method_name_check, default false: the tf.saved_model.save
+    # signature (method_name predict) classifies; checked, it is refused (classifier.cc).
+    servable = core.servable(model_pb2.ModelSpec(name="clf"))
+    assert _classes(run(servable)) == [[("low", 0.25), ("high", 0.75)]]
+    with pytest.raises(ServingError) as info:
+        run(servable, method_name_check=True)
+    assert info.value.message == (f"Expected classification signature method_name to be "
+                                  f"{CLASSIFY}. Was: tensorflow/serving/predict")
+
+
+@pytest.mark.parametrize("api", ["Predict", "Classify", "Regress"])
+def test_the_run_time_is_recorded_in_microseconds(core, api):
+    # predict_util.cc, classifier.cc, regressor.cc: RecordRuntimeLatency(name, api, "TF1",
+    # NowMicros() after the run less before it): at least a microsecond, at most the call.
+    fresh = ServingCore(core.managers)
+    started = time.perf_counter()
+    _CALLS[api](fresh)
+    elapsed_micros = (time.perf_counter() - started) * 1e6
+    page = parse_exposition(fresh.metrics.render())
+    key = (("API", api), ("model_name", "clf"), ("runtime", "TF1"))
+    assert page[":tensorflow:serving:runtime_latency_count"][key] == 1
+    assert 1 <= page[":tensorflow:serving:runtime_latency_sum"][key] <= elapsed_micros
+
+
+# ------------------------------------- signature checks and results, on hand-built defs
+
+
+def _signature(outputs, method_name=CLASSIFY, inputs=None) -> meta_graph_pb2.SignatureDef:
+    """A SignatureDef of tensor names: output key → name; input `inputs` by default."""
+    signature = meta_graph_pb2.SignatureDef(method_name=method_name)
+    for key, name in (inputs or {"inputs": "in:0"}).items():
+        signature.inputs[key].name = name
+    for key, name in outputs.items():
+        signature.outputs[key].name = name
+    return signature
+
+
+def test_the_signature_checks_give_the_input_and_output_tensor_names():
+    # classifier.cc PreProcessClassification: the input's tensor name, then the classes'
+    # and the scores' (in that order, each if present); regressor.cc PreProcessRegression.
+    assert classification_tensors(_signature({"scores": "s:0", "classes": "c:0"})) == (
+        "in:0", ["c:0", "s:0"])
+    assert classification_tensors(_signature({"scores": "s:0"})) == ("in:0", ["s:0"])
+    assert regression_tensors(_signature({"outputs": "o:0"}, REGRESS)) == ("in:0", ["o:0"])
+
+
+@pytest.mark.parametrize(("check", "output", "method", "noun"), [
+    (classification_tensors, "scores", CLASSIFY, "classification"),
+    (regression_tensors, "outputs", REGRESS, "regression"),
+])
+def test_the_method_name_is_checked_only_when_asked(check, output, method, noun):
+    # main.cc enable_signature_method_name_check, default false; classifier.cc and
+    # regressor.cc compare method_name only under it.
+    signature = _signature({output: "o:0"}, "tensorflow/serving/predict")
+    assert check(signature) == ("in:0", ["o:0"])
+    with pytest.raises(ServingError) as info:
+        check(signature, True)
+    assert info.value.message == (
+        f"Expected {noun} signature method_name to be {method}. Was: tensorflow/serving/predict")
+
+
+def _classes(result) -> list[list[tuple[str, float]]]:
+    return [[(c.label, c.score) for c in row.classes] for row in result.classifications]
+
+
+def test_a_classification_result_takes_its_classes_from_whichever_output_there_is():
+    # classifier.cc PostProcessClassificationResult: num_classes from classes or scores
+    # (0 with neither); a missing output leaves the label empty or the score 0.
+    scores = np.array([[0.25, 0.75]], np.float32)
+    classes = np.array([[b"a", b"b"]], object)
+    assert _classes(classification_result(_signature({"scores": "s:0"}), 1,
+                                          {"s:0": scores})) == [[("", 0.25), ("", 0.75)]]
+    assert _classes(classification_result(_signature({"classes": "c:0"}), 1,
+                                          {"c:0": classes})) == [[("a", 0.0), ("b", 0.0)]]
+    assert _classes(classification_result(_signature({"other": "o:0"}), 2,
+                                          {"o:0": scores})) == [[], []]
+
+
+@pytest.mark.parametrize(("fetched", "message"), [
+    ({"c:0": np.array([b"a", b"b"], object)},
+     "Expected Tensor shape: [batch_size num_classes] but got [2]"),
+    ({"c:0": np.array([[1, 2]], np.int32)}, "Expected classes Tensor of DT_STRING. Got: DT_INT32"),
+    ({"c:0": np.array([[b"a"], [b"b"]], object)},
+     "Expected classes output batch size of 1. Got: 2"),
+    ({"s:0": np.zeros((1, 2, 1), np.float32)},
+     "Expected Tensor shape: [batch_size num_classes] but got [1,2,1]"),
+    ({"s:0": np.zeros((1, 2), np.float64)}, "Expected scores Tensor of DT_FLOAT. Got: DT_DOUBLE"),
+    ({"s:0": np.zeros((3, 2), np.float32)}, "Expected scores output batch size of 1. Got: 3"),
+    ({"c:0": np.array([[b"a", b"b"]], object), "s:0": np.zeros((1, 3), np.float32)},
+     "Tensors class and score should match in dim_size(1). Got 2 vs. 3"),
+])
+def test_classification_outputs_of_the_wrong_shape_dtype_or_size_are_refused(fetched, message):
+    # classifier.cc PostProcessClassificationResult, one example run.
+    outputs = {key: name for key, name in (("classes", "c:0"), ("scores", "s:0"))
+               if name in fetched}
+    with pytest.raises(ServingError) as info:
+        classification_result(_signature(outputs), 1, fetched)
+    assert (info.value.code, info.value.message) == (INVALID, message)
+
+
+@pytest.mark.parametrize("shape", [(2,), (2, 1)])
+def test_a_regression_output_is_one_value_per_example(shape):
+    # regressor.cc PostProcessRegressionResult: [batch_size] or [batch_size, 1].
+    output = np.array([1.5, -2.0], np.float32).reshape(shape)
+    result = regression_result(_signature({"outputs": "o:0"}, REGRESS), 2, {"o:0": output})
+    assert [r.value for r in result.regressions] == [1.5, -2.0]
+
+
+@pytest.mark.parametrize(("output", "message"), [
+    (np.zeros((2, 2), np.float32),
+     "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got [2,2]"),
+    (np.zeros((2, 1, 1), np.float32),
+     "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got "
+     "[2,1,1]"),
+    (np.zeros((), np.float32),
+     "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got []"),
+    (np.zeros((3,), np.float32), "Input batch size did not match output batch size: 2 vs. 3"),
+    (np.zeros((2,), np.float64), "Expected output Tensor of DT_FLOAT.  Got: DT_DOUBLE"),
+])
+def test_regression_outputs_of_the_wrong_shape_size_or_dtype_are_refused(output, message):
+    # regressor.cc PostProcessRegressionResult, two examples run.
+    with pytest.raises(ServingError) as info:
+        regression_result(_signature({"outputs": "o:0"}, REGRESS), 2, {"o:0": output})
+    assert (info.value.code, info.value.message) == (INVALID, message)
 
 
 # ---------------------------------------------------------------------------- REST
