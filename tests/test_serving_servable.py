@@ -262,6 +262,86 @@ def test_a_failing_computation_keeps_tensorflow_s_status_code(two_signatures):
     assert "x is not finite" in error.message
 
 
+# ---------------------------------------------------------------- input names
+
+
+def test_as_many_inputs_under_another_name_are_refused_by_the_input_lookup(servable, rows):
+    """predict_util.cc VerifyRequestInputsSize compares counts only (1 == 1 passes);
+    TensorFlow's cc/saved_model/util.cc GetInputValues then finds no `x` in the
+    request and no default, and names the input with its feed name."""
+    error = _refusal(servable.decode_inputs, "serving_default",
+                     {"features": tf.make_tensor_proto(rows)})
+    assert (error.code, error.message) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Signature input alias: x(feed name: serving_default_x:0) not found in request and "
+        "no default value provided. Inputs expected to be in the request {features}, or "
+        "default input alias set: ")
+
+
+def test_more_inputs_than_the_signature_are_refused_by_their_count(servable, rows):
+    """predict_util.cc VerifyRequestInputsSize: 2 > 1, with both name sets."""
+    proto = tf.make_tensor_proto(rows)
+    error = _refusal(servable.decode_inputs, "serving_default", {"x": proto, "mask": proto})
+    assert (error.code, error.message) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "input size does not match signature: 2!=1 len({mask,x}) != len({x}). "
+        "Sent extra: {mask}. Missing but required: {}.")
+
+
+@pytest.fixture(scope="module")
+def with_default(tmp_path_factory):
+    """A SavedModel whose `serving_default` sums inputs `a` and `b`, with `b`
+    defaulting to [5.0]: TensorFlow writes it into the SignatureDef's `defaults`."""
+
+    five = tf.constant([5.0])
+
+    class Module(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="a"),
+                                      tf.TensorSpec([None], tf.float32, name="b")])
+        def add(self, a, b=five):
+            return {"sum": a + b}
+
+    module = Module()
+    path = tmp_path_factory.mktemp("with-default") / "1"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.add})
+    return Servable(1, path)
+
+
+def test_an_input_left_out_takes_the_signature_default(with_default):
+    """predict_util.cc VerifyRequestInputsSize lets fewer inputs through when the
+    signature has defaults; GetInputValues feeds the default for the one left out."""
+    a = np.array([1.0, 2.0], np.float32)
+    inputs = with_default.decode_inputs("", {"a": tf.make_tensor_proto(a)})
+    np.testing.assert_array_equal(inputs["b"], [5.0])
+    np.testing.assert_array_equal(with_default.predict("", inputs)["sum"], [6.0, 7.0])
+    np.testing.assert_array_equal(with_default.predict("", {"a": a})["sum"], [6.0, 7.0])
+
+
+def test_a_given_input_is_used_instead_of_its_default(with_default):
+    """GetInputValues takes the request's tensor when there is one."""
+    protos = {key: tf.make_tensor_proto(np.array([value], np.float32))
+              for key, value in (("a", 1.0), ("b", 2.0))}
+    inputs = with_default.decode_inputs("", protos)
+    np.testing.assert_array_equal(with_default.predict("", inputs)["sum"], [3.0])
+
+
+@pytest.mark.parametrize("names, message", [
+    (("c",), "Signature input alias: a(feed name: serving_default_a:0) not found in request "
+             "and no default value provided. Inputs expected to be in the request {c}, or "
+             "default input alias set: b"),
+    (("a", "c"), "Inputs contains invalid name. Used request inputs: a, request input: a,c"),
+    (("a", "b", "c"), "input size does not match signature: 3!=2 len({a,b,c}) != len({a,b}). "
+                      "Sent extra: {c}. Missing but required: {}."),
+])
+def test_names_that_defaults_cannot_make_up_for_are_refused(with_default, names, message):
+    """TensorFlow's cc/saved_model/util.cc GetInputValues: an input neither sent nor
+    defaulted is refused, then a sent name that no input took; more inputs than the
+    signature's are still refused first by predict_util.cc VerifyRequestInputsSize."""
+    proto = tf.make_tensor_proto(np.array([1.0], np.float32))
+    error = _refusal(with_default.decode_inputs, "", {name: proto for name in names})
+    assert (error.code, error.message) == (grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
 # ---------------------------------------------------------------- warmup
 
 

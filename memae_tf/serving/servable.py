@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -102,25 +102,51 @@ class Servable:
                                f'Serving signature key "{name}" not found.')
         return self.signature_defs[name]
 
-    def _check_names(
-        self, name: str, signature: meta_graph_pb2.SignatureDef, received: set[str]
-    ) -> None:
+    def _input_defaults(
+        self, signature: meta_graph_pb2.SignatureDef, received: Collection[str]
+    ) -> dict[str, np.ndarray]:
+        """Checks a request's input names as TF Serving does; returns the defaults it takes.
+
+        predict_util.cc `VerifyRequestInputsSize` compares counts only: more
+        inputs than the signature's, or fewer when the signature has no
+        `defaults`, is refused with both name sets. Then TensorFlow's
+        cc/saved_model/util.cc `GetInputValues` walks the signature's inputs
+        (here in name order; protobuf's map order in TF Serving): one the
+        request lacks takes the signature's default or is refused, and a
+        request name that no input took is refused last.
+        """
         expected = set(signature.inputs)
-        if expected != received:
+        names = set(received)
+        if len(names) > len(expected) or (len(names) < len(expected)
+                                          and not signature.defaults):
             raise invalid_argument(
-                f"input size does not match signature: {len(received)}!={len(expected)} "
-                f"len({{{','.join(sorted(received))}}}) != "
+                f"input size does not match signature: {len(names)}!={len(expected)} "
+                f"len({{{','.join(sorted(names))}}}) != "
                 f"len({{{','.join(sorted(expected))}}}). "
-                f"Sent extra: {{{','.join(sorted(received - expected))}}}. "
-                f"Missing but required: {{{','.join(sorted(expected - received))}}}."
+                f"Sent extra: {{{','.join(sorted(names - expected))}}}. "
+                f"Missing but required: {{{','.join(sorted(expected - names))}}}."
             )
+        defaults = {}
+        for alias in sorted(expected - names):
+            if alias not in signature.defaults:
+                raise invalid_argument(
+                    f"Signature input alias: {alias}(feed name: {signature.inputs[alias].name}"
+                    ") not found in request and no default value provided. Inputs expected "
+                    f"to be in the request {{{','.join(sorted(names))}}}, or default input "
+                    f"alias set: {','.join(sorted(signature.defaults))}")
+            defaults[alias] = decode_tensor(alias, signature.defaults[alias])
+        if names and not names <= expected:
+            raise invalid_argument(
+                "Inputs contains invalid name. Used request inputs: "
+                f"{','.join(sorted(names & expected))}, request input: {','.join(sorted(names))}")
+        return defaults
 
     def _check_inputs(
         self, name: str, signature: meta_graph_pb2.SignatureDef, inputs: Mapping[str, np.ndarray]
     ) -> None:
-        self._check_names(name, signature, set(inputs))
-        for key, info in signature.inputs.items():
-            array = inputs[key]
+        self._input_defaults(signature, inputs)
+        for key, array in inputs.items():
+            info = signature.inputs[key]
             check_dtype(key, name, info, tf.dtypes.as_dtype(array.dtype).as_datatype_enum)
             check_shape(key, name, info, array.shape)
             check_finite(key, name, array)
@@ -135,9 +161,10 @@ class Servable:
         """Checks request tensors against a signature and the limits, then decodes them.
 
         The signature's `method_name` first (with `method_name_check`), then
-        names, dtypes, shapes, the batch size, the byte length of
-        `tensor_content` and the decoded size, all on the protos, so that
-        nothing is allocated for a request that is refused.
+        the number of inputs and their names (see `_input_defaults`), dtypes,
+        shapes, the batch size, the byte length of `tensor_content` and the
+        decoded size, all on the protos, so that nothing is allocated for a
+        request that is refused.
 
         Args:
             signature_name: The signature; empty means `serving_default`.
@@ -148,7 +175,8 @@ class Servable:
                 regress is refused.
 
         Returns:
-            Input name → array.
+            Input name → array, the signature's `defaults` for the inputs the
+            request leaves out included.
 
         Raises:
             ServingError: FAILED_PRECONDITION for an unknown signature, INTERNAL
@@ -164,11 +192,11 @@ class Servable:
                 grpc.StatusCode.INTERNAL,
                 "Expected prediction signature method_name to be one of "
                 f"{{{', '.join(PREDICTION_METHOD_NAMES)}}}. Was: {signature.method_name}")
-        self._check_names(name, signature, set(protos))
+        defaults = self._input_defaults(signature, protos)
         limits = RequestLimits() if limits is None else limits
-        for key, info in signature.inputs.items():
-            check_tensor_proto(key, name, info, protos[key], limits)
-        return {key: decode_tensor(key, proto) for key, proto in protos.items()}
+        for key, proto in protos.items():
+            check_tensor_proto(key, name, signature.inputs[key], proto, limits)
+        return {**defaults, **{key: decode_tensor(key, proto) for key, proto in protos.items()}}
 
     def check_request(
         self,
@@ -244,8 +272,8 @@ class Servable:
 
         Args:
             signature_name: The signature; empty means `serving_default`.
-            inputs: Input name → array, exactly the signature's inputs with its
-                dtypes and shapes.
+            inputs: Input name → array, the signature's inputs with its dtypes
+                and shapes; those with a signature default may be left out.
             output_filter: Output names to return; empty means all of them.
 
         Returns:
@@ -254,6 +282,8 @@ class Servable:
         Raises:
             ServingError: As `check_request` and `run`.
         """
+        defaults = self._input_defaults(self.signature_def(signature_name), inputs)
+        inputs = {**defaults, **inputs}
         aliases = self.check_request(signature_name, inputs, output_filter)
         outputs = self.run(signature_name, inputs)
         return {alias: outputs[alias] for alias in aliases}

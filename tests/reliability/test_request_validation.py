@@ -108,7 +108,9 @@ GRPC_CASES = {
                            "Missing ModelSpec"),
     "unknown signature": (_set("model_spec.signature_name", "nope"), CODE.FAILED_PRECONDITION,
                           'Serving signature key "nope" not found.'),
-    "unknown input name": (_rename_input, CODE.INVALID_ARGUMENT, "Missing but required: {x}"),
+    # util.cc GetInputValues (after predict_util.cc VerifyRequestInputsSize: 1 == 1).
+    "unknown input name": (_rename_input, CODE.INVALID_ARGUMENT,
+                           "Signature input alias: x(feed name: serving_default_x:0) not found"),
     "extra input": (_extra_input, CODE.INVALID_ARGUMENT, "Sent extra: {mask}"),
     "wrong dtype": (_set("inputs.x.dtype", types_pb2.DT_DOUBLE), CODE.INVALID_ARGUMENT,
                     "expects dtype float32. Received: dtype=float64"),
