@@ -35,6 +35,8 @@ MNIST draws them (`isolated_mnist_auroc_<large>`).
     python benchmarks/digit_objects.py --seed 100 --out runs/objects
     python benchmarks/digit_objects.py --seed 100 --videos 512 --length 16 --frame-stride 4 \\
         --out runs/objects
+    python benchmarks/digit_objects.py --seed 100 --large scale --image-digits mnist \\
+        --out runs/objects   # the ceiling probe: image networks fitted on MNIST's digits 0-4
 """
 
 from __future__ import annotations
@@ -169,8 +171,14 @@ def image_scorer(variant: str, seed: int):
                        None, config.error)
 
 
-def run(seed: int, variant: str, videos: int, length: int, frame_stride: int) -> dict:
-    """Object-only, video-only and fused figures of `variant` on the test videos of `seed`."""
+def run(seed: int, variant: str, videos: int, length: int, frame_stride: int,
+        large_objects: tuple[str, ...] = LARGE_OBJECTS, image_digits: str = "crops") -> dict:
+    """Object-only, video-only and fused figures of `variant` on the test videos of `seed`.
+
+    `image_digits="mnist"` fits the image networks on every MNIST training-split
+    digit of classes 0-4, alone and centred, instead of the training videos' crops
+    (a ceiling probe that leaves the benchmark's training set; chooses nothing).
+    """
     from memae_tf.evaluation.datasets import load_images
     from memae_tf.evaluation.metrics import auroc
     from memae_tf.evaluation.video import video_metrics
@@ -187,20 +195,20 @@ def run(seed: int, variant: str, videos: int, length: int, frame_stride: int) ->
     # Diagnostics (choose nothing): frames whose digits stand apart, and isolated digits.
     _, scale_owners = crops_of(test, 1, "scale")
     joined = [counts < 2 for counts in object_counts(scale_owners, test, 1)]
-    (_, _), (mnist_x, mnist_y) = load_images("mnist", None)
+    (train_x, train_y), (mnist_x, mnist_y) = load_images("mnist", None)
     result = {
         "seed": seed, "variant": variant, "videos": videos, "length": length,
-        "frame_stride": frame_stride,
+        "frame_stride": frame_stride, "image_digits": image_digits,
         "metrics": {"video": video_metrics(video_test, test.labels, test.kinds)},
         "standardisation": {"video": video_facts},
         "training_crops": {}, "test_crops": {}, "objects_per_frame": {}, "object_seconds": {},
         "video_seconds": round(video_seconds, 1),
     }
-    for large in LARGE_OBJECTS:
+    for large in large_objects:
         start = time.perf_counter()
         objects = image_scorer(variant, seed)
         train_crops, train_owners = crops_of(train, frame_stride, large)
-        objects.fit(train_crops)
+        objects.fit(train_crops if image_digits == "crops" else train_x[train_y < 5])
         object_train = object_frame_scores(objects.score(train_crops), train_owners, train,
                                            frame_stride)
         test_crops, test_owners = crops_of(test, 1, large)
@@ -245,13 +253,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--length", type=int, default=64, help="frames a training video (64)")
     parser.add_argument("--frame-stride", type=int, default=1,
                         help="frames between the training frames whose objects are cropped (1)")
+    parser.add_argument("--large", default=",".join(LARGE_OBJECTS),
+                        help="ways to crop joined digits (scale,corners)")
+    parser.add_argument("--image-digits", choices=("crops", "mnist"), default="crops",
+                        help="the image networks' training rows: the training videos' crops "
+                             "(default) or MNIST's training digits 0-4 (a ceiling probe)")
     parser.add_argument("--out", default="runs/objects", help="folder of result files")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for variant in args.variants.split(","):
-        result = run(args.seed, variant, args.videos, args.length, args.frame_stride)
-        name = f"s{args.seed}-{variant}-{args.videos}x{args.length}"
+        result = run(args.seed, variant, args.videos, args.length, args.frame_stride,
+                     tuple(args.large.split(",")), args.image_digits)
+        name = f"s{args.seed}-{variant}-{args.videos}x{args.length}" + (
+            "-mnist" if args.image_digits == "mnist" else "")
         (out / f"{name}.json").write_text(json.dumps(result, indent=2))
         print(json.dumps({key: result[key] for key in ("seed", "variant", "videos", "length")}
                          | {"auroc": {k: round(m["auroc"], 4)
