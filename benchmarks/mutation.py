@@ -186,6 +186,12 @@ MODULES: dict[str, list[str]] = {
         "-k", "not fresh_process and not saved_model_cli"],
     "memae_tf/serving/errors.py": [
         "tests/test_serving.py", "-m", "not slow", "-k", "unknown_model or a_label_the_config"],
+    "memae_tf/serving/core.py": [
+        "tests/test_serving.py", "tests/test_serving_inference.py",
+        "tests/test_serving_batched_server.py", "tests/test_serving_grpc_services.py",
+        "-m", "not slow",
+        "-k", "not swapped_in and not health_follows and not sigterm and not grace_period "
+              "and not fails_to_load and not former_max and not splits_batches and not warmup"],
     "memae_tf/serving/inference.py": ["tests/test_serving_inference.py", "-m", "not slow"],
     "memae_tf/serving/grpc_services.py": [
         "tests/test_serving_grpc_services.py", "tests/test_serving.py",
