@@ -1,6 +1,7 @@
 """The development server end to end over loopback: gRPC via MemAEClient, REST, TLS, reloads."""
 
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import threading
 import time
 import types
+import urllib.request
 
 import grpc
 import keras
@@ -560,6 +562,37 @@ def test_rest_predict_row_format_answers_predictions(server, model, rows, thresh
     assert [p["is_anomaly"] for p in predictions] == [
         bool(s) for s in np.float32([p["score"] for p in predictions]) > np.float32(threshold)]
     assert len(predictions[0]["reconstruction"]) == FEATURES
+
+
+def test_rest_predict_answers_the_bytes_tf_serving_writes(server, client, rows):
+    """json_tensor.cc MakeRowFormatJsonFromTensors with rapidjson's PrettyWriter: one
+    object a row, a member a line, each output's row on one line; WriteDecimal: a float
+    in six significant digits when they read back as the same float32, else nine, with
+    ".0" after a number without '.' or 'e'. Checked against the gRPC answer."""
+    outputs = client.run_signature(rows[:2])
+
+    def decimal(value):
+        text = f"{value:.6g}" if np.float32(f"{value:.6g}") == value else f"{value:.9g}"
+        return text if "." in text or "e" in text else text + ".0"
+
+    def row_text(name, item):
+        values = outputs[name][item]
+        if values.dtype == np.bool_:
+            return "true" if values else "false"
+        if values.ndim == 0:
+            return decimal(float(values))
+        return "[" + ", ".join(decimal(float(value)) for value in values) + "]"
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.rest_port}/v1/models/kdd:predict", method="POST",
+        data=json.dumps({"instances": rows[:2].tolist()}).encode())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read()
+    names = list(json.loads(body)["predictions"][0])  # the order this server writes
+    assert sorted(names) == sorted(outputs)
+    items = ["        {\n" + ",\n".join(f'            "{name}": {row_text(name, item)}'
+                                        for name in names) + "\n        }" for item in (0, 1)]
+    assert body.decode() == '{\n    "predictions": [\n' + ",\n".join(items) + "\n    ]\n}"
 
 
 def test_rest_predict_columnar_format_answers_outputs(server, model, rows):

@@ -2,10 +2,10 @@
 
 tensorflow_serving/util/json_tensor.cc reads a predict body (`FillPredictRequestFromJson`:
 exactly one of `instances` or `inputs`; `FillTensorMapFromInstancesList`: a plain list
-for one input, objects naming the inputs for several) and writes the answer
-(`MakeRowFormatJsonFromTensors`, `MakeColumnarFormatJsonFromTensors`);
-tensorflow_serving/model_servers/http_server.cc `ToHTTPStatusCode` maps gRPC codes to
-HTTP statuses. No server runs here; tests/test_serving.py sends the same bodies over HTTP.
+for one input, objects naming the inputs for several; the answers are
+tests/test_serving_json_writer.py's); tensorflow_serving/model_servers/http_server.cc
+`ToHTTPStatusCode` maps gRPC codes to HTTP statuses. No server runs here;
+tests/test_serving.py sends the same bodies over HTTP.
 """
 
 import json
@@ -218,43 +218,3 @@ def test_a_body_that_is_no_json_is_refused_with_rapidjsons_message():
     # after the 14 bytes of '{"instances": '.
     assert _refused('{"instances": x}') == "JSON Parse error: Invalid value. at offset: 14"
     assert _refused("") == "JSON Parse error: The document is empty"
-
-
-# --------------------------------------- json_tensor.cc Make{Row,Columnar}FormatJsonFromTensors
-
-
-def test_columnar_answer_is_the_only_output_itself():
-    outputs = {"score": np.array([0.5, 1.5], np.float32)}
-    assert rest.format_predict_outputs(outputs, row_format=False) == {"outputs": [0.5, 1.5]}
-
-
-def test_columnar_answer_of_several_outputs_is_an_object_of_them():
-    outputs = {"score": np.array([0.5, 1.5]), "is_anomaly": np.array([False, True])}
-    assert rest.format_predict_outputs(outputs, row_format=False) == {
-        "outputs": {"score": [0.5, 1.5], "is_anomaly": [False, True]}}
-
-
-def test_row_answer_of_one_output_lists_its_rows():
-    outputs = {"reconstruction": np.array([[1.0, 2.0], [3.0, 4.0]])}
-    assert rest.format_predict_outputs(outputs, row_format=True) == {
-        "predictions": [[1.0, 2.0], [3.0, 4.0]]}
-
-
-def test_row_answer_of_several_outputs_is_one_object_per_row():
-    outputs = {"score": np.array([0.5, 1.5, 2.5]), "is_anomaly": np.array([False, True, True])}
-    assert rest.format_predict_outputs(outputs, row_format=True) == {"predictions": [
-        {"score": 0.5, "is_anomaly": False}, {"score": 1.5, "is_anomaly": True},
-        {"score": 2.5, "is_anomaly": True}]}
-
-
-@pytest.mark.parametrize("outputs", [
-    {"score": np.zeros(3), "threshold": np.zeros(2)},  # "has inconsistent batch size"
-    {"score": np.zeros(3), "threshold": np.float32(0.5)},  # "has no shape information"
-    {"threshold": np.float32(0.5)},
-])
-def test_row_answer_of_outputs_without_one_common_batch_size_is_refused(outputs):
-    with pytest.raises(ServingError) as info:
-        rest.format_predict_outputs(outputs, row_format=True)
-    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert info.value.message.startswith("The row format needs outputs with one common batch "
-                                         "size; use 'inputs' (columnar format) instead.")

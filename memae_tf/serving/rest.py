@@ -13,8 +13,9 @@ Paths, JSON formats and status codes follow TF Serving:
   `signature_name`, answered with `{"results": ...}` (see
   `memae_tf.serving.rest_examples`); a MemAE export has no classification or regression
   signature, so it answers 400 with TF Serving's message;
-- errors as `{"error": "..."}` with the HTTP status of the gRPC code
-  (http_server.cc `ToHTTPStatusCode`);
+- predict, classify and regress answers, and errors as `{"error": "..."}`, written
+  byte for byte as TF Serving writes them (see `memae_tf.serving.json_writer`),
+  errors with the HTTP status of the gRPC code (http_server.cc `ToHTTPStatusCode`);
 - each predict runs with the server's timeout (`--rest_api_timeout_in_ms`,
   30000 by default) as its `RunOptions.timeout_in_ms`: a request whose batch
   waited past it in the batching queue gets 429 (RESOURCE_EXHAUSTED), one
@@ -41,12 +42,11 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
-import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import (
@@ -63,8 +63,14 @@ from memae_tf.common.contract import SIGNATURE_DEF_FIELD
 from memae_tf.serving.core import ServingCore
 from memae_tf.serving.errors import ServingError, invalid_argument, not_found
 from memae_tf.serving.flags import default_threads
+from memae_tf.serving.json_writer import (
+    classification_json,
+    error_json,
+    predict_json,
+    regression_json,
+)
 from memae_tf.serving.metrics import PROMETHEUS_CONTENT_TYPE
-from memae_tf.serving.rest_examples import format_examples_result, parse_examples_body
+from memae_tf.serving.rest_examples import parse_examples_body
 from memae_tf.serving.rest_predict import parse_predict_body
 from memae_tf.serving.tensors import encode_tensor
 
@@ -114,26 +120,6 @@ def _to_dict(message: Any) -> dict:
     )
 
 
-def format_predict_outputs(outputs: Mapping[str, np.ndarray], row_format: bool) -> dict:
-    """Returns the REST predict answer for output arrays, in the request's format."""
-    if not row_format:
-        if len(outputs) == 1:
-            return {"outputs": next(iter(outputs.values())).tolist()}
-        return {"outputs": {name: array.tolist() for name, array in outputs.items()}}
-    sizes = {name: (array.shape[0] if array.ndim else None) for name, array in outputs.items()}
-    if len(set(sizes.values())) != 1 or None in sizes.values():
-        raise invalid_argument(
-            "The row format needs outputs with one common batch size; use 'inputs' "
-            f"(columnar format) instead. Output batch sizes: {sizes}"
-        )
-    if len(outputs) == 1:
-        return {"predictions": next(iter(outputs.values())).tolist()}
-    rows = next(iter(sizes.values()))
-    lists = {name: array.tolist() for name, array in outputs.items()}
-    return {"predictions": [{name: values[i] for name, values in lists.items()}
-                            for i in range(rows)]}
-
-
 class _Handler(BaseHTTPRequestHandler):
     server: RestServer
     protocol_version = "HTTP/1.1"
@@ -166,10 +152,10 @@ class _Handler(BaseHTTPRequestHandler):
             except ServingError as error:
                 refusal = error
 
-                def handler(path: str) -> dict:
+                def handler(path: str) -> bytes:
                     raise refusal
             else:
-                def handler(path: str) -> dict:
+                def handler(path: str) -> bytes:
                     return self._post(path, body)
             self._reply(handler)
 
@@ -233,17 +219,18 @@ class _Handler(BaseHTTPRequestHandler):
                 status, answer = 200, handler(path)
             except ServingError as error:
                 code = error.code
-                status, answer = HTTP_STATUS[error.code], {"error": error.message}
+                status, answer = HTTP_STATUS[error.code], error_json(error.message)
             except Exception as error:  # the server must outlive any request
                 logger.exception("REST request %s %s failed.", self.command, path)
                 code = grpc.StatusCode.INTERNAL
-                status, answer = 500, {"error": f"{type(error).__name__}: {error}"}
+                status, answer = 500, error_json(f"{type(error).__name__}: {error}")
             labels = self._metric_labels(path)
             if labels is not None:
                 self.server.core.metrics.record_request(
                     *labels, "REST", code, (time.perf_counter() - started) * 1e6)
-            self._send(status, json.dumps(answer).encode("utf-8"), "application/json",
-                       cors=path.lower().startswith("/v1/"))
+            if isinstance(answer, dict):  # model status and metadata
+                answer = json.dumps(answer).encode("utf-8")
+            self._send(status, answer, "application/json", cors=path.lower().startswith("/v1/"))
 
     def _metric_labels(self, path: str) -> tuple[str, str] | None:
         """`(model_name, API)` of a request TF Serving counts, or None for one it does not.
@@ -300,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
         request = get_model_status_pb2.GetModelStatusRequest(model_spec=spec)
         return _to_dict(core.get_model_status(request))
 
-    def _post(self, path: str, body: bytes) -> dict:
+    def _post(self, path: str, body: bytes) -> bytes:
         match = _PREDICT_PATH.fullmatch(path)
         if match is None:
             raise self._malformed(path)
@@ -321,10 +308,10 @@ class _Handler(BaseHTTPRequestHandler):
             request.inputs[name].CopyFrom(encode_tensor(array, tensor_content=True))
         response = core.predict(request, self.server.timeout_in_ms, tensor_content=True)
         outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
-        return format_predict_outputs(outputs, row_format)
+        return predict_json(outputs, row_format)
 
 
-    def _post_examples(self, match: re.Match, body: bytes) -> dict:
+    def _post_examples(self, match: re.Match, body: bytes) -> bytes:
         # ProcessClassifyRequest / ProcessRegressRequest: the body is read before the
         # model is looked up.
         signature_name, request_input = parse_examples_body(body)
@@ -335,11 +322,9 @@ class _Handler(BaseHTTPRequestHandler):
         if match["method"] == "classify":
             request = classification_pb2.ClassificationRequest(model_spec=spec,
                                                                input=request_input)
-            response = core.classify(request, self.server.timeout_in_ms)
-        else:
-            request = regression_pb2.RegressionRequest(model_spec=spec, input=request_input)
-            response = core.regress(request, self.server.timeout_in_ms)
-        return format_examples_result(response.result)
+            return classification_json(core.classify(request, self.server.timeout_in_ms).result)
+        request = regression_pb2.RegressionRequest(model_spec=spec, input=request_input)
+        return regression_json(core.regress(request, self.server.timeout_in_ms).result)
 
 
 class RestServer(ThreadingHTTPServer):

@@ -1,10 +1,9 @@
-"""The JSON of REST classify and regress requests: `tf.Example`s in, results out.
+"""The JSON of REST classify and regress requests, read into `tf.Example`s.
 
-As TF Serving's util/json_tensor.cc (`FillClassifyRegressRequestFromJson`,
-`MakeJsonFromClassificationResult`, `MakeJsonFromRegressionResult`), with its
-checks, their order and its messages, which quote the offending JSON as
+As TF Serving's util/json_tensor.cc `FillClassifyRegressRequestFromJson`,
+with its checks, their order and its messages, which quote the offending JSON as
 `JsonValueToDebugString` writes it (rapidjson's pretty writer, cut after 256
-bytes).
+bytes). Their answers are written by `memae_tf.serving.json_writer`.
 """
 
 from __future__ import annotations
@@ -14,18 +13,18 @@ import binascii
 import contextlib
 import decimal
 import json
+import math
 from typing import Any
 
 from tensorflow.core.example import example_pb2, feature_pb2
-from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb2
+from tensorflow_serving.apis import input_pb2
 
 from memae_tf.serving.errors import invalid_argument
 from memae_tf.serving.json_reader import read_json
+from memae_tf.serving.json_writer import PrettyWriter, WriteLimitError
 
 # json_tensor.cc kMaxJsonDebugStringBytes: no value is written once the text is this long.
 DEBUG_STRING_BYTES = 256
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n",
-            "\r": "\\r", "\t": "\\t"}
 
 
 def _double(value: float) -> str:
@@ -45,16 +44,6 @@ def _double(value: float) -> str:
     return f"{minus}{mantissa}e{point - 1}"
 
 
-def _string(value: str) -> str:
-    escaped = "".join(_ESCAPES.get(char) or (f"\\u{ord(char):04X}" if char < " " else char)
-                      for char in value)
-    return f'"{escaped}"'
-
-
-class _LimitReachedError(Exception):
-    """The debug string reached its limit: the writer refuses every further event."""
-
-
 def json_debug_string(value: Any) -> str:
     """Returns a JSON value as json_tensor.cc `JsonValueToDebugString` writes it.
 
@@ -72,61 +61,37 @@ def json_debug_string(value: Any) -> str:
         "b": {}
     }
     """
-    parts: list[str] = []
-    size = 0
-    levels: list[list] = []  # [in an array, values written] of each open bracket
-
-    def emit(text: str) -> None:
-        nonlocal size
-        if size >= DEBUG_STRING_BYTES:
-            raise _LimitReachedError
-        parts.append(text)
-        size += len(text.encode("utf-8", "surrogateescape"))
-
-    def prefix() -> str:  # PrettyWriter::PrettyPrefix
-        if not levels:
-            return ""
-        level = levels[-1]
-        if level[0]:
-            text = ", " if level[1] else ""
-        else:
-            text = (",\n" if level[1] % 2 == 0 else ": ") if level[1] else "\n"
-            text += "    " * len(levels) if level[1] % 2 == 0 else ""
-        level[1] += 1
-        return text
+    writer = PrettyWriter(limit=DEBUG_STRING_BYTES)
+    writer.single_line_arrays = True
 
     def write(item: Any) -> None:
-        if isinstance(item, dict | list):
-            emit(prefix() + ("{" if isinstance(item, dict) else "["))
-            levels.append([isinstance(item, list), 0])
-            for key in item:
-                if isinstance(item, dict):
-                    emit(prefix() + _string(key))
-                    write(item[key])
-                else:
-                    write(key)
-            written = levels.pop()[1]
-            if isinstance(item, list):
-                emit("]")
-            else:
-                emit(("\n" + "    " * len(levels) if written else "") + "}")
-            return
-        if isinstance(item, float) and (item != item or item in (float("inf"), float("-inf"))):
-            emit(prefix())
-            raise _LimitReachedError
-        if item is None or isinstance(item, bool):
-            token = json.dumps(item)
+        if isinstance(item, dict):
+            writer.start_object()
+            for key, member in item.items():
+                writer.key(key)
+                write(member)
+            writer.end_object()
+        elif isinstance(item, list):
+            writer.start_array()
+            for member in item:
+                write(member)
+            writer.end_array()
+        elif isinstance(item, float) and not math.isfinite(item):
+            # Writer::Double writes the separator, then refuses NaN and infinities.
+            writer.value(b"")
+            raise WriteLimitError
+        elif item is None or isinstance(item, bool):
+            writer.value(json.dumps(item).encode("ascii"))
         elif isinstance(item, str):
-            token = _string(item)
+            writer.string(item)
         elif isinstance(item, int) and -(2**63) <= item < 2**64:  # int64 or uint64
-            token = str(item)
+            writer.value(str(item).encode("ascii"))
         else:  # a double, or an integer rapidjson could only read as one
-            token = _double(float(item))
-        emit(prefix() + token)
+            writer.value(_double(float(item)).encode("ascii"))
 
-    with contextlib.suppress(_LimitReachedError):
+    with contextlib.suppress(WriteLimitError):
         write(value)
-    return "".join(parts)
+    return writer.text().decode("utf-8", "surrogateescape")
 
 
 def _json_type(value: Any) -> str:
@@ -229,17 +194,3 @@ def parse_examples_body(body: bytes) -> tuple[str | None, input_pb2.Input]:
     for value in examples:
         listed.examples.add().CopyFrom(_example(value))
     return signature_name, request_input
-
-
-def format_examples_result(
-    result: classification_pb2.ClassificationResult | regression_pb2.RegressionResult,
-) -> dict:
-    """Returns the REST answer of a classify (`[[label, score], ...]` per example) or regress.
-
-    As json_tensor.cc `MakeJsonFromClassificationResult` and
-    `MakeJsonFromRegressionResult`.
-    """
-    if isinstance(result, regression_pb2.RegressionResult):
-        return {"results": [regression.value for regression in result.regressions]}
-    return {"results": [[[entry.label, entry.score] for entry in classifications.classes]
-                        for classifications in result.classifications]}
