@@ -184,6 +184,11 @@ MODULES: dict[str, list[str]] = {
         "tests/test_foundations.py::test_the_exported_signatures_follow_the_contract",
         "tests/test_video_streaming.py::test_only_video_models_export_frame_thresholds",
         "-k", "not fresh_process and not saved_model_cli"],
+    "memae_tf/models/memory_block.py": [
+        "tests/test_models.py", "tests/test_memory_init.py", "tests/test_memory_check.py",
+        "tests/test_inspection.py", "tests/test_docstring_examples.py",
+        "-k", "test_models or test_memory_init or test_memory_check or test_inspection "
+              "or memory_block"],
     "memae_tf/serving/errors.py": [
         "tests/test_serving.py", "-m", "not slow", "-k", "unknown_model or a_label_the_config"],
     "memae_tf/serving/core.py": [

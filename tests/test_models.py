@@ -17,6 +17,14 @@ from memae_tf.models import (
     presets,
 )
 from memae_tf.models.activations import activation_layer
+from memae_tf.models.memory_block import (
+    adapt_memory,
+    encode_queries,
+    find_memory_layer,
+    make_decoder,
+    make_encoder,
+    memory_bottleneck,
+)
 
 SMALL = {
     "mnist": {},
@@ -223,3 +231,42 @@ def test_a_preset_cannot_be_changed_in_place():
     # Every detector built from a preset shares the one Preset object.
     with pytest.raises(AttributeError):
         presets.PRESETS["mnist"].input_range = (0.0, 1.0)
+
+
+# ------------------------------------------------------ the memory block (memory_block.py)
+
+
+def test_the_memae_bottleneck_defaults_to_the_papers_entropy_weight():
+    # Gong et al. (ICCV 2019) set the entropy loss weight α = 0.0002 and λ = 1/N (as
+    # MemoryLayer's docstring says): the builders' bottleneck takes them by default.
+    z = keras.Input((4,))
+    layer = find_memory_layer(keras.Model(z, memory_bottleneck(z, "memae", 5)))
+    assert layer.entropy_weight == 2e-4
+    assert layer.effective_shrink_threshold == pytest.approx(1 / 5)
+
+
+def test_a_memory_in_a_nested_model_is_found_but_not_split_off():
+    # make_encoder / make_decoder take only a memory that is a direct layer, and
+    # adapt_memory then sets no item (their docstrings).
+    inner = build_dense_autoencoder((8,), units=(6, 3), num_items=5)
+    x = keras.Input((8,))
+    outer = keras.Model(x, inner(keras.Sequential([keras.layers.Dense(8)])(x)))
+    assert find_memory_layer(outer) is inner.get_layer("memory")
+    samples = np.random.default_rng(0).random((4, 8), dtype=np.float32)
+    assert (make_encoder(outer), make_decoder(outer), encode_queries(outer, samples)) == (
+        None, None, None)
+    assert adapt_memory(outer, samples, seed=0) == 0
+    plain = build_dense_autoencoder((8,), units=(6, 3), variant="ae")
+    assert (find_memory_layer(plain), make_encoder(plain), make_decoder(plain)) == (
+        None, None, None)
+
+
+def test_the_queries_of_a_sample_do_not_depend_on_its_batch_in_inference_mode():
+    # encode_queries' docstring: batch normalisation uses its moving statistics unless
+    # training=True, when it uses the batch's (Keras' BatchNormalization).
+    model = build_conv2d_autoencoder((8, 8, 1), filters=(4, 6), kernel_sizes=3, num_items=5)
+    samples = np.random.default_rng(0).random((6, 8, 8, 1), dtype=np.float32)
+    alone = encode_queries(model, samples[:1])
+    np.testing.assert_allclose(encode_queries(model, samples)[:1], alone, atol=1e-6)
+    trained = encode_queries(model, samples, training=True)[:1]
+    assert np.abs(trained - encode_queries(model, samples[:1], training=True)).max() > 1e-3
