@@ -336,12 +336,6 @@ def test_flags_outside_the_syntax_are_refused_saying_what_was_expected(argv, mes
      "Check failed: num_threads >= 1 (-2 vs. 1): --num_unload_threads is negative, which TF "
      "Serving passes to its thread pool as that count; expected 0 (no thread pool) or a "
      "positive number of threads."),
-    # Not TF Serving's refusal: a load thread pool is not implemented here.
-    (["--model_base_path=/m/a", "--num_load_threads=4"], grpc.StatusCode.INVALID_ARGUMENT,
-     "--num_load_threads=4 is not supported by the development server: TF Serving would "
-     "load versions on a thread pool of that size (basic_manager.cc CreateExecutor) while "
-     "its manager goes on; once started, this server loads them one at a time without a "
-     "thread pool, as TF Serving does with --num_load_threads=0 (the default). Expected 0."),
 ])
 def test_startup_refuses_the_flag_combinations_tf_serving_refuses(argv, code, message):
     # tensorflow_serving/model_servers/server.cc (Server::BuildAndStart).

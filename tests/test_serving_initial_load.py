@@ -205,7 +205,8 @@ def test_versions_load_concurrently_at_start_and_one_at_a_time_after(tmp_path, g
     # (version 1 loads while 2 waits for it); load_servables_fast.cc then restores
     # num_load_threads (0: the manager's own thread), so a later config's new model
     # loads newest first on the polling thread, and its newest failing fails the reload
-    # (server_core.cc WaitUntilModelsAvailable), though its older version serves.
+    # (server_core.cc WaitUntilModelsAvailable), though its older version serves; that
+    # thread is the load thread, not the polling thread (basic_manager.cc CreateExecutor).
     _versions(tmp_path, "kdd", 1, 2)
     registry = ModelRegistry(0.05, max_num_load_retries=0)
     gated.gates[("kdd", 2)] = _available(registry, "kdd", 1)
@@ -220,9 +221,102 @@ def test_versions_load_concurrently_at_start_and_one_at_a_time_after(tmp_path, g
             registry.reload_config(_config(tmp_path, {"kdd": "all { }", "mnist": "all { }"}))
         assert info.value.message.startswith(
             "1 model(s) did not become available: {{{name: mnist version: 2} due to error: ")
-        assert gated.threads == {"poll-models"}
-        assert registry["mnist"].available_versions == [1]
+        assert gated.threads == {"load_0"}
+        # The reload returned when version 2 failed; version 1 loads after it.
+        _until(lambda: registry["mnist"].available_versions == [1])
     finally:
+        registry.stop()
+
+
+def _state(registry, name: str, version: int) -> int:
+    return registry.version_states(name)[version].state
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_after_the_start_versions_load_at_once_on_num_load_threads_threads(
+        tmp_path, gated, threads):
+    """basic_manager.cc CreateExecutor: --num_load_threads=N > 0 loads on a pool of N
+    threads; aspired_versions_manager.cc starts one load a tick, newest first, without
+    waiting for it. Version 3 loads only once version 2 serves, so both must load at
+    once: one thread would never end."""
+    _versions(tmp_path, "kdd", 1)
+    registry = ModelRegistry(0.05, max_num_load_retries=0, num_load_threads=threads)
+    try:
+        registry.reload_config(_config(tmp_path, {"kdd": "all { }"}))
+        gated.threads.clear()
+        gated.gates[("kdd", 3)] = _available(registry, "kdd", 2)
+        _versions(tmp_path, "kdd", 2, 3)
+        _until(lambda: registry["kdd"].available_versions == [1, 2, 3])
+        assert gated.threads == {"load_0", "load_1"}
+    finally:
+        registry.stop()
+
+
+def test_after_the_start_versions_load_one_at_a_time_newest_first_by_default(tmp_path, gated):
+    """With --num_load_threads=0 the manager's one thread loads (basic_manager.cc: an
+    inline executor on the manage-state thread), newest first (availability_preserving
+    _policy.cc): version 2 waits while version 3 loads."""
+    _versions(tmp_path, "kdd", 1)
+    registry = ModelRegistry(0.05, max_num_load_retries=0)
+    release = threading.Event()
+    try:
+        registry.reload_config(_config(tmp_path, {"kdd": "all { }"}))
+        gated.gates[("kdd", 3)] = lambda: release.wait(10)
+        _versions(tmp_path, "kdd", 2, 3)
+        _until(lambda: 3 in registry.version_states("kdd"))
+        time.sleep(0.3)  # several listings
+        assert 2 not in registry["kdd"].available_versions
+        release.set()
+        _until(lambda: registry["kdd"].available_versions == [1, 2, 3])
+    finally:
+        release.set()
+        registry.stop()
+
+
+def test_a_reload_returns_while_a_load_waits_to_be_retried(tmp_path, gated):
+    """model_service_impl.cc HandleReloadConfigRequest -> ServerCore::ReloadConfig hands
+    the new config to the source and router and waits only for the models it adds
+    (WaitUntilModelsAvailable): a version of another model waiting a minute between two
+    tries (loader_harness.cc, retrier.cc) holds the manager's thread, not the reload."""
+    _versions(tmp_path, "kdd", 1)
+    registry = ModelRegistry(0.05, max_num_load_retries=1, load_retry_interval=60)
+    try:
+        config = _config(tmp_path, {"kdd": "all { }"})
+        registry.reload_config(config)
+        gated.broken.add(("kdd", 2))
+        _versions(tmp_path, "kdd", 2)
+        _until(lambda: "load_0" in gated.threads)
+        time.sleep(0.2)  # the first try has failed; the retry waits a minute
+        started = time.monotonic()
+        registry.reload_config(_config(tmp_path, {"kdd": "latest { num_versions: 2 }"}))
+        assert time.monotonic() - started < 5
+        assert _state(registry, "kdd", 2) == model_manager.State.LOADING
+        assert registry["kdd"].available_versions == [1]
+    finally:
+        registry.stop()
+
+
+def test_a_version_loading_when_its_model_leaves_the_config_ends_unloaded(tmp_path, gated):
+    """ServerCore::ReloadConfig returns without waiting for the removed model
+    (WaitUntilModelsAvailable waits for added ones only); its version still loading
+    finishes on the load thread and is then unloaded (AvailabilityPreservingPolicy:
+    nothing aspired), reporting END, never AVAILABLE."""
+    _versions(tmp_path, "kdd", 1)
+    _versions(tmp_path, "mnist", 1)
+    registry = ModelRegistry(0.05, max_num_load_retries=0)
+    release = threading.Event()
+    try:
+        registry.reload_config(_config(tmp_path, {"kdd": "all { }", "mnist": "all { }"}))
+        gated.gates[("kdd", 2)] = lambda: release.wait(10)
+        _versions(tmp_path, "kdd", 2)
+        _until(lambda: 2 in registry.version_states("kdd"))
+        registry.reload_config(_config(tmp_path, {"mnist": "all { }"}))
+        release.set()
+        _until(lambda: _state(registry, "kdd", 2) == model_manager.State.END)
+        assert _state(registry, "kdd", 1) == model_manager.State.END
+        assert registry.version_states("mnist")[1].state == model_manager.State.AVAILABLE
+    finally:
+        release.set()
         registry.stop()
 
 

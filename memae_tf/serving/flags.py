@@ -96,8 +96,8 @@ class ModelServerOptions:
     file_system_poll_wait_seconds: int = _flag(
         1, "seconds between two listings of each model base path; 0 lists once")
     num_load_threads: int = _flag(
-        0, "threads that load model versions; only 0 is supported: versions load one at a "
-           "time, without a thread pool")
+        0, "threads that load model versions once the server has started; 0 loads one "
+           "at a time")
     num_unload_threads: int = _flag(
         0, "threads that unload model versions; an unload only takes the version out of "
            "service, so every count behaves as 0")

@@ -7,7 +7,7 @@ AVAILABLE or END, versions load on a pool of `4 * schedulable CPUs` threads
 (`ServerCore::Options::num_initial_load_threads`), each new aspired version as
 soon as it is listed, newest first; the start then waits for the loads still
 running (`BasicManager::SetNumLoadThreads` joins the pool) before it returns,
-and later loads run one at a time again.
+and later loads run on the manager's load threads (`LoadThreads`).
 """
 
 from __future__ import annotations
@@ -78,3 +78,46 @@ class InitialLoad(Generic[State]):
     def shutdown(self) -> None:
         """Waits for the loads submitted so far to end, as TF Serving's start does."""
         self._pool.shutdown(wait=True)
+
+
+class LoadThreads:
+    """Where a server's versions load once it has started: TF Serving's load executor.
+
+    As `BasicManager`'s executor (core/basic_manager.cc `CreateExecutor`) with
+    `--num_load_threads`: N > 0 threads load up to N versions, of any models,
+    at once; 0, the default, loads on the manager's own thread, one version at
+    a time, here one thread of its own. Either way the listings of the base
+    paths (TF Serving's source thread) and config reloads go on while a load
+    runs or waits to be retried: they hand the versions to load over and
+    return, and a reload waits only for the models it adds
+    (`ServerCore::ReloadConfig`).
+
+    Args:
+        threads: `--num_load_threads`; 0 for one thread.
+        on_settle: Called after each version becomes AVAILABLE or fails.
+
+    Example:
+
+    >>> loaded = []
+    >>> threads = LoadThreads(2, on_settle=lambda: None)
+    >>> threads.submit(lambda: loaded.append("memae 2"))
+    >>> threads.shutdown(wait=True)
+    >>> loaded
+    ['memae 2']
+    """
+
+    def __init__(self, threads: int, on_settle: Callable[[], None]) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(threads, 1), thread_name_prefix="load")
+        self._on_settle = on_settle
+
+    def submit(self, load: Callable[[], None]) -> None:
+        """Runs `load` on the load threads."""
+        self._pool.submit(load)
+
+    def settle(self, model_name: str, version: int, state: object) -> None:
+        """Tells the waiting reloads that a version became AVAILABLE or failed."""
+        self._on_settle()
+
+    def shutdown(self, wait: bool = False) -> None:
+        """Drops the loads not started; with `wait`, waits for the running ones."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)

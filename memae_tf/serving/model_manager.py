@@ -22,7 +22,7 @@ from memae_tf.common.contract import (
     version_children,
 )
 from memae_tf.serving.errors import ServingError, invalid_argument, not_found
-from memae_tf.serving.initial_load import InitialLoad
+from memae_tf.serving.initial_load import InitialLoad, LoadThreads
 from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.servable import Servable
 
@@ -145,13 +145,12 @@ class ModelManager:
     `load_retry_interval` seconds apart, as TF Serving's `LoaderHarness::Load`
     (tensorflow_serving/core/loader_harness.cc, util/retrier.cc): the version
     reports LOADING meanwhile, and a copy that completes in time is served.
-    As in TF Serving's default (`--num_load_threads=0`) the loads run one
-    after another on the polling thread, so no new listing happens while a
-    load is retried (TF Serving's one manager thread takes every model's
-    loads in turn; so does `ModelRegistry`'s one polling thread, while a
-    manager started alone has its own); only a server's first config loads
-    its versions concurrently (`update_versions` with an `InitialLoad`, as TF
-    Serving's fast initial load). A version whose
+    A manager started alone loads on its polling thread, one version after
+    another, so no new listing happens while a load is retried; in a
+    `ModelRegistry` its versions load on the registry's threads
+    (`update_versions` with a pool): concurrently at the first config (an
+    `InitialLoad`, TF Serving's fast initial load), then on its `LoadThreads`
+    (TF Serving's `--num_load_threads`). A version whose
     every try failed is logged and reported (state END with its error) and
     stays aspired, as TF Serving keeps a
     version in error aspired (tensorflow_serving/core/aspired_versions_manager.cc):
@@ -345,25 +344,35 @@ class ModelManager:
         return VersionState(State.END, code, str(failure))
 
     def _load_and_serve(self, version: int, path: pathlib.Path,
-                        initial_load: InitialLoad | None = None) -> None:
-        """Loads a version and serves it, or records its failure; tells `initial_load` either."""
+                        pool: InitialLoad | LoadThreads | None = None) -> None:
+        """Loads a version and serves it, or records its failure; tells `pool` either."""
         loaded = self._load(version, path)
         with self._lock:  # the state and its event together, as TF Serving's event bus
             self._loading.discard(version)
             if isinstance(loaded, VersionState):
                 self._failed.add(version)
                 self._states[version] = loaded
+            elif pool is not None and self._stopping.is_set():
+                # The model left the config (or the server stops) while this version
+                # loaded on a pool: it ends unloaded, as an unaspired version does.
+                self._states[version] = VersionState(State.END)
             else:
                 self._servables = {**self._servables, version: loaded}
                 self._states[version] = VersionState(State.AVAILABLE)
-            if initial_load is not None:
-                initial_load.settle(self.model_name, version, self._states[version])
+            if pool is not None:
+                pool.settle(self.model_name, version, self._states[version])
 
     def _load_in_pool(self, version: int, path: pathlib.Path,
-                      initial_load: InitialLoad) -> None:
+                      pool: InitialLoad | LoadThreads) -> None:
         try:
+            with self._lock:
+                # AvailabilityPreservingPolicy loads only versions still aspired: one a
+                # later listing dropped while it waited for a thread is not loaded.
+                if version not in self._aspired or self._stopping.is_set():
+                    self._loading.discard(version)
+                    return
             before = self.available_versions
-            self._load_and_serve(version, path, initial_load)
+            self._load_and_serve(version, path, pool)
             self._unload_unaspired(before)
         except Exception:  # a pool thread's error would otherwise vanish in its future
             logger.exception("Loading %s version %d failed.", self.model_name, version)
@@ -465,31 +474,32 @@ class ModelManager:
         return dict(sorted(chosen.items()))
 
     def update_versions(self, on_disk: dict[int, pathlib.Path],
-                        initial_load: InitialLoad | None = None) -> None:
+                        pool: InitialLoad | LoadThreads | None = None) -> None:
         """Loads the aspired versions among `on_disk` (`list_versions`) and unloads the others.
 
-        New aspired versions load newest first, one after another, or, with
-        `initial_load` (a server's first config), each on its pool, where
-        they run concurrently. One whose every try failed is not tried again
-        until it has left the aspired versions. A listing without versions
-        unloads them all, as TF Serving's empty aspired list.
+        New aspired versions load newest first: without `pool` one after
+        another before this returns; with one (a server's first config's
+        `InitialLoad`, or its `LoadThreads` after the start) each is handed to
+        it, and this returns at once. One whose every try failed is not tried
+        again until it has left the aspired versions. A listing without
+        versions unloads them all, as TF Serving's empty aspired list.
         """
         with self._poll_lock:
             before = self.available_versions
             aspired = self._aspired = aspired_versions(self._policy, on_disk)
-            with self._lock:  # loads on an initial load's pool change these meanwhile
+            with self._lock:  # loads on a pool change these meanwhile
                 self._failed &= set(aspired)  # un-aspired: loaded again if aspired again
                 new = [version for version in reversed(aspired)
                        if version not in self._servables
                        and version not in self._failed | self._loading]
-                if initial_load is not None:
+                if pool is not None:
                     self._loading.update(new)
             for version in new:
-                if initial_load is None:
+                if pool is None:
                     self._load_and_serve(version, on_disk[version])
                 else:
-                    initial_load.submit(functools.partial(
-                        self._load_in_pool, version, on_disk[version], initial_load))
+                    pool.submit(functools.partial(
+                        self._load_in_pool, version, on_disk[version], pool))
             self._unload_unaspired(before)
 
     def _unload_unaspired(self, before: list[int]) -> None:

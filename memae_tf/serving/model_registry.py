@@ -22,7 +22,7 @@ from memae_tf.common.contract import SERVE_LOAD_RETRY_INTERVAL_SECONDS, SERVE_MA
 from memae_tf.serving.config import check_model_config_list, check_platforms, read_text_proto
 from memae_tf.serving.errors import ServingError, invalid_argument
 from memae_tf.serving.flags import default_threads
-from memae_tf.serving.initial_load import InitialLoad
+from memae_tf.serving.initial_load import InitialLoad, LoadThreads
 from memae_tf.serving.metrics import ServingMetrics
 from memae_tf.serving.model_manager import (
     ModelManager,
@@ -65,7 +65,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
     reload waits until `stop()`. Until the first config's models are served,
     the versions listed load concurrently on a pool of 4 threads per
     schedulable CPU (`InitialLoad`, TF Serving's fast initial load); later
-    ones load one after another on the polling thread.
+    ones load on `num_load_threads` threads, or one thread for 0
+    (`LoadThreads`), while the listings and reloads go on.
 
     Args:
         file_system_poll_wait_seconds: Seconds between two listings of the
@@ -85,6 +86,9 @@ class ModelRegistry(Mapping[str, ModelManager]):
         signature_method_name_check: Whether warmup records on a signature of
             another method fail the load (TF Serving's process-wide
             `--enable_signature_method_name_check`).
+        num_load_threads: Threads that load versions once the first config's
+            models serve (TF Serving's `--num_load_threads`); 0 loads one
+            version at a time on one thread, as TF Serving's manager thread.
 
     Example:
 
@@ -104,7 +108,12 @@ class ModelRegistry(Mapping[str, ModelManager]):
         enable_model_warmup: bool = True,
         warmup_iterations: int = 1,
         signature_method_name_check: bool = False,
+        num_load_threads: int = 0,
     ) -> None:
+        if not isinstance(num_load_threads, int) or num_load_threads < 0:
+            raise ValueError(
+                "Received an invalid value for `num_load_threads`, expected 0 or a positive "
+                f"number of threads. Received: num_load_threads={num_load_threads!r}")
         self.file_system_poll_wait_seconds = check_poll_seconds(
             "file_system_poll_wait_seconds", file_system_poll_wait_seconds)
         self.max_num_load_retries, self.load_retry_interval = check_load_retries(
@@ -126,9 +135,13 @@ class ModelRegistry(Mapping[str, ModelManager]):
         self._stopping = threading.Event()
         self._config_thread: threading.Thread | None = None
         self._poll_lock = threading.Lock()  # one listing of the base paths at a time
-        self._polled = threading.Condition()  # notified after each listing, and at stop
+        self._polled = threading.Condition()  # notified after each listing, load, and at stop
+        self._wakes = 0  # notifications so far
         self._poll_thread: threading.Thread | None = None
-        self._initial_load: InitialLoad | None = None  # the first config's, until it is served
+        # Where listed versions load: the first config's InitialLoad until it is served,
+        # then the load threads.
+        self._load_threads = LoadThreads(num_load_threads, self._wake)
+        self._pool: InitialLoad | LoadThreads = self._load_threads
 
     # Mapping over the models of the current config.
     def __getitem__(self, name: str) -> ModelManager:
@@ -223,7 +236,7 @@ class ModelRegistry(Mapping[str, ModelManager]):
         listed = {model.name: model for model in config_list.config}
         if first:
             # server_core.h Options::num_initial_load_threads: 4 * schedulable CPUs.
-            self._initial_load = InitialLoad(listed, default_threads())
+            self._pool = InitialLoad(listed, default_threads())
         added = []
         with self._poll_lock:  # a listing sees the old models or the new, never a mix
             previous = self._managers
@@ -275,8 +288,13 @@ class ModelRegistry(Mapping[str, ModelManager]):
                 log_poll_failure(error)
             else:
                 for manager, on_disk in zip(managers, listings, strict=True):
-                    manager.update_versions(on_disk, self._initial_load)
+                    manager.update_versions(on_disk, self._pool)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wakes the reloads waiting for models: after each listing, and each load."""
         with self._polled:
+            self._wakes += 1
             self._polled.notify_all()
 
     def _poll_forever(self) -> None:
@@ -301,8 +319,9 @@ class ModelRegistry(Mapping[str, ModelManager]):
         start) until one is published and loads; the polls go on meanwhile, at
         `file_system_poll_wait_seconds`, logging TF Serving's warnings. At the
         first config the versions load concurrently and the wait ends as
-        `InitialLoad` says; at a later one they load newest first, one after
-        another, so the newest aspired version decides (`latest_failure`).
+        `InitialLoad` says; at a later one a model's newest aspired version
+        decides once it has settled (`latest_failure`), unless an older one
+        serves first (with several load threads).
         `stop()` ends the wait.
 
         Raises:
@@ -320,10 +339,14 @@ class ModelRegistry(Mapping[str, ModelManager]):
                         if not (self._managers[name].available
                                 or self._managers[name].latest_failure() is not None)]
 
-        with self._polled:
-            # Woken after each listing; the timeout lets a KeyboardInterrupt through.
-            while (waiting := pending()) and not self._stopping.is_set():
-                self._polled.wait(timeout=0.5)
+        # Woken after each listing and load; pending() runs without `_polled`, which a
+        # load thread takes under its manager's lock. The timeout lets a
+        # KeyboardInterrupt through.
+        seen = [self._wakes]
+        while (waiting := pending()) and not self._stopping.is_set():
+            with self._polled:
+                self._polled.wait_for(lambda: self._wakes != seen[0], timeout=0.5)
+                seen[0] = self._wakes
         if waiting:
             _raise_cancelled(waiting)
         _raise_for_failures([(name, *failure) for name in sorted(names)
@@ -331,13 +354,13 @@ class ModelRegistry(Mapping[str, ModelManager]):
                             first)
 
     def _await_initial_load(self, names: list[str]) -> None:
-        initial_load = self._initial_load
+        initial_load = self._pool
         # The timeout lets a KeyboardInterrupt through.
         while (reached := initial_load.reached(timeout=0.5)) is None and (
                 not self._stopping.is_set()):
             pass
         with self._poll_lock:
-            self._initial_load = None  # later listings load one version at a time
+            self._pool = self._load_threads
         # load_servables_fast.cc restores the manager's num_load_threads before it returns
         # the wait's status, and BasicManager::SetNumLoadThreads joins the pool first: the
         # start waits for every load still running, retries included.
@@ -438,8 +461,8 @@ class ModelRegistry(Mapping[str, ModelManager]):
         self._stopping.set()
         for manager in list(self._managers.values()):
             manager.stop()  # cancels a load waiting to be retried
-        with self._polled:
-            self._polled.notify_all()
+        self._load_threads.shutdown()
+        self._wake()
         for thread in (self._config_thread, self._poll_thread):
             if thread is not None and thread is not threading.current_thread():
                 thread.join()

@@ -156,13 +156,6 @@ def _check_loading(options: ModelServerOptions) -> None:
                 f"Check failed: num_threads >= 1 ({threads} vs. 1): --{name} is negative, "
                 "which TF Serving passes to its thread pool as that count; expected 0 "
                 "(no thread pool) or a positive number of threads.")
-    if options.num_load_threads > 0:
-        raise invalid_argument(
-            f"--num_load_threads={options.num_load_threads} is not supported by the "
-            "development server: TF Serving would load versions on a thread pool of that "
-            "size (basic_manager.cc CreateExecutor) while its manager goes on; once started, "
-            "this server loads them one at a time without a thread pool, as TF Serving does "
-            "with --num_load_threads=0 (the default). Expected 0.")
 
 
 def _check_saved_model_tags(text: str) -> None:
@@ -586,10 +579,10 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
     service only with `--enable_grpc_healthcheck_service`, as TF Serving's (SERVING
     from start, whatever the models). At start the versions listed load
     concurrently on 4 threads per schedulable CPU, as TF Serving's fast initial
-    load (`ModelRegistry`); later versions load one at a time without a thread
-    pool, as with TF Serving's `--num_load_threads=0` (a positive count is refused);
-    `--num_unload_threads` takes any count, since an unload here only takes the
-    version out of service.
+    load (`ModelRegistry`); later versions load on `--num_load_threads` threads,
+    or one at a time for 0 (TF Serving's manager thread), while the base paths are
+    listed and configs reloaded; `--num_unload_threads` takes any count, since an
+    unload here only takes the version out of service.
 
     Args:
         options: The flags, e.g. `parse_flags(container_args)`.
@@ -677,7 +670,8 @@ def start_model_server(options: ModelServerOptions, *, host: str = "0.0.0.0") ->
                            warmup_iterations=max(options.num_request_iterations_for_warmup, 1),
                            # util.cc SetSignatureMethodNameCheckFeature: process-wide, so
                            # the warmup's requests are checked as the RPCs are.
-                           signature_method_name_check=options.enable_signature_method_name_check)
+                           signature_method_name_check=options.enable_signature_method_name_check,
+                           num_load_threads=options.num_load_threads)
     _load_models(models, config, options.model_config_file,
                  options.model_config_file_poll_wait_seconds)
     return _open_ports(models, options.port or None, rest_port, host=host,
