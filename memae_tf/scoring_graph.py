@@ -23,6 +23,7 @@ from memae_tf.choices import (
 from memae_tf.choices import ERRORS as ERRORS
 from memae_tf.common.checks import check_choice, check_positive_int
 from memae_tf.common.contract import FRAME_SCORES, INPUT_NAME
+from memae_tf.common.scaling import uint8_scale
 from memae_tf.models.bn_folding import inference_model
 from memae_tf.models.memory_block import find_memory_layer, make_encoder
 from memae_tf.models.scaling import input_scaler
@@ -255,6 +256,31 @@ def flag_non_finite(x: tf.Tensor, outputs: dict[str, tf.Tensor]) -> dict[str, tf
         `outputs` with `score` replaced by +inf where the sample is not finite.
     """
     return {**outputs, "score": _infinite_unless(_finite_samples(x), outputs["score"])}
+
+
+def scale_uint8_tensor(x: tf.Tensor, input_range: Sequence[float]) -> tf.Tensor:
+    """Maps a uint8 tensor onto `input_range` in float32, as `memae_tf.common.scaling.scale_uint8`.
+
+    The same two float32 operations on the same constants (`uint8_scale`):
+    a cast (exact for uint8), a multiplication and an addition, each rounded
+    to float32, so the exported uint8 signatures take the very bits that
+    `MemAE.preprocess` and the client compute with NumPy.
+
+    Args:
+        x: uint8 tensor of any shape.
+        input_range: `(low, high)` range of the model's inputs.
+
+    Returns:
+        Float32 tensor of the shape of `x`; 0 maps to `low`, 255 to `high`.
+
+    Example:
+
+    >>> scale_uint8_tensor(tf.constant([0, 255], tf.uint8), (-1.0, 1.0)).numpy()
+    array([-1.,  1.], dtype=float32)
+    """
+    scale, offset = uint8_scale(input_range)
+    return (tf.cast(x, tf.float32) * tf.constant(scale, tf.float32)
+            + tf.constant(offset, tf.float32))
 
 
 class ScoringGraph:

@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from memae_tf.client.errors import (
     DeadlineExceededError,
+    FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     error_from_rpc,
@@ -37,8 +38,10 @@ from memae_tf.common.contract import (
     REFERENCE_QUANTILES_OUTPUT,
     SERVING_SIGNATURE,
     SIGNATURE_DEF_FIELD,
+    TAKES_UINT8_OUTPUT,
     THRESHOLD_OUTPUT,
     frame_threshold_output,
+    uint8_signature,
 )
 from memae_tf.common.contract import INPUT_NAME as INPUT_NAME
 from memae_tf.common.scaling import scale_uint8
@@ -109,6 +112,9 @@ class ModelInfo:
             `"last_plus_temporal"`) → the score of the `frame_score`
             signature above which its `is_anomaly_<name>` is true (as
             `threshold`, of `MemAE.frame_thresholds_`); None for other exports.
+        takes_uint8: Whether the export has the uint8 twins of its scoring
+            signatures (`serving_default_uint8`, `frame_score_uint8`), which
+            scale uint8 pixels into the input range themselves.
     """
 
     version: int
@@ -117,6 +123,7 @@ class ModelInfo:
     expected_rate: float | None
     reference_quantiles: np.ndarray | None
     frame_thresholds: dict[str, float] | None = None
+    takes_uint8: bool = False
 
 
 @dataclass(frozen=True)
@@ -425,6 +432,38 @@ def prepare_batch(batch: np.ndarray, info: ModelInfo | None, check_range: bool =
     return batch
 
 
+def request_batch(
+    raw: np.ndarray, served: ServedModel, signature: str, check_range: bool = True
+) -> tuple[str, np.ndarray]:
+    """Returns the signature to ask and the batch to send for a batch of `as_batch`.
+
+    A uint8 batch goes as it is to the uint8 twin of `signature`
+    (`uint8_signature`) when the served version has one (`ModelInfo.takes_uint8`
+    and its metadata): a quarter of the float32 bytes, scaled in the graph to
+    the bits `prepare_batch` computes. Otherwise the batch goes to `signature`,
+    prepared by `prepare_batch` (or as it is, uint8, if `signature` itself
+    takes uint8).
+
+    Raises:
+        InvalidArgumentError: Without sending, as `prepare_batch`, or if
+            `signature` takes uint8 and the batch is not uint8.
+    """
+    signatures = served.metadata.signatures if served.metadata is not None else {}
+    if (raw.dtype == np.uint8 and served.info is not None and served.info.takes_uint8
+            and uint8_signature(signature) in signatures):
+        signature = uint8_signature(signature)
+    served_input = signatures[signature].inputs.get(INPUT_NAME) if signature in signatures else None
+    if served_input is None or served_input.dtype != np.uint8:
+        return signature, prepare_batch(raw, served.info, check_range)
+    if raw.dtype != np.uint8:
+        raise _not_sent(
+            f"Expected uint8 pixels for the signature {signature!r}, which scales them "
+            f"itself. Received: dtype={raw.dtype}; send uint8 images, or float inputs to "
+            f"{signature.removesuffix('_uint8')!r}"
+        )
+    return signature, raw
+
+
 def _tensor_info(info: pb.TensorInfo) -> TensorInfo:
     try:
         dtype = numpy_dtype(info.dtype)
@@ -497,6 +536,7 @@ def model_info_exchange(
         expected_rate=None if rate is None else float(rate),
         reference_quantiles=None if quantiles is None else quantiles.astype(np.float64),
         frame_thresholds=frame_thresholds or None,
+        takes_uint8=bool(outputs.get(TAKES_UINT8_OUTPUT, False)),
     )
 
 
@@ -547,18 +587,19 @@ def rows_per_request(
     At most `config.max_batch_size` rows (what a batching server accepts in
     one request), and few enough that both the request and its response stay
     under the message limit. The response size comes from the signature's
-    output shapes; outputs whose sample shape is unknown are assumed as large
-    as an input sample.
+    output shapes; outputs whose sample shape is unknown are assumed to hold
+    an input sample's values as float32 (a uint8 input sample is a quarter of
+    its float32 reconstruction).
     """
     input_row = batch[:1].nbytes
-    output_row = input_row
+    output_row = unknown_row = max(input_row, batch[:1].size * np.dtype(np.float32).itemsize)
     if signature is not None:
         names = output_filter or list(signature.outputs)
         infos = [signature.outputs[name] for name in names if name in signature.outputs]
         output_row = sum(
             math.prod(info.shape[1:]) * info.dtype.itemsize
             if info.dtype is not None and info.shape and None not in info.shape[1:]
-            else input_row
+            else unknown_row
             for info in infos
         )
     row = max(input_row, output_row, 1)
@@ -590,6 +631,10 @@ def _served_version(response: pb.PredictResponse) -> int | None:
     return response.model_spec.version.value if response.model_spec.HasField("version") else None
 
 
+def _input_range(served: ServedModel) -> tuple[float, float] | None:
+    return None if served.info is None else served.info.input_range
+
+
 def predict_exchange(
     config: ClientConfig,
     served: ServedModel,
@@ -600,39 +645,55 @@ def predict_exchange(
 ) -> Generator[list[Call], Any, dict[str, np.ndarray]]:
     """Predicts a batch in as many requests as the limits need; results in order.
 
-    The first request goes alone and tells which version serves; if it is not
-    the cached one, the metadata and `model_info` are fetched again (and the
-    first request is redone if the new version takes another input range).
+    A uint8 batch goes to the uint8 twin of `signature` where the served
+    version has one, else it is scaled here (`request_batch`). The first
+    request goes alone and tells which version serves; if it is not the
+    cached one, the metadata and `model_info` are fetched again (and the
+    first request is redone if the new version takes another signature or,
+    for a batch scaled here, another input range).
     The other requests then go together (the transport bounds how many run at
     once), each asking for that version, so one batch never mixes two
     versions during a rollout. If that version is unloaded before they are
     answered (NOT_FOUND; TF Serving unloads the old version as soon as the new
-    one is available), the whole batch starts again, once, on the version
-    serving then, unless the client was configured with that version number.
+    one is available), or if the uint8 twin is refused as missing
+    (FAILED_PRECONDITION: a version exported without it took over), the whole
+    batch starts again, once, on the version serving then, unless the client
+    was configured with that version number.
     """
     raw = as_batch(x)
     if served.metadata is None:
         yield from refresh_exchange(config, served)
-    batch = prepare_batch(raw, served.info, config.check_range)
+    asked, batch = request_batch(raw, served, signature, config.check_range)
     sent = min(len(batch), rows_per_request(config, batch, served.metadata.signatures.get(
-        signature), output_filter))
-    (first,) = yield [_predict_call(config, batch[:sent], config.version, signature,
-                                    output_filter)]
+        asked), output_filter))
+    try:
+        (first,) = yield [_predict_call(config, batch[:sent], config.version, asked,
+                                        output_filter)]
+    except FailedPreconditionError:
+        if not restart or config.version is not None or asked == signature:
+            raise
+        yield from refresh_exchange(config, served)
+        return (yield from predict_exchange(config, served, x, signature, output_filter,
+                                            restart=False))
     version = _served_version(first)
     if version is not None and version != served.metadata.version:
-        input_range = None if served.info is None else served.info.input_range
+        input_range = _input_range(served)
         yield from refresh_exchange(config, served, version)
-        if (None if served.info is None else served.info.input_range) != input_range:
-            batch = prepare_batch(raw, served.info, config.check_range)
-            (first,) = yield [_predict_call(config, batch[:sent], version, signature,
+        again, batch_again = request_batch(raw, served, signature, config.check_range)
+        if again != asked or (batch_again.dtype != np.uint8
+                              and _input_range(served) != input_range):
+            asked, batch = again, batch_again
+            sent = min(sent, rows_per_request(config, batch, served.metadata.signatures.get(
+                asked), output_filter))
+            (first,) = yield [_predict_call(config, batch[:sent], version, asked,
                                             output_filter)]
-    rows = rows_per_request(config, batch, served.metadata.signatures.get(signature),
+    rows = rows_per_request(config, batch, served.metadata.signatures.get(asked),
                             output_filter)
     parts = [_outputs(first)]
     if sent < len(batch):
         pinned = config.version if version is None else version
         try:
-            rest = yield [_predict_call(config, batch[start:start + rows], pinned, signature,
+            rest = yield [_predict_call(config, batch[start:start + rows], pinned, asked,
                                         output_filter)
                           for start in range(sent, len(batch), rows)]
         except NotFoundError:

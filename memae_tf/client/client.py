@@ -166,9 +166,13 @@ class MemAEClient(BaseClient):
     message.
 
     Inputs need no knowledge of the model: the client reads the export's
-    `model_info` signature once per served version, scales `uint8` images
-    into the model's input range exactly as `MemAE.preprocess` does, and
-    refuses (without sending) float batches outside that range.
+    `model_info` signature once per served version and refuses (without
+    sending) float batches outside the model's input range. `uint8` images
+    go as uint8 to the signature's uint8 twin (`serving_default_uint8`,
+    `frame_score_uint8`: a quarter of the float32 bytes) where the served
+    export has one, which scales them in the graph to the very float32 bits
+    of `MemAE.preprocess`; for exports without it, the client scales them
+    itself as `MemAE.preprocess` does and sends float32.
 
     Args:
         target: Server address, `"host:port"` (any gRPC target, e.g.
@@ -260,8 +264,10 @@ class MemAEClient(BaseClient):
         `serving_default`, as booleans.
 
         Args:
-            x: Array `(batch, *input_shape)`: uint8 images (scaled into the
-                model's input range) or numbers in that range.
+            x: Array `(batch, *input_shape)`: uint8 images (sent as uint8 to
+                the signature's uint8 twin where the export has one, else
+                scaled into the model's input range here) or numbers in that
+                range.
             signature: Signature name; None uses the client's default.
             output_filter: Output names to return; None returns all.
             timeout: Deadline of each RPC in seconds; None uses the client's.

@@ -122,8 +122,10 @@ class StreamScorer:
 
     Args:
         client: A `MemAEClient` for a model whose input is `(clip_length, H, W,
-            1)`; uint8 frames are scaled into the model's input range by the
-            client. With `frame_score="clip"` any object with its `score(x)`
+            1)`; the uint8 clips go to the export's uint8 signatures
+            (`frame_score_uint8`, `serving_default_uint8`) where it has
+            them, else the client scales them into the model's input
+            range. With `frame_score="clip"` any object with its `score(x)`
             method will do; otherwise one with its `run_signature` and
             `metadata`. `threshold` asks its `model_info`.
         clip_length: Frames a clip of the served model (16 for MemAE's video network).

@@ -33,8 +33,15 @@ these signatures, all taking the float32 input `x` (`[None, *input_shape]`):
   threshold came from `infer_threshold`, `expected_rate` (float64 `[None]`,
   the `fpr` or `contamination` it used) and `reference_quantiles` (float64
   `[None, 101]`, the quantiles at levels 0, 0.01, ..., 1 of the scores it was
-  set from). The input values of `model_info` are ignored; a client sends
-  one row of zeros.
+  set from), and `takes_uint8` (bool `[None]`, true; only in exports with
+  the uint8 signatures below). The input values of `model_info` are ignored; a
+  client sends one row of zeros;
+- `serving_default_uint8` and, for a video model, `frame_score_uint8`
+  (`uint8_signature`; only for image and clip models exported with their
+  `input_range`): the outputs of `serving_default` and `frame_score` for
+  the uint8 input `x` (`[None, *input_shape]`, raw pixels), scaled into the
+  input range inside the graph as `memae_tf.common.scaling.scale_uint8`
+  scales it, bit for bit. A request carries a quarter of the float32 bytes.
 
 `memae_tf.export` writes this, `memae_tf.serving` reads it, `memae_tf.client`
 builds its requests from it. The module imports only the standard library, so
@@ -75,6 +82,9 @@ INPUT_RANGE_OUTPUT = "input_range"
 THRESHOLD_OUTPUT = "threshold"
 EXPECTED_RATE_OUTPUT = "expected_rate"
 REFERENCE_QUANTILES_OUTPUT = "reference_quantiles"
+TAKES_UINT8_OUTPUT = "takes_uint8"
+# The signatures with a twin taking uint8 pixels (`uint8_signature`), where they exist.
+UINT8_SIGNATURES = (SERVING_SIGNATURE, FRAME_SCORE_SIGNATURE)
 # Reference quantiles at levels i / (REFERENCE_QUANTILE_COUNT - 1): 0%, 1%, ..., 100%.
 REFERENCE_QUANTILE_COUNT = 101
 # The `max_batch_size` of the batching_parameters.txt that `memae export` writes and
@@ -123,6 +133,17 @@ def frame_threshold_output(frame_score: str) -> str:
     'threshold_last_plus_temporal'
     """
     return f"{THRESHOLD_OUTPUT}_{frame_score}"
+
+
+def uint8_signature(signature: str) -> str:
+    """Returns the name of the twin of `signature` that takes uint8 pixels.
+
+    Example:
+
+    >>> uint8_signature("serving_default")
+    'serving_default_uint8'
+    """
+    return f"{signature}_uint8"
 
 
 # absl::ascii_isspace: what absl::SimpleAtoi skips at either end of a number.

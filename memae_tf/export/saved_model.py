@@ -31,9 +31,12 @@ from memae_tf.common.contract import (
     SCORE_MAP_SIGNATURE,
     SCORE_OUTPUT,
     SERVING_SIGNATURE,
+    TAKES_UINT8_OUTPUT,
     THRESHOLD_OUTPUT,
+    UINT8_SIGNATURES,
     frame_flag_output,
     frame_threshold_output,
+    uint8_signature,
     version_directories,
 )
 from memae_tf.export.serving_config import (
@@ -44,7 +47,7 @@ from memae_tf.export.serving_config import (
 )
 from memae_tf.export.warmup import write_warmup_requests
 from memae_tf.models.autoencoder import check_autoencoder
-from memae_tf.scoring_graph import ScoringGraph
+from memae_tf.scoring_graph import ScoringGraph, scale_uint8_tensor
 
 
 def _check_threshold(threshold: float) -> float:
@@ -199,6 +202,20 @@ def _signature_functions(
     return functions
 
 
+def _uint8_functions(
+    functions: dict[str, Callable[[tf.Tensor], dict[str, tf.Tensor]]],
+    input_range: Sequence[float],
+) -> dict[str, Callable[[tf.Tensor], dict[str, tf.Tensor]]]:
+    """The uint8 twins of the `UINT8_SIGNATURES` among `functions`: scale, then the function."""
+
+    def twin(function: Callable[[tf.Tensor], dict[str, tf.Tensor]]
+             ) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+        return lambda x: function(scale_uint8_tensor(x, input_range))
+
+    return {uint8_signature(name): twin(functions[name])
+            for name in UINT8_SIGNATURES if name in functions}
+
+
 def export_saved_model(
     model: keras.Model,
     model_base_path: str | os.PathLike,
@@ -217,8 +234,9 @@ def export_saved_model(
     """Exports an autoencoder as a TF Serving SavedModel version.
 
     Writes `model_base_path/<version>/` with these signatures, all taking the input
-    `x` (float32, `[None, *input_shape]`) and computed by the functions of
-    `memae_tf.scoring_graph.ScoringGraph` (the graph behind in-process scoring):
+    `x` (float32, `[None, *input_shape]`, but for the uint8 twins) and computed by
+    the functions of `memae_tf.scoring_graph.ScoringGraph` (the graph behind
+    in-process scoring):
 
     - `serving_default` → `score` (float32 `[None]`, the mean reconstruction
       error of the scoring graph's `error`), `is_anomaly` (bool `[None]`,
@@ -239,11 +257,20 @@ def export_saved_model(
       in float64) for each frame score given one;
     - `model_info` → `threshold`, `threshold_<name>` for each frame score
       given one (each the largest float32 not above that threshold, so that a
-      served score is above it exactly when it is flagged) and, when given,
+      served score is above it exactly when it is flagged), `takes_uint8`
+      (bool, true, only when the uint8 twins below exist) and, when given,
       `input_range`, `expected_rate` and `reference_quantiles`, each repeated
       once per input row (see `memae_tf.common.contract`): what a client
       needs to scale `uint8` inputs, check float ones, flag and monitor the
-      served scores.
+      served scores;
+    - `serving_default_uint8` and, for a video model, `frame_score_uint8`:
+      the outputs of `serving_default` and `frame_score` for uint8 pixels
+      `x` (uint8, `[None, *input_shape]`), scaled into `input_range` inside
+      the graph with the float32 operations of
+      `memae_tf.common.scaling.scale_uint8` (the same bits as
+      `MemAE.preprocess`), only for image and clip models (inputs of rank 3
+      or 4) exported with `input_range`. A request carries a quarter of the
+      float32 bytes; `MemAEClient` sends uint8 batches there.
 
     The SavedModel holds only standard TensorFlow ops and loads with
     `tf.saved_model.load` without any code of this package. The version is written
@@ -269,7 +296,8 @@ def export_saved_model(
             functions; `None` builds one.
         input_range: `(low, high)` range of the model's inputs, exported in
             `model_info` (`MemAE.export` passes the detector's); None leaves it
-            out, and clients then neither check float inputs nor scale uint8 ones.
+            and the uint8 signatures out, and clients then neither check float
+            inputs nor scale uint8 ones.
         expected_rate: Share of samples the threshold flags on its reference
             data (the `fpr` or `contamination` of `infer_threshold`), or None.
         reference_quantiles: The 101 quantiles of the reference scores
@@ -325,19 +353,30 @@ def export_saved_model(
     info[THRESHOLD_OUTPUT] = _float32_at_or_below(threshold)
     for name, value in frame_thresholds.items():
         info[frame_threshold_output(name)] = _float32_at_or_below(value)
+    # Images and clips come as uint8 pixels; table rows do not.
+    takes_uint8 = input_range is not None and len(input_shape) >= 3
+    if takes_uint8:
+        info[TAKES_UINT8_OUTPUT] = np.bool_(True)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    signature = [tf.TensorSpec((None, *input_shape), tf.float32, name=INPUT_NAME)]
     functions = _signature_functions(scoring_graph, threshold, info, frame_thresholds)
+    dtypes = dict.fromkeys(functions, tf.float32)
+    if takes_uint8:
+        uint8_functions = _uint8_functions(functions, info[INPUT_RANGE_OUTPUT])
+        functions.update(uint8_functions)
+        dtypes.update(dict.fromkeys(uint8_functions, tf.uint8))
     for name, function in functions.items():
-        archive.add_endpoint(name, function, input_signature=signature)
+        archive.add_endpoint(name, function, input_signature=[
+            tf.TensorSpec((None, *input_shape), dtypes[name], name=INPUT_NAME)])
 
     base.mkdir(parents=True, exist_ok=True)  # only once everything is checked and traced
     temp = pathlib.Path(tempfile.mkdtemp(dir=base, prefix=f".{version}.tmp-"))
     try:
         archive.write_out(str(temp), verbose=False)
         write_warmup_requests(temp, model_name, dict.fromkeys(functions, input_shape),
-                              input_name=INPUT_NAME)
+                              input_name=INPUT_NAME,
+                              input_dtypes={name: dtype.as_numpy_dtype
+                                            for name, dtype in dtypes.items()})
         # mkdtemp makes the directory private; the server may run as another user.
         temp.chmod(0o755)
         os.rename(temp, target)

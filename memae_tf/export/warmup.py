@@ -7,6 +7,7 @@ import pathlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
@@ -18,6 +19,7 @@ def write_warmup_requests(
     model_name: str,
     input_shapes: Mapping[str, Sequence[int]],
     input_name: str = INPUT_NAME,
+    input_dtypes: Mapping[str, npt.DTypeLike] | None = None,
 ) -> pathlib.Path:
     """Writes `assets.extra/tf_serving_warmup_requests` into a SavedModel directory.
 
@@ -29,6 +31,8 @@ def write_warmup_requests(
         model_name: Model name put in the requests' `model_spec`.
         input_shapes: Signature name → input shape without the batch axis.
         input_name: Name of the single input of every signature.
+        input_dtypes: Signature name → its input's dtype; float32 for a
+            signature it leaves out (or for all, when None).
 
     Returns:
         The path of the TFRecord file.
@@ -40,7 +44,7 @@ def write_warmup_requests(
             request = predict_pb2.PredictRequest()
             request.model_spec.name = model_name
             request.model_spec.signature_name = signature_name
-            sample = np.zeros((1, *shape), dtype=np.float32)
+            sample = np.zeros((1, *shape), (input_dtypes or {}).get(signature_name, np.float32))
             request.inputs[input_name].CopyFrom(tf.make_tensor_proto(sample))
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request)
