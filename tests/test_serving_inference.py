@@ -690,6 +690,11 @@ def test_rest_classify_and_regress_answer_results(examples):
     (b'{"examples": [{"f": 9223372036854775808}]}',
      "Feature: f has uint64_t element. Only int64_t is supported."),
     (b'{"examples": [{"f": {"b64": "!!"}}]}', "Unable to base64 decode"),
+    # AddValueToFeature checks the feature's kind first, then decodes or range-checks.
+    (b'{"examples": [{"f": [1.5, 9223372036854775808]}]}',
+     "Unexpected element type in feature: f expecting type: float"),
+    (b'{"examples": [{"f": [1, {"b64": "!!"}]}]}',
+     "Unexpected element type in feature: f expecting type: int64"),
 ])
 def test_rest_example_bodies_are_refused_with_tf_servings_messages(body, message):
     # json_tensor.cc ParseJson, FillSignature, MakeExampleFromJsonObject, AddValueToFeature.

@@ -103,32 +103,43 @@ def _json_type(value: Any) -> str:
 
 
 def _add_feature_value(name: str, value: Any, feature: feature_pb2.Feature) -> None:
-    """json_tensor.cc `AddValueToFeature`: one JSON value into a feature of one kind."""
-    if isinstance(value, bool):
-        kind, value = "int64_list", int(value)
-    elif isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
+    """json_tensor.cc `AddValueToFeature`: one JSON value into a feature of one kind.
+
+    As there, the feature's kind is checked before the value itself: a
+    `{"b64": ...}` text is decoded, and an integer refused as uint64, only once
+    the feature takes its kind.
+    """
+    base64_object = (isinstance(value, dict) and set(value) == {"b64"}
+                     and isinstance(value["b64"], str))
+    if value is None or isinstance(value, list) or (isinstance(value, dict)
+                                                    and not base64_object):
+        raise invalid_argument(
+            f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
+    if isinstance(value, int) and -(2**63) <= value < 2**64:  # booleans included
+        kind = "int64_list"
+    elif isinstance(value, str | dict):
         kind = "bytes_list"
+    else:  # a float, or an integer too large for 64 bits (rapidjson reads it as a double)
+        kind = "float_list"
+    held = feature.WhichOneof("kind")
+    if held not in (None, kind):
+        raise invalid_argument(f"Unexpected element type in feature: {name} expecting type: "
+                               f"{held.removesuffix('_list')}")
+    if base64_object:
         text = value["b64"]
         try:
             value = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
         except binascii.Error as error:
             raise invalid_argument("Unable to base64 decode") from error
-    elif value is None or isinstance(value, dict | list):
-        raise invalid_argument(
-            f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
     elif isinstance(value, str):
-        kind, value = "bytes_list", value.encode("utf-8", "surrogateescape")
-    elif isinstance(value, int) and -(2**63) <= value < 2**64:
+        value = value.encode("utf-8", "surrogateescape")
+    elif kind == "int64_list":
         if value >= 2**63:
             raise invalid_argument(
                 f"Feature: {name} has uint64_t element. Only int64_t is supported.")
-        kind = "int64_list"
-    else:  # a float, or an integer too large for 64 bits (rapidjson reads it as a double)
-        kind, value = "float_list", float(value)
-    held = feature.WhichOneof("kind")
-    if held not in (None, kind):
-        raise invalid_argument(f"Unexpected element type in feature: {name} expecting type: "
-                               f"{held.removesuffix('_list')}")
+        value = int(value)
+    else:
+        value = float(value)
     getattr(feature, kind).value.append(value)
 
 
