@@ -5,11 +5,12 @@ Tolerance: none. The graph scales with the float32 operations NumPy's `scale_uin
 (an exact cast, then one float32 multiplication and one float32 addition by the same two
 float32 constants, each rounded to nearest), so the scaled pixels are the same bits, and
 the same graph then gives the same scores. TF Serving behaviours followed: Predict reads a
-DT_UINT8 input from `int_val` or from `tensor_content` (TensorFlow's Tensor::FromProto,
-which TF Serving's predict_util.cc RunPredict calls through the session's feeds), and
-REST reads JSON integers into DT_UINT8 (json_tensor.cc, `WriteDecodedData` with
-`IsValidInt32`-style range checks); a request for a signature the version lacks is
-FAILED_PRECONDITION 'Serving signature key "..." not found.' (predict_util.cc RunPredict).
+DT_UINT8 input from `int_val` or from `tensor_content` (predict_util.cc
+PreProcessPrediction → TensorFlow's cc/saved_model/util.cc GetInputValues →
+Tensor::FromProto), refusing another dtype; REST reads JSON integers into DT_UINT8
+(json_tensor.cc AddValueToTensor: `IsInt`, then `int_val`, which FromProto casts to
+uint8); a request for a signature the version lacks is FAILED_PRECONDITION
+'Serving signature key "..." not found.' (predict_util.cc RunPredict).
 """
 
 import pathlib
