@@ -227,13 +227,19 @@ def _score(detector, x, work: Workload, args, serve, torch_bench) -> dict[str, A
     return {"rates": rates, "seconds": rounds, "latency_ms": latencies}
 
 
-def _grpc(base_path: Path, x, serve, args) -> dict[str, Any]:
-    """The development gRPC server (another process) against in-process serving, batch 64."""
+def _grpc(base_path: Path, x, serve, args, input_range) -> dict[str, Any]:
+    """The development gRPC server (another process) against in-process serving, batch 64.
+
+    The batch is 64 uint8 images, sent as the float32 the client makes of them
+    (`grpc`) and as uint8 to the export's `serving_default_uint8` (`grpc.uint8`).
+    """
     import socket
 
+    import numpy as np
     import tensorflow as tf
 
     from memae_tf.client import MemAEClient
+    from memae_tf.common.scaling import scale_uint8
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -255,13 +261,17 @@ def _grpc(base_path: Path, x, serve, args) -> dict[str, Any]:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise
                 time.sleep(0.5)
-        batch = x[:64]
+        low, high = input_range
+        pixels = np.round((x[:64] - low) / (high - low) * 255).astype(np.uint8)
+        batch = scale_uint8(pixels, input_range)
+        if not np.array_equal(client.score(pixels), client.score(batch)):
+            raise AssertionError("uint8 and float32 requests of the same images score apart")
         calls = 20 if args.quick else 200
 
-        def grpc_round() -> float:
+        def grpc_round(inputs=batch) -> float:
             start = time.perf_counter()
             for _ in range(calls):
-                client.score(batch)
+                client.score(inputs)
             return time.perf_counter() - start
 
         def local_round() -> float:
@@ -276,8 +286,9 @@ def _grpc(base_path: Path, x, serve, args) -> dict[str, Any]:
                 client.status()
             return time.perf_counter() - start
 
-        rounds = _common.interleave({"grpc": grpc_round, "in-process": local_round,
-                                     "status": status_round}, args.repeats)
+        rounds = _common.interleave({"grpc": grpc_round, "grpc.uint8": lambda: grpc_round(pixels),
+                                     "in-process": local_round, "status": status_round},
+                                    args.repeats)
         per_call_ms = {name: 1e3 * statistics.median(values) / calls
                        for name, values in rounds.items()}
         rates = {name: _common.rate(calls * len(batch), values) for name, values in rounds.items()
@@ -303,7 +314,9 @@ def _grpc(base_path: Path, x, serve, args) -> dict[str, Any]:
         for thread in threads:
             thread.join()
         client.close()
-        return {"rates": rates, "per_call_ms": per_call_ms,
+        return {"rates": rates, "per_call_ms": per_call_ms, "seconds": rounds,
+                "uint8_over_float": statistics.median(
+                    f / u for f, u in zip(rounds["grpc"], rounds["grpc.uint8"], strict=True)),
                 "concurrent_8_ms": [1e3 * v for v in _common.percentiles(concurrent, 50, 99)]}
     finally:
         server.terminate()
@@ -335,17 +348,20 @@ def measure(preset: str, args) -> dict[str, Any]:
                               "params": detector.model.count_params(), "work": work.__dict__,
                               "rounds": args.repeats, "xla": args.jit}
     x_train = _synthetic(detector, work.train)
-    if preset == "mnist":
+    if preset == "mnist" and not args.grpc_only:
         result["default_path"] = _default_path(preset, detector, args, torch_factory)
-    result["training"] = _train(detector, x_train, work, args, torch_bench)
+    if not args.grpc_only:
+        result["training"] = _train(detector, x_train, work, args, torch_bench)
     x = _synthetic(detector, work.score)
     with tempfile.TemporaryDirectory() as tmp:
         version = export_saved_model(detector.model, Path(tmp) / preset, threshold=1.0,
-                                     scoring_graph=detector.scoring_graph)
+                                     scoring_graph=detector.scoring_graph,
+                                     input_range=detector.input_range)
         serve = tf.saved_model.load(str(version)).signatures["serving_default"]
-        result.update(_score(detector, x, work, args, serve, torch_bench))
+        if not args.grpc_only:
+            result.update(_score(detector, x, work, args, serve, torch_bench))
         if args.grpc and preset == "mnist":
-            result["grpc"] = _grpc(Path(tmp) / preset, x, serve, args)
+            result["grpc"] = _grpc(Path(tmp) / preset, x, serve, args, detector.input_range)
     result["peak_rss_mib"] = _common.peak_rss_mib()
     if tf.config.list_physical_devices("GPU"):
         result["gpu_peak_mib"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
@@ -362,7 +378,8 @@ def _child_command(preset: str, args, out: Path) -> list[str]:
     for flag, value in (("--threads", args.threads), ("--torch-threads", args.torch_threads)):
         if value is not None:
             command += [flag, str(value)]
-    command += ["--quick"] * args.quick + ["--torch"] * args.torch + ["--grpc"] * args.grpc
+    command += (["--quick"] * args.quick + ["--torch"] * args.torch + ["--grpc"] * args.grpc
+                + ["--grpc-only"] * args.grpc_only)
     return command
 
 
@@ -417,6 +434,10 @@ def report(rows: list[dict[str, Any]], facts: dict[str, str], args, command: str
         f"{args.steps_per_execution}, TF threads {args.threads or 'default'}, "
         f"{args.repeats} rounds |",
         "",
+    ]
+    if args.grpc_only:
+        return "\n".join(lines + [line for row in rows for line in _grpc_lines(row)])
+    lines += [
         "Samples/s (clips of 16 frames/s for video), median over rounds (best in brackets); "
         "latency of in-process `serving_default` calls at batch 1 and 64 (video: its "
         "scoring batch; up to 300 calls or 10 s), "
@@ -488,26 +509,39 @@ def report(rows: list[dict[str, Any]], facts: dict[str, str], args, command: str
         if "default_path" in row:
             lines += ["", *_default_path_lines(row["default_path"], facts)]
         if "grpc" in row:
-            grpc = row["grpc"]
-            over = grpc["rates"]["in-process"][0] / grpc["rates"]["grpc"][0] - 1
-            p50, p99 = grpc["concurrent_8_ms"]
-            lines += [
-                "",
-                f"gRPC development server ({row['preset']}, batch 64, server in another "
-                f"process): {_fmt(grpc['rates']['grpc'])} samples/s against "
-                f"{_fmt(grpc['rates']['in-process'])} in-process, overhead {100 * over:.0f}% "
-                f"(target ≤ 15%); 8 concurrent clients p50 {p50:.1f} ms, p99 {p99:.1f} ms "
-                f"(p99/p50 {p99 / p50:.1f}, target ≤ 3).",
-            ]
-            per_call = grpc.get("per_call_ms")
-            if per_call:
-                lines.append(
-                    f"Per call (medians): Predict over gRPC {per_call['grpc']:.2f} ms, in-process "
-                    f"{per_call['in-process']:.2f} ms, a GetModelStatus round trip (no tensor, "
-                    f"no TensorFlow: the per-RPC floor of Python gRPC here) "
-                    f"{per_call['status']:.2f} ms."
-                )
+            lines += _grpc_lines(row)
     return "\n".join(lines)
+
+
+def _grpc_lines(row: dict[str, Any]) -> list[str]:
+    """The report's lines on the gRPC development server."""
+    grpc = row["grpc"]
+    over = grpc["rates"]["in-process"][0] / grpc["rates"]["grpc"][0] - 1
+    p50, p99 = grpc["concurrent_8_ms"]
+    lines = [
+        "",
+        f"gRPC development server ({row['preset']}, batch 64, server in another "
+        f"process): {_fmt(grpc['rates']['grpc'])} samples/s against "
+        f"{_fmt(grpc['rates']['in-process'])} in-process, overhead {100 * over:.0f}% "
+        f"(target ≤ 15%); 8 concurrent clients p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+        f"(p99/p50 {p99 / p50:.1f}, target ≤ 3).",
+    ]
+    if "grpc.uint8" in grpc["rates"]:
+        lines.append(
+            f"The same 64 images sent as uint8 (`serving_default_uint8`, a quarter of the "
+            f"bytes): {_fmt(grpc['rates']['grpc.uint8'])} samples/s, "
+            f"{grpc['uint8_over_float']:.2f}× the float32 requests (median of the rounds' "
+            f"ratios).")
+    per_call = grpc.get("per_call_ms")
+    if per_call:
+        lines.append(
+            f"Per call (medians): Predict over gRPC {per_call['grpc']:.2f} ms"
+            + (f" (uint8 {per_call['grpc.uint8']:.2f} ms)" if "grpc.uint8" in per_call else "")
+            + f", in-process {per_call['in-process']:.2f} ms, a GetModelStatus round trip "
+            f"(no tensor, no TensorFlow: the per-RPC floor of Python gRPC here) "
+            f"{per_call['status']:.2f} ms."
+        )
+    return lines
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -525,6 +559,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--torch-threads", type=int, help="PyTorch threads (default: --threads)")
     parser.add_argument("--grpc", action="store_true",
                         help="also measure the gRPC dev server (MNIST preset)")
+    parser.add_argument("--grpc-only", action="store_true",
+                        help="measure only the gRPC dev server (implies --grpc; no training, "
+                             "no in-process scoring table)")
     parser.add_argument("--strategy", default="default", help="MemAE.fit strategy")
     parser.add_argument("--precision", default="float32", help="MemAE.fit precision")
     parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=True,
@@ -545,6 +582,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.repeats = 1 if args.quick else 5
     if args.quick:
         args.workload = "quick"
+    args.grpc = args.grpc or args.grpc_only
+    if args.grpc_only and args.write:
+        parser.error("--grpc-only measures part of the Speed section; it does not --write")
     unknown = set(args.presets.split(",")) - set(PRESETS)
     if unknown:
         parser.error(f"unknown presets {sorted(unknown)}; expected some of {PRESETS}")
