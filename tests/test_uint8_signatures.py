@@ -339,3 +339,19 @@ def test_rest_reads_json_integers_into_the_uint8_twin(server, image_export):
     halves[0][0][0][0] = 0.5
     status, refused = predict(halves)
     assert status == 400 and "is not of expected type: uint8" in refused["error"]
+
+
+def test_the_async_client_sends_uint8_to_the_twin_and_gets_the_float_scores(server):
+    import asyncio
+
+    from memae_tf.client import AsyncMemAEClient
+
+    pixels = _pixels(5, IMAGE_SHAPE, seed=10)
+
+    async def scores() -> tuple[np.ndarray, np.ndarray]:
+        async with AsyncMemAEClient(f"127.0.0.1:{server.port}", "digits", timeout=60) as client:
+            return (await client.score(pixels),
+                    await client.score(scale_uint8(pixels, INPUT_RANGE)))
+
+    as_uint8, as_float = asyncio.run(scores())
+    np.testing.assert_array_equal(as_uint8, as_float)
