@@ -240,7 +240,9 @@ class MemAE:
         uint8 images are scaled into `input_range`; a missing channel axis of
         1 is added; bad shapes, empty batches and NaN/Inf values raise (see
         `memae_tf.data.prepare_inputs`). Use it to prepare requests for the
-        exported model (`MemAEClient.run_signature(detector.preprocess(images))`).
+        exported model (`MemAEClient.run_signature(detector.preprocess(images))`);
+        an image or clip export also takes the uint8 images as they are
+        (`serving_default_uint8`), scaled in its graph to these very values.
 
         Example:
 
