@@ -214,6 +214,28 @@ def _answer(version: int, scores) -> pb.PredictResponse:
     return response
 
 
+def _metadata(version: int, **input_dtypes: int) -> pb.GetModelMetadataResponse:
+    """TF Serving's GetModelMetadata answer: signature name → the dtype of its input `x`."""
+    response = pb.GetModelMetadataResponse()
+    response.model_spec.name, response.model_spec.version.value = "memae", version
+    signatures = pb.SignatureDefMap()
+    for name, dtype in input_dtypes.items():
+        signatures.signature_def[name].inputs["x"].dtype = dtype
+    packed = response.metadata["signature_def"]
+    packed.type_url = "type.googleapis.com/tensorflow.serving.SignatureDefMap"
+    packed.value = signatures.SerializeToString()
+    return response
+
+
+def _model_info(version: int, **outputs: list) -> pb.PredictResponse:
+    response = pb.PredictResponse()
+    response.model_spec.version.value = version
+    for name, value in outputs.items():
+        array = np.array(value, np.float32 if name == "threshold" else None)
+        response.outputs[name].CopyFrom(to_tensor_proto(array))
+    return response
+
+
 def test_the_client_sends_uint8_bytes_in_requests_four_times_fuller():
     pixels = _pixels(10, (100,), seed=5)
     config = _config(max_message_mib=(64 * 1024 + 400 * 3) / 2**20)  # room for 3 float rows
@@ -239,20 +261,9 @@ def test_a_twin_refused_as_missing_after_a_rollout_is_retried_once_on_the_new_ve
         grpc.StatusCode.FAILED_PRECONDITION,
         'Serving signature key "serving_default_uint8" not found.'))
     assert call.method == "GetModelMetadata"
-    response = pb.GetModelMetadataResponse()
-    response.model_spec.name, response.model_spec.version.value = "memae", 2
-    signatures = pb.SignatureDefMap()
-    for name in ("serving_default", "model_info"):
-        signatures.signature_def[name].inputs["x"].dtype = pb.DT_FLOAT
-    packed = response.metadata["signature_def"]
-    packed.type_url = "type.googleapis.com/tensorflow.serving.SignatureDefMap"
-    packed.value = signatures.SerializeToString()
-    (call,) = exchange.send([response])
-    info = pb.PredictResponse()
-    info.model_spec.version.value = 2
-    info.outputs["threshold"].CopyFrom(to_tensor_proto(np.array([0.5], np.float32)))
-    info.outputs["input_range"].CopyFrom(to_tensor_proto(np.array([[0.0, 1.0]])))
-    (call,) = exchange.send([info])
+    (call,) = exchange.send([_metadata(2, serving_default=pb.DT_FLOAT,
+                                       model_info=pb.DT_FLOAT)])
+    (call,) = exchange.send([_model_info(2, threshold=[0.5], input_range=[[0.0, 1.0]])])
     assert call.request.model_spec.signature_name == "serving_default"
     np.testing.assert_array_equal(to_ndarray(call.request.inputs["x"]),
                                   scale_uint8(pixels, (0.0, 1.0)))
@@ -355,3 +366,25 @@ def test_the_async_client_sends_uint8_to_the_twin_and_gets_the_float_scores(serv
 
     as_uint8, as_float = asyncio.run(scores())
     np.testing.assert_array_equal(as_uint8, as_float)
+
+
+def test_a_new_version_with_the_twin_gets_the_first_rows_again_as_uint8():
+    # The cache holds version 1 (no twin): the first rows go as float32 and version 2
+    # answers. Version 2 has the twin, so those rows are asked again of it, as uint8.
+    pixels = _pixels(2, (100,), seed=11)
+    served = _served_model(version=1, takes_uint8=False, twin=False)
+    exchange = predict_exchange(_config(), served, pixels, "serving_default", ("score",))
+    (first,) = next(exchange)
+    assert first.request.model_spec.signature_name == "serving_default"
+    (call,) = exchange.send([_answer(2, [0.1, 0.2])])
+    assert call.method == "GetModelMetadata" and call.request.model_spec.version.value == 2
+    (call,) = exchange.send([_metadata(2, serving_default=pb.DT_FLOAT, model_info=pb.DT_FLOAT,
+                                       serving_default_uint8=pb.DT_UINT8)])
+    (call,) = exchange.send([_model_info(2, threshold=[0.5], input_range=[list(INPUT_RANGE)],
+                                         takes_uint8=[True])])
+    assert call.request.model_spec.signature_name == "serving_default_uint8"
+    assert call.request.model_spec.version.value == 2
+    np.testing.assert_array_equal(to_ndarray(call.request.inputs["x"]), pixels)
+    with pytest.raises(StopIteration) as finished:
+        exchange.send([_answer(2, [0.3, 0.4])])
+    np.testing.assert_array_equal(finished.value.value["score"], np.float32([0.3, 0.4]))
