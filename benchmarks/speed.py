@@ -602,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         args.json.write_text(json.dumps(measure(args.child, args)))
         return 0
+    facts = _common.machine()  # before the runs: its load average is the machine's own
     rows = []
     for preset in args.presets.split(","):
         if args.quick:
@@ -613,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(json.loads(out.read_text()))
         print(f"[speed] {preset}: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
     command = "python benchmarks/speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report(rows, _common.machine(), args, command.strip())
+    text = report(rows, facts, args, command.strip())
     print(text)
     if args.write:
         _common.write_measured(args.results, args.section, text)
