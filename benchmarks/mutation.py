@@ -198,6 +198,12 @@ MODULES: dict[str, list[str]] = {
         "-k", "not swapped_in and not health_follows and not sigterm and not grace_period "
               "and not fails_to_load and not former_max and not splits_batches and not warmup"],
     "memae_tf/serving/inference.py": ["tests/test_serving_inference.py", "-m", "not slow"],
+    "memae_tf/serving/rest_examples.py": [
+        "tests/test_serving_inference.py", "tests/test_serving_rest_handler.py",
+        "tests/test_docstring_examples.py", "-m", "not slow",
+        "-k", "rest_example or refused_bodies or long_value or first_json_value "
+              "or rest_classify_and_regress_answer or classify_and_regress_pass or first_event "
+              "or quoted_as_rapidjsons or beyond_64_bits"],
     "memae_tf/serving/grpc_services.py": [
         "tests/test_serving_grpc_services.py", "tests/test_serving.py",
         "tests/test_serving_inference.py", "-m", "not slow",

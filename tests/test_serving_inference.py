@@ -723,6 +723,33 @@ def test_a_long_value_is_quoted_up_to_the_event_that_passes_256_bytes():
         '{\n    "examples": [],\n    "x": "' + "a" * 300 + '"')
 
 
+def test_the_debug_string_stops_at_the_first_event_once_256_bytes_are_written():
+    # json_tensor.cc JsonWriterWithLimit::InLimit: an event is written while the buffer
+    # holds fewer than 256 bytes. 33 bytes frame the string: 222 'a's leave 255 bytes
+    # before the closing brace, 223 leave 256.
+    for size, end in ((222, '"\n}'), (223, '"')):
+        text = json_debug_string({"examples": [], "x": "a" * size})
+        assert text == '{\n    "examples": [],\n    "x": "' + "a" * size + end
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    # rapidjson's Writer::Double: Grisu2's shortest digits, then Prettify's four forms
+    # (k the decimal exponent of the digits, kk = digits + k).
+    (3.0, "3.0"), (100.0, "100.0"), (1e20, "100000000000000000000.0"),  # k >= 0, kk <= 21
+    (1e21, "1e21"), (1.5e21, "1.5e21"),  # kk > 21: exponent form
+    (12.34, "12.34"), (-2.5, "-2.5"),  # 0 < kk <= 21
+    (0.5, "0.5"), (0.001234, "0.001234"), (1e-6, "0.000001"),  # -6 < kk <= 0
+    (1.5e-7, "1.5e-7"), (1e-7, "1e-7"),  # kk <= -6
+    (0.0, "0.0"), (-0.0, "-0.0"), (-100.0, "-100.0"),
+    # Integers rapidjson reads as int64 or uint64 are written as such, others as doubles.
+    (-(2**63), "-9223372036854775808"), (2**64 - 1, "18446744073709551615"),
+    (2**64, "18446744073709552000.0"), (-(2**63) - 1, "-9223372036854776000.0"),
+    (True, "true"), (False, "false"), (None, "null"),
+])
+def test_json_values_are_quoted_as_rapidjsons_writer_writes_them(value, text):
+    assert json_debug_string([value]) == f"[{text}]"
+
+
 def test_the_body_is_its_first_json_value_whatever_follows():
     # json_tensor.cc ParseJson: kParseStopWhenDoneFlag.
     _, request_input = parse_examples_body(b'{"examples": [{"f": 1}]} trailing')
@@ -740,6 +767,21 @@ def test_rest_example_values_take_the_feature_kind_of_their_json_type():
     assert list(features["i"].int64_list.value) == [3, 1]
     assert list(features["f"].float_list.value) == [2.5]
     assert features["e"].WhichOneof("kind") is None
+
+
+def test_integers_are_int64_within_its_range_and_floats_beyond_64_bits():
+    # rapidjson reads an integer as int64, else uint64 (refused: AddValueToFeature),
+    # else as a double (a float feature); absl::Base64Unescape takes unpadded text.
+    _, request_input = parse_examples_body(
+        b'{"examples": [{"i": [-9223372036854775808, 9223372036854775807], '
+        b'"f": [-9223372036854775809, 18446744073709551616], "b": [{"b64": "AAE"}, '
+        b'{"b64": "AA"}]}]}')
+    features = request_input.example_list.examples[0].features.feature
+    assert list(features["i"].int64_list.value) == [-(2**63), 2**63 - 1]
+    assert list(features["f"].float_list.value) == [np.float32(-(2.0**63)), np.float32(2.0**64)]
+    assert list(features["b"].bytes_list.value) == [b"\x00\x01", b"\x00"]
+    with pytest.raises(ServingError, match="has uint64_t element"):
+        parse_examples_body(b'{"examples": [{"u": 18446744073709551615}]}')
 
 
 # --------------------------------------------------------------------------- warmup

@@ -115,11 +115,12 @@ def _add_feature_value(name: str, value: Any, feature: feature_pb2.Feature) -> N
                                                     and not base64_object):
         raise invalid_argument(
             f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
-    if isinstance(value, int) and -(2**63) <= value < 2**64:  # booleans included
+    # Booleans are ints; read_json, as rapidjson, reads an integer beyond 64 bits as a double.
+    if isinstance(value, int):
         kind = "int64_list"
     elif isinstance(value, str | dict):
         kind = "bytes_list"
-    else:  # a float, or an integer too large for 64 bits (rapidjson reads it as a double)
+    else:
         kind = "float_list"
     held = feature.WhichOneof("kind")
     if held not in (None, kind):
