@@ -160,11 +160,12 @@ def check_tensor_proto(
             f"once decoded; expected at most {limits.tensor_bytes} bytes. "
             f"Received: shape={tuple(shape)}",
         )
-    if proto.tensor_content:
-        if len(proto.tensor_content) != count * itemsize:
+    content_bytes = len(proto.tensor_content)  # each read copies the bytes out of the proto
+    if content_bytes:
+        if content_bytes != count * itemsize:
             raise invalid_argument(
                 f"Input '{key}' of signature '{signature}': tensor_content holds "
-                f"{len(proto.tensor_content)} bytes; expected {count * itemsize} "
+                f"{content_bytes} bytes; expected {count * itemsize} "
                 f"({count} values of {itemsize} bytes for shape {tuple(shape)})."
             )
         return
