@@ -107,3 +107,21 @@ def test_a_malformed_input_is_an_invalid_argument_naming_the_input():
         decode_tensor("images", proto)
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.message.startswith("Input 'images' is not a valid TensorProto: ")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.bool_])
+def test_a_large_output_fills_its_repeated_field_with_every_value_bit_for_bit(dtype):
+    # A 64 x 28 x 28 x 1 reconstruction: the field's packed length takes a three-byte
+    # varint. As tensor.cc ProtoHelper (AsProtoField), every value, in row-major
+    # order, with its bits (signed zero, infinities) kept; the reference is NumPy's.
+    rng = np.random.default_rng(0)
+    array = (rng.normal(size=(64, 28, 28, 1)) > 0 if dtype is np.bool_
+             else rng.normal(size=(64, 28, 28, 1)).astype(dtype))
+    if dtype is not np.bool_:
+        array[0, :3, 0, 0] = [-0.0, np.inf, -np.inf]
+    field = {np.float32: "float_val", np.float64: "double_val", np.bool_: "bool_val"}[dtype]
+    proto = tensor_pb2.TensorProto.FromString(encode_tensor(array).SerializeToString())
+    values = np.asarray(getattr(proto, field), dtype)
+    assert values.tobytes() == array.tobytes()
+    assert [dim.size for dim in proto.tensor_shape.dim] == [64, 28, 28, 1]
+    assert proto.tensor_content == b""
