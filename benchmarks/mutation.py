@@ -189,6 +189,12 @@ MODULES: dict[str, list[str]] = {
         "tests/test_inspection.py", "tests/test_docstring_examples.py",
         "-k", "test_models or test_memory_init or test_memory_check or test_inspection "
               "or memory_block"],
+    "memae_tf/detector.py": [
+        "tests/test_detector.py", "tests/test_onednn_switch.py", "tests/test_tabular_preset.py",
+        "tests/test_docstring_examples.py", "-m", "not slow",
+        "-k", "(test_detector and not tf_data and not second_fit and not schedule) "
+              "or memae_tf.detector or warns_once or no_warning "
+              "or fit_defaults_come_from_the_preset"],
     "memae_tf/serving/errors.py": [
         "tests/test_serving.py", "-m", "not slow", "-k", "unknown_model or a_label_the_config"],
     "memae_tf/serving/core.py": [

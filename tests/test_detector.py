@@ -1,6 +1,7 @@
 """The MemAE detector API: fit / score / threshold / predict / save / errors."""
 
 import math
+import re
 
 import keras
 import numpy as np
@@ -9,6 +10,7 @@ import tensorflow as tf
 from test_memory_layer import numpy_memory
 
 from memae_tf import MemAE
+from memae_tf.models import presets
 from memae_tf.models.memory_block import encode_queries, find_memory_layer
 
 TINY_DENSE = {"input_shape": (8,), "units": (6, 3), "num_items": 10}
@@ -87,12 +89,22 @@ def test_save_and_load_keep_model_threshold_and_preset(fitted, normal_rows, tmp_
     loaded = MemAE.load(path)
     np.testing.assert_array_equal(loaded.score(normal_rows), fitted.score(normal_rows))
     assert loaded.threshold_ == fitted.threshold_
+    # The monitoring reference infer_threshold kept: its rate and its 101 score quantiles.
+    assert loaded.expected_rate_ == 0.05 and len(loaded.reference_quantiles_) == 101
+    np.testing.assert_array_equal(loaded.reference_quantiles_, fitted.reference_quantiles_)
     assert loaded.variant == "memae"
     assert loaded.get_config() == fitted.get_config()
     # A plain Keras user can open the same file.
     plain = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_allclose(plain(normal_rows[:4]), fitted.reconstruct(normal_rows[:4]),
                                rtol=1e-6)
+
+
+def test_a_detector_saved_without_a_threshold_loads_without_a_reference(tmp_path):
+    detector = MemAE.from_preset("kdd", **TINY_DENSE)
+    loaded = MemAE.load(detector.save(tmp_path / "unfitted.keras"))
+    assert (loaded.threshold_, loaded.expected_rate_, loaded.reference_quantiles_) == (
+        None, None, None)
 
 
 def test_save_requires_keras_suffix(fitted, tmp_path):
@@ -203,7 +215,10 @@ def test_fit_accepts_a_learning_rate_schedule(normal_rows):
 def test_fit_keeps_the_training_scores_and_infer_threshold_their_labels(normal_rows):
     keras.utils.set_random_seed(0)
     detector = MemAE.from_preset("kdd", variant="ae", **TINY_DENSE)
-    detector.fit(normal_rows[:128], epochs=1, verbose=0)
+    model = detector.model
+    history = detector.fit(normal_rows[:128], epochs=1, verbose=0)
+    # Keras' Model.fit: the History of the run, kept as history_; the model is trained.
+    assert history is detector.history_ and history.epoch == [0] and detector.model is model
     np.testing.assert_allclose(detector.decision_scores_, detector.score(normal_rows[:128]),
                                rtol=1e-6)
     assert detector.labels_ is None  # no threshold yet
@@ -234,7 +249,8 @@ def test_scores_after_a_second_fit_are_those_of_the_new_weights():
 def test_fit_predict_flags_the_contamination_share_of_its_training_data(normal_rows):
     keras.utils.set_random_seed(0)
     detector = MemAE.from_preset("kdd", variant="ae", **TINY_DENSE)
-    labels = detector.fit_predict(normal_rows[:200], contamination=0.1, epochs=1, verbose=0)
+    # PyOD's BaseDetector: contamination=0.1 unless given.
+    labels = detector.fit_predict(normal_rows[:200], epochs=1, verbose=0)
     assert labels.dtype == np.int64 and labels.sum() == 20
     np.testing.assert_array_equal(labels, detector.predict(normal_rows[:200]))
     np.testing.assert_array_equal(labels, detector.labels_)
@@ -243,9 +259,12 @@ def test_fit_predict_flags_the_contamination_share_of_its_training_data(normal_r
 def test_predict_proba_scales_scores_as_pyod_does(fitted, normal_rows):
     fitted.infer_threshold(normal_rows[:300], fpr=0.05)
     reference = fitted.score(normal_rows[:300]).astype(np.float64)
+    # The last row scores above every reference score: PyOD clips its probability to 1.
     x = np.concatenate([normal_rows[300:310],
-                        np.random.default_rng(7).uniform(size=(5, 8)).astype("float32")])
+                        np.random.default_rng(7).uniform(size=(5, 8)).astype("float32"),
+                        np.full((1, 8), 10.0, "float32")])
     scores = fitted.score(x).astype(np.float64)
+    assert scores[-1] > reference.max()
     linear = np.clip((scores - reference.min()) / (reference.max() - reference.min()), 0, 1)
     unify = np.array([max(0.0, math.erf((s - reference.mean()) / (reference.std() * 2 ** 0.5)))
                       for s in scores])
@@ -267,3 +286,37 @@ def test_the_constructors_threshold_is_a_parameter_not_a_fitted_attribute(normal
     inferred = given.infer_threshold(normal_rows, fpr=0.1)
     assert given.threshold_ == inferred != 0.25
     assert given.threshold == 0.25
+
+
+def test_the_input_range_and_error_default_to_the_presets_or_to_0_1_and_mse():
+    # The class docstring: input_range defaults to the preset's range, or (0, 1); error
+    # to the preset's, or "mse" for a custom model; low < high.
+    mnist = MemAE.from_preset("mnist")
+    assert (mnist.input_range, mnist.error) == (presets.PRESETS["mnist"].input_range, "ssim")
+    assert MemAE.from_preset("mnist", error="mse").error == "mse"
+    custom = MemAE(MemAE.from_preset("kdd", **TINY_DENSE).model)
+    assert (custom.input_range, custom.error) == ((0.0, 1.0), "mse")
+    assert MemAE(custom.model, input_range=(-2, 3)).input_range == (-2.0, 3.0)
+    for refused in ((1.0, 1.0), (2.0, 1.0)):
+        with pytest.raises(ValueError, match="must satisfy low < high"):
+            MemAE(custom.model, input_range=refused)
+
+
+def test_a_table_preset_has_no_network_before_its_first_fit():
+    # It takes its width from the first fit's (n, d) rows, as a PyOD detector does.
+    detector = MemAE.from_preset("tabular")
+    assert (detector.model, detector.input_shape) == (None, None)
+    rows = tf.data.Dataset.from_tensor_slices(np.zeros((8, 8), "float32")).batch(4)
+    for refused, received in ((rows, "Received: _BatchDataset"),
+                              (np.zeros((4, 2, 3), "float32"), "of shape (4, 2, 3)")):
+        with pytest.raises(ValueError, match=re.escape(received)):
+            detector.fit(refused, verbose=0)
+    assert detector.model is None
+
+
+def test_contamination_needs_array_inputs():
+    detector = MemAE.from_preset("kdd", **TINY_DENSE)
+    dataset = tf.data.Dataset.from_tensor_slices(np.zeros((8, 8), "float32")).batch(4)
+    with pytest.raises(ValueError, match="`contamination` needs array inputs"):
+        detector.fit(dataset, contamination=0.1, verbose=0)
+    assert detector.history_ is None  # refused before any training
