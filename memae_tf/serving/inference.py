@@ -99,18 +99,14 @@ def _check_method_name(
             f"Was: {signature.method_name}")
 
 
-def classification_tensors(
+def check_classification_signature(
     signature: meta_graph_pb2.SignatureDef, method_name_check: bool = False
-) -> tuple[str, list[str]]:
+) -> None:
     """Checks a classification signature as TF Serving's `PreProcessClassification`.
 
     Args:
         signature: The signature.
         method_name_check: TF Serving's `--enable_signature_method_name_check`.
-
-    Returns:
-        The input tensor name and the output tensor names (classes, then
-        scores, each if present).
 
     Raises:
         ServingError: INVALID_ARGUMENT with TF Serving's message.
@@ -124,27 +120,21 @@ def classification_tensors(
     if EXAMPLES_INPUT not in signature.inputs:
         raise invalid_argument(
             f"No classification inputs found in SignatureDef: {_debug_string(signature)}")
-    outputs = [signature.outputs[key].name for key in (CLASSES_OUTPUT, SCORES_OUTPUT)
-               if key in signature.outputs]
-    if not outputs:
+    if CLASSES_OUTPUT not in signature.outputs and SCORES_OUTPUT not in signature.outputs:
         raise invalid_argument(
             "Expected classification signature outputs to contain at least one of "
             f'"{CLASSES_OUTPUT}" or "{SCORES_OUTPUT}". Signature was: '
             f"{_debug_string(signature)}")
-    return signature.inputs[EXAMPLES_INPUT].name, outputs
 
 
-def regression_tensors(
+def check_regression_signature(
     signature: meta_graph_pb2.SignatureDef, method_name_check: bool = False
-) -> tuple[str, list[str]]:
+) -> None:
     """Checks a regression signature as TF Serving's `PreProcessRegression`.
 
     Args:
         signature: The signature.
         method_name_check: TF Serving's `--enable_signature_method_name_check`.
-
-    Returns:
-        The input tensor name and the one output tensor name.
 
     Raises:
         ServingError: INVALID_ARGUMENT with TF Serving's message.
@@ -160,7 +150,6 @@ def regression_tensors(
     if REGRESSION_OUTPUT not in signature.outputs:
         raise invalid_argument(
             f"No regression outputs found in SignatureDef: {_debug_string(signature)}")
-    return signature.inputs[EXAMPLES_INPUT].name, [signature.outputs[REGRESSION_OUTPUT].name]
 
 
 def _check_scores_or_classes(
@@ -251,7 +240,8 @@ class ExampleMethod:
     Attributes:
         api: The API label of its metrics (`"Classify"`, `"Regress"`).
         method_name: The `method_name` of its signatures.
-        tensors: Checks a signature; returns its input and output tensor names.
+        check: Checks a signature (TF Serving's `PreProcessClassification` or
+            `PreProcessRegression`).
         result: Builds the result from the fetched outputs.
         response: The response message of its RPC.
         result_field: The field of a MultiInference result that holds its result.
@@ -259,17 +249,17 @@ class ExampleMethod:
 
     api: str
     method_name: str
-    tensors: Callable[[meta_graph_pb2.SignatureDef, bool], tuple[str, list[str]]]
+    check: Callable[[meta_graph_pb2.SignatureDef, bool], None]
     result: Callable[[meta_graph_pb2.SignatureDef, int, Fetched], object]
     response: type
     result_field: str
 
 
 CLASSIFY = ExampleMethod("Classify", CLASSIFY_METHOD_NAME,
-                         classification_tensors, classification_result,
+                         check_classification_signature, classification_result,
                          classification_pb2.ClassificationResponse, "classification_result")
 REGRESS = ExampleMethod("Regress", REGRESS_METHOD_NAME,
-                        regression_tensors, regression_result,
+                        check_regression_signature, regression_result,
                         regression_pb2.RegressionResponse, "regression_result")
 
 
@@ -396,7 +386,7 @@ def run_classify_or_regress(
     if name not in servable.signature_defs:
         raise invalid_argument(f"No signature was found with the name: {name}")
     signature = servable.signature_defs[name]
-    method.tensors(signature, method_name_check)
+    method.check(signature, method_name_check)
     examples = serialized_examples(request.input)
     started = time.perf_counter()
     fetched = _run_examples(servable, [name], examples, timeout_in_ms, execute)
@@ -456,7 +446,7 @@ def run_multi_inference(
             raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
                                f"Unsupported signature method_name: {task.method_name}")
         method = methods[task.method_name]
-        method.tensors(servable.signature_defs[name], method_name_check)
+        method.check(servable.signature_defs[name], method_name_check)
         tasks.append((method, name, servable.signature_defs[name]))
     examples = serialized_examples(request.input)
     fetched = _run_examples(servable, [name for _, name, _ in tasks], examples,
