@@ -11,6 +11,8 @@ from keras import ops
 from memae_tf.common.checks import check_choice, check_positive_int
 
 _EPSILON = 1e-12
+# The paper's α (Gong et al., 2019), the entropy loss weight every builder with a memory takes.
+ENTROPY_WEIGHT = 2e-4
 _SIMILARITIES = ("dot", "cosine", "euclidean")
 _SUPPORTED_RANKS = (2, 4, 5)
 
@@ -82,7 +84,7 @@ class MemoryLayer(keras.layers.Layer):
         self,
         num_items: int,
         shrink_threshold: float | None = None,
-        entropy_weight: float = 2e-4,
+        entropy_weight: float = ENTROPY_WEIGHT,
         similarity: str = "dot",
         return_attention: bool = False,
         **kwargs,

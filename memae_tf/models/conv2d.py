@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import keras
 
+from memae_tf.layers.memory import ENTROPY_WEIGHT
 from memae_tf.models._conv import build_conv_autoencoder
 from memae_tf.models.memory_block import builder_variant
 
@@ -21,7 +22,7 @@ def build_conv2d_autoencoder(
     variant: str = "memae",
     num_items: int = 100,
     shrink_threshold: float | None = None,
-    entropy_weight: float = 2e-4,
+    entropy_weight: float = ENTROPY_WEIGHT,
     similarity: str = "dot",
     latent: str = "local",
     latent_dim: int = 16,

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from memae_tf.layers.feature_scaler import FeatureScaler
+from memae_tf.layers.memory import ENTROPY_WEIGHT
 from memae_tf.models.activations import activation_layer
 from memae_tf.models.memory_block import builder_variant, memory_bottleneck
 
@@ -60,7 +61,7 @@ def build_dense_autoencoder(
     variant: str = "memae",
     num_items: int = 50,
     shrink_threshold: float | None = None,
-    entropy_weight: float = 2e-4,
+    entropy_weight: float = ENTROPY_WEIGHT,
     similarity: str = "dot",
     scaling: str | None = None,
     name: str = "memae_dense",

@@ -10,7 +10,7 @@ import numpy as np
 from memae_tf.choices import MEMORY_INITS as MEMORY_INITS
 from memae_tf.choices import VARIANTS as VARIANTS
 from memae_tf.common.checks import check_choice
-from memae_tf.layers.memory import MemoryLayer
+from memae_tf.layers.memory import ENTROPY_WEIGHT, MemoryLayer
 
 MEMORY_LAYER_NAME = "memory"
 
@@ -49,7 +49,7 @@ def memory_bottleneck(
     variant: str,
     num_items: int,
     shrink_threshold: float | None = None,
-    entropy_weight: float = 2e-4,
+    entropy_weight: float = ENTROPY_WEIGHT,
     similarity: str = "dot",
 ):
     """Applies the bottleneck of the chosen variant to the encoding `z`.
