@@ -216,6 +216,11 @@ MODULES: dict[str, list[str]] = {
         "-k", "wall_time or reload_answers or metadata_lists_the_signatures "
               "or unknown_model_is_not_found or classify_answers_each or regress_answers_one "
               "or multi_inference_runs_every"],
+    "memae_tf/serving/json_reader.py": [
+        "tests/test_serving_json_reader.py", "tests/test_serving_rest_json.py"],
+    "memae_tf/serving/rest_predict.py": ["tests/test_serving_rest_json.py"],
+    "memae_tf/serving/json_writer.py": [
+        "tests/test_serving_json_writer.py", "tests/test_serving_rest_json.py"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

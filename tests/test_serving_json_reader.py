@@ -108,3 +108,81 @@ def test_strings_decode_escapes_and_keep_other_bytes():
 def test_of_a_name_given_twice_the_first_value_counts():
     # rapidjson keeps both members and FindMember finds the first.
     assert read_json(b'{"instances": [1], "instances": [2]}') == {"instances": [1]}
+
+
+def test_literals_and_empty_containers_are_read():
+    assert read_json(b'[null, true, false, {}, [], "a b!"]') == [None, True, False, {}, [], "a b!"]
+
+
+def test_an_escape_takes_only_its_own_bytes():
+    # ParseStringToStream: a one-letter escape takes the backslash and its letter.
+    assert read_json(b'["a\\tb\\"c"]') == ["a\tb\"c"]
+
+
+@pytest.mark.parametrize(("escape", "code_point"), [
+    (b"\\ud800\\udc00", 0x10000), (b"\\udbff\\udfff", 0x10FFFF)])
+def test_a_surrogate_pair_at_the_ends_of_its_ranges_is_one_code_point(escape, code_point):
+    # ParseStringToStream: a high surrogate is 0xD800-0xDBFF, its low one 0xDC00-0xDFFF.
+    assert read_json(b'["' + escape + b'"]') == [chr(code_point)]
+
+
+def test_a_lone_low_surrogate_is_written_as_its_three_utf8_bytes():
+    # Only 0xD800-0xDBFF starts a pair; UTF8::Encode writes 0xDC00 as ED B0 80.
+    (value,) = read_json(b'["\\udc00"]')
+    assert value.encode("utf-8", "surrogateescape") == b"\xed\xb0\x80"
+
+
+def test_a_high_surrogate_followed_by_no_low_surrogate_is_invalid():
+    assert _error(b'["\\ud800\\ue000"]') == (
+        "JSON Parse error: The surrogate pair in string is invalid. at offset: 2")
+
+
+def test_an_unescaped_control_character_below_space_is_refused():
+    # ParseStringToStream: c < 0x20 other than NUL is kParseErrorStringEscapeInvalid at c.
+    assert _error(b'["ab\x1f"]') == (
+        "JSON Parse error: Invalid escape character in string. at offset: 4")
+
+
+def test_a_leading_nul_byte_is_an_empty_document():
+    assert _error(b"\0[1]") == "JSON Parse error: The document is empty. at offset: 0"
+
+
+def test_an_integer_past_64_bits_is_refused_once_its_double_reaches_dbl_max_over_10():
+    # ParseNumber: past uint64 (int64 with a minus) the digits go into a double, and the
+    # number is refused at its first byte if that double is >= 1.7976931348623157e307
+    # before a digit: 1 followed by 308 zeros is 1e307 before its last digit, 2... 2e307.
+    zeros = b"0" * 308
+    assert read_json(b"[1" + zeros + b", -1" + zeros + b"]") == [1e308, -1e308]
+    assert _error(b"[1, 2" + zeros + b"]") == (
+        "JSON Parse error: Number too big to be stored in double. at offset: 4")
+    assert _error(b"[-2" + zeros + b"]") == (
+        "JSON Parse error: Number too big to be stored in double. at offset: 1")
+
+
+@pytest.mark.parametrize(("number", "max_exponent"), [
+    # ParseNumber: a positive exponent may reach 308 - expFrac, expFrac counting the
+    # fraction digits taken into the significand: 1.5 takes 1; 0.0001 takes 4 (zeros
+    # before the first significant digit count); 1.0...01 (22 zeros) takes 16 digits into
+    # the 64-bit significand (it passes 2^53 - 1 at 10^16) and 1 more into the double (17
+    # significant digits counted, the first integer digit not counted); 12345678901234567.55
+    # is past 2^53 already (16 digits counted) and takes 1; an integer past uint64 counts
+    # 18 digits and takes none.
+    (b"1", 308), (b"1.5", 309), (b"0.0001", 312), (b"1." + b"0" * 22 + b"1", 325),
+    (b"12345678901234567.55", 309), (b"18446744073709551616.5", 308), (b"-1.5", 309)])
+def test_a_positive_exponent_is_refused_past_308_plus_the_fraction_digits_taken(
+        number, max_exponent):
+    body = b"[" + number + b"e" + str(max_exponent).encode() + b"]"
+    assert read_json(body) == [float(body[1:-1])]
+    assert read_json(body.replace(b"e", b"E+")) == [float(body[1:-1])]
+    assert _error(b"[" + number + b"e" + str(max_exponent + 1).encode() + b"]") == (
+        "JSON Parse error: Number too big to be stored in double. at offset: 1")
+
+
+def test_a_negative_or_short_exponent_is_read():
+    assert read_json(b"[1e-400, 25e-1, 1e30]") == [0.0, 2.5, 1e30]
+
+
+def test_a_zero_with_a_large_exponent_is_too_big():
+    # ParseNumber checks the exponent alone, whatever the significand.
+    assert _error(b"[0e309]") == (
+        "JSON Parse error: Number too big to be stored in double. at offset: 1")

@@ -218,3 +218,22 @@ def test_a_body_that_is_no_json_is_refused_with_rapidjsons_message():
     # after the 14 bytes of '{"instances": '.
     assert _refused('{"instances": x}') == "JSON Parse error: Invalid value. at offset: 14"
     assert _refused("") == "JSON Parse error: The document is empty"
+
+
+@pytest.mark.parametrize(("dtype", "name", "accepted", "refused"), [
+    # AddValueToTensor: int32, int16, int8 and uint8 take rapidjson's IsInt (an int32),
+    # int64 IsInt64, uint32 IsUint, uint64 IsUint64; each range's ends typed out.
+    (types_pb2.DT_INT32, "int32", [-2147483648, 2147483647], [-2147483649, 2147483648]),
+    (types_pb2.DT_INT64, "int64", [-9223372036854775808, 9223372036854775807],
+     [9223372036854775808]),
+    (types_pb2.DT_UINT32, "uint32", [0, 4294967295], [-1, 4294967296]),
+    (types_pb2.DT_UINT64, "uint64", [0, 18446744073709551615], [-1]),
+])
+def test_integer_inputs_take_the_integers_of_rapidjsons_range_for_their_dtype(
+        dtype, name, accepted, refused):
+    infos = _infos(n=dtype)
+    assert _parse(f'{{"inputs": {accepted}}}', infos)[1]["n"].tolist() == accepted
+    for value in refused:
+        assert _refused(f'{{"inputs": [{value}]}}', infos) == (
+            f"JSON Value: {value} Type: Number is not of expected type: {name}")
+
