@@ -186,3 +186,13 @@ def test_a_zero_with_a_large_exponent_is_too_big():
     # ParseNumber checks the exponent alone, whatever the significand.
     assert _error(b"[0e309]") == (
         "JSON Parse error: Number too big to be stored in double. at offset: 1")
+
+
+def test_a_utf8_byte_order_mark_is_skipped_and_counted_in_offsets():
+    # json_tensor.cc ParseJson reads an EncodedInputStream<UTF8<>, MemoryStream>, whose
+    # constructor (rapidjson/encodedstream.h) takes 0xEF, then 0xBB, then 0xBF, each if
+    # it comes next; Tell() still counts from the body's first byte.
+    assert read_json(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
+    assert read_json(b"\xbb[1]") == [1]
+    assert _error(b"\xef\xbb\xbf[1,]") == "JSON Parse error: Invalid value. at offset: 6"
+    assert _error(b"\xef\xbb\xbf") == "JSON Parse error: The document is empty. at offset: 3"

@@ -6,7 +6,8 @@ and reports a syntax error as `JSON Parse error: <GetParseError_En> at offset:
 <GetErrorOffset>`, the offset counted in bytes. `read_json` gives the same
 value, or the same message: the first JSON value of the body is read and
 whatever follows it is ignored; `NaN`, `Inf` and `Infinity` (signed) are
-numbers; a NUL byte ends the body; strings are not checked for UTF-8.
+numbers; a UTF-8 byte-order mark is skipped (and counted in offsets); a
+NUL byte ends the body; strings are not checked for UTF-8.
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ class _Reader:
         end = data.find(b"\0")
         self.data = data if end < 0 else data[:end]
         self.pos = 0
+        # EncodedInputStream<UTF8<>, MemoryStream> skips a byte-order mark: 0xEF, 0xBB
+        # and 0xBF, each if it comes next; offsets still count them.
+        for byte in b"\xef\xbb\xbf":
+            self.pos += self._peek() == byte
 
     def _peek(self) -> int:
         return self.data[self.pos] if self.pos < len(self.data) else 0
