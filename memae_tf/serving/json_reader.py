@@ -264,7 +264,7 @@ class _Reader:
                 raise self._error(NUMBER_MISS_EXPONENT)
             exponent = self._digits()
             if not exponent_minus:
-                self._check_exponent(integer, fraction, exponent, minus, start)
+                self._check_exponent(integer, fraction, exponent, start)
         text = self.data[start:self.pos].decode("ascii")
         if fraction or exponent is not None:
             return float(text)
@@ -286,11 +286,11 @@ class _Reader:
                 return
             value = value * 10 + digit - 48
 
-    def _check_exponent(self, integer: bytes, fraction: bytes, exponent: bytes, minus: bool,
+    def _check_exponent(self, integer: bytes, fraction: bytes, exponent: bytes,
                         start: int) -> None:
         # A positive exponent is refused once it passes 308 plus the fraction digits
         # the significand took; its first digit is never checked.
-        max_exponent = 308 + _fraction_digits_taken(integer, fraction, minus)
+        max_exponent = 308 + _fraction_digits_taken(integer, fraction)
         value = exponent[0] - 48
         for digit in exponent[1:]:
             value = value * 10 + digit - 48
@@ -310,7 +310,7 @@ class _Reader:
         raise self._error(VALUE_INVALID)
 
 
-def _fraction_digits_taken(integer: bytes, fraction: bytes, minus: bool) -> int:
+def _fraction_digits_taken(integer: bytes, fraction: bytes) -> int:
     """How many fraction digits rapidjson's 64-bit ParseNumber counts into `expFrac`.
 
     Digits go into a 64-bit significand while it stays below 2^53, then into
@@ -318,8 +318,6 @@ def _fraction_digits_taken(integer: bytes, fraction: bytes, minus: bool) -> int:
     are skipped. An integer part past the 64-bit integers has 18 significant
     digits or more already, so it takes none.
     """
-    if not fraction or int(integer) > (2**63 if minus else _UINT64_MAX):
-        return 0
     significand = int(integer)
     significant = len(integer) - 1 if significand else 0
     taken = 0
