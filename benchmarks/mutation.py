@@ -220,7 +220,10 @@ MODULES: dict[str, list[str]] = {
         "tests/test_serving_json_reader.py", "tests/test_serving_rest_json.py"],
     "memae_tf/serving/rest_predict.py": ["tests/test_serving_rest_json.py"],
     "memae_tf/serving/json_writer.py": [
-        "tests/test_serving_json_writer.py", "tests/test_serving_rest_json.py"],
+        "tests/test_serving_json_writer.py", "tests/test_serving_rest_json.py",
+        *(f"tests/test_serving_inference.py::test_{name}" for name in (
+            "a_long_value_is_quoted_up_to_the_event_that_passes_256_bytes",
+            "the_debug_string_stops_at_the_first_event_once_256_bytes_are_written"))],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

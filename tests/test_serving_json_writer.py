@@ -88,6 +88,11 @@ def test_a_double_is_written_with_seventeen_digits_when_six_do_not_read_back(val
     ("1.000000059604644775390624999999", 1.0),
     ("1.000000059604644775390625", 1.0),  # the midpoint itself: ties to even
     ("0.1", 0.100000001490116119384765625),
+    # 1 + 3 * 2**-24 is halfway between 1 + 2**-23 and the even 1 + 2**-22, and a double
+    # holds it: the text just below it rounds once to 1 + 2**-23 (twice, to 1 + 2**-22).
+    ("1.000000178813934326171874999999", 1 + 2**-23),
+    ("1.000000178813934326171875000001", 1 + 2**-22),
+    ("1.000000178813934326171875", 1 + 2**-22),
 ])
 def test_the_read_back_rounds_the_decimal_text_once_to_a_float(text, expected):
     assert _float32_of(text) == F32(expected)
@@ -233,3 +238,29 @@ def test_a_regress_answer_writes_its_values_on_one_line():
 def test_an_error_answer_is_one_member_on_its_own_line():
     assert error_json('Missing "x"\tin\x1f') == (
         b'{\n    "error": "Missing \\"x\\"\\tin\\u001F"\n}')
+
+
+def test_backspace_form_feed_and_carriage_return_take_short_escapes():
+    """Writer::WriteString's escape table: 0x08 \\b, 0x0C \\f, 0x0D \\r; 0x0B and 0x1F
+    have none and are written \\u000B and \\u001F."""
+    text = {"label": np.array([b"\b\f\r\t\x0b\x1f"], object)}
+    assert predict_json(text, row_format=False) == (
+        b'{\n    "outputs": [\n        "\\b\\f\\r\\t\\u000B\\u001F"\n    ]\n}')
+
+
+def test_only_a_string_output_named_bytes_is_written_as_base64():
+    # IsNamedTensorBytes: the "_bytes" suffix and dtype DT_STRING.
+    assert predict_json({"x_bytes": np.array([1.5], F32)}, row_format=False) == (
+        b'{\n    "outputs": [\n        1.5\n    ]\n}')
+
+
+def test_an_empty_output_of_a_dtype_json_cannot_hold_is_an_empty_list():
+    # AddSingleValueAndAdvance refuses a dtype only when it writes a value of it.
+    assert predict_json({"h": np.ones(0, np.float16)}, row_format=False) == (
+        b'{\n    "outputs": []\n}')
+
+
+def test_a_row_answer_whose_first_output_is_empty_refuses_a_non_empty_one():
+    # MakeRowFormatJsonFromTensors: batch_size starts at -1, so 0 rows is a batch size.
+    assert _refusal(predict_json, {"a": np.zeros(0, F32), "b": np.zeros(3, F32)},
+                    True).message == "Tensor name: b has inconsistent batch size: 3 expecting: 0"
