@@ -165,17 +165,20 @@ def test_an_integer_past_64_bits_is_refused_once_its_double_reaches_dbl_max_over
     # before the first significant digit count); 1.0...01 (22 zeros) takes 16 digits into
     # the 64-bit significand (it passes 2^53 - 1 at 10^16) and 1 more into the double (17
     # significant digits counted, the first integer digit not counted); 12345678901234567.55
-    # is past 2^53 already (16 digits counted) and takes 1; an integer past uint64 counts
-    # 18 digits and takes none.
+    # is past 2^53 already (16 digits counted) and takes 1; 0. and 18 nines counts its
+    # first nonzero digit and takes 17; an integer past uint64 counts 18 digits and
+    # takes none.
     (b"1", 308), (b"1.5", 309), (b"0.0001", 312), (b"1." + b"0" * 22 + b"1", 325),
+    (b"0." + b"9" * 17 + b"9", 325),
     (b"12345678901234567.55", 309), (b"18446744073709551616.5", 308), (b"-1.5", 309)])
 def test_a_positive_exponent_is_refused_past_308_plus_the_fraction_digits_taken(
         number, max_exponent):
     body = b"[" + number + b"e" + str(max_exponent).encode() + b"]"
     assert read_json(body) == [float(body[1:-1])]
     assert read_json(body.replace(b"e", b"E+")) == [float(body[1:-1])]
-    assert _error(b"[" + number + b"e" + str(max_exponent + 1).encode() + b"]") == (
-        "JSON Parse error: Number too big to be stored in double. at offset: 1")
+    for sign in (b"e", b"E+"):
+        assert _error(b"[" + number + sign + str(max_exponent + 1).encode() + b"]") == (
+            "JSON Parse error: Number too big to be stored in double. at offset: 1")
 
 
 def test_a_negative_or_short_exponent_is_read():
