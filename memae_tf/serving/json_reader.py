@@ -313,27 +313,20 @@ class _Reader:
 def _fraction_digits_taken(integer: bytes, fraction: bytes) -> int:
     """How many fraction digits rapidjson's 64-bit ParseNumber counts into `expFrac`.
 
-    Digits go into a 64-bit significand while it stays below 2^53, then into
-    a double while fewer than 17 significant digits were taken; the others
-    are skipped. An integer part past the 64-bit integers has 18 significant
+    It takes fraction digits while fewer than 17 significant digits were
+    counted (its `significandDigit`: every digit from the first nonzero one
+    on, but the integer part's first digit) and skips the others. Its digits
+    go into a 64-bit significand up to 2^53, into a double after; the count
+    is the same. An integer part past the 64-bit integers has 18 significant
     digits or more already, so it takes none.
     """
-    significand = int(integer)
-    significant = len(integer) - 1 if significand else 0
+    started = int(integer) > 0
+    significant = len(integer) - 1 if started else 0
     taken = 0
     for digit in fraction:
-        if significand > 2**53 - 1:
-            break
-        significand = significand * 10 + digit - 48
-        taken += 1
-        if significand:
-            significant += 1
-    double = float(significand)
-    for digit in fraction[taken:]:
         if significant >= 17:
             break
-        double = double * 10 + digit - 48
         taken += 1
-        if double > 0:
-            significant += 1
+        started = started or digit != ord("0")
+        significant += started
     return taken
