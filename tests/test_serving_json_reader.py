@@ -161,15 +161,16 @@ def test_an_integer_past_64_bits_is_refused_once_its_double_reaches_dbl_max_over
 
 @pytest.mark.parametrize(("number", "max_exponent"), [
     # ParseNumber: a positive exponent may reach 308 - expFrac, expFrac counting the
-    # fraction digits taken into the significand: 1.5 takes 1; 0.0001 takes 4 (zeros
-    # before the first significant digit count); 1.0...01 (22 zeros) takes 16 digits into
+    # fraction digits taken into the significand: 1.5 takes 1; 0.0001 takes 4 and 0.
+    # with 20 zeros and a 1 takes 21 (zeros before the first significant digit count
+    # as taken, not as significant); 1.0...01 (22 zeros) takes 16 digits into
     # the 64-bit significand (it passes 2^53 - 1 at 10^16) and 1 more into the double (17
     # significant digits counted, the first integer digit not counted); 12345678901234567.55
     # is past 2^53 already (16 digits counted) and takes 1; 0. and 18 nines counts its
     # first nonzero digit and takes 17; an integer past uint64 counts 18 digits and
     # takes none.
     (b"1", 308), (b"1.5", 309), (b"0.0001", 312), (b"1." + b"0" * 22 + b"1", 325),
-    (b"0." + b"9" * 17 + b"9", 325),
+    (b"0." + b"9" * 17 + b"9", 325), (b"0." + b"0" * 20 + b"1", 329),
     (b"12345678901234567.55", 309), (b"18446744073709551616.5", 308), (b"-1.5", 309)])
 def test_a_positive_exponent_is_refused_past_308_plus_the_fraction_digits_taken(
         number, max_exponent):
