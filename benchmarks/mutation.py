@@ -224,6 +224,10 @@ MODULES: dict[str, list[str]] = {
         *(f"tests/test_serving_inference.py::test_{name}" for name in (
             "a_long_value_is_quoted_up_to_the_event_that_passes_256_bytes",
             "the_debug_string_stops_at_the_first_event_once_256_bytes_are_written"))],
+    "memae_tf/serving/initial_load.py": [
+        "tests/test_serving_initial_load.py",
+        "tests/test_docstring_examples.py::"
+        "test_docstring_examples_run_as_shown[memae_tf.serving.initial_load]"],
 }
 
 # Imported once in the parent, before forking, so that each mutant does not pay for them.

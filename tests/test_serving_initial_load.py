@@ -336,3 +336,16 @@ def test_the_initial_load_is_decided_at_the_first_event_all_models_have_settled(
     load.submit(lambda: ran.append(time.sleep(0.05)))
     load.shutdown()  # waits for it
     assert ran == [None]
+
+
+def test_the_start_waits_for_a_model_that_settles_on_another_thread():
+    # servable_state_monitor.cc WaitUntilServablesReachState blocks until the event that
+    # settles the last awaited model, then answers.
+    load = InitialLoad(["memae"], threads=1)
+    settler = threading.Timer(0.1, load.settle, ("memae", 1, "AVAILABLE"))
+    settler.start()
+    try:
+        assert load.reached(timeout=30) == {"memae": (1, "AVAILABLE")}
+    finally:
+        settler.join()
+        load.shutdown()
