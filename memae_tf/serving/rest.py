@@ -178,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "", "", "REST", code, (time.perf_counter() - started) * 1e6)
                 self._send(HTTP_STATUS[code], b"", None, cors=True)
 
-    def _unrouted(self, path: str) -> dict:
+    def _unrouted(self, path: str) -> bytes:
         raise self._malformed(path)
 
     def _read_body(self) -> bytes:
@@ -228,8 +228,6 @@ class _Handler(BaseHTTPRequestHandler):
             if labels is not None:
                 self.server.core.metrics.record_request(
                     *labels, "REST", code, (time.perf_counter() - started) * 1e6)
-            if isinstance(answer, dict):  # model status and metadata
-                answer = json.dumps(answer).encode("utf-8")
             self._send(status, answer, "application/json", cors=path.lower().startswith("/v1/"))
 
     def _metric_labels(self, path: str) -> tuple[str, str] | None:
@@ -269,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
             return invalid_argument(f"Malformed request: {self.command} {path}")
         return not_found(f"No handler for {self.command} {path}; the REST API is under /v1/.")
 
-    def _get(self, path: str) -> dict:
+    def _get(self, path: str) -> bytes:
         match = _MODEL_PATH.fullmatch(path)
         if match is None:
             raise self._malformed(path)
@@ -282,10 +280,12 @@ class _Handler(BaseHTTPRequestHandler):
             response = core.get_model_metadata(request)
             signatures = get_model_metadata_pb2.SignatureDefMap()
             response.metadata[SIGNATURE_DEF_FIELD].Unpack(signatures)
-            return {"model_spec": _to_dict(response.model_spec),
-                    "metadata": {SIGNATURE_DEF_FIELD: _to_dict(signatures)}}
-        request = get_model_status_pb2.GetModelStatusRequest(model_spec=spec)
-        return _to_dict(core.get_model_status(request))
+            answer = {"model_spec": _to_dict(response.model_spec),
+                      "metadata": {SIGNATURE_DEF_FIELD: _to_dict(signatures)}}
+        else:
+            request = get_model_status_pb2.GetModelStatusRequest(model_spec=spec)
+            answer = _to_dict(core.get_model_status(request))
+        return json.dumps(answer).encode("utf-8")
 
     def _post(self, path: str, body: bytes) -> bytes:
         match = _PREDICT_PATH.fullmatch(path)
