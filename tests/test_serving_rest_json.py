@@ -208,6 +208,10 @@ def test_string_inputs_take_text_and_base64_objects():
     infos = _infos(s=types_pb2.DT_STRING)
     _, inputs, _ = _parse({"instances": ["a", {"b64": "YmM="}]}, infos)
     assert inputs["s"].tolist() == [b"a", b"bc"]
+    # JsonDecodeBase64Object calls absl::Base64Unescape, as for classify's features:
+    # the padding may be left out ("YmM" is "bc", "YQ" is "a").
+    _, inputs, _ = _parse({"instances": [{"b64": "YmM"}, {"b64": "YQ"}]}, infos)
+    assert inputs["s"].tolist() == [b"bc", b"a"]
     assert _refused({"instances": [{"b64": "%%%"}]}, infos) == (
         "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: "
         "Unable to base64 decode")

@@ -12,6 +12,8 @@ NUL byte ends the body; strings are not checked for UTF-8.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from typing import Any
 
@@ -330,3 +332,37 @@ def _fraction_digits_taken(integer: bytes, fraction: bytes) -> int:
         started = started or digit != ord("0")
         significant += started
     return taken
+
+
+def json_type(value: Any) -> str:
+    """json_tensor.cc `JsonTypeString`: rapidjson's type of a value `read_json` gave."""
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    return "String" if isinstance(value, str) else "Number"
+
+
+def is_base64_object(value: Any) -> bool:
+    """json_tensor.cc `IsValBase64Object`: an object whose only member is a string `b64`."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def decode_base64(text: str) -> bytes:
+    """The bytes of a `b64` text, as json_tensor.cc `JsonDecodeBase64Object` decodes them.
+
+    `absl::Base64Unescape`: the padding may be left out.
+
+    Raises:
+        ServingError: INVALID_ARGUMENT "Unable to base64 decode" for text that
+            is not base64.
+    """
+    data = text.encode("utf-8", "surrogateescape")
+    try:
+        return base64.b64decode(data + b"=" * (-len(data) % 4), validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise invalid_argument("Unable to base64 decode") from error

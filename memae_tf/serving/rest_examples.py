@@ -8,8 +8,6 @@ bytes). Their answers are written by `memae_tf.serving.json_writer`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import decimal
 import json
@@ -20,7 +18,7 @@ from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow_serving.apis import input_pb2
 
 from memae_tf.serving.errors import invalid_argument
-from memae_tf.serving.json_reader import read_json
+from memae_tf.serving.json_reader import decode_base64, is_base64_object, json_type, read_json
 from memae_tf.serving.json_writer import PrettyWriter, WriteLimitError
 
 # json_tensor.cc kMaxJsonDebugStringBytes: no value is written once the text is this long.
@@ -94,14 +92,6 @@ def json_debug_string(value: Any) -> str:
     return writer.text().decode("utf-8", "surrogateescape")
 
 
-def _json_type(value: Any) -> str:
-    """rapidjson's type names, as json_tensor.cc `JsonTypeString` writes them."""
-    if value is None or isinstance(value, bool):
-        return str(value).replace("None", "Null")
-    names = {dict: "Object", list: "Array", str: "String"}
-    return names.get(type(value), "Number")
-
-
 def _add_feature_value(name: str, value: Any, feature: feature_pb2.Feature) -> None:
     """json_tensor.cc `AddValueToFeature`: one JSON value into a feature of one kind.
 
@@ -109,12 +99,11 @@ def _add_feature_value(name: str, value: Any, feature: feature_pb2.Feature) -> N
     `{"b64": ...}` text is decoded, and an integer refused as uint64, only once
     the feature takes its kind.
     """
-    base64_object = (isinstance(value, dict) and set(value) == {"b64"}
-                     and isinstance(value["b64"], str))
+    base64_object = is_base64_object(value)
     if value is None or isinstance(value, list) or (isinstance(value, dict)
                                                     and not base64_object):
         raise invalid_argument(
-            f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
+            f"Feature: {name} has element with unexpected JSON type: {json_type(value)}")
     # Booleans are ints; read_json, as rapidjson, reads an integer beyond 64 bits as a double.
     if isinstance(value, int):
         kind = "int64_list"
@@ -127,11 +116,7 @@ def _add_feature_value(name: str, value: Any, feature: feature_pb2.Feature) -> N
         raise invalid_argument(f"Unexpected element type in feature: {name} expecting type: "
                                f"{held.removesuffix('_list')}")
     if base64_object:
-        text = value["b64"]
-        try:
-            value = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-        except binascii.Error as error:
-            raise invalid_argument("Unable to base64 decode") from error
+        value = decode_base64(value["b64"])
     elif isinstance(value, str):
         value = value.encode("utf-8", "surrogateescape")
     elif kind == "int64_list":
@@ -148,7 +133,7 @@ def _example(value: Any) -> example_pb2.Example:
     """json_tensor.cc `MakeExampleFromJsonObject`: feature name → a value or a list of values."""
     if not isinstance(value, dict):
         raise invalid_argument(
-            f"Example must be JSON object but got JSON {_json_type(value)}")
+            f"Example must be JSON object but got JSON {json_type(value)}")
     example = example_pb2.Example()
     for name, content in value.items():
         feature = example.features.feature[name]

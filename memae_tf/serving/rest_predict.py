@@ -13,8 +13,6 @@ it (`AddValueToTensor`), and every row against the first's size and shape.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,7 +22,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from memae_tf.serving.errors import ServingError, invalid_argument
-from memae_tf.serving.json_reader import read_json
+from memae_tf.serving.json_reader import decode_base64, is_base64_object, json_type, read_json
 from memae_tf.serving.rest_examples import json_debug_string
 
 InputInfos = Mapping[str, meta_graph_pb2.TensorInfo]
@@ -60,26 +58,8 @@ def _is_int(value: Any, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
-def _json_type(value: Any) -> str:
-    """json_tensor.cc `JsonTypeString`: rapidjson's type of a value."""
-    if value is None:
-        return "Null"
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, dict):
-        return "Object"
-    if isinstance(value, list):
-        return "Array"
-    return "String" if isinstance(value, str) else "Number"
-
-
-def _is_base64(value: Any) -> bool:
-    """`IsValBase64Object`: an object whose only member is a string `b64`."""
-    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
-
-
 def _is_element_object(value: Any) -> bool:
-    return isinstance(value, dict) and not _is_base64(value)
+    return isinstance(value, dict) and not is_base64_object(value)
 
 
 class _Tensor:
@@ -133,7 +113,7 @@ class _Tensor:
         elif accepts(value):
             return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
         raise invalid_argument(
-            f"JSON Value: {json_debug_string(value)} Type: {_json_type(value)} is not of "
+            f"JSON Value: {json_debug_string(value)} Type: {json_type(value)} is not of "
             f"expected type: {name}")
 
     def array(self, shape: list[int]) -> np.ndarray:
@@ -151,13 +131,10 @@ class _Tensor:
 
 def _decode_base64(value: dict) -> bytes:
     """`JsonDecodeBase64Object`."""
-    if not _is_base64(value):
+    if not is_base64_object(value):
         raise invalid_argument(
             f"JSON Value: {json_debug_string(value)} not formatted correctly for base64 data")
-    try:
-        return base64.b64decode(value["b64"].encode("utf-8", "surrogateescape"), validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise invalid_argument("Unable to base64 decode") from error
+    return decode_base64(value["b64"])
 
 
 def _status(error: ServingError) -> str:
@@ -225,7 +202,7 @@ def _from_instances(instances: list, infos: InputInfos) -> dict[str, np.ndarray]
 
 def _from_inputs(value: Any, infos: InputInfos) -> dict[str, np.ndarray]:
     """`FillTensorMapFromInputsMap`: each input's whole tensor; other names are ignored."""
-    if not isinstance(value, dict) or _is_base64(value):
+    if not isinstance(value, dict) or is_base64_object(value):
         if len(infos) > 1:
             raise invalid_argument(
                 "inputs is a plain value/list, but expecting an object as multiple input "
