@@ -177,17 +177,43 @@ def decimal_token(value: float, single: bool) -> bytes:
     >>> decimal_token(0.1, single=False), decimal_token(2.0, single=True)
     (b'0.1', b'2.0')
     """
-    if value != value:
-        return b"NaN"
-    if value in (float("inf"), float("-inf")):
-        return b"-Infinity" if value < 0 else b"Infinity"
-    text = f"{value:.6g}"
-    same = (_float32_of(text) == np.float32(value)) if single else float(text) == value
-    if not same:
-        text = f"{value:.9g}" if single else f"{value:.17g}"
-    if "." not in text and "e" not in text:
-        text += ".0"
-    return text.encode("ascii")
+    return _decimal_tokens([value], single)[0]
+
+
+def _decimal_tokens(values: list[float], single: bool) -> list[bytes]:
+    """`decimal_token` of each value, the read-back checked for all at once with numpy."""
+    texts = [f"{value:.6g}" for value in values]
+    with np.errstate(invalid="ignore", over="ignore"):
+        read = np.array(texts).astype(np.float64)  # strtod: rounded once, as SimpleAtod
+        if single:
+            got = read.astype(np.float32)
+            back = got.astype(np.float64)
+            # Through the double a text is rounded twice, which differs from
+            # SimpleAtof's one rounding only where the double falls exactly halfway
+            # between two float32s: those few go through _float32_of.
+            other = np.nextafter(got, np.where(read > back, np.float32(np.inf),
+                                               np.float32(-np.inf)))
+            ties = np.isfinite(got) & (read != back) & (
+                read - back == other.astype(np.float64) - read)
+            for index in np.flatnonzero(ties):
+                got[index] = _float32_of(texts[index])
+            same = (got == np.array(values, np.float64).astype(np.float32)).tolist()
+        else:
+            same = (read == np.array(values, np.float64)).tolist()
+    tokens = []
+    for value, text, reads_back in zip(values, texts, same, strict=True):
+        if value != value:
+            tokens.append(b"NaN")
+            continue
+        if value in (float("inf"), float("-inf")):
+            tokens.append(b"-Infinity" if value < 0 else b"Infinity")
+            continue
+        if not reads_back:
+            text = f"{value:.9g}" if single else f"{value:.17g}"
+        if "." not in text and "e" not in text:
+            text += ".0"
+        tokens.append(text.encode("ascii"))
+    return tokens
 
 
 # The numpy kinds of the dtypes json_tensor.cc AddSingleValueAndAdvance writes.
@@ -205,8 +231,7 @@ def _tokens(name: str, array: np.ndarray) -> list[bytes]:
     """
     flat = array.ravel().tolist()
     if array.dtype in (np.float32, np.float64):
-        single = array.dtype == np.float32
-        return [decimal_token(value, single) for value in flat]
+        return _decimal_tokens(flat, single=array.dtype == np.float32)
     if array.dtype in _INTEGERS:
         return [str(value).encode("ascii") for value in flat]
     if array.dtype == np.bool_:
