@@ -232,7 +232,7 @@ class ModelManager:
         self._servables: dict[int, Servable] = {}
         self._states: dict[int, VersionState] = {}
         self._failed: set[int] = set()  # aspired versions whose every try failed
-        self._loading: set[int] = set()  # versions loading on an initial load's pool
+        self._loading: set[int] = set()  # versions handed to a pool (InitialLoad, LoadThreads)
         self._aspired: list[int] = []  # the policy's choice at the last poll
         self._listeners: list[Callable[[bool], None]] = []
         self._stopping = threading.Event()
